@@ -1,0 +1,17 @@
+#pragma once
+// The command table: every command group, in the order `fleetkey --help` lists them.
+// Adding a group means adding its file in cmd/ and one line here and in app.cpp.
+
+#include "context.hpp"
+
+namespace fleetkey::cmd {
+
+void setup_init(CLI::App& app, Context& ctx);
+void setup_master(CLI::App& app, Context& ctx);
+void setup_device(CLI::App& app, Context& ctx);
+void setup_user(CLI::App& app, Context& ctx);
+
+// Builds the whole command line: global options and every command group.
+std::unique_ptr<CLI::App> build_app(Context& ctx);
+
+} // namespace fleetkey::cmd

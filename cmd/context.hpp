@@ -1,0 +1,53 @@
+#pragma once
+// What every command file shares: the global options, the fleet they open, and output helpers.
+
+#include <fleetkey/fleet/fleet.hpp>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace fleetkey::cmd {
+
+using Json = nlohmann::ordered_json;
+
+struct Globals
+{
+  std::optional<std::string> home;
+  std::optional<std::string> registry;
+  std::optional<std::string> master_key;
+  std::optional<std::string> passphrase_file;
+  bool json = false;
+  bool quiet = false;
+  int verbose = 0;
+};
+
+class Context
+{
+public:
+  Globals globals;
+  // Set by the callback of the command the user chose; main runs it once parsing succeeded.
+  std::function<void()> action;
+
+  fleet::Fleet& fleet();
+  bool json() const { return globals.json; }
+
+  void print(std::string_view text) const;       // stdout, as is
+  void print_json(const Json& value) const;      // stdout, one line
+  void note(std::string_view text) const;        // stdout, human mode only, unless --quiet
+  void warn(std::string_view text) const;        // stderr: "fleetkey: warning: ..."
+  void write_secret(const crypto::Secret& text) const; // stdout, then flushed
+
+private:
+  std::unique_ptr<fleet::Fleet> m_fleet;
+};
+
+// Registers a subcommand whose callback hands `run` to main as the action to perform.
+CLI::App* add_command(CLI::App& parent, Context& ctx, const std::string& name, const std::string& help,
+                      std::function<void()> run);
+
+} // namespace fleetkey::cmd

@@ -1,0 +1,51 @@
+// fleetkey: parse the command line, run the chosen command, map errors to exit codes.
+
+#include "commands.hpp"
+
+#include <fleetkey/crypto/secret.hpp>
+#include <fleetkey/util/error.hpp>
+
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <sys/stat.h>
+
+int main(int argc, char** argv)
+{
+  using fleetkey::Error;
+  using fleetkey::Exit;
+  // Everything fleetkey creates (home, registry, WAL, key files) is private to its owner.
+  ::umask(077);
+  fleetkey::cmd::Context ctx;
+  try {
+    fleetkey::crypto::init();
+    auto app = fleetkey::cmd::build_app(ctx);
+    try {
+      app->parse(argc, argv);
+    } catch (const CLI::CallForHelp& e) {
+      return app->exit(e);
+    } catch (const CLI::CallForAllHelp& e) {
+      return app->exit(e);
+    } catch (const CLI::CallForVersion& e) {
+      return app->exit(e);
+    } catch (const CLI::ParseError& e) {
+      fmt::print(stderr, "fleetkey: error: {} (see fleetkey --help)\n", e.what());
+      return static_cast<int>(Exit::usage);
+    }
+    if (ctx.action) {
+      ctx.action();
+    }
+    if (std::fflush(stdout) != 0) {
+      throw Error(Exit::failure, "cannot write to stdout");
+    }
+    return 0;
+  } catch (const Error& e) {
+    std::fflush(stdout);
+    fmt::print(stderr, "fleetkey: error: {}\n", e.what());
+    return e.exit_code();
+  } catch (const std::exception& e) {
+    std::fflush(stdout);
+    fmt::print(stderr, "fleetkey: error: {}\n", e.what());
+    return static_cast<int>(Exit::failure);
+  }
+}

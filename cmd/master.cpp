@@ -1,0 +1,78 @@
+// fleetkey master list | rotate | retire | passwd
+#include "commands.hpp"
+#include "render.hpp"
+
+#include <fleetkey/fleet/master.hpp>
+
+#include <fmt/format.h>
+
+namespace fleetkey::cmd {
+
+namespace {
+
+void print_master_table(Context& ctx, const std::vector<registry::MasterKeyRecord>& keys)
+{
+  if (ctx.json()) {
+    for (const auto& k : keys) {
+      ctx.print_json(to_json(k));
+    }
+    return;
+  }
+  ctx.print(fmt::format("{:<8} {:<8} {:<21} {:<32} {}\n", "VERSION", "STATUS", "CREATED", "FINGERPRINT", "TEST"));
+  for (const auto& k : keys) {
+    ctx.print(fmt::format("{:<8} {:<8} {:<21} {:<32} {}\n", k.version, k.status, k.created, k.fingerprint,
+                          k.test_key ? "yes" : "no"));
+  }
+}
+
+} // namespace
+
+void setup_master(CLI::App& app, Context& ctx)
+{
+  auto* master = app.add_subcommand("master", "Manage master key versions");
+  master->require_subcommand(1);
+
+  add_command(*master, ctx, "list", "List master key versions (no passphrase needed)",
+              [&ctx] { print_master_table(ctx, fleet::list_master_keys(ctx.fleet())); });
+
+  add_command(*master, ctx, "rotate", "Add master key version v+1 and make it current", [&ctx] {
+    const auto rec = fleet::rotate_master_key(ctx.fleet());
+    if (ctx.json()) {
+      ctx.print_json(to_json(rec));
+    } else {
+      ctx.note(fmt::format("master key v{} is now current (fingerprint {}); devices keep the version they were "
+                           "registered with",
+                           rec.version, rec.fingerprint));
+    }
+  });
+
+  auto version = std::make_shared<uint32_t>(0);
+  auto* retire = add_command(*master, ctx, "retire", "Retire a master key version: its keys and tokens stop working",
+                             [&ctx, version] {
+                               const auto rec = fleet::retire_master_key(ctx.fleet(), *version);
+                               if (ctx.json()) {
+                                 ctx.print_json(to_json(rec));
+                               } else {
+                                 ctx.note(fmt::format("master key v{} is retired", rec.version));
+                               }
+                             });
+  retire->add_option("VERSION", *version, "Master key version to retire")->required();
+
+  auto po = std::make_shared<fleet::PasswdOptions>();
+  auto* passwd = add_command(*master, ctx, "passwd", "Re-encrypt the master key file under a new passphrase", [&ctx, po] {
+    fleet::change_passphrase(ctx.fleet(), *po);
+    if (ctx.json()) {
+      ctx.print_json({{"master_key", ctx.fleet().paths().master_key}, {"encrypted", !po->no_passphrase}});
+    } else {
+      ctx.note(fmt::format("{} {}", po->no_passphrase ? "decrypted" : "re-encrypted", ctx.fleet().paths().master_key));
+    }
+  });
+  passwd->add_option("--new-passphrase-file", po->new_passphrase_file,
+                     "Read the new passphrase from FILE (default: ask twice on the terminal)")
+    ->type_name("FILE");
+  passwd->add_flag("--no-passphrase", po->no_passphrase, "Write the key file unencrypted");
+  passwd->add_option("--kdf", po->kdf_profile, "Argon2id cost for the new passphrase (default: unchanged)")
+    ->check(CLI::IsMember({"interactive", "moderate", "sensitive"}));
+}
+
+} // namespace fleetkey::cmd

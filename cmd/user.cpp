@@ -1,0 +1,148 @@
+// fleetkey user add | list | show | grant | revoke | key
+#include "commands.hpp"
+#include "render.hpp"
+
+#include <fleetkey/fleet/keys.hpp>
+#include <fleetkey/fleet/users.hpp>
+#include <fleetkey/util/error.hpp>
+#include <fleetkey/util/text.hpp>
+
+#include <fmt/format.h>
+
+namespace fleetkey::cmd {
+
+namespace {
+
+struct AddOptions
+{
+  std::string name;
+  std::vector<std::string> labels;
+};
+
+struct GrantOptions
+{
+  std::string name;
+  std::string device;
+  std::string role;
+  std::optional<std::string> ttl;
+};
+
+struct RevokeOptions
+{
+  std::string name;
+  std::optional<std::string> device;
+  std::string reason;
+};
+
+struct KeyOptions
+{
+  std::string name;
+  std::string device;
+  std::string format = "hex";
+};
+
+} // namespace
+
+void setup_user(CLI::App& app, Context& ctx)
+{
+  auto* user = app.add_subcommand("user", "Manage users, their grants and their per-device keys");
+  user->require_subcommand(1);
+
+  auto ao = std::make_shared<AddOptions>();
+  auto* add = add_command(*user, ctx, "add", "Add a user", [&ctx, ao] {
+    const auto u = fleet::add_user(ctx.fleet(), ao->name, fleet::parse_labels(ao->labels));
+    ctx.json() ? ctx.print_json(to_json(u)) : ctx.note(fmt::format("added user {}", u.name));
+  });
+  add->add_option("NAME", ao->name, "User name: 1-128 bytes of printable UTF-8")->required();
+  add->add_option("--label", ao->labels, "Label KEY=VALUE (repeatable)")->type_name("K=V");
+
+  add_command(*user, ctx, "list", "List users", [&ctx] {
+    if (!ctx.json()) {
+      ctx.print(fmt::format("{:<24} {:<21} {}\n", "NAME", "CREATED", "LABELS"));
+    }
+    fleet::list_users(ctx.fleet(), [&ctx](const registry::UserRecord& u) {
+      ctx.json() ? ctx.print_json(to_json(u))
+                 : ctx.print(fmt::format("{:<24} {:<21} {}\n", u.name, u.created, labels_text(u.labels)));
+    });
+  });
+
+  auto show_name = std::make_shared<std::string>();
+  auto* show = add_command(*user, ctx, "show", "Show a user and their grants", [&ctx, show_name] {
+    const auto d = fleet::show_user(ctx.fleet(), *show_name);
+    if (ctx.json()) {
+      Json j = to_json(d.user);
+      j["grants"] = Json::array();
+      for (const auto& g : d.grants) {
+        j["grants"].push_back(to_json(g));
+      }
+      ctx.print_json(j);
+      return;
+    }
+    ctx.print(fmt::format("name:     {}\nlabels:   {}\ncreated:  {}\ngrants:   {}\n", d.user.name,
+                          labels_text(d.user.labels), d.user.created, d.grants.size()));
+    for (const auto& g : d.grants) {
+      ctx.print(fmt::format("  {:<24} role {:<12} epoch {:<4} {:<8} expires {}\n", g.device, g.role, g.epoch, g.status,
+                            g.expires.value_or("never")));
+    }
+  });
+  show->add_option("NAME", *show_name, "User name")->required();
+
+  auto go = std::make_shared<GrantOptions>();
+  auto* grant = add_command(*user, ctx, "grant", "Grant a user a role on a device and print their credentials", [&ctx, go] {
+    std::optional<int64_t> ttl;
+    if (go->ttl) {
+      auto d = util::parse_duration(*go->ttl);
+      if (!d) {
+        throw fleetkey::Error(Exit::usage, "--ttl: {}", d.error());
+      }
+      ttl = *d;
+    }
+    auto& fleet = ctx.fleet();
+    const auto g = fleet::grant_user(fleet, go->name, go->device, go->role, ttl);
+    fleet::KeyMeta meta{"user", g.device.id, g.grant.user, g.grant.epoch, std::nullopt, g.device.key_version,
+                        g.fingerprint, fleet.keyring().is_test_key()};
+    if (ctx.json()) {
+      ctx.write_secret(fleet::format_key(fleet::KeyFormat::json, g.user_key, meta));
+      return;
+    }
+    ctx.print(fmt::format("user:         {}\ndevice:       {}\nrole:         {}\nepoch:        {}\nexpires:      {}\n",
+                          g.grant.user, g.grant.device, g.grant.role, g.grant.epoch, g.grant.expires.value_or("never")));
+    ctx.print("user key:     ");
+    ctx.write_secret(fleet::format_key(fleet::KeyFormat::base64, g.user_key, meta));
+    ctx.print(fmt::format("fingerprint:  {}\n", g.fingerprint));
+  });
+  grant->add_option("NAME", go->name, "User name")->required();
+  grant->add_option("--device", go->device, "Device id")->required()->type_name("ID");
+  grant->add_option("--role", go->role, "Role, e.g. owner, guest, service")->required()->type_name("ROLE");
+  grant->add_option("--ttl", go->ttl, "Grant lifetime, e.g. 90s, 12h, 30d, 1w2d (default: no expiry)")
+    ->type_name("DURATION");
+
+  auto ro = std::make_shared<RevokeOptions>();
+  auto* revoke = add_command(*user, ctx, "revoke", "Revoke a user's grant on one device, or on every device", [&ctx, ro] {
+    const auto revoked = fleet::revoke_user(ctx.fleet(), ro->name, ro->device, ro->reason);
+    for (const auto& g : revoked) {
+      ctx.json() ? ctx.print_json(to_json(g))
+                 : ctx.note(fmt::format("revoked {} on device {} (key epoch now {})", g.user, g.device, g.epoch));
+    }
+  });
+  revoke->add_option("NAME", ro->name, "User name")->required();
+  revoke->add_option("--device", ro->device, "Only this device (default: every device)")->type_name("ID");
+  revoke->add_option("--reason", ro->reason, "Why, for the audit trail")->required()->type_name("TEXT");
+
+  auto ko = std::make_shared<KeyOptions>();
+  auto* key = add_command(*user, ctx, "key", "Print the user's key for a device, K_user(D, U, epoch)", [&ctx, ko] {
+    const auto format = ctx.json() ? fleet::KeyFormat::json : fleet::parse_key_format(ko->format);
+    auto& fleet = ctx.fleet();
+    const auto k = fleet::export_user_key(fleet, ko->name, ko->device);
+    fleet::KeyMeta meta{"user", k.device.id, k.grant.user, k.grant.epoch, std::nullopt, k.device.key_version,
+                        k.fingerprint, fleet.keyring().is_test_key()};
+    ctx.write_secret(fleet::format_key(format, k.user_key, meta));
+  });
+  key->add_option("NAME", ko->name, "User name")->required();
+  key->add_option("--device", ko->device, "Device id")->required()->type_name("ID");
+  key->add_option("--format", ko->format, "Output format")
+    ->check(CLI::IsMember({"hex", "base64", "c", "psk", "json"}))
+    ->capture_default_str();
+}
+
+} // namespace fleetkey::cmd

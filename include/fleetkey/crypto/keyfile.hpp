@@ -1,0 +1,81 @@
+#pragma once
+// The master key ring and its file: every master key version, encrypted at rest with a key from
+// Argon2id (crypto_pwhash) and XChaCha20-Poly1305. Layout in fleetkey-formats(5).
+
+#include <fleetkey/crypto/secret.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace fleetkey::crypto {
+
+struct MasterKey
+{
+  uint32_t version = 0;
+  int64_t created = 0; // Unix seconds
+  Secret key;          // 32 bytes
+};
+
+class Keyring
+{
+public:
+  // A new ring holding version 1: random, or derived from `test_seed` for reproducible fixtures.
+  static Keyring create(int64_t now, std::optional<Secret> test_seed = std::nullopt);
+
+  // Adds version current+1 and makes it current; returns it.
+  const MasterKey& rotate(int64_t now);
+
+  const MasterKey& get(uint32_t version) const; // throws Error(not_found)
+  const MasterKey& current() const { return get(m_current); }
+  uint32_t current_version() const { return m_current; }
+  const std::vector<MasterKey>& versions() const { return m_versions; }
+  bool is_test_key() const { return !m_test_seed.empty(); }
+
+  Secret serialize() const;
+  static Keyring deserialize(std::span<const uint8_t> plaintext); // throws Error(key)
+
+private:
+  Keyring() = default;
+  MasterKey make_version(uint32_t version, int64_t now) const;
+
+  std::vector<MasterKey> m_versions;
+  uint32_t m_current = 0;
+  Secret m_test_seed; // empty unless this is a test key
+};
+
+struct KdfParams
+{
+  uint64_t opslimit = 0;
+  uint64_t memlimit = 0;
+};
+
+// crypto_pwhash's named Argon2id cost levels: "interactive", "moderate" (the default), "sensitive".
+KdfParams kdf_profile(std::string_view name); // throws Error(usage)
+
+// Returns the passphrase, or throws when none can be had; called only for an encrypted file.
+using PassphraseSource = std::function<Secret()>;
+
+struct KeyFileHeader
+{
+  bool encrypted = false;
+  KdfParams kdf;
+  bool test_key = false;
+  uint32_t current_version = 0;
+};
+
+std::string encode_key_file(const Keyring& ring, const Secret* passphrase, KdfParams kdf);
+Keyring decode_key_file(std::string_view text, const PassphraseSource& passphrase, KeyFileHeader* header = nullptr);
+
+// Reading refuses a file that group or others can access; writing is atomic and 0600 throughout.
+Keyring read_key_file(const std::string& path, const PassphraseSource& passphrase, KeyFileHeader* header = nullptr);
+enum class Replace { no, yes };
+void write_key_file(const std::string& path, const Keyring& ring, const Secret* passphrase, KdfParams kdf,
+                    Replace replace);
+
+// Reads a passphrase from the controlling terminal with echo off.
+Secret prompt_passphrase(const char* prompt); // throws Error(key)
+
+} // namespace fleetkey::crypto

@@ -1,0 +1,83 @@
+#pragma once
+// The fleet: where the home, registry and master key live, and the lazily opened handles to
+// them that every command shares. Commands call the functions in fleet/*.hpp with a Fleet.
+
+#include <fleetkey/crypto/keyfile.hpp>
+#include <fleetkey/registry/registry.hpp>
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace fleetkey::fleet {
+
+// What the global options say; unset ones fall back to the environment, then to defaults.
+struct Options
+{
+  std::optional<std::string> home;
+  std::optional<std::string> registry;
+  std::optional<std::string> master_key;
+  std::optional<std::string> passphrase_file;
+};
+
+struct Paths
+{
+  std::string home;
+  std::string registry;
+  std::string master_key;
+  std::optional<std::string> passphrase_file;
+};
+
+// --home, then $FLEETKEY_HOME, then $XDG_DATA_HOME/fleetkey, then ~/.local/share/fleetkey;
+// --registry and --master-key (or their variables) override the files inside it.
+Paths resolve_paths(const Options& options);
+
+enum class Confirm { no, yes };
+
+class Fleet
+{
+public:
+  using Warn = std::function<void(std::string_view)>;
+
+  Fleet(Options options, Warn warn);
+  ~Fleet();
+
+  const Paths& paths() const { return m_paths; }
+  registry::Registry& registry();      // opens the existing registry on first use
+  const crypto::Keyring& keyring();     // reads and checks the key file on first use
+  // The master key a record names; throws when the version is retired or unknown.
+  const crypto::MasterKey& master_key(uint32_t version);
+  // Whether the key file is encrypted, with which KDF parameters (valid after keyring()).
+  const crypto::KeyFileHeader& key_file_header();
+
+  // The passphrase from --passphrase-file, $FLEETKEY_PASSPHRASE_FILE, $FLEETKEY_PASSPHRASE or
+  // the terminal (asked twice with Confirm::yes); an error when none of those is available.
+  crypto::Secret passphrase(Confirm confirm, const char* prompt = "Passphrase: ");
+
+  void warn(std::string_view message) const { m_warn(message); }
+
+  // Replaces the cached handles after init, rotate and passwd.
+  void reset_keyring(std::unique_ptr<crypto::Keyring> ring, crypto::KeyFileHeader header);
+  void set_registry(registry::Registry reg);
+
+private:
+  Paths m_paths;
+  Warn m_warn;
+  std::optional<registry::Registry> m_registry;
+  std::unique_ptr<crypto::Keyring> m_keyring;
+  crypto::KeyFileHeader m_header;
+};
+
+// Reads a passphrase file: refuses one that group or others can read, strips one trailing
+// newline, refuses an empty passphrase.
+crypto::Secret read_passphrase_file(const std::string& path);
+
+// Names: 1-128 bytes of printable UTF-8 (no control characters).
+void validate_name(std::string_view value, std::string_view what);
+// Labels: KEY=VALUE with KEY of 1-64 characters [A-Za-z0-9_.-] and VALUE of 0-256 bytes printable UTF-8.
+std::pair<std::string, std::string> parse_label(std::string_view text);
+nlohmann::json parse_labels(const std::vector<std::string>& labels);
+
+} // namespace fleetkey::fleet

@@ -1,0 +1,40 @@
+#pragma once
+// Creating the fleet and managing master key versions.
+
+#include <fleetkey/fleet/fleet.hpp>
+
+#include <optional>
+#include <string>
+
+namespace fleetkey::fleet {
+
+struct InitOptions
+{
+  bool no_passphrase = false;
+  std::optional<std::string> test_seed_hex; // reproducible fixtures only
+  std::string kdf_profile = "moderate";
+  bool force = false;                        // replace an existing registry and key file
+};
+
+// Creates the home (0700), the registry and master key version 1.
+registry::MasterKeyRecord init(Fleet& fleet, const InitOptions& options);
+
+std::vector<registry::MasterKeyRecord> list_master_keys(Fleet& fleet);
+
+// Adds version v+1 to the key file and the registry and makes it current.
+registry::MasterKeyRecord rotate_master_key(Fleet& fleet);
+
+// Marks a non-current version retired: its devices' keys and its tokens stop being served.
+registry::MasterKeyRecord retire_master_key(Fleet& fleet, uint32_t version);
+
+struct PasswdOptions
+{
+  bool no_passphrase = false;                    // write the key file unencrypted
+  std::optional<std::string> new_passphrase_file; // else the terminal, asked twice
+  std::optional<std::string> kdf_profile;         // else keep the current parameters
+};
+
+// Re-encrypts the key file under a new passphrase (new salt and nonce).
+void change_passphrase(Fleet& fleet, const PasswdOptions& options);
+
+} // namespace fleetkey::fleet

@@ -1,0 +1,46 @@
+#pragma once
+// Users, their grants on devices, and the per-device user keys K_user(D, U, e).
+
+#include <fleetkey/fleet/fleet.hpp>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace fleetkey::fleet {
+
+registry::UserRecord add_user(Fleet& fleet, const std::string& name, const nlohmann::json& labels);
+
+struct UserDetails
+{
+  registry::UserRecord user;
+  std::vector<registry::GrantRecord> grants;
+};
+
+UserDetails show_user(Fleet& fleet, std::string_view name); // throws Error(not_found)
+void list_users(Fleet& fleet, const std::function<void(const registry::UserRecord&)>& fn);
+
+// Roles: 1-64 characters of a-z A-Z 0-9 _ . : -
+void validate_role(std::string_view role);
+
+struct Grant
+{
+  registry::GrantRecord grant;
+  registry::DeviceRecord device;
+  crypto::Secret user_key;  // K_user(D, U, e)
+  std::string fingerprint;  // of user_key
+};
+
+// Records (or renews) NAME's grant on DEVICE with ROLE and derives the user key for its epoch.
+Grant grant_user(Fleet& fleet, std::string_view name, std::string_view device, std::string_view role,
+                 std::optional<int64_t> ttl_seconds);
+
+// Revokes NAME's grant on DEVICE, or every active grant of NAME; each revoked grant's epoch is
+// bumped so that the old user key and tokens stop working. Returns the revoked grants.
+std::vector<registry::GrantRecord> revoke_user(Fleet& fleet, std::string_view name,
+                                               const std::optional<std::string>& device, std::string_view reason);
+
+// K_user(D, U, e) for NAME's active grant on DEVICE; records the export in the audit trail.
+Grant export_user_key(Fleet& fleet, std::string_view name, std::string_view device);
+
+} // namespace fleetkey::fleet

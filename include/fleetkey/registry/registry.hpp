@@ -1,0 +1,126 @@
+#pragma once
+// The SQLite registry: devices, users, grants, revocations, master key versions and the audit
+// trail. Schema in schema/NNNN_name.sql. Holds no secret: keys appear only as fingerprints.
+
+#include <fleetkey/registry/sqlite.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace fleetkey::registry {
+
+// "FKRG": marks an SQLite file as a fleetkey registry (PRAGMA application_id).
+inline constexpr int64_t k_application_id = 0x464B5247;
+
+struct MasterKeyRecord
+{
+  uint32_t version = 0;
+  std::string created;
+  std::string fingerprint;
+  bool test_key = false;
+  std::string status; // current, active or retired
+  std::optional<std::string> retired;
+};
+
+struct DeviceRecord
+{
+  std::string id;
+  std::optional<std::string> model;
+  nlohmann::json labels = nlohmann::json::object();
+  uint32_t key_version = 0;
+  std::string fingerprint;
+  std::string status = "active";
+  int64_t pairing_counter = 0;
+  std::string created;
+  std::optional<std::string> revoked;
+  std::optional<std::string> revoke_reason;
+};
+
+struct UserRecord
+{
+  std::string name;
+  nlohmann::json labels = nlohmann::json::object();
+  std::string created;
+};
+
+struct GrantRecord
+{
+  std::string user;
+  std::string device;
+  std::string role;
+  uint64_t epoch = 1;
+  std::string status = "active";
+  std::string created;
+  std::optional<std::string> expires;
+  std::optional<std::string> revoked;
+  std::optional<std::string> revoke_reason;
+};
+
+struct AuditRecord
+{
+  int64_t id = 0;
+  std::string at;
+  std::string actor;
+  std::string action;
+  std::string subject;
+  nlohmann::json details;
+};
+
+enum class OpenMode { existing, create };
+
+class Registry
+{
+public:
+  // Opens (or creates) the registry, checks application_id and the schema version, applies
+  // pending migrations in one transaction, and sets WAL, busy_timeout and foreign keys.
+  static Registry open(const std::string& path, OpenMode mode);
+
+  Db& db() { return m_db; }
+  // The schema version this binary writes (the highest NNNN in schema/).
+  static int latest_schema_version();
+
+  // Appends to the audit trail; call inside the transaction of the change it records.
+  void audit(std::string_view action, std::string_view subject, const nlohmann::json& details = nlohmann::json::object());
+  std::vector<AuditRecord> audit_events(int64_t limit);
+
+  // Master key versions.
+  void insert_master_key(const MasterKeyRecord& r);
+  std::vector<MasterKeyRecord> master_keys();
+  std::optional<MasterKeyRecord> master_key(uint32_t version);
+  void set_current_master_key(uint32_t version);
+  void retire_master_key(uint32_t version, std::string_view when);
+
+  // Devices.
+  void insert_device(const DeviceRecord& r);
+  std::optional<DeviceRecord> device(std::string_view id);
+  // Streams rows in id order without holding them all; `status` empty means every device.
+  void for_each_device(std::string_view status, const std::function<void(const DeviceRecord&)>& fn);
+  void revoke_device(std::string_view id, std::string_view when, std::string_view reason);
+
+  // Users and grants.
+  void insert_user(const UserRecord& r);
+  std::optional<UserRecord> user(std::string_view name);
+  void for_each_user(const std::function<void(const UserRecord&)>& fn);
+  std::optional<GrantRecord> grant(std::string_view user, std::string_view device);
+  std::vector<GrantRecord> grants_of_user(std::string_view user);
+  void upsert_grant(const GrantRecord& r);
+
+  void insert_revocation(std::string_view kind, std::optional<std::string> device, std::optional<std::string> user,
+                         std::optional<std::string> token_id, std::string_view reason, std::string_view when);
+
+  // Who the audit trail names: $FLEETKEY_ACTOR, else the login name of the effective user.
+  static std::string actor();
+
+private:
+  explicit Registry(Db db) : m_db(std::move(db)) {}
+  void migrate(bool fresh);
+
+  Db m_db;
+};
+
+} // namespace fleetkey::registry

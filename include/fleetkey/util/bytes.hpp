@@ -1,0 +1,36 @@
+#pragma once
+// Byte strings and their text encodings. Knows nothing of fleetkey.
+
+#include <fleetkey/util/result.hpp>
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace fleetkey::util {
+
+using Bytes = std::vector<uint8_t>;
+using ByteView = std::span<const uint8_t>;
+
+inline ByteView as_bytes(std::string_view s)
+{
+  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
+}
+
+std::string to_hex(ByteView data);
+Result<Bytes> from_hex(std::string_view hex);
+
+// RFC 4648 section 4, with padding.
+std::string to_base64(ByteView data);
+Result<Bytes> from_base64(std::string_view text);
+// RFC 4648 section 5, without padding (JOSE and COSE text forms).
+std::string to_base64url(ByteView data);
+Result<Bytes> from_base64url(std::string_view text);
+
+void append_u16be(Bytes& out, uint16_t v);
+void append_u32be(Bytes& out, uint32_t v);
+void append_u64be(Bytes& out, uint64_t v);
+
+} // namespace fleetkey::util

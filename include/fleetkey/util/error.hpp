@@ -1,0 +1,48 @@
+#pragma once
+// The error type that domain code throws and `main` catches once, mapping it to an exit code.
+
+#include <fmt/format.h>
+
+#include <stdexcept>
+#include <string>
+
+namespace fleetkey {
+
+// Exit codes are part of the command-line contract: documented in fleetkey(1), never renumbered.
+enum class Exit : int {
+  ok = 0,
+  failure = 1,     // I/O, SQLite or another failure that is not the caller's input
+  usage = 2,       // bad arguments or malformed input
+  not_found = 3,   // unknown device, user, grant, token or master key version
+  conflict = 4,    // already exists, already revoked, file exists
+  key = 5,         // passphrase missing or wrong, key file unsafe or corrupted
+  registry = 6,    // no registry, not a fleetkey registry, schema newer than this binary
+  // token verify: one code per reason a token is rejected.
+  token_malformed = 10,
+  token_bad_mac = 11,
+  token_expired = 12,
+  token_not_yet_valid = 13,
+  token_revoked = 14,
+  token_unknown_key = 15,
+  token_wrong_audience = 16,
+};
+
+class Error : public std::runtime_error
+{
+public:
+  Error(Exit code, const std::string& message) : std::runtime_error(message), m_code(code) {}
+
+  template<typename... Args>
+  Error(Exit code, fmt::format_string<Args...> format, Args&&... args)
+    : std::runtime_error(fmt::format(format, std::forward<Args>(args)...)), m_code(code)
+  {
+  }
+
+  Exit code() const noexcept { return m_code; }
+  int exit_code() const noexcept { return static_cast<int>(m_code); }
+
+private:
+  Exit m_code;
+};
+
+} // namespace fleetkey

@@ -1,0 +1,72 @@
+#pragma once
+// File descriptors and atomic, private file writes. Knows nothing of fleetkey.
+
+#include <fleetkey/util/result.hpp>
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+
+namespace fleetkey::util {
+
+// A move-only owner of a file descriptor.
+class Fd
+{
+public:
+  Fd() = default;
+  explicit Fd(int fd) noexcept : m_fd(fd) {}
+  Fd(Fd&& other) noexcept : m_fd(other.release()) {}
+  Fd& operator=(Fd&& other) noexcept;
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  ~Fd();
+
+  int get() const noexcept { return m_fd; }
+  bool valid() const noexcept { return m_fd >= 0; }
+  int release() noexcept;
+  void close() noexcept;
+
+private:
+  int m_fd = -1;
+};
+
+enum class Overwrite { no, yes };
+
+// Writes a new file under a temporary name created with O_EXCL and mode 0600, and renames it
+// over `path` only on commit(). The destructor removes the temporary file and never renames, to
+// avoid half-written data in the destination.
+class AtomicFile
+{
+public:
+  AtomicFile(std::string path, Overwrite overwrite); // throws Error
+  AtomicFile(AtomicFile&&) = delete;
+  ~AtomicFile();
+
+  void write(std::string_view data);          // throws Error
+  void write(std::span<const uint8_t> data);  // throws Error
+  void commit();                              // throws Error; fsyncs file and directory
+  const std::string& path() const { return m_path; }
+
+private:
+  std::string m_path;
+  std::string m_tmp_path;
+  Overwrite m_overwrite;
+  Fd m_fd;
+  bool m_committed = false;
+};
+
+bool exists(const std::string& path);
+
+// Reads a whole file; `max_size` guards against reading a device or a huge file by mistake.
+Result<std::string> read_file(const std::string& path, size_t max_size = 1 << 20);
+
+// An error message if the file at `path` can be read or written by group or others.
+Result<bool> check_private(const std::string& path, std::string_view what);
+
+// Creates `path` and missing parents; the last component with `mode`.
+void make_directories(const std::string& path, unsigned mode); // throws Error
+
+std::string dirname(const std::string& path);
+
+} // namespace fleetkey::util

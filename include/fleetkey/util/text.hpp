@@ -1,0 +1,30 @@
+#pragma once
+// Text validation and time formats. Knows nothing of fleetkey.
+
+#include <fleetkey/util/result.hpp>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace fleetkey::util {
+
+// True if `s` is well-formed UTF-8 (no overlong forms, surrogates or code points past U+10FFFF).
+bool is_valid_utf8(std::string_view s);
+
+// Well-formed UTF-8 with no C0 or C1 control characters and no DEL. Space is allowed.
+bool is_printable_utf8(std::string_view s);
+
+// Seconds since the Unix epoch, UTC.
+int64_t unix_now();
+// "2026-11-22T00:12:17Z"
+std::string format_time(int64_t unix_seconds);
+// Accepts "2026-11-22T00:12:17Z", "2026-11-22" (midnight UTC), or "@1700000000".
+Result<int64_t> parse_time(std::string_view text);
+
+// "90s", "15m", "12h", "30d", "2w", or a sum such as "1d12h". A bare number is seconds.
+Result<int64_t> parse_duration(std::string_view text);
+// The shortest of the forms above that parse_duration reads back to the same value.
+std::string format_duration(int64_t seconds);
+
+} // namespace fleetkey::util

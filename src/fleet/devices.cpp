@@ -1,0 +1,106 @@
+#include <fleetkey/crypto/hierarchy.hpp>
+#include <fleetkey/fleet/devices.hpp>
+#include <fleetkey/fleet/keys.hpp>
+#include <fleetkey/util/error.hpp>
+#include <fleetkey/util/text.hpp>
+
+namespace fleetkey::fleet {
+
+AddedDevice add_device(Fleet& fleet, const DeviceSpec& spec, IfMissing if_missing)
+{
+  validate_name(spec.id, "device id");
+  if (spec.model) {
+    validate_name(*spec.model, "model");
+  }
+  auto& reg = fleet.registry();
+  const auto& mk = fleet.keyring().current(); // before the transaction: it may ask for a passphrase
+  registry::Transaction tx(reg.db());
+  if (auto existing = reg.device(spec.id)) {
+    if (if_missing == IfMissing::yes) {
+      return {std::move(*existing), false};
+    }
+    throw Error(Exit::conflict, "device \"{}\" is already registered (use --if-missing to skip)", spec.id);
+  }
+  registry::DeviceRecord rec;
+  rec.id = spec.id;
+  rec.model = spec.model;
+  rec.labels = spec.labels;
+  rec.key_version = mk.version;
+  rec.fingerprint = crypto::fingerprint(crypto::MasterDeriver(mk.key).device_key(spec.id).span());
+  rec.created = util::format_time(util::unix_now());
+  reg.insert_device(rec);
+  reg.audit("device.add", spec.id, {{"key_version", rec.key_version}, {"fingerprint", rec.fingerprint}});
+  tx.commit();
+  return {std::move(rec), true};
+}
+
+registry::DeviceRecord show_device(Fleet& fleet, std::string_view id)
+{
+  validate_name(id, "device id");
+  auto rec = fleet.registry().device(id);
+  if (!rec) {
+    throw Error(Exit::not_found, "device \"{}\" is not registered", id);
+  }
+  return std::move(*rec);
+}
+
+void list_devices(Fleet& fleet, std::string_view status, const std::function<void(const registry::DeviceRecord&)>& fn)
+{
+  if (!status.empty() && status != "active" && status != "revoked") {
+    throw Error(Exit::usage, "unknown status \"{}\" (active or revoked)", status);
+  }
+  fleet.registry().for_each_device(status, fn);
+}
+
+registry::DeviceRecord revoke_device(Fleet& fleet, std::string_view id, std::string_view reason)
+{
+  if (reason.empty() || !util::is_printable_utf8(reason)) {
+    throw Error(Exit::usage, "--reason must be non-empty printable text");
+  }
+  auto& reg = fleet.registry();
+  registry::Transaction tx(reg.db());
+  auto rec = show_device(fleet, id);
+  if (rec.status == "revoked") {
+    throw Error(Exit::conflict, "device \"{}\" is already revoked", id);
+  }
+  const auto now = util::format_time(util::unix_now());
+  reg.revoke_device(id, now, reason);
+  reg.insert_revocation("device", std::string(id), std::nullopt, std::nullopt, reason, now);
+  reg.audit("device.revoke", id, {{"reason", reason}});
+  tx.commit();
+  return show_device(fleet, id);
+}
+
+crypto::Secret derive_device_key(Fleet& fleet, const registry::DeviceRecord& device)
+{
+  const auto& mk = fleet.master_key(device.key_version);
+  auto key = crypto::MasterDeriver(mk.key).device_key(device.id);
+  if (crypto::fingerprint(key.span()) != device.fingerprint) {
+    throw Error(Exit::key, "device \"{}\": derived key does not match its registered fingerprint", device.id);
+  }
+  return key;
+}
+
+DeviceKey export_device_key(Fleet& fleet, std::string_view id, const std::optional<std::string>& purpose)
+{
+  if (purpose) {
+    validate_purpose(*purpose);
+  }
+  auto rec = show_device(fleet, id);
+  if (rec.status == "revoked") {
+    throw Error(Exit::conflict, "device \"{}\" is revoked: its key is no longer issued", id);
+  }
+  auto key = derive_device_key(fleet, rec);
+  if (purpose) {
+    key = crypto::DeviceDeriver(key).purpose_key(*purpose);
+  }
+  auto fp = crypto::fingerprint(key.span());
+  auto& reg = fleet.registry();
+  registry::Transaction tx(reg.db());
+  reg.audit("device.key.export", id, {{"purpose", purpose ? nlohmann::json(*purpose) : nlohmann::json(nullptr)},
+                                      {"fingerprint", fp}});
+  tx.commit();
+  return {std::move(rec), std::move(key), std::move(fp)};
+}
+
+} // namespace fleetkey::fleet

@@ -1,0 +1,209 @@
+#include <fleetkey/fleet/fleet.hpp>
+#include <fleetkey/crypto/hierarchy.hpp>
+#include <fleetkey/util/error.hpp>
+#include <fleetkey/util/file.hpp>
+#include <fleetkey/util/text.hpp>
+
+#include <sodium.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+
+namespace fleetkey::fleet {
+
+namespace {
+
+std::optional<std::string> env(const char* name)
+{
+  const char* v = std::getenv(name);
+  if (v == nullptr || *v == '\0') {
+    return std::nullopt;
+  }
+  return std::string(v);
+}
+
+} // namespace
+
+Paths resolve_paths(const Options& options)
+{
+  Paths p;
+  if (options.home) {
+    p.home = *options.home;
+  } else if (auto h = env("FLEETKEY_HOME")) {
+    p.home = *h;
+  } else if (auto xdg = env("XDG_DATA_HOME")) {
+    p.home = *xdg + "/fleetkey";
+  } else if (auto home = env("HOME")) {
+    p.home = *home + "/.local/share/fleetkey";
+  } else {
+    throw Error(Exit::usage, "cannot find a home for fleetkey: set --home, FLEETKEY_HOME or HOME");
+  }
+  p.registry = options.registry.value_or(env("FLEETKEY_REGISTRY").value_or(p.home + "/registry.db"));
+  p.master_key = options.master_key.value_or(env("FLEETKEY_MASTER_KEY").value_or(p.home + "/master.key"));
+  p.passphrase_file = options.passphrase_file ? options.passphrase_file : env("FLEETKEY_PASSPHRASE_FILE");
+  return p;
+}
+
+Fleet::Fleet(Options options, Warn warn) : m_paths(resolve_paths(options)), m_warn(std::move(warn)) {}
+
+Fleet::~Fleet() = default;
+
+registry::Registry& Fleet::registry()
+{
+  if (!m_registry) {
+    m_registry.emplace(registry::Registry::open(m_paths.registry, registry::OpenMode::existing));
+  }
+  return *m_registry;
+}
+
+void Fleet::set_registry(registry::Registry reg) { m_registry.emplace(std::move(reg)); }
+
+const crypto::Keyring& Fleet::keyring()
+{
+  if (m_keyring) {
+    return *m_keyring;
+  }
+  auto& reg = registry();
+  crypto::KeyFileHeader header;
+  auto ring = std::make_unique<crypto::Keyring>(
+    crypto::read_key_file(m_paths.master_key, [this] { return passphrase(Confirm::no); }, &header));
+  // The key file must be the one this registry was made with, version by version.
+  for (const auto& rec : reg.master_keys()) {
+    const crypto::MasterKey* mk = nullptr;
+    for (const auto& k : ring->versions()) {
+      if (k.version == rec.version) {
+        mk = &k;
+      }
+    }
+    if (mk == nullptr || crypto::fingerprint(mk->key.span()) != rec.fingerprint) {
+      throw Error(Exit::key, "master key file {} does not belong to registry {} (version {} {})", m_paths.master_key,
+                  m_paths.registry, rec.version, mk == nullptr ? "is missing" : "has another fingerprint");
+    }
+  }
+  if (ring->is_test_key()) {
+    warn("using a TEST master key (made with --test-seed): its keys are reproducible by anyone with the seed; never "
+         "provision real devices with it");
+  }
+  m_header = header;
+  m_keyring = std::move(ring);
+  return *m_keyring;
+}
+
+const crypto::KeyFileHeader& Fleet::key_file_header()
+{
+  keyring();
+  return m_header;
+}
+
+const crypto::MasterKey& Fleet::master_key(uint32_t version)
+{
+  const auto rec = registry().master_key(version);
+  if (!rec) {
+    throw Error(Exit::not_found, "master key version {} is not in the registry", version);
+  }
+  if (rec->status == "retired") {
+    throw Error(Exit::key, "master key version {} is retired", version);
+  }
+  return keyring().get(version);
+}
+
+void Fleet::reset_keyring(std::unique_ptr<crypto::Keyring> ring, crypto::KeyFileHeader header)
+{
+  m_keyring = std::move(ring);
+  m_header = header;
+}
+
+crypto::Secret read_passphrase_file(const std::string& path)
+{
+  if (auto ok = util::check_private(path, "passphrase file"); !ok) {
+    throw Error(Exit::key, ok.error());
+  }
+  auto text = util::read_file(path, 4096);
+  if (!text) {
+    throw Error(Exit::key, text.error());
+  }
+  std::string_view pass = *text;
+  if (const auto nl = pass.find('\n'); nl != std::string_view::npos) {
+    pass = pass.substr(0, nl);
+  }
+  if (!pass.empty() && pass.back() == '\r') {
+    pass.remove_suffix(1);
+  }
+  auto secret = crypto::Secret::copy_of(util::as_bytes(pass));
+  sodium_memzero(text->data(), text->size());
+  if (secret.empty()) {
+    throw Error(Exit::key, "passphrase file {} holds an empty passphrase", path);
+  }
+  return secret;
+}
+
+crypto::Secret Fleet::passphrase(Confirm confirm, const char* prompt)
+{
+  if (m_paths.passphrase_file) {
+    return read_passphrase_file(*m_paths.passphrase_file);
+  }
+  if (const char* v = std::getenv("FLEETKEY_PASSPHRASE"); v != nullptr && *v != '\0') {
+    return crypto::Secret::copy_of(util::as_bytes(v));
+  }
+  if (::isatty(STDIN_FILENO) == 0) {
+    throw Error(Exit::key, "a passphrase is needed and stdin is not a terminal: use --passphrase-file, "
+                           "FLEETKEY_PASSPHRASE_FILE or FLEETKEY_PASSPHRASE");
+  }
+  auto first = crypto::prompt_passphrase(prompt);
+  if (first.empty()) {
+    throw Error(Exit::key, "empty passphrase refused");
+  }
+  if (confirm == Confirm::yes) {
+    auto second = crypto::prompt_passphrase("Repeat passphrase: ");
+    if (!crypto::equal(first.span(), second.span())) {
+      throw Error(Exit::key, "the passphrases do not match");
+    }
+  }
+  return first;
+}
+
+void validate_name(std::string_view value, std::string_view what)
+{
+  if (value.empty() || value.size() > 128) {
+    throw Error(Exit::usage, "{} must be 1 to 128 bytes long (got {})", what, value.size());
+  }
+  if (!util::is_printable_utf8(value)) {
+    throw Error(Exit::usage, "{} must be printable UTF-8 without control characters", what);
+  }
+}
+
+std::pair<std::string, std::string> parse_label(std::string_view text)
+{
+  const auto eq = text.find('=');
+  if (eq == std::string_view::npos) {
+    throw Error(Exit::usage, "label \"{}\" is not KEY=VALUE", text);
+  }
+  const auto key = text.substr(0, eq);
+  const auto value = text.substr(eq + 1);
+  const bool key_ok = !key.empty() && key.size() <= 64
+                      && key.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
+                           == std::string_view::npos;
+  if (!key_ok) {
+    throw Error(Exit::usage, "label key \"{}\" must be 1 to 64 characters of A-Z a-z 0-9 _ . -", key);
+  }
+  if (value.size() > 256 || !util::is_printable_utf8(value)) {
+    throw Error(Exit::usage, "label \"{}\" value must be at most 256 bytes of printable UTF-8", key);
+  }
+  return {std::string(key), std::string(value)};
+}
+
+nlohmann::json parse_labels(const std::vector<std::string>& labels)
+{
+  auto out = nlohmann::json::object();
+  for (const auto& l : labels) {
+    auto [k, v] = parse_label(l);
+    if (out.contains(k)) {
+      throw Error(Exit::usage, "label \"{}\" is given twice", k);
+    }
+    out[k] = v;
+  }
+  return out;
+}
+
+} // namespace fleetkey::fleet

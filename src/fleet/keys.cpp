@@ -1,0 +1,126 @@
+#include <fleetkey/fleet/keys.hpp>
+#include <fleetkey/util/bytes.hpp>
+#include <fleetkey/util/error.hpp>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <sodium.h>
+
+#include <cstring>
+
+namespace fleetkey::fleet {
+
+KeyFormat parse_key_format(std::string_view name)
+{
+  if (name == "hex") return KeyFormat::hex;
+  if (name == "base64") return KeyFormat::base64;
+  if (name == "c") return KeyFormat::c;
+  if (name == "psk") return KeyFormat::psk;
+  if (name == "json") return KeyFormat::json;
+  throw Error(Exit::usage, "unknown key format \"{}\" (hex, base64, c, psk or json)", name);
+}
+
+void validate_purpose(std::string_view purpose)
+{
+  if (purpose.empty() || purpose.size() > 32
+      || purpose.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_.-") != std::string_view::npos) {
+    throw Error(Exit::usage, "purpose \"{}\" must be 1 to 32 characters of a-z 0-9 _ . -", purpose);
+  }
+}
+
+namespace {
+
+// A C identifier from the purpose: "enc" -> fleetkey_device_key_enc.
+std::string c_name(const KeyMeta& meta)
+{
+  std::string name = fmt::format("fleetkey_{}_key", meta.kind);
+  if (meta.purpose) {
+    name += '_';
+    for (char ch : *meta.purpose) {
+      name += (ch == '.' || ch == '-') ? '_' : ch;
+    }
+  }
+  return name;
+}
+
+// C string literal contents, for a comment: printable ASCII, everything else escaped.
+std::string c_comment_safe(std::string_view s)
+{
+  std::string out;
+  for (const char c : s) {
+    const auto ch = static_cast<unsigned char>(c);
+    if (ch >= 0x20 && ch < 0x7F && ch != '*' && ch != '/') {
+      out += static_cast<char>(ch);
+    } else {
+      out += fmt::format("\\x{:02x}", ch);
+    }
+  }
+  return out;
+}
+
+crypto::Secret to_secret(std::string& text)
+{
+  auto out = crypto::Secret::copy_of(util::as_bytes(text));
+  sodium_memzero(text.data(), text.size());
+  return out;
+}
+
+} // namespace
+
+crypto::Secret format_key(KeyFormat format, const crypto::Secret& key, const KeyMeta& meta)
+{
+  std::string text;
+  switch (format) {
+  case KeyFormat::hex:
+    text = util::to_hex(key.span()) + "\n";
+    break;
+  case KeyFormat::base64:
+    text = util::to_base64(key.span()) + "\n";
+    break;
+  case KeyFormat::psk:
+    // identity:hexkey, as in the PSK files of stunnel and similar tools; the identity is the device id.
+    text = fmt::format("{}:{}\n", meta.user ? *meta.user : meta.device, util::to_hex(key.span()));
+    break;
+  case KeyFormat::c: {
+    const std::string name = c_name(meta);
+    text = fmt::format("/* fleetkey {} key for device \"{}\"", meta.kind, c_comment_safe(meta.device));
+    if (meta.user) {
+      text += fmt::format(", user \"{}\" epoch {}", c_comment_safe(*meta.user), *meta.epoch);
+    }
+    if (meta.purpose) {
+      text += fmt::format(", purpose \"{}\"", *meta.purpose);
+    }
+    text += fmt::format(", master key v{}, fingerprint {}{} */\n", meta.key_version, meta.fingerprint,
+                        meta.test_key ? ", TEST KEY" : "");
+    text += fmt::format("static const unsigned char {}[{}] = {{", name, key.size());
+    for (size_t i = 0; i < key.size(); ++i) {
+      text += fmt::format("{}0x{:02x}{}", i % 8 == 0 ? "\n    " : " ", key.data()[i], i + 1 < key.size() ? "," : "");
+    }
+    text += fmt::format("\n}};\nstatic const unsigned int {}_len = {};\n", name, key.size());
+    break;
+  }
+  case KeyFormat::json: {
+    nlohmann::ordered_json j;
+    j["kind"] = meta.kind;
+    j["device"] = meta.device;
+    if (meta.user) {
+      j["user"] = *meta.user;
+      j["epoch"] = *meta.epoch;
+    }
+    j["purpose"] = meta.purpose ? nlohmann::ordered_json(*meta.purpose) : nlohmann::ordered_json(nullptr);
+    j["key_version"] = meta.key_version;
+    j["fingerprint"] = meta.fingerprint;
+    j["test_key"] = meta.test_key;
+    // The key is spliced in last, so that no copy of it lands in memory the json object frees unzeroed.
+    text = j.dump();
+    text.pop_back();
+    std::string b64 = util::to_base64(key.span());
+    text += ",\"key\":\"" + b64 + "\"}\n";
+    sodium_memzero(b64.data(), b64.size());
+    break;
+  }
+  }
+  return to_secret(text);
+}
+
+} // namespace fleetkey::fleet

@@ -1,0 +1,166 @@
+#include <fleetkey/crypto/hierarchy.hpp>
+#include <fleetkey/fleet/devices.hpp>
+#include <fleetkey/fleet/users.hpp>
+#include <fleetkey/util/error.hpp>
+#include <fleetkey/util/text.hpp>
+
+namespace fleetkey::fleet {
+
+namespace {
+
+registry::UserRecord require_user(registry::Registry& reg, std::string_view name)
+{
+  validate_name(name, "user name");
+  auto rec = reg.user(name);
+  if (!rec) {
+    throw Error(Exit::not_found, "user \"{}\" does not exist", name);
+  }
+  return std::move(*rec);
+}
+
+void validate_reason(std::string_view reason)
+{
+  if (reason.empty() || reason.size() > 1024 || !util::is_printable_utf8(reason)) {
+    throw Error(Exit::usage, "--reason must be 1 to 1024 bytes of printable text");
+  }
+}
+
+} // namespace
+
+registry::UserRecord add_user(Fleet& fleet, const std::string& name, const nlohmann::json& labels)
+{
+  validate_name(name, "user name");
+  auto& reg = fleet.registry();
+  registry::Transaction tx(reg.db());
+  if (reg.user(name)) {
+    throw Error(Exit::conflict, "user \"{}\" already exists", name);
+  }
+  registry::UserRecord rec{name, labels, util::format_time(util::unix_now())};
+  reg.insert_user(rec);
+  reg.audit("user.add", name);
+  tx.commit();
+  return rec;
+}
+
+UserDetails show_user(Fleet& fleet, std::string_view name)
+{
+  auto& reg = fleet.registry();
+  auto user = require_user(reg, name);
+  return {std::move(user), reg.grants_of_user(name)};
+}
+
+void list_users(Fleet& fleet, const std::function<void(const registry::UserRecord&)>& fn)
+{
+  fleet.registry().for_each_user(fn);
+}
+
+void validate_role(std::string_view role)
+{
+  if (role.empty() || role.size() > 64
+      || role.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:-")
+           != std::string_view::npos) {
+    throw Error(Exit::usage, "role \"{}\" must be 1 to 64 characters of a-z A-Z 0-9 _ . : -", role);
+  }
+}
+
+Grant grant_user(Fleet& fleet, std::string_view name, std::string_view device_id, std::string_view role,
+                 std::optional<int64_t> ttl_seconds)
+{
+  validate_role(role);
+  auto& reg = fleet.registry();
+  require_user(reg, name);
+  auto device = show_device(fleet, device_id);
+  if (device.status == "revoked") {
+    throw Error(Exit::conflict, "device \"{}\" is revoked", device_id);
+  }
+  const auto device_key = derive_device_key(fleet, device);
+  const int64_t now = util::unix_now();
+  registry::Transaction tx(reg.db());
+  registry::GrantRecord g;
+  if (auto old = reg.grant(name, device_id)) {
+    g = std::move(*old); // a revoked grant's epoch was bumped when it was revoked
+  }
+  g.user = std::string(name);
+  g.device = std::string(device_id);
+  g.role = std::string(role);
+  g.status = "active";
+  g.created = util::format_time(now);
+  g.expires = ttl_seconds ? std::optional(util::format_time(now + *ttl_seconds)) : std::nullopt;
+  g.revoked.reset();
+  g.revoke_reason.reset();
+  reg.upsert_grant(g);
+  reg.audit("user.grant", name, {{"device", device_id}, {"role", role}, {"epoch", g.epoch},
+                                 {"expires", g.expires ? nlohmann::json(*g.expires) : nlohmann::json(nullptr)}});
+  tx.commit();
+  auto key = crypto::DeviceDeriver(device_key).user_key(name, g.epoch);
+  auto fp = crypto::fingerprint(key.span());
+  return {std::move(g), std::move(device), std::move(key), std::move(fp)};
+}
+
+std::vector<registry::GrantRecord> revoke_user(Fleet& fleet, std::string_view name,
+                                               const std::optional<std::string>& device, std::string_view reason)
+{
+  validate_reason(reason);
+  auto& reg = fleet.registry();
+  registry::Transaction tx(reg.db());
+  require_user(reg, name);
+  std::vector<registry::GrantRecord> targets;
+  if (device) {
+    show_device(fleet, *device);
+    auto g = reg.grant(name, *device);
+    if (!g) {
+      throw Error(Exit::not_found, "user \"{}\" has no grant on device \"{}\"", name, *device);
+    }
+    if (g->status == "revoked") {
+      throw Error(Exit::conflict, "user \"{}\"'s grant on device \"{}\" is already revoked", name, *device);
+    }
+    targets.push_back(std::move(*g));
+  } else {
+    for (auto& g : reg.grants_of_user(name)) {
+      if (g.status == "active") {
+        targets.push_back(std::move(g));
+      }
+    }
+    if (targets.empty()) {
+      throw Error(Exit::conflict, "user \"{}\" has no active grant to revoke", name);
+    }
+  }
+  const auto now = util::format_time(util::unix_now());
+  for (auto& g : targets) {
+    g.status = "revoked";
+    g.epoch += 1;
+    g.revoked = now;
+    g.revoke_reason = std::string(reason);
+    reg.upsert_grant(g);
+    reg.insert_revocation("grant", g.device, g.user, std::nullopt, reason, now);
+    reg.audit("user.revoke", name, {{"device", g.device}, {"reason", reason}, {"new_epoch", g.epoch}});
+  }
+  tx.commit();
+  return targets;
+}
+
+Grant export_user_key(Fleet& fleet, std::string_view name, std::string_view device_id)
+{
+  auto& reg = fleet.registry();
+  require_user(reg, name);
+  auto device = show_device(fleet, device_id);
+  auto g = reg.grant(name, device_id);
+  if (!g) {
+    throw Error(Exit::not_found, "user \"{}\" has no grant on device \"{}\" (use fleetkey user grant)", name,
+                device_id);
+  }
+  if (g->status == "revoked") {
+    throw Error(Exit::conflict, "user \"{}\"'s grant on device \"{}\" is revoked", name, device_id);
+  }
+  if (device.status == "revoked") {
+    throw Error(Exit::conflict, "device \"{}\" is revoked", device_id);
+  }
+  auto key = crypto::DeviceDeriver(derive_device_key(fleet, device)).user_key(name, g->epoch);
+  auto fp = crypto::fingerprint(key.span());
+  registry::Transaction tx(reg.db());
+  reg.audit("user.key.export", name, {{"device", device_id}, {"epoch", g->epoch}, {"fingerprint", fp}});
+  tx.commit();
+  return {std::move(*g), std::move(device), std::move(key), std::move(fp)};
+}
+
+} // namespace fleetkey::fleet

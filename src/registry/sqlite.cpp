@@ -1,0 +1,218 @@
+#include <fleetkey/registry/sqlite.hpp>
+#include <fleetkey/util/error.hpp>
+
+#include <sodium.h>
+#include <sqlite3.h>
+
+#include <chrono>
+#include <thread>
+
+namespace fleetkey::registry {
+
+namespace {
+constexpr int k_busy_timeout_ms = 10000;
+constexpr int k_begin_attempts = 6;
+} // namespace
+
+void throw_sqlite(sqlite3* db, int rc, std::string_view what)
+{
+  const int primary = rc & 0xFF;
+  const char* msg = db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+  if (primary == SQLITE_NOTADB) {
+    throw Error(Exit::registry, "{}: not a fleetkey registry (the file is not an SQLite database)", what);
+  }
+  if (primary == SQLITE_BUSY || primary == SQLITE_LOCKED) {
+    throw Error(Exit::failure, "{}: the registry stayed locked by another process for {} s", what,
+                k_busy_timeout_ms / 1000);
+  }
+  if (primary == SQLITE_CONSTRAINT) {
+    throw Error(Exit::conflict, "{}: {}", what, msg);
+  }
+  if (primary == SQLITE_CANTOPEN) {
+    throw Error(Exit::registry, "{}: cannot open the registry: {}", what, msg);
+  }
+  throw Error(Exit::failure, "{}: {} (SQLite {})", what, msg, rc);
+}
+
+Stmt::Stmt(sqlite3* db, std::string_view sql)
+{
+  const int rc = sqlite3_prepare_v3(db, sql.data(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT, &m_stmt,
+                                    nullptr);
+  if (rc != SQLITE_OK) {
+    throw_sqlite(db, rc, "registry");
+  }
+}
+
+Stmt::Stmt(Stmt&& other) noexcept : m_stmt(other.m_stmt) { other.m_stmt = nullptr; }
+
+Stmt& Stmt::operator=(Stmt&& other) noexcept
+{
+  if (this != &other) {
+    sqlite3_finalize(m_stmt);
+    m_stmt = other.m_stmt;
+    other.m_stmt = nullptr;
+  }
+  return *this;
+}
+
+Stmt::~Stmt() { sqlite3_finalize(m_stmt); }
+
+Stmt& Stmt::bind(int index, std::string_view text)
+{
+  const int rc = sqlite3_bind_text(m_stmt, index, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
+  if (rc != SQLITE_OK) {
+    throw_sqlite(sqlite3_db_handle(m_stmt), rc, "registry");
+  }
+  return *this;
+}
+
+Stmt& Stmt::bind(int index, int64_t value)
+{
+  const int rc = sqlite3_bind_int64(m_stmt, index, value);
+  if (rc != SQLITE_OK) {
+    throw_sqlite(sqlite3_db_handle(m_stmt), rc, "registry");
+  }
+  return *this;
+}
+
+Stmt& Stmt::bind(int index, const std::optional<std::string>& text)
+{
+  return text ? bind(index, std::string_view(*text)) : bind_null(index);
+}
+
+Stmt& Stmt::bind_null(int index)
+{
+  sqlite3_bind_null(m_stmt, index);
+  return *this;
+}
+
+bool Stmt::step()
+{
+  const int rc = sqlite3_step(m_stmt);
+  if (rc == SQLITE_ROW) {
+    return true;
+  }
+  if (rc == SQLITE_DONE) {
+    return false;
+  }
+  sqlite3* db = sqlite3_db_handle(m_stmt);
+  sqlite3_reset(m_stmt);
+  throw_sqlite(db, rc, "registry");
+}
+
+void Stmt::run()
+{
+  step();
+  reset();
+}
+
+void Stmt::reset()
+{
+  sqlite3_reset(m_stmt);
+  sqlite3_clear_bindings(m_stmt);
+}
+
+std::string Stmt::text(int column) const { return std::string(text_view(column)); }
+
+std::string_view Stmt::text_view(int column) const
+{
+  const auto* p = sqlite3_column_text(m_stmt, column);
+  const int n = sqlite3_column_bytes(m_stmt, column);
+  return p == nullptr ? std::string_view() : std::string_view(reinterpret_cast<const char*>(p), static_cast<size_t>(n));
+}
+
+std::optional<std::string> Stmt::optional_text(int column) const
+{
+  if (is_null(column)) {
+    return std::nullopt;
+  }
+  return text(column);
+}
+
+int64_t Stmt::integer(int column) const { return sqlite3_column_int64(m_stmt, column); }
+
+bool Stmt::is_null(int column) const { return sqlite3_column_type(m_stmt, column) == SQLITE_NULL; }
+
+Db::Db(const std::string& path, bool create) : m_path(path)
+{
+  const int flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_NOMUTEX
+                    | SQLITE_OPEN_EXRESCODE;
+  const int rc = sqlite3_open_v2(path.c_str(), &m_db, flags, nullptr);
+  if (rc != SQLITE_OK) {
+    const std::string msg = m_db != nullptr ? sqlite3_errmsg(m_db) : sqlite3_errstr(rc);
+    sqlite3_close(m_db);
+    m_db = nullptr;
+    throw Error(Exit::registry, "cannot open registry {}: {}", path, msg);
+  }
+  sqlite3_extended_result_codes(m_db, 1);
+  sqlite3_busy_timeout(m_db, k_busy_timeout_ms);
+}
+
+Db::Db(Db&& other) noexcept : m_db(other.m_db), m_path(std::move(other.m_path)) { other.m_db = nullptr; }
+
+Db& Db::operator=(Db&& other) noexcept
+{
+  if (this != &other) {
+    sqlite3_close_v2(m_db);
+    m_db = other.m_db;
+    m_path = std::move(other.m_path);
+    other.m_db = nullptr;
+  }
+  return *this;
+}
+
+Db::~Db() { sqlite3_close_v2(m_db); }
+
+void Db::exec(std::string_view sql)
+{
+  char* err = nullptr;
+  const std::string s(sql);
+  const int rc = sqlite3_exec(m_db, s.c_str(), nullptr, nullptr, &err);
+  sqlite3_free(err);
+  if (rc != SQLITE_OK) {
+    throw_sqlite(m_db, rc, "registry");
+  }
+}
+
+int64_t Db::pragma_int(std::string_view name)
+{
+  Stmt st = prepare("PRAGMA " + std::string(name));
+  return st.step() ? st.integer(0) : 0;
+}
+
+int64_t Db::changes() const { return sqlite3_changes64(m_db); }
+
+Transaction::Transaction(Db& db) : m_db(db)
+{
+  // busy_timeout already waits; the retries with jitter only matter when several writers keep
+  // the lock for longer than that, such as stations importing large batches at once.
+  for (int attempt = 1;; ++attempt) {
+    const int rc = sqlite3_exec(db.get(), "BEGIN IMMEDIATE", nullptr, nullptr, nullptr);
+    if (rc == SQLITE_OK) {
+      return;
+    }
+    const int primary = rc & 0xFF;
+    if ((primary != SQLITE_BUSY && primary != SQLITE_LOCKED) || attempt == k_begin_attempts) {
+      throw_sqlite(db.get(), rc, "registry");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50 + randombytes_uniform(200)));
+  }
+}
+
+Transaction::~Transaction()
+{
+  if (!m_done) {
+    sqlite3_exec(m_db.get(), "ROLLBACK", nullptr, nullptr, nullptr);
+  }
+}
+
+void Transaction::commit()
+{
+  const int rc = sqlite3_exec(m_db.get(), "COMMIT", nullptr, nullptr, nullptr);
+  if (rc != SQLITE_OK) {
+    throw_sqlite(m_db.get(), rc, "registry");
+  }
+  m_done = true;
+}
+
+} // namespace fleetkey::registry

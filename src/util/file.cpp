@@ -1,0 +1,175 @@
+#include <fleetkey/util/error.hpp>
+#include <fleetkey/util/bytes.hpp>
+#include <fleetkey/util/file.hpp>
+
+#include <fmt/format.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <sodium.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace fleetkey::util {
+
+Fd& Fd::operator=(Fd&& other) noexcept
+{
+  if (this != &other) {
+    close();
+    m_fd = other.release();
+  }
+  return *this;
+}
+
+Fd::~Fd() { close(); }
+
+int Fd::release() noexcept
+{
+  const int fd = m_fd;
+  m_fd = -1;
+  return fd;
+}
+
+void Fd::close() noexcept
+{
+  if (m_fd >= 0) {
+    ::close(m_fd);
+    m_fd = -1;
+  }
+}
+
+std::string dirname(const std::string& path)
+{
+  const auto slash = path.find_last_of('/');
+  if (slash == std::string::npos) {
+    return ".";
+  }
+  return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+AtomicFile::AtomicFile(std::string path, Overwrite overwrite) : m_path(std::move(path)), m_overwrite(overwrite)
+{
+  if (overwrite == Overwrite::no && exists(m_path)) {
+    throw Error(Exit::conflict, "{} already exists (use --force to replace it)", m_path);
+  }
+  uint8_t rnd[8];
+  randombytes_buf(rnd, sizeof rnd);
+  char hex[sizeof rnd * 2 + 1];
+  sodium_bin2hex(hex, sizeof hex, rnd, sizeof rnd);
+  m_tmp_path = fmt::format("{}.tmp.{}", m_path, hex);
+  m_fd = Fd(::open(m_tmp_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600));
+  if (!m_fd.valid()) {
+    throw Error(Exit::failure, "cannot create {}: {}", m_tmp_path, std::strerror(errno));
+  }
+}
+
+AtomicFile::~AtomicFile()
+{
+  if (!m_committed) {
+    m_fd.close();
+    ::unlink(m_tmp_path.c_str());
+  }
+}
+
+void AtomicFile::write(std::string_view data) { write(as_bytes(data)); }
+
+void AtomicFile::write(std::span<const uint8_t> data)
+{
+  size_t done = 0;
+  while (done < data.size()) {
+    const ssize_t n = ::write(m_fd.get(), data.data() + done, data.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      throw Error(Exit::failure, "cannot write {}: {}", m_tmp_path, std::strerror(errno));
+    }
+    done += static_cast<size_t>(n);
+  }
+}
+
+void AtomicFile::commit()
+{
+  if (::fsync(m_fd.get()) != 0) {
+    throw Error(Exit::failure, "cannot sync {}: {}", m_tmp_path, std::strerror(errno));
+  }
+  m_fd.close();
+  if (m_overwrite == Overwrite::no) {
+    // link() fails if the destination appeared in the meantime, where rename() would replace it.
+    if (::link(m_tmp_path.c_str(), m_path.c_str()) != 0) {
+      throw Error(errno == EEXIST ? Exit::conflict : Exit::failure, "cannot create {}: {}", m_path,
+                  std::strerror(errno));
+    }
+    ::unlink(m_tmp_path.c_str());
+  } else if (::rename(m_tmp_path.c_str(), m_path.c_str()) != 0) {
+    throw Error(Exit::failure, "cannot replace {}: {}", m_path, std::strerror(errno));
+  }
+  m_committed = true;
+  Fd dir(::open(dirname(m_path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (dir.valid()) {
+    ::fsync(dir.get());
+  }
+}
+
+bool exists(const std::string& path)
+{
+  struct stat st {};
+  return ::lstat(path.c_str(), &st) == 0;
+}
+
+Result<std::string> read_file(const std::string& path, size_t max_size)
+{
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) {
+    return fail(fmt::format("cannot read {}: {}", path, std::strerror(errno)));
+  }
+  std::string out;
+  char buf[8192];
+  for (;;) {
+    const ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      return fail(fmt::format("cannot read {}: {}", path, std::strerror(errno)));
+    }
+    if (n == 0) {
+      break;
+    }
+    out.append(buf, static_cast<size_t>(n));
+    if (out.size() > max_size) {
+      return fail(fmt::format("{} is larger than {} bytes", path, max_size));
+    }
+  }
+  return out;
+}
+
+Result<bool> check_private(const std::string& path, std::string_view what)
+{
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    return fail(fmt::format("cannot read {} {}: {}", what, path, std::strerror(errno)));
+  }
+  if ((st.st_mode & 077) != 0) {
+    return fail(fmt::format("{} {} is accessible by group or others (mode {:04o}); fix it with: chmod 600 {}",
+                            what, path, st.st_mode & 07777, path));
+  }
+  return true;
+}
+
+void make_directories(const std::string& path, unsigned mode)
+{
+  if (path.empty() || exists(path)) {
+    return;
+  }
+  const std::string parent = dirname(path);
+  if (parent != path) {
+    make_directories(parent, 0755);
+  }
+  if (::mkdir(path.c_str(), static_cast<mode_t>(mode)) != 0 && errno != EEXIST) {
+    throw Error(Exit::failure, "cannot create directory {}: {}", path, std::strerror(errno));
+  }
+}
+
+} // namespace fleetkey::util

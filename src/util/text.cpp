@@ -1,0 +1,181 @@
+#include <fleetkey/util/text.hpp>
+
+#include <fmt/format.h>
+
+#include <charconv>
+#include <ctime>
+#include <limits>
+
+namespace fleetkey::util {
+
+namespace {
+
+// Decodes one UTF-8 sequence at s[i]; returns the code point and advances i, or -1.
+int32_t decode_one(std::string_view s, size_t& i)
+{
+  const auto b0 = static_cast<uint8_t>(s[i]);
+  if (b0 < 0x80) {
+    ++i;
+    return b0;
+  }
+  size_t len = 0;
+  uint32_t cp = 0;
+  uint32_t min = 0;
+  if ((b0 & 0xE0) == 0xC0) {
+    len = 2, cp = b0 & 0x1Fu, min = 0x80;
+  } else if ((b0 & 0xF0) == 0xE0) {
+    len = 3, cp = b0 & 0x0Fu, min = 0x800;
+  } else if ((b0 & 0xF8) == 0xF0) {
+    len = 4, cp = b0 & 0x07u, min = 0x10000;
+  } else {
+    return -1;
+  }
+  if (i + len > s.size()) {
+    return -1;
+  }
+  for (size_t k = 1; k < len; ++k) {
+    const auto b = static_cast<uint8_t>(s[i + k]);
+    if ((b & 0xC0) != 0x80) {
+      return -1;
+    }
+    cp = (cp << 6) | (b & 0x3Fu);
+  }
+  if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
+    return -1;
+  }
+  i += len;
+  return static_cast<int32_t>(cp);
+}
+
+} // namespace
+
+bool is_valid_utf8(std::string_view s)
+{
+  for (size_t i = 0; i < s.size();) {
+    if (decode_one(s, i) < 0) {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool is_printable_utf8(std::string_view s)
+{
+  for (size_t i = 0; i < s.size();) {
+    const int32_t cp = decode_one(s, i);
+    if (cp < 0x20 || cp == 0x7F || (cp >= 0x80 && cp <= 0x9F)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+int64_t unix_now() { return static_cast<int64_t>(std::time(nullptr)); }
+
+std::string format_time(int64_t unix_seconds)
+{
+  const auto t = static_cast<time_t>(unix_seconds);
+  struct tm tm {};
+  gmtime_r(&t, &tm);
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                     tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+Result<int64_t> parse_time(std::string_view text)
+{
+  if (!text.empty() && text[0] == '@') {
+    int64_t v = 0;
+    auto [p, ec] = std::from_chars(text.data() + 1, text.data() + text.size(), v);
+    if (ec != std::errc() || p != text.data() + text.size() || text.size() == 1) {
+      return fail(fmt::format("invalid time \"{}\"", text));
+    }
+    return v;
+  }
+  int year = 0, mon = 0, day = 0, hour = 0, min = 0, sec = 0;
+  auto num = [&](size_t pos, size_t len, int& out) {
+    if (pos + len > text.size()) {
+      return false;
+    }
+    auto [p, ec] = std::from_chars(text.data() + pos, text.data() + pos + len, out);
+    return ec == std::errc() && p == text.data() + pos + len;
+  };
+  bool ok = text.size() >= 10 && num(0, 4, year) && text[4] == '-' && num(5, 2, mon) && text[7] == '-'
+            && num(8, 2, day);
+  if (ok && text.size() > 10) {
+    ok = text.size() == 20 && text[10] == 'T' && num(11, 2, hour) && text[13] == ':' && num(14, 2, min)
+         && text[16] == ':' && num(17, 2, sec) && text[19] == 'Z';
+  }
+  if (!ok || mon < 1 || mon > 12 || day < 1 || day > 31 || hour > 23 || min > 59 || sec > 60) {
+    return fail(fmt::format("invalid time \"{}\" (expected YYYY-MM-DDTHH:MM:SSZ or @UNIXSECONDS)", text));
+  }
+  struct tm tm {};
+  tm.tm_year = year - 1900;
+  tm.tm_mon = mon - 1;
+  tm.tm_mday = day;
+  tm.tm_hour = hour;
+  tm.tm_min = min;
+  tm.tm_sec = sec;
+  const time_t t = timegm(&tm);
+  if (format_time(t).substr(0, 10) != text.substr(0, 10)) {
+    return fail(fmt::format("invalid time \"{}\" (no such date)", text));
+  }
+  return static_cast<int64_t>(t);
+}
+
+Result<int64_t> parse_duration(std::string_view text)
+{
+  if (text.empty()) {
+    return fail("empty duration");
+  }
+  int64_t total = 0;
+  size_t i = 0;
+  while (i < text.size()) {
+    int64_t n = 0;
+    auto [p, ec] = std::from_chars(text.data() + i, text.data() + text.size(), n);
+    if (ec != std::errc() || n < 0) {
+      return fail(fmt::format("invalid duration \"{}\" (examples: 90s, 15m, 12h, 30d, 2w, 1d12h)", text));
+    }
+    i = static_cast<size_t>(p - text.data());
+    int64_t unit = 1;
+    if (i < text.size()) {
+      switch (text[i]) {
+      case 's': unit = 1; break;
+      case 'm': unit = 60; break;
+      case 'h': unit = 3600; break;
+      case 'd': unit = 86400; break;
+      case 'w': unit = 7 * 86400; break;
+      default:
+        return fail(fmt::format("invalid duration \"{}\" (examples: 90s, 15m, 12h, 30d, 2w, 1d12h)", text));
+      }
+      ++i;
+    } else if (i != static_cast<size_t>(p - text.data()) || total != 0) {
+      return fail(fmt::format("invalid duration \"{}\" (a unit is missing)", text));
+    }
+    if (n > (std::numeric_limits<int64_t>::max() / 4 - total) / unit) {
+      return fail(fmt::format("duration \"{}\" is too long", text));
+    }
+    total += n * unit;
+  }
+  if (total <= 0) {
+    return fail(fmt::format("duration \"{}\" must be positive", text));
+  }
+  return total;
+}
+
+std::string format_duration(int64_t seconds)
+{
+  static constexpr std::pair<int64_t, char> k_units[] = {{7 * 86400, 'w'}, {86400, 'd'}, {3600, 'h'}, {60, 'm'}};
+  std::string out;
+  for (auto [unit, c] : k_units) {
+    if (seconds >= unit) {
+      out += fmt::format("{}{}", seconds / unit, c);
+      seconds %= unit;
+    }
+  }
+  if (seconds > 0 || out.empty()) {
+    out += fmt::format("{}s", seconds);
+  }
+  return out;
+}
+
+} // namespace fleetkey::util

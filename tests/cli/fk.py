@@ -1,0 +1,122 @@
+"""Shared helpers for the CLI tests: run the built fleetkey in a fresh temporary home.
+
+Every test gets its own home, an environment with no FLEETKEY_* variable leaking in from the
+caller, and stdin closed (not a terminal), so that nothing can prompt.
+"""
+import json
+import os
+import re
+import sqlite3
+import subprocess
+import tempfile
+import unittest
+
+BIN = os.environ.get("FLEETKEY_BIN", os.path.join(os.path.dirname(__file__), "../../build/fleetkey"))
+SOURCE_DIR = os.environ.get("FLEETKEY_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "../.."))
+
+# Exit codes from fleetkey(1).
+OK, FAILURE, USAGE, NOT_FOUND, CONFLICT, KEY, REGISTRY = 0, 1, 2, 3, 4, 5, 6
+TOKEN_MALFORMED, TOKEN_BAD_MAC, TOKEN_EXPIRED, TOKEN_NOT_YET_VALID = 10, 11, 12, 13
+TOKEN_REVOKED, TOKEN_UNKNOWN_KEY, TOKEN_WRONG_AUDIENCE = 14, 15, 16
+
+TEST_SEED = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+TEST_KEY_WARNING = ("fleetkey: warning: using a TEST master key (made with --test-seed): its keys are "
+                    "reproducible by anyone with the seed; never provision real devices with it\n")
+ISO_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+
+
+class Run:
+    def __init__(self, proc):
+        self.rc = proc.returncode
+        self.out = proc.stdout
+        self.err = proc.stderr
+
+    def json(self):
+        return json.loads(self.out)
+
+    def jsonl(self):
+        return [json.loads(line) for line in self.out.splitlines()]
+
+    def __repr__(self):
+        return f"Run(rc={self.rc}, out={self.out!r}, err={self.err!r})"
+
+
+class FleetTest(unittest.TestCase):
+    """A test case with a fresh home in self.home and helpers to run fleetkey in it."""
+
+    maxDiff = None
+
+    def setUp(self):
+        self._tmp = tempfile.TemporaryDirectory(prefix="fleetkey-test-")
+        self.tmp = self._tmp.name
+        self.home = os.path.join(self.tmp, "home")
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("FLEETKEY_")}
+        self.env.update({"FLEETKEY_HOME": self.home, "FLEETKEY_ACTOR": "tester", "LC_ALL": "C.UTF-8"})
+
+    def tearDown(self):
+        self._tmp.cleanup()
+
+    def run_fk(self, *args, input=None, env=None, binary=False):
+        e = dict(self.env)
+        if env:
+            e.update(env)
+        proc = subprocess.run([BIN, *args], input=input, capture_output=True, env=e,
+                              stdin=None if input is not None else subprocess.DEVNULL,
+                              text=not binary, timeout=300)
+        return Run(proc)
+
+    def fk(self, *args, **kw):
+        """Runs fleetkey and asserts success."""
+        r = self.run_fk(*args, **kw)
+        self.assertEqual(r.rc, 0, f"fleetkey {' '.join(args)} failed: {r}")
+        return r
+
+    def fails(self, code, *args, **kw):
+        """Runs fleetkey, asserts exit `code`, one `fleetkey: error:` line on stderr, nothing on stdout."""
+        r = self.run_fk(*args, **kw)
+        self.assertEqual(r.rc, code, f"fleetkey {' '.join(args)}: {r}")
+        self.assertEqual(r.out, "", r)
+        self.assertRegex(r.err, r"^fleetkey: error: [^\n]+\n$")
+        return r
+
+    def init_test_key(self, seed=TEST_SEED):
+        return self.fk("init", "--no-passphrase", "--test-seed", seed)
+
+    def init_plain(self):
+        return self.fk("init", "--no-passphrase")
+
+    def write_private(self, name, content, mode=0o600):
+        path = os.path.join(self.tmp, name)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        with os.fdopen(fd, "w" if isinstance(content, str) else "wb") as f:
+            f.write(content)
+        os.chmod(path, mode)
+        return path
+
+    @property
+    def registry_path(self):
+        return os.path.join(self.home, "registry.db")
+
+    @property
+    def key_path(self):
+        return os.path.join(self.home, "master.key")
+
+    def db(self):
+        con = sqlite3.connect(f"file:{self.registry_path}?mode=ro", uri=True)
+        self.addCleanup(con.close)
+        return con
+
+    def rows(self, sql, *params):
+        return self.db().execute(sql, params).fetchall()
+
+    def snapshot(self):
+        """Every table's rows, for asserting that a failed command changed nothing."""
+        con = self.db()
+        tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")]
+        snap = {t: con.execute(f'SELECT * FROM "{t}"').fetchall() for t in tables}
+        snap["user_version"] = con.execute("PRAGMA user_version").fetchone()
+        return snap
+
+
+def main():
+    unittest.main(verbosity=2)
