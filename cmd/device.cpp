@@ -70,11 +70,12 @@ void setup_device(CLI::App& app, Context& ctx)
   });
   add->add_option("ID", ao->id, "Device id: 1-128 bytes of printable UTF-8, e.g. a serial number")->required();
   add->add_option("--model", ao->model, "Device model")->type_name("MODEL");
-  add->add_option("--label", ao->labels, "Label KEY=VALUE (repeatable)")->type_name("K=V");
+  add->add_option("--label", ao->labels, "Label KEY=VALUE")->type_name("K=V");
   add->add_flag("--if-missing", ao->if_missing, "Succeed without change if the device is already registered");
 
   auto status = std::make_shared<std::string>();
   auto* list = add_command(*device, ctx, "list", "List devices, streaming, in id order", [&ctx, status] {
+    ctx.fleet().registry(); // fail before printing anything
     if (!ctx.json()) {
       ctx.print(fmt::format("{:<24} {:<16} {:<8} {:<4} {}\n", "ID", "MODEL", "STATUS", "KEY", "CREATED"));
     }

@@ -54,9 +54,10 @@ void setup_user(CLI::App& app, Context& ctx)
     ctx.json() ? ctx.print_json(to_json(u)) : ctx.note(fmt::format("added user {}", u.name));
   });
   add->add_option("NAME", ao->name, "User name: 1-128 bytes of printable UTF-8")->required();
-  add->add_option("--label", ao->labels, "Label KEY=VALUE (repeatable)")->type_name("K=V");
+  add->add_option("--label", ao->labels, "Label KEY=VALUE")->type_name("K=V");
 
   add_command(*user, ctx, "list", "List users", [&ctx] {
+    ctx.fleet().registry(); // fail before printing anything
     if (!ctx.json()) {
       ctx.print(fmt::format("{:<24} {:<21} {}\n", "NAME", "CREATED", "LABELS"));
     }

@@ -72,11 +72,13 @@ class FleetTest(unittest.TestCase):
         return r
 
     def fails(self, code, *args, **kw):
-        """Runs fleetkey, asserts exit `code`, one `fleetkey: error:` line on stderr, nothing on stdout."""
+        """Runs fleetkey, asserts exit `code`, nothing on stdout, and on stderr one `fleetkey: error:` line
+        after nothing but the test-key warning."""
         r = self.run_fk(*args, **kw)
         self.assertEqual(r.rc, code, f"fleetkey {' '.join(args)}: {r}")
         self.assertEqual(r.out, "", r)
-        self.assertRegex(r.err, r"^fleetkey: error: [^\n]+\n$")
+        err = r.err[len(TEST_KEY_WARNING):] if r.err.startswith(TEST_KEY_WARNING) else r.err
+        self.assertRegex(err, r"^fleetkey: error: [^\n]+\n$")
         return r
 
     def init_test_key(self, seed=TEST_SEED):
@@ -92,6 +94,11 @@ class FleetTest(unittest.TestCase):
             f.write(content)
         os.chmod(path, mode)
         return path
+
+    @staticmethod
+    def read(path, mode="r"):
+        with open(path, mode) as f:
+            return f.read()
 
     @property
     def registry_path(self):

@@ -1,0 +1,123 @@
+"""fleetkey init: the home, the key file, the registry, and every passphrase source."""
+import json
+import os
+import stat
+
+import fk
+
+
+class InitTest(fk.FleetTest):
+    def test_init_test_seed_reports_exactly_and_creates_private_files(self):
+        r = self.fk("init", "--no-passphrase", "--test-seed", fk.TEST_SEED)
+        self.assertEqual(r.out,
+                         f"created master key v1 (unencrypted, TEST KEY) in {self.key_path}\n"
+                         "fingerprint 46dd0fcf04f1426d2a34d8aaa19c08dd\n"
+                         f"created registry {self.registry_path}\n")
+        self.assertEqual(r.err, "fleetkey: warning: created a TEST master key from --test-seed: never provision "
+                                "real devices with it\n")
+        self.assertEqual(stat.S_IMODE(os.stat(self.home).st_mode), 0o700)
+        self.assertEqual(stat.S_IMODE(os.stat(self.key_path).st_mode), 0o600)
+        self.assertEqual(stat.S_IMODE(os.stat(self.registry_path).st_mode), 0o600)
+        self.assertEqual(self.rows("SELECT version, fingerprint, test_key, status FROM master_keys"),
+                         [(1, "46dd0fcf04f1426d2a34d8aaa19c08dd", 1, "current")])
+        self.assertEqual(self.rows("SELECT actor, action, subject FROM audit"), [("tester", "init", "master:1")])
+        self.assertEqual(self.db().execute("PRAGMA application_id").fetchone()[0], 0x464B5247)
+
+    def test_init_json(self):
+        r = self.fk("--json", "init", "--no-passphrase", "--test-seed", fk.TEST_SEED)
+        self.assertEqual(r.json(), {"home": self.home, "registry": self.registry_path, "master_key": self.key_path,
+                                    "version": 1, "fingerprint": "46dd0fcf04f1426d2a34d8aaa19c08dd",
+                                    "encrypted": False, "test_key": True})
+
+    def test_key_file_layout(self):
+        self.init_test_key()
+        lines = self.read(self.key_path).splitlines()
+        self.assertEqual(lines[0], "# fleetkey master key file: keep it secret, keep it safe. Layout: fleetkey-formats(5).")
+        self.assertEqual(lines[1:6], ["format: fleetkey-master-key 1", "encryption: none", "test-key: yes",
+                                      "current-version: 1", "fingerprint: 46dd0fcf04f1426d2a34d8aaa19c08dd"])
+        self.assertTrue(lines[6].startswith("checksum: "))
+        self.assertTrue(lines[7].startswith("payload: "))
+
+    def test_encrypted_init_with_passphrase_file(self):
+        pf = self.write_private("pass", "correct horse battery staple\n")
+        r = self.fk("--passphrase-file", pf, "init", "--kdf", "interactive")
+        self.assertIn("(encrypted)", r.out)
+        text = self.read(self.key_path)
+        self.assertIn("encryption: xchacha20poly1305\nkdf: argon2id13\nkdf-opslimit: 2\nkdf-memlimit: 67108864\n", text)
+        self.assertNotIn("checksum", text)
+        # The passphrase opens it, from each source.
+        self.fk("--passphrase-file", pf, "device", "add", "SN-1")
+        self.fk("device", "add", "SN-2", env={"FLEETKEY_PASSPHRASE_FILE": pf})
+        self.fk("device", "add", "SN-3", env={"FLEETKEY_PASSPHRASE": "correct horse battery staple"})
+        self.assertEqual(self.rows("SELECT id FROM devices ORDER BY id"), [("SN-1",), ("SN-2",), ("SN-3",)])
+
+    def test_missing_passphrase_without_terminal_creates_nothing(self):
+        r = self.fails(fk.KEY, "init")
+        self.assertIn("stdin is not a terminal", r.err)
+        self.assertFalse(os.path.exists(self.home))
+
+    def test_empty_passphrase_refused(self):
+        pf = self.write_private("pass", "\n")
+        r = self.fails(fk.KEY, "--passphrase-file", pf, "init")
+        self.assertIn("empty passphrase", r.err)
+        self.assertFalse(os.path.exists(self.home))
+
+    def test_group_readable_passphrase_file_refused(self):
+        pf = self.write_private("pass", "secret\n", mode=0o640)
+        r = self.fails(fk.KEY, "--passphrase-file", pf, "init")
+        self.assertIn(f"fix it with: chmod 600 {pf}", r.err)
+        self.assertFalse(os.path.exists(self.home))
+
+    def test_bad_test_seed_creates_nothing(self):
+        for seed in ["xyz", "0", "", "00" * 65]:
+            with self.subTest(seed=seed):
+                self.fails(fk.USAGE, "init", "--no-passphrase", "--test-seed", seed)
+                self.assertFalse(os.path.exists(self.registry_path))
+
+    def test_second_init_refused_and_changes_nothing(self):
+        self.init_test_key()
+        key_before = self.read(self.key_path)
+        snap = self.snapshot()
+        r = self.fails(fk.CONFLICT, "init", "--no-passphrase")
+        self.assertIn("already exists (use --force", r.err)
+        self.assertEqual(self.read(self.key_path), key_before)
+        self.assertEqual(self.snapshot(), snap)
+
+    def test_force_replaces_everything(self):
+        self.init_test_key()
+        self.fk("device", "add", "SN-1")
+        self.fk("init", "--no-passphrase", "--force")
+        self.assertEqual(self.rows("SELECT count(*) FROM devices"), [(0,)])
+        self.assertEqual(self.rows("SELECT test_key FROM master_keys"), [(0,)])
+
+    def test_same_seed_same_keys_anywhere(self):
+        self.init_test_key()
+        self.fk("device", "add", "SN-0001")
+        other = os.path.join(self.tmp, "other")
+        self.fk("--home", other, "init", "--no-passphrase", "--test-seed", fk.TEST_SEED)
+        self.fk("--home", other, "device", "add", "SN-0001")
+        a = self.fk("device", "key", "SN-0001").out
+        b = self.fk("--home", other, "device", "key", "SN-0001").out
+        self.assertEqual(a, "ef419cd3c7fb3a1da680469c58f84d10df682604c6469f07208313f21d79d33b\n")
+        self.assertEqual(a, b)
+
+    def test_random_keys_differ(self):
+        self.init_plain()
+        other = os.path.join(self.tmp, "other")
+        self.fk("--home", other, "init", "--no-passphrase")
+        a = self.fk("--json", "master", "list").json()
+        b = self.fk("--json", "--home", other, "master", "list").json()
+        self.assertRegex(a["fingerprint"], r"^[0-9a-f]{32}$")
+        self.assertNotEqual(a["fingerprint"], b["fingerprint"])
+        self.assertFalse(a["test_key"])
+
+    def test_home_from_xdg(self):
+        env = {k: v for k, v in self.env.items() if k != "FLEETKEY_HOME"}
+        env["XDG_DATA_HOME"] = os.path.join(self.tmp, "xdg")
+        self.env = env
+        r = self.fk("--json", "init", "--no-passphrase")
+        self.assertEqual(r.json()["home"], os.path.join(self.tmp, "xdg", "fleetkey"))
+
+
+if __name__ == "__main__":
+    fk.main()

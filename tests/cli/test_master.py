@@ -1,0 +1,137 @@
+"""fleetkey master list | rotate | retire | passwd, and the key file's protections."""
+import os
+
+import fk
+
+V1 = "46dd0fcf04f1426d2a34d8aaa19c08dd"
+
+
+class MasterTest(fk.FleetTest):
+    def test_list_table_and_json(self):
+        self.init_test_key()
+        r = self.fk("master", "list")
+        lines = r.out.splitlines()
+        self.assertEqual(lines[0], "VERSION  STATUS   CREATED               FINGERPRINT                      TEST")
+        self.assertRegex(lines[1], rf"^1        current  \d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\dZ  {V1} yes$")
+        self.assertEqual(len(lines), 2)
+        j = self.fk("--json", "master", "list").jsonl()
+        self.assertEqual(len(j), 1)
+        self.assertRegex(j[0].pop("created"), fk.ISO_TIME)
+        self.assertEqual(j[0], {"version": 1, "status": "current", "current": True, "fingerprint": V1,
+                                "test_key": True, "retired": None})
+
+    def test_list_needs_no_passphrase(self):
+        pf = self.write_private("pass", "pw\n")
+        self.fk("--passphrase-file", pf, "init", "--kdf", "interactive")
+        self.fk("master", "list")
+
+    def test_rotate_new_devices_get_new_version_old_keep_theirs(self):
+        self.init_test_key()
+        self.fk("device", "add", "SN-0001")
+        before = self.fk("device", "key", "SN-0001").out
+        r = self.fk("master", "rotate")
+        self.assertRegex(r.out, r"^master key v2 is now current \(fingerprint [0-9a-f]{32}\); devices keep the "
+                                r"version they were registered with\n$")
+        self.fk("device", "add", "SN-0002")
+        self.assertEqual(self.fk("device", "key", "SN-0001").out, before)
+        self.assertEqual(self.rows("SELECT id, key_version FROM devices ORDER BY id"), [("SN-0001", 1), ("SN-0002", 2)])
+        self.assertEqual(self.rows("SELECT version, status FROM master_keys ORDER BY version"),
+                         [(1, "active"), (2, "current")])
+        self.assertIn("current-version: 2\n", self.read(self.key_path))
+        # Test-seed rotation is reproducible too.
+        other = os.path.join(self.tmp, "other")
+        self.fk("--home", other, "init", "--no-passphrase", "--test-seed", fk.TEST_SEED)
+        self.fk("--home", other, "master", "rotate")
+        a = self.fk("--json", "master", "list").jsonl()
+        b = self.fk("--json", "--home", other, "master", "list").jsonl()
+        self.assertEqual([x["fingerprint"] for x in a], [x["fingerprint"] for x in b])
+
+    def test_rotate_keeps_encryption(self):
+        pf = self.write_private("pass", "pw\n")
+        self.fk("--passphrase-file", pf, "init", "--kdf", "interactive")
+        self.fk("--passphrase-file", pf, "master", "rotate")
+        text = self.read(self.key_path)
+        self.assertIn("encryption: xchacha20poly1305\n", text)
+        self.assertIn("kdf-opslimit: 2\n", text)
+        self.fk("--passphrase-file", pf, "device", "add", "SN-1")
+
+    def test_retire(self):
+        self.init_test_key()
+        self.fk("device", "add", "SN-1")
+        r = self.fails(fk.CONFLICT, "master", "retire", "1")
+        self.assertEqual(r.err, "fleetkey: error: master key version 1 is current: rotate first\n")
+        self.fails(fk.NOT_FOUND, "master", "retire", "7")
+        self.fk("master", "rotate")
+        self.assertEqual(self.fk("master", "retire", "1").out, "master key v1 is retired\n")
+        self.assertEqual(self.rows("SELECT status FROM master_keys WHERE version = 1"), [("retired",)])
+        r = self.fails(fk.KEY, "device", "key", "SN-1")
+        self.assertEqual(r.err, "fleetkey: error: master key version 1 is retired\n")
+        self.fails(fk.CONFLICT, "master", "retire", "1")
+
+    def test_passwd(self):
+        old = self.write_private("old", "old pass\n")
+        new = self.write_private("new", "new pass\n")
+        self.fk("--passphrase-file", old, "init", "--kdf", "interactive")
+        self.fk("--passphrase-file", old, "device", "add", "SN-1")
+        key = self.fk("--passphrase-file", old, "device", "key", "SN-1").out
+        self.assertEqual(self.fk("--passphrase-file", old, "master", "passwd", "--new-passphrase-file", new).out,
+                         f"re-encrypted {self.key_path}\n")
+        r = self.fails(fk.KEY, "--passphrase-file", old, "device", "key", "SN-1")
+        self.assertEqual(r.err, "fleetkey: error: cannot decrypt the master key: wrong passphrase, or the key file "
+                                "was modified\n")
+        self.assertEqual(self.fk("--passphrase-file", new, "device", "key", "SN-1").out, key)
+        self.assertEqual(self.rows("SELECT action FROM audit WHERE action = 'master.passwd'"), [("master.passwd",)])
+        # And to an unencrypted file and back.
+        self.fk("--passphrase-file", new, "master", "passwd", "--no-passphrase")
+        self.assertIn("encryption: none\n", self.read(self.key_path))
+        self.assertEqual(self.fk("device", "key", "SN-1").out, key)
+
+    def test_passwd_needs_a_new_passphrase(self):
+        self.init_test_key()
+        self.fails(fk.KEY, "master", "passwd")
+
+    def test_wrong_passphrase_changes_nothing(self):
+        good = self.write_private("good", "good\n")
+        bad = self.write_private("bad", "bad\n")
+        self.fk("--passphrase-file", good, "init", "--kdf", "interactive")
+        snap = self.snapshot()
+        key_file = self.read(self.key_path)
+        for args in (["device", "add", "SN-1"], ["master", "rotate"], ["master", "passwd", "--no-passphrase"]):
+            with self.subTest(args=args):
+                self.fails(fk.KEY, "--passphrase-file", bad, *args)
+                self.assertEqual(self.snapshot(), snap)
+                self.assertEqual(self.read(self.key_path), key_file)
+
+    def test_group_readable_key_file_refused_with_the_fix(self):
+        self.init_test_key()
+        snap = self.snapshot()
+        os.chmod(self.key_path, 0o640)
+        r = self.fails(fk.KEY, "device", "add", "SN-1")
+        self.assertEqual(r.err, f"fleetkey: error: master key file {self.key_path} is accessible by group or others "
+                                f"(mode 0640); fix it with: chmod 600 {self.key_path}\n")
+        self.assertEqual(self.snapshot(), snap)
+
+    def test_key_file_of_another_registry_refused(self):
+        self.init_test_key()
+        other = os.path.join(self.tmp, "other")
+        self.fk("--home", other, "init", "--no-passphrase")
+        snap = self.snapshot()
+        r = self.fails(fk.KEY, "--master-key", os.path.join(other, "master.key"), "device", "add", "SN-1")
+        self.assertIn("does not belong to registry", r.err)
+        self.assertEqual(self.snapshot(), snap)
+
+    def test_missing_and_corrupt_key_file(self):
+        self.init_test_key()
+        snap = self.snapshot()
+        r = self.fails(fk.KEY, "--master-key", os.path.join(self.tmp, "nope.key"), "device", "add", "SN-1")
+        self.assertIn("no master key file at", r.err)
+        text = self.read(self.key_path)
+        os.unlink(self.key_path)
+        self.write_private("corrupt.key", text.replace("payload: R", "payload: S"))
+        r = self.fails(fk.KEY, "--master-key", os.path.join(self.tmp, "corrupt.key"), "device", "add", "SN-1")
+        self.assertIn("master key file is corrupted", r.err)
+        self.assertEqual(self.snapshot(), snap)
+
+
+if __name__ == "__main__":
+    fk.main()

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# `make run`: a real end-to-end session in a temporary home, printed as it goes.
+set -euo pipefail
+fleetkey=$(realpath "${1:-build/fleetkey}")
+home=$(mktemp -d "${TMPDIR:-/tmp}/fleetkey-demo.XXXXXX")
+trap 'rm -rf "$home"' EXIT
+export FLEETKEY_HOME="$home/fleet"
+export FLEETKEY_ACTOR=demo
+umask 077
+printf 'demo passphrase, do not reuse\n' > "$home/passphrase"
+export FLEETKEY_PASSPHRASE_FILE="$home/passphrase"
+
+step() { printf '\n\033[1m$ fleetkey'; printf ' %q' "$@"; printf '\033[0m\n'; "$fleetkey" "$@"; }
+
+echo "fleetkey demo in a temporary home: $FLEETKEY_HOME"
+step init --kdf interactive
+step master list
+step device add SN-0001 --model lock-v2 --label line=3
+step device add SN-0002 --model lock-v2
+step device list
+step device show SN-0001
+step device key SN-0001
+step device key SN-0001 --format c --purpose enc
+step user add alice --label team=facilities
+step user grant alice --device SN-0001 --role owner --ttl 30d
+step user key alice --device SN-0001
+step user revoke alice --device SN-0001 --reason "phone lost"
+printf '\n\033[1m$ fleetkey user key alice --device SN-0001   # after the revocation\033[0m\n'
+"$fleetkey" user key alice --device SN-0001 || echo "(exit status $?: the old key is gone)"
+step master rotate
+step device add SN-0003
+step --json device list
+step device revoke SN-0002 --reason "returned to factory"
+echo
+echo "The registry holds fingerprints, never keys:"
+sqlite3 "$FLEETKEY_HOME/registry.db" "SELECT id, key_version, fingerprint, status FROM devices;" 2>/dev/null \
+  || echo "(install sqlite3 to look inside the registry)"
+echo
+echo "Audit trail:"
+sqlite3 "$FLEETKEY_HOME/registry.db" "SELECT at, actor, action, subject FROM audit ORDER BY id;" 2>/dev/null || true

@@ -1,0 +1,160 @@
+// The registry: creation, identity checks, migrations, transactions and the append-only audit.
+#include <fleetkey/registry/registry.hpp>
+#include <fleetkey/util/error.hpp>
+#include <fleetkey/util/file.hpp>
+
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <fstream>
+
+using namespace fleetkey;
+using registry::OpenMode;
+using registry::Registry;
+
+namespace {
+
+struct TempDir
+{
+  std::string path;
+  TempDir()
+  {
+    char tmpl[] = "/tmp/fleetkey-unit-XXXXXX";
+    path = ::mkdtemp(tmpl);
+  }
+  ~TempDir() { std::filesystem::remove_all(path); }
+};
+
+Exit code_of(const std::function<void()>& fn)
+{
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e.code();
+  }
+  return Exit::ok;
+}
+
+registry::MasterKeyRecord master(uint32_t v)
+{
+  return {v, "2026-01-01T00:00:00Z", "00112233445566778899aabbccddeeff", false, v == 1 ? "current" : "active", {}};
+}
+
+} // namespace
+
+TEST_CASE("a new registry is marked, versioned and in WAL mode")
+{
+  TempDir dir;
+  const auto path = dir.path + "/r.db";
+  auto reg = Registry::open(path, OpenMode::create);
+  CHECK(reg.db().pragma_int("application_id") == registry::k_application_id);
+  CHECK(reg.db().pragma_int("user_version") == Registry::latest_schema_version());
+  CHECK(reg.db().pragma_int("foreign_keys") == 1);
+  auto st = reg.db().prepare("PRAGMA journal_mode");
+  REQUIRE(st.step());
+  CHECK(st.text(0) == "wal");
+}
+
+TEST_CASE("opening checks the file is a fleetkey registry of a known schema")
+{
+  TempDir dir;
+  CHECK(code_of([&] { Registry::open(dir.path + "/missing.db", OpenMode::existing); }) == Exit::registry);
+  CHECK_FALSE(util::exists(dir.path + "/missing.db"));
+
+  const auto text = dir.path + "/text.db";
+  std::ofstream(text) << "this is not a database, just some text that is long enough to have a header...........";
+  CHECK(code_of([&] { Registry::open(text, OpenMode::existing); }) == Exit::registry);
+
+  const auto other = dir.path + "/other.db";
+  {
+    registry::Db db(other, true);
+    db.exec("CREATE TABLE t (x)");
+  }
+  CHECK(code_of([&] { Registry::open(other, OpenMode::existing); }) == Exit::registry);
+  CHECK(code_of([&] { Registry::open(other, OpenMode::create); }) == Exit::registry);
+
+  const auto newer = dir.path + "/newer.db";
+  { Registry::open(newer, OpenMode::create); }
+  {
+    registry::Db db(newer, false);
+    db.exec("PRAGMA user_version = " + std::to_string(Registry::latest_schema_version() + 1));
+  }
+  CHECK(code_of([&] { Registry::open(newer, OpenMode::existing); }) == Exit::registry);
+}
+
+TEST_CASE("reopening applies no migration twice")
+{
+  TempDir dir;
+  const auto path = dir.path + "/r.db";
+  { Registry::open(path, OpenMode::create); }
+  auto reg = Registry::open(path, OpenMode::existing);
+  CHECK(reg.master_keys().empty());
+}
+
+TEST_CASE("a transaction rolls back unless committed")
+{
+  TempDir dir;
+  auto reg = Registry::open(dir.path + "/r.db", OpenMode::create);
+  {
+    registry::Transaction tx(reg.db());
+    reg.insert_master_key(master(1));
+  }
+  CHECK(reg.master_keys().empty());
+  {
+    registry::Transaction tx(reg.db());
+    reg.insert_master_key(master(1));
+    tx.commit();
+  }
+  REQUIRE(reg.master_keys().size() == 1);
+  CHECK(reg.master_keys()[0].fingerprint == "00112233445566778899aabbccddeeff");
+}
+
+TEST_CASE("devices need a known master key version, and ids are unique")
+{
+  TempDir dir;
+  auto reg = Registry::open(dir.path + "/r.db", OpenMode::create);
+  registry::DeviceRecord d;
+  d.id = "SN-1";
+  d.key_version = 1;
+  d.fingerprint = "ff";
+  d.created = "2026-01-01T00:00:00Z";
+  CHECK(code_of([&] { reg.insert_device(d); }) == Exit::conflict); // foreign key
+  reg.insert_master_key(master(1));
+  reg.insert_device(d);
+  CHECK(code_of([&] { reg.insert_device(d); }) == Exit::conflict);
+  CHECK(reg.device("SN-1")->fingerprint == "ff");
+  CHECK_FALSE(reg.device("SN-2"));
+  int n = 0;
+  reg.for_each_device("revoked", [&](const registry::DeviceRecord&) { ++n; });
+  CHECK(n == 0);
+  reg.for_each_device("", [&](const registry::DeviceRecord&) { ++n; });
+  CHECK(n == 1);
+}
+
+TEST_CASE("the audit trail is append-only")
+{
+  TempDir dir;
+  auto reg = Registry::open(dir.path + "/r.db", OpenMode::create);
+  reg.audit("test", "subject", {{"k", 1}});
+  const auto events = reg.audit_events(10);
+  REQUIRE(events.size() == 1);
+  CHECK(events[0].action == "test");
+  CHECK(events[0].details["k"] == 1);
+  CHECK(code_of([&] { reg.db().exec("UPDATE audit SET action = 'x'"); }) == Exit::conflict);
+  CHECK(code_of([&] { reg.db().exec("DELETE FROM audit"); }) == Exit::conflict);
+  CHECK(reg.audit_events(10).size() == 1);
+}
+
+TEST_CASE("Stmt and Db move")
+{
+  TempDir dir;
+  registry::Db a(dir.path + "/m.db", true);
+  registry::Db b(std::move(a));
+  CHECK(a.get() == nullptr);
+  auto s1 = b.prepare("SELECT 41 + 1");
+  registry::Stmt s2;
+  s2 = std::move(s1);
+  CHECK(s1.get() == nullptr);
+  REQUIRE(s2.step());
+  CHECK(s2.integer(0) == 42);
+}
