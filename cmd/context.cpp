@@ -11,6 +11,10 @@ fleet::Fleet& Context::fleet()
   if (!m_fleet) {
     fleet::Options o{globals.home, globals.registry, globals.master_key, globals.passphrase_file};
     m_fleet = std::make_unique<fleet::Fleet>(o, [this](std::string_view msg) { warn(msg); });
+    if (globals.verbose > 0) {
+      const auto& p = m_fleet->paths();
+      fmt::print(stderr, "fleetkey: home {}, registry {}, master key {}\n", p.home, p.registry, p.master_key);
+    }
   }
   return *m_fleet;
 }

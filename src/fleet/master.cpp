@@ -142,7 +142,7 @@ void change_passphrase(Fleet& fleet, const PasswdOptions& options)
 {
   auto& reg = fleet.registry();
   const auto& ring = fleet.keyring();
-  auto header = fleet.key_file_header();
+  const auto& header = fleet.key_file_header();
   std::optional<crypto::Secret> pass;
   if (!options.no_passphrase) {
     if (options.new_passphrase_file) {
@@ -165,8 +165,6 @@ void change_passphrase(Fleet& fleet, const PasswdOptions& options)
   reg.audit("master.passwd", "master", {{"encrypted", pass.has_value()}});
   crypto::write_key_file(fleet.paths().master_key, ring, pass ? &*pass : nullptr, kdf, crypto::Replace::yes);
   tx.commit();
-  header.encrypted = pass.has_value();
-  header.kdf = kdf;
 }
 
 } // namespace fleetkey::fleet

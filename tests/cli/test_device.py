@@ -159,6 +159,9 @@ class DeviceTest(fk.FleetTest):
     def test_quiet_and_global_options_after_the_command(self):
         self.assertEqual(self.fk("device", "add", "SN-1", "-q").out, "")
         self.assertEqual(self.fk("device", "show", "SN-1", "--json").json()["id"], "SN-1")
+        r = self.fk("-v", "device", "show", "SN-1")
+        self.assertTrue(r.err.startswith(f"fleetkey: home {self.home}, registry {self.registry_path}, master key "
+                                         f"{self.key_path}\n"), r.err)
 
 
 if __name__ == "__main__":
