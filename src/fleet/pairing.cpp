@@ -344,6 +344,14 @@ PairResult pair_device(Fleet& fleet, std::string_view id, const PairOptions& opt
   if (device.status != "active") {
     throw Error(Exit::conflict, "device \"{}\" is revoked: it is not paired any more", id);
   }
+  // Refuse what we can before the key file is read (and a passphrase asked for).
+  if (options.scheme == PairScheme::matter) {
+    matter_field(options.matter.vendor_id, device, "vendor_id", 0xffff, "--vendor-id");
+    matter_field(options.matter.product_id, device, "product_id", 0xffff, "--product-id");
+  }
+  if (out && overwrite == util::Overwrite::no && util::exists(*out)) {
+    throw Error(Exit::conflict, "{} already exists (use --force to replace it)", *out);
+  }
   const auto key = derive_device_key(fleet, device); // before the transaction: it may ask for a passphrase
   registry::Transaction tx(reg.db());
   if (rotate == Rotate::yes) {
@@ -398,13 +406,6 @@ BatchResult pair_batch(Fleet& fleet, const BatchOptions& o)
     throw Error(Exit::usage, "--jobs {} is out of range (0-256)", o.jobs);
   }
   auto devices = batch_devices(fleet, o);
-  // Every master key version the devices need, loaded once before the workers start.
-  std::map<uint32_t, const crypto::MasterKey*> masters;
-  for (const auto& d : devices) {
-    if (!masters.count(d.key_version)) {
-      masters[d.key_version] = &fleet.master_key(d.key_version);
-    }
-  }
   if (o.pair.scheme == PairScheme::matter) {
     for (const auto& d : devices) {
       // Refuse a missing vendor or product id before any file is written.
@@ -413,14 +414,23 @@ BatchResult pair_batch(Fleet& fleet, const BatchOptions& o)
     }
   }
   struct stat st {};
-  if (::stat(o.out_dir.c_str(), &st) == 0) {
+  const bool dir_exists = ::stat(o.out_dir.c_str(), &st) == 0;
+  if (dir_exists) {
     if (!S_ISDIR(st.st_mode)) {
       throw Error(Exit::conflict, "{} exists and is not a directory", o.out_dir);
     }
     if (o.overwrite == util::Overwrite::no && !directory_empty(o.out_dir)) {
       throw Error(Exit::conflict, "output directory {} is not empty (use --force to write into it)", o.out_dir);
     }
-  } else {
+  }
+  // Every master key version the devices need, loaded once before the workers start.
+  std::map<uint32_t, const crypto::MasterKey*> masters;
+  for (const auto& d : devices) {
+    if (!masters.count(d.key_version)) {
+      masters[d.key_version] = &fleet.master_key(d.key_version);
+    }
+  }
+  if (!dir_exists) {
     util::make_directories(o.out_dir, 0700);
   }
 
