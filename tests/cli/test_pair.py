@@ -278,6 +278,30 @@ class PairTest(fk.FleetTest):
         self.assertEqual(j["device"], "decode")
         self.assertEqual(j["pin"], pin("decode", 0))
 
+    def test_man_page_worked_example(self):
+        """fleetkey-pairing(5)'s worked example, recomputed here and by fleetkey."""
+        with open(os.path.join(fk.SOURCE_DIR, "man", "fleetkey-pairing.5"), encoding="utf-8") as f:
+            page = f.read()
+        block = page.split(".\\\" worked-example-begin\n", 1)[1].split(".\\\" worked-example-end", 1)[0]
+        ex = dict(line.split(None, 1) for line in block.splitlines() if not line.startswith("."))
+        self.assertEqual(ex["test-seed"], fk.TEST_SEED)  # the seed every test home uses
+        device, counter = ex["device"], int(ex["counter"])
+        seed = bytes.fromhex(ex["test-seed"])
+        mk = hkdf_expand(hkdf_extract(b"fleetkey/v1 test-seed", seed), info("master", 1), 32)
+        k_dev = hkdf_expand(hkdf_extract(b"fleetkey/v1", mk), info("device", device), 32)
+        self.assertEqual(k_dev.hex(), ex["K_dev"])
+        self.assertEqual(device_prk(device).hex(), ex["PRK_dev"])
+        self.assertEqual(info("pairing", counter).hex(), ex["info"])
+        self.assertEqual(hkdf_expand(device_prk(device), info("pairing", counter), 8).hex(), ex["w0"])
+        self.assertEqual(pin(device, counter), ex["code"])
+        self.assertEqual(ex["PIN"] + verhoeff(ex["PIN"]), ex["code"])
+        j = self.pair_json(device)
+        self.assertEqual((j["pin"], j["pin_grouped"], j["payload"]), (ex["code"], ex["shown"], ex["payload"]))
+        j = self.pair_json(device, "--scheme", "matter", "--vendor-id", "0xFFF1", "--product-id", "0x8000")
+        self.assertEqual((j["passcode"], j["discriminator"]), (int(ex["passcode"]), int(ex["discrim"])))
+        self.assertEqual((j["payload"], j["manual_code"]), (ex["matter-qr"], ex["manual"]))
+        self.assertEqual(matter_qr(0xFFF1, 0x8000, 0, 2, int(ex["discrim"]), int(ex["passcode"])), ex["matter-qr"])
+
     # --- QR renderings ---
 
     def test_png_decodes_to_the_payload(self):
