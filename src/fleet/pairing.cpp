@@ -16,7 +16,6 @@
 #include <cerrno>
 #include <cstring>
 #include <exception>
-#include <fstream>
 #include <map>
 #include <mutex>
 #include <set>
@@ -388,6 +387,12 @@ std::string label_file_name(std::string_view device_id, QrFormat format)
     const bool safe = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
                       c == '-' || (c == '.' && i > 0);
     out += safe ? std::string(1, static_cast<char>(c)) : fmt::format("%{:02X}", c);
+  }
+  if (out.size() > 240) {
+    // Past what file systems take (255 bytes): a prefix and a digest; '~' never appears otherwise.
+    uint8_t digest[32];
+    crypto::sha256(util::as_bytes(device_id), digest);
+    out = out.substr(0, 200) + "~" + util::to_hex(util::ByteView(digest, 8));
   }
   return out + extension(format);
 }

@@ -318,6 +318,7 @@ class PairTest(fk.FleetTest):
     def test_existing_output_file(self):
         out = self.path("x.png")
         self.fk("pair", "SN-42", "-o", out)
+        self.assertEqual(zbar(out), [f"FK1:{pin('SN-42', 0)}:SN-42"])
         before = self.snapshot()
         r = self.fails(fk.CONFLICT, "pair", "SN-42", "-o", out, "--rotate")
         self.assertEqual(self.snapshot(), before)  # no rotation without its label
@@ -523,8 +524,9 @@ class PairTest(fk.FleetTest):
         # Not into a non-empty directory, unless forced.
         r = self.fails(fk.CONFLICT, "pair", "--all", "-o", out)
         self.assertIn("is not empty", r.err)
-        self.fk("pair", "--all", "-o", out, "--force", "--jobs", "1")
+        self.fk("pair", "--all", "-o", out, "--force", "--jobs", "1", "--scale", "2", "--ec", "Q")
         self.assertEqual(self.read_manifest(out + "/manifest.csv"), rows)
+        self.assertEqual(zbar(*files), [row[3] for row in rows[1:]])
 
     def test_from_file_matter_svg(self):
         ids = ["M-%d" % i for i in range(5)]

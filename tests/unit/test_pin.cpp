@@ -1,5 +1,6 @@
 // fleetkey PINs: derivation (values from an independent Python HKDF), triviality, the
 // continuation of the stream, the payload and what decode says about bad codes.
+#include <fleetkey/fleet/pairing.hpp>
 #include <fleetkey/pairing/decode.hpp>
 #include <fleetkey/pairing/pin.hpp>
 #include <fleetkey/util/error.hpp>
@@ -128,4 +129,20 @@ TEST_CASE("decode explains bad fleetkey codes")
   const auto as_matter = decode(eleven, SchemeHint::any);
   const bool read_as_native = as_matter.ok() && std::holds_alternative<DecodedNativeCode>(*as_matter);
   CHECK_FALSE(read_as_native);
+}
+
+TEST_CASE("label file names are injective and stay in the directory")
+{
+  using fleet::label_file_name;
+  using fleet::QrFormat;
+  CHECK(label_file_name("SN-42", QrFormat::png) == "SN-42.png");
+  CHECK(label_file_name("a/b c", QrFormat::png) == "a%2Fb%20c.png");
+  CHECK(label_file_name("..", QrFormat::svg) == "%2E..svg");
+  CHECK(label_file_name("%2F", QrFormat::png) == "%252F.png");
+  CHECK(label_file_name("\xc3\xbc", QrFormat::png) == "%C3%BC.png");
+  const std::string long_id(128, '\xe2');
+  const auto name = label_file_name(long_id, QrFormat::png);
+  CHECK(name.size() == 200 + 1 + 16 + 4);
+  CHECK(name.substr(200, 1) == "~");
+  CHECK(name != label_file_name(std::string(127, '\xe2') + "x", QrFormat::png));
 }

@@ -103,7 +103,8 @@ struct BatchResult
 BatchResult pair_batch(Fleet& fleet, const BatchOptions& options);
 
 // The label's file name: the device id with bytes outside [A-Za-z0-9_.-] (and a leading '.')
-// written as %XX, so that distinct ids never share a file and none escapes the directory.
+// written as %XX, so that distinct ids never share a file and none escapes the directory. Names
+// longer than 240 bytes become their first 200 bytes, "~" and 16 hex digits of SHA-256(id).
 std::string label_file_name(std::string_view device_id, QrFormat format);
 
 } // namespace fleetkey::fleet
