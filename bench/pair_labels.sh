@@ -15,7 +15,7 @@ seed=000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f
 
 echo "bench: registering $n devices" >&2
 seq -f "LBL-%06g" 1 "$n" > "$work/ids"
-if "$bin" device import --help >/dev/null 2>&1; then
+if "$bin" device --help 2>/dev/null | grep -qE "^ +import( |$)"; then
   { echo id; cat "$work/ids"; } > "$work/ids.csv"
   "$bin" -q device import "$work/ids.csv" --format csv 2>/dev/null >/dev/null
 else

@@ -264,10 +264,9 @@ QrFormat parse_qr_format(std::string_view name)
   throw Error(Exit::usage, "unknown QR format \"{}\" (utf8, ansi, png, svg or none)", name);
 }
 
-PairingCode make_pairing_code(const crypto::Secret& device_key, const registry::DeviceRecord& device,
+PairingCode make_pairing_code(const pairing::StreamDeriver& deriver, const registry::DeviceRecord& device,
                               const PairOptions& options)
 {
-  const crypto::DeviceDeriver deriver(device_key);
   PairingCode c;
   c.device = device.id;
   c.counter = static_cast<uint64_t>(device.pairing_counter);
@@ -357,7 +356,7 @@ PairResult pair_device(Fleet& fleet, std::string_view id, const PairOptions& opt
     device.pairing_counter = registry::bump_pairing_counter(reg, device.id);
   }
   PairResult r;
-  r.code = make_pairing_code(key, device, options);
+  r.code = make_pairing_code(pairing::StreamDeriver(key.span()), device, options);
   r.rendering = render_label(r.code.payload, label);
   nlohmann::json details = {{"counter", r.code.counter}, {"scheme", scheme_name(options.scheme)}};
   if (out) {
@@ -455,6 +454,7 @@ BatchResult pair_batch(Fleet& fleet, const BatchOptions& o)
     try {
       std::map<uint32_t, crypto::MasterDeriver> derivers; // one per thread: an Expander is not shared
       crypto::Secret key(crypto::k_key_len);
+      pairing::StreamDeriver streams; // rekeyed per device: no allocation per key
       uint8_t fp[16];
       // Small blocks of devices per fetch keep both cores busy to the end.
       constexpr size_t k_block = 16;
@@ -474,7 +474,8 @@ BatchResult pair_batch(Fleet& fleet, const BatchOptions& o)
           if (util::to_hex(fp) != d.fingerprint) {
             throw Error(Exit::key, "device \"{}\": derived key does not match its registered fingerprint", d.id);
           }
-          const auto code = make_pairing_code(key, d, o.pair);
+          streams.rekey(key.span());
+          const auto code = make_pairing_code(streams, d, o.pair);
           Row& row = rows[i];
           row.file = label_file_name(d.id, o.label.format);
           write_whole(o.out_dir + "/" + row.file, render_label(code.payload, o.label), o.overwrite);

@@ -298,13 +298,13 @@ Result<ManualCode> parse_matter_manual_code(std::string_view typed)
   return m;
 }
 
-uint32_t derive_passcode(const crypto::DeviceDeriver& device, uint64_t counter)
+uint32_t derive_passcode(const StreamDeriver& device, uint64_t counter)
 {
   return static_cast<uint32_t>(sample(device, crypto::Info("pairing-matter-passcode").add_u64(counter), 100000000,
                                       [](uint64_t v) { return !passcode_problem(v); }));
 }
 
-uint16_t derive_discriminator(const crypto::DeviceDeriver& device, uint64_t counter)
+uint16_t derive_discriminator(const StreamDeriver& device, uint64_t counter)
 {
   return static_cast<uint16_t>(sample(device, crypto::Info("pairing-matter-discriminator").add_u64(counter), 4096,
                                       [](uint64_t) { return true; }));

@@ -75,18 +75,16 @@ Result<std::string> check_code(std::string_view code)
 
 } // namespace
 
-uint64_t sample(const crypto::DeviceDeriver& device, const crypto::Info& info, uint64_t bound,
+uint64_t sample(const StreamDeriver& device, const crypto::Info& info, uint64_t bound,
                 const std::function<bool(uint64_t)>& accept)
 {
   // Words up to `limit` are below floor(2^64 / bound) * bound: their residues are uniform.
   const uint64_t limit = UINT64_MAX - (UINT64_MAX % bound + 1) % bound;
   uint64_t out = 0;
-  const auto first = device.derive(info, k_first_read);
-  if (scan_words(first.span(), 0, limit, bound, accept, out)) {
+  if (scan_words(device.read(info, k_first_read), 0, limit, bound, accept, out)) {
     return out;
   }
-  const auto full = device.derive(info, k_full_read);
-  if (scan_words(full.span(), k_first_read, limit, bound, accept, out)) {
+  if (scan_words(device.read(info, k_full_read), k_first_read, limit, bound, accept, out)) {
     return out;
   }
   throw Error(Exit::failure, "no acceptable value in 1020 words of the pairing stream");
@@ -107,7 +105,7 @@ bool is_trivial_pin(std::string_view digits)
   return same || up || down;
 }
 
-std::string derive_pin(const crypto::DeviceDeriver& device, uint64_t counter, int digits)
+std::string derive_pin(const StreamDeriver& device, uint64_t counter, int digits)
 {
   if (digits < k_min_pin_digits || digits > k_max_pin_digits) {
     throw Error(Exit::usage, "--pin-digits {} is out of range ({}-{})", digits, k_min_pin_digits, k_max_pin_digits);

@@ -2,6 +2,7 @@
 #include <fleetkey/util/error.hpp>
 
 #include <png.h>
+#include <zlib.h>
 #include <qrencode.h>
 
 #include <fmt/format.h>
@@ -80,9 +81,14 @@ bool write_png(const Matrix& m, int scale, int margin, const std::vector<uint8_t
   const auto side = static_cast<png_uint_32>((m.size() + 2 * margin) * scale);
   const size_t stride = (side + 7) / 8;
   png_set_write_fn(png, &sink, png_write, png_flush);
-  // Labels are printed by the thousand: fast compression, no filtering (1-bit rows compress well).
+  // Labels are printed by the thousand. The Up filter turns each of a module row's `scale`
+  // repeated pixel rows after the first into zeros, and run-length coding (Z_RLE) packs those
+  // runs: fast, and small. Small zlib tables also stay below malloc's mmap threshold.
   png_set_compression_level(png, 1);
-  png_set_filter(png, PNG_FILTER_TYPE_BASE, PNG_FILTER_NONE);
+  png_set_compression_strategy(png, Z_RLE);
+  png_set_compression_mem_level(png, 5);
+  png_set_compression_window_bits(png, 13);
+  png_set_filter(png, PNG_FILTER_TYPE_BASE, PNG_FILTER_UP);
   png_set_IHDR(png, info, side, side, 1, PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
                PNG_FILTER_TYPE_DEFAULT);
   png_write_info(png, info);

@@ -132,7 +132,7 @@ TEST_CASE("derived passcode and discriminator match the reference implementation
 {
   std::array<uint8_t, 32> key{};
   std::iota(key.begin(), key.end(), uint8_t{0});
-  const crypto::DeviceDeriver d(crypto::Secret::copy_of(key));
+  const StreamDeriver d(key);
   CHECK(derive_passcode(d, 0) == 12069602);
   CHECK(derive_passcode(d, 1) == 17377142);
   CHECK(derive_discriminator(d, 0) == 2209);

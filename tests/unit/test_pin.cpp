@@ -1,5 +1,6 @@
 // fleetkey PINs: derivation (values from an independent Python HKDF), triviality, the
 // continuation of the stream, the payload and what decode says about bad codes.
+#include <fleetkey/crypto/hierarchy.hpp>
 #include <fleetkey/fleet/pairing.hpp>
 #include <fleetkey/pairing/decode.hpp>
 #include <fleetkey/pairing/pin.hpp>
@@ -15,12 +16,14 @@ using namespace fleetkey::pairing;
 
 namespace {
 
-crypto::DeviceDeriver test_device()
+std::array<uint8_t, 32> test_key()
 {
   std::array<uint8_t, 32> key{};
   std::iota(key.begin(), key.end(), uint8_t{0});
-  return crypto::DeviceDeriver(crypto::Secret::copy_of(key));
+  return key;
 }
+
+StreamDeriver test_device() { return StreamDeriver(test_key()); }
 
 } // namespace
 
@@ -34,9 +37,31 @@ TEST_CASE("derive_pin matches the reference implementation")
   CHECK(derive_pin(d, 1, 8) == "62454174");
   CHECK(derive_pin(d, 0, 12) == "135378742583");
   CHECK(derive_pin(d, 1, 12) == "839962454174");
-  CHECK(util::to_hex(d.pairing_bytes(0, 16).span()) == "384166c4e0a5cd37242ddee8ababf731");
+  CHECK(util::to_hex(d.read(crypto::Info("pairing").add_u64(0), 16)) == "384166c4e0a5cd37242ddee8ababf731");
   CHECK_THROWS_AS(derive_pin(d, 0, 5), Error);
   CHECK_THROWS_AS(derive_pin(d, 0, 13), Error);
+}
+
+TEST_CASE("StreamDeriver gives DeviceDeriver's bytes, device after device")
+{
+  StreamDeriver streams;
+  for (uint8_t seed : {uint8_t{0}, uint8_t{7}, uint8_t{200}}) {
+    auto key = test_key();
+    key[0] = seed;
+    const auto secret = crypto::Secret::copy_of(key);
+    const crypto::DeviceDeriver reference(secret);
+    streams.rekey(secret.span());
+    for (size_t length : {size_t{1}, size_t{32}, size_t{33}, size_t{64}, size_t{8160}}) {
+      CAPTURE(length);
+      const auto expected = reference.pairing_bytes(5, length);
+      const auto got = streams.read(crypto::Info("pairing").add_u64(5), length);
+      CHECK(util::to_hex(got) == util::to_hex(expected.span()));
+      const auto other = reference.derive(crypto::Info("pairing-matter-passcode").add_u64(0), length);
+      CHECK(util::to_hex(streams.read(crypto::Info("pairing-matter-passcode").add_u64(0), length)) ==
+            util::to_hex(other.span()));
+    }
+  }
+  CHECK_THROWS_AS(streams.read(crypto::Info("pairing"), 8161), Error);
 }
 
 TEST_CASE("trivial PINs")
@@ -59,10 +84,10 @@ TEST_CASE("sample continues past the first 64 bytes with the same stream")
   // Rejecting the first 8 words forces the continuation; the 9th word of the full stream wins.
   int calls = 0;
   const uint64_t v = sample(d, info, uint64_t{1} << 32, [&](uint64_t) { return ++calls > 8; });
-  const auto full = d.derive(info, 72);
+  const auto full = d.read(info, 72);
   uint64_t w = 0;
   for (size_t i = 64; i < 72; ++i) {
-    w = (w << 8) | full.data()[i];
+    w = (w << 8) | full[i];
   }
   CHECK(v == (w & 0xffffffff));
   CHECK(calls == 9);

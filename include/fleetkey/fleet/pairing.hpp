@@ -4,6 +4,7 @@
 
 #include <fleetkey/fleet/fleet.hpp>
 #include <fleetkey/pairing/matter.hpp>
+#include <fleetkey/pairing/stream.hpp>
 #include <fleetkey/qr/qr.hpp>
 #include <fleetkey/util/file.hpp>
 
@@ -60,8 +61,9 @@ struct PairingCode
   std::optional<pairing::MatterPayload> matter;
 };
 
-// The code of `device` at its pairing counter, from its key: no registry access.
-PairingCode make_pairing_code(const crypto::Secret& device_key, const registry::DeviceRecord& device,
+// The code of `device` at its pairing counter, from the streams keyed with its key K_dev(D):
+// no registry access.
+PairingCode make_pairing_code(const pairing::StreamDeriver& streams, const registry::DeviceRecord& device,
                               const PairOptions& options);
 
 // The label: terminal text, SVG text or PNG bytes.

@@ -2,7 +2,7 @@
 // Matter onboarding codes (Matter Core Specification 5.1): the QR payload "MT:" + base38 of the
 // 88-bit packed record, and the 11- or 21-digit manual pairing code. Layouts in fleetkey-pairing(5).
 
-#include <fleetkey/crypto/hierarchy.hpp>
+#include <fleetkey/pairing/stream.hpp>
 #include <fleetkey/util/bytes.hpp>
 #include <fleetkey/util/result.hpp>
 
@@ -70,7 +70,7 @@ Result<ManualCode> parse_matter_manual_code(std::string_view typed);
 
 // The passcode and discriminator of device D at pairing counter n: uniform over the valid
 // values, from the streams "pairing-matter-passcode" and "pairing-matter-discriminator".
-uint32_t derive_passcode(const crypto::DeviceDeriver& device, uint64_t counter);
-uint16_t derive_discriminator(const crypto::DeviceDeriver& device, uint64_t counter);
+uint32_t derive_passcode(const StreamDeriver& device, uint64_t counter);
+uint16_t derive_discriminator(const StreamDeriver& device, uint64_t counter);
 
 } // namespace fleetkey::pairing

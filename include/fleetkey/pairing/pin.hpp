@@ -7,7 +7,7 @@
 //   code             = PIN || Verhoeff(PIN)          shown as "4821-0937-4"
 //   payload          = "FK1:" code ":" device-id    the QR code's text
 
-#include <fleetkey/crypto/hierarchy.hpp>
+#include <fleetkey/pairing/stream.hpp>
 #include <fleetkey/util/result.hpp>
 
 #include <cstdint>
@@ -27,7 +27,7 @@ inline constexpr int k_payload_version = 1;
 // w mod bound is uniform) and whose residue `accept` takes, as that residue. The stream is read
 // 64 bytes first and, in the rare case that every word of those is rejected, as the whole
 // 8160-byte HKDF-Expand output (whose first 64 bytes are the same); throws Error past that.
-uint64_t sample(const crypto::DeviceDeriver& device, const crypto::Info& info, uint64_t bound,
+uint64_t sample(const StreamDeriver& device, const crypto::Info& info, uint64_t bound,
                 const std::function<bool(uint64_t)>& accept);
 
 // One digit repeated, or each digit one more (ascending) or one less (descending) than the one
@@ -35,7 +35,7 @@ uint64_t sample(const crypto::DeviceDeriver& device, const crypto::Info& info, u
 bool is_trivial_pin(std::string_view digits);
 
 // PIN(D, n) of `digits` digits (6-12), without its check digit.
-std::string derive_pin(const crypto::DeviceDeriver& device, uint64_t counter, int digits);
+std::string derive_pin(const StreamDeriver& device, uint64_t counter, int digits);
 
 // PIN followed by its Verhoeff digit.
 std::string with_check_digit(std::string_view pin);
