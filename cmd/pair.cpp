@@ -1,7 +1,8 @@
 // fleetkey pair DEVICE | pair --all | pair --from FILE | pair decode CODE
 //
 // `decode` is a subcommand of `pair` and DEVICE a positional: a device literally named "decode"
-// is reached with `fleetkey pair -- decode` (after "--" every argument is a positional).
+// is reached with `fleetkey pair [OPTIONS] -- decode` (after "--" every argument is a positional,
+// so options go before it).
 #include "commands.hpp"
 
 #include <fleetkey/fleet/pairing.hpp>
@@ -251,7 +252,8 @@ void setup_pair(CLI::App& app, Context& ctx)
   decode->add_option("CODE", d->code, "FK1:... or MT:... payload, a PIN, or an 11- or 21-digit manual code")
     ->required();
   decode->add_option("--scheme", d->scheme, "Read digits as this scheme (11 digits are both a Matter manual code and "
-                                            "a 10-digit fleetkey PIN; default: Matter)")
+                                            "a fleetkey code with a 10-digit PIN: any reads 11 and 21 digits as "
+                                            "Matter)")
     ->check(CLI::IsMember({"any", "fleetkey", "matter"}))
     ->capture_default_str();
 
@@ -261,7 +263,7 @@ void setup_pair(CLI::App& app, Context& ctx)
       ctx.action = [&ctx, o] { run_pair(ctx, *o); };
     }
   });
-  pair->add_option("DEVICE", o->device, "Device id (use `pair -- decode` for a device named \"decode\")");
+  pair->add_option("DEVICE", o->device, "Device id (for a device named \"decode\": pair [OPTIONS] -- decode)");
   pair->add_option("--scheme", o->scheme, "Pairing scheme")
     ->check(CLI::IsMember({"fleetkey", "matter"}))
     ->capture_default_str();
