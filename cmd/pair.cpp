@@ -42,7 +42,7 @@ struct DecodeOptions
 std::string discovery_text(unsigned bits)
 {
   static constexpr std::pair<unsigned, const char*> k_names[] = {
-    {1, "SoftAP"}, {2, "BLE"}, {4, "on-network"}, {8, "Wi-Fi PAF"}};
+      {1, "SoftAP"}, {2, "BLE"}, {4, "on-network"}, {8, "Wi-Fi PAF"}};
   std::string out;
   for (const auto& [bit, name] : k_names) {
     if (bits & bit) {
@@ -63,9 +63,8 @@ const char* flow_text(unsigned flow)
 
 Json matter_json(const pairing::MatterPayload& p)
 {
-  return Json{{"version", p.version},       {"vendor_id", p.vendor_id},
-              {"product_id", p.product_id}, {"flow", p.flow},
-              {"discovery", p.discovery},   {"discriminator", p.discriminator},
+  return Json{{"version", p.version},  {"vendor_id", p.vendor_id}, {"product_id", p.product_id},
+              {"flow", p.flow},        {"discovery", p.discovery}, {"discriminator", p.discriminator},
               {"passcode", p.passcode}};
 }
 
@@ -181,9 +180,14 @@ void run_decode(Context& ctx, const DecodeOptions& o)
   if (const auto* p = std::get_if<pairing::NativePayload>(&*r)) {
     const auto pin = p->code.substr(0, p->code.size() - 1);
     if (json) {
-      ctx.print_json(Json{{"kind", "fleetkey-payload"}, {"scheme", "fleetkey"}, {"version", pairing::k_payload_version},
-                          {"device", p->device}, {"pin", p->code}, {"pin_grouped", pairing::group_code(p->code)},
-                          {"pin_digits", pin.size()}, {"check_digit", "ok"}});
+      ctx.print_json(Json{{"kind", "fleetkey-payload"},
+                          {"scheme", "fleetkey"},
+                          {"version", pairing::k_payload_version},
+                          {"device", p->device},
+                          {"pin", p->code},
+                          {"pin_grouped", pairing::group_code(p->code)},
+                          {"pin_digits", pin.size()},
+                          {"check_digit", "ok"}});
       return;
     }
     ctx.print(fmt::format("kind:          fleetkey payload, version {}\n", pairing::k_payload_version));
@@ -192,8 +196,11 @@ void run_decode(Context& ctx, const DecodeOptions& o)
   } else if (const auto* n = std::get_if<pairing::DecodedNativeCode>(&*r)) {
     const auto digits = n->code.size() - 1;
     if (json) {
-      ctx.print_json(Json{{"kind", "fleetkey-pin"}, {"scheme", "fleetkey"}, {"pin", n->code},
-                          {"pin_grouped", pairing::group_code(n->code)}, {"pin_digits", digits},
+      ctx.print_json(Json{{"kind", "fleetkey-pin"},
+                          {"scheme", "fleetkey"},
+                          {"pin", n->code},
+                          {"pin_grouped", pairing::group_code(n->code)},
+                          {"pin_digits", digits},
                           {"check_digit", "ok"}});
       return;
     }
@@ -214,12 +221,9 @@ void run_decode(Context& ctx, const DecodeOptions& o)
   } else {
     const auto& c = std::get<pairing::ManualCode>(*r);
     if (json) {
-      Json j{{"kind", "matter-manual"},
-             {"scheme", "matter"},
-             {"digits", c.long_code ? 21 : 11},
-             {"short_discriminator", c.short_discriminator},
-             {"passcode", c.passcode},
-             {"check_digit", "ok"}};
+      Json j{{"kind", "matter-manual"},         {"scheme", "matter"},
+             {"digits", c.long_code ? 21 : 11}, {"short_discriminator", c.short_discriminator},
+             {"passcode", c.passcode},          {"check_digit", "ok"}};
       if (c.long_code) {
         j["vendor_id"] = c.vendor_id;
         j["product_id"] = c.product_id;
@@ -243,19 +247,22 @@ void run_decode(Context& ctx, const DecodeOptions& o)
 void setup_pair(CLI::App& app, Context& ctx)
 {
   auto* pair = app.add_subcommand(
-    "pair", "Show a device's pairing code (PIN or Matter passcode) and its QR code, or write labels for many devices");
+      "pair",
+      "Show a device's pairing code (PIN or Matter passcode) and its QR code, or write labels for many devices");
   auto o = std::make_shared<PairCliOptions>();
   auto d = std::make_shared<DecodeOptions>();
 
   auto* decode = add_command(*pair, ctx, "decode", "Read a QR payload, PIN or Matter manual code back and check it",
                              [&ctx, d] { run_decode(ctx, *d); });
   decode->add_option("CODE", d->code, "FK1:... or MT:... payload, a PIN, or an 11- or 21-digit manual code")
-    ->required();
-  decode->add_option("--scheme", d->scheme, "Read digits as this scheme (11 digits are both a Matter manual code and "
-                                            "a fleetkey code with a 10-digit PIN: any reads 11 and 21 digits as "
-                                            "Matter)")
-    ->check(CLI::IsMember({"any", "fleetkey", "matter"}))
-    ->capture_default_str();
+      ->required();
+  decode
+      ->add_option("--scheme", d->scheme,
+                   "Read digits as this scheme (11 digits are both a Matter manual code and "
+                   "a fleetkey code with a 10-digit PIN: any reads 11 and 21 digits as "
+                   "Matter)")
+      ->check(CLI::IsMember({"any", "fleetkey", "matter"}))
+      ->capture_default_str();
 
   // Not add_command: its callback must not replace the action `decode` set.
   pair->callback([&ctx, o, decode] {
@@ -265,39 +272,39 @@ void setup_pair(CLI::App& app, Context& ctx)
   });
   pair->add_option("DEVICE", o->device, "Device id (for a device named \"decode\": pair [OPTIONS] -- decode)");
   pair->add_option("--scheme", o->scheme, "Pairing scheme")
-    ->check(CLI::IsMember({"fleetkey", "matter"}))
-    ->capture_default_str();
+      ->check(CLI::IsMember({"fleetkey", "matter"}))
+      ->capture_default_str();
   pair->add_option("--qr", o->qr,
                    "QR rendering: utf8 (half blocks), ansi (half blocks with colours), png, svg or none (default: "
                    "from -o's extension, else utf8; png for --all and --from)")
-    ->check(CLI::IsMember({"utf8", "ansi", "png", "svg", "none"}));
+      ->check(CLI::IsMember({"utf8", "ansi", "png", "svg", "none"}));
   pair->add_option("-o,--output", o->out, "Write the QR rendering to FILE (a production run: label files into DIR)")
-    ->type_name("FILE|DIR");
+      ->type_name("FILE|DIR");
   pair->add_option("--pin-digits", o->pin_digits, "PIN length before the check digit (6-12)")->capture_default_str();
   pair->add_flag("--rotate", o->rotate, "Issue a new code: add one to the device's pairing counter (audited)");
   pair->add_option("--ec", o->ec, "QR error correction level")
-    ->check(CLI::IsMember({"L", "M", "Q", "H"}))
-    ->capture_default_str();
+      ->check(CLI::IsMember({"L", "M", "Q", "H"}))
+      ->capture_default_str();
   pair->add_option("--scale", o->scale, "Pixels per module for png and svg (1-64)")->capture_default_str();
   pair->add_option("--margin", o->margin, "Quiet zone in modules (default: 4 for png and svg, 2 in a terminal)");
   pair->add_option("--vendor-id", o->matter.vendor_id, "Matter vendor id (default: the device's vendor_id label)")
-    ->type_name("N");
+      ->type_name("N");
   pair->add_option("--product-id", o->matter.product_id, "Matter product id (default: the device's product_id label)")
-    ->type_name("N");
+      ->type_name("N");
   pair->add_option("--discriminator", o->matter.discriminator,
                    "Matter discriminator, 12 bits (default: the device's discriminator label, else derived from its "
                    "key)")
-    ->type_name("N");
+      ->type_name("N");
   pair->add_option("--passcode", o->matter.passcode,
                    "Matter passcode for fixtures (default: derived from the device key); invalid ones are refused")
-    ->type_name("N");
+      ->type_name("N");
   pair->add_option("--flow", o->matter.flow,
                    "Matter commissioning flow: 0 standard, 1 user-intent, 2 custom (1 and 2 give a 21-digit manual "
                    "code)")
-    ->capture_default_str();
+      ->capture_default_str();
   pair->add_option("--discovery", o->matter.discovery,
                    "Matter discovery bitmask: 1 SoftAP, 2 BLE, 4 on-network, 8 Wi-Fi PAF")
-    ->capture_default_str();
+      ->capture_default_str();
   pair->add_flag("--all", o->all, "Production run: a label for every active device into -o DIR, with manifest.csv");
   pair->add_option("--from", o->from, "Production run: the devices listed in FILE, one id a line")->type_name("FILE");
   pair->add_option("--jobs", o->jobs, "Threads for a production run (default: one per core)")->type_name("N");

@@ -7,19 +7,18 @@
 #include <fleetkey/util/file.hpp>
 #include <fleetkey/util/text.hpp>
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-#include <dirent.h>
-
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <dirent.h>
 #include <exception>
+#include <fcntl.h>
 #include <map>
 #include <mutex>
 #include <set>
+#include <sys/stat.h>
 #include <thread>
+#include <unistd.h>
 
 namespace fleetkey::fleet {
 
@@ -76,8 +75,8 @@ void check_options(const PairOptions& o)
   }
   if (o.scheme != PairScheme::matter) {
     const auto& m = o.matter;
-    if (m.vendor_id || m.product_id || m.discriminator || m.passcode || m.flow != 0 ||
-        m.discovery != pairing::k_discovery_ble) {
+    if (m.vendor_id || m.product_id || m.discriminator || m.passcode || m.flow != 0
+        || m.discovery != pairing::k_discovery_ble) {
       throw Error(Exit::usage, "--vendor-id, --product-id, --discriminator, --passcode, --flow and --discovery need "
                                "--scheme matter");
     }
@@ -88,8 +87,9 @@ void check_options(const PairOptions& o)
                 o.matter.flow);
   }
   if (o.matter.discovery < 1 || o.matter.discovery > 15) {
-    throw Error(Exit::usage, "--discovery {} is not a discovery bitmask (1 SoftAP, 2 BLE, 4 on-network, 8 Wi-Fi PAF, "
-                             "or a sum of them)",
+    throw Error(Exit::usage,
+                "--discovery {} is not a discovery bitmask (1 SoftAP, 2 BLE, 4 on-network, 8 Wi-Fi PAF, "
+                "or a sum of them)",
                 o.matter.discovery);
   }
   if (o.matter.passcode) {
@@ -135,11 +135,15 @@ void check_label(const LabelOptions& label, bool batch)
 const char* extension(QrFormat f)
 {
   switch (f) {
-  case QrFormat::png: return ".png";
-  case QrFormat::svg: return ".svg";
+  case QrFormat::png:
+    return ".png";
+  case QrFormat::svg:
+    return ".svg";
   case QrFormat::utf8:
-  case QrFormat::ansi: return ".txt";
-  case QrFormat::none: return "";
+  case QrFormat::ansi:
+    return ".txt";
+  case QrFormat::none:
+    return "";
   }
   return "";
 }
@@ -236,7 +240,10 @@ std::vector<registry::DeviceRecord> batch_devices(Fleet& fleet, const BatchOptio
   return devices;
 }
 
-const char* scheme_name(PairScheme s) { return s == PairScheme::matter ? "matter" : "fleetkey"; }
+const char* scheme_name(PairScheme s)
+{
+  return s == PairScheme::matter ? "matter" : "fleetkey";
+}
 
 } // namespace
 
@@ -253,9 +260,11 @@ PairScheme parse_pair_scheme(std::string_view name)
 
 QrFormat parse_qr_format(std::string_view name)
 {
-  static const std::pair<std::string_view, QrFormat> k_names[] = {{"utf8", QrFormat::utf8}, {"ansi", QrFormat::ansi},
-                                                                   {"png", QrFormat::png},   {"svg", QrFormat::svg},
-                                                                   {"none", QrFormat::none}};
+  static const std::pair<std::string_view, QrFormat> k_names[] = {{"utf8", QrFormat::utf8},
+                                                                  {"ansi", QrFormat::ansi},
+                                                                  {"png", QrFormat::png},
+                                                                  {"svg", QrFormat::svg},
+                                                                  {"none", QrFormat::none}};
   for (const auto& [n, f] : k_names) {
     if (n == name) {
       return f;
@@ -286,7 +295,7 @@ PairingCode make_pairing_code(const pairing::StreamDeriver& deriver, const regis
     p.discriminator = static_cast<uint16_t>(parse_number(*m.discriminator, 0xfff, "--discriminator"));
   } else if (auto label = label_of(device, "discriminator")) {
     p.discriminator = static_cast<uint16_t>(
-      parse_number(*label, 0xfff, fmt::format("label discriminator of device \"{}\"", device.id)));
+        parse_number(*label, 0xfff, fmt::format("label discriminator of device \"{}\"", device.id)));
   } else {
     p.discriminator = pairing::derive_discriminator(deriver, c.counter);
   }
@@ -314,14 +323,18 @@ std::string render_label(std::string_view payload, const LabelOptions& label)
   const bool terminal = label.format == QrFormat::utf8 || label.format == QrFormat::ansi;
   const int margin = label.margin >= 0 ? label.margin : terminal ? 2 : 4;
   switch (label.format) {
-  case QrFormat::utf8: return qr::render_utf8(m, margin);
-  case QrFormat::ansi: return qr::render_ansi(m, margin);
-  case QrFormat::svg: return qr::render_svg(m, label.scale, margin);
+  case QrFormat::utf8:
+    return qr::render_utf8(m, margin);
+  case QrFormat::ansi:
+    return qr::render_ansi(m, margin);
+  case QrFormat::svg:
+    return qr::render_svg(m, label.scale, margin);
   case QrFormat::png: {
     const auto png = qr::render_png(m, label.scale, margin);
     return std::string(png.begin(), png.end());
   }
-  case QrFormat::none: break;
+  case QrFormat::none:
+    break;
   }
   return {};
 }
@@ -383,8 +396,8 @@ std::string label_file_name(std::string_view device_id, QrFormat format)
   std::string out;
   for (size_t i = 0; i < device_id.size(); ++i) {
     const auto c = static_cast<unsigned char>(device_id[i]);
-    const bool safe = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
-                      c == '-' || (c == '.' && i > 0);
+    const bool safe = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-'
+                      || (c == '.' && i > 0);
     out += safe ? std::string(1, static_cast<char>(c)) : fmt::format("%{:02X}", c);
   }
   if (out.size() > 240) {
@@ -417,7 +430,9 @@ BatchResult pair_batch(Fleet& fleet, const BatchOptions& o)
       matter_field(o.pair.matter.product_id, d, "product_id", 0xffff, "--product-id");
     }
   }
-  struct stat st {};
+  struct stat st
+  {
+  };
   const bool dir_exists = ::stat(o.out_dir.c_str(), &st) == 0;
   if (dir_exists) {
     if (!S_ISDIR(st.st_mode)) {

@@ -24,7 +24,11 @@ constexpr int k_padding_bits = 4;
 class BitWriter
 {
 public:
-  explicit BitWriter(util::Bytes& out) : m_out(out) { m_out.assign(k_record_bytes, 0); }
+  explicit BitWriter(util::Bytes& out)
+      : m_out(out)
+  {
+    m_out.assign(k_record_bytes, 0);
+  }
   void put(uint64_t value, int bits)
   {
     for (int i = 0; i < bits; ++i, ++m_at) {
@@ -42,7 +46,10 @@ private:
 class BitReader
 {
 public:
-  explicit BitReader(util::ByteView in) : m_in(in) {}
+  explicit BitReader(util::ByteView in)
+      : m_in(in)
+  {
+  }
   uint64_t get(int bits)
   {
     uint64_t v = 0;
@@ -143,17 +150,18 @@ Result<util::Bytes> base38_decode(std::string_view text)
     const size_t n = std::min<size_t>(5, text.size() - i);
     const size_t bytes = n == 5 ? 3 : n == 4 ? 2 : n == 2 ? 1 : 0;
     if (bytes == 0) {
-      return fail(fmt::format("base38 text of {} characters has a final group of {} (5, 4 or 2 expected)",
-                              text.size(), n));
+      return fail(
+          fmt::format("base38 text of {} characters has a final group of {} (5, 4 or 2 expected)", text.size(), n));
     }
     uint64_t v = 0;
     for (size_t c = n; c-- > 0;) {
       const int d = base38_value(text[i + c]);
       if (d < 0) {
         return fail(fmt::format("'{}' at offset {} is not a base38 character (0-9 A-Z - .)",
-                                static_cast<unsigned char>(text[i + c]) < 0x20 || static_cast<unsigned char>(text[i + c]) >= 0x7f
-                                  ? std::string("?")
-                                  : std::string(1, text[i + c]),
+                                static_cast<unsigned char>(text[i + c]) < 0x20
+                                        || static_cast<unsigned char>(text[i + c]) >= 0x7f
+                                    ? std::string("?")
+                                    : std::string(1, text[i + c]),
                                 i + c));
       }
       v = v * 38 + static_cast<uint64_t>(d);
@@ -183,7 +191,10 @@ util::Bytes pack(const MatterPayload& p)
   return out;
 }
 
-std::string matter_qr(const MatterPayload& p) { return std::string(k_qr_prefix) + base38_encode(pack(p)); }
+std::string matter_qr(const MatterPayload& p)
+{
+  return std::string(k_qr_prefix) + base38_encode(pack(p));
+}
 
 std::string matter_manual_code(const MatterPayload& p)
 {
@@ -222,12 +233,13 @@ Result<MatterPayload> parse_matter_qr(std::string_view text)
     return fail(bytes.error());
   }
   if (bytes->size() < k_record_bytes) {
-    return fail(fmt::format("wrong length: {} base38 characters hold {} bytes, a Matter record needs 11 (19 characters)",
-                            body.size(), bytes->size()));
+    return fail(
+        fmt::format("wrong length: {} base38 characters hold {} bytes, a Matter record needs 11 (19 characters)",
+                    body.size(), bytes->size()));
   }
   if (bytes->size() > k_record_bytes) {
-    return fail(fmt::format("{} bytes of optional TLV data follow the record: not supported",
-                            bytes->size() - k_record_bytes));
+    return fail(
+        fmt::format("{} bytes of optional TLV data follow the record: not supported", bytes->size() - k_record_bytes));
   }
   BitReader r(*bytes);
   MatterPayload p;
@@ -272,8 +284,8 @@ Result<ManualCode> parse_matter_manual_code(std::string_view typed)
   }
   m.long_code = (chunk1 & 4u) != 0;
   if (m.long_code != (code.size() == 21)) {
-    return fail(fmt::format("the first digit says a {} code but it has {} digits", m.long_code ? "21-digit" : "11-digit",
-                            code.size()));
+    return fail(fmt::format("the first digit says a {} code but it has {} digits",
+                            m.long_code ? "21-digit" : "11-digit", code.size()));
   }
   if (chunk2 > 0xffff) {
     return fail(fmt::format("digits 2-6 ({}) exceed 16 bits", chunk2));

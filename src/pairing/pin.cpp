@@ -117,7 +117,10 @@ std::string derive_pin(const StreamDeriver& device, uint64_t counter, int digits
   return format(v);
 }
 
-std::string with_check_digit(std::string_view pin) { return std::string(pin) + *verhoeff_digit(pin); }
+std::string with_check_digit(std::string_view pin)
+{
+  return std::string(pin) + *verhoeff_digit(pin);
+}
 
 std::string group_code(std::string_view code)
 {
@@ -152,8 +155,8 @@ Result<NativePayload> parse_native_payload(std::string_view payload)
     return fail("not a pairing payload: expected SCHEME VERSION \":\" (\"FK1:\" or \"MT:\")");
   }
   if (scheme != k_payload_scheme) {
-    return fail(fmt::format("unknown scheme \"{}\" (fleetkey payloads start with \"FK1:\", Matter ones with \"MT:\")",
-                            scheme));
+    return fail(
+        fmt::format("unknown scheme \"{}\" (fleetkey payloads start with \"FK1:\", Matter ones with \"MT:\")", scheme));
   }
   const auto version = payload.substr(version_at, i - version_at);
   if (version != std::to_string(k_payload_version)) {

@@ -13,7 +13,9 @@ constexpr size_t k_state_len = sizeof(crypto_auth_hmacsha256_state);
 }
 
 StreamDeriver::StreamDeriver()
-  : m_state(k_state_len), m_work(k_state_len + crypto::k_hash_len), m_out(k_max_length)
+    : m_state(k_state_len)
+    , m_work(k_state_len + crypto::k_hash_len)
+    , m_out(k_max_length)
 {
   crypto::init();
 }
@@ -25,8 +27,7 @@ void StreamDeriver::rekey(std::span<const uint8_t> device_key)
   crypto_auth_hmacsha256_init(st, reinterpret_cast<const uint8_t*>(crypto::k_salt.data()), crypto::k_salt.size());
   crypto_auth_hmacsha256_update(st, device_key.data(), device_key.size());
   crypto_auth_hmacsha256_final(st, prk);
-  crypto_auth_hmacsha256_init(reinterpret_cast<crypto_auth_hmacsha256_state*>(m_state.data()), prk,
-                              crypto::k_hash_len);
+  crypto_auth_hmacsha256_init(reinterpret_cast<crypto_auth_hmacsha256_state*>(m_state.data()), prk, crypto::k_hash_len);
   sodium_memzero(m_work.data(), m_work.size());
 }
 

@@ -1,17 +1,16 @@
 #include <fleetkey/qr/qr.hpp>
 #include <fleetkey/util/error.hpp>
 
+#include <fmt/format.h>
 #include <png.h>
-#include <zlib.h>
 #include <qrencode.h>
 
-#include <fmt/format.h>
-
 #include <cerrno>
-#include <cstring>
 #include <csetjmp>
+#include <cstring>
 #include <memory>
 #include <string>
+#include <zlib.h>
 
 namespace fleetkey::qr {
 
@@ -25,10 +24,14 @@ struct QrFree
 QRecLevel level(Ec ec)
 {
   switch (ec) {
-  case Ec::L: return QR_ECLEVEL_L;
-  case Ec::M: return QR_ECLEVEL_M;
-  case Ec::Q: return QR_ECLEVEL_Q;
-  case Ec::H: return QR_ECLEVEL_H;
+  case Ec::L:
+    return QR_ECLEVEL_L;
+  case Ec::M:
+    return QR_ECLEVEL_M;
+  case Ec::Q:
+    return QR_ECLEVEL_Q;
+  case Ec::H:
+    return QR_ECLEVEL_H;
   }
   return QR_ECLEVEL_M;
 }
@@ -133,7 +136,8 @@ std::string render_utf8(const Matrix& m, int margin)
   check_margin(margin, 1);
   // Light modules are ink and dark modules are blank: on a dark terminal the code is black on
   // white as printed; one character holds two rows (upper and lower half block).
-  static constexpr std::string_view k_glyph[4] = {" ", "\u2580", "\u2584", "\u2588"}; // index: upper light | lower light << 1
+  // Indexed by (upper light) | (lower light) << 1.
+  static constexpr std::string_view k_glyph[4] = {" ", "\u2580", "\u2584", "\u2588"};
   const int side = m.size() + 2 * margin;
   std::string out;
   out.reserve(static_cast<size_t>((side + 1) / 2 * (side * 3 + 1)));
@@ -234,10 +238,14 @@ std::vector<uint8_t> render_png(const Matrix& m, int scale, int margin)
 
 Ec parse_ec(std::string_view name)
 {
-  if (name == "L" || name == "l") return Ec::L;
-  if (name == "M" || name == "m") return Ec::M;
-  if (name == "Q" || name == "q") return Ec::Q;
-  if (name == "H" || name == "h") return Ec::H;
+  if (name == "L" || name == "l")
+    return Ec::L;
+  if (name == "M" || name == "m")
+    return Ec::M;
+  if (name == "Q" || name == "q")
+    return Ec::Q;
+  if (name == "H" || name == "h")
+    return Ec::H;
   throw Error(Exit::usage, "unknown QR error correction level \"{}\" (L, M, Q or H)", name);
 }
 

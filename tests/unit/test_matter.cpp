@@ -21,8 +21,8 @@ struct Vector
 
 // From connectedhomeip's setup payload tests (vectors/matter-onboarding.json).
 const Vector k_vectors[] = {
-  {{0, 0xFFF1, 0x8000, 0, 2, 3840, 20202021}, "MT:Y.K9042C00KA0648G00", "34970112332"},
-  {{0, 0, 0, 0, 4, 3840, 20202021}, "MT:00000CQM00KA0648G00", "34970112332"},
+    {{0, 0xFFF1, 0x8000, 0, 2, 3840, 20202021}, "MT:Y.K9042C00KA0648G00", "34970112332"},
+    {{0, 0, 0, 0, 4, 3840, 20202021}, "MT:00000CQM00KA0648G00", "34970112332"},
 };
 
 } // namespace
@@ -94,9 +94,9 @@ TEST_CASE("base38 round trips every length and refuses bad text")
     CHECK(*back == util::Bytes(part.begin(), part.end()));
   }
   CHECK(base38_encode(util::Bytes{0xff, 0xff, 0xff}) == "PLS18"); // 16777215 = 25 + 21*38 + 28*38^2 + 1*38^3 + 8*38^4
-  CHECK_FALSE(base38_decode("abc12"));  // lower case is not base38
-  CHECK_FALSE(base38_decode("..."));    // a final group of 3
-  CHECK_FALSE(base38_decode("....."));  // 38^5 - 1 > 2^24 - 1
+  CHECK_FALSE(base38_decode("abc12"));                            // lower case is not base38
+  CHECK_FALSE(base38_decode("..."));                              // a final group of 3
+  CHECK_FALSE(base38_decode("....."));                            // 38^5 - 1 > 2^24 - 1
 }
 
 TEST_CASE("decode explains bad Matter codes")
@@ -107,10 +107,9 @@ TEST_CASE("decode explains bad Matter codes")
     return r.error();
   };
   CHECK(error("34970112333") == "bad check digit: 34970112333 ends in 3, the Verhoeff digit of 3497011233 is 2");
-  CHECK(error("MT:Y.K9042C00KA0648G0") ==
-        "base38 text of 18 characters has a final group of 3 (5, 4 or 2 expected)");
-  CHECK(error("MT:Y.K9042C00KA064") ==
-        "wrong length: 15 base38 characters hold 9 bytes, a Matter record needs 11 (19 characters)");
+  CHECK(error("MT:Y.K9042C00KA0648G0") == "base38 text of 18 characters has a final group of 3 (5, 4 or 2 expected)");
+  CHECK(error("MT:Y.K9042C00KA064")
+        == "wrong length: 15 base38 characters hold 9 bytes, a Matter record needs 11 (19 characters)");
   CHECK(error("MT:y.K9042C00KA0648G00") == "'y' at offset 0 is not a base38 character (0-9 A-Z - .)");
   // Version 1 (the lowest bit group): not defined.
   MatterPayload p{0, 0xFFF1, 0x8000, 0, 2, 3840, 20202021};

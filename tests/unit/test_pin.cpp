@@ -23,7 +23,10 @@ std::array<uint8_t, 32> test_key()
   return key;
 }
 
-StreamDeriver test_device() { return StreamDeriver(test_key()); }
+StreamDeriver test_device()
+{
+  return StreamDeriver(test_key());
+}
 
 } // namespace
 
@@ -57,8 +60,8 @@ TEST_CASE("StreamDeriver gives DeviceDeriver's bytes, device after device")
       const auto got = streams.read(crypto::Info("pairing").add_u64(5), length);
       CHECK(util::to_hex(got) == util::to_hex(expected.span()));
       const auto other = reference.derive(crypto::Info("pairing-matter-passcode").add_u64(0), length);
-      CHECK(util::to_hex(streams.read(crypto::Info("pairing-matter-passcode").add_u64(0), length)) ==
-            util::to_hex(other.span()));
+      CHECK(util::to_hex(streams.read(crypto::Info("pairing-matter-passcode").add_u64(0), length))
+            == util::to_hex(other.span()));
     }
   }
   CHECK_THROWS_AS(streams.read(crypto::Info("pairing"), 8161), Error);
@@ -66,8 +69,8 @@ TEST_CASE("StreamDeriver gives DeviceDeriver's bytes, device after device")
 
 TEST_CASE("trivial PINs")
 {
-  for (const char* t : {"00000000", "99999999", "12345678", "01234567", "78901234", "98765432", "21098765",
-                        "567890123456", "654321"}) {
+  for (const char* t :
+       {"00000000", "99999999", "12345678", "01234567", "78901234", "98765432", "21098765", "567890123456", "654321"}) {
     CAPTURE(t);
     CHECK(is_trivial_pin(t));
   }
@@ -135,8 +138,8 @@ TEST_CASE("decode explains bad fleetkey codes")
   CHECK(error("4821-0937") == "bad check digit: 48210937 ends in 7, the Verhoeff digit of 4821093 is 2");
   CHECK(error("12345") == "wrong length: 5 digits, a fleetkey code has 7-13 (a PIN of 6-12 and a check digit)");
   CHECK(error("FK2:482109374:SN-42") == "unknown fleetkey payload version 2 (this fleetkey reads version 1)");
-  CHECK(error("XY1:482109374:SN-42") ==
-        "unknown scheme \"XY\" (fleetkey payloads start with \"FK1:\", Matter ones with \"MT:\")");
+  CHECK(error("XY1:482109374:SN-42")
+        == "unknown scheme \"XY\" (fleetkey payloads start with \"FK1:\", Matter ones with \"MT:\")");
   CHECK(error("hello") == "not a pairing payload: expected SCHEME VERSION \":\" (\"FK1:\" or \"MT:\")");
   CHECK(error("FK1:482109374") == "truncated payload: expected FK1:CODE:DEVICE");
   CHECK(error("FK1:482109374:") == "the device id must be 1-128 bytes of printable UTF-8");

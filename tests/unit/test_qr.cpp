@@ -6,7 +6,6 @@
 #include <fmt/format.h>
 
 #include <cstdio>
-
 #include <string>
 #include <vector>
 
@@ -23,8 +22,8 @@ std::vector<std::vector<char32_t>> code_points(const std::string& text)
     char32_t cp = c;
     size_t n = 1;
     if (c >= 0xe0) {
-      cp = static_cast<char32_t>(((c & 0x0fu) << 12) | ((static_cast<unsigned char>(text[i + 1]) & 0x3fu) << 6) |
-                                 (static_cast<unsigned char>(text[i + 2]) & 0x3fu));
+      cp = static_cast<char32_t>(((c & 0x0fu) << 12) | ((static_cast<unsigned char>(text[i + 1]) & 0x3fu) << 6)
+                                 | (static_cast<unsigned char>(text[i + 2]) & 0x3fu));
       n = 3;
     }
     i += n;

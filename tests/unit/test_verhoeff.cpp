@@ -9,7 +9,7 @@ using namespace fleetkey::pairing;
 
 TEST_CASE("verhoeff digits of published examples")
 {
-  CHECK(verhoeff_digit("236") == '3');       // Verhoeff's worked example
+  CHECK(verhoeff_digit("236") == '3'); // Verhoeff's worked example
   CHECK(verhoeff_digit("12345") == '1');
   CHECK(verhoeff_digit("142857") == '0');
   CHECK(verhoeff_digit("3497011233") == '2'); // the Matter manual code 34970112332

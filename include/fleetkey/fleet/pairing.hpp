@@ -74,7 +74,7 @@ enum class Rotate { no, yes };
 struct PairResult
 {
   PairingCode code;
-  std::string rendering;             // empty with QrFormat::none or when written to `file`
+  std::string rendering; // empty with QrFormat::none or when written to `file`
   std::optional<std::string> file;
 };
 

@@ -25,10 +25,10 @@ inline constexpr uint8_t k_discovery_on_network = 4;
 
 struct MatterPayload
 {
-  uint8_t version = 0;   // 3 bits; 0 is the only version defined
+  uint8_t version = 0; // 3 bits; 0 is the only version defined
   uint16_t vendor_id = 0;
   uint16_t product_id = 0;
-  uint8_t flow = 0;      // MatterFlow, 2 bits
+  uint8_t flow = 0; // MatterFlow, 2 bits
   uint8_t discovery = k_discovery_ble;
   uint16_t discriminator = 0; // 12 bits
   uint32_t passcode = 0;      // 27 bits, 1..99999998 and not a forbidden value
@@ -48,7 +48,7 @@ Result<util::Bytes> base38_decode(std::string_view text);
 
 // The 11 bytes of the packed record, least significant bit first. Requires a valid payload.
 util::Bytes pack(const MatterPayload& p);
-std::string matter_qr(const MatterPayload& p);         // "MT:..."
+std::string matter_qr(const MatterPayload& p);          // "MT:..."
 std::string matter_manual_code(const MatterPayload& p); // 11 digits, or 21 for a non-standard flow
 // "3497-011-2332"; 21 digits: "3497-011-2332-12345-67890".
 std::string group_manual_code(std::string_view code);
@@ -60,7 +60,7 @@ struct ManualCode
 {
   uint8_t short_discriminator = 0; // the upper 4 bits of the 12-bit discriminator
   uint32_t passcode = 0;
-  bool long_code = false;          // 21 digits: vendor and product id follow
+  bool long_code = false; // 21 digits: vendor and product id follow
   uint16_t vendor_id = 0;
   uint16_t product_id = 0;
 };

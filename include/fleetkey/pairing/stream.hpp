@@ -15,7 +15,11 @@ class StreamDeriver
 {
 public:
   StreamDeriver();
-  explicit StreamDeriver(std::span<const uint8_t> device_key) : StreamDeriver() { rekey(device_key); }
+  explicit StreamDeriver(std::span<const uint8_t> device_key)
+      : StreamDeriver()
+  {
+    rekey(device_key);
+  }
 
   // PRK_dev = HKDF-Extract("fleetkey/v1", K_dev(D)), kept as a keyed HMAC state.
   void rekey(std::span<const uint8_t> device_key);
@@ -26,7 +30,7 @@ public:
   static constexpr size_t k_max_length = 255 * crypto::k_hash_len;
 
 private:
-  crypto::Secret m_state;       // crypto_auth_hmacsha256_state keyed with PRK_dev
+  crypto::Secret m_state;        // crypto_auth_hmacsha256_state keyed with PRK_dev
   mutable crypto::Secret m_work; // a copy of the state, then T(i)
   mutable crypto::Secret m_out;  // the stream
 };

@@ -15,7 +15,9 @@ class Matrix
 {
 public:
   Matrix(int size, std::vector<bool> modules, int version = 0)
-    : m_size(size), m_version(version), m_modules(std::move(modules))
+      : m_size(size)
+      , m_version(version)
+      , m_modules(std::move(modules))
   {
   }
   int size() const { return m_size; }
