@@ -54,7 +54,7 @@ public:
   {
     uint64_t v = 0;
     for (int i = 0; i < bits; ++i, ++m_at) {
-      v |= uint64_t{(m_in[m_at / 8] >> (m_at % 8)) & 1u} << i;
+      v |= uint64_t{(static_cast<unsigned>(m_in[m_at / 8]) >> (m_at % 8)) & 1u} << i;
     }
     return v;
   }
