@@ -508,7 +508,9 @@ BatchResult pair_batch(Fleet& fleet, const BatchOptions& o)
     }
   };
   const size_t cores = std::max(1u, std::thread::hardware_concurrency());
-  const size_t jobs = std::min(o.jobs > 0 ? static_cast<size_t>(o.jobs) : cores, devices.size() / 64 + 1);
+  // By default a thread per core, but none for fewer than 64 devices; --jobs N as asked.
+  const size_t jobs = o.jobs > 0 ? std::min(static_cast<size_t>(o.jobs), std::max<size_t>(devices.size(), 1))
+                                 : std::min(cores, devices.size() / 64 + 1);
   std::vector<std::thread> threads;
   for (size_t t = 1; t < jobs; ++t) {
     threads.emplace_back(work);
@@ -523,6 +525,9 @@ BatchResult pair_batch(Fleet& fleet, const BatchOptions& o)
       if (!row.payload.empty()) {
         ::unlink((o.out_dir + "/" + row.file).c_str());
       }
+    }
+    if (!dir_exists) {
+      ::rmdir(o.out_dir.c_str());
     }
     std::rethrow_exception(error);
   }

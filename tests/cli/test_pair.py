@@ -503,7 +503,7 @@ class PairTest(fk.FleetTest):
         self.fk("device", "add", "GONE")
         self.fk("device", "revoke", "GONE", "--reason", "scrapped")
         out = self.path("labels")
-        r = self.fk("--json", "pair", "--all", "-o", out)
+        r = self.fk("--json", "pair", "--all", "-o", out, "--jobs", "3")  # threads, even for a few devices
         self.assertEqual(r.json(), {"count": len(ids), "dir": out, "manifest": out + "/manifest.csv",
                                     "scheme": "fleetkey"})
         rows = self.read_manifest(out + "/manifest.csv")
@@ -548,6 +548,22 @@ class PairTest(fk.FleetTest):
                 m = parse_svg(f.read())
             write_pgm(self.path(name + ".pgm"), [row[4:-4] for row in m[4:-4]])
             self.assertEqual(zbar(self.path(name + ".pgm")), [payload])
+
+    def test_failing_production_run_leaves_nothing(self):
+        # The bad label is found by a worker thread, after other labels were written.
+        ids = ["F-%02d" % i for i in range(40)]
+        self.add_devices(ids, "--label", "vendor_id=1", "--label", "product_id=2")
+        self.fk("device", "add", "F-99", "--label", "vendor_id=1", "--label", "product_id=2",
+                "--label", "discriminator=4096")
+        out = self.path("partial")
+        before = self.snapshot()
+        r = self.run_fk("pair", "--all", "-o", out, "--scheme", "matter", "--vendor-id", "1", "--product-id", "2",
+                        "--jobs", "2")
+        self.assertEqual((r.rc, r.out), (fk.USAGE, ""))
+        self.assertTrue(r.err.endswith('fleetkey: error: label discriminator of device "F-99" 4096 is out of '
+                                       'range (0-4095)\n'), r.err)
+        self.assertFalse(os.path.exists(out))
+        self.assertEqual(self.snapshot(), before)
 
     def test_production_run_refusals_change_nothing(self):
         listing = self.path("ids.txt")
