@@ -519,6 +519,8 @@ class PairTest(fk.FleetTest):
             self.assertEqual(code, pin(device, 0))
             self.assertEqual(manual, code)
             self.assertEqual(payload, f"FK1:{code}:{device}")
+            d = self.decode(payload)
+            self.assertEqual((d["device"], d["pin"]), (device, code))
         self.assertEqual(self.rows("SELECT action, subject FROM audit WHERE action = 'device.pair.batch'"),
                          [("device.pair.batch", out)])
         # Not into a non-empty directory, unless forced.
