@@ -34,10 +34,11 @@ _fleetkey() {
 
 _fleetkey_subcommands() {
   case "$1" in
-    '') echo 'init master device user' ;;
+    '') echo 'init master device user pair' ;;
     'master') echo 'list rotate retire passwd' ;;
     'device') echo 'add list show revoke key' ;;
     'user') echo 'add list show grant revoke key' ;;
+    'pair') echo 'decode' ;;
   esac
 }
 
@@ -63,6 +64,8 @@ _fleetkey_options() {
     'user grant') echo '-h --help --device --role --ttl --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
     'user revoke') echo '-h --help --device --reason --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
     'user key') echo '-h --help --device --format --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
+    'pair') echo '-h --help --scheme --qr -o --output --pin-digits --rotate --ec --scale --margin --vendor-id --product-id --discriminator --passcode --flow --discovery --all --from --jobs --force --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
+    'pair decode') echo '-h --help --scheme --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
   esac
 }
 
@@ -88,6 +91,8 @@ _fleetkey_values() {
     'user grant') echo '--device --role --ttl --home --registry --master-key --passphrase-file' ;;
     'user revoke') echo '--device --reason --home --registry --master-key --passphrase-file' ;;
     'user key') echo '--device --format --home --registry --master-key --passphrase-file' ;;
+    'pair') echo '--scheme --qr -o --output --pin-digits --ec --scale --margin --vendor-id --product-id --discriminator --passcode --flow --discovery --from --jobs --home --registry --master-key --passphrase-file' ;;
+    'pair decode') echo '--scheme --home --registry --master-key --passphrase-file' ;;
   esac
 }
 
@@ -191,6 +196,31 @@ _fleetkey_choices() {
     'user key|--registry') echo '@file' ;;
     'user key|--master-key') echo '@file' ;;
     'user key|--passphrase-file') echo '@file' ;;
+    'pair|--scheme') echo 'fleetkey matter' ;;
+    'pair|--qr') echo 'utf8 ansi png svg none' ;;
+    'pair|-o') echo '' ;;
+    'pair|--output') echo '' ;;
+    'pair|--pin-digits') echo '' ;;
+    'pair|--ec') echo 'L M Q H' ;;
+    'pair|--scale') echo '' ;;
+    'pair|--margin') echo '' ;;
+    'pair|--vendor-id') echo '' ;;
+    'pair|--product-id') echo '' ;;
+    'pair|--discriminator') echo '' ;;
+    'pair|--passcode') echo '' ;;
+    'pair|--flow') echo '' ;;
+    'pair|--discovery') echo '' ;;
+    'pair|--from') echo '@file' ;;
+    'pair|--jobs') echo '' ;;
+    'pair|--home') echo '@dir' ;;
+    'pair|--registry') echo '@file' ;;
+    'pair|--master-key') echo '@file' ;;
+    'pair|--passphrase-file') echo '@file' ;;
+    'pair decode|--scheme') echo 'any fleetkey matter' ;;
+    'pair decode|--home') echo '@dir' ;;
+    'pair decode|--registry') echo '@file' ;;
+    'pair decode|--master-key') echo '@file' ;;
+    'pair decode|--passphrase-file') echo '@file' ;;
   esac
 }
 

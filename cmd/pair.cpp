@@ -1,0 +1,314 @@
+// fleetkey pair DEVICE | pair --all | pair --from FILE | pair decode CODE
+//
+// `decode` is a subcommand of `pair` and DEVICE a positional: a device literally named "decode"
+// is reached with `fleetkey pair [OPTIONS] -- decode` (after "--" every argument is a positional,
+// so options go before it).
+#include "commands.hpp"
+
+#include <fleetkey/fleet/pairing.hpp>
+#include <fleetkey/pairing/decode.hpp>
+#include <fleetkey/util/error.hpp>
+
+#include <fmt/format.h>
+
+namespace fleetkey::cmd {
+
+namespace {
+
+struct PairCliOptions
+{
+  std::optional<std::string> device;
+  std::string scheme = "fleetkey";
+  std::optional<std::string> qr;
+  std::optional<std::string> out;
+  int pin_digits = 8;
+  bool rotate = false;
+  std::string ec = "M";
+  int scale = 8;
+  int margin = -1;
+  fleet::MatterSettings matter;
+  bool all = false;
+  std::optional<std::string> from;
+  int jobs = 0;
+  bool force = false;
+};
+
+struct DecodeOptions
+{
+  std::string code;
+  std::string scheme = "any";
+};
+
+std::string discovery_text(unsigned bits)
+{
+  static constexpr std::pair<unsigned, const char*> k_names[] = {
+      {1, "SoftAP"}, {2, "BLE"}, {4, "on-network"}, {8, "Wi-Fi PAF"}};
+  std::string out;
+  for (const auto& [bit, name] : k_names) {
+    if (bits & bit) {
+      out += (out.empty() ? "" : "+") + std::string(name);
+    }
+  }
+  if (bits & ~15u) {
+    out += (out.empty() ? "" : "+") + std::string("reserved bits");
+  }
+  return out.empty() ? "none" : out;
+}
+
+const char* flow_text(unsigned flow)
+{
+  static constexpr const char* k_flows[] = {"standard", "user-intent", "custom", "reserved"};
+  return k_flows[flow & 3];
+}
+
+Json matter_json(const pairing::MatterPayload& p)
+{
+  return Json{{"version", p.version},  {"vendor_id", p.vendor_id}, {"product_id", p.product_id},
+              {"flow", p.flow},        {"discovery", p.discovery}, {"discriminator", p.discriminator},
+              {"passcode", p.passcode}};
+}
+
+void print_matter(Context& ctx, const pairing::MatterPayload& p)
+{
+  ctx.print(fmt::format("vendor id:     {} (0x{:04X})\n", p.vendor_id, p.vendor_id));
+  ctx.print(fmt::format("product id:    {} (0x{:04X})\n", p.product_id, p.product_id));
+  ctx.print(fmt::format("flow:          {} ({})\n", p.flow, flow_text(p.flow)));
+  ctx.print(fmt::format("discovery:     {} ({})\n", p.discovery, discovery_text(p.discovery)));
+  ctx.print(fmt::format("discriminator: {}\n", p.discriminator));
+  ctx.print(fmt::format("passcode:      {:08}\n", p.passcode));
+}
+
+fleet::QrFormat qr_format(const PairCliOptions& o, bool batch)
+{
+  if (o.qr) {
+    return fleet::parse_qr_format(*o.qr);
+  }
+  if (batch) {
+    return fleet::QrFormat::png;
+  }
+  // -o label.png or label.svg says the format.
+  const auto ends = [&](std::string_view ext) {
+    return o.out && o.out->size() > ext.size() && o.out->compare(o.out->size() - ext.size(), ext.size(), ext) == 0;
+  };
+  return ends(".png") ? fleet::QrFormat::png : ends(".svg") ? fleet::QrFormat::svg : fleet::QrFormat::utf8;
+}
+
+void run_pair(Context& ctx, const PairCliOptions& o)
+{
+  fleet::PairOptions po{fleet::parse_pair_scheme(o.scheme), o.pin_digits, o.matter};
+  const bool batch = o.all || o.from;
+  fleet::LabelOptions label{qr_format(o, batch), qr::parse_ec(o.ec), o.scale, o.margin};
+  const auto overwrite = o.force ? util::Overwrite::yes : util::Overwrite::no;
+  if (batch) {
+    if (o.device) {
+      throw Error(Exit::usage, "give DEVICE, --all or --from FILE, not several");
+    }
+    if (o.all && o.from) {
+      throw Error(Exit::usage, "--all and --from are exclusive");
+    }
+    if (o.rotate) {
+      throw Error(Exit::usage, "--rotate works on one device at a time");
+    }
+    if (!o.out) {
+      throw Error(Exit::usage, "a production run needs -o DIR");
+    }
+    const auto r = fleet::pair_batch(ctx.fleet(), {po, label, *o.out, o.from, o.jobs, overwrite});
+    if (ctx.json()) {
+      ctx.print_json(Json{{"count", r.count}, {"dir", r.dir}, {"manifest", r.manifest}, {"scheme", o.scheme}});
+    } else {
+      ctx.note(fmt::format("wrote {} labels and {}", r.count, r.manifest));
+    }
+    return;
+  }
+  if (!o.device) {
+    throw Error(Exit::usage, "pair needs DEVICE, --all or --from FILE (or: pair decode CODE)");
+  }
+  if (o.jobs != 0) {
+    throw Error(Exit::usage, "--jobs is for production runs (--all or --from)");
+  }
+  const auto r = fleet::pair_device(ctx.fleet(), *o.device, po, label, o.out,
+                                    o.rotate ? fleet::Rotate::yes : fleet::Rotate::no, overwrite);
+  const auto& c = r.code;
+  if (ctx.json()) {
+    Json j{{"device", c.device}, {"scheme", o.scheme}, {"counter", c.counter}};
+    if (c.matter) {
+      j.update(matter_json(*c.matter));
+      j["manual_code"] = c.manual_code;
+      j["manual_code_grouped"] = c.grouped;
+    } else {
+      j["pin"] = c.code;
+      j["pin_grouped"] = c.grouped;
+      j["pin_digits"] = o.pin_digits;
+    }
+    j["payload"] = c.payload;
+    j["file"] = r.file ? Json(*r.file) : Json(nullptr);
+    ctx.print_json(j);
+    return;
+  }
+  if (ctx.globals.quiet) {
+    ctx.print(c.grouped + "\n");
+  } else {
+    ctx.print(fmt::format("device:        {}\n", c.device));
+    ctx.print(fmt::format("counter:       {}\n", c.counter));
+    if (c.matter) {
+      print_matter(ctx, *c.matter);
+      ctx.print(fmt::format("manual code:   {}\n", c.grouped));
+    } else {
+      ctx.print(fmt::format("PIN:           {}\n", c.grouped));
+    }
+    ctx.print(fmt::format("payload:       {}\n", c.payload));
+  }
+  if (!r.rendering.empty()) {
+    ctx.print(ctx.globals.quiet ? "" : "\n");
+    ctx.print(r.rendering);
+  }
+  if (r.file) {
+    ctx.note(fmt::format("wrote {}", *r.file));
+  }
+}
+
+void run_decode(Context& ctx, const DecodeOptions& o)
+{
+  const auto hint = o.scheme == "matter"     ? pairing::SchemeHint::matter
+                    : o.scheme == "fleetkey" ? pairing::SchemeHint::fleetkey
+                                             : pairing::SchemeHint::any;
+  const auto r = pairing::decode(o.code, hint);
+  if (!r) {
+    throw Error(Exit::usage, "bad pairing code: {}", r.error());
+  }
+  const bool json = ctx.json();
+  if (const auto* p = std::get_if<pairing::NativePayload>(&*r)) {
+    const auto pin = p->code.substr(0, p->code.size() - 1);
+    if (json) {
+      ctx.print_json(Json{{"kind", "fleetkey-payload"},
+                          {"scheme", "fleetkey"},
+                          {"version", pairing::k_payload_version},
+                          {"device", p->device},
+                          {"pin", p->code},
+                          {"pin_grouped", pairing::group_code(p->code)},
+                          {"pin_digits", pin.size()},
+                          {"check_digit", "ok"}});
+      return;
+    }
+    ctx.print(fmt::format("kind:          fleetkey payload, version {}\n", pairing::k_payload_version));
+    ctx.print(fmt::format("device:        {}\n", p->device));
+    ctx.print(fmt::format("PIN:           {} ({} digits, check digit ok)\n", pairing::group_code(p->code), pin.size()));
+  } else if (const auto* n = std::get_if<pairing::DecodedNativeCode>(&*r)) {
+    const auto digits = n->code.size() - 1;
+    if (json) {
+      ctx.print_json(Json{{"kind", "fleetkey-pin"},
+                          {"scheme", "fleetkey"},
+                          {"pin", n->code},
+                          {"pin_grouped", pairing::group_code(n->code)},
+                          {"pin_digits", digits},
+                          {"check_digit", "ok"}});
+      return;
+    }
+    ctx.print("kind:          fleetkey PIN\n");
+    ctx.print(fmt::format("PIN:           {} ({} digits, check digit ok)\n", pairing::group_code(n->code), digits));
+  } else if (const auto* m = std::get_if<pairing::MatterPayload>(&*r)) {
+    const auto manual = pairing::matter_manual_code(*m);
+    if (json) {
+      Json j{{"kind", "matter-qr"}, {"scheme", "matter"}};
+      j.update(matter_json(*m));
+      j["manual_code"] = manual;
+      ctx.print_json(j);
+      return;
+    }
+    ctx.print(fmt::format("kind:          Matter QR payload, version {}\n", m->version));
+    print_matter(ctx, *m);
+    ctx.print(fmt::format("manual code:   {}\n", pairing::group_manual_code(manual)));
+  } else {
+    const auto& c = std::get<pairing::ManualCode>(*r);
+    if (json) {
+      Json j{{"kind", "matter-manual"},         {"scheme", "matter"},
+             {"digits", c.long_code ? 21 : 11}, {"short_discriminator", c.short_discriminator},
+             {"passcode", c.passcode},          {"check_digit", "ok"}};
+      if (c.long_code) {
+        j["vendor_id"] = c.vendor_id;
+        j["product_id"] = c.product_id;
+      }
+      ctx.print_json(j);
+      return;
+    }
+    ctx.print(fmt::format("kind:          Matter manual code, {} digits, check digit ok\n", c.long_code ? 21 : 11));
+    ctx.print(fmt::format("discriminator: {} (upper 4 of its 12 bits: {}-{})\n", c.short_discriminator,
+                          c.short_discriminator << 8, (c.short_discriminator << 8) | 0xff));
+    ctx.print(fmt::format("passcode:      {:08}\n", c.passcode));
+    if (c.long_code) {
+      ctx.print(fmt::format("vendor id:     {} (0x{:04X})\n", c.vendor_id, c.vendor_id));
+      ctx.print(fmt::format("product id:    {} (0x{:04X})\n", c.product_id, c.product_id));
+    }
+  }
+}
+
+} // namespace
+
+void setup_pair(CLI::App& app, Context& ctx)
+{
+  auto* pair = app.add_subcommand(
+      "pair",
+      "Show a device's pairing code (PIN or Matter passcode) and its QR code, or write labels for many devices");
+  auto o = std::make_shared<PairCliOptions>();
+  auto d = std::make_shared<DecodeOptions>();
+
+  auto* decode = add_command(*pair, ctx, "decode", "Read a QR payload, PIN or Matter manual code back and check it",
+                             [&ctx, d] { run_decode(ctx, *d); });
+  decode->add_option("CODE", d->code, "FK1:... or MT:... payload, a PIN, or an 11- or 21-digit manual code")
+      ->required();
+  decode
+      ->add_option("--scheme", d->scheme,
+                   "Read digits as this scheme (11 digits are both a Matter manual code and "
+                   "a fleetkey code with a 10-digit PIN: any reads 11 and 21 digits as "
+                   "Matter)")
+      ->check(CLI::IsMember({"any", "fleetkey", "matter"}))
+      ->capture_default_str();
+
+  // Not add_command: its callback must not replace the action `decode` set.
+  pair->callback([&ctx, o, decode] {
+    if (!decode->parsed()) {
+      ctx.action = [&ctx, o] { run_pair(ctx, *o); };
+    }
+  });
+  pair->add_option("DEVICE", o->device, "Device id (for a device named \"decode\": pair [OPTIONS] -- decode)");
+  pair->add_option("--scheme", o->scheme, "Pairing scheme")
+      ->check(CLI::IsMember({"fleetkey", "matter"}))
+      ->capture_default_str();
+  pair->add_option("--qr", o->qr,
+                   "QR rendering: utf8 (half blocks), ansi (half blocks with colours), png, svg or none (default: "
+                   "from -o's extension, else utf8; png for --all and --from)")
+      ->check(CLI::IsMember({"utf8", "ansi", "png", "svg", "none"}));
+  pair->add_option("-o,--output", o->out, "Write the QR rendering to FILE (a production run: label files into DIR)")
+      ->type_name("FILE|DIR");
+  pair->add_option("--pin-digits", o->pin_digits, "PIN length before the check digit (6-12)")->capture_default_str();
+  pair->add_flag("--rotate", o->rotate, "Issue a new code: add one to the device's pairing counter (audited)");
+  pair->add_option("--ec", o->ec, "QR error correction level")
+      ->check(CLI::IsMember({"L", "M", "Q", "H"}))
+      ->capture_default_str();
+  pair->add_option("--scale", o->scale, "Pixels per module for png and svg (1-64)")->capture_default_str();
+  pair->add_option("--margin", o->margin, "Quiet zone in modules (default: 4 for png and svg, 2 in a terminal)");
+  pair->add_option("--vendor-id", o->matter.vendor_id, "Matter vendor id (default: the device's vendor_id label)")
+      ->type_name("N");
+  pair->add_option("--product-id", o->matter.product_id, "Matter product id (default: the device's product_id label)")
+      ->type_name("N");
+  pair->add_option("--discriminator", o->matter.discriminator,
+                   "Matter discriminator, 12 bits (default: the device's discriminator label, else derived from its "
+                   "key)")
+      ->type_name("N");
+  pair->add_option("--passcode", o->matter.passcode,
+                   "Matter passcode for fixtures (default: derived from the device key); invalid ones are refused")
+      ->type_name("N");
+  pair->add_option("--flow", o->matter.flow,
+                   "Matter commissioning flow: 0 standard, 1 user-intent, 2 custom (1 and 2 give a 21-digit manual "
+                   "code)")
+      ->capture_default_str();
+  pair->add_option("--discovery", o->matter.discovery,
+                   "Matter discovery bitmask: 1 SoftAP, 2 BLE, 4 on-network, 8 Wi-Fi PAF")
+      ->capture_default_str();
+  pair->add_flag("--all", o->all, "Production run: a label for every active device into -o DIR, with manifest.csv");
+  pair->add_option("--from", o->from, "Production run: the devices listed in FILE, one id a line")->type_name("FILE");
+  pair->add_option("--jobs", o->jobs, "Threads for a production run (default: one per core)")->type_name("N");
+  pair->add_flag("--force", o->force, "Replace an existing -o FILE, or write into a non-empty -o DIR");
+}
+
+} // namespace fleetkey::cmd

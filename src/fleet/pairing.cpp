@@ -1,0 +1,557 @@
+#include <fleetkey/crypto/hierarchy.hpp>
+#include <fleetkey/fleet/devices.hpp>
+#include <fleetkey/fleet/pairing.hpp>
+#include <fleetkey/pairing/pin.hpp>
+#include <fleetkey/registry/pairing.hpp>
+#include <fleetkey/util/error.hpp>
+#include <fleetkey/util/file.hpp>
+#include <fleetkey/util/text.hpp>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <dirent.h>
+#include <exception>
+#include <fcntl.h>
+#include <map>
+#include <mutex>
+#include <set>
+#include <sys/stat.h>
+#include <thread>
+#include <unistd.h>
+
+namespace fleetkey::fleet {
+
+namespace {
+
+// Decimal, or hexadecimal with 0x; at most `max`.
+uint64_t parse_number(std::string_view text, uint64_t max, std::string_view what)
+{
+  int base = 10;
+  std::string_view digits = text;
+  if (digits.size() > 2 && digits[0] == '0' && (digits[1] == 'x' || digits[1] == 'X')) {
+    base = 16;
+    digits.remove_prefix(2);
+  }
+  uint64_t v = 0;
+  bool ok = !digits.empty() && digits.size() <= 12;
+  for (char c : digits) {
+    int d = -1;
+    if (c >= '0' && c <= '9') {
+      d = c - '0';
+    } else if (base == 16 && c >= 'a' && c <= 'f') {
+      d = c - 'a' + 10;
+    } else if (base == 16 && c >= 'A' && c <= 'F') {
+      d = c - 'A' + 10;
+    }
+    if (d < 0) {
+      ok = false;
+      break;
+    }
+    v = v * static_cast<uint64_t>(base) + static_cast<uint64_t>(d);
+  }
+  if (!ok) {
+    throw Error(Exit::usage, "{} \"{}\" is not a number (decimal, or hexadecimal with 0x)", what, text);
+  }
+  if (v > max) {
+    throw Error(Exit::usage, "{} {} is out of range (0-{})", what, v, max);
+  }
+  return v;
+}
+
+std::optional<std::string> label_of(const registry::DeviceRecord& d, const char* key)
+{
+  if (auto it = d.labels.find(key); it != d.labels.end() && it->is_string()) {
+    return it->get<std::string>();
+  }
+  return std::nullopt;
+}
+
+void check_options(const PairOptions& o)
+{
+  if (o.pin_digits < pairing::k_min_pin_digits || o.pin_digits > pairing::k_max_pin_digits) {
+    throw Error(Exit::usage, "--pin-digits {} is out of range ({}-{})", o.pin_digits, pairing::k_min_pin_digits,
+                pairing::k_max_pin_digits);
+  }
+  if (o.scheme != PairScheme::matter) {
+    const auto& m = o.matter;
+    if (m.vendor_id || m.product_id || m.discriminator || m.passcode || m.flow != 0
+        || m.discovery != pairing::k_discovery_ble) {
+      throw Error(Exit::usage, "--vendor-id, --product-id, --discriminator, --passcode, --flow and --discovery need "
+                               "--scheme matter");
+    }
+    return;
+  }
+  if (o.matter.flow < 0 || o.matter.flow > 2) {
+    throw Error(Exit::usage, "--flow {} is not a commissioning flow (0 standard, 1 user-intent, 2 custom)",
+                o.matter.flow);
+  }
+  if (o.matter.discovery < 1 || o.matter.discovery > 15) {
+    throw Error(Exit::usage,
+                "--discovery {} is not a discovery bitmask (1 SoftAP, 2 BLE, 4 on-network, 8 Wi-Fi PAF, "
+                "or a sum of them)",
+                o.matter.discovery);
+  }
+  if (o.matter.passcode) {
+    const auto pc = parse_number(*o.matter.passcode, 0xffffffff, "--passcode");
+    if (auto problem = pairing::passcode_problem(pc)) {
+      throw Error(Exit::usage, "--passcode refused: {}", *problem);
+    }
+  }
+  for (const auto& [value, max, what] : {std::tuple{&o.matter.vendor_id, 0xffffu, "--vendor-id"},
+                                         std::tuple{&o.matter.product_id, 0xffffu, "--product-id"},
+                                         std::tuple{&o.matter.discriminator, 0xfffu, "--discriminator"}}) {
+    if (*value) {
+      parse_number(**value, max, what);
+    }
+  }
+}
+
+uint16_t matter_field(const std::optional<std::string>& option, const registry::DeviceRecord& d, const char* label,
+                      uint64_t max, const char* option_name)
+{
+  if (option) {
+    return static_cast<uint16_t>(parse_number(*option, max, option_name));
+  }
+  if (auto value = label_of(d, label)) {
+    return static_cast<uint16_t>(parse_number(*value, max, fmt::format("label {} of device \"{}\"", label, d.id)));
+  }
+  throw Error(Exit::usage, "--scheme matter needs {} (or a {} label on device \"{}\")", option_name, label, d.id);
+}
+
+void check_label(const LabelOptions& label, bool batch)
+{
+  if (batch && label.format != QrFormat::png && label.format != QrFormat::svg) {
+    throw Error(Exit::usage, "a production run writes png or svg labels (--qr png or --qr svg)");
+  }
+  if (label.scale < 1 || label.scale > 64) {
+    throw Error(Exit::usage, "--scale {} is out of range (1-64)", label.scale);
+  }
+  if (label.margin < -1 || label.margin > 64) {
+    throw Error(Exit::usage, "--margin {} is out of range (0-64)", label.margin);
+  }
+}
+
+const char* extension(QrFormat f)
+{
+  switch (f) {
+  case QrFormat::png:
+    return ".png";
+  case QrFormat::svg:
+    return ".svg";
+  case QrFormat::utf8:
+  case QrFormat::ansi:
+    return ".txt";
+  case QrFormat::none:
+    return "";
+  }
+  return "";
+}
+
+std::string csv_field(std::string_view s)
+{
+  if (s.find_first_of(",\"\r\n") == std::string_view::npos && (s.empty() || (s.front() != ' ' && s.back() != ' '))) {
+    return std::string(s);
+  }
+  std::string out = "\"";
+  for (char c : s) {
+    out += c;
+    if (c == '"') {
+      out += '"';
+    }
+  }
+  return out + "\"";
+}
+
+void write_whole(const std::string& path, std::string_view data, util::Overwrite overwrite)
+{
+  const int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (overwrite == util::Overwrite::yes ? O_TRUNC : O_EXCL);
+  util::Fd fd(::open(path.c_str(), flags, 0600));
+  if (!fd.valid()) {
+    throw Error(errno == EEXIST ? Exit::conflict : Exit::failure, "cannot create {}: {}", path, std::strerror(errno));
+  }
+  while (!data.empty()) {
+    const ssize_t n = ::write(fd.get(), data.data(), data.size());
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      throw Error(Exit::failure, "cannot write {}: {}", path, std::strerror(errno));
+    }
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  if (::close(fd.release()) != 0) {
+    throw Error(Exit::failure, "cannot write {}: {}", path, std::strerror(errno));
+  }
+}
+
+bool directory_empty(const std::string& path)
+{
+  std::unique_ptr<DIR, int (*)(DIR*)> dir(::opendir(path.c_str()), ::closedir);
+  if (!dir) {
+    throw Error(Exit::failure, "cannot read directory {}: {}", path, std::strerror(errno));
+  }
+  while (const dirent* e = ::readdir(dir.get())) {
+    if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) {
+      return false;
+    }
+  }
+  return true;
+}
+
+std::vector<registry::DeviceRecord> batch_devices(Fleet& fleet, const BatchOptions& o)
+{
+  std::vector<registry::DeviceRecord> devices;
+  auto& reg = fleet.registry();
+  if (!o.from) {
+    reg.for_each_device("active", [&](const registry::DeviceRecord& d) { devices.push_back(d); });
+    return devices;
+  }
+  auto text = util::read_file(*o.from, size_t{1} << 30);
+  if (!text) {
+    throw Error(Exit::failure, "{}", text.error());
+  }
+  std::set<std::string, std::less<>> seen;
+  size_t line_no = 0;
+  std::string_view rest = *text;
+  while (!rest.empty()) {
+    const auto nl = rest.find('\n');
+    auto line = rest.substr(0, nl);
+    rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
+    ++line_no;
+    if (!line.empty() && line.back() == '\r') {
+      line.remove_suffix(1);
+    }
+    if (line.empty()) {
+      continue;
+    }
+    if (!seen.emplace(line).second) {
+      throw Error(Exit::usage, "{}:{}: device \"{}\" is listed twice", *o.from, line_no, line);
+    }
+    auto d = reg.device(line);
+    if (!d) {
+      throw Error(Exit::not_found, "{}:{}: device \"{}\" is not registered", *o.from, line_no, line);
+    }
+    if (d->status != "active") {
+      throw Error(Exit::conflict, "{}:{}: device \"{}\" is revoked", *o.from, line_no, line);
+    }
+    devices.push_back(std::move(*d));
+  }
+  return devices;
+}
+
+const char* scheme_name(PairScheme s)
+{
+  return s == PairScheme::matter ? "matter" : "fleetkey";
+}
+
+} // namespace
+
+PairScheme parse_pair_scheme(std::string_view name)
+{
+  if (name == "fleetkey") {
+    return PairScheme::fleetkey;
+  }
+  if (name == "matter") {
+    return PairScheme::matter;
+  }
+  throw Error(Exit::usage, "unknown pairing scheme \"{}\" (fleetkey or matter)", name);
+}
+
+QrFormat parse_qr_format(std::string_view name)
+{
+  static const std::pair<std::string_view, QrFormat> k_names[] = {{"utf8", QrFormat::utf8},
+                                                                  {"ansi", QrFormat::ansi},
+                                                                  {"png", QrFormat::png},
+                                                                  {"svg", QrFormat::svg},
+                                                                  {"none", QrFormat::none}};
+  for (const auto& [n, f] : k_names) {
+    if (n == name) {
+      return f;
+    }
+  }
+  throw Error(Exit::usage, "unknown QR format \"{}\" (utf8, ansi, png, svg or none)", name);
+}
+
+PairingCode make_pairing_code(const pairing::StreamDeriver& deriver, const registry::DeviceRecord& device,
+                              const PairOptions& options)
+{
+  PairingCode c;
+  c.device = device.id;
+  c.counter = static_cast<uint64_t>(device.pairing_counter);
+  c.scheme = options.scheme;
+  if (options.scheme == PairScheme::fleetkey) {
+    c.code = pairing::with_check_digit(pairing::derive_pin(deriver, c.counter, options.pin_digits));
+    c.grouped = pairing::group_code(c.code);
+    c.manual_code = c.code;
+    c.payload = pairing::native_payload(c.code, device.id);
+    return c;
+  }
+  const auto& m = options.matter;
+  pairing::MatterPayload p;
+  p.vendor_id = matter_field(m.vendor_id, device, "vendor_id", 0xffff, "--vendor-id");
+  p.product_id = matter_field(m.product_id, device, "product_id", 0xffff, "--product-id");
+  if (m.discriminator) {
+    p.discriminator = static_cast<uint16_t>(parse_number(*m.discriminator, 0xfff, "--discriminator"));
+  } else if (auto label = label_of(device, "discriminator")) {
+    p.discriminator = static_cast<uint16_t>(
+        parse_number(*label, 0xfff, fmt::format("label discriminator of device \"{}\"", device.id)));
+  } else {
+    p.discriminator = pairing::derive_discriminator(deriver, c.counter);
+  }
+  p.passcode = m.passcode ? static_cast<uint32_t>(parse_number(*m.passcode, 0xffffffff, "--passcode"))
+                          : pairing::derive_passcode(deriver, c.counter);
+  p.flow = static_cast<uint8_t>(m.flow);
+  p.discovery = static_cast<uint8_t>(m.discovery);
+  if (auto problem = pairing::payload_problem(p)) {
+    throw Error(Exit::usage, "{}", *problem);
+  }
+  c.code = fmt::format("{:08}", p.passcode);
+  c.manual_code = pairing::matter_manual_code(p);
+  c.grouped = pairing::group_manual_code(c.manual_code);
+  c.payload = pairing::matter_qr(p);
+  c.matter = p;
+  return c;
+}
+
+std::string render_label(std::string_view payload, const LabelOptions& label)
+{
+  if (label.format == QrFormat::none) {
+    return {};
+  }
+  const auto m = qr::encode(payload, label.ec);
+  const bool terminal = label.format == QrFormat::utf8 || label.format == QrFormat::ansi;
+  const int margin = label.margin >= 0 ? label.margin : terminal ? 2 : 4;
+  switch (label.format) {
+  case QrFormat::utf8:
+    return qr::render_utf8(m, margin);
+  case QrFormat::ansi:
+    return qr::render_ansi(m, margin);
+  case QrFormat::svg:
+    return qr::render_svg(m, label.scale, margin);
+  case QrFormat::png: {
+    const auto png = qr::render_png(m, label.scale, margin);
+    return std::string(png.begin(), png.end());
+  }
+  case QrFormat::none:
+    break;
+  }
+  return {};
+}
+
+PairResult pair_device(Fleet& fleet, std::string_view id, const PairOptions& options, const LabelOptions& label,
+                       const std::optional<std::string>& out, Rotate rotate, util::Overwrite overwrite)
+{
+  check_options(options);
+  check_label(label, false);
+  if ((label.format == QrFormat::png) && !out) {
+    throw Error(Exit::usage, "--qr png writes a file: give -o FILE");
+  }
+  if (label.format == QrFormat::none && out) {
+    throw Error(Exit::usage, "-o FILE needs a QR format other than none");
+  }
+  auto& reg = fleet.registry();
+  auto device = show_device(fleet, id);
+  if (device.status != "active") {
+    throw Error(Exit::conflict, "device \"{}\" is revoked: it is not paired any more", id);
+  }
+  // Refuse what we can before the key file is read (and a passphrase asked for).
+  if (options.scheme == PairScheme::matter) {
+    matter_field(options.matter.vendor_id, device, "vendor_id", 0xffff, "--vendor-id");
+    matter_field(options.matter.product_id, device, "product_id", 0xffff, "--product-id");
+  }
+  if (out && overwrite == util::Overwrite::no && util::exists(*out)) {
+    throw Error(Exit::conflict, "{} already exists (use --force to replace it)", *out);
+  }
+  const auto key = derive_device_key(fleet, device); // before the transaction: it may ask for a passphrase
+  registry::Transaction tx(reg.db());
+  if (rotate == Rotate::yes) {
+    device.pairing_counter = registry::bump_pairing_counter(reg, device.id);
+  }
+  PairResult r;
+  r.code = make_pairing_code(pairing::StreamDeriver(key.span()), device, options);
+  r.rendering = render_label(r.code.payload, label);
+  nlohmann::json details = {{"counter", r.code.counter}, {"scheme", scheme_name(options.scheme)}};
+  if (out) {
+    details["file"] = *out;
+  }
+  reg.audit(rotate == Rotate::yes ? "device.pair.rotate" : "device.pair", device.id, details);
+  std::optional<util::AtomicFile> file;
+  if (out) {
+    file.emplace(*out, overwrite);
+    file->write(r.rendering);
+    r.file = *out;
+    r.rendering.clear();
+  }
+  tx.commit();
+  if (file) {
+    // After the commit: a label exists only for a counter the registry has.
+    file->commit();
+  }
+  return r;
+}
+
+std::string label_file_name(std::string_view device_id, QrFormat format)
+{
+  std::string out;
+  for (size_t i = 0; i < device_id.size(); ++i) {
+    const auto c = static_cast<unsigned char>(device_id[i]);
+    const bool safe = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-'
+                      || (c == '.' && i > 0);
+    out += safe ? std::string(1, static_cast<char>(c)) : fmt::format("%{:02X}", c);
+  }
+  if (out.size() > 240) {
+    // Past what file systems take (255 bytes): a prefix and a digest; '~' never appears otherwise.
+    uint8_t digest[32];
+    crypto::sha256(util::as_bytes(device_id), digest);
+    out = out.substr(0, 200) + "~" + util::to_hex(util::ByteView(digest, 8));
+  }
+  return out + extension(format);
+}
+
+BatchResult pair_batch(Fleet& fleet, const BatchOptions& o)
+{
+  check_options(o.pair);
+  check_label(o.label, true);
+  if (o.pair.matter.passcode) {
+    throw Error(Exit::usage, "--passcode gives one passcode: a production run derives one per device");
+  }
+  if (o.out_dir.empty()) {
+    throw Error(Exit::usage, "a production run needs -o DIR");
+  }
+  if (o.jobs < 0 || o.jobs > 256) {
+    throw Error(Exit::usage, "--jobs {} is out of range (0-256)", o.jobs);
+  }
+  auto devices = batch_devices(fleet, o);
+  if (o.pair.scheme == PairScheme::matter) {
+    for (const auto& d : devices) {
+      // Refuse a missing vendor or product id before any file is written.
+      matter_field(o.pair.matter.vendor_id, d, "vendor_id", 0xffff, "--vendor-id");
+      matter_field(o.pair.matter.product_id, d, "product_id", 0xffff, "--product-id");
+    }
+  }
+  struct stat st
+  {
+  };
+  const bool dir_exists = ::stat(o.out_dir.c_str(), &st) == 0;
+  if (dir_exists) {
+    if (!S_ISDIR(st.st_mode)) {
+      throw Error(Exit::conflict, "{} exists and is not a directory", o.out_dir);
+    }
+    if (o.overwrite == util::Overwrite::no && !directory_empty(o.out_dir)) {
+      throw Error(Exit::conflict, "output directory {} is not empty (use --force to write into it)", o.out_dir);
+    }
+  }
+  // Every master key version the devices need, loaded once before the workers start.
+  std::map<uint32_t, const crypto::MasterKey*> masters;
+  for (const auto& d : devices) {
+    if (!masters.count(d.key_version)) {
+      masters[d.key_version] = &fleet.master_key(d.key_version);
+    }
+  }
+  if (!dir_exists) {
+    util::make_directories(o.out_dir, 0700);
+  }
+
+  struct Row
+  {
+    std::string code;
+    std::string manual;
+    std::string payload;
+    std::string file;
+  };
+  std::vector<Row> rows(devices.size());
+  std::atomic<size_t> next{0};
+  std::atomic<bool> failed{false};
+  std::exception_ptr error;
+  std::mutex error_mutex;
+  const auto work = [&] {
+    try {
+      std::map<uint32_t, crypto::MasterDeriver> derivers; // one per thread: an Expander is not shared
+      crypto::Secret key(crypto::k_key_len);
+      pairing::StreamDeriver streams; // rekeyed per device: no allocation per key
+      uint8_t fp[16];
+      // Small blocks of devices per fetch keep both cores busy to the end.
+      constexpr size_t k_block = 16;
+      while (!failed) {
+        const size_t begin = next.fetch_add(k_block);
+        if (begin >= devices.size()) {
+          break;
+        }
+        for (size_t i = begin; i < std::min(begin + k_block, devices.size()); ++i) {
+          const auto& d = devices[i];
+          auto it = derivers.find(d.key_version);
+          if (it == derivers.end()) {
+            it = derivers.emplace(d.key_version, crypto::MasterDeriver(masters.at(d.key_version)->key)).first;
+          }
+          it->second.device_key(d.id, std::span<uint8_t, crypto::k_key_len>(key.data(), crypto::k_key_len));
+          crypto::fingerprint(key.span(), fp);
+          if (util::to_hex(fp) != d.fingerprint) {
+            throw Error(Exit::key, "device \"{}\": derived key does not match its registered fingerprint", d.id);
+          }
+          streams.rekey(key.span());
+          const auto code = make_pairing_code(streams, d, o.pair);
+          Row& row = rows[i];
+          row.file = label_file_name(d.id, o.label.format);
+          write_whole(o.out_dir + "/" + row.file, render_label(code.payload, o.label), o.overwrite);
+          row.code = code.code;
+          row.manual = code.manual_code;
+          row.payload = code.payload;
+        }
+      }
+    } catch (...) {
+      std::lock_guard lock(error_mutex);
+      if (!error) {
+        error = std::current_exception();
+      }
+      failed = true;
+    }
+  };
+  const size_t cores = std::max(1u, std::thread::hardware_concurrency());
+  // By default a thread per core, but none for fewer than 64 devices; --jobs N as asked.
+  const size_t jobs = o.jobs > 0 ? std::min(static_cast<size_t>(o.jobs), std::max<size_t>(devices.size(), 1))
+                                 : std::min(cores, devices.size() / 64 + 1);
+  std::vector<std::thread> threads;
+  for (size_t t = 1; t < jobs; ++t) {
+    threads.emplace_back(work);
+  }
+  work();
+  for (auto& t : threads) {
+    t.join();
+  }
+  if (error) {
+    // Leave no partial run behind: remove the labels this run wrote.
+    for (const auto& row : rows) {
+      if (!row.payload.empty()) {
+        ::unlink((o.out_dir + "/" + row.file).c_str());
+      }
+    }
+    if (!dir_exists) {
+      ::rmdir(o.out_dir.c_str());
+    }
+    std::rethrow_exception(error);
+  }
+
+  BatchResult result;
+  result.count = devices.size();
+  result.dir = o.out_dir;
+  result.manifest = o.out_dir + "/manifest.csv";
+  std::string csv = o.pair.scheme == PairScheme::matter ? "device,passcode,manual_code,payload,file\n"
+                                                        : "device,pin,manual_code,payload,file\n";
+  for (size_t i = 0; i < devices.size(); ++i) {
+    const auto& r = rows[i];
+    csv += fmt::format("{},{},{},{},{}\n", csv_field(devices[i].id), r.code, r.manual, csv_field(r.payload),
+                       csv_field(r.file));
+  }
+  auto& reg = fleet.registry();
+  registry::Transaction tx(reg.db());
+  reg.audit("device.pair.batch", o.out_dir,
+            {{"count", result.count}, {"scheme", scheme_name(o.pair.scheme)}, {"manifest", result.manifest}});
+  util::AtomicFile manifest(result.manifest, o.overwrite);
+  manifest.write(csv);
+  tx.commit();
+  manifest.commit();
+  return result;
+}
+
+} // namespace fleetkey::fleet

@@ -1,0 +1,252 @@
+#include <fleetkey/qr/qr.hpp>
+#include <fleetkey/util/error.hpp>
+
+#include <fmt/format.h>
+#include <png.h>
+#include <qrencode.h>
+
+#include <cerrno>
+#include <csetjmp>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <zlib.h>
+
+namespace fleetkey::qr {
+
+namespace {
+
+struct QrFree
+{
+  void operator()(QRcode* q) const noexcept { QRcode_free(q); }
+};
+
+QRecLevel level(Ec ec)
+{
+  switch (ec) {
+  case Ec::L:
+    return QR_ECLEVEL_L;
+  case Ec::M:
+    return QR_ECLEVEL_M;
+  case Ec::Q:
+    return QR_ECLEVEL_Q;
+  case Ec::H:
+    return QR_ECLEVEL_H;
+  }
+  return QR_ECLEVEL_M;
+}
+
+void check_margin(int margin, int scale)
+{
+  if (margin < 0 || margin > 64) {
+    throw Error(Exit::usage, "QR margin {} is out of range (0-64 modules)", margin);
+  }
+  if (scale < 1 || scale > 64) {
+    throw Error(Exit::usage, "QR scale {} is out of range (1-64 pixels a module)", scale);
+  }
+}
+
+// Outside the matrix is quiet zone (light).
+bool dark_at(const Matrix& m, int margin, int x, int y)
+{
+  x -= margin;
+  y -= margin;
+  return x >= 0 && y >= 0 && x < m.size() && y < m.size() && m.dark(x, y);
+}
+
+struct PngSink
+{
+  std::vector<uint8_t>* out;
+};
+
+void png_write(png_structp png, png_bytep data, png_size_t length)
+{
+  auto* sink = static_cast<PngSink*>(png_get_io_ptr(png));
+  sink->out->insert(sink->out->end(), data, data + length);
+}
+
+void png_flush(png_structp) {}
+
+// libpng reports errors by longjmp; this function owns no object with a destructor between
+// setjmp and the end of the write, so jumping back is safe.
+bool write_png(const Matrix& m, int scale, int margin, const std::vector<uint8_t>& rows, std::vector<uint8_t>& out)
+{
+  png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
+  if (png == nullptr) {
+    return false;
+  }
+  png_infop info = png_create_info_struct(png);
+  if (info == nullptr || setjmp(png_jmpbuf(png))) {
+    png_destroy_write_struct(&png, &info);
+    return false;
+  }
+  PngSink sink{&out};
+  const auto side = static_cast<png_uint_32>((m.size() + 2 * margin) * scale);
+  const size_t stride = (side + 7) / 8;
+  png_set_write_fn(png, &sink, png_write, png_flush);
+  // Labels are printed by the thousand. The Up filter turns each of a module row's `scale`
+  // repeated pixel rows after the first into zeros, and run-length coding (Z_RLE) packs those
+  // runs: fast, and small. Small zlib tables also stay below malloc's mmap threshold.
+  png_set_compression_level(png, 1);
+  png_set_compression_strategy(png, Z_RLE);
+  png_set_compression_mem_level(png, 5);
+  png_set_compression_window_bits(png, 13);
+  png_set_filter(png, PNG_FILTER_TYPE_BASE, PNG_FILTER_UP);
+  png_set_IHDR(png, info, side, side, 1, PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
+               PNG_FILTER_TYPE_DEFAULT);
+  png_write_info(png, info);
+  for (png_uint_32 y = 0; y < side; ++y) {
+    const size_t module_row = y / static_cast<png_uint_32>(scale);
+    png_write_row(png, rows.data() + module_row * stride);
+  }
+  png_write_end(png, info);
+  png_destroy_write_struct(&png, &info);
+  return true;
+}
+
+} // namespace
+
+Matrix encode(std::string_view payload, Ec ec)
+{
+  if (payload.empty()) {
+    throw Error(Exit::usage, "cannot encode an empty QR payload");
+  }
+  if (payload.find('\0') != std::string_view::npos) {
+    throw Error(Exit::usage, "cannot encode a QR payload with a NUL byte");
+  }
+  const std::string text(payload);
+  // Case-sensitive, mode chosen per segment (numeric, alphanumeric, 8-bit): the smallest version.
+  std::unique_ptr<QRcode, QrFree> code(QRcode_encodeString(text.c_str(), 0, level(ec), QR_MODE_8, 1));
+  if (!code) {
+    if (errno == ERANGE) {
+      throw Error(Exit::usage, "QR payload of {} bytes is too long for a QR code", payload.size());
+    }
+    throw Error(Exit::failure, "cannot encode QR code: {}", std::strerror(errno));
+  }
+  const int size = code->width;
+  std::vector<bool> modules(static_cast<size_t>(size * size));
+  for (size_t i = 0; i < modules.size(); ++i) {
+    modules[i] = (code->data[i] & 1) != 0;
+  }
+  return Matrix(size, std::move(modules), code->version);
+}
+
+std::string render_utf8(const Matrix& m, int margin)
+{
+  check_margin(margin, 1);
+  // Light modules are ink and dark modules are blank: on a dark terminal the code is black on
+  // white as printed; one character holds two rows (upper and lower half block).
+  // Indexed by (upper light) | (lower light) << 1.
+  static constexpr std::string_view k_glyph[4] = {" ", "\u2580", "\u2584", "\u2588"};
+  const int side = m.size() + 2 * margin;
+  std::string out;
+  out.reserve(static_cast<size_t>((side + 1) / 2 * (side * 3 + 1)));
+  for (int y = 0; y < side; y += 2) {
+    for (int x = 0; x < side; ++x) {
+      const bool upper_light = !dark_at(m, margin, x, y);
+      // Past the last row (odd height) nothing is drawn.
+      const bool lower_light = y + 1 < side && !dark_at(m, margin, x, y + 1);
+      out += k_glyph[(upper_light ? 1 : 0) | (lower_light ? 2 : 0)];
+    }
+    out += '\n';
+  }
+  return out;
+}
+
+std::string render_ansi(const Matrix& m, int margin)
+{
+  check_margin(margin, 1);
+  // Upper half block with explicit colours: foreground = upper module, background = lower
+  // module, so the code is black on white whatever the terminal's own colours are.
+  const int side = m.size() + 2 * margin;
+  std::string out;
+  for (int y = 0; y < side; y += 2) {
+    int fg = -1;
+    int bg = -1;
+    for (int x = 0; x < side; ++x) {
+      const int want_fg = dark_at(m, margin, x, y) ? 30 : 97;
+      const int want_bg = y + 1 < side ? (dark_at(m, margin, x, y + 1) ? 40 : 107) : 49;
+      if (want_fg != fg || want_bg != bg) {
+        out += fmt::format("\x1b[{};{}m", want_fg, want_bg);
+        fg = want_fg;
+        bg = want_bg;
+      }
+      out += "\u2580";
+    }
+    out += "\x1b[0m\n";
+  }
+  return out;
+}
+
+std::string render_svg(const Matrix& m, int scale, int margin)
+{
+  check_margin(margin, scale);
+  const int side = m.size() + 2 * margin;
+  // Coordinates are in modules (viewBox); one horizontal run of dark modules is one subpath.
+  std::string path;
+  for (int y = 0; y < m.size(); ++y) {
+    for (int x = 0; x < m.size();) {
+      if (!m.dark(x, y)) {
+        ++x;
+        continue;
+      }
+      int run = 1;
+      while (x + run < m.size() && m.dark(x + run, y)) {
+        ++run;
+      }
+      path += fmt::format("M{} {}h{}v1h-{}z", x + margin, y + margin, run, run);
+      x += run;
+    }
+  }
+  const int px = side * scale;
+  return fmt::format("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+                     "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{0}\" height=\"{0}\" viewBox=\"0 0 {1} {1}\" "
+                     "shape-rendering=\"crispEdges\">\n"
+                     "<rect width=\"{1}\" height=\"{1}\" fill=\"#fff\"/>\n"
+                     "<path fill=\"#000\" d=\"{2}\"/>\n"
+                     "</svg>\n",
+                     px, side, path);
+}
+
+std::vector<uint8_t> render_png(const Matrix& m, int scale, int margin)
+{
+  check_margin(margin, scale);
+  // One packed 1-bit row per module row (0 = black, as PNG greyscale says), repeated `scale` times.
+  const int side_px = (m.size() + 2 * margin) * scale;
+  const size_t stride = static_cast<size_t>(side_px + 7) / 8;
+  const int side = m.size() + 2 * margin;
+  std::vector<uint8_t> rows(stride * static_cast<size_t>(side), 0xff);
+  for (int y = 0; y < m.size(); ++y) {
+    uint8_t* row = rows.data() + static_cast<size_t>(y + margin) * stride;
+    for (int x = 0; x < m.size(); ++x) {
+      if (!m.dark(x, y)) {
+        continue;
+      }
+      const int x0 = (x + margin) * scale;
+      for (int p = x0; p < x0 + scale; ++p) {
+        row[p / 8] = static_cast<uint8_t>(row[p / 8] & ~(0x80u >> (p % 8)));
+      }
+    }
+  }
+  std::vector<uint8_t> out;
+  out.reserve(256 + stride * static_cast<size_t>(side_px) / 8);
+  if (!write_png(m, scale, margin, rows, out)) {
+    throw Error(Exit::failure, "cannot write PNG: libpng failed");
+  }
+  return out;
+}
+
+Ec parse_ec(std::string_view name)
+{
+  if (name == "L" || name == "l")
+    return Ec::L;
+  if (name == "M" || name == "m")
+    return Ec::M;
+  if (name == "Q" || name == "q")
+    return Ec::Q;
+  if (name == "H" || name == "h")
+    return Ec::H;
+  throw Error(Exit::usage, "unknown QR error correction level \"{}\" (L, M, Q or H)", name);
+}
+
+} // namespace fleetkey::qr
