@@ -124,6 +124,7 @@ void setup_device(CLI::App& app, Context& ctx)
     ->capture_default_str();
   key->add_option("--purpose", ko->purpose, "Derive the subkey for NAME (e.g. enc, mac) instead of K_dev")
     ->type_name("NAME");
+  setup_device_import(*device, ctx);
 }
 
 } // namespace fleetkey::cmd
