@@ -770,6 +770,7 @@ ImportSummary import_devices(Fleet& fleet, const ImportOptions& options, const P
     rows = validate_input(in, format, src, spill, input_size, progress);
   }
   file.close();
+  if (std::getenv("FK_DEBUG")) fmt::print(stderr, "pass1 {:.3f}\n", since(start));
 
   ImportSummary summary;
   summary.rows = rows;
@@ -835,6 +836,7 @@ ImportSummary import_devices(Fleet& fleet, const ImportOptions& options, const P
       }
     }
   }
+  if (std::getenv("FK_DEBUG")) fmt::print(stderr, "pass2 {:.3f}\n", since(start));
   summary.imported = insert.inserted();
   uint8_t hash[32];
   crypto_hash_sha256_final(&digest, hash);
@@ -848,6 +850,7 @@ ImportSummary import_devices(Fleet& fleet, const ImportOptions& options, const P
                {"format", format == ImportFormat::csv ? "csv" : "jsonl"}});
   }
   tx.commit();
+  if (std::getenv("FK_DEBUG")) fmt::print(stderr, "commit {:.3f}\n", since(start));
   // The keys file appears only once the registry holds every device it names.
   if (out) {
     out->commit();
