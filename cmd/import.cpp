@@ -111,10 +111,16 @@ void setup_device_import(CLI::App& device, Context& ctx)
                         {"ids_sha256", s.ids_sha256},
                         {"keys_out", s.keys_out ? Json(*s.keys_out) : Json(nullptr)},
                         {"seconds", s.seconds},
-                        {"rate", rate}});
+                        {"rate", rate},
+                        {"phases", {{"validate", s.validate_seconds}, {"insert", s.insert_seconds},
+                                    {"commit", s.commit_seconds}}}});
       } else if (!ctx.globals.quiet) {
         ctx.print(fmt::format("imported {} devices, skipped {}, in {:.2f} s ({} devices/s)\n", s.imported, s.skipped,
                               s.seconds, static_cast<uint64_t>(rate)));
+      }
+      if (ctx.globals.verbose > 0) {
+        fmt::print(stderr, "fleetkey: validate {:.3f} s, derive and insert {:.3f} s, commit {:.3f} s\n",
+                   s.validate_seconds, s.insert_seconds, s.commit_seconds);
       }
     });
   sub->add_option("FILE", o->source, "CSV or JSON Lines file of devices (fleetkey-import(5)), or - for stdin")

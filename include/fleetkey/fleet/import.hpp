@@ -47,6 +47,11 @@ struct ImportSummary
   std::string ids_sha256; // hex SHA-256 of the imported ids, each followed by "\n", in input order
   std::optional<std::string> keys_out;
   double seconds = 0;
+  // Where the time went: reading and validating; deriving and inserting; the commit (with its
+  // WAL checkpoint) and the keys file.
+  double validate_seconds = 0;
+  double insert_seconds = 0;
+  double commit_seconds = 0;
 };
 
 // "csv", "jsonl" or "ndjson"; throws Error(usage) otherwise.
