@@ -206,6 +206,10 @@ class ImportTest(fk.FleetTest):
         self.assert_rejected("d.csv", "id\n" + "".join(i + "\n" for i in ids) + "SN-00017\n", fk.USAGE,
                              'line 5002: duplicate id "SN-00017" (first on line 19)')
 
+    def test_rejects_adjacent_duplicate_in_sorted_file(self):
+        self.assert_rejected("d.csv", "id\nA-1\nA-2\nA-2\nA-3\n", fk.USAGE,
+                             'line 4: duplicate id "A-2" (first on line 3)')
+
     def test_rejects_bad_row_after_many_good_ones(self):
         ids = [f"SN-{i:05d}" for i in range(5000)]
         self.assert_rejected("d.csv", "id\n" + "".join(i + "\n" for i in ids) + "SN-\x7f\n", fk.USAGE,

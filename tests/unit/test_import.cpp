@@ -181,3 +181,45 @@ TEST_CASE("import: --skip-existing skips and counts registered ids; the digest c
   CHECK(s.ids_sha256 == sha256_lines({"A", "C"}));
   CHECK(t.fleet->registry().device("C")->labels.dump() == R"({"a":"2","z":"1"})");
 }
+
+TEST_CASE("import: the batch derivation (SHA extensions when present) equals HKDF on libsodium's HMAC")
+{
+  crypto::init();
+  // RFC 5869 HKDF-Expand written directly on crypto_auth_hmacsha256, as an independent reference.
+  const auto reference = [](const uint8_t prk[32], const std::vector<uint8_t>& info, size_t length) {
+    std::vector<uint8_t> okm;
+    std::vector<uint8_t> t;
+    for (uint8_t counter = 1; okm.size() < length; ++counter) {
+      crypto_auth_hmacsha256_state st;
+      crypto_auth_hmacsha256_init(&st, prk, 32);
+      crypto_auth_hmacsha256_update(&st, t.data(), t.size());
+      crypto_auth_hmacsha256_update(&st, info.data(), info.size());
+      crypto_auth_hmacsha256_update(&st, &counter, 1);
+      t.resize(32);
+      crypto_auth_hmacsha256_final(&st, t.data());
+      okm.insert(okm.end(), t.begin(), t.begin() + static_cast<long>(std::min<size_t>(32, length - okm.size())));
+    }
+    return okm;
+  };
+  uint8_t prk[32];
+  randombytes_buf(prk, sizeof prk);
+  const crypto::Expander expander(util::ByteView(prk, sizeof prk));
+  for (size_t info_len = 0; info_len < 600; info_len += 1 + info_len / 8) {
+    std::vector<uint8_t> info(info_len);
+    randombytes_buf(info.data(), info.size());
+    for (size_t length : {size_t{1}, size_t{31}, size_t{32}, size_t{33}, size_t{64}, size_t{100}}) {
+      std::vector<uint8_t> got(length);
+      expander.expand(info, got);
+      CHECK(got == reference(prk, info, length));
+    }
+  }
+  for (size_t key_len = 0; key_len <= 80; ++key_len) {
+    std::vector<uint8_t> key(key_len);
+    randombytes_buf(key.data(), key.size());
+    std::string msg = "fleetkey/v1 fingerprint";
+    msg.append(key.begin(), key.end());
+    uint8_t digest[32];
+    crypto_hash_sha256(digest, reinterpret_cast<const uint8_t*>(msg.data()), msg.size());
+    CHECK(crypto::fingerprint(key) == util::to_hex(util::ByteView(digest, 16)));
+  }
+}
