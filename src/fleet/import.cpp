@@ -24,7 +24,6 @@
 #include <sys/stat.h>
 #include <thread>
 #include <unistd.h>
-#include <unordered_map>
 #include <unordered_set>
 
 namespace fleetkey::fleet {
@@ -276,268 +275,315 @@ private:
   nlohmann::json m_json;
 };
 
-// Parsed rows, spilled to an unlinked temporary file between the passes so that memory stays
-// flat whatever the input size (and stdin need not be read twice). The file vanishes with the
-// process, even on SIGKILL.
+// An unlinked temporary file in $TMPDIR: it vanishes with the process, even on SIGKILL.
+util::Fd temp_file()
+{
+  const char* env = std::getenv("TMPDIR");
+  const std::string dir = env != nullptr && *env != '\0' ? env : "/tmp";
+  util::Fd fd(::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
+  if (!fd.valid()) {
+    std::string tmpl = dir + "/fleetkey-import.XXXXXX";
+    fd = util::Fd(::mkostemp(tmpl.data(), O_CLOEXEC));
+    if (fd.valid()) {
+      ::unlink(tmpl.c_str());
+    }
+  }
+  if (!fd.valid()) {
+    throw Error(Exit::failure, "cannot create a temporary file in {}: {}", dir, std::strerror(errno));
+  }
+  return fd;
+}
+
+void write_all(int fd, std::string_view data)
+{
+  size_t done = 0;
+  while (done < data.size()) {
+    const ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n < 0) {
+      throw Error(Exit::failure, "cannot write the temporary file of the import: {}", std::strerror(errno));
+    }
+    done += static_cast<size_t>(n);
+  }
+}
+
+// Where one spilled row's strings are, in an arena the reader fills.
+struct Offsets
+{
+  uint64_t line = 0;
+  size_t id = 0, id_len = 0;
+  size_t model = 0, model_len = 0;
+  bool has_model = false;
+  size_t labels = 0, labels_len = 0;
+};
+
+// A spilled row: u64 line, u16 id length, id, u16 model length + 1 (0: no model), model,
+// u32 labels length (0: {}), labels; integers in host order. The record is appended to `arena`.
+bool read_record(util::InputBuffer& in, std::string& arena, Offsets& o)
+{
+  const auto take = [&](size_t n) {
+    const size_t at = arena.size();
+    arena.resize(at + n);
+    if (!in.read(arena.data() + at, n)) {
+      throw Error(Exit::failure, "the temporary file of the import is truncated");
+    }
+    return at;
+  };
+  uint64_t line = 0;
+  if (!in.read(&line, sizeof line)) {
+    return false;
+  }
+  arena.append(reinterpret_cast<const char*>(&line), sizeof line);
+  o.line = line;
+  // take() may move the arena: read each length only after it returns.
+  uint16_t id_len = 0;
+  size_t at = take(sizeof id_len);
+  std::memcpy(&id_len, arena.data() + at, sizeof id_len);
+  o.id_len = id_len;
+  o.id = take(id_len);
+  uint16_t model_len = 0;
+  at = take(sizeof model_len);
+  std::memcpy(&model_len, arena.data() + at, sizeof model_len);
+  o.has_model = model_len > 0;
+  o.model_len = o.has_model ? model_len - 1u : 0;
+  o.model = take(o.model_len);
+  uint32_t labels_len = 0;
+  at = take(sizeof labels_len);
+  std::memcpy(&labels_len, arena.data() + at, sizeof labels_len);
+  o.labels_len = labels_len;
+  o.labels = take(o.labels_len);
+  return true;
+}
+
+// Parsed rows between the passes, so that memory stays flat whatever the input size and stdin
+// need not be read twice. The rows come back in ascending byte order of id, the order SQLite's
+// WITHOUT ROWID table inserts fastest (random order would touch the whole tree once the table
+// outgrows the page cache): sorted input is written through as it comes; otherwise rows are
+// sorted in runs of ImportOptions::sort_run_bytes and the runs merged into a second file. In sorted order a
+// repeated id is always next to its first occurrence, so duplicates need no hash set.
 class Spill
 {
 public:
-  Spill()
+  Spill(Source src, size_t run_bytes) : m_src(std::move(src)), m_fd(temp_file()), m_run_bytes(run_bytes)
   {
-    const char* env = std::getenv("TMPDIR");
-    const std::string dir = env != nullptr && *env != '\0' ? env : "/tmp";
-    m_fd = util::Fd(::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
-    if (!m_fd.valid()) {
-      std::string tmpl = dir + "/fleetkey-import.XXXXXX";
-      m_fd = util::Fd(::mkostemp(tmpl.data(), O_CLOEXEC));
-      if (m_fd.valid()) {
-        ::unlink(tmpl.c_str());
-      }
-    }
-    if (!m_fd.valid()) {
-      throw Error(Exit::failure, "cannot create a temporary file in {}: {}", dir, std::strerror(errno));
-    }
-    m_out.reserve(k_buffer);
+    m_run.reserve(m_run_bytes + 4096);
   }
 
   void write(const Row& row)
   {
+    if (m_sorted) {
+      const int order = m_rows == 0 ? 1 : row.id.compare(m_prev);
+      if (order == 0) {
+        duplicate(row.id, m_prev_line, row.line);
+        m_src.fail(Exit::usage, m_dup_line, fmt::format("duplicate id \"{}\" (first on line {})", m_dup_id, m_dup_first));
+      }
+      if (order < 0) {
+        m_sorted = false;
+      } else {
+        m_prev.assign(row.id);
+        m_prev_line = row.line;
+      }
+    }
+    ++m_rows;
+    const auto offset = static_cast<uint32_t>(m_run.size());
     put(row.line);
     put(static_cast<uint16_t>(row.id.size()));
-    m_out.append(row.id);
+    m_run.append(row.id);
     put(static_cast<uint16_t>(row.model ? row.model->size() + 1 : 0));
     if (row.model) {
-      m_out.append(*row.model);
+      m_run.append(*row.model);
     }
     put(static_cast<uint32_t>(row.labels.size()));
-    m_out.append(row.labels);
-    if (m_out.size() >= k_buffer) {
-      drain();
+    m_run.append(row.labels);
+    m_index.push_back({offset, static_cast<uint32_t>(m_run.size() - offset)});
+    if (m_run.size() >= m_run_bytes) {
+      flush_run();
     }
   }
 
-  // Calls fn(id, line) for every row written so far; writing may continue afterwards.
-  template<typename Fn>
-  void scan(Fn&& fn)
+  // Ends writing, merges the runs (throwing for the earliest repeated id) and returns the reader
+  // of the rows in id order.
+  util::InputBuffer& finish()
   {
-    drain();
-    if (::lseek(m_fd.get(), 0, SEEK_SET) != 0) {
+    flush_run();
+    std::string().swap(m_run);
+    std::vector<Entry>().swap(m_index);
+    if (!m_sorted) {
+      merge();
+    }
+    const int fd = m_sorted ? m_fd.get() : m_merged.get();
+    if (::lseek(fd, 0, SEEK_SET) != 0) {
       throw Error(Exit::failure, "cannot read the temporary file back: {}", std::strerror(errno));
     }
-    // Reading to the end leaves the offset where the next write goes.
-    util::InputBuffer in(m_fd.get());
-    std::string arena;
-    Offsets o;
-    while (read(in, arena, o)) {
-      fn(std::string_view(arena.data() + o.id, o.id_len), o.line);
-      arena.clear();
-    }
+    m_reader = std::make_unique<util::InputBuffer>(fd);
+    return *m_reader;
   }
 
-  // Ends writing; reading starts at the first row.
-  util::InputBuffer& rewind()
-  {
-    drain();
-    if (::lseek(m_fd.get(), 0, SEEK_SET) != 0) {
-      throw Error(Exit::failure, "cannot read the temporary file back: {}", std::strerror(errno));
-    }
-    m_in = std::make_unique<util::InputBuffer>(m_fd.get());
-    return *m_in;
-  }
-
-  // Reads one row written by write(); `arena` receives the strings, `row`'s views are set by
-  // the caller from the returned offsets.
-  struct Offsets
-  {
-    uint64_t line = 0;
-    size_t id = 0, id_len = 0;
-    size_t model = 0, model_len = 0;
-    bool has_model = false;
-    size_t labels = 0, labels_len = 0;
-  };
-  static bool read(util::InputBuffer& in, std::string& arena, Offsets& o)
-  {
-    if (!in.read(&o.line, sizeof o.line)) {
-      return false;
-    }
-    uint16_t id_len = 0;
-    uint16_t model_len = 0;
-    uint32_t labels_len = 0;
-    const auto take = [&](size_t n, size_t& at) {
-      at = arena.size();
-      arena.resize(at + n);
-      return in.read(arena.data() + at, n);
-    };
-    bool ok = in.read(&id_len, sizeof id_len) && take(id_len, o.id) && in.read(&model_len, sizeof model_len);
-    o.id_len = id_len;
-    o.has_model = model_len > 0;
-    o.model_len = o.has_model ? model_len - 1u : 0;
-    ok = ok && take(o.model_len, o.model) && in.read(&labels_len, sizeof labels_len);
-    o.labels_len = labels_len;
-    ok = ok && take(o.labels_len, o.labels);
-    if (!ok) {
-      throw Error(Exit::failure, "the temporary file of the import is truncated");
-    }
-    return true;
-  }
+  uint64_t rows() const { return m_rows; }
 
 private:
-  static constexpr size_t k_buffer = size_t{1} << 20;
+  struct Entry
+  {
+    uint32_t offset;
+    uint32_t size;
+  };
 
   template<typename T>
   void put(T v)
   {
-    m_out.append(reinterpret_cast<const char*>(&v), sizeof v);
+    m_run.append(reinterpret_cast<const char*>(&v), sizeof v);
   }
 
-  void drain()
+  std::string_view id_of(const Entry& e) const
   {
-    size_t done = 0;
-    while (done < m_out.size()) {
-      const ssize_t n = ::write(m_fd.get(), m_out.data() + done, m_out.size() - done);
-      if (n < 0 && errno == EINTR) {
-        continue;
-      }
-      if (n < 0) {
-        throw Error(Exit::failure, "cannot write the temporary file of the import: {}", std::strerror(errno));
-      }
-      done += static_cast<size_t>(n);
-    }
-    m_out.clear();
+    uint16_t n = 0;
+    std::memcpy(&n, m_run.data() + e.offset + 8, sizeof n);
+    return {m_run.data() + e.offset + 10, n};
   }
 
-  util::Fd m_fd;
-  std::string m_out;
-  std::unique_ptr<util::InputBuffer> m_in;
-};
-
-// A set of 64-bit id hashes in open addressing: 8 bytes a slot, at most half full, so a million
-// ids take 16 MiB. Equal hashes are only suspects; verify_duplicates() compares the ids.
-class IdHashSet
-{
-public:
-  IdHashSet() : m_slots(size_t{1} << 16, 0) { randombytes_buf(m_key, sizeof m_key); }
-
-  uint64_t hash(std::string_view id) const
+  // Keeps the repeat with the earliest second line, the one a reader of the input meets first.
+  void duplicate(std::string_view id, uint64_t first, uint64_t second)
   {
-    uint64_t h = 0;
-    crypto_shorthash(reinterpret_cast<unsigned char*>(&h), reinterpret_cast<const unsigned char*>(id.data()),
-                     id.size(), m_key);
-    return h == 0 ? 1 : h; // 0 marks an empty slot
-  }
-
-  // False if the hash was already present.
-  bool insert(uint64_t h)
-  {
-    if ((m_count + 1) * 2 > m_slots.size()) {
-      grow();
-    }
-    const size_t mask = m_slots.size() - 1;
-    for (size_t i = static_cast<size_t>(h) & mask;; i = (i + 1) & mask) {
-      if (m_slots[i] == h) {
-        return false;
-      }
-      if (m_slots[i] == 0) {
-        m_slots[i] = h;
-        ++m_count;
-        return true;
-      }
+    if (m_dup_line == 0 || second < m_dup_line) {
+      m_dup_line = second;
+      m_dup_first = first;
+      m_dup_id.assign(id);
     }
   }
 
-  void release() { std::vector<uint64_t>().swap(m_slots); }
-
-private:
-  void grow()
+  void flush_run()
   {
-    std::vector<uint64_t> old(m_slots.size() * 2, 0);
-    old.swap(m_slots);
-    m_count = 0;
-    for (uint64_t h : old) {
-      if (h != 0) {
-        insert(h);
-      }
+    if (m_index.empty()) {
+      return;
     }
+    if (!m_sorted) {
+      // Equal ids keep input order (offsets grow with lines), so the merge sees them in order.
+      std::sort(m_index.begin(), m_index.end(), [this](const Entry& a, const Entry& b) {
+        const int c = id_of(a).compare(id_of(b));
+        return c != 0 ? c < 0 : a.offset < b.offset;
+      });
+    }
+    std::string out;
+    out.reserve(m_run.size());
+    for (const Entry& e : m_index) {
+      out.append(m_run.data() + e.offset, e.size);
+    }
+    write_all(m_fd.get(), out);
+    m_runs.push_back({m_size, out.size()});
+    m_size += out.size();
+    m_run.clear();
+    m_index.clear();
   }
 
-  std::vector<uint64_t> m_slots;
-  size_t m_count = 0;
-  unsigned char m_key[crypto_shorthash_KEYBYTES];
-};
-
-// Pass 1: reads, validates and spills every row. Returns the number of rows.
-uint64_t validate_input(util::InputBuffer& in, ImportFormat format, const Source& src, Spill& spill,
-                        uint64_t input_size, const ProgressFn& progress)
-{
-  RowParser parser(in, format, src);
-  IdHashSet ids;
-  std::unordered_set<uint64_t> suspects;
-  const auto add_hash = [&](std::string_view id) {
-    const uint64_t h = ids.hash(id);
-    if (!ids.insert(h)) {
-      suspects.insert(h);
+  struct RunReader
+  {
+    std::unique_ptr<util::InputBuffer> in;
+    std::string record;
+    Offsets o;
+    size_t run = 0;
+    std::string_view id() const { return {record.data() + o.id, o.id_len}; }
+    bool next()
+    {
+      record.clear();
+      return read_record(*in, record, o);
     }
   };
-  // Factory files usually come sorted: while every id is greater than the one before, a repeat
-  // can only be the previous id, and the hash set is not needed.
-  bool sorted = true;
-  std::string prev;
-  uint64_t prev_line = 0;
+
+  void merge()
+  {
+    m_merged = temp_file();
+    std::vector<RunReader> readers(m_runs.size());
+    for (size_t i = 0; i < m_runs.size(); ++i) {
+      readers[i].in = std::make_unique<util::InputBuffer>(m_fd.get(), m_runs[i].first, m_runs[i].second, size_t{1} << 18);
+      readers[i].run = i;
+    }
+    // A min-heap of run heads by (id, run): runs hold earlier lines first.
+    const auto later = [](const RunReader* a, const RunReader* b) {
+      const int c = a->id().compare(b->id());
+      return c != 0 ? c > 0 : a->run > b->run;
+    };
+    std::vector<RunReader*> heap;
+    for (auto& r : readers) {
+      if (r.next()) {
+        heap.push_back(&r);
+      }
+    }
+    std::make_heap(heap.begin(), heap.end(), later);
+    std::string out;
+    std::string last_id;
+    uint64_t last_line = 0;
+    bool any = false;
+    while (!heap.empty()) {
+      std::pop_heap(heap.begin(), heap.end(), later);
+      RunReader* r = heap.back();
+      if (any && r->id() == last_id) {
+        duplicate(last_id, last_line, r->o.line);
+      } else {
+        last_id.assign(r->id());
+        last_line = r->o.line;
+        any = true;
+      }
+      out.append(r->record);
+      if (out.size() >= (size_t{1} << 20)) {
+        write_all(m_merged.get(), out);
+        out.clear();
+      }
+      if (r->next()) {
+        std::push_heap(heap.begin(), heap.end(), later);
+      } else {
+        heap.pop_back();
+      }
+    }
+    write_all(m_merged.get(), out);
+    if (m_dup_line != 0) {
+      m_src.fail(Exit::usage, m_dup_line, fmt::format("duplicate id \"{}\" (first on line {})", m_dup_id, m_dup_first));
+    }
+  }
+
+  Source m_src;
+  util::Fd m_fd;
+  util::Fd m_merged;
+  size_t m_run_bytes;
+  std::string m_run;
+  std::vector<Entry> m_index;
+  std::vector<std::pair<uint64_t, uint64_t>> m_runs; // offset and size in m_fd
+  uint64_t m_size = 0;
+  uint64_t m_rows = 0;
+  bool m_sorted = true;
+  std::string m_prev;
+  uint64_t m_prev_line = 0;
+  uint64_t m_dup_line = 0;
+  uint64_t m_dup_first = 0;
+  std::string m_dup_id;
+  std::unique_ptr<util::InputBuffer> m_reader;
+};
+
+// Pass 1: reads, validates and spills every row; returns the reader of the rows in id order.
+util::InputBuffer& validate_input(util::InputBuffer& in, ImportFormat format, const Source& src, Spill& spill,
+                                  uint64_t input_size, const ProgressFn& progress)
+{
+  RowParser parser(in, format, src);
   const auto start = Clock::now();
-  uint64_t rows = 0;
   Row row;
   while (parser.next(row)) {
-    if (sorted) {
-      const int order = rows == 0 ? 1 : row.id.compare(prev);
-      if (order == 0) {
-        src.fail(Exit::usage, row.line, fmt::format("duplicate id \"{}\" (first on line {})", row.id, prev_line));
-      }
-      if (order > 0) {
-        prev.assign(row.id);
-        prev_line = row.line;
-      } else {
-        sorted = false;
-        spill.scan([&](std::string_view id, uint64_t) { add_hash(id); });
-      }
-    }
-    if (!sorted) {
-      add_hash(row.id);
-    }
     spill.write(row);
-    if (++rows % k_progress_rows == 0 && progress) {
+    if (spill.rows() % k_progress_rows == 0 && progress) {
       progress({ImportProgress::Phase::validating, in.bytes_read(), input_size, since(start)});
     }
   }
   if (progress) {
     progress({ImportProgress::Phase::validating, in.bytes_read(), input_size, since(start)});
   }
-  if (suspects.empty()) {
-    return rows;
-  }
-  // Some hashes repeat: compare the ids behind them, and report the earliest repeated line.
-  std::unordered_map<std::string, uint64_t> first_line;
-  std::optional<std::pair<uint64_t, std::string>> dup;
-  uint64_t dup_first = 0;
-  spill.scan([&](std::string_view id, uint64_t line) {
-    if (suspects.count(ids.hash(id)) != 0) {
-      auto [it, fresh] = first_line.emplace(std::string(id), line);
-      if (!fresh && !dup) {
-        dup.emplace(line, std::string(id));
-        dup_first = it->second;
-      }
-    }
-  });
-  if (dup) {
-    src.fail(Exit::usage, dup->first, fmt::format("duplicate id \"{}\" (first on line {})", dup->second, dup_first));
-  }
-  return rows;
+  return spill.finish();
 }
 
 // Rows read back from the spill with their derived keys, handed from the worker to the inserter.
 struct Batch
 {
   std::string arena;
-  std::vector<Spill::Offsets> offsets;
+  std::vector<Offsets> offsets;
   std::string fingerprints; // 32 hex digits a row
   crypto::Secret keys{k_batch_rows * crypto::k_key_len};
   crypto::Secret text{k_batch_rows * k_max_key_line}; // --keys-out lines
@@ -711,8 +757,8 @@ private:
     b.arena.clear();
     b.offsets.clear();
     b.line_ends.clear();
-    Spill::Offsets o;
-    while (b.offsets.size() < k_batch_rows && Spill::read(m_spill, b.arena, o)) {
+    Offsets o;
+    while (b.offsets.size() < k_batch_rows && read_record(m_spill, b.arena, o)) {
       b.offsets.push_back(o);
     }
     b.last = b.offsets.size() < k_batch_rows;
@@ -822,12 +868,13 @@ ImportSummary import_devices(Fleet& fleet, const ImportOptions& options, const P
   }
 
   // Pass 1: everything is validated before the registry is touched.
-  Spill spill;
-  uint64_t rows = 0;
+  Spill spill(src, std::max<size_t>(options.sort_run_bytes, 4096));
+  util::InputBuffer* sorted = nullptr;
   {
     util::InputBuffer in(fd);
-    rows = validate_input(in, format, src, spill, input_size, progress);
+    sorted = &validate_input(in, format, src, spill, input_size, progress);
   }
+  const uint64_t rows = spill.rows();
   file.close();
   const double validated_at = since(start);
 
@@ -849,7 +896,7 @@ ImportSummary import_devices(Fleet& fleet, const ImportOptions& options, const P
     if (!probe) {
       direct = Deriver::Direct{&digest, out ? &*out : nullptr};
     }
-    Deriver deriver(spill.rewind(), mk, keys_out, direct);
+    Deriver deriver(*sorted, mk, keys_out, direct);
     std::vector<bool> skipped;
     for (bool last = false; !last;) {
       auto b = deriver.pop();

@@ -49,6 +49,12 @@ bool skip_bom(InputBuffer& in)
 
 InputBuffer::InputBuffer(int fd, size_t buffer_size) : m_fd(fd), m_buffer(buffer_size) { m_data = m_buffer.data(); }
 
+InputBuffer::InputBuffer(int fd, uint64_t offset, uint64_t length, size_t buffer_size)
+  : m_fd(fd), m_buffer(buffer_size), m_positional(true), m_offset(offset), m_remaining(length)
+{
+  m_data = m_buffer.data();
+}
+
 InputBuffer::InputBuffer(std::string_view data) : m_data(data.data()), m_end(data.size()), m_total(data.size()), m_eof(true)
 {
 }
@@ -59,7 +65,14 @@ bool InputBuffer::refill()
     return false;
   }
   for (;;) {
-    const ssize_t n = ::read(m_fd, m_buffer.data(), m_buffer.size());
+    const size_t want = m_positional ? static_cast<size_t>(std::min<uint64_t>(m_buffer.size(), m_remaining)) : m_buffer.size();
+    if (want == 0) {
+      m_eof = true;
+      m_pos = m_end = 0;
+      return false;
+    }
+    const ssize_t n = m_positional ? ::pread(m_fd, m_buffer.data(), want, static_cast<off_t>(m_offset))
+                                   : ::read(m_fd, m_buffer.data(), want);
     if (n < 0 && errno == EINTR) {
       continue;
     }
@@ -74,6 +87,8 @@ bool InputBuffer::refill()
     m_pos = 0;
     m_end = static_cast<size_t>(n);
     m_total += static_cast<uint64_t>(n);
+    m_offset += static_cast<uint64_t>(n);
+    m_remaining -= m_positional ? static_cast<uint64_t>(n) : 0;
     return true;
   }
 }

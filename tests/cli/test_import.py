@@ -24,9 +24,9 @@ def fingerprint(key):
 
 
 def ids_digest(ids):
-    """fleetkey-import(5): SHA-256 of the imported ids, each followed by a line feed, in input order."""
+    """fleetkey-import(5): SHA-256 of the imported ids in byte order, each followed by a line feed."""
     h = hashlib.sha256()
-    for i in ids:
+    for i in sorted(ids, key=lambda i: i.encode()):
         h.update(i.encode() + b"\n")
     return h.hexdigest()
 
@@ -271,14 +271,16 @@ class ImportTest(fk.FleetTest):
         self.assertEqual(self.snapshot(), before)
 
     def test_keys_out_matches_device_key(self):
-        ids = [f"SN-{i:05d}" for i in range(3000)] + ['odd,"id"']
+        ids = [f"SN-{i:05d}" for i in range(3000)] + ['odd,"id"', "\u00e9t\u00e9-1"]
+        random.Random(7).shuffle(ids)
         path = self.write("d.jsonl", "".join(json.dumps({"id": i}) + "\n" for i in ids))
         keys = os.path.join(self.tmp, "keys.jsonl")
         self.fk("device", "import", path, "--keys-out", keys)
         self.assertEqual(stat.S_IMODE(os.stat(keys).st_mode), 0o600)
         with open(keys) as f:
             entries = [json.loads(line) for line in f]
-        self.assertEqual([e["id"] for e in entries], ids)
+        # In byte order of the UTF-8 ids, whatever the input order.
+        self.assertEqual([e["id"] for e in entries], sorted(ids, key=lambda i: i.encode()))
         self.assertEqual({tuple(sorted(e)) for e in entries}, {("fingerprint", "id", "key", "key_version")})
         registered = {d[0]: d[4] for d in self.devices()}
         for e in entries:
@@ -299,8 +301,9 @@ class ImportTest(fk.FleetTest):
         lines = text.splitlines()
         self.assertEqual(lines[0], "id,key,key_version,fingerprint")
         k1, k2 = self.device_key("SN-1"), self.device_key("SN,2")
-        self.assertEqual(lines[1:], [f"SN-1,{k1},1,{fingerprint(base64.b64decode(k1))}",
-                                     f'"SN,2",{k2},1,{fingerprint(base64.b64decode(k2))}'])
+        # In byte order of id: "," (0x2c) sorts before "-" (0x2d).
+        self.assertEqual(lines[1:], [f'"SN,2",{k2},1,{fingerprint(base64.b64decode(k2))}',
+                                     f"SN-1,{k1},1,{fingerprint(base64.b64decode(k1))}"])
 
     def test_keys_out_never_overwrites(self):
         keys = self.write("keys.jsonl", "precious\n")

@@ -10,6 +10,7 @@
 #include <doctest/doctest.h>
 #include <sodium.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -104,8 +105,11 @@ TEST_CASE("import: rows across several batches and chunks, keys equal derive_dev
     csv += fmt::format("{},{},{}\n", i % 2 == 0 ? "m" : "", ids.back(), i % 3 == 0 ? "fab" : "");
   }
   std::vector<fleet::ImportProgress> seen;
-  const auto s = fleet::import_devices(*t.fleet, options(t.write("d.csv", csv)),
-                                       [&](const fleet::ImportProgress& p) { seen.push_back(p); });
+  auto o = options(t.write("d.csv", csv));
+  SUBCASE("sorted in one run") {}
+  SUBCASE("sorted in many runs, then merged") { o.sort_run_bytes = 4096; }
+  const auto s = fleet::import_devices(*t.fleet, o, [&](const fleet::ImportProgress& p) { seen.push_back(p); });
+  std::sort(ids.begin(), ids.end()); // the digest covers the ids in byte order
   CHECK(s.rows == 5003);
   CHECK(s.imported == 5003);
   CHECK(s.skipped == 0);
@@ -144,9 +148,18 @@ TEST_CASE("import: a bad row anywhere leaves the registry as it was")
   }
   SUBCASE("a duplicate")
   {
-    const auto path = t.write("d.csv", csv + "N-5\n");
-    CHECK_THROWS_WITH_AS(fleet::import_devices(*t.fleet, options(path)),
+    const auto path = t.write("d.csv", csv + "N-5\nN-2999\nN-5\n");
+    auto o = options(path);
+    SUBCASE("one run") {}
+    SUBCASE("many runs") { o.sort_run_bytes = 4096; }
+    CHECK_THROWS_WITH_AS(fleet::import_devices(*t.fleet, o),
                          (path + ": line 3002: duplicate id \"N-5\" (first on line 7)").c_str(), Error);
+  }
+  SUBCASE("the earliest repeat is reported")
+  {
+    const auto path = t.write("d.csv", "id\nB\nA\nC\nC\nA\n");
+    CHECK_THROWS_WITH_AS(fleet::import_devices(*t.fleet, options(path)),
+                         (path + ": line 5: duplicate id \"C\" (first on line 4)").c_str(), Error);
   }
   SUBCASE("an id already registered")
   {

@@ -1,11 +1,12 @@
 #pragma once
 // Factory-scale registration: `device import`. Input and key-file formats in fleetkey-import(5).
 //
-// Two passes. The first reads the whole input, validates every row (syntax, id, model, labels,
-// duplicates within the input) and spills the parsed rows to an unlinked temporary file, holding
-// only a compact set of 64-bit id hashes. The second runs in one transaction: a worker thread
-// derives the keys and fingerprints while this thread inserts, so the registry gets the whole
-// batch or none of it, and one audit event records it.
+// Two passes. The first reads the whole input, validates every row (syntax, id, model, labels)
+// and spills the parsed rows to unlinked temporary files in ascending id order (an external
+// merge sort when the input is not sorted already), where repeated ids sit side by side. The
+// second runs in one transaction: a worker thread derives the keys and fingerprints while this
+// thread inserts in id order, so the registry gets the whole batch or none of it, and one audit
+// event records it. Memory stays bounded whatever the input size.
 
 #include <fleetkey/fleet/fleet.hpp>
 
@@ -26,6 +27,8 @@ struct ImportOptions
   std::optional<ImportFormat> format;  // required for stdin; else from the extension
   std::optional<std::string> keys_out; // JSON Lines, or CSV when the name ends in .csv
   SkipExisting skip_existing = SkipExisting::no;
+  // Unsorted input is sorted in memory runs of this size, then merged from a temporary file.
+  size_t sort_run_bytes = size_t{16} << 20;
 };
 
 struct ImportProgress
@@ -44,7 +47,7 @@ struct ImportSummary
   uint64_t imported = 0;
   uint64_t skipped = 0;  // already registered, with --skip-existing
   uint32_t key_version = 0;
-  std::string ids_sha256; // hex SHA-256 of the imported ids, each followed by "\n", in input order
+  std::string ids_sha256; // hex SHA-256 of the imported ids, each followed by "\n", in byte order
   std::optional<std::string> keys_out;
   double seconds = 0;
   // Where the time went: reading and validating; deriving and inserting; the commit (with its

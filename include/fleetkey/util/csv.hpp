@@ -21,6 +21,9 @@ class InputBuffer
 {
 public:
   explicit InputBuffer(int fd, size_t buffer_size = size_t{1} << 20);
+  // Reads `length` bytes from `offset` with pread(), leaving the descriptor's offset alone, so
+  // that several readers can share one file.
+  InputBuffer(int fd, uint64_t offset, uint64_t length, size_t buffer_size);
   explicit InputBuffer(std::string_view data);
 
   // The next byte, or -1 at the end of input; a read error is kept in error().
@@ -55,6 +58,9 @@ private:
   size_t m_pos = 0;
   size_t m_end = 0;
   uint64_t m_total = 0;
+  bool m_positional = false;
+  uint64_t m_offset = 0;
+  uint64_t m_remaining = 0;
   bool m_eof = false;
   std::string m_error;
 };
