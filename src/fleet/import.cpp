@@ -366,10 +366,7 @@ bool read_record(util::InputBuffer& in, std::string& arena, Offsets& o)
 class Spill
 {
 public:
-  Spill(Source src, size_t run_bytes) : m_src(std::move(src)), m_fd(temp_file()), m_run_bytes(run_bytes)
-  {
-    m_run.reserve(m_run_bytes + 4096);
-  }
+  Spill(Source src, size_t run_bytes) : m_src(std::move(src)), m_fd(temp_file()), m_run_bytes(run_bytes) {}
 
   void write(const Row& row)
   {
@@ -398,7 +395,8 @@ public:
     put(static_cast<uint32_t>(row.labels.size()));
     m_run.append(row.labels);
     m_index.push_back({offset, static_cast<uint32_t>(m_run.size() - offset)});
-    if (m_run.size() >= m_run_bytes) {
+    // While the input is sorted, everything written so far is one run: flush it often.
+    if (m_run.size() >= (m_sorted ? std::min(m_run_bytes, k_write_bytes) : m_run_bytes)) {
       flush_run();
     }
   }
@@ -424,6 +422,8 @@ public:
   uint64_t rows() const { return m_rows; }
 
 private:
+  static constexpr size_t k_write_bytes = size_t{1} << 20;
+
   struct Entry
   {
     uint32_t offset;
@@ -465,14 +465,26 @@ private:
         return c != 0 ? c < 0 : a.offset < b.offset;
       });
     }
-    std::string out;
-    out.reserve(m_run.size());
-    for (const Entry& e : m_index) {
-      out.append(m_run.data() + e.offset, e.size);
+    if (m_sorted) {
+      write_all(m_fd.get(), m_run);
+    } else {
+      std::string out;
+      for (const Entry& e : m_index) {
+        out.append(m_run.data() + e.offset, e.size);
+        if (out.size() >= k_write_bytes) {
+          write_all(m_fd.get(), out);
+          out.clear();
+        }
+      }
+      write_all(m_fd.get(), out);
     }
-    write_all(m_fd.get(), out);
-    m_runs.push_back({m_size, out.size()});
-    m_size += out.size();
+    // Sorted so far: the rows continue the previous run.
+    if (m_sorted && !m_runs.empty()) {
+      m_runs.back().second += m_run.size();
+    } else {
+      m_runs.push_back({m_size, m_run.size()});
+    }
+    m_size += m_run.size();
     m_run.clear();
     m_index.clear();
   }
