@@ -82,7 +82,9 @@ void fingerprint(util::ByteView key, std::span<uint8_t, 16> out)
   if (key.size() <= 64 && detail::sha256_fast_available()) {
     uint8_t msg[k_prefix.size() + 64];
     std::memcpy(msg, k_prefix.data(), k_prefix.size());
-    std::memcpy(msg + k_prefix.size(), key.data(), key.size());
+    if (!key.empty()) { // memcpy from a null pointer is undefined even for 0 bytes
+      std::memcpy(msg + k_prefix.size(), key.data(), key.size());
+    }
     uint8_t digest[32];
     detail::sha256_fast_finish(detail::k_sha256_iv, 0, util::ByteView(msg, k_prefix.size() + key.size()), digest);
     std::memcpy(out.data(), digest, out.size());

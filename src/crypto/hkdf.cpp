@@ -57,7 +57,9 @@ void Expander::expand(util::ByteView info, std::span<uint8_t> out) const
         std::memcpy(msg, t, k_hash_len);
         n = k_hash_len;
       }
-      std::memcpy(msg + n, info.data(), info.size());
+      if (!info.empty()) { // memcpy from a null pointer is undefined even for 0 bytes
+        std::memcpy(msg + n, info.data(), info.size());
+      }
       n += info.size();
       msg[n++] = counter;
       detail::sha256_fast_finish(keyed->ictx.state, 64, util::ByteView(msg, n), inner);

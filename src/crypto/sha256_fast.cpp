@@ -113,11 +113,15 @@ void sha256_fast_finish(const uint32_t h[8], uint64_t prior_bytes, util::ByteVie
   uint32_t state[8];
   std::memcpy(state, h, sizeof state);
   const size_t full = data.size() / 64;
-  compress(state, data.data(), full);
+  if (full > 0) {
+    compress(state, data.data(), full);
+  }
   // The tail, 0x80, zeros and the bit length: one block, or two when the tail is 56 bytes or more.
   uint8_t last[128] = {};
   const size_t tail = data.size() - full * 64;
-  std::memcpy(last, data.data() + full * 64, tail);
+  if (tail > 0) {
+    std::memcpy(last, data.data() + full * 64, tail);
+  }
   last[tail] = 0x80;
   const size_t blocks = tail < 56 ? 1 : 2;
   const uint64_t bits = (prior_bytes + data.size()) * 8;

@@ -218,8 +218,10 @@ TEST_CASE("import: the batch derivation (SHA extensions when present) equals HKD
   randombytes_buf(prk, sizeof prk);
   const crypto::Expander expander(util::ByteView(prk, sizeof prk));
   for (size_t info_len = 0; info_len < 600; info_len += 1 + info_len / 8) {
-    std::vector<uint8_t> info(info_len);
-    randombytes_buf(info.data(), info.size());
+    std::vector<uint8_t> info(info_len, 0);
+    if (!info.empty()) {
+      randombytes_buf(info.data(), info.size());
+    }
     for (size_t length : {size_t{1}, size_t{31}, size_t{32}, size_t{33}, size_t{64}, size_t{100}}) {
       std::vector<uint8_t> got(length);
       expander.expand(info, got);
@@ -227,8 +229,10 @@ TEST_CASE("import: the batch derivation (SHA extensions when present) equals HKD
     }
   }
   for (size_t key_len = 0; key_len <= 80; ++key_len) {
-    std::vector<uint8_t> key(key_len);
-    randombytes_buf(key.data(), key.size());
+    std::vector<uint8_t> key(key_len, 0);
+    if (!key.empty()) {
+      randombytes_buf(key.data(), key.size());
+    }
     std::string msg = "fleetkey/v1 fingerprint";
     msg.append(key.begin(), key.end());
     uint8_t digest[32];
