@@ -61,11 +61,19 @@ done > $W/loop.sql
 LOOP
 hyperfine --runs 1 --prepare "$fresh" "bash $W/loop.sh"
 
-echo "## single device add (unencrypted key) against the empty registry and the million, 30 runs; --version as the floor"
+echo "## single device add (unencrypted key): 30 runs, each a new id, on the empty registry and on the million"
+# hyperfine's parameter scan gives every run its own id (D-1 ... D-30); the median is over the runs.
+median() {
+  python3 -c "import json, statistics, sys
+t = [r['mean'] * 1e3 for r in json.load(open(sys.argv[1]))['results']]
+print(f'{sys.argv[2]}: median {statistics.median(t):.1f} ms, min {min(t):.1f} ms, max {max(t):.1f} ms over {len(t)} runs')" "$@"
+}
 eval "$fresh"
-reset="sqlite3 $W/home/registry.db \"DELETE FROM devices WHERE id = 'D-1'\""
-hyperfine -N --runs 30 --warmup 3 --export-json "$W/add.json" --prepare "$reset" "$FK device add D-1" "$FK --version"
-python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['results'][0]; print(f\"device add median {r['median']*1e3:.1f} ms\")" "$W/add.json"
+"$FK" device add warm-up >/dev/null
+hyperfine -N --runs 1 --parameter-scan n 1 30 --export-json "$W/add.json" "$FK device add D-{n}" >/dev/null 2>&1
+median "$W/add.json" "device add"
+hyperfine -N --runs 30 --warmup 3 --export-json "$W/version.json" "$FK --version" >/dev/null 2>&1
+median "$W/version.json" "fleetkey --version (process start, the floor)"
 "$FK" device import "$W/devices.csv" >/dev/null
-hyperfine -N --runs 30 --warmup 3 --export-json "$W/add1m.json" --prepare "$reset" "$FK device add D-1"
-python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['results'][0]; print(f\"device add (1M registry) median {r['median']*1e3:.1f} ms\")" "$W/add1m.json"
+hyperfine -N --runs 1 --parameter-scan n 31 60 --export-json "$W/add1m.json" "$FK device add D-{n}" >/dev/null 2>&1
+median "$W/add1m.json" "device add, registry of 1M"

@@ -845,6 +845,9 @@ ImportSummary import_devices(Fleet& fleet, const ImportOptions& options, const P
 
   KeysOut keys_out = KeysOut::none;
   if (options.keys_out) {
+    if (*options.keys_out == "-" || options.keys_out->empty()) {
+      throw Error(Exit::usage, "--keys-out needs a file name: keys are written to a new file created 0600");
+    }
     keys_out = ends_with(*options.keys_out, ".csv") ? KeysOut::csv : KeysOut::jsonl;
     if (util::exists(*options.keys_out)) {
       throw Error(Exit::conflict, "--keys-out {} already exists (keys files are never overwritten)", *options.keys_out);

@@ -146,6 +146,9 @@ Db::Db(const std::string& path, bool create) : m_path(path)
   }
   sqlite3_extended_result_codes(m_db, 1);
   sqlite3_busy_timeout(m_db, k_busy_timeout_ms);
+  // Leave the WAL to the automatic checkpoint instead of checkpointing (three fsyncs) and
+  // deleting it at every close: that was most of a single `device add` (~20 ms of ~25 ms).
+  sqlite3_db_config(m_db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
 }
 
 Db::Db(Db&& other) noexcept : m_db(other.m_db), m_path(std::move(other.m_path)) { other.m_db = nullptr; }
