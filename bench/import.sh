@@ -65,7 +65,7 @@ echo "## single device add (unencrypted key): 30 runs, each a new id, on the emp
 # hyperfine's parameter scan gives every run its own id (D-1 ... D-30); the median is over the runs.
 median() {
   python3 -c "import json, statistics, sys
-t = [r['mean'] * 1e3 for r in json.load(open(sys.argv[1]))['results']]
+t = [x * 1e3 for r in json.load(open(sys.argv[1]))['results'] for x in r['times']]
 print(f'{sys.argv[2]}: median {statistics.median(t):.1f} ms, min {min(t):.1f} ms, max {max(t):.1f} ms over {len(t)} runs')" "$@"
 }
 eval "$fresh"
