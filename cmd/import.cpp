@@ -51,10 +51,12 @@ public:
     const double frac = p.total > 0 ? static_cast<double>(p.done) / static_cast<double>(p.total) : 0.0;
     constexpr int k_width = 24;
     const int filled = static_cast<int>(frac * k_width);
-    const std::string bar = std::string(static_cast<size_t>(filled), '#') + std::string(static_cast<size_t>(k_width - filled), '.');
+    const std::string bar =
+        std::string(static_cast<size_t>(filled), '#') + std::string(static_cast<size_t>(k_width - filled), '.');
     std::string line;
     if (p.phase == fleet::ImportProgress::Phase::validating) {
-      line = p.total > 0 ? fmt::format("validating [{}] {:3.0f}%  {:.1f} MB", bar, frac * 100, static_cast<double>(p.done) / 1e6)
+      line = p.total > 0 ? fmt::format("validating [{}] {:3.0f}%  {:.1f} MB", bar, frac * 100,
+                                       static_cast<double>(p.done) / 1e6)
                          : fmt::format("validating {:.1f} MB", static_cast<double>(p.done) / 1e6);
     } else {
       const double rate = p.seconds > 0 ? static_cast<double>(p.done) / p.seconds : 0.0;
@@ -85,57 +87,58 @@ void setup_device_import(CLI::App& device, Context& ctx)
 {
   auto o = std::make_shared<ImportOptions>();
   auto* sub = add_command(
-    device, ctx, "import", "Register many devices at once from CSV or JSON Lines, all or nothing", [&ctx, o] {
-      fleet::ImportOptions opts;
-      opts.source = o->source;
-      if (o->format) {
-        opts.format = fleet::parse_import_format(*o->format);
-      }
-      opts.keys_out = o->keys_out;
-      opts.skip_existing = o->skip_existing ? fleet::SkipExisting::yes : fleet::SkipExisting::no;
-      const bool show = o->progress == "always" || (o->progress == "auto" && ::isatty(STDERR_FILENO) != 0);
-      std::optional<ProgressBar> bar;
-      fleet::ProgressFn progress;
-      if (show) {
-        bar.emplace();
-        progress = [&bar](const fleet::ImportProgress& p) { bar->update(p); };
-      }
-      const auto s = fleet::import_devices(ctx.fleet(), opts, progress);
-      bar.reset();
-      const double rate = s.seconds > 0 ? static_cast<double>(s.imported) / s.seconds : 0.0;
-      if (ctx.json()) {
-        ctx.print_json({{"rows", s.rows},
-                        {"imported", s.imported},
-                        {"skipped", s.skipped},
-                        {"key_version", s.key_version},
-                        {"ids_sha256", s.ids_sha256},
-                        {"keys_out", s.keys_out ? Json(*s.keys_out) : Json(nullptr)},
-                        {"seconds", s.seconds},
-                        {"rate", rate},
-                        {"phases", {{"validate", s.validate_seconds}, {"insert", s.insert_seconds},
-                                    {"commit", s.commit_seconds}}}});
-      } else if (!ctx.globals.quiet) {
-        ctx.print(fmt::format("imported {} devices, skipped {}, in {:.2f} s ({} devices/s)\n", s.imported, s.skipped,
-                              s.seconds, static_cast<uint64_t>(rate)));
-      }
-      if (ctx.globals.verbose > 0) {
-        fmt::print(stderr, "fleetkey: validate {:.3f} s, derive and insert {:.3f} s, commit {:.3f} s\n",
-                   s.validate_seconds, s.insert_seconds, s.commit_seconds);
-      }
-    });
+      device, ctx, "import", "Register many devices at once from CSV or JSON Lines, all or nothing", [&ctx, o] {
+        fleet::ImportOptions opts;
+        opts.source = o->source;
+        if (o->format) {
+          opts.format = fleet::parse_import_format(*o->format);
+        }
+        opts.keys_out = o->keys_out;
+        opts.skip_existing = o->skip_existing ? fleet::SkipExisting::yes : fleet::SkipExisting::no;
+        const bool show = o->progress == "always" || (o->progress == "auto" && ::isatty(STDERR_FILENO) != 0);
+        std::optional<ProgressBar> bar;
+        fleet::ProgressFn progress;
+        if (show) {
+          bar.emplace();
+          progress = [&bar](const fleet::ImportProgress& p) { bar->update(p); };
+        }
+        const auto s = fleet::import_devices(ctx.fleet(), opts, progress);
+        bar.reset();
+        const double rate = s.seconds > 0 ? static_cast<double>(s.imported) / s.seconds : 0.0;
+        if (ctx.json()) {
+          ctx.print_json(
+              {{"rows", s.rows},
+               {"imported", s.imported},
+               {"skipped", s.skipped},
+               {"key_version", s.key_version},
+               {"ids_sha256", s.ids_sha256},
+               {"keys_out", s.keys_out ? Json(*s.keys_out) : Json(nullptr)},
+               {"seconds", s.seconds},
+               {"rate", rate},
+               {"phases",
+                {{"validate", s.validate_seconds}, {"insert", s.insert_seconds}, {"commit", s.commit_seconds}}}});
+        } else if (!ctx.globals.quiet) {
+          ctx.print(fmt::format("imported {} devices, skipped {}, in {:.2f} s ({} devices/s)\n", s.imported, s.skipped,
+                                s.seconds, static_cast<uint64_t>(rate)));
+        }
+        if (ctx.globals.verbose > 0) {
+          fmt::print(stderr, "fleetkey: validate {:.3f} s, derive and insert {:.3f} s, commit {:.3f} s\n",
+                     s.validate_seconds, s.insert_seconds, s.commit_seconds);
+        }
+      });
   sub->add_option("FILE", o->source, "CSV or JSON Lines file of devices (fleetkey-import(5)), or - for stdin")
-    ->required();
+      ->required();
   sub->add_option("--format", o->format, "Input format (default: from the file name; required for stdin)")
-    ->check(CLI::IsMember({"csv", "jsonl", "ndjson"}));
+      ->check(CLI::IsMember({"csv", "jsonl", "ndjson"}));
   sub->add_option("--keys-out", o->keys_out,
                   "Also write the imported devices' keys to FILE (JSON Lines, or CSV if it ends in .csv), created 0600 "
                   "once the registry has committed; never overwritten")
-    ->type_name("FILE");
+      ->type_name("FILE");
   sub->add_flag("--skip-existing", o->skip_existing,
                 "Skip ids that are already registered (and count them) instead of failing");
   sub->add_option("--progress", o->progress, "Progress bar on stderr: auto (when stderr is a terminal), always, never")
-    ->check(CLI::IsMember({"auto", "always", "never"}))
-    ->capture_default_str();
+      ->check(CLI::IsMember({"auto", "always", "never"}))
+      ->capture_default_str();
 }
 
 } // namespace fleetkey::cmd

@@ -39,7 +39,10 @@ constexpr uint64_t k_progress_rows = 1 << 16; // validation reports progress thi
 // base64 of the key (44), the version (10) and the fingerprint (32).
 constexpr size_t k_max_key_line = 448;
 
-double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double since(Clock::time_point t)
+{
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
 
 bool ends_with(std::string_view s, std::string_view suffix)
 {
@@ -75,7 +78,7 @@ void check_label_key(const Source& src, uint64_t line, std::string_view key)
 {
   const bool ok = !key.empty() && key.size() <= 64
                   && key.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
-                       == std::string_view::npos;
+                         == std::string_view::npos;
   if (!ok) {
     src.fail(Exit::usage, line, fmt::format("label key \"{}\" must be 1 to 64 characters of A-Z a-z 0-9 _ . -", key));
   }
@@ -111,14 +114,14 @@ class RowParser
 {
 public:
   RowParser(util::InputBuffer& in, ImportFormat format, Source src)
-    : m_format(format), m_src(std::move(src)), m_csv(in), m_lines(in)
+      : m_format(format)
+      , m_src(std::move(src))
+      , m_csv(in)
+      , m_lines(in)
   {
   }
 
-  bool next(Row& row)
-  {
-    return m_format == ImportFormat::csv ? next_csv(row) : next_jsonl(row);
-  }
+  bool next(Row& row) { return m_format == ImportFormat::csv ? next_csv(row) : next_jsonl(row); }
 
 private:
   bool next_csv(Row& row)
@@ -366,7 +369,12 @@ bool read_record(util::InputBuffer& in, std::string& arena, Offsets& o)
 class Spill
 {
 public:
-  Spill(Source src, size_t run_bytes) : m_src(std::move(src)), m_fd(temp_file()), m_run_bytes(run_bytes) {}
+  Spill(Source src, size_t run_bytes)
+      : m_src(std::move(src))
+      , m_fd(temp_file())
+      , m_run_bytes(run_bytes)
+  {
+  }
 
   void write(const Row& row)
   {
@@ -374,7 +382,8 @@ public:
       const int order = m_rows == 0 ? 1 : row.id.compare(m_prev);
       if (order == 0) {
         duplicate(row.id, m_prev_line, row.line);
-        m_src.fail(Exit::usage, m_dup_line, fmt::format("duplicate id \"{}\" (first on line {})", m_dup_id, m_dup_first));
+        m_src.fail(Exit::usage, m_dup_line,
+                   fmt::format("duplicate id \"{}\" (first on line {})", m_dup_id, m_dup_first));
       }
       if (order < 0) {
         m_sorted = false;
@@ -508,7 +517,8 @@ private:
     m_merged = temp_file();
     std::vector<RunReader> readers(m_runs.size());
     for (size_t i = 0; i < m_runs.size(); ++i) {
-      readers[i].in = std::make_unique<util::InputBuffer>(m_fd.get(), m_runs[i].first, m_runs[i].second, size_t{1} << 18);
+      readers[i].in =
+          std::make_unique<util::InputBuffer>(m_fd.get(), m_runs[i].first, m_runs[i].second, size_t{1} << 18);
       readers[i].run = i;
     }
     // A min-heap of run heads by (id, run): runs hold earlier lines first.
@@ -680,7 +690,11 @@ public:
   };
 
   Deriver(util::InputBuffer& spill, const crypto::MasterKey& mk, KeysOut keys_out, std::optional<Direct> direct)
-    : m_spill(spill), m_key(mk.key), m_version(mk.version), m_keys_out(keys_out), m_direct(direct)
+      : m_spill(spill)
+      , m_key(mk.key)
+      , m_version(mk.version)
+      , m_keys_out(keys_out)
+      , m_direct(direct)
   {
     for (size_t i = 0; i < k_batches_in_flight; ++i) {
       m_free.push_back(std::make_unique<Batch>());
@@ -832,8 +846,7 @@ ImportFormat import_format_for(std::string_view source, const std::optional<Impo
   if (ends_with(source, ".jsonl") || ends_with(source, ".ndjson")) {
     return ImportFormat::jsonl;
   }
-  throw Error(Exit::usage, "cannot tell the format of {} from its name (.csv, .jsonl, .ndjson): use --format",
-              source);
+  throw Error(Exit::usage, "cannot tell the format of {} from its name (.csv, .jsonl, .ndjson): use --format", source);
 }
 
 ImportSummary import_devices(Fleet& fleet, const ImportOptions& options, const ProgressFn& progress)
@@ -869,7 +882,9 @@ ImportSummary import_devices(Fleet& fleet, const ImportOptions& options, const P
                   std::strerror(errno));
     }
     fd = file.get();
-    struct stat st {};
+    struct stat st
+    {
+    };
     if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
       input_size = static_cast<uint64_t>(st.st_size);
     }
@@ -934,7 +949,8 @@ ImportSummary import_devices(Fleet& fleet, const ImportOptions& options, const P
         if (o.has_model) {
           d.model = std::string_view(b->arena.data() + o.model, o.model_len);
         }
-        d.labels = o.labels_len == 0 ? std::string_view("{}") : std::string_view(b->arena.data() + o.labels, o.labels_len);
+        d.labels =
+            o.labels_len == 0 ? std::string_view("{}") : std::string_view(b->arena.data() + o.labels, o.labels_len);
         d.fingerprint = std::string_view(b->fingerprints.data() + i * 32, 32);
         insert.add(d);
         if (probe) {

@@ -14,7 +14,7 @@ constexpr int64_t k_bulk_cache_kib = 8192;
 std::string insert_sql(int rows)
 {
   std::string sql =
-    "INSERT INTO devices (id, model, labels, key_version, fingerprint, status, pairing_counter, created) VALUES ";
+      "INSERT INTO devices (id, model, labels, key_version, fingerprint, status, pairing_counter, created) VALUES ";
   for (int i = 0; i < rows; ++i) {
     sql += i == 0 ? "" : ", ";
     sql += "(?, ?, ?, ?, ?, 'active', 0, ?)";
@@ -24,7 +24,8 @@ std::string insert_sql(int rows)
 
 } // namespace
 
-BulkSession::BulkSession(Registry& reg) : m_reg(reg)
+BulkSession::BulkSession(Registry& reg)
+    : m_reg(reg)
 {
   m_cache_size = reg.db().pragma_int("cache_size");
   reg.db().exec(fmt::format("PRAGMA cache_size = -{}", k_bulk_cache_kib));
@@ -42,7 +43,9 @@ BulkSession::~BulkSession()
 }
 
 DeviceBulkInsert::DeviceBulkInsert(Registry& reg, uint32_t key_version, std::string created)
-  : m_reg(reg), m_key_version(key_version), m_created(std::move(created))
+    : m_reg(reg)
+    , m_key_version(key_version)
+    , m_created(std::move(created))
 {
   auto& db = reg.db();
   const auto mk = reg.master_key(key_version);

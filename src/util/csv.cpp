@@ -47,15 +47,28 @@ bool skip_bom(InputBuffer& in)
 
 } // namespace
 
-InputBuffer::InputBuffer(int fd, size_t buffer_size) : m_fd(fd), m_buffer(buffer_size) { m_data = m_buffer.data(); }
-
-InputBuffer::InputBuffer(int fd, uint64_t offset, uint64_t length, size_t buffer_size)
-  : m_fd(fd), m_buffer(buffer_size), m_positional(true), m_offset(offset), m_remaining(length)
+InputBuffer::InputBuffer(int fd, size_t buffer_size)
+    : m_fd(fd)
+    , m_buffer(buffer_size)
 {
   m_data = m_buffer.data();
 }
 
-InputBuffer::InputBuffer(std::string_view data) : m_data(data.data()), m_end(data.size()), m_total(data.size()), m_eof(true)
+InputBuffer::InputBuffer(int fd, uint64_t offset, uint64_t length, size_t buffer_size)
+    : m_fd(fd)
+    , m_buffer(buffer_size)
+    , m_positional(true)
+    , m_offset(offset)
+    , m_remaining(length)
+{
+  m_data = m_buffer.data();
+}
+
+InputBuffer::InputBuffer(std::string_view data)
+    : m_data(data.data())
+    , m_end(data.size())
+    , m_total(data.size())
+    , m_eof(true)
 {
 }
 
@@ -65,7 +78,8 @@ bool InputBuffer::refill()
     return false;
   }
   for (;;) {
-    const size_t want = m_positional ? static_cast<size_t>(std::min<uint64_t>(m_buffer.size(), m_remaining)) : m_buffer.size();
+    const size_t want =
+        m_positional ? static_cast<size_t>(std::min<uint64_t>(m_buffer.size(), m_remaining)) : m_buffer.size();
     if (want == 0) {
       m_eof = true;
       m_pos = m_end = 0;
@@ -127,7 +141,10 @@ bool InputBuffer::read(void* out, size_t n)
   return true;
 }
 
-Failure CsvReader::error(uint64_t line, std::string_view what) const { return fail(fmt::format("line {}: {}", line, what)); }
+Failure CsvReader::error(uint64_t line, std::string_view what) const
+{
+  return fail(fmt::format("line {}: {}", line, what));
+}
 
 Result<bool> CsvReader::next(std::vector<std::string_view>& fields)
 {

@@ -71,7 +71,8 @@ TEST_CASE("csv: quoted fields hold commas, doubled quotes and line breaks")
 {
   const auto p = parse_csv("a,b\n\"x, y\",\"say \"\"hi\"\"\"\n\"two\r\nlines\",\"\"\nlast,one\n");
   CHECK(p.error.empty());
-  CHECK(p.records == Records{{1, {"a", "b"}}, {2, {"x, y", "say \"hi\""}}, {3, {"two\r\nlines", ""}}, {5, {"last", "one"}}});
+  CHECK(p.records
+        == Records{{1, {"a", "b"}}, {2, {"x, y", "say \"hi\""}}, {3, {"two\r\nlines", ""}}, {5, {"last", "one"}}});
 }
 
 TEST_CASE("csv: a BOM at the start is skipped; empty lines are skipped; \"\" alone is a record")
@@ -93,8 +94,10 @@ TEST_CASE("csv: empty fields at either end")
 TEST_CASE("csv: errors name the line")
 {
   CHECK(parse_csv("id\nSN-1\n\"open\nmore\n").error == "line 3: unterminated quoted field (opened on line 3)");
-  CHECK(parse_csv("id\na\"b\n").error == "line 2: quote inside an unquoted field (quote the whole field and double the quote)");
-  CHECK(parse_csv("id\n\"a\"b\n").error == "line 2: unexpected text after a closing quote (a quote inside a field is written \"\")");
+  CHECK(parse_csv("id\na\"b\n").error
+        == "line 2: quote inside an unquoted field (quote the whole field and double the quote)");
+  CHECK(parse_csv("id\n\"a\"b\n").error
+        == "line 2: unexpected text after a closing quote (a quote inside a field is written \"\")");
   CHECK(parse_csv("id\na\rb\n").error == "line 2: carriage return not followed by a line feed");
   CHECK(parse_csv("id\na\r").error == "line 2: carriage return not followed by a line feed");
   // After a record that spans lines, numbering continues from the physical line.

@@ -88,8 +88,8 @@ TEST_CASE("import: format from --format or the extension; stdin needs --format")
   CHECK(fleet::import_format_for("a.ndjson", std::nullopt) == ImportFormat::jsonl);
   CHECK(fleet::import_format_for("a.txt", ImportFormat::csv) == ImportFormat::csv);
   CHECK(fleet::import_format_for("-", ImportFormat::jsonl) == ImportFormat::jsonl);
-  CHECK_THROWS_WITH_AS(fleet::import_format_for("-", std::nullopt), "reading stdin needs --format csv or --format jsonl",
-                       Error);
+  CHECK_THROWS_WITH_AS(fleet::import_format_for("-", std::nullopt),
+                       "reading stdin needs --format csv or --format jsonl", Error);
   CHECK_THROWS_AS(fleet::import_format_for("a.txt", std::nullopt), Error);
   CHECK(fleet::parse_import_format("ndjson") == ImportFormat::jsonl);
   CHECK_THROWS_AS(fleet::parse_import_format("xml"), Error);
@@ -107,7 +107,10 @@ TEST_CASE("import: rows across several batches and chunks, keys equal derive_dev
   std::vector<fleet::ImportProgress> seen;
   auto o = options(t.write("d.csv", csv));
   SUBCASE("sorted in one run") {}
-  SUBCASE("sorted in many runs, then merged") { o.sort_run_bytes = 4096; }
+  SUBCASE("sorted in many runs, then merged")
+  {
+    o.sort_run_bytes = 4096;
+  }
   const auto s = fleet::import_devices(*t.fleet, o, [&](const fleet::ImportProgress& p) { seen.push_back(p); });
   std::sort(ids.begin(), ids.end()); // the digest covers the ids in byte order
   CHECK(s.rows == 5003);
@@ -151,7 +154,10 @@ TEST_CASE("import: a bad row anywhere leaves the registry as it was")
     const auto path = t.write("d.csv", csv + "N-5\nN-2999\nN-5\n");
     auto o = options(path);
     SUBCASE("one run") {}
-    SUBCASE("many runs") { o.sort_run_bytes = 4096; }
+    SUBCASE("many runs")
+    {
+      o.sort_run_bytes = 4096;
+    }
     CHECK_THROWS_WITH_AS(fleet::import_devices(*t.fleet, o),
                          (path + ": line 3002: duplicate id \"N-5\" (first on line 7)").c_str(), Error);
   }
@@ -169,7 +175,8 @@ TEST_CASE("import: a bad row anywhere leaves the registry as it was")
       FAIL("no error");
     } catch (const Error& e) {
       CHECK(e.code() == Exit::conflict);
-      CHECK(std::string(e.what()) == path + ": line 3002: device \"OLD-1\" is already registered (use --skip-existing to skip it)");
+      CHECK(std::string(e.what())
+            == path + ": line 3002: device \"OLD-1\" is already registered (use --skip-existing to skip it)");
     }
   }
   SUBCASE("malformed JSON")
@@ -186,7 +193,8 @@ TEST_CASE("import: --skip-existing skips and counts registered ids; the digest c
 {
   TempFleet t;
   fleet::add_device(*t.fleet, {"B", std::nullopt, nlohmann::json::object()}, fleet::IfMissing::no);
-  auto o = options(t.write("d.jsonl", "{\"id\":\"A\"}\n{\"id\":\"B\"}\n{\"id\":\"C\",\"labels\":{\"z\":\"1\",\"a\":\"2\"}}\n"));
+  auto o = options(
+      t.write("d.jsonl", "{\"id\":\"A\"}\n{\"id\":\"B\"}\n{\"id\":\"C\",\"labels\":{\"z\":\"1\",\"a\":\"2\"}}\n"));
   o.skip_existing = fleet::SkipExisting::yes;
   const auto s = fleet::import_devices(*t.fleet, o);
   CHECK(s.imported == 2);

@@ -43,9 +43,9 @@ using ProgressFn = std::function<void(const ImportProgress&)>;
 
 struct ImportSummary
 {
-  uint64_t rows = 0;     // rows in the input
+  uint64_t rows = 0; // rows in the input
   uint64_t imported = 0;
-  uint64_t skipped = 0;  // already registered, with --skip-existing
+  uint64_t skipped = 0; // already registered, with --skip-existing
   uint32_t key_version = 0;
   std::string ids_sha256; // hex SHA-256 of the imported ids, each followed by "\n", in byte order
   std::optional<std::string> keys_out;

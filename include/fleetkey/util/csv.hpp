@@ -73,7 +73,10 @@ class CsvReader
 public:
   static constexpr size_t k_max_record = size_t{1} << 20;
 
-  explicit CsvReader(InputBuffer& input) : m_in(input) {}
+  explicit CsvReader(InputBuffer& input)
+      : m_in(input)
+  {
+  }
 
   // Reads the next record into `fields` (views valid until the next call). true: a record;
   // false: the end of input. Empty lines are skipped.
@@ -99,7 +102,10 @@ class LineReader
 public:
   static constexpr size_t k_max_line = size_t{1} << 20;
 
-  explicit LineReader(InputBuffer& input) : m_in(input) {}
+  explicit LineReader(InputBuffer& input)
+      : m_in(input)
+  {
+  }
 
   Result<bool> next(std::string_view& line);
   uint64_t line() const { return m_line; }
