@@ -9,6 +9,7 @@ namespace fleetkey::cmd {
 void setup_init(CLI::App& app, Context& ctx);
 void setup_master(CLI::App& app, Context& ctx);
 void setup_device(CLI::App& app, Context& ctx);
+void setup_device_import(CLI::App& device, Context& ctx);
 void setup_user(CLI::App& app, Context& ctx);
 void setup_pair(CLI::App& app, Context& ctx);
 

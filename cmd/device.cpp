@@ -73,6 +73,8 @@ void setup_device(CLI::App& app, Context& ctx)
   add->add_option("--label", ao->labels, "Label KEY=VALUE")->type_name("K=V");
   add->add_flag("--if-missing", ao->if_missing, "Succeed without change if the device is already registered");
 
+  setup_device_import(*device, ctx);
+
   auto status = std::make_shared<std::string>();
   auto* list = add_command(*device, ctx, "list", "List devices, streaming, in id order", [&ctx, status] {
     ctx.fleet().registry(); // fail before printing anything

@@ -36,7 +36,7 @@ _fleetkey_subcommands() {
   case "$1" in
     '') echo 'init master device user pair' ;;
     'master') echo 'list rotate retire passwd' ;;
-    'device') echo 'add list show revoke key' ;;
+    'device') echo 'add import list show revoke key' ;;
     'user') echo 'add list show grant revoke key' ;;
     'pair') echo 'decode' ;;
   esac
@@ -53,6 +53,7 @@ _fleetkey_options() {
     'master passwd') echo '-h --help --new-passphrase-file --no-passphrase --kdf --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
     'device') echo '-h --help --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
     'device add') echo '-h --help --model --label --if-missing --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
+    'device import') echo '-h --help --format --keys-out --skip-existing --progress --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
     'device list') echo '-h --help --status --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
     'device show') echo '-h --help --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
     'device revoke') echo '-h --help --reason --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
@@ -80,6 +81,7 @@ _fleetkey_values() {
     'master passwd') echo '--new-passphrase-file --kdf --home --registry --master-key --passphrase-file' ;;
     'device') echo ' --home --registry --master-key --passphrase-file' ;;
     'device add') echo '--model --label --home --registry --master-key --passphrase-file' ;;
+    'device import') echo '--format --keys-out --progress --home --registry --master-key --passphrase-file' ;;
     'device list') echo '--status --home --registry --master-key --passphrase-file' ;;
     'device show') echo ' --home --registry --master-key --passphrase-file' ;;
     'device revoke') echo '--reason --home --registry --master-key --passphrase-file' ;;
@@ -140,6 +142,13 @@ _fleetkey_choices() {
     'device add|--registry') echo '@file' ;;
     'device add|--master-key') echo '@file' ;;
     'device add|--passphrase-file') echo '@file' ;;
+    'device import|--format') echo 'csv jsonl ndjson' ;;
+    'device import|--keys-out') echo '@file' ;;
+    'device import|--progress') echo 'auto always never' ;;
+    'device import|--home') echo '@dir' ;;
+    'device import|--registry') echo '@file' ;;
+    'device import|--master-key') echo '@file' ;;
+    'device import|--passphrase-file') echo '@file' ;;
     'device list|--status') echo 'active revoked' ;;
     'device list|--home') echo '@dir' ;;
     'device list|--registry') echo '@file' ;;
@@ -226,6 +235,7 @@ _fleetkey_choices() {
 
 _fleetkey_positional() {
   case "$1" in
+    'device import') echo @file ;;
   esac
 }
 

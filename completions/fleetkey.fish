@@ -2,8 +2,8 @@
 
 # The command path typed so far ("device add"), skipping options and their values.
 function __fleetkey_path
-  set -l known 'init' 'master' 'master list' 'master rotate' 'master retire' 'master passwd' 'device' 'device add' 'device list' 'device show' 'device revoke' 'device key' 'user' 'user add' 'user list' 'user show' 'user grant' 'user revoke' 'user key' 'pair' 'pair decode'
-  set -l takes_value --device --discovery --discriminator --ec --flow --format --from --home --jobs --kdf --label --margin --master-key --model --new-passphrase-file --output --passcode --passphrase-file --pin-digits --product-id --purpose --qr --reason --registry --role --scale --scheme --status --test-seed --ttl --vendor-id -o
+  set -l known 'init' 'master' 'master list' 'master rotate' 'master retire' 'master passwd' 'device' 'device add' 'device import' 'device list' 'device show' 'device revoke' 'device key' 'user' 'user add' 'user list' 'user show' 'user grant' 'user revoke' 'user key' 'pair' 'pair decode'
+  set -l takes_value --device --discovery --discriminator --ec --flow --format --from --home --jobs --kdf --keys-out --label --margin --master-key --model --new-passphrase-file --output --passcode --passphrase-file --pin-digits --product-id --progress --purpose --qr --reason --registry --role --scale --scheme --status --test-seed --ttl --vendor-id -o
   set -l path ''
   set -l skip 0
   for w in (commandline -opc)[2..-1]
@@ -102,6 +102,7 @@ complete -c fleetkey -n 'test (__fleetkey_path) = "master passwd"' -l json -d 'P
 complete -c fleetkey -n 'test (__fleetkey_path) = "master passwd"' -s q -l quiet -d 'Print only what a command exists to print'
 complete -c fleetkey -n 'test (__fleetkey_path) = "master passwd"' -s v -l verbose -d 'Say more on stderr (repeatable)'
 complete -c fleetkey -n 'test (__fleetkey_path) = "device"' -a 'add' -d 'Register a device and derive its key K_dev(ID)'
+complete -c fleetkey -n 'test (__fleetkey_path) = "device"' -a 'import' -d 'Register many devices at once from CSV or JSON Lines, all or nothing'
 complete -c fleetkey -n 'test (__fleetkey_path) = "device"' -a 'list' -d 'List devices, streaming, in id order'
 complete -c fleetkey -n 'test (__fleetkey_path) = "device"' -a 'show' -d 'Show one device'
 complete -c fleetkey -n 'test (__fleetkey_path) = "device"' -a 'revoke' -d 'Revoke a device: no more keys, grants or tokens for it'
@@ -127,6 +128,20 @@ complete -c fleetkey -n 'test (__fleetkey_path) = "device add"' -l passphrase-fi
 complete -c fleetkey -n 'test (__fleetkey_path) = "device add"' -l json -d 'Print JSON (JSON Lines for lists and streams)'
 complete -c fleetkey -n 'test (__fleetkey_path) = "device add"' -s q -l quiet -d 'Print only what a command exists to print'
 complete -c fleetkey -n 'test (__fleetkey_path) = "device add"' -s v -l verbose -d 'Say more on stderr (repeatable)'
+complete -c fleetkey -n 'test (__fleetkey_path) = "device import"' -s h -l help -d 'Print this help and exit'
+complete -c fleetkey -n 'test (__fleetkey_path) = "device import"' -F
+complete -c fleetkey -n 'test (__fleetkey_path) = "device import"' -l format -x -a 'csv jsonl ndjson' -d 'Input format (default: from the file name; required for stdin)'
+complete -c fleetkey -n 'test (__fleetkey_path) = "device import"' -l keys-out -r -F -d 'Also write the imported devices\' keys to FILE (JSON Lines, or CSV if it ends in .csv), created 0600 once the registry has committed; never overwritten'
+complete -c fleetkey -n 'test (__fleetkey_path) = "device import"' -l skip-existing -d 'Skip ids that are already registered (and count them) instead of failing'
+complete -c fleetkey -n 'test (__fleetkey_path) = "device import"' -l progress -x -a 'auto always never' -d 'Progress bar on stderr: auto (when stderr is a terminal), always, never'
+complete -c fleetkey -n 'test (__fleetkey_path) = "device import"' -l version -d 'Print the version and exit'
+complete -c fleetkey -n 'test (__fleetkey_path) = "device import"' -l home -r -F -d 'Directory of the registry and master key (default: $FLEETKEY_HOME, $XDG_DATA_HOME/fleetkey, ~/.local/share/fleetkey)'
+complete -c fleetkey -n 'test (__fleetkey_path) = "device import"' -l registry -r -F -d 'Registry file (default: HOME/registry.db, $FLEETKEY_REGISTRY)'
+complete -c fleetkey -n 'test (__fleetkey_path) = "device import"' -l master-key -r -F -d 'Master key file (default: HOME/master.key, $FLEETKEY_MASTER_KEY)'
+complete -c fleetkey -n 'test (__fleetkey_path) = "device import"' -l passphrase-file -r -F -d 'Read the master key passphrase from the first line of FILE (default: $FLEETKEY_PASSPHRASE_FILE)'
+complete -c fleetkey -n 'test (__fleetkey_path) = "device import"' -l json -d 'Print JSON (JSON Lines for lists and streams)'
+complete -c fleetkey -n 'test (__fleetkey_path) = "device import"' -s q -l quiet -d 'Print only what a command exists to print'
+complete -c fleetkey -n 'test (__fleetkey_path) = "device import"' -s v -l verbose -d 'Say more on stderr (repeatable)'
 complete -c fleetkey -n 'test (__fleetkey_path) = "device list"' -s h -l help -d 'Print this help and exit'
 complete -c fleetkey -n 'test (__fleetkey_path) = "device list"' -l status -x -a 'active revoked' -d 'Only devices with this status'
 complete -c fleetkey -n 'test (__fleetkey_path) = "device list"' -l version -d 'Print the version and exit'

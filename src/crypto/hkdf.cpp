@@ -1,11 +1,18 @@
+#include "crypto/sha256_fast.hpp"
+
 #include <fleetkey/crypto/hkdf.hpp>
 #include <fleetkey/util/error.hpp>
 
 #include <sodium.h>
 
+#include <algorithm>
 #include <cstring>
 
 namespace fleetkey::crypto {
+
+namespace {
+constexpr size_t k_fast_info_max = 512;
+} // namespace
 
 Secret hkdf_extract(util::ByteView salt, util::ByteView ikm)
 {
@@ -34,6 +41,37 @@ void Expander::expand(util::ByteView info, std::span<uint8_t> out) const
 {
   if (out.size() > 255 * k_hash_len) {
     throw Error(Exit::failure, "HKDF-Expand output of {} bytes is too long", out.size());
+  }
+  const auto* keyed = reinterpret_cast<const crypto_auth_hmacsha256_state*>(m_state.data());
+  if (info.size() <= k_fast_info_max && keyed->ictx.count == 512 && keyed->octx.count == 512
+      && detail::sha256_fast_available()) {
+    // The same HMAC from the chaining values after the ipad and opad blocks, on the CPU's SHA
+    // instructions: about ten times faster than libsodium's portable SHA-256 for short infos.
+    uint8_t msg[k_hash_len + k_fast_info_max + 1];
+    uint8_t inner[k_hash_len];
+    uint8_t t[k_hash_len];
+    size_t done = 0;
+    for (uint8_t counter = 1; done < out.size(); ++counter) {
+      size_t n = 0;
+      if (counter > 1) {
+        std::memcpy(msg, t, k_hash_len);
+        n = k_hash_len;
+      }
+      if (!info.empty()) { // memcpy from a null pointer is undefined even for 0 bytes
+        std::memcpy(msg + n, info.data(), info.size());
+      }
+      n += info.size();
+      msg[n++] = counter;
+      detail::sha256_fast_finish(keyed->ictx.state, 64, util::ByteView(msg, n), inner);
+      detail::sha256_fast_finish(keyed->octx.state, 64, inner, t);
+      const size_t k = std::min(k_hash_len, out.size() - done);
+      std::memcpy(out.data() + done, t, k);
+      done += k;
+    }
+    sodium_memzero(msg, sizeof msg);
+    sodium_memzero(inner, sizeof inner);
+    sodium_memzero(t, sizeof t);
+    return;
   }
   auto* st = reinterpret_cast<crypto_auth_hmacsha256_state*>(m_work.data());
   uint8_t* t = m_work.data() + sizeof(crypto_auth_hmacsha256_state);
