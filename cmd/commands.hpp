@@ -10,6 +10,7 @@ void setup_init(CLI::App& app, Context& ctx);
 void setup_master(CLI::App& app, Context& ctx);
 void setup_device(CLI::App& app, Context& ctx);
 void setup_user(CLI::App& app, Context& ctx);
+void setup_token(CLI::App& app, Context& ctx);
 
 // Builds the whole command line: global options and every command group.
 std::unique_ptr<CLI::App> build_app(Context& ctx);

@@ -7,7 +7,7 @@ namespace fleetkey::token {
 std::string_view reason_name(Reason r)
 {
   switch (r) {
-  case Reason::valid: return "valid";
+  case Reason::valid: return "ok";
   case Reason::malformed: return "malformed";
   case Reason::unknown_key: return "unknown_key";
   case Reason::bad_mac: return "bad_mac";
