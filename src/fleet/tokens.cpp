@@ -1,6 +1,7 @@
 #include <fleetkey/crypto/hierarchy.hpp>
 #include <fleetkey/fleet/devices.hpp>
 #include <fleetkey/fleet/tokens.hpp>
+#include <fleetkey/qr/qr.hpp>
 #include <fleetkey/registry/tokens.hpp>
 #include <fleetkey/util/error.hpp>
 #include <fleetkey/util/text.hpp>
@@ -644,6 +645,32 @@ crypto::Secret bundle_json(const GrantBundle& b)
   text += ",\"user_key\":\"" + b64 + "\"}";
   sodium_memzero(b64.data(), b64.size());
   auto out = crypto::Secret::copy_of(util::as_bytes(text));
+  sodium_memzero(text.data(), text.size());
+  return out;
+}
+
+QrMode parse_qr_mode(std::string_view name)
+{
+  if (name == "utf8") {
+    return QrMode::utf8;
+  }
+  if (name == "png") {
+    return QrMode::png;
+  }
+  if (name == "svg") {
+    return QrMode::svg;
+  }
+  throw Error(Exit::usage, "unknown QR mode \"{}\" (utf8, png or svg)", name);
+}
+
+std::vector<uint8_t> render_bundle_qr(const crypto::Secret& bundle, QrMode mode)
+{
+  const auto m = qr::encode({reinterpret_cast<const char*>(bundle.data()), bundle.size()}, qr::Ec::M);
+  if (mode == QrMode::png) {
+    return qr::render_png(m);
+  }
+  std::string text = mode == QrMode::utf8 ? qr::render_utf8(m) : qr::render_svg(m);
+  std::vector<uint8_t> out(text.begin(), text.end());
   sodium_memzero(text.data(), text.size());
   return out;
 }

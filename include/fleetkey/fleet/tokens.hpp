@@ -155,4 +155,9 @@ GrantBundle grant_with_token(Fleet& fleet, std::string_view user, std::string_vi
 // The bundle for the user's phone, documented in fleetkey-tokens(5); one line, no newline.
 crypto::Secret bundle_json(const GrantBundle& bundle);
 
+// The bundle as a QR code (error correction M, 8-bit mode) for the phone to scan.
+enum class QrMode { utf8, png, svg };
+QrMode parse_qr_mode(std::string_view name); // throws Error(usage)
+std::vector<uint8_t> render_bundle_qr(const crypto::Secret& bundle, QrMode mode);
+
 } // namespace fleetkey::fleet
