@@ -1,4 +1,5 @@
 #include "json.hpp"
+#include "sha256.hpp"
 
 #include <fleetkey/token/cbor.hpp>
 #include <fleetkey/token/token.hpp>
@@ -8,6 +9,7 @@
 #include <sodium.h>
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <cstring>
 
@@ -35,18 +37,54 @@ bool is_reserved_claim(std::string_view name)
 
 std::string_view as_text(util::ByteView b) { return {reinterpret_cast<const char*>(b.data()), b.size()}; }
 
+// RFC 4648 section 5 without padding, strict: no '=', no whitespace, the unused low bits of
+// the last character zero. Table-driven: token text is not secret, and this is the hot path.
+constexpr auto k_b64url_table = [] {
+  std::array<int8_t, 256> t{};
+  t.fill(-1);
+  const char* alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  for (int i = 0; i < 64; ++i) {
+    t[static_cast<uint8_t>(alphabet[i])] = static_cast<int8_t>(i);
+  }
+  return t;
+}();
+
 bool decode_b64url(std::string_view text, util::Bytes& out)
 {
-  out.resize(text.size() / 4 * 3 + 3);
-  size_t len = 0;
-  const char* end = nullptr;
-  if (sodium_base642bin(out.data(), out.size(), text.data(), text.size(), nullptr, &len, &end,
-                        sodium_base64_VARIANT_URLSAFE_NO_PADDING)
-        != 0
-      || end != text.data() + text.size()) {
+  const size_t n = text.size();
+  if (n % 4 == 1) {
     return false;
   }
-  out.resize(len);
+  out.resize(n / 4 * 3 + (n % 4 == 0 ? 0 : n % 4 - 1));
+  const auto* in = reinterpret_cast<const uint8_t*>(text.data());
+  uint8_t* o = out.data();
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const int a = k_b64url_table[in[i]], b = k_b64url_table[in[i + 1]], c = k_b64url_table[in[i + 2]],
+              d = k_b64url_table[in[i + 3]];
+    if ((a | b | c | d) < 0) {
+      return false;
+    }
+    const auto v = static_cast<uint32_t>(a << 18 | b << 12 | c << 6 | d);
+    *o++ = static_cast<uint8_t>(v >> 16);
+    *o++ = static_cast<uint8_t>(v >> 8);
+    *o++ = static_cast<uint8_t>(v);
+  }
+  const size_t rest = n - i;
+  if (rest == 2) {
+    const int a = k_b64url_table[in[i]], b = k_b64url_table[in[i + 1]];
+    if ((a | b) < 0 || (b & 0x0f) != 0) {
+      return false;
+    }
+    *o++ = static_cast<uint8_t>(a << 2 | b >> 4);
+  } else if (rest == 3) {
+    const int a = k_b64url_table[in[i]], b = k_b64url_table[in[i + 1]], c = k_b64url_table[in[i + 2]];
+    if ((a | b | c) < 0 || (c & 0x03) != 0) {
+      return false;
+    }
+    *o++ = static_cast<uint8_t>(a << 2 | b >> 4);
+    *o++ = static_cast<uint8_t>((b & 0x0f) << 4 | c >> 2);
+  }
   return true;
 }
 
@@ -310,26 +348,23 @@ void token_id(const Claims& c, Format f, std::string& out)
     return;
   }
   static constexpr char k_hex[] = "0123456789abcdef";
+  out.resize(c.cti_value.size() * 2);
+  char* o = out.data();
   for (const char ch : c.cti_value) {
     const auto b = static_cast<uint8_t>(ch);
-    out.push_back(k_hex[b >> 4]);
-    out.push_back(k_hex[b & 15]);
+    *o++ = k_hex[b >> 4];
+    *o++ = k_hex[b & 15];
   }
 }
 
-MacKey::MacKey(util::ByteView key) : m_state(sizeof(crypto_auth_hmacsha256_state))
+MacKey::MacKey(util::ByteView key) : m_state(sizeof(sha256::HmacKey))
 {
-  auto* st = reinterpret_cast<crypto_auth_hmacsha256_state*>(m_state.data());
-  crypto_auth_hmacsha256_init(st, key.data(), key.size());
+  sha256::hmac_init(*reinterpret_cast<sha256::HmacKey*>(m_state.data()), key.data(), key.size());
 }
 
 void MacKey::mac(util::ByteView data, uint8_t out[32]) const
 {
-  crypto_auth_hmacsha256_state st;
-  std::memcpy(&st, m_state.data(), sizeof st);
-  crypto_auth_hmacsha256_update(&st, data.data(), data.size());
-  crypto_auth_hmacsha256_final(&st, out);
-  sodium_memzero(&st, sizeof st);
+  sha256::hmac(*reinterpret_cast<const sha256::HmacKey*>(m_state.data()), data.data(), data.size(), out);
 }
 
 bool check_mac(const Decoded& d, const MacKey& key)
@@ -640,6 +675,17 @@ void append_json_string(std::string& out, std::string_view s)
 {
   static constexpr char k_hex[] = "0123456789abcdef";
   out.push_back('"');
+  // Fast path: most values need no escaping.
+  size_t plain = 0;
+  while (plain < s.size()) {
+    const auto c = static_cast<unsigned char>(s[plain]);
+    if (c < 0x20 || c == '"' || c == '\\' || c == 0x7f) {
+      break;
+    }
+    ++plain;
+  }
+  out.append(s.data(), plain);
+  s.remove_prefix(plain);
   for (const char ch : s) {
     const auto c = static_cast<unsigned char>(ch);
     if (c == '"' || c == '\\') {
