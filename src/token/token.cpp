@@ -410,26 +410,21 @@ bool Decoder::decode(std::string_view text, Decoded& out, Claims& claims, std::s
     error = "JWT part is not base64url without padding";
     return false;
   }
-  if (m_bin.size() != 32) {
-    error = fmt::format("JWT signature of {} bytes is not an HS256 tag", m_bin.size());
-    return false;
-  }
-  std::memcpy(out.tag, m_bin.data(), 32);
-  out.tag_len = 32;
   out.mac_input = util::as_bytes(text.substr(0, dot2));
 
   bool has_alg = false;
   bool bad_alg = false;
   out.kid.clear();
   std::string scratch;
+  std::string alg;
   json::Reader hr(as_text(m_header));
   const bool header_ok = hr.object([&](std::string_view key, json::Reader& r) {
     if (key == "alg") {
       has_alg = true;
-      if (!r.read_string(scratch)) {
+      if (!r.read_string(alg)) {
         return false;
       }
-      bad_alg = scratch != "HS256";
+      bad_alg = alg != "HS256";
       return true;
     }
     if (key == "typ") {
@@ -449,9 +444,15 @@ bool Decoder::decode(std::string_view text, Decoded& out, Claims& claims, std::s
     return false;
   }
   if (!has_alg || bad_alg) {
-    error = has_alg ? fmt::format("JWT alg \"{}\" is not HS256", scratch) : "JWT header has no alg";
+    error = has_alg ? fmt::format("JWT alg \"{}\" is not HS256", alg) : "JWT header has no alg";
     return false;
   }
+  if (m_bin.size() != 32) {
+    error = fmt::format("JWT signature of {} bytes is not an HS256 tag", m_bin.size());
+    return false;
+  }
+  std::memcpy(out.tag, m_bin.data(), 32);
+  out.tag_len = 32;
 
   json::Reader pr(as_text(m_payload));
   const bool payload_ok = pr.object([&](std::string_view key, json::Reader& r) {
