@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <thread>
@@ -356,46 +357,49 @@ std::unique_ptr<Verified> verify_token(Fleet& fleet, std::string_view text, cons
 
 namespace {
 
-struct Worker
+// One slice of a chunk of input and its output; slices are handed to threads on demand, so that
+// a thread that the scheduler delays holds up only its current slice.
+struct Piece
 {
-  token::Verification v;
+  std::string_view lines;
   std::string out;
   Exit first_invalid = Exit::ok;
   uint64_t total = 0;
   uint64_t invalid = 0;
-
-  void run(TokenVerifier& verifier, std::string_view lines)
-  {
-    out.clear();
-    first_invalid = Exit::ok;
-    total = invalid = 0;
-    size_t pos = 0;
-    while (pos < lines.size()) {
-      size_t nl = lines.find('\n', pos);
-      if (nl == std::string_view::npos) {
-        nl = lines.size();
-      }
-      std::string_view line = lines.substr(pos, nl - pos);
-      pos = nl + 1;
-      if (!line.empty() && line.back() == '\r') {
-        line.remove_suffix(1);
-      }
-      if (line.empty()) {
-        continue; // blank lines are not tokens
-      }
-      const auto r = verifier.verify(line, v);
-      ++total;
-      if (r != token::Reason::valid) {
-        ++invalid;
-        if (first_invalid == Exit::ok) {
-          first_invalid = token::reason_exit(r);
-        }
-      }
-      append_verdict_json(out, r, v);
-      out += '\n';
-    }
-  }
 };
+
+void run_piece(TokenVerifier& verifier, token::Verification& v, Piece& p)
+{
+  p.out.clear();
+  p.first_invalid = Exit::ok;
+  p.total = p.invalid = 0;
+  const std::string_view lines = p.lines;
+  size_t pos = 0;
+  while (pos < lines.size()) {
+    size_t nl = lines.find('\n', pos);
+    if (nl == std::string_view::npos) {
+      nl = lines.size();
+    }
+    std::string_view line = lines.substr(pos, nl - pos);
+    pos = nl + 1;
+    if (!line.empty() && line.back() == '\r') {
+      line.remove_suffix(1);
+    }
+    if (line.empty()) {
+      continue; // blank lines are not tokens
+    }
+    const auto r = verifier.verify(line, v);
+    ++p.total;
+    if (r != token::Reason::valid) {
+      ++p.invalid;
+      if (p.first_invalid == Exit::ok) {
+        p.first_invalid = token::reason_exit(r);
+      }
+    }
+    append_verdict_json(p.out, r, v);
+    p.out += '\n';
+  }
+}
 
 void write_all(std::FILE* out, std::string_view data)
 {
@@ -410,7 +414,8 @@ StreamResult verify_stream(Fleet& fleet, int fd, std::FILE* out, const VerifyOpt
 {
   TokenVerifier verifier(fleet, options, Preload::all);
   const size_t threads = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 8);
-  std::vector<Worker> workers(threads);
+  std::vector<token::Verification> verifications(threads);
+  std::vector<Piece> pieces(threads * 16);
   constexpr size_t k_chunk = size_t{4} << 20;
   std::string buf(k_chunk, '\0');
   size_t have = 0;
@@ -465,39 +470,38 @@ StreamResult verify_stream(Fleet& fleet, int fd, std::FILE* out, const VerifyOpt
       lines.remove_prefix(nl == std::string_view::npos ? lines.size() : nl + 1);
       discarding = false;
     }
-    // Split at newlines into one part per worker; part 0 runs on this thread.
-    std::vector<std::string_view> parts;
+    // Split at newlines into slices; every thread, this one included, takes the next free slice.
     size_t start = 0;
-    for (size_t i = 0; i < threads; ++i) {
-      size_t stop = i + 1 == threads ? lines.size() : std::min(lines.size(), start + lines.size() / threads);
-      if (stop < lines.size()) {
-        const size_t nl = lines.find('\n', stop);
+    for (size_t i = 0; i < pieces.size(); ++i) {
+      size_t stop = i + 1 == pieces.size() ? lines.size() : std::min(lines.size(), start + lines.size() / pieces.size());
+      if (stop < lines.size() && stop > start) {
+        const size_t nl = lines.find('\n', stop - 1);
         stop = nl == std::string_view::npos ? lines.size() : nl + 1;
       }
-      parts.push_back(lines.substr(start, stop - start));
+      pieces[i].lines = lines.substr(start, stop - start);
       start = stop;
     }
-    std::vector<std::thread> pool;
-    for (size_t i = 1; i < threads; ++i) {
-      if (!parts[i].empty()) {
-        pool.emplace_back([&, i] { workers[i].run(verifier, parts[i]); });
-      } else {
-        workers[i].out.clear();
-        workers[i].first_invalid = Exit::ok;
+    std::atomic<size_t> next{0};
+    auto work = [&](token::Verification& v) {
+      for (size_t i = next++; i < pieces.size(); i = next++) {
+        run_piece(verifier, v, pieces[i]);
       }
+    };
+    std::vector<std::thread> pool;
+    for (size_t t = 1; t < threads; ++t) {
+      pool.emplace_back([&, t] { work(verifications[t]); });
     }
-    workers[0].run(verifier, parts[0]);
+    work(verifications[0]);
     for (auto& t : pool) {
       t.join();
     }
-    for (auto& w : workers) {
-      write_all(out, w.out);
-      result.total += w.total;
-      result.invalid += w.invalid;
+    for (auto& p : pieces) {
+      write_all(out, p.out);
+      result.total += p.total;
+      result.invalid += p.invalid;
       if (result.first_invalid == Exit::ok) {
-        result.first_invalid = w.first_invalid;
+        result.first_invalid = p.first_invalid;
       }
-      w.total = w.invalid = 0;
     }
     const size_t consumed = std::min(end, have);
     std::memmove(buf.data(), buf.data() + consumed, have - consumed);

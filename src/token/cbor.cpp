@@ -1,3 +1,5 @@
+#include "json.hpp"
+
 #include <fleetkey/token/cbor.hpp>
 #include <fleetkey/util/text.hpp>
 
@@ -104,7 +106,7 @@ bool Reader::next(Item& item)
     item.str = m_in.subspan(m_pos, static_cast<size_t>(v));
     m_pos += static_cast<size_t>(v);
     if (item.major == Major::text
-        && !util::is_valid_utf8({reinterpret_cast<const char*>(item.str.data()), item.str.size()})) {
+        && !json::valid_utf8({reinterpret_cast<const char*>(item.str.data()), item.str.size()})) {
       return fail("CBOR text string is not valid UTF-8");
     }
     return true;

@@ -45,6 +45,15 @@ int hex_value(char c)
 
 } // namespace
 
+bool valid_utf8(std::string_view s)
+{
+  unsigned char any = 0;
+  for (const char c : s) {
+    any |= static_cast<unsigned char>(c);
+  }
+  return (any & 0x80) == 0 || util::is_valid_utf8(s);
+}
+
 bool Reader::fail(std::string_view why)
 {
   if (m_error.empty()) {
@@ -84,10 +93,15 @@ bool Reader::string_raw(std::string* out)
       return fail("control character in JSON string");
     }
     if (c != '\\') {
-      if (out != nullptr) {
-        out->push_back(static_cast<char>(c));
+      // A run of plain characters is copied at once.
+      size_t end = m_p + 1;
+      while (end < m_s.size() && m_s[end] != '"' && m_s[end] != '\\' && static_cast<unsigned char>(m_s[end]) >= 0x20) {
+        ++end;
       }
-      ++m_p;
+      if (out != nullptr) {
+        out->append(m_s.data() + m_p, end - m_p);
+      }
+      m_p = end;
       continue;
     }
     if (++m_p >= m_s.size()) {
@@ -151,7 +165,7 @@ bool Reader::string_raw(std::string* out)
   }
   const std::string_view raw = m_s.substr(start, m_p - start);
   ++m_p;
-  if (!util::is_valid_utf8(out != nullptr ? std::string_view(*out) : raw)) {
+  if (!valid_utf8(out != nullptr ? std::string_view(*out) : raw)) {
     return fail("JSON string is not valid UTF-8");
   }
   return true;

@@ -9,10 +9,20 @@
 
 namespace fleetkey::token::json {
 
+// UTF-8 validation with a fast path for ASCII, the common case in tokens.
+bool valid_utf8(std::string_view s);
+
+// Buffers a Reader reuses, so that decoding a token allocates nothing once they have grown.
+struct Scratch
+{
+  std::vector<std::string> keys;
+  std::string key;
+};
+
 class Reader
 {
 public:
-  explicit Reader(std::string_view text) : m_s(text) {}
+  Reader(std::string_view text, Scratch& scratch) : m_s(text), m_keys(scratch.keys), m_key(scratch.key) {}
 
   // Calls `member(key, *this)` for each member of the top-level object; the callback must
   // consume the value with one of the read_* functions. Checks duplicates and trailing data.
@@ -39,8 +49,8 @@ private:
   std::string_view m_s;
   size_t m_p = 0;
   std::string m_error;
-  std::vector<std::string> m_keys; // the top level's member names, reused
-  std::string m_key;
+  std::vector<std::string>& m_keys; // the top level's member names
+  std::string& m_key;
 };
 
 template<typename Fn>
@@ -69,7 +79,7 @@ bool Reader::object(Fn&& member)
       if (m_keys.size() <= count) {
         m_keys.emplace_back();
       }
-      m_keys[count++] = m_key;
+      m_keys[count++].assign(m_key);
       ws();
       if (m_p >= m_s.size() || m_s[m_p] != ':') {
         return fail("JSON member without ':'");

@@ -379,8 +379,17 @@ bool check_mac(const Decoded& d, const MacKey& key)
   return ok;
 }
 
+struct Decoder::JsonScratch : json::Scratch
+{
+  std::string alg;
+  std::string typ;
+};
+
 bool Decoder::decode(std::string_view text, Decoded& out, Claims& claims, std::string& error)
 {
+  if (!m_json) {
+    m_json = std::make_shared<JsonScratch>();
+  }
   claims.clear();
   if (text.empty()) {
     error = "empty token";
@@ -415,9 +424,9 @@ bool Decoder::decode(std::string_view text, Decoded& out, Claims& claims, std::s
   bool has_alg = false;
   bool bad_alg = false;
   out.kid.clear();
-  std::string scratch;
-  std::string alg;
-  json::Reader hr(as_text(m_header));
+  std::string& scratch = m_json->typ;
+  std::string& alg = m_json->alg;
+  json::Reader hr(as_text(m_header), *m_json);
   const bool header_ok = hr.object([&](std::string_view key, json::Reader& r) {
     if (key == "alg") {
       has_alg = true;
@@ -454,7 +463,7 @@ bool Decoder::decode(std::string_view text, Decoded& out, Claims& claims, std::s
   std::memcpy(out.tag, m_bin.data(), 32);
   out.tag_len = 32;
 
-  json::Reader pr(as_text(m_payload));
+  json::Reader pr(as_text(m_payload), *m_json);
   const bool payload_ok = pr.object([&](std::string_view key, json::Reader& r) {
     auto text_claim = [&](std::string& dst, Claims::Field f) {
       claims.present |= f;
@@ -508,7 +517,21 @@ bool Decoder::decode(std::string_view text, Decoded& out, Claims& claims, std::s
     if (!r.read_raw(raw)) {
       return false;
     }
-    x.value.assign(raw);
+    // Without insignificant whitespace, so that the value fits on one JSON line of output.
+    x.value.clear();
+    bool in_string = false;
+    bool escaped = false;
+    for (const char ch : raw) {
+      if (in_string) {
+        in_string = escaped || ch != '"';
+        escaped = !escaped && ch == '\\';
+      } else if (ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r') {
+        continue;
+      } else {
+        in_string = ch == '"';
+      }
+      x.value.push_back(ch);
+    }
     return true;
   });
   if (!payload_ok) {

@@ -114,6 +114,11 @@ TEST_CASE("jwt: strict headers and claims")
   CHECK(check(make(k_header, R"([1])"), v) == Reason::malformed);
   CHECK(check(make(k_header, R"({"sub":"\u00e9\ud83d\ude00"})"), v) == Reason::valid);
   CHECK(v.claims.sub_value == "\xc3\xa9\xf0\x9f\x98\x80");
+  // Raw JSON extras lose their insignificant whitespace, never the spaces inside strings.
+  CHECK(check(make(k_header, "{\"x\": [1,\n 2, {\"a b\": \"c \\\" d\"}]\r\n}"), v) == Reason::valid);
+  std::string json;
+  append_claims_json(json, v.claims, Format::jwt);
+  CHECK(json == R"({"x":[1,2,{"a b":"c \" d"}]})");
   // Shape: four parts, padding, oversized input.
   const auto ok = make(k_header, R"({"sub":"a"})");
   CHECK(check(ok + ".x", v) == Reason::malformed);

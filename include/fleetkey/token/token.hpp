@@ -7,6 +7,7 @@
 #include <fleetkey/util/result.hpp>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -99,6 +100,8 @@ public:
   bool decode_cwt(util::ByteView bin, Decoded& out, Claims& claims, std::string& error);
 
 private:
+  struct JsonScratch;
+  std::shared_ptr<JsonScratch> m_json; // the JSON reader's reused buffers
   util::Bytes m_bin;
   util::Bytes m_mac_input;
   util::Bytes m_header;
