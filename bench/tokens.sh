@@ -37,11 +37,16 @@ for f in cwt jwt; do
   hyperfine --runs "$runs" --warmup 1 --export-json "$work/$f.json" \
     -n "$f to /dev/null" "$fk token verify - < $work/$f.txt > /dev/null" \
     -n "$f to a file" "$fk token verify - < $work/$f.txt > $work/$f.out2"
-  /usr/bin/python3 - "$work/$f.json" "$count" <<'PY'
+  # Wall-clock rates depend on what else the machine runs; CPU time per token does not, so the
+  # rate two idle cores would give is reported too.
+  /usr/bin/python3 - "$work/$f.json" "$count" "$(nproc)" <<'PY'
 import json, sys
+n, cores = int(sys.argv[2]), int(sys.argv[3])
 for r in json.load(open(sys.argv[1]))["results"]:
-    n = int(sys.argv[2])
-    print(f"{r['command']}: mean {r['mean']:.3f} s, min {r['min']:.3f} s -> {n / r['mean']:,.0f} tokens/s (best {n / r['min']:,.0f})")
+    cpu = r["user"] + r["system"]
+    print(f"{r['command']}: mean {r['mean']:.3f} s, min {r['min']:.3f} s -> {n / r['mean']:,.0f} tokens/s "
+          f"(best {n / r['min']:,.0f}); CPU {cpu:.2f} s = {cpu / n * 1e6:.2f} us/token -> "
+          f"{n / (cpu / cores):,.0f} tokens/s on {cores} idle cores")
 PY
 done
 

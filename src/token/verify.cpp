@@ -52,7 +52,8 @@ Reason after_decode(Authority& authority, const Checks& checks, Verification& v,
     return Reason::bad_mac;
   }
   if (checks.times == TimeChecks::on) {
-    if (c.has(Claims::exp) && checks.now >= c.exp_value + checks.leeway) {
+    // Written so that no claim value can overflow the arithmetic: now and leeway are ours.
+    if (c.has(Claims::exp) && checks.now - checks.leeway >= c.exp_value) {
       v.detail = fmt::format("expired at {} (now {})", c.exp_value, checks.now);
       return Reason::expired;
     }

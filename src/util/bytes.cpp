@@ -17,6 +17,9 @@ Result<Bytes> from_hex(std::string_view hex)
   if (hex.size() % 2 != 0) {
     return fail("odd number of hex digits");
   }
+  if (hex.empty()) {
+    return Bytes{}; // sodium_hex2bin must not get a null buffer
+  }
   Bytes out(hex.size() / 2);
   size_t len = 0;
   const char* end = nullptr;
