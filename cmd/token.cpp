@@ -177,6 +177,8 @@ void setup_token(CLI::App& app, Context& ctx)
                             claims_json(ver.claims, ver.decoded.format)));
     }
   });
+  verify->footer("Exit status: 0 valid, 10 malformed, 11 bad MAC, 12 expired, 13 not yet valid, 14 revoked, 15 unknown "
+                 "key, 16 wrong audience; for stdin, that of the first invalid token. See fleetkey-tokens(5).");
   verify->add_option("TOKEN", vo->token, "The token, or - for one token a line on stdin")->capture_default_str();
   verify->add_option("--aud", vo->aud, "Require this audience (the device checking the token)")->type_name("DEVICE");
   verify->add_option("--now", vo->now, "Check exp and nbf as of TIME instead of the clock")->type_name("TIME");

@@ -72,7 +72,9 @@ bool Reader::object(Fn&& member)
         return fail("JSON member name is not a string");
       }
       for (size_t i = 0; i < count; ++i) {
-        if (m_keys[i] == m_key) {
+        // The first byte settles most comparisons without a call to memcmp.
+        const auto& k = m_keys[i];
+        if (k.size() == m_key.size() && (k.empty() || k[0] == m_key[0]) && k == m_key) {
           return fail("duplicate JSON member \"" + m_key + "\"");
         }
       }
