@@ -383,44 +383,13 @@ struct Decoder::JsonScratch : json::Scratch
 {
   std::string alg;
   std::string typ;
+  bool header_ok = false;  // last_header decoded and passed every header check
+  std::string last_header; // its base64url text
+  std::string last_kid;
 };
 
-bool Decoder::decode(std::string_view text, Decoded& out, Claims& claims, std::string& error)
+bool Decoder::decode_jwt_header(Decoded& out, std::string& error)
 {
-  if (!m_json) {
-    m_json = std::make_shared<JsonScratch>();
-  }
-  claims.clear();
-  if (text.empty()) {
-    error = "empty token";
-    return false;
-  }
-  if (text.size() > k_max_token_size) {
-    error = fmt::format("token of {} bytes is longer than {}", text.size(), k_max_token_size);
-    return false;
-  }
-  const auto dot1 = text.find('.');
-  if (dot1 == std::string_view::npos) {
-    if (!decode_b64url(text, m_bin)) {
-      error = "token is not base64url without padding";
-      return false;
-    }
-    return decode_cwt(m_bin, out, claims, error);
-  }
-  // JWT: header.payload.signature, each base64url without padding.
-  out.format = Format::jwt;
-  const auto dot2 = text.find('.', dot1 + 1);
-  if (dot2 == std::string_view::npos || text.find('.', dot2 + 1) != std::string_view::npos) {
-    error = "JWT must have exactly three parts";
-    return false;
-  }
-  if (!decode_b64url(text.substr(0, dot1), m_header) || !decode_b64url(text.substr(dot1 + 1, dot2 - dot1 - 1), m_payload)
-      || !decode_b64url(text.substr(dot2 + 1), m_bin)) {
-    error = "JWT part is not base64url without padding";
-    return false;
-  }
-  out.mac_input = util::as_bytes(text.substr(0, dot2));
-
   bool has_alg = false;
   bool bad_alg = false;
   out.kid.clear();
@@ -455,6 +424,57 @@ bool Decoder::decode(std::string_view text, Decoded& out, Claims& claims, std::s
   if (!has_alg || bad_alg) {
     error = has_alg ? fmt::format("JWT alg \"{}\" is not HS256", alg) : "JWT header has no alg";
     return false;
+  }
+  return true;
+}
+
+bool Decoder::decode(std::string_view text, Decoded& out, Claims& claims, std::string& error)
+{
+  if (!m_json) {
+    m_json = std::make_shared<JsonScratch>();
+  }
+  claims.clear();
+  if (text.empty()) {
+    error = "empty token";
+    return false;
+  }
+  if (text.size() > k_max_token_size) {
+    error = fmt::format("token of {} bytes is longer than {}", text.size(), k_max_token_size);
+    return false;
+  }
+  const auto dot1 = text.find('.');
+  if (dot1 == std::string_view::npos) {
+    if (!decode_b64url(text, m_bin)) {
+      error = "token is not base64url without padding";
+      return false;
+    }
+    return decode_cwt(m_bin, out, claims, error);
+  }
+  // JWT: header.payload.signature, each base64url without padding.
+  out.format = Format::jwt;
+  const auto dot2 = text.find('.', dot1 + 1);
+  if (dot2 == std::string_view::npos || text.find('.', dot2 + 1) != std::string_view::npos) {
+    error = "JWT must have exactly three parts";
+    return false;
+  }
+  // A batch from one issuer repeats one header: its verdict is remembered, byte for byte.
+  const auto header_text = text.substr(0, dot1);
+  const bool cached = m_json->header_ok && header_text == m_json->last_header;
+  if ((!cached && !decode_b64url(header_text, m_header))
+      || !decode_b64url(text.substr(dot1 + 1, dot2 - dot1 - 1), m_payload) || !decode_b64url(text.substr(dot2 + 1), m_bin)) {
+    error = "JWT part is not base64url without padding";
+    return false;
+  }
+  out.mac_input = util::as_bytes(text.substr(0, dot2));
+  if (cached) {
+    out.kid = m_json->last_kid;
+  } else if (!decode_jwt_header(out, error)) {
+    m_json->header_ok = false;
+    return false;
+  } else {
+    m_json->header_ok = true;
+    m_json->last_header.assign(header_text);
+    m_json->last_kid = out.kid;
   }
   if (m_bin.size() != 32) {
     error = fmt::format("JWT signature of {} bytes is not an HS256 tag", m_bin.size());

@@ -126,3 +126,22 @@ TEST_CASE("jwt: strict headers and claims")
   CHECK(check(ok.substr(0, ok.rfind('.')), v) == Reason::malformed);
   CHECK(check(make(k_header, "{\"x\":\"" + std::string(9000, 'a') + "\"}"), v) == Reason::malformed);
 }
+
+TEST_CASE("jwt: the remembered header never leaks into another token")
+{
+  Verification v;
+  const auto a = make(k_header, R"({"sub":"a"})");
+  const auto b = make(R"({"alg":"HS256","typ":"JWT","kid":"v2"})", R"({"sub":"b"})");
+  const auto bad = make(R"({"alg":"none","typ":"JWT","kid":"v1"})", R"({"sub":"c"})");
+  for (int round = 0; round < 2; ++round) {
+    CHECK(check(a, v) == Reason::valid);
+    CHECK(v.decoded.kid == "v1");
+    CHECK(check(a, v) == Reason::valid);
+    CHECK(v.decoded.kid == "v1");
+    CHECK(check(b, v) == Reason::valid);
+    CHECK(v.decoded.kid == "v2");
+    CHECK(check(bad, v) == Reason::malformed);
+    CHECK(check(bad, v) == Reason::malformed);
+    CHECK(v.detail == "JWT alg \"none\" is not HS256");
+  }
+}

@@ -100,6 +100,8 @@ public:
   bool decode_cwt(util::ByteView bin, Decoded& out, Claims& claims, std::string& error);
 
 private:
+  bool decode_jwt_header(Decoded& out, std::string& error);
+
   struct JsonScratch;
   std::shared_ptr<JsonScratch> m_json; // the JSON reader's reused buffers
   util::Bytes m_bin;
