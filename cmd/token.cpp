@@ -6,9 +6,9 @@
 #include <fleetkey/util/text.hpp>
 
 #include <fmt/format.h>
-#include <unistd.h>
 
 #include <cstdio>
+#include <unistd.h>
 
 namespace fleetkey::cmd {
 
@@ -77,9 +77,12 @@ std::string claims_json(const token::Claims& c, token::Format f)
 std::string_view alg_name(token::Format f)
 {
   switch (f) {
-  case token::Format::cwt: return "COSE_Mac0, HMAC 256/256 (alg 5)";
-  case token::Format::cwt64: return "COSE_Mac0, HMAC 256/64 (alg 4)";
-  case token::Format::jwt: return "JWS, HS256";
+  case token::Format::cwt:
+    return "COSE_Mac0, HMAC 256/256 (alg 5)";
+  case token::Format::cwt64:
+    return "COSE_Mac0, HMAC 256/64 (alg 4)";
+  case token::Format::jwt:
+    return "JWS, HS256";
   }
   return "?";
 }
@@ -121,69 +124,71 @@ void setup_token(CLI::App& app, Context& ctx)
   });
   mint->add_option("--sub", mo->sub, "Subject: the user or service the token is for")->required()->type_name("NAME");
   mint->add_option("--role", mo->role, "Role, carried in the scope claim (a-z A-Z 0-9 _ . : -)")
-    ->required()
-    ->type_name("ROLE");
+      ->required()
+      ->type_name("ROLE");
   mint->add_option("--aud", mo->aud,
                    "Audience device: the token is MACed with that device's K_tok_dev so the device can check it "
                    "offline (default: a server token under K_tok)")
-    ->type_name("DEVICE");
+      ->type_name("DEVICE");
   mint->add_option("--ttl", mo->ttl, "Lifetime, e.g. 90s, 15m, 12h, 30d")->type_name("DURATION")->capture_default_str();
   mint->add_option("--claim", mo->claims, "Extra text claim KEY=VALUE (repeatable)")->type_name("K=V");
   mint->add_option("--format", mo->format,
                    "cwt (COSE_Mac0, HMAC 256/256), cwt64 (HMAC 256/64, for BLE links) or jwt (HS256)")
-    ->check(CLI::IsMember({"cwt", "cwt64", "jwt"}))
-    ->capture_default_str();
+      ->check(CLI::IsMember({"cwt", "cwt64", "jwt"}))
+      ->capture_default_str();
   mint->add_option("--now", mo->now, "Issue as of TIME (2026-11-22T00:12:17Z, 2026-11-22 or @UNIX) for fixtures")
-    ->type_name("TIME");
+      ->type_name("TIME");
 
   auto vo = std::make_shared<VerifyOptions>();
   auto* verify = add_command(*tok, ctx, "verify",
                              "Verify a token, or with - (or no argument) one token a line from stdin, printing one "
                              "JSON line each; the exit code names the (first) reason a token was rejected",
                              [&ctx, vo] {
-    fleet::VerifyOptions o;
-    o.audience = vo->aud;
-    o.now = parse_now(vo->now);
-    if (vo->leeway) {
-      auto leeway = util::parse_duration(*vo->leeway);
-      if (!leeway) {
-        throw Error(Exit::usage, "--leeway: {}", leeway.error());
-      }
-      o.leeway = *leeway;
-    }
-    if (vo->token == "-") {
-      const auto r = fleet::verify_stream(ctx.fleet(), STDIN_FILENO, stdout, o);
-      if (r.first_invalid != Exit::ok) {
-        throw Error(r.first_invalid, "{} of {} tokens are invalid (the exit code is the first one's reason)",
-                    r.invalid, r.total);
-      }
-      return;
-    }
-    const auto v = fleet::verify_token(ctx.fleet(), vo->token, o);
-    const auto& ver = v->verification;
-    if (ctx.json()) {
-      std::string line;
-      fleet::append_verdict_json(line, v->reason, ver);
-      ctx.print(line + "\n");
-    }
-    if (v->reason != token::Reason::valid) {
-      throw Error(token::reason_exit(v->reason), "token rejected ({}): {}", token::reason_name(v->reason), ver.detail);
-    }
-    if (!ctx.json()) {
-      std::string id;
-      token::token_id(ver.claims, ver.decoded.format, id);
-      ctx.print(fmt::format("valid {} token\nkid:      {}\ntoken id: {}\nclaims:   {}\n",
-                            token::format_name(ver.decoded.format), ver.decoded.kid, id,
-                            claims_json(ver.claims, ver.decoded.format)));
-    }
-  });
+                               fleet::VerifyOptions o;
+                               o.audience = vo->aud;
+                               o.now = parse_now(vo->now);
+                               if (vo->leeway) {
+                                 auto leeway = util::parse_duration(*vo->leeway);
+                                 if (!leeway) {
+                                   throw Error(Exit::usage, "--leeway: {}", leeway.error());
+                                 }
+                                 o.leeway = *leeway;
+                               }
+                               if (vo->token == "-") {
+                                 const auto r = fleet::verify_stream(ctx.fleet(), STDIN_FILENO, stdout, o);
+                                 if (r.first_invalid != Exit::ok) {
+                                   throw Error(r.first_invalid,
+                                               "{} of {} tokens are invalid (the exit code is the first one's reason)",
+                                               r.invalid, r.total);
+                                 }
+                                 return;
+                               }
+                               const auto v = fleet::verify_token(ctx.fleet(), vo->token, o);
+                               const auto& ver = v->verification;
+                               if (ctx.json()) {
+                                 std::string line;
+                                 fleet::append_verdict_json(line, v->reason, ver);
+                                 ctx.print(line + "\n");
+                               }
+                               if (v->reason != token::Reason::valid) {
+                                 throw Error(token::reason_exit(v->reason), "token rejected ({}): {}",
+                                             token::reason_name(v->reason), ver.detail);
+                               }
+                               if (!ctx.json()) {
+                                 std::string id;
+                                 token::token_id(ver.claims, ver.decoded.format, id);
+                                 ctx.print(fmt::format("valid {} token\nkid:      {}\ntoken id: {}\nclaims:   {}\n",
+                                                       token::format_name(ver.decoded.format), ver.decoded.kid, id,
+                                                       claims_json(ver.claims, ver.decoded.format)));
+                               }
+                             });
   verify->footer("Exit status: 0 valid, 10 malformed, 11 bad MAC, 12 expired, 13 not yet valid, 14 revoked, 15 unknown "
                  "key, 16 wrong audience; for stdin, that of the first invalid token. See fleetkey-tokens(5).");
   verify->add_option("TOKEN", vo->token, "The token, or - for one token a line on stdin")->capture_default_str();
   verify->add_option("--aud", vo->aud, "Require this audience (the device checking the token)")->type_name("DEVICE");
   verify->add_option("--now", vo->now, "Check exp and nbf as of TIME instead of the clock")->type_name("TIME");
   verify->add_option("--leeway", vo->leeway, "Clock skew allowed on exp and nbf, e.g. 30s (default: none)")
-    ->type_name("DURATION");
+      ->type_name("DURATION");
 
   auto io = std::make_shared<std::string>();
   auto* inspect = add_command(*tok, ctx, "inspect", "Decode a token WITHOUT verifying it", [&ctx, io] {
@@ -211,29 +216,30 @@ void setup_token(CLI::App& app, Context& ctx)
   auto* key = add_command(*tok, ctx, "key",
                           "Print the verifying key, for servers that check tokens with their own JOSE or COSE library",
                           [&ctx, ko] {
-    const auto k = fleet::export_token_key(ctx.fleet(), ko->aud, parse_format(ko->for_format));
-    if (ctx.json()) {
-      std::string head = R"({"kid":)";
-      token::append_json_string(head, k.kid);
-      head += fmt::format(R"(,"for":"{}","fingerprint":"{}","test_key":{},"key":")", token::format_name(k.format),
-                          k.fingerprint, k.test_key);
-      ctx.print(head);
-      auto hex = fleet::format_token_key(k, "hex");
-      hex.truncate(hex.size() - 1);
-      ctx.write_secret(hex);
-      ctx.print("\"}\n");
-      return;
-    }
-    ctx.write_secret(fleet::format_token_key(k, ko->format));
-  });
+                            const auto k = fleet::export_token_key(ctx.fleet(), ko->aud, parse_format(ko->for_format));
+                            if (ctx.json()) {
+                              std::string head = R"({"kid":)";
+                              token::append_json_string(head, k.kid);
+                              head += fmt::format(R"(,"for":"{}","fingerprint":"{}","test_key":{},"key":")",
+                                                  token::format_name(k.format), k.fingerprint, k.test_key);
+                              ctx.print(head);
+                              auto hex = fleet::format_token_key(k, "hex");
+                              hex.truncate(hex.size() - 1);
+                              ctx.write_secret(hex);
+                              ctx.print("\"}\n");
+                              return;
+                            }
+                            ctx.write_secret(fleet::format_token_key(k, ko->format));
+                          });
   key->add_option("--aud", ko->aud, "The key of this device's tokens, K_tok_dev(DEVICE) (default: K_tok)")
-    ->type_name("DEVICE");
+      ->type_name("DEVICE");
   key->add_option("--format", ko->format, "Output: hex, base64 or jwk (RFC 7517)")
-    ->check(CLI::IsMember({"hex", "base64", "jwk"}))
-    ->capture_default_str();
-  key->add_option("--for", ko->for_format, "The token format the key verifies: cwt, cwt64 or jwt (each has its own key)")
-    ->check(CLI::IsMember({"cwt", "cwt64", "jwt"}))
-    ->capture_default_str();
+      ->check(CLI::IsMember({"hex", "base64", "jwk"}))
+      ->capture_default_str();
+  key->add_option("--for", ko->for_format,
+                  "The token format the key verifies: cwt, cwt64 or jwt (each has its own key)")
+      ->check(CLI::IsMember({"cwt", "cwt64", "jwt"}))
+      ->capture_default_str();
 
   auto ro = std::make_shared<RevokeOptions>();
   auto* revoke = add_command(*tok, ctx, "revoke", "Revoke a token by its text or its token id", [&ctx, ro] {

@@ -8,13 +8,13 @@
 
 #include <nlohmann/json.hpp>
 #include <sodium.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <thread>
+#include <unistd.h>
 
 namespace fleetkey::fleet {
 
@@ -23,9 +23,15 @@ namespace {
 constexpr token::Format k_formats[] = {token::Format::cwt, token::Format::cwt64, token::Format::jwt};
 constexpr int64_t k_max_ttl = 10LL * 366 * 24 * 3600;
 
-size_t format_index(token::Format f) { return static_cast<size_t>(f); }
+size_t format_index(token::Format f)
+{
+  return static_cast<size_t>(f);
+}
 
-int64_t now_or_clock(const std::optional<int64_t>& now) { return now ? *now : util::unix_now(); }
+int64_t now_or_clock(const std::optional<int64_t>& now)
+{
+  return now ? *now : util::unix_now();
+}
 
 void validate_reason(std::string_view reason)
 {
@@ -143,8 +149,11 @@ MintedToken mint_token(Fleet& fleet, const MintRequest& req)
   auto& reg = fleet.registry();
   registry::Transaction tx(reg.db());
   reg.audit("token.mint", req.subject,
-            {{"token_id", out.token_id}, {"format", token::format_name(req.format)}, {"kid", out.kid},
-             {"role", req.role}, {"aud", req.audience ? nlohmann::json(*req.audience) : nlohmann::json(nullptr)},
+            {{"token_id", out.token_id},
+             {"format", token::format_name(req.format)},
+             {"kid", out.kid},
+             {"role", req.role},
+             {"aud", req.audience ? nlohmann::json(*req.audience) : nlohmann::json(nullptr)},
              {"exp", req.ttl ? nlohmann::json(out.claims.exp_value) : nlohmann::json(nullptr)}});
   tx.commit();
   return out;
@@ -166,7 +175,9 @@ struct TokenVerifier::Device
 };
 
 TokenVerifier::TokenVerifier(Fleet& fleet, const VerifyOptions& options, Preload preload)
-  : m_fleet(fleet), m_audience(options.audience.value_or("")), m_preload(preload)
+    : m_fleet(fleet)
+    , m_audience(options.audience.value_or(""))
+    , m_preload(preload)
 {
   m_checks.now = now_or_clock(options.now);
   m_checks.leeway = options.leeway;
@@ -188,13 +199,13 @@ TokenVerifier::TokenVerifier(Fleet& fleet, const VerifyOptions& options, Preload
   }
   if (preload == Preload::all) {
     registry::for_each_revoked_token(reg, [this](std::string_view id) { m_revoked_tokens.emplace(id); });
-    registry::for_each_grant_state(reg, [this](std::string_view user, std::string_view device, uint64_t epoch,
-                                               std::string_view status) {
-      std::string key;
-      key.append(user).push_back('\0');
-      key.append(device);
-      m_grants.emplace(std::move(key), Grant{epoch, status == "active"});
-    });
+    registry::for_each_grant_state(
+        reg, [this](std::string_view user, std::string_view device, uint64_t epoch, std::string_view status) {
+          std::string key;
+          key.append(user).push_back('\0');
+          key.append(device);
+          m_grants.emplace(std::move(key), Grant{epoch, status == "active"});
+        });
   }
 }
 
@@ -473,7 +484,8 @@ StreamResult verify_stream(Fleet& fleet, int fd, std::FILE* out, const VerifyOpt
     // Split at newlines into slices; every thread, this one included, takes the next free slice.
     size_t start = 0;
     for (size_t i = 0; i < pieces.size(); ++i) {
-      size_t stop = i + 1 == pieces.size() ? lines.size() : std::min(lines.size(), start + lines.size() / pieces.size());
+      size_t stop =
+          i + 1 == pieces.size() ? lines.size() : std::min(lines.size(), start + lines.size() / pieces.size());
       if (stop < lines.size() && stop > start) {
         const size_t nl = lines.find('\n', stop - 1);
         stop = nl == std::string_view::npos ? lines.size() : nl + 1;
@@ -539,8 +551,7 @@ TokenKey export_token_key(Fleet& fleet, const std::optional<std::string>& audien
   out.test_key = fleet.keyring().is_test_key();
   auto& reg = fleet.registry();
   registry::Transaction tx(reg.db());
-  reg.audit("token.key.export", out.kid,
-            {{"format", token::format_name(format)}, {"fingerprint", out.fingerprint}});
+  reg.audit("token.key.export", out.kid, {{"format", token::format_name(format)}, {"fingerprint", out.fingerprint}});
   tx.commit();
   return out;
 }
@@ -637,7 +648,8 @@ crypto::Secret bundle_json(const GrantBundle& b)
   j["role"] = b.grant.grant.role;
   j["epoch"] = b.grant.grant.epoch;
   j["key_version"] = b.grant.device.key_version;
-  j["expires"] = b.grant.grant.expires ? nlohmann::ordered_json(*b.grant.grant.expires) : nlohmann::ordered_json(nullptr);
+  j["expires"] =
+      b.grant.grant.expires ? nlohmann::ordered_json(*b.grant.grant.expires) : nlohmann::ordered_json(nullptr);
   j["fingerprint"] = b.grant.fingerprint;
   j["test_key"] = b.test_key;
   j["token"] = b.token.text;

@@ -13,10 +13,14 @@ namespace fleetkey::qr {
 
 Matrix encode(std::string_view payload, Ec ec)
 {
-  const QRecLevel level = ec == Ec::L ? QR_ECLEVEL_L : ec == Ec::M ? QR_ECLEVEL_M : ec == Ec::Q ? QR_ECLEVEL_Q : QR_ECLEVEL_H;
+  const QRecLevel level = ec == Ec::L   ? QR_ECLEVEL_L
+                          : ec == Ec::M ? QR_ECLEVEL_M
+                          : ec == Ec::Q ? QR_ECLEVEL_Q
+                                        : QR_ECLEVEL_H;
   std::unique_ptr<QRcode, void (*)(QRcode*)> code(
-    QRcode_encodeData(static_cast<int>(payload.size()), reinterpret_cast<const unsigned char*>(payload.data()), 0, level),
-    QRcode_free);
+      QRcode_encodeData(static_cast<int>(payload.size()), reinterpret_cast<const unsigned char*>(payload.data()), 0,
+                        level),
+      QRcode_free);
   if (!code) {
     throw Error(Exit::failure, "cannot encode a QR code of {} bytes", payload.size());
   }
@@ -92,12 +96,12 @@ std::vector<uint8_t> render_png(const Matrix& m, int scale, int margin)
     throw Error(Exit::failure, "cannot render the QR code as PNG");
   }
   png_set_write_fn(
-    png, &out,
-    [](png_structp p, png_bytep data, png_size_t len) {
-      auto* v = static_cast<std::vector<uint8_t>*>(png_get_io_ptr(p));
-      v->insert(v->end(), data, data + len);
-    },
-    nullptr);
+      png, &out,
+      [](png_structp p, png_bytep data, png_size_t len) {
+        auto* v = static_cast<std::vector<uint8_t>*>(png_get_io_ptr(p));
+        v->insert(v->end(), data, data + len);
+      },
+      nullptr);
   png_set_IHDR(png, info, static_cast<png_uint_32>(size), static_cast<png_uint_32>(size), 1, PNG_COLOR_TYPE_GRAY,
                PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
   png_write_info(png, info);

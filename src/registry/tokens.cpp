@@ -5,7 +5,7 @@ namespace fleetkey::registry {
 std::optional<TokenRevocation> token_revocation(Registry& reg, std::string_view token_id)
 {
   Stmt st = reg.db().prepare(
-    "SELECT token_id, reason, created, token_exp FROM revocations WHERE kind = 'token' AND token_id = ?");
+      "SELECT token_id, reason, created, token_exp FROM revocations WHERE kind = 'token' AND token_id = ?");
   st.bind(1, token_id);
   if (!st.step()) {
     return std::nullopt;
@@ -20,7 +20,7 @@ std::optional<TokenRevocation> token_revocation(Registry& reg, std::string_view 
 void insert_token_revocation(Registry& reg, const TokenRevocation& r)
 {
   Stmt st = reg.db().prepare(
-    "INSERT INTO revocations (kind, token_id, reason, created, token_exp) VALUES ('token', ?, ?, ?, ?)");
+      "INSERT INTO revocations (kind, token_id, reason, created, token_exp) VALUES ('token', ?, ?, ?, ?)");
   st.bind(1, r.token_id).bind(2, r.reason).bind(3, r.created);
   if (r.token_exp) {
     st.bind(4, *r.token_exp);
@@ -38,9 +38,8 @@ void for_each_revoked_token(Registry& reg, const std::function<void(std::string_
   }
 }
 
-void for_each_grant_state(Registry& reg,
-                          const std::function<void(std::string_view user, std::string_view device, uint64_t epoch,
-                                                   std::string_view status)>& fn)
+void for_each_grant_state(Registry& reg, const std::function<void(std::string_view user, std::string_view device,
+                                                                  uint64_t epoch, std::string_view status)>& fn)
 {
   Stmt st = reg.db().prepare("SELECT user, device, epoch, status FROM grants");
   while (st.step()) {

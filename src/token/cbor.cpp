@@ -121,7 +121,10 @@ bool Reader::next(Item& item)
   }
 }
 
-bool Reader::skip() { return skip_depth(0); }
+bool Reader::skip()
+{
+  return skip_depth(0);
+}
 
 bool Reader::skip_depth(int depth)
 {
@@ -149,8 +152,9 @@ bool Reader::skip_depth(int depth)
       }
       const auto key = encoded(start);
       if (!prev.empty() && !std::lexicographical_compare(prev.begin(), prev.end(), key.begin(), key.end())) {
-        return fail(std::equal(prev.begin(), prev.end(), key.begin(), key.end()) ? "duplicate CBOR map key"
-                                                                               : "non-canonical CBOR: map keys out of order");
+        return fail(std::equal(prev.begin(), prev.end(), key.begin(), key.end())
+                        ? "duplicate CBOR map key"
+                        : "non-canonical CBOR: map keys out of order");
       }
       prev = key;
       if (!skip_depth(depth + 1)) {

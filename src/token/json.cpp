@@ -69,7 +69,10 @@ void Reader::ws()
   }
 }
 
-bool Reader::peek_string() { return m_p < m_s.size() && m_s[m_p] == '"'; }
+bool Reader::peek_string()
+{
+  return m_p < m_s.size() && m_s[m_p] == '"';
+}
 
 bool Reader::string_raw(std::string* out)
 {
@@ -110,14 +113,30 @@ bool Reader::string_raw(std::string* out)
     const char e = m_s[m_p++];
     char plain = 0;
     switch (e) {
-    case '"': plain = '"'; break;
-    case '\\': plain = '\\'; break;
-    case '/': plain = '/'; break;
-    case 'b': plain = '\b'; break;
-    case 'f': plain = '\f'; break;
-    case 'n': plain = '\n'; break;
-    case 'r': plain = '\r'; break;
-    case 't': plain = '\t'; break;
+    case '"':
+      plain = '"';
+      break;
+    case '\\':
+      plain = '\\';
+      break;
+    case '/':
+      plain = '/';
+      break;
+    case 'b':
+      plain = '\b';
+      break;
+    case 'f':
+      plain = '\f';
+      break;
+    case 'n':
+      plain = '\n';
+      break;
+    case 'r':
+      plain = '\r';
+      break;
+    case 't':
+      plain = '\t';
+      break;
     case 'u': {
       auto read4 = [this](uint32_t& v) {
         if (m_s.size() - m_p < 4) {
@@ -312,7 +331,10 @@ bool Reader::value(int depth)
   }
 }
 
-bool Reader::read_string(std::string& out) { return string_raw(&out); }
+bool Reader::read_string(std::string& out)
+{
+  return string_raw(&out);
+}
 
 bool Reader::read_int(int64_t& out)
 {

@@ -22,7 +22,12 @@ struct Scratch
 class Reader
 {
 public:
-  Reader(std::string_view text, Scratch& scratch) : m_s(text), m_keys(scratch.keys), m_key(scratch.key) {}
+  Reader(std::string_view text, Scratch& scratch)
+      : m_s(text)
+      , m_keys(scratch.keys)
+      , m_key(scratch.key)
+  {
+  }
 
   // Calls `member(key, *this)` for each member of the top-level object; the callback must
   // consume the value with one of the read_* functions. Checks duplicates and trailing data.
@@ -30,7 +35,7 @@ public:
   bool object(Fn&& member);
 
   bool read_string(std::string& out);
-  bool read_int(int64_t& out);   // an integer without fraction or exponent that fits int64
+  bool read_int(int64_t& out); // an integer without fraction or exponent that fits int64
   // Validates any value and gives its raw text.
   bool read_raw(std::string_view& out);
   bool peek_string();

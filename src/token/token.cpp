@@ -35,7 +35,10 @@ bool is_reserved_claim(std::string_view name)
   return false;
 }
 
-std::string_view as_text(util::ByteView b) { return {reinterpret_cast<const char*>(b.data()), b.size()}; }
+std::string_view as_text(util::ByteView b)
+{
+  return {reinterpret_cast<const char*>(b.data()), b.size()};
+}
 
 // RFC 4648 section 5 without padding, strict: no '=', no whitespace, the unused low bits of
 // the last character zero. Table-driven: token text is not secret, and this is the hot path.
@@ -145,13 +148,34 @@ bool decode_claims(util::ByteView payload, Claims& c, std::string& error)
     bool ok = true;
     if (key.major == cbor::Major::uint) {
       switch (key.value) {
-      case k_iss: ok = read_text(r, c.iss_value); c.present |= Claims::iss; break;
-      case k_sub: ok = read_text(r, c.sub_value); c.present |= Claims::sub; break;
-      case k_aud: ok = read_text(r, c.aud_value); c.present |= Claims::aud; break;
-      case k_scope: ok = read_text(r, c.scope_value); c.present |= Claims::scope; break;
-      case k_exp: ok = read_int(r, c.exp_value); c.present |= Claims::exp; break;
-      case k_nbf: ok = read_int(r, c.nbf_value); c.present |= Claims::nbf; break;
-      case k_iat: ok = read_int(r, c.iat_value); c.present |= Claims::iat; break;
+      case k_iss:
+        ok = read_text(r, c.iss_value);
+        c.present |= Claims::iss;
+        break;
+      case k_sub:
+        ok = read_text(r, c.sub_value);
+        c.present |= Claims::sub;
+        break;
+      case k_aud:
+        ok = read_text(r, c.aud_value);
+        c.present |= Claims::aud;
+        break;
+      case k_scope:
+        ok = read_text(r, c.scope_value);
+        c.present |= Claims::scope;
+        break;
+      case k_exp:
+        ok = read_int(r, c.exp_value);
+        c.present |= Claims::exp;
+        break;
+      case k_nbf:
+        ok = read_int(r, c.nbf_value);
+        c.present |= Claims::nbf;
+        break;
+      case k_iat:
+        ok = read_int(r, c.iat_value);
+        c.present |= Claims::iat;
+        break;
       case k_cti: {
         cbor::Item v;
         ok = r.next(v) && (v.major == cbor::Major::bytes || r.fail("cti is not a byte string"));
@@ -273,9 +297,12 @@ void append_i64(std::string& out, int64_t v)
 std::string_view format_name(Format f)
 {
   switch (f) {
-  case Format::cwt: return "cwt";
-  case Format::cwt64: return "cwt64";
-  case Format::jwt: return "jwt";
+  case Format::cwt:
+    return "cwt";
+  case Format::cwt64:
+    return "cwt64";
+  case Format::jwt:
+    return "jwt";
   }
   return "?";
 }
@@ -297,15 +324,24 @@ Result<Format> parse_format(std::string_view name)
 std::string_view key_label(Format f)
 {
   switch (f) {
-  case Format::cwt: return "cose-hmac256/256";
-  case Format::cwt64: return "cose-hmac256/64";
-  case Format::jwt: return "jwt-hs256";
+  case Format::cwt:
+    return "cose-hmac256/256";
+  case Format::cwt64:
+    return "cose-hmac256/64";
+  case Format::jwt:
+    return "jwt-hs256";
   }
   return "?";
 }
 
-int cose_alg(Format f) { return f == Format::cwt ? 5 : f == Format::cwt64 ? 4 : 0; }
-size_t tag_size(Format f) { return f == Format::cwt64 ? 8 : 32; }
+int cose_alg(Format f)
+{
+  return f == Format::cwt ? 5 : f == Format::cwt64 ? 4 : 0;
+}
+size_t tag_size(Format f)
+{
+  return f == Format::cwt64 ? 8 : 32;
+}
 
 std::string format_kid(uint32_t version, std::string_view device)
 {
@@ -357,7 +393,8 @@ void token_id(const Claims& c, Format f, std::string& out)
   }
 }
 
-MacKey::MacKey(util::ByteView key) : m_state(sizeof(sha256::HmacKey))
+MacKey::MacKey(util::ByteView key)
+    : m_state(sizeof(sha256::HmacKey))
 {
   sha256::hmac_init(*reinterpret_cast<sha256::HmacKey*>(m_state.data()), key.data(), key.size());
 }
@@ -461,7 +498,8 @@ bool Decoder::decode(std::string_view text, Decoded& out, Claims& claims, std::s
   const auto header_text = text.substr(0, dot1);
   const bool cached = m_json->header_ok && header_text == m_json->last_header;
   if ((!cached && !decode_b64url(header_text, m_header))
-      || !decode_b64url(text.substr(dot1 + 1, dot2 - dot1 - 1), m_payload) || !decode_b64url(text.substr(dot2 + 1), m_bin)) {
+      || !decode_b64url(text.substr(dot1 + 1, dot2 - dot1 - 1), m_payload)
+      || !decode_b64url(text.substr(dot2 + 1), m_bin)) {
     error = "JWT part is not base64url without padding";
     return false;
   }
@@ -656,14 +694,38 @@ util::Bytes encode_cwt_claims(const Claims& c)
   std::sort(text_members.begin(), text_members.end());
   const int n = std::popcount(c.present & ~uint32_t{Claims::epoch});
   w.map(static_cast<uint64_t>(n) + text_members.size());
-  if (c.has(Claims::iss)) { w.uint(k_iss); w.text(c.iss_value); }
-  if (c.has(Claims::sub)) { w.uint(k_sub); w.text(c.sub_value); }
-  if (c.has(Claims::aud)) { w.uint(k_aud); w.text(c.aud_value); }
-  if (c.has(Claims::exp)) { w.uint(k_exp); w.integer(c.exp_value); }
-  if (c.has(Claims::nbf)) { w.uint(k_nbf); w.integer(c.nbf_value); }
-  if (c.has(Claims::iat)) { w.uint(k_iat); w.integer(c.iat_value); }
-  if (c.has(Claims::cti)) { w.uint(k_cti); w.bytes(util::as_bytes(c.cti_value)); }
-  if (c.has(Claims::scope)) { w.uint(k_scope); w.text(c.scope_value); }
+  if (c.has(Claims::iss)) {
+    w.uint(k_iss);
+    w.text(c.iss_value);
+  }
+  if (c.has(Claims::sub)) {
+    w.uint(k_sub);
+    w.text(c.sub_value);
+  }
+  if (c.has(Claims::aud)) {
+    w.uint(k_aud);
+    w.text(c.aud_value);
+  }
+  if (c.has(Claims::exp)) {
+    w.uint(k_exp);
+    w.integer(c.exp_value);
+  }
+  if (c.has(Claims::nbf)) {
+    w.uint(k_nbf);
+    w.integer(c.nbf_value);
+  }
+  if (c.has(Claims::iat)) {
+    w.uint(k_iat);
+    w.integer(c.iat_value);
+  }
+  if (c.has(Claims::cti)) {
+    w.uint(k_cti);
+    w.bytes(util::as_bytes(c.cti_value));
+  }
+  if (c.has(Claims::scope)) {
+    w.uint(k_scope);
+    w.text(c.scope_value);
+  }
   for (const auto& [k, v] : text_members) {
     w.raw(k);
     w.raw(v);
@@ -758,13 +820,34 @@ void append_claims_json(std::string& out, const Claims& c, Format f)
     append_json_string(out, n);
     out.push_back(':');
   };
-  if (c.has(Claims::iss)) { name("iss"); append_json_string(out, c.iss_value); }
-  if (c.has(Claims::sub)) { name("sub"); append_json_string(out, c.sub_value); }
-  if (c.has(Claims::aud)) { name("aud"); append_json_string(out, c.aud_value); }
-  if (c.has(Claims::scope)) { name("scope"); append_json_string(out, c.scope_value); }
-  if (c.has(Claims::iat)) { name("iat"); append_i64(out, c.iat_value); }
-  if (c.has(Claims::nbf)) { name("nbf"); append_i64(out, c.nbf_value); }
-  if (c.has(Claims::exp)) { name("exp"); append_i64(out, c.exp_value); }
+  if (c.has(Claims::iss)) {
+    name("iss");
+    append_json_string(out, c.iss_value);
+  }
+  if (c.has(Claims::sub)) {
+    name("sub");
+    append_json_string(out, c.sub_value);
+  }
+  if (c.has(Claims::aud)) {
+    name("aud");
+    append_json_string(out, c.aud_value);
+  }
+  if (c.has(Claims::scope)) {
+    name("scope");
+    append_json_string(out, c.scope_value);
+  }
+  if (c.has(Claims::iat)) {
+    name("iat");
+    append_i64(out, c.iat_value);
+  }
+  if (c.has(Claims::nbf)) {
+    name("nbf");
+    append_i64(out, c.nbf_value);
+  }
+  if (c.has(Claims::exp)) {
+    name("exp");
+    append_i64(out, c.exp_value);
+  }
   if (c.has(Claims::cti)) {
     if (f == Format::jwt) {
       name("jti");

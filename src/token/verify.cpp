@@ -7,14 +7,22 @@ namespace fleetkey::token {
 std::string_view reason_name(Reason r)
 {
   switch (r) {
-  case Reason::valid: return "ok";
-  case Reason::malformed: return "malformed";
-  case Reason::unknown_key: return "unknown_key";
-  case Reason::bad_mac: return "bad_mac";
-  case Reason::expired: return "expired";
-  case Reason::not_yet_valid: return "not_yet_valid";
-  case Reason::wrong_audience: return "wrong_audience";
-  case Reason::revoked: return "revoked";
+  case Reason::valid:
+    return "ok";
+  case Reason::malformed:
+    return "malformed";
+  case Reason::unknown_key:
+    return "unknown_key";
+  case Reason::bad_mac:
+    return "bad_mac";
+  case Reason::expired:
+    return "expired";
+  case Reason::not_yet_valid:
+    return "not_yet_valid";
+  case Reason::wrong_audience:
+    return "wrong_audience";
+  case Reason::revoked:
+    return "revoked";
   }
   return "?";
 }
@@ -22,14 +30,22 @@ std::string_view reason_name(Reason r)
 Exit reason_exit(Reason r)
 {
   switch (r) {
-  case Reason::valid: return Exit::ok;
-  case Reason::malformed: return Exit::token_malformed;
-  case Reason::unknown_key: return Exit::token_unknown_key;
-  case Reason::bad_mac: return Exit::token_bad_mac;
-  case Reason::expired: return Exit::token_expired;
-  case Reason::not_yet_valid: return Exit::token_not_yet_valid;
-  case Reason::wrong_audience: return Exit::token_wrong_audience;
-  case Reason::revoked: return Exit::token_revoked;
+  case Reason::valid:
+    return Exit::ok;
+  case Reason::malformed:
+    return Exit::token_malformed;
+  case Reason::unknown_key:
+    return Exit::token_unknown_key;
+  case Reason::bad_mac:
+    return Exit::token_bad_mac;
+  case Reason::expired:
+    return Exit::token_expired;
+  case Reason::not_yet_valid:
+    return Exit::token_not_yet_valid;
+  case Reason::wrong_audience:
+    return Exit::token_wrong_audience;
+  case Reason::revoked:
+    return Exit::token_revoked;
   }
   return Exit::failure;
 }
@@ -45,10 +61,9 @@ Reason after_decode(Authority& authority, const Checks& checks, Verification& v,
     return Reason::unknown_key;
   }
   if (!check_mac(d, *key)) {
-    v.detail = d.tag_len == tag_size(d.format)
-                 ? "MAC check failed"
-                 : fmt::format("tag of {} bytes for a {} token (needs {})", d.tag_len, format_name(d.format),
-                               tag_size(d.format));
+    v.detail = d.tag_len == tag_size(d.format) ? "MAC check failed"
+                                               : fmt::format("tag of {} bytes for a {} token (needs {})", d.tag_len,
+                                                             format_name(d.format), tag_size(d.format));
     return Reason::bad_mac;
   }
   if (checks.times == TimeChecks::on) {
@@ -63,7 +78,8 @@ Reason after_decode(Authority& authority, const Checks& checks, Verification& v,
     }
   }
   if (!kid.device.empty() && (!c.has(Claims::aud) || c.aud_value != kid.device)) {
-    v.detail = fmt::format("kid names device \"{}\" but aud is \"{}\"", kid.device, c.has(Claims::aud) ? c.aud_value : "");
+    v.detail =
+        fmt::format("kid names device \"{}\" but aud is \"{}\"", kid.device, c.has(Claims::aud) ? c.aud_value : "");
     return Reason::wrong_audience;
   }
   if (!checks.audience.empty() && (!c.has(Claims::aud) || c.aud_value != checks.audience)) {

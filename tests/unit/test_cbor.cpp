@@ -9,7 +9,10 @@ using namespace fleetkey::token;
 
 namespace {
 
-util::Bytes hex(std::string_view s) { return *util::from_hex(s); }
+util::Bytes hex(std::string_view s)
+{
+  return *util::from_hex(s);
+}
 
 // Skips one whole item and requires the input to end there.
 std::string check(std::string_view h)
@@ -45,10 +48,10 @@ TEST_CASE("cbor: well-formed deterministic items are accepted")
 {
   CHECK(check("00") == "");
   CHECK(check("1818") == "");
-  CHECK(check("a20102036161") == "");  // {1: 2, 3: "a"}
-  CHECK(check("a201026161f6") == "");  // {1: 2, "a": null}
+  CHECK(check("a20102036161") == ""); // {1: 2, 3: "a"}
+  CHECK(check("a201026161f6") == ""); // {1: 2, "a": null}
   CHECK(check("d18443a10105a0f6f6") == "");
-  CHECK(check("6449455446") == "");  // "IETF"
+  CHECK(check("6449455446") == ""); // "IETF"
 }
 
 TEST_CASE("cbor: non-canonical and malformed items are rejected")

@@ -12,24 +12,29 @@ using namespace fleetkey::token;
 
 namespace {
 
-util::Bytes hex(std::string_view s) { return *util::from_hex(s); }
+util::Bytes hex(std::string_view s)
+{
+  return *util::from_hex(s);
+}
 
 // RFC 8392 Appendix A.4 with the A.2.2 key (HMAC 256/64).
 constexpr std::string_view k_a4_key = "403697de87af64611c1d32a05dab0fe1fcb715a86ab435f1ec99192d79569388";
 constexpr std::string_view k_a4_cwt =
-  "d83dd18443a10104a1044c53796d6d65747269633235365850a70175636f61703a2f2f61732e6578616d706c652e636f6d02656572696b"
-  "77037818636f61703a2f2f6c696768742e6578616d706c652e636f6d041a5612aeb0051a5610d9f0061a5610d9f007420b7148093101ef6d"
-  "789200";
+    "d83dd18443a10104a1044c53796d6d65747269633235365850a70175636f61703a2f2f61732e6578616d706c652e636f6d02656572696b"
+    "77037818636f61703a2f2f6c696768742e6578616d706c652e636f6d041a5612aeb0051a5610d9f0061a5610d9f007420b7148093101ef6d"
+    "789200";
 constexpr std::string_view k_a4_mac_structure =
-  "84644d41433043a10104405850a70175636f61703a2f2f61732e6578616d706c652e636f6d02656572696b77037818636f61703a2f2f6c69"
-  "6768742e6578616d706c652e636f6d041a5612aeb0051a5610d9f0061a5610d9f007420b71";
+    "84644d41433043a10104405850a70175636f61703a2f2f61732e6578616d706c652e636f6d02656572696b77037818636f61703a2f2f6c69"
+    "6768742e6578616d706c652e636f6d041a5612aeb0051a5610d9f0061a5610d9f007420b71";
 
 // COSE WG Examples, mac0-tests/HMac-01 (HMAC 256/256) and mac-fail-02 (last tag byte changed).
 constexpr std::string_view k_hmac01_key = "849b57219dae48de646d07dbb533566e976686457c1491be3a76dcea6c427188";
-constexpr std::string_view k_hmac01 = "D18443A10105A054546869732069732074686520636F6E74656E742E5820A1A848D3471F9D61EE49018D"
-                                      "244C824772F223AD4F935293F1789FC3A08D8C58";
-constexpr std::string_view k_macfail02 = "D18443A10105A054546869732069732074686520636F6E74656E742E5820A1A848D3471F9D61EE4"
-                                         "9018D244C824772F223AD4F935293F1789FC3A08D8C59";
+constexpr std::string_view k_hmac01 =
+    "D18443A10105A054546869732069732074686520636F6E74656E742E5820A1A848D3471F9D61EE49018D"
+    "244C824772F223AD4F935293F1789FC3A08D8C58";
+constexpr std::string_view k_macfail02 =
+    "D18443A10105A054546869732069732074686520636F6E74656E742E5820A1A848D3471F9D61EE4"
+    "9018D244C824772F223AD4F935293F1789FC3A08D8C59";
 
 Checks no_time()
 {
@@ -126,8 +131,9 @@ TEST_CASE("cose: a minted CWT has the documented layout and round-trips")
   CHECK(v.claims.extra_count == 1);
   std::string json;
   append_claims_json(json, v.claims, v.decoded.format);
-  CHECK(json == R"({"sub":"alice","aud":"SN-1","scope":"owner","iat":1800000000,"nbf":1800000000,"exp":1800003600,)"
-                R"("cti":"000102030405060708090a0b0c0d0e0f","site":"lab"})");
+  CHECK(json
+        == R"({"sub":"alice","aud":"SN-1","scope":"owner","iat":1800000000,"nbf":1800000000,"exp":1800003600,)"
+           R"("cti":"000102030405060708090a0b0c0d0e0f","site":"lab"})");
 }
 
 TEST_CASE("cose: tampering with any byte of a CWT is rejected")
@@ -183,7 +189,10 @@ TEST_CASE("cose: strict structure")
   CHECK(reason("d18443a10106a041a05820" + std::string(64, '0')) == Reason::malformed);
   CHECK(v.detail == "COSE alg 6 is not HMAC 256/256 (5) or HMAC 256/64 (4)");
   // Duplicate claim key inside the payload.
-  CHECK(reason("d18443a10105a047a2026161026162" "5820" + std::string(64, '0')) == Reason::malformed);
+  CHECK(reason("d18443a10105a047a2026161026162"
+               "5820"
+               + std::string(64, '0'))
+        == Reason::malformed);
   CHECK(v.detail == "duplicate CBOR map key");
 }
 

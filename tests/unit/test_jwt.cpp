@@ -10,18 +10,25 @@ using namespace fleetkey::token;
 
 namespace {
 
-util::Bytes hex(std::string_view s) { return *util::from_hex(s); }
+util::Bytes hex(std::string_view s)
+{
+  return *util::from_hex(s);
+}
 
 // RFC 7515 Appendix A.1.
-constexpr std::string_view k_a1_key = "0323354b2b0fa5bc837e0665777ba68f5ab328e6f054c928a90f84b2d2502ebfd3fb5a92d20647ef968ab4"
-                                      "c377623d223d2e2172052e4f08c0cd9af567d080a3";
+constexpr std::string_view k_a1_key =
+    "0323354b2b0fa5bc837e0665777ba68f5ab328e6f054c928a90f84b2d2502ebfd3fb5a92d20647ef968ab4"
+    "c377623d223d2e2172052e4f08c0cd9af567d080a3";
 constexpr std::string_view k_a1_jws =
-  "eyJ0eXAiOiJKV1QiLA0KICJhbGciOiJIUzI1NiJ9.eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNv"
-  "bS9pc19yb290Ijp0cnVlfQ.dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+    "eyJ0eXAiOiJKV1QiLA0KICJhbGciOiJIUzI1NiJ9.eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNv"
+    "bS9pc19yb290Ijp0cnVlfQ.dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 
 const util::Bytes k_key(32, 0x42);
 
-std::string b64(std::string_view s) { return util::to_base64url(util::as_bytes(s)); }
+std::string b64(std::string_view s)
+{
+  return util::to_base64url(util::as_bytes(s));
+}
 
 // A JWT with the given header and claims JSON, MACed with k_key.
 std::string make(std::string_view header, std::string_view claims)
@@ -84,7 +91,9 @@ TEST_CASE("jwt: mint and verify round trip with the documented header")
   CHECK(v.claims.sub_value == "svc\"1");
   std::string json;
   append_claims_json(json, v.claims, Format::jwt);
-  CHECK(json == R"({"sub":"svc\"1","scope":"reader","iat":1800000000,"exp":1800000060,"jti":"00112233445566778899aabbccddeeff"})");
+  CHECK(
+      json
+      == R"({"sub":"svc\"1","scope":"reader","iat":1800000000,"exp":1800000060,"jti":"00112233445566778899aabbccddeeff"})");
 }
 
 TEST_CASE("jwt: strict headers and claims")

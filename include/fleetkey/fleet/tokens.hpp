@@ -22,12 +22,12 @@ struct MintRequest
 {
   std::string subject;
   std::string role;
-  std::optional<std::string> audience;  // a registered device: the token is MACed with K_tok_dev(D)
-  std::optional<int64_t> ttl = 3600;     // nullopt: no exp claim
-  std::vector<std::string> claims;       // K=V extras
+  std::optional<std::string> audience; // a registered device: the token is MACed with K_tok_dev(D)
+  std::optional<int64_t> ttl = 3600;   // nullopt: no exp claim
+  std::vector<std::string> claims;     // K=V extras
   token::Format format = token::Format::cwt;
-  std::optional<int64_t> now;            // default: the clock
-  std::optional<uint64_t> epoch;         // the grant epoch, for tokens minted by `user grant`
+  std::optional<int64_t> now;    // default: the clock
+  std::optional<uint64_t> epoch; // the grant epoch, for tokens minted by `user grant`
 };
 
 struct MintedToken

@@ -26,8 +26,7 @@ void insert_token_revocation(Registry& reg, const TokenRevocation& r);
 void for_each_revoked_token(Registry& reg, const std::function<void(std::string_view token_id)>& fn);
 
 // Streams (user, device, epoch, status) of every grant.
-void for_each_grant_state(Registry& reg,
-                          const std::function<void(std::string_view user, std::string_view device, uint64_t epoch,
-                                                   std::string_view status)>& fn);
+void for_each_grant_state(Registry& reg, const std::function<void(std::string_view user, std::string_view device,
+                                                                  uint64_t epoch, std::string_view status)>& fn);
 
 } // namespace fleetkey::registry

@@ -17,7 +17,10 @@ enum class Major : uint8_t { uint = 0, nint = 1, bytes = 2, text = 3, array = 4,
 class Writer
 {
 public:
-  explicit Writer(util::Bytes& out) : m_out(out) {}
+  explicit Writer(util::Bytes& out)
+      : m_out(out)
+  {
+  }
 
   void head(Major major, uint64_t value); // the shortest form, as deterministic CBOR requires
   void uint(uint64_t v) { head(Major::uint, v); }
@@ -50,7 +53,10 @@ class Reader
 public:
   static constexpr int k_max_depth = 16;
 
-  explicit Reader(util::ByteView in) : m_in(in) {}
+  explicit Reader(util::ByteView in)
+      : m_in(in)
+  {
+  }
 
   // Reads one item's head (and the content of a string); false with error() set on failure.
   bool next(Item& item);

@@ -16,16 +16,16 @@ namespace fleetkey::token {
 
 enum class Format { cwt, cwt64, jwt };
 
-std::string_view format_name(Format f);          // "cwt", "cwt64", "jwt"
+std::string_view format_name(Format f); // "cwt", "cwt64", "jwt"
 Result<Format> parse_format(std::string_view name);
 // The HKDF label of the key for this format: no two formats share a key (fleetkey-tokens(5)).
-std::string_view key_label(Format f);            // "cose-hmac256/256", "cose-hmac256/64", "jwt-hs256"
-int cose_alg(Format f);                          // 5, 4; 0 for JWT
-size_t tag_size(Format f);                       // 32, 8, 32
+std::string_view key_label(Format f); // "cose-hmac256/256", "cose-hmac256/64", "jwt-hs256"
+int cose_alg(Format f);               // 5, 4; 0 for JWT
+size_t tag_size(Format f);            // 32, 8, 32
 
 // Token text is at most this long; longer input is rejected before decoding.
 inline constexpr size_t k_max_token_size = 8192;
-inline constexpr size_t k_cti_size = 16;         // cwt and jwt
+inline constexpr size_t k_cti_size = 16; // cwt and jwt
 inline constexpr size_t k_cti_size_cwt64 = 8;
 
 // The key id: "v<N>" for K_tok of master version N, "v<N>/<device>" for K_tok_dev(device)
@@ -50,8 +50,15 @@ struct Extra
 struct Claims
 {
   enum Field : uint32_t {
-    iss = 1u << 0, sub = 1u << 1, aud = 1u << 2, exp = 1u << 3, nbf = 1u << 4, iat = 1u << 5,
-    cti = 1u << 6, scope = 1u << 7, epoch = 1u << 8,
+    iss = 1u << 0,
+    sub = 1u << 1,
+    aud = 1u << 2,
+    exp = 1u << 3,
+    nbf = 1u << 4,
+    iat = 1u << 5,
+    cti = 1u << 6,
+    scope = 1u << 7,
+    epoch = 1u << 8,
   };
   uint32_t present = 0;
   std::string iss_value, sub_value, aud_value, scope_value;
@@ -62,7 +69,11 @@ struct Claims
   size_t extra_count = 0; // entries of `extra` in use
 
   bool has(Field f) const { return (present & f) != 0; }
-  void clear() { present = 0; extra_count = 0; }
+  void clear()
+  {
+    present = 0;
+    extra_count = 0;
+  }
   Extra& add_extra();
 };
 

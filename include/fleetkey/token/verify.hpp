@@ -18,8 +18,8 @@ enum class TimeChecks { on, off };
 struct Checks
 {
   int64_t now = 0;
-  int64_t leeway = 0;          // seconds of clock skew allowed on both exp and nbf
-  std::string_view audience;   // when not empty, the token's aud must equal it
+  int64_t leeway = 0;        // seconds of clock skew allowed on both exp and nbf
+  std::string_view audience; // when not empty, the token's aud must equal it
   TimeChecks times = TimeChecks::on;
 };
 
@@ -50,7 +50,11 @@ Reason verify(std::string_view text, Authority& authority, const Checks& checks,
 class FixedKey : public Authority
 {
 public:
-  FixedKey(util::ByteView key, Format format) : m_key(key), m_format(format) {}
+  FixedKey(util::ByteView key, Format format)
+      : m_key(key)
+      , m_format(format)
+  {
+  }
   const MacKey* key(const Kid&, Format f, std::string& why) override;
   bool revoked(const Claims&, Format, const Kid&, std::string&) override { return false; }
 
