@@ -12,6 +12,7 @@ constexpr Setup k_command_groups[] = {
   setup_master,
   setup_device,
   setup_user,
+  setup_token,
   setup_pair,
 };
 

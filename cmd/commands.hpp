@@ -11,6 +11,7 @@ void setup_master(CLI::App& app, Context& ctx);
 void setup_device(CLI::App& app, Context& ctx);
 void setup_device_import(CLI::App& device, Context& ctx);
 void setup_user(CLI::App& app, Context& ctx);
+void setup_token(CLI::App& app, Context& ctx);
 void setup_pair(CLI::App& app, Context& ctx);
 
 // Builds the whole command line: global options and every command group.

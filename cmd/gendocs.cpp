@@ -249,10 +249,10 @@ std::string tables(const std::vector<Command>& cmds)
         if (o.positional || o.metavar.empty()) {
           continue;
         }
-        std::string what = !o.choices.empty() ? join(o.choices, " ")
-                           : o.metavar == "FILE" ? "@file"
-                           : o.metavar == "DIR"  ? "@dir"
-                                                 : "";
+        std::string what = !o.choices.empty()                       ? join(o.choices, " ")
+                           : o.metavar.find("FILE") != std::string::npos ? "@file"
+                           : o.metavar == "DIR"                          ? "@dir"
+                                                                         : "";
         for (const auto& n : o.names) {
           choices += fmt::format("    {}) echo {} ;;\n", sh_quote(c.path + "|" + n), sh_quote(what));
         }
@@ -372,7 +372,7 @@ std::string fish(const std::vector<Command>& cmds)
           // -x: a value is required and it is not a file name; -r -F: it is one.
           if (!o.choices.empty()) {
             line += " -x -a " + fish_escape(join(o.choices, " "));
-          } else if (o.metavar == "FILE" || o.metavar == "DIR") {
+          } else if (o.metavar.find("FILE") != std::string::npos || o.metavar == "DIR") {
             line += " -r -F";
           } else {
             line += " -x";

@@ -34,10 +34,11 @@ _fleetkey() {
 
 _fleetkey_subcommands() {
   case "$1" in
-    '') echo 'init master device user pair' ;;
+    '') echo 'init master device user token pair' ;;
     'master') echo 'list rotate retire passwd' ;;
     'device') echo 'add import list show revoke key' ;;
     'user') echo 'add list show grant revoke key' ;;
+    'token') echo 'mint verify inspect key revoke' ;;
     'pair') echo 'decode' ;;
   esac
 }
@@ -62,9 +63,15 @@ _fleetkey_options() {
     'user add') echo '-h --help --label --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
     'user list') echo '-h --help --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
     'user show') echo '-h --help --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
-    'user grant') echo '-h --help --device --role --ttl --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
+    'user grant') echo '-h --help --device --role --ttl --qr -o --output --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
     'user revoke') echo '-h --help --device --reason --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
     'user key') echo '-h --help --device --format --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
+    'token') echo '-h --help --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
+    'token mint') echo '-h --help --sub --role --aud --ttl --claim --format --now --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
+    'token verify') echo '-h --help --aud --now --leeway --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
+    'token inspect') echo '-h --help --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
+    'token key') echo '-h --help --aud --format --for --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
+    'token revoke') echo '-h --help --reason --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
     'pair') echo '-h --help --scheme --qr -o --output --pin-digits --rotate --ec --scale --margin --vendor-id --product-id --discriminator --passcode --flow --discovery --all --from --jobs --force --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
     'pair decode') echo '-h --help --scheme --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
   esac
@@ -90,9 +97,15 @@ _fleetkey_values() {
     'user add') echo '--label --home --registry --master-key --passphrase-file' ;;
     'user list') echo ' --home --registry --master-key --passphrase-file' ;;
     'user show') echo ' --home --registry --master-key --passphrase-file' ;;
-    'user grant') echo '--device --role --ttl --home --registry --master-key --passphrase-file' ;;
+    'user grant') echo '--device --role --ttl --qr -o --output --home --registry --master-key --passphrase-file' ;;
     'user revoke') echo '--device --reason --home --registry --master-key --passphrase-file' ;;
     'user key') echo '--device --format --home --registry --master-key --passphrase-file' ;;
+    'token') echo ' --home --registry --master-key --passphrase-file' ;;
+    'token mint') echo '--sub --role --aud --ttl --claim --format --now --home --registry --master-key --passphrase-file' ;;
+    'token verify') echo '--aud --now --leeway --home --registry --master-key --passphrase-file' ;;
+    'token inspect') echo ' --home --registry --master-key --passphrase-file' ;;
+    'token key') echo '--aud --format --for --home --registry --master-key --passphrase-file' ;;
+    'token revoke') echo '--reason --home --registry --master-key --passphrase-file' ;;
     'pair') echo '--scheme --qr -o --output --pin-digits --ec --scale --margin --vendor-id --product-id --discriminator --passcode --flow --discovery --from --jobs --home --registry --master-key --passphrase-file' ;;
     'pair decode') echo '--scheme --home --registry --master-key --passphrase-file' ;;
   esac
@@ -189,6 +202,9 @@ _fleetkey_choices() {
     'user grant|--device') echo '' ;;
     'user grant|--role') echo '' ;;
     'user grant|--ttl') echo '' ;;
+    'user grant|--qr') echo 'utf8 png svg' ;;
+    'user grant|-o') echo '@file' ;;
+    'user grant|--output') echo '@file' ;;
     'user grant|--home') echo '@dir' ;;
     'user grant|--registry') echo '@file' ;;
     'user grant|--master-key') echo '@file' ;;
@@ -205,10 +221,48 @@ _fleetkey_choices() {
     'user key|--registry') echo '@file' ;;
     'user key|--master-key') echo '@file' ;;
     'user key|--passphrase-file') echo '@file' ;;
+    'token|--home') echo '@dir' ;;
+    'token|--registry') echo '@file' ;;
+    'token|--master-key') echo '@file' ;;
+    'token|--passphrase-file') echo '@file' ;;
+    'token mint|--sub') echo '' ;;
+    'token mint|--role') echo '' ;;
+    'token mint|--aud') echo '' ;;
+    'token mint|--ttl') echo '' ;;
+    'token mint|--claim') echo '' ;;
+    'token mint|--format') echo 'cwt cwt64 jwt' ;;
+    'token mint|--now') echo '' ;;
+    'token mint|--home') echo '@dir' ;;
+    'token mint|--registry') echo '@file' ;;
+    'token mint|--master-key') echo '@file' ;;
+    'token mint|--passphrase-file') echo '@file' ;;
+    'token verify|--aud') echo '' ;;
+    'token verify|--now') echo '' ;;
+    'token verify|--leeway') echo '' ;;
+    'token verify|--home') echo '@dir' ;;
+    'token verify|--registry') echo '@file' ;;
+    'token verify|--master-key') echo '@file' ;;
+    'token verify|--passphrase-file') echo '@file' ;;
+    'token inspect|--home') echo '@dir' ;;
+    'token inspect|--registry') echo '@file' ;;
+    'token inspect|--master-key') echo '@file' ;;
+    'token inspect|--passphrase-file') echo '@file' ;;
+    'token key|--aud') echo '' ;;
+    'token key|--format') echo 'hex base64 jwk' ;;
+    'token key|--for') echo 'cwt cwt64 jwt' ;;
+    'token key|--home') echo '@dir' ;;
+    'token key|--registry') echo '@file' ;;
+    'token key|--master-key') echo '@file' ;;
+    'token key|--passphrase-file') echo '@file' ;;
+    'token revoke|--reason') echo '' ;;
+    'token revoke|--home') echo '@dir' ;;
+    'token revoke|--registry') echo '@file' ;;
+    'token revoke|--master-key') echo '@file' ;;
+    'token revoke|--passphrase-file') echo '@file' ;;
     'pair|--scheme') echo 'fleetkey matter' ;;
     'pair|--qr') echo 'utf8 ansi png svg none' ;;
-    'pair|-o') echo '' ;;
-    'pair|--output') echo '' ;;
+    'pair|-o') echo '@file' ;;
+    'pair|--output') echo '@file' ;;
     'pair|--pin-digits') echo '' ;;
     'pair|--ec') echo 'L M Q H' ;;
     'pair|--scale') echo '' ;;

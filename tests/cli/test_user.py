@@ -40,7 +40,8 @@ class UserTest(fk.FleetTest):
         self.fk("user", "add", "alice")
         r = self.fk("user", "grant", "alice", "--device", "SN-0001", "--role", "owner", "--ttl", "30d")
         self.assertRegex(r.out, r"^user:         alice\ndevice:       SN-0001\nrole:         owner\nepoch:        1\n"
-                                r"expires:      \S+Z\nuser key:     [A-Za-z0-9+/]{43}=\nfingerprint:  [0-9a-f]{32}\n")
+                                r"expires:      \S+Z\nuser key:     [A-Za-z0-9+/]{43}=\nfingerprint:  [0-9a-f]{32}\n"
+                                r"token:        [A-Za-z0-9_-]+\ntoken id:     [0-9a-f]{32}\n$")
         self.assertEqual(self.fk("user", "key", "alice", "--device", "SN-0001").out, KUSER + "\n")
         self.assertEqual(self.rows("SELECT user, device, role, epoch, status FROM grants"),
                          [("alice", "SN-0001", "owner", 1, "active")])
@@ -60,8 +61,9 @@ class UserTest(fk.FleetTest):
     def test_grant_json_holds_the_key_and_its_metadata(self):
         self.fk("user", "add", "alice")
         j = self.fk("--json", "user", "grant", "alice", "--device", "SN-0001", "--role", "owner").json()
-        self.assertEqual(bytes.fromhex(KUSER), __import__("base64").b64decode(j["key"]))
-        self.assertEqual((j["kind"], j["device"], j["user"], j["epoch"]), ("user", "SN-0001", "alice", 1))
+        self.assertEqual(bytes.fromhex(KUSER), __import__("base64").b64decode(j["user_key"]))
+        self.assertEqual((j["type"], j["device"], j["user"], j["role"], j["epoch"]),
+                         ("fleetkey-grant", "SN-0001", "alice", "owner", 1))
 
     def test_revoke_everywhere(self):
         self.fk("user", "add", "alice")

@@ -1,0 +1,259 @@
+// fleetkey token mint | verify | inspect | key | revoke
+#include "commands.hpp"
+
+#include <fleetkey/fleet/tokens.hpp>
+#include <fleetkey/util/error.hpp>
+#include <fleetkey/util/text.hpp>
+
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <unistd.h>
+
+namespace fleetkey::cmd {
+
+namespace {
+
+struct MintOptions
+{
+  std::string sub;
+  std::string role;
+  std::optional<std::string> aud;
+  std::string ttl = "1h";
+  std::vector<std::string> claims;
+  std::string format = "cwt";
+  std::optional<std::string> now;
+};
+
+struct VerifyOptions
+{
+  std::string token = "-";
+  std::optional<std::string> aud;
+  std::optional<std::string> now;
+  std::optional<std::string> leeway;
+};
+
+struct KeyOptions
+{
+  std::optional<std::string> aud;
+  std::string format = "hex";
+  std::string for_format = "cwt";
+};
+
+struct RevokeOptions
+{
+  std::string token;
+  std::string reason;
+};
+
+std::optional<int64_t> parse_now(const std::optional<std::string>& now)
+{
+  if (!now) {
+    return std::nullopt;
+  }
+  auto t = util::parse_time(*now);
+  if (!t) {
+    throw Error(Exit::usage, "--now: {}", t.error());
+  }
+  return *t;
+}
+
+token::Format parse_format(const std::string& name)
+{
+  auto f = token::parse_format(name);
+  if (!f) {
+    throw Error(Exit::usage, f.error());
+  }
+  return *f;
+}
+
+std::string claims_json(const token::Claims& c, token::Format f)
+{
+  std::string out;
+  token::append_claims_json(out, c, f);
+  return out;
+}
+
+std::string_view alg_name(token::Format f)
+{
+  switch (f) {
+  case token::Format::cwt:
+    return "COSE_Mac0, HMAC 256/256 (alg 5)";
+  case token::Format::cwt64:
+    return "COSE_Mac0, HMAC 256/64 (alg 4)";
+  case token::Format::jwt:
+    return "JWS, HS256";
+  }
+  return "?";
+}
+
+} // namespace
+
+void setup_token(CLI::App& app, Context& ctx)
+{
+  auto* tok = app.add_subcommand("token", "Mint, verify, inspect and revoke role tokens (CWT and JWT)");
+  tok->require_subcommand(1);
+
+  auto mo = std::make_shared<MintOptions>();
+  auto* mint = add_command(*tok, ctx, "mint", "Mint a role token and print it", [&ctx, mo] {
+    fleet::MintRequest req;
+    req.subject = mo->sub;
+    req.role = mo->role;
+    req.audience = mo->aud;
+    auto ttl = util::parse_duration(mo->ttl);
+    if (!ttl) {
+      throw Error(Exit::usage, "--ttl: {}", ttl.error());
+    }
+    req.ttl = *ttl;
+    req.claims = mo->claims;
+    req.format = parse_format(mo->format);
+    req.now = parse_now(mo->now);
+    const auto t = fleet::mint_token(ctx.fleet(), req);
+    if (ctx.json()) {
+      std::string line = R"({"token":)";
+      token::append_json_string(line, t.text);
+      line += fmt::format(R"(,"format":"{}","kid":)", token::format_name(t.format));
+      token::append_json_string(line, t.kid);
+      line += R"(,"token_id":)";
+      token::append_json_string(line, t.token_id);
+      line += R"(,"claims":)" + claims_json(t.claims, t.format) + "}\n";
+      ctx.print(line);
+      return;
+    }
+    ctx.print(t.text + "\n");
+  });
+  mint->add_option("--sub", mo->sub, "Subject: the user or service the token is for")->required()->type_name("NAME");
+  mint->add_option("--role", mo->role, "Role, carried in the scope claim (a-z A-Z 0-9 _ . : -)")
+      ->required()
+      ->type_name("ROLE");
+  mint->add_option("--aud", mo->aud,
+                   "Audience device: the token is MACed with that device's K_tok_dev so the device can check it "
+                   "offline (default: a server token under K_tok)")
+      ->type_name("DEVICE");
+  mint->add_option("--ttl", mo->ttl, "Lifetime, e.g. 90s, 15m, 12h, 30d")->type_name("DURATION")->capture_default_str();
+  mint->add_option("--claim", mo->claims, "Extra text claim KEY=VALUE (repeatable)")->type_name("K=V");
+  mint->add_option("--format", mo->format,
+                   "cwt (COSE_Mac0, HMAC 256/256), cwt64 (HMAC 256/64, for BLE links) or jwt (HS256)")
+      ->check(CLI::IsMember({"cwt", "cwt64", "jwt"}))
+      ->capture_default_str();
+  mint->add_option("--now", mo->now, "Issue as of TIME (2026-11-22T00:12:17Z, 2026-11-22 or @UNIX) for fixtures")
+      ->type_name("TIME");
+
+  auto vo = std::make_shared<VerifyOptions>();
+  auto* verify = add_command(*tok, ctx, "verify",
+                             "Verify a token, or with - (or no argument) one token a line from stdin, printing one "
+                             "JSON line each; the exit code names the (first) reason a token was rejected",
+                             [&ctx, vo] {
+                               fleet::VerifyOptions o;
+                               o.audience = vo->aud;
+                               o.now = parse_now(vo->now);
+                               if (vo->leeway) {
+                                 auto leeway = util::parse_duration(*vo->leeway);
+                                 if (!leeway) {
+                                   throw Error(Exit::usage, "--leeway: {}", leeway.error());
+                                 }
+                                 o.leeway = *leeway;
+                               }
+                               if (vo->token == "-") {
+                                 const auto r = fleet::verify_stream(ctx.fleet(), STDIN_FILENO, stdout, o);
+                                 if (r.first_invalid != Exit::ok) {
+                                   throw Error(r.first_invalid,
+                                               "{} of {} tokens are invalid (the exit code is the first one's reason)",
+                                               r.invalid, r.total);
+                                 }
+                                 return;
+                               }
+                               const auto v = fleet::verify_token(ctx.fleet(), vo->token, o);
+                               const auto& ver = v->verification;
+                               if (ctx.json()) {
+                                 std::string line;
+                                 fleet::append_verdict_json(line, v->reason, ver);
+                                 ctx.print(line + "\n");
+                               }
+                               if (v->reason != token::Reason::valid) {
+                                 throw Error(token::reason_exit(v->reason), "token rejected ({}): {}",
+                                             token::reason_name(v->reason), ver.detail);
+                               }
+                               if (!ctx.json()) {
+                                 std::string id;
+                                 token::token_id(ver.claims, ver.decoded.format, id);
+                                 ctx.print(fmt::format("valid {} token\nkid:      {}\ntoken id: {}\nclaims:   {}\n",
+                                                       token::format_name(ver.decoded.format), ver.decoded.kid, id,
+                                                       claims_json(ver.claims, ver.decoded.format)));
+                               }
+                             });
+  verify->footer("Exit status: 0 valid, 10 malformed, 11 bad MAC, 12 expired, 13 not yet valid, 14 revoked, 15 unknown "
+                 "key, 16 wrong audience; for stdin, that of the first invalid token. See fleetkey-tokens(5).");
+  verify->add_option("TOKEN", vo->token, "The token, or - for one token a line on stdin")->capture_default_str();
+  verify->add_option("--aud", vo->aud, "Require this audience (the device checking the token)")->type_name("DEVICE");
+  verify->add_option("--now", vo->now, "Check exp and nbf as of TIME instead of the clock")->type_name("TIME");
+  verify->add_option("--leeway", vo->leeway, "Clock skew allowed on exp and nbf, e.g. 30s (default: none)")
+      ->type_name("DURATION");
+
+  auto io = std::make_shared<std::string>();
+  auto* inspect = add_command(*tok, ctx, "inspect", "Decode a token WITHOUT verifying it", [&ctx, io] {
+    const auto v = fleet::inspect_token(*io);
+    std::string id;
+    token::token_id(v->claims, v->decoded.format, id);
+    if (ctx.json()) {
+      std::string line = fmt::format(R"({{"verified":false,"format":"{}","alg":"{}","kid":)",
+                                     token::format_name(v->decoded.format), alg_name(v->decoded.format));
+      token::append_json_string(line, v->decoded.kid);
+      line += R"(,"token_id":)";
+      token::append_json_string(line, id);
+      line += R"(,"claims":)" + claims_json(v->claims, v->decoded.format) + "}\n";
+      ctx.print(line);
+      return;
+    }
+    ctx.print(fmt::format("NOT VERIFIED: decoded only; the MAC, times and revocation were not checked\n"
+                          "format:   {} ({})\nkid:      {}\ntoken id: {}\nclaims:   {}\n",
+                          token::format_name(v->decoded.format), alg_name(v->decoded.format), v->decoded.kid, id,
+                          claims_json(v->claims, v->decoded.format)));
+  });
+  inspect->add_option("TOKEN", *io, "The token")->required();
+
+  auto ko = std::make_shared<KeyOptions>();
+  auto* key = add_command(*tok, ctx, "key",
+                          "Print the verifying key, for servers that check tokens with their own JOSE or COSE library",
+                          [&ctx, ko] {
+                            const auto k = fleet::export_token_key(ctx.fleet(), ko->aud, parse_format(ko->for_format));
+                            if (ctx.json()) {
+                              std::string head = R"({"kid":)";
+                              token::append_json_string(head, k.kid);
+                              head += fmt::format(R"(,"for":"{}","fingerprint":"{}","test_key":{},"key":")",
+                                                  token::format_name(k.format), k.fingerprint, k.test_key);
+                              ctx.print(head);
+                              auto hex = fleet::format_token_key(k, "hex");
+                              hex.truncate(hex.size() - 1);
+                              ctx.write_secret(hex);
+                              ctx.print("\"}\n");
+                              return;
+                            }
+                            ctx.write_secret(fleet::format_token_key(k, ko->format));
+                          });
+  key->add_option("--aud", ko->aud, "The key of this device's tokens, K_tok_dev(DEVICE) (default: K_tok)")
+      ->type_name("DEVICE");
+  key->add_option("--format", ko->format, "Output: hex, base64 or jwk (RFC 7517)")
+      ->check(CLI::IsMember({"hex", "base64", "jwk"}))
+      ->capture_default_str();
+  key->add_option("--for", ko->for_format,
+                  "The token format the key verifies: cwt, cwt64 or jwt (each has its own key)")
+      ->check(CLI::IsMember({"cwt", "cwt64", "jwt"}))
+      ->capture_default_str();
+
+  auto ro = std::make_shared<RevokeOptions>();
+  auto* revoke = add_command(*tok, ctx, "revoke", "Revoke a token by its text or its token id", [&ctx, ro] {
+    const auto r = fleet::revoke_token(ctx.fleet(), ro->token, ro->reason);
+    if (ctx.json()) {
+      Json j{{"token_id", r.token_id}, {"reason", r.reason}, {"created", r.created}};
+      j["exp"] = r.exp ? Json(*r.exp) : Json(nullptr);
+      ctx.print_json(j);
+      return;
+    }
+    ctx.note(fmt::format("revoked token {}", r.token_id));
+  });
+  revoke->add_option("TOKEN", ro->token, "The token, or its id (hex of the cti, or the jti)")->required();
+  revoke->add_option("--reason", ro->reason, "Why, for the audit trail")->required()->type_name("TEXT");
+}
+
+} // namespace fleetkey::cmd

@@ -1,0 +1,32 @@
+#pragma once
+// What token verification reads from the registry, and token revocations.
+
+#include <fleetkey/registry/registry.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace fleetkey::registry {
+
+struct TokenRevocation
+{
+  std::string token_id;
+  std::string reason;
+  std::string created;
+  std::optional<int64_t> token_exp;
+};
+
+std::optional<TokenRevocation> token_revocation(Registry& reg, std::string_view token_id);
+void insert_token_revocation(Registry& reg, const TokenRevocation& r);
+
+// Streams every revoked token id, for loading a verifier once per batch.
+void for_each_revoked_token(Registry& reg, const std::function<void(std::string_view token_id)>& fn);
+
+// Streams (user, device, epoch, status) of every grant.
+void for_each_grant_state(Registry& reg, const std::function<void(std::string_view user, std::string_view device,
+                                                                  uint64_t epoch, std::string_view status)>& fn);
+
+} // namespace fleetkey::registry

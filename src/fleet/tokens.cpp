@@ -1,0 +1,694 @@
+#include <fleetkey/crypto/hierarchy.hpp>
+#include <fleetkey/fleet/devices.hpp>
+#include <fleetkey/fleet/tokens.hpp>
+#include <fleetkey/qr/qr.hpp>
+#include <fleetkey/registry/tokens.hpp>
+#include <fleetkey/util/error.hpp>
+#include <fleetkey/util/text.hpp>
+
+#include <nlohmann/json.hpp>
+#include <sodium.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <thread>
+#include <unistd.h>
+
+namespace fleetkey::fleet {
+
+namespace {
+
+constexpr token::Format k_formats[] = {token::Format::cwt, token::Format::cwt64, token::Format::jwt};
+constexpr int64_t k_max_ttl = 10LL * 366 * 24 * 3600;
+
+size_t format_index(token::Format f)
+{
+  return static_cast<size_t>(f);
+}
+
+int64_t now_or_clock(const std::optional<int64_t>& now)
+{
+  return now ? *now : util::unix_now();
+}
+
+void validate_reason(std::string_view reason)
+{
+  if (reason.empty() || reason.size() > 1024 || !util::is_printable_utf8(reason)) {
+    throw Error(Exit::usage, "--reason must be 1 to 1024 bytes of printable text");
+  }
+}
+
+crypto::Secret key_for(Fleet& fleet, const token::Kid& kid, token::Format f)
+{
+  const auto& mk = fleet.master_key(kid.version);
+  const crypto::MasterDeriver master(mk.key);
+  if (kid.device.empty()) {
+    return master.token_key(token::key_label(f));
+  }
+  const auto dev = master.device_key(kid.device);
+  return crypto::DeviceDeriver(dev).token_key(token::key_label(f));
+}
+
+// A registered, active device whose key the caller may use; throws otherwise.
+registry::DeviceRecord usable_device(Fleet& fleet, std::string_view id)
+{
+  auto device = show_device(fleet, id);
+  if (device.status == "revoked") {
+    throw Error(Exit::conflict, "device \"{}\" is revoked", id);
+  }
+  return device;
+}
+
+// The random token id, or for a test master key one derived from the claims, so that fixtures
+// minted with --test-seed and --now are reproducible (a real key always gets random bytes).
+std::string make_cti(Fleet& fleet, const token::Claims& claims, token::Format f)
+{
+  const size_t n = f == token::Format::cwt64 ? token::k_cti_size_cwt64 : token::k_cti_size;
+  crypto::Secret raw(n);
+  if (fleet.keyring().is_test_key()) {
+    const auto payload = token::encode_cwt_claims(claims);
+    crypto::Info info("test-cti");
+    info.add(token::format_name(f)).add(payload);
+    raw = crypto::MasterDeriver(fleet.keyring().current().key).derive(info, n);
+  } else {
+    randombytes_buf(raw.data(), n);
+  }
+  std::string out(reinterpret_cast<const char*>(raw.data()), n);
+  if (f == token::Format::jwt) {
+    out = util::to_hex(raw.span()); // a JWT's jti is a string: the hex of the same bytes
+  }
+  return out;
+}
+
+} // namespace
+
+MintedToken mint_token(Fleet& fleet, const MintRequest& req)
+{
+  validate_name(req.subject, "--sub");
+  validate_role(req.role);
+  if (req.ttl && (*req.ttl <= 0 || *req.ttl > k_max_ttl)) {
+    throw Error(Exit::usage, "--ttl must be between 1 second and 10 years");
+  }
+  token::Claims c;
+  for (const auto& kv : req.claims) {
+    auto [k, v] = parse_label(kv);
+    for (const char* reserved : {"iss", "sub", "aud", "exp", "nbf", "iat", "cti", "jti", "scope", "epoch"}) {
+      if (k == reserved) {
+        throw Error(Exit::usage, "--claim {} is set by fleetkey itself (use --sub, --role, --aud or --ttl)", k);
+      }
+    }
+    for (size_t i = 0; i < c.extra_count; ++i) {
+      if (c.extra[i].key == k) {
+        throw Error(Exit::usage, "--claim {} is given twice", k);
+      }
+    }
+    auto& e = c.add_extra();
+    e.key = k;
+    e.value = v;
+  }
+  auto& ring = fleet.keyring();
+  uint32_t version = ring.current_version();
+  std::string device_id;
+  if (req.audience) {
+    const auto device = usable_device(fleet, *req.audience);
+    version = device.key_version;
+    device_id = device.id;
+  }
+  const int64_t now = now_or_clock(req.now);
+  c.present = token::Claims::sub | token::Claims::scope | token::Claims::iat | token::Claims::nbf;
+  c.sub_value = req.subject;
+  c.scope_value = req.role;
+  c.iat_value = c.nbf_value = now;
+  if (req.audience) {
+    c.present |= token::Claims::aud;
+    c.aud_value = *req.audience;
+  }
+  if (req.ttl) {
+    c.present |= token::Claims::exp;
+    c.exp_value = now + *req.ttl;
+  }
+  if (req.epoch) {
+    c.present |= token::Claims::epoch;
+    c.epoch_value = *req.epoch;
+  }
+  c.cti_value = make_cti(fleet, c, req.format);
+  c.present |= token::Claims::cti;
+
+  MintedToken out;
+  out.format = req.format;
+  out.kid = token::format_kid(version, device_id);
+  token::Kid kid;
+  token::parse_kid(out.kid, kid);
+  const token::MacKey key(key_for(fleet, kid, req.format).span());
+  out.text = token::encode(req.format, c, out.kid, key);
+  token::token_id(c, req.format, out.token_id);
+  out.claims = std::move(c);
+
+  auto& reg = fleet.registry();
+  registry::Transaction tx(reg.db());
+  reg.audit("token.mint", req.subject,
+            {{"token_id", out.token_id},
+             {"format", token::format_name(req.format)},
+             {"kid", out.kid},
+             {"role", req.role},
+             {"aud", req.audience ? nlohmann::json(*req.audience) : nlohmann::json(nullptr)},
+             {"exp", req.ttl ? nlohmann::json(out.claims.exp_value) : nlohmann::json(nullptr)}});
+  tx.commit();
+  return out;
+}
+
+struct TokenVerifier::Version
+{
+  bool retired = false;
+  std::unique_ptr<token::MacKey> keys[3];
+  std::unique_ptr<crypto::MasterDeriver> deriver; // for device keys, used under m_mutex
+};
+
+struct TokenVerifier::Device
+{
+  bool known = false;
+  bool revoked = false;
+  uint32_t key_version = 0;
+  std::unique_ptr<token::MacKey> keys[3];
+};
+
+TokenVerifier::TokenVerifier(Fleet& fleet, const VerifyOptions& options, Preload preload)
+    : m_fleet(fleet)
+    , m_audience(options.audience.value_or(""))
+    , m_preload(preload)
+{
+  m_checks.now = now_or_clock(options.now);
+  m_checks.leeway = options.leeway;
+  m_checks.audience = m_audience;
+  auto& reg = fleet.registry();
+  const auto& ring = fleet.keyring();
+  for (const auto& rec : reg.master_keys()) {
+    auto v = std::make_unique<Version>();
+    v->retired = rec.status == "retired";
+    if (!v->retired) {
+      const auto& mk = ring.get(rec.version);
+      v->deriver = std::make_unique<crypto::MasterDeriver>(mk.key);
+      for (auto f : k_formats) {
+        const auto k = v->deriver->token_key(token::key_label(f));
+        v->keys[format_index(f)] = std::make_unique<token::MacKey>(k.span());
+      }
+    }
+    m_versions.emplace(rec.version, std::move(v));
+  }
+  if (preload == Preload::all) {
+    registry::for_each_revoked_token(reg, [this](std::string_view id) { m_revoked_tokens.emplace(id); });
+    registry::for_each_grant_state(
+        reg, [this](std::string_view user, std::string_view device, uint64_t epoch, std::string_view status) {
+          std::string key;
+          key.append(user).push_back('\0');
+          key.append(device);
+          m_grants.emplace(std::move(key), Grant{epoch, status == "active"});
+        });
+  }
+}
+
+TokenVerifier::~TokenVerifier() = default;
+
+token::Reason TokenVerifier::verify(std::string_view text, token::Verification& v)
+{
+  return token::verify(text, *this, m_checks, v);
+}
+
+const TokenVerifier::Device& TokenVerifier::device(std::string_view id)
+{
+  // Called with m_mutex held.
+  if (auto it = m_devices.find(id); it != m_devices.end()) {
+    return *it->second;
+  }
+  auto d = std::make_unique<Device>();
+  if (auto rec = m_fleet.registry().device(id)) {
+    d->known = true;
+    d->revoked = rec->status == "revoked";
+    d->key_version = rec->key_version;
+  }
+  return *m_devices.emplace(std::string(id), std::move(d)).first->second;
+}
+
+const token::MacKey* TokenVerifier::key(const token::Kid& kid, token::Format f, std::string& why)
+{
+  const auto vit = m_versions.find(kid.version);
+  if (vit == m_versions.end()) {
+    why = fmt::format("master key version {} is not in the registry", kid.version);
+    return nullptr;
+  }
+  const Version& ver = *vit->second;
+  if (ver.retired) {
+    why = fmt::format("master key version {} is retired", kid.version);
+    return nullptr;
+  }
+  if (kid.device.empty()) {
+    return ver.keys[format_index(f)].get();
+  }
+  std::lock_guard lock(m_mutex);
+  const Device& dc = device(kid.device);
+  if (!dc.known) {
+    why = fmt::format("device \"{}\" is not registered", kid.device);
+    return nullptr;
+  }
+  if (dc.key_version != kid.version) {
+    why = fmt::format("device \"{}\" has keys of master version {}, not {}", kid.device, dc.key_version, kid.version);
+    return nullptr;
+  }
+  auto& slot = const_cast<Device&>(dc).keys[format_index(f)];
+  if (!slot) {
+    const auto dev = ver.deriver->device_key(kid.device);
+    const auto k = crypto::DeviceDeriver(dev).token_key(token::key_label(f));
+    slot = std::make_unique<token::MacKey>(k.span());
+  }
+  return slot.get();
+}
+
+std::optional<TokenVerifier::Grant> TokenVerifier::grant(std::string_view user, std::string_view device,
+                                                         std::string& scratch)
+{
+  if (m_preload == Preload::all) {
+    scratch.assign(user).push_back('\0');
+    scratch.append(device);
+    const auto it = m_grants.find(std::string_view(scratch));
+    return it == m_grants.end() ? std::nullopt : std::optional(it->second);
+  }
+  std::lock_guard lock(m_mutex);
+  const auto g = m_fleet.registry().grant(user, device);
+  return g ? std::optional(Grant{g->epoch, g->status == "active"}) : std::nullopt;
+}
+
+bool TokenVerifier::revoked(const token::Claims& c, token::Format f, const token::Kid& kid, std::string& why)
+{
+  thread_local std::string id;
+  thread_local std::string scratch;
+  token::token_id(c, f, id);
+  if (!id.empty()) {
+    bool is_revoked = false;
+    if (m_preload == Preload::all) {
+      is_revoked = !m_revoked_tokens.empty() && m_revoked_tokens.find(std::string_view(id)) != m_revoked_tokens.end();
+    } else {
+      std::lock_guard lock(m_mutex);
+      is_revoked = registry::token_revocation(m_fleet.registry(), id).has_value();
+    }
+    if (is_revoked) {
+      why = fmt::format("token {} was revoked", id);
+      return true;
+    }
+  }
+  std::string_view device_id = kid.device;
+  if (device_id.empty() && c.has(token::Claims::aud)) {
+    device_id = c.aud_value;
+  }
+  if (device_id.empty()) {
+    return false;
+  }
+  {
+    std::lock_guard lock(m_mutex);
+    const Device& d = device(device_id);
+    if (d.revoked) {
+      why = fmt::format("device \"{}\" is revoked", device_id);
+      return true;
+    }
+  }
+  if (!c.has(token::Claims::sub)) {
+    return false;
+  }
+  const auto g = grant(c.sub_value, device_id, scratch);
+  if (c.has(token::Claims::epoch)) {
+    if (!g) {
+      why = fmt::format("\"{}\" has no grant on device \"{}\"", c.sub_value, device_id);
+      return true;
+    }
+    if (!g->active || g->epoch != c.epoch_value) {
+      why = fmt::format("grant of \"{}\" on device \"{}\" was revoked (token epoch {}, grant epoch {})", c.sub_value,
+                        device_id, c.epoch_value, g->epoch);
+      return true;
+    }
+  } else if (g && !g->active) {
+    why = fmt::format("grant of \"{}\" on device \"{}\" is revoked", c.sub_value, device_id);
+    return true;
+  }
+  return false;
+}
+
+void append_verdict_json(std::string& out, token::Reason reason, const token::Verification& v)
+{
+  out += reason == token::Reason::valid ? R"({"valid":true,"reason":"ok")" : R"({"valid":false,"reason":")";
+  if (reason != token::Reason::valid) {
+    out += token::reason_name(reason);
+    out += "\",\"error\":";
+    token::append_json_string(out, v.detail);
+  }
+  if (reason == token::Reason::malformed) {
+    out += ",\"claims\":null}";
+    return;
+  }
+  out += ",\"format\":\"";
+  out += token::format_name(v.decoded.format);
+  out += "\",\"kid\":";
+  token::append_json_string(out, v.decoded.kid);
+  thread_local std::string id;
+  token::token_id(v.claims, v.decoded.format, id);
+  out += ",\"token_id\":";
+  token::append_json_string(out, id);
+  out += ",\"claims\":";
+  token::append_claims_json(out, v.claims, v.decoded.format);
+  out += '}';
+}
+
+std::unique_ptr<Verified> verify_token(Fleet& fleet, std::string_view text, const VerifyOptions& options)
+{
+  TokenVerifier verifier(fleet, options, Preload::none);
+  auto out = std::make_unique<Verified>();
+  out->reason = verifier.verify(text, out->verification);
+  return out;
+}
+
+namespace {
+
+// One slice of a chunk of input and its output; slices are handed to threads on demand, so that
+// a thread that the scheduler delays holds up only its current slice.
+struct Piece
+{
+  std::string_view lines;
+  std::string out;
+  Exit first_invalid = Exit::ok;
+  uint64_t total = 0;
+  uint64_t invalid = 0;
+};
+
+void run_piece(TokenVerifier& verifier, token::Verification& v, Piece& p)
+{
+  p.out.clear();
+  p.first_invalid = Exit::ok;
+  p.total = p.invalid = 0;
+  const std::string_view lines = p.lines;
+  size_t pos = 0;
+  while (pos < lines.size()) {
+    size_t nl = lines.find('\n', pos);
+    if (nl == std::string_view::npos) {
+      nl = lines.size();
+    }
+    std::string_view line = lines.substr(pos, nl - pos);
+    pos = nl + 1;
+    if (!line.empty() && line.back() == '\r') {
+      line.remove_suffix(1);
+    }
+    if (line.empty()) {
+      continue; // blank lines are not tokens
+    }
+    const auto r = verifier.verify(line, v);
+    ++p.total;
+    if (r != token::Reason::valid) {
+      ++p.invalid;
+      if (p.first_invalid == Exit::ok) {
+        p.first_invalid = token::reason_exit(r);
+      }
+    }
+    append_verdict_json(p.out, r, v);
+    p.out += '\n';
+  }
+}
+
+void write_all(std::FILE* out, std::string_view data)
+{
+  if (!data.empty() && std::fwrite(data.data(), 1, data.size(), out) != data.size()) {
+    throw Error(Exit::failure, "cannot write to stdout: {}", std::strerror(errno));
+  }
+}
+
+} // namespace
+
+StreamResult verify_stream(Fleet& fleet, int fd, std::FILE* out, const VerifyOptions& options)
+{
+  TokenVerifier verifier(fleet, options, Preload::all);
+  const size_t threads = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 8);
+  std::vector<token::Verification> verifications(threads);
+  std::vector<Piece> pieces(threads * 16);
+  constexpr size_t k_chunk = size_t{4} << 20;
+  std::string buf(k_chunk, '\0');
+  size_t have = 0;
+  bool eof = false;
+  bool discarding = false; // inside a line longer than the buffer
+  StreamResult result;
+  token::Verification oversized;
+  oversized.detail = fmt::format("token is longer than {} bytes", token::k_max_token_size);
+
+  while (!eof || have > 0) {
+    while (!eof && have < buf.size()) {
+      const ssize_t n = ::read(fd, buf.data() + have, buf.size() - have);
+      if (n < 0 && errno == EINTR) {
+        continue;
+      }
+      if (n < 0) {
+        throw Error(Exit::failure, "cannot read stdin: {}", std::strerror(errno));
+      }
+      if (n == 0) {
+        eof = true;
+        break;
+      }
+      have += static_cast<size_t>(n);
+    }
+    std::string_view data(buf.data(), have);
+    size_t end = data.rfind('\n');
+    if (end == std::string_view::npos) {
+      if (!eof) {
+        // A full buffer without a newline: one line too long to be a token.
+        if (!discarding) {
+          std::string line;
+          append_verdict_json(line, token::Reason::malformed, oversized);
+          line += '\n';
+          write_all(out, line);
+          ++result.total;
+          ++result.invalid;
+          if (result.first_invalid == Exit::ok) {
+            result.first_invalid = Exit::token_malformed;
+          }
+        }
+        discarding = true;
+        have = 0;
+        continue;
+      }
+      end = have; // the last line has no newline
+    } else {
+      end += 1;
+    }
+    std::string_view lines = data.substr(0, end);
+    if (discarding) {
+      const size_t nl = lines.find('\n');
+      lines.remove_prefix(nl == std::string_view::npos ? lines.size() : nl + 1);
+      discarding = false;
+    }
+    // Split at newlines into slices; every thread, this one included, takes the next free slice.
+    size_t start = 0;
+    for (size_t i = 0; i < pieces.size(); ++i) {
+      size_t stop =
+          i + 1 == pieces.size() ? lines.size() : std::min(lines.size(), start + lines.size() / pieces.size());
+      if (stop < lines.size() && stop > start) {
+        const size_t nl = lines.find('\n', stop - 1);
+        stop = nl == std::string_view::npos ? lines.size() : nl + 1;
+      }
+      pieces[i].lines = lines.substr(start, stop - start);
+      start = stop;
+    }
+    std::atomic<size_t> next{0};
+    auto work = [&](token::Verification& v) {
+      for (size_t i = next++; i < pieces.size(); i = next++) {
+        run_piece(verifier, v, pieces[i]);
+      }
+    };
+    std::vector<std::thread> pool;
+    for (size_t t = 1; t < threads; ++t) {
+      pool.emplace_back([&, t] { work(verifications[t]); });
+    }
+    work(verifications[0]);
+    for (auto& t : pool) {
+      t.join();
+    }
+    for (auto& p : pieces) {
+      write_all(out, p.out);
+      result.total += p.total;
+      result.invalid += p.invalid;
+      if (result.first_invalid == Exit::ok) {
+        result.first_invalid = p.first_invalid;
+      }
+    }
+    const size_t consumed = std::min(end, have);
+    std::memmove(buf.data(), buf.data() + consumed, have - consumed);
+    have -= consumed;
+  }
+  if (std::fflush(out) != 0) {
+    throw Error(Exit::failure, "cannot write to stdout: {}", std::strerror(errno));
+  }
+  return result;
+}
+
+std::unique_ptr<token::Verification> inspect_token(std::string_view text)
+{
+  auto v = std::make_unique<token::Verification>();
+  if (!v->decoder.decode(text, v->decoded, v->claims, v->detail)) {
+    throw Error(Exit::token_malformed, "malformed token: {}", v->detail);
+  }
+  return v;
+}
+
+TokenKey export_token_key(Fleet& fleet, const std::optional<std::string>& audience, token::Format format)
+{
+  TokenKey out;
+  out.format = format;
+  token::Kid kid;
+  if (audience) {
+    const auto device = usable_device(fleet, *audience);
+    out.kid = token::format_kid(device.key_version, device.id);
+  } else {
+    out.kid = token::format_kid(fleet.keyring().current_version(), "");
+  }
+  token::parse_kid(out.kid, kid);
+  out.key = key_for(fleet, kid, format);
+  out.fingerprint = crypto::fingerprint(out.key.span());
+  out.test_key = fleet.keyring().is_test_key();
+  auto& reg = fleet.registry();
+  registry::Transaction tx(reg.db());
+  reg.audit("token.key.export", out.kid, {{"format", token::format_name(format)}, {"fingerprint", out.fingerprint}});
+  tx.commit();
+  return out;
+}
+
+crypto::Secret format_token_key(const TokenKey& key, std::string_view format)
+{
+  std::string text;
+  if (format == "hex") {
+    text = util::to_hex(key.key.span()) + "\n";
+  } else if (format == "base64") {
+    text = util::to_base64(key.key.span()) + "\n";
+  } else if (format == "jwk") {
+    text = R"({"kty":"oct","kid":)";
+    token::append_json_string(text, key.kid);
+    if (key.format == token::Format::jwt) {
+      text += R"(,"alg":"HS256")";
+    }
+    text += R"(,"use":"sig","k":")" + util::to_base64url(key.key.span()) + "\"}\n";
+  } else {
+    throw Error(Exit::usage, "unknown key format \"{}\" (hex, base64 or jwk)", format);
+  }
+  auto out = crypto::Secret::copy_of(util::as_bytes(text));
+  sodium_memzero(text.data(), text.size());
+  return out;
+}
+
+RevokedToken revoke_token(Fleet& fleet, std::string_view token_or_id, std::string_view reason)
+{
+  validate_reason(reason);
+  RevokedToken out;
+  const bool is_id = token_or_id.size() >= 2 && token_or_id.size() <= 128
+                     && token_or_id.find_first_not_of("0123456789abcdef") == std::string_view::npos;
+  if (is_id) {
+    out.token_id = std::string(token_or_id);
+  } else {
+    // A whole token: it must be one of ours (known key, good MAC) before it is recorded.
+    TokenVerifier verifier(fleet, VerifyOptions{}, Preload::none);
+    token::Verification v;
+    const auto r = verifier.verify(token_or_id, v);
+    if (r == token::Reason::malformed || r == token::Reason::unknown_key || r == token::Reason::bad_mac) {
+      throw Error(token::reason_exit(r), "cannot revoke this token: {}", v.detail);
+    }
+    token::token_id(v.claims, v.decoded.format, out.token_id);
+    if (out.token_id.empty()) {
+      throw Error(Exit::usage, "the token has no cti or jti to revoke");
+    }
+    if (v.claims.has(token::Claims::exp)) {
+      out.exp = v.claims.exp_value;
+    }
+  }
+  auto& reg = fleet.registry();
+  registry::Transaction tx(reg.db());
+  if (registry::token_revocation(reg, out.token_id)) {
+    throw Error(Exit::conflict, "token {} is already revoked", out.token_id);
+  }
+  out.reason = std::string(reason);
+  out.created = util::format_time(util::unix_now());
+  registry::insert_token_revocation(reg, {out.token_id, out.reason, out.created, out.exp});
+  reg.audit("token.revoke", out.token_id,
+            {{"reason", reason}, {"exp", out.exp ? nlohmann::json(*out.exp) : nlohmann::json(nullptr)}});
+  tx.commit();
+  return out;
+}
+
+GrantBundle grant_with_token(Fleet& fleet, std::string_view user, std::string_view device, std::string_view role,
+                             std::optional<int64_t> ttl_seconds)
+{
+  GrantBundle b;
+  b.grant = grant_user(fleet, user, device, role, ttl_seconds);
+  MintRequest req;
+  req.subject = std::string(user);
+  req.role = std::string(role);
+  req.audience = std::string(device);
+  req.epoch = b.grant.grant.epoch;
+  req.ttl = std::nullopt;
+  const int64_t now = util::unix_now();
+  req.now = now;
+  if (b.grant.grant.expires) {
+    const auto exp = util::parse_time(*b.grant.grant.expires);
+    req.ttl = exp ? std::max<int64_t>(1, *exp - now) : *ttl_seconds;
+  }
+  b.token = mint_token(fleet, req);
+  b.test_key = fleet.keyring().is_test_key();
+  return b;
+}
+
+crypto::Secret bundle_json(const GrantBundle& b)
+{
+  nlohmann::ordered_json j;
+  j["type"] = "fleetkey-grant";
+  j["version"] = 1;
+  j["user"] = b.grant.grant.user;
+  j["device"] = b.grant.device.id;
+  j["role"] = b.grant.grant.role;
+  j["epoch"] = b.grant.grant.epoch;
+  j["key_version"] = b.grant.device.key_version;
+  j["expires"] =
+      b.grant.grant.expires ? nlohmann::ordered_json(*b.grant.grant.expires) : nlohmann::ordered_json(nullptr);
+  j["fingerprint"] = b.grant.fingerprint;
+  j["test_key"] = b.test_key;
+  j["token"] = b.token.text;
+  j["token_id"] = b.token.token_id;
+  // The key is spliced in last, so that no copy of it lands in memory the json object frees unzeroed.
+  std::string text = j.dump();
+  text.pop_back();
+  std::string b64 = util::to_base64(b.grant.user_key.span());
+  text += ",\"user_key\":\"" + b64 + "\"}";
+  sodium_memzero(b64.data(), b64.size());
+  auto out = crypto::Secret::copy_of(util::as_bytes(text));
+  sodium_memzero(text.data(), text.size());
+  return out;
+}
+
+QrMode parse_qr_mode(std::string_view name)
+{
+  if (name == "utf8") {
+    return QrMode::utf8;
+  }
+  if (name == "png") {
+    return QrMode::png;
+  }
+  if (name == "svg") {
+    return QrMode::svg;
+  }
+  throw Error(Exit::usage, "unknown QR mode \"{}\" (utf8, png or svg)", name);
+}
+
+std::vector<uint8_t> render_bundle_qr(const crypto::Secret& bundle, QrMode mode)
+{
+  const auto m = qr::encode({reinterpret_cast<const char*>(bundle.data()), bundle.size()}, qr::Ec::M);
+  if (mode == QrMode::png) {
+    return qr::render_png(m);
+  }
+  std::string text = mode == QrMode::utf8 ? qr::render_utf8(m) : qr::render_svg(m);
+  std::vector<uint8_t> out(text.begin(), text.end());
+  sodium_memzero(text.data(), text.size());
+  return out;
+}
+
+} // namespace fleetkey::fleet

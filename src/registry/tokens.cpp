@@ -1,0 +1,52 @@
+#include <fleetkey/registry/tokens.hpp>
+
+namespace fleetkey::registry {
+
+std::optional<TokenRevocation> token_revocation(Registry& reg, std::string_view token_id)
+{
+  Stmt st = reg.db().prepare(
+      "SELECT token_id, reason, created, token_exp FROM revocations WHERE kind = 'token' AND token_id = ?");
+  st.bind(1, token_id);
+  if (!st.step()) {
+    return std::nullopt;
+  }
+  TokenRevocation r{st.text(0), st.text(1), st.text(2), std::nullopt};
+  if (!st.is_null(3)) {
+    r.token_exp = st.integer(3);
+  }
+  return r;
+}
+
+void insert_token_revocation(Registry& reg, const TokenRevocation& r)
+{
+  Stmt st = reg.db().prepare(
+      "INSERT INTO revocations (kind, token_id, reason, created, token_exp) VALUES ('token', ?, ?, ?, ?)");
+  st.bind(1, r.token_id).bind(2, r.reason).bind(3, r.created);
+  if (r.token_exp) {
+    st.bind(4, *r.token_exp);
+  } else {
+    st.bind_null(4);
+  }
+  st.run();
+}
+
+void for_each_revoked_token(Registry& reg, const std::function<void(std::string_view token_id)>& fn)
+{
+  Stmt st = reg.db().prepare("SELECT token_id FROM revocations WHERE kind = 'token' AND token_id IS NOT NULL");
+  while (st.step()) {
+    fn(st.text_view(0));
+  }
+}
+
+void for_each_grant_state(Registry& reg, const std::function<void(std::string_view user, std::string_view device,
+                                                                  uint64_t epoch, std::string_view status)>& fn)
+{
+  Stmt st = reg.db().prepare("SELECT user, device, epoch, status FROM grants");
+  while (st.step()) {
+    const std::string user = st.text(0);
+    const std::string device = st.text(1);
+    fn(user, device, static_cast<uint64_t>(st.integer(2)), st.text_view(3));
+  }
+}
+
+} // namespace fleetkey::registry

@@ -1,0 +1,877 @@
+#include "json.hpp"
+#include "sha256.hpp"
+
+#include <fleetkey/token/cbor.hpp>
+#include <fleetkey/token/token.hpp>
+#include <fleetkey/util/error.hpp>
+#include <fleetkey/util/text.hpp>
+
+#include <sodium.h>
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <cstring>
+
+namespace fleetkey::token {
+
+namespace {
+
+// COSE header labels (RFC 9052) and CWT claim keys (RFC 8392, scope from RFC 8693).
+constexpr uint64_t k_hdr_alg = 1, k_hdr_crit = 2, k_hdr_kid = 4;
+constexpr uint64_t k_iss = 1, k_sub = 2, k_aud = 3, k_exp = 4, k_nbf = 5, k_iat = 6, k_cti = 7, k_scope = 9;
+constexpr uint64_t k_tag_cwt = 61, k_tag_mac0 = 17;
+constexpr std::string_view k_epoch_key = "epoch";
+constexpr std::string_view k_jwt_header_prefix = R"({"alg":"HS256","typ":"JWT","kid":)";
+
+// Names that extra claims may not take: the JSON names of the claims fleetkey interprets.
+bool is_reserved_claim(std::string_view name)
+{
+  for (const char* r : {"iss", "sub", "aud", "exp", "nbf", "iat", "cti", "jti", "scope", "epoch"}) {
+    if (name == r) {
+      return true;
+    }
+  }
+  return false;
+}
+
+std::string_view as_text(util::ByteView b)
+{
+  return {reinterpret_cast<const char*>(b.data()), b.size()};
+}
+
+// RFC 4648 section 5 without padding, strict: no '=', no whitespace, the unused low bits of
+// the last character zero. Table-driven: token text is not secret, and this is the hot path.
+constexpr auto k_b64url_table = [] {
+  std::array<int8_t, 256> t{};
+  t.fill(-1);
+  const char* alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  for (int i = 0; i < 64; ++i) {
+    t[static_cast<uint8_t>(alphabet[i])] = static_cast<int8_t>(i);
+  }
+  return t;
+}();
+
+bool decode_b64url(std::string_view text, util::Bytes& out)
+{
+  const size_t n = text.size();
+  if (n % 4 == 1) {
+    return false;
+  }
+  out.resize(n / 4 * 3 + (n % 4 == 0 ? 0 : n % 4 - 1));
+  const auto* in = reinterpret_cast<const uint8_t*>(text.data());
+  uint8_t* o = out.data();
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const int a = k_b64url_table[in[i]], b = k_b64url_table[in[i + 1]], c = k_b64url_table[in[i + 2]],
+              d = k_b64url_table[in[i + 3]];
+    if ((a | b | c | d) < 0) {
+      return false;
+    }
+    const auto v = static_cast<uint32_t>(a << 18 | b << 12 | c << 6 | d);
+    *o++ = static_cast<uint8_t>(v >> 16);
+    *o++ = static_cast<uint8_t>(v >> 8);
+    *o++ = static_cast<uint8_t>(v);
+  }
+  const size_t rest = n - i;
+  if (rest == 2) {
+    const int a = k_b64url_table[in[i]], b = k_b64url_table[in[i + 1]];
+    if ((a | b) < 0 || (b & 0x0f) != 0) {
+      return false;
+    }
+    *o++ = static_cast<uint8_t>(a << 2 | b >> 4);
+  } else if (rest == 3) {
+    const int a = k_b64url_table[in[i]], b = k_b64url_table[in[i + 1]], c = k_b64url_table[in[i + 2]];
+    if ((a | b | c) < 0 || (c & 0x03) != 0) {
+      return false;
+    }
+    *o++ = static_cast<uint8_t>(a << 2 | b >> 4);
+    *o++ = static_cast<uint8_t>((b & 0x0f) << 4 | c >> 2);
+  }
+  return true;
+}
+
+void append_b64url(std::string& out, util::ByteView data)
+{
+  const size_t n = sodium_base64_encoded_len(data.size(), sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+  const size_t at = out.size();
+  out.resize(at + n);
+  sodium_bin2base64(out.data() + at, n, data.data(), data.size(), sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+  out.resize(at + n - 1); // the terminating NUL
+}
+
+bool read_int(cbor::Reader& r, int64_t& out)
+{
+  cbor::Item it;
+  if (!r.next(it)) {
+    return false;
+  }
+  if (it.major == cbor::Major::uint && it.value <= static_cast<uint64_t>(INT64_MAX)) {
+    out = static_cast<int64_t>(it.value);
+    return true;
+  }
+  if (it.major == cbor::Major::nint && it.value <= static_cast<uint64_t>(INT64_MAX)) {
+    out = -static_cast<int64_t>(it.value) - 1;
+    return true;
+  }
+  return r.fail("claim is not an integer in range");
+}
+
+bool read_text(cbor::Reader& r, std::string& out)
+{
+  cbor::Item it;
+  if (!r.next(it)) {
+    return false;
+  }
+  if (it.major != cbor::Major::text) {
+    return r.fail("claim is not a text string");
+  }
+  out.assign(as_text(it.str));
+  return true;
+}
+
+bool decode_claims(util::ByteView payload, Claims& c, std::string& error)
+{
+  cbor::Reader r(payload);
+  cbor::Item it;
+  if (!r.next(it) || it.major != cbor::Major::map) {
+    error = r.error().empty() ? "CWT claims are not a CBOR map" : r.error();
+    return false;
+  }
+  util::ByteView prev;
+  for (uint64_t i = 0; i < it.value; ++i) {
+    cbor::Item key;
+    if (!r.read_map_key(key, prev)) {
+      error = r.error();
+      return false;
+    }
+    bool ok = true;
+    if (key.major == cbor::Major::uint) {
+      switch (key.value) {
+      case k_iss:
+        ok = read_text(r, c.iss_value);
+        c.present |= Claims::iss;
+        break;
+      case k_sub:
+        ok = read_text(r, c.sub_value);
+        c.present |= Claims::sub;
+        break;
+      case k_aud:
+        ok = read_text(r, c.aud_value);
+        c.present |= Claims::aud;
+        break;
+      case k_scope:
+        ok = read_text(r, c.scope_value);
+        c.present |= Claims::scope;
+        break;
+      case k_exp:
+        ok = read_int(r, c.exp_value);
+        c.present |= Claims::exp;
+        break;
+      case k_nbf:
+        ok = read_int(r, c.nbf_value);
+        c.present |= Claims::nbf;
+        break;
+      case k_iat:
+        ok = read_int(r, c.iat_value);
+        c.present |= Claims::iat;
+        break;
+      case k_cti: {
+        cbor::Item v;
+        ok = r.next(v) && (v.major == cbor::Major::bytes || r.fail("cti is not a byte string"));
+        if (ok) {
+          if (v.str.empty() || v.str.size() > 64) {
+            error = "cti must be 1 to 64 bytes";
+            return false;
+          }
+          c.cti_value.assign(as_text(v.str));
+          c.present |= Claims::cti;
+        }
+        break;
+      }
+      default:
+        error = fmt::format("unknown CWT claim key {}", key.value);
+        return false;
+      }
+    } else if (key.major == cbor::Major::text) {
+      const auto name = as_text(key.str);
+      if (name == k_epoch_key) {
+        cbor::Item v;
+        ok = r.next(v) && (v.major == cbor::Major::uint || r.fail("epoch claim is not an unsigned integer"));
+        c.epoch_value = v.value;
+        c.present |= Claims::epoch;
+      } else if (is_reserved_claim(name)) {
+        error = fmt::format("text claim key \"{}\" shadows a registered claim", name);
+        return false;
+      } else {
+        auto& e = c.add_extra();
+        e.key.assign(name);
+        e.json = false;
+        ok = read_text(r, e.value);
+      }
+    } else {
+      error = "negative CWT claim keys are not supported";
+      return false;
+    }
+    if (!ok) {
+      error = r.error();
+      return false;
+    }
+  }
+  if (!r.at_end()) {
+    error = "trailing bytes after the CWT claims";
+    return false;
+  }
+  return true;
+}
+
+// Reads a COSE header map (protected or not), noting alg and kid. crit is never understood.
+bool decode_header(cbor::Reader& r, bool is_protected, int64_t& alg, std::string& kid, bool& has_kid,
+                   std::string& error)
+{
+  cbor::Item m;
+  if (!r.next(m) || m.major != cbor::Major::map) {
+    error = r.error().empty() ? "COSE header is not a map" : r.error();
+    return false;
+  }
+  util::ByteView prev;
+  for (uint64_t i = 0; i < m.value; ++i) {
+    cbor::Item key;
+    if (!r.read_map_key(key, prev)) {
+      error = r.error();
+      return false;
+    }
+    const bool int_key = key.major == cbor::Major::uint;
+    if (int_key && key.value == k_hdr_alg) {
+      if (!is_protected) {
+        error = "COSE alg must be in the protected header";
+        return false;
+      }
+      if (!read_int(r, alg)) {
+        error = "COSE alg is not an integer";
+        return false;
+      }
+    } else if (int_key && key.value == k_hdr_crit) {
+      error = "COSE header has critical parameters this verifier does not understand";
+      return false;
+    } else if (int_key && key.value == k_hdr_kid) {
+      cbor::Item v;
+      if (!r.next(v) || v.major != cbor::Major::bytes) {
+        error = "COSE kid is not a byte string";
+        return false;
+      }
+      if (has_kid) {
+        error = "COSE kid appears in both headers";
+        return false;
+      }
+      has_kid = true;
+      kid.assign(as_text(v.str));
+    } else if (!r.skip()) {
+      error = r.error();
+      return false;
+    }
+  }
+  return true;
+}
+
+void append_mac_structure(util::Bytes& out, util::ByteView prot, util::ByteView payload)
+{
+  out.clear();
+  cbor::Writer w(out);
+  w.array(4);
+  w.text("MAC0");
+  w.bytes(prot);
+  w.bytes({});
+  w.bytes(payload);
+}
+
+void append_i64(std::string& out, int64_t v)
+{
+  char buf[24];
+  const auto [p, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  out.append(buf, p);
+}
+
+} // namespace
+
+std::string_view format_name(Format f)
+{
+  switch (f) {
+  case Format::cwt:
+    return "cwt";
+  case Format::cwt64:
+    return "cwt64";
+  case Format::jwt:
+    return "jwt";
+  }
+  return "?";
+}
+
+Result<Format> parse_format(std::string_view name)
+{
+  if (name == "cwt") {
+    return Format::cwt;
+  }
+  if (name == "cwt64") {
+    return Format::cwt64;
+  }
+  if (name == "jwt") {
+    return Format::jwt;
+  }
+  return fail(fmt::format("unknown token format \"{}\" (use cwt, cwt64 or jwt)", name));
+}
+
+std::string_view key_label(Format f)
+{
+  switch (f) {
+  case Format::cwt:
+    return "cose-hmac256/256";
+  case Format::cwt64:
+    return "cose-hmac256/64";
+  case Format::jwt:
+    return "jwt-hs256";
+  }
+  return "?";
+}
+
+int cose_alg(Format f)
+{
+  return f == Format::cwt ? 5 : f == Format::cwt64 ? 4 : 0;
+}
+size_t tag_size(Format f)
+{
+  return f == Format::cwt64 ? 8 : 32;
+}
+
+std::string format_kid(uint32_t version, std::string_view device)
+{
+  return device.empty() ? fmt::format("v{}", version) : fmt::format("v{}/{}", version, device);
+}
+
+bool parse_kid(std::string_view text, Kid& out)
+{
+  if (text.size() < 2 || text[0] != 'v' || text[1] == '0') {
+    return false;
+  }
+  const auto slash = text.find('/');
+  const auto num = text.substr(1, slash == std::string_view::npos ? std::string_view::npos : slash - 1);
+  uint32_t v = 0;
+  const auto [p, ec] = std::from_chars(num.data(), num.data() + num.size(), v);
+  if (ec != std::errc() || p != num.data() + num.size() || num.empty() || v == 0) {
+    return false;
+  }
+  out.version = v;
+  out.device = slash == std::string_view::npos ? std::string_view() : text.substr(slash + 1);
+  return slash == std::string_view::npos || !out.device.empty();
+}
+
+Extra& Claims::add_extra()
+{
+  if (extra.size() <= extra_count) {
+    extra.emplace_back();
+  }
+  return extra[extra_count++];
+}
+
+void token_id(const Claims& c, Format f, std::string& out)
+{
+  out.clear();
+  if (!c.has(Claims::cti)) {
+    return;
+  }
+  if (f == Format::jwt) {
+    out = c.cti_value;
+    return;
+  }
+  static constexpr char k_hex[] = "0123456789abcdef";
+  out.resize(c.cti_value.size() * 2);
+  char* o = out.data();
+  for (const char ch : c.cti_value) {
+    const auto b = static_cast<uint8_t>(ch);
+    *o++ = k_hex[b >> 4];
+    *o++ = k_hex[b & 15];
+  }
+}
+
+MacKey::MacKey(util::ByteView key)
+    : m_state(sizeof(sha256::HmacKey))
+{
+  sha256::hmac_init(*reinterpret_cast<sha256::HmacKey*>(m_state.data()), key.data(), key.size());
+}
+
+void MacKey::mac(util::ByteView data, uint8_t out[32]) const
+{
+  sha256::hmac(*reinterpret_cast<const sha256::HmacKey*>(m_state.data()), data.data(), data.size(), out);
+}
+
+bool check_mac(const Decoded& d, const MacKey& key)
+{
+  if (d.tag_len != tag_size(d.format)) {
+    return false;
+  }
+  uint8_t full[32];
+  key.mac(d.mac_input, full);
+  const bool ok = sodium_memcmp(full, d.tag, d.tag_len) == 0;
+  sodium_memzero(full, sizeof full);
+  return ok;
+}
+
+struct Decoder::JsonScratch : json::Scratch
+{
+  std::string alg;
+  std::string typ;
+  bool header_ok = false;  // last_header decoded and passed every header check
+  std::string last_header; // its base64url text
+  std::string last_kid;
+};
+
+bool Decoder::decode_jwt_header(Decoded& out, std::string& error)
+{
+  bool has_alg = false;
+  bool bad_alg = false;
+  out.kid.clear();
+  std::string& scratch = m_json->typ;
+  std::string& alg = m_json->alg;
+  json::Reader hr(as_text(m_header), *m_json);
+  const bool header_ok = hr.object([&](std::string_view key, json::Reader& r) {
+    if (key == "alg") {
+      has_alg = true;
+      if (!r.read_string(alg)) {
+        return false;
+      }
+      bad_alg = alg != "HS256";
+      return true;
+    }
+    if (key == "typ") {
+      return r.read_string(scratch) && (scratch == "JWT" || r.fail("JWT typ is not \"JWT\""));
+    }
+    if (key == "kid") {
+      return r.read_string(out.kid);
+    }
+    if (key == "crit") {
+      return r.fail("JWT header has critical parameters this verifier does not understand");
+    }
+    std::string_view raw;
+    return r.read_raw(raw);
+  });
+  if (!header_ok) {
+    error = "JWT header: " + hr.error();
+    return false;
+  }
+  if (!has_alg || bad_alg) {
+    error = has_alg ? fmt::format("JWT alg \"{}\" is not HS256", alg) : "JWT header has no alg";
+    return false;
+  }
+  return true;
+}
+
+bool Decoder::decode(std::string_view text, Decoded& out, Claims& claims, std::string& error)
+{
+  if (!m_json) {
+    m_json = std::make_shared<JsonScratch>();
+  }
+  claims.clear();
+  if (text.empty()) {
+    error = "empty token";
+    return false;
+  }
+  if (text.size() > k_max_token_size) {
+    error = fmt::format("token of {} bytes is longer than {}", text.size(), k_max_token_size);
+    return false;
+  }
+  const auto dot1 = text.find('.');
+  if (dot1 == std::string_view::npos) {
+    if (!decode_b64url(text, m_bin)) {
+      error = "token is not base64url without padding";
+      return false;
+    }
+    return decode_cwt(m_bin, out, claims, error);
+  }
+  // JWT: header.payload.signature, each base64url without padding.
+  out.format = Format::jwt;
+  const auto dot2 = text.find('.', dot1 + 1);
+  if (dot2 == std::string_view::npos || text.find('.', dot2 + 1) != std::string_view::npos) {
+    error = "JWT must have exactly three parts";
+    return false;
+  }
+  // A batch from one issuer repeats one header: its verdict is remembered, byte for byte.
+  const auto header_text = text.substr(0, dot1);
+  const bool cached = m_json->header_ok && header_text == m_json->last_header;
+  if ((!cached && !decode_b64url(header_text, m_header))
+      || !decode_b64url(text.substr(dot1 + 1, dot2 - dot1 - 1), m_payload)
+      || !decode_b64url(text.substr(dot2 + 1), m_bin)) {
+    error = "JWT part is not base64url without padding";
+    return false;
+  }
+  out.mac_input = util::as_bytes(text.substr(0, dot2));
+  if (cached) {
+    out.kid = m_json->last_kid;
+  } else if (!decode_jwt_header(out, error)) {
+    m_json->header_ok = false;
+    return false;
+  } else {
+    m_json->header_ok = true;
+    m_json->last_header.assign(header_text);
+    m_json->last_kid = out.kid;
+  }
+  if (m_bin.size() != 32) {
+    error = fmt::format("JWT signature of {} bytes is not an HS256 tag", m_bin.size());
+    return false;
+  }
+  std::memcpy(out.tag, m_bin.data(), 32);
+  out.tag_len = 32;
+
+  json::Reader pr(as_text(m_payload), *m_json);
+  const bool payload_ok = pr.object([&](std::string_view key, json::Reader& r) {
+    auto text_claim = [&](std::string& dst, Claims::Field f) {
+      claims.present |= f;
+      return r.read_string(dst);
+    };
+    auto int_claim = [&](int64_t& dst, Claims::Field f) {
+      claims.present |= f;
+      return r.read_int(dst);
+    };
+    if (key == "iss") {
+      return text_claim(claims.iss_value, Claims::iss);
+    }
+    if (key == "sub") {
+      return text_claim(claims.sub_value, Claims::sub);
+    }
+    if (key == "aud") {
+      return text_claim(claims.aud_value, Claims::aud);
+    }
+    if (key == "scope") {
+      return text_claim(claims.scope_value, Claims::scope);
+    }
+    if (key == "jti") {
+      return text_claim(claims.cti_value, Claims::cti) && !claims.cti_value.empty() && claims.cti_value.size() <= 128;
+    }
+    if (key == "exp") {
+      return int_claim(claims.exp_value, Claims::exp);
+    }
+    if (key == "nbf") {
+      return int_claim(claims.nbf_value, Claims::nbf);
+    }
+    if (key == "iat") {
+      return int_claim(claims.iat_value, Claims::iat);
+    }
+    if (key == k_epoch_key) {
+      int64_t e = 0;
+      claims.present |= Claims::epoch;
+      if (!r.read_int(e) || e < 0) {
+        return false;
+      }
+      claims.epoch_value = static_cast<uint64_t>(e);
+      return true;
+    }
+    auto& x = claims.add_extra();
+    x.key.assign(key);
+    if (r.peek_string()) {
+      x.json = false;
+      return r.read_string(x.value);
+    }
+    std::string_view raw;
+    x.json = true;
+    if (!r.read_raw(raw)) {
+      return false;
+    }
+    // Without insignificant whitespace, so that the value fits on one JSON line of output.
+    x.value.clear();
+    bool in_string = false;
+    bool escaped = false;
+    for (const char ch : raw) {
+      if (in_string) {
+        in_string = escaped || ch != '"';
+        escaped = !escaped && ch == '\\';
+      } else if (ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r') {
+        continue;
+      } else {
+        in_string = ch == '"';
+      }
+      x.value.push_back(ch);
+    }
+    return true;
+  });
+  if (!payload_ok) {
+    error = "JWT claims: " + pr.error();
+    return false;
+  }
+  return true;
+}
+
+bool Decoder::decode_cwt(util::ByteView bin, Decoded& out, Claims& claims, std::string& error)
+{
+  claims.clear();
+  out.kid.clear();
+  cbor::Reader r(bin);
+  cbor::Item it;
+  auto bad = [&](std::string_view why) {
+    error = r.error().empty() ? std::string(why) : r.error();
+    return false;
+  };
+  if (!r.next(it)) {
+    return bad("");
+  }
+  if (it.major == cbor::Major::tag && it.value == k_tag_cwt) {
+    if (!r.next(it)) {
+      return bad("");
+    }
+  }
+  if (it.major != cbor::Major::tag || it.value != k_tag_mac0) {
+    return bad("token is not a tagged COSE_Mac0 (CBOR tag 17)");
+  }
+  if (!r.next(it) || it.major != cbor::Major::array || it.value != 4) {
+    return bad("COSE_Mac0 is not an array of 4");
+  }
+  cbor::Item prot;
+  if (!r.next(prot) || prot.major != cbor::Major::bytes) {
+    return bad("COSE protected header is not a byte string");
+  }
+  int64_t alg = 0;
+  bool has_kid = false;
+  if (!prot.str.empty()) {
+    cbor::Reader pr(prot.str);
+    if (!decode_header(pr, true, alg, out.kid, has_kid, error)) {
+      return false;
+    }
+    if (!pr.at_end()) {
+      error = "trailing bytes in the COSE protected header";
+      return false;
+    }
+  }
+  if (!decode_header(r, false, alg, out.kid, has_kid, error)) {
+    return false;
+  }
+  cbor::Item payload;
+  if (!r.next(payload) || payload.major != cbor::Major::bytes) {
+    return bad("COSE payload is not a byte string");
+  }
+  cbor::Item tag;
+  if (!r.next(tag) || tag.major != cbor::Major::bytes) {
+    return bad("COSE tag is not a byte string");
+  }
+  if (!r.at_end()) {
+    return bad("trailing bytes after the COSE_Mac0");
+  }
+  if (alg == 5) {
+    out.format = Format::cwt;
+  } else if (alg == 4) {
+    out.format = Format::cwt64;
+  } else {
+    error = fmt::format("COSE alg {} is not HMAC 256/256 (5) or HMAC 256/64 (4)", alg);
+    return false;
+  }
+  if (tag.str.size() > sizeof out.tag) {
+    error = "COSE tag is longer than 32 bytes";
+    return false;
+  }
+  std::memcpy(out.tag, tag.str.data(), tag.str.size());
+  out.tag_len = tag.str.size();
+  append_mac_structure(m_mac_input, prot.str, payload.str);
+  out.mac_input = m_mac_input;
+  return decode_claims(payload.str, claims, error);
+}
+
+util::Bytes encode_cwt_claims(const Claims& c)
+{
+  // Deterministic order: encoded keys sorted bytewise, so 1..9, then text keys by length, bytes.
+  util::Bytes out;
+  cbor::Writer w(out);
+  std::vector<std::pair<util::Bytes, util::Bytes>> text_members;
+  auto add_text_member = [&](std::string_view k, auto&& write_value) {
+    util::Bytes kb, vb;
+    cbor::Writer kw(kb), vw(vb);
+    kw.text(k);
+    write_value(vw);
+    text_members.emplace_back(std::move(kb), std::move(vb));
+  };
+  if (c.has(Claims::epoch)) {
+    add_text_member(k_epoch_key, [&](cbor::Writer& vw) { vw.uint(c.epoch_value); });
+  }
+  for (size_t i = 0; i < c.extra_count; ++i) {
+    add_text_member(c.extra[i].key, [&](cbor::Writer& vw) { vw.text(c.extra[i].value); });
+  }
+  std::sort(text_members.begin(), text_members.end());
+  const int n = std::popcount(c.present & ~uint32_t{Claims::epoch});
+  w.map(static_cast<uint64_t>(n) + text_members.size());
+  if (c.has(Claims::iss)) {
+    w.uint(k_iss);
+    w.text(c.iss_value);
+  }
+  if (c.has(Claims::sub)) {
+    w.uint(k_sub);
+    w.text(c.sub_value);
+  }
+  if (c.has(Claims::aud)) {
+    w.uint(k_aud);
+    w.text(c.aud_value);
+  }
+  if (c.has(Claims::exp)) {
+    w.uint(k_exp);
+    w.integer(c.exp_value);
+  }
+  if (c.has(Claims::nbf)) {
+    w.uint(k_nbf);
+    w.integer(c.nbf_value);
+  }
+  if (c.has(Claims::iat)) {
+    w.uint(k_iat);
+    w.integer(c.iat_value);
+  }
+  if (c.has(Claims::cti)) {
+    w.uint(k_cti);
+    w.bytes(util::as_bytes(c.cti_value));
+  }
+  if (c.has(Claims::scope)) {
+    w.uint(k_scope);
+    w.text(c.scope_value);
+  }
+  for (const auto& [k, v] : text_members) {
+    w.raw(k);
+    w.raw(v);
+  }
+  return out;
+}
+
+std::string encode(Format f, const Claims& c, std::string_view kid, const MacKey& key)
+{
+  std::string text;
+  if (f == Format::jwt) {
+    std::string header(k_jwt_header_prefix);
+    append_json_string(header, kid);
+    header += "}";
+    std::string payload;
+    append_claims_json(payload, c, Format::jwt);
+    append_b64url(text, util::as_bytes(header));
+    text += '.';
+    append_b64url(text, util::as_bytes(payload));
+    uint8_t tag[32];
+    key.mac(util::as_bytes(text), tag);
+    text += '.';
+    append_b64url(text, tag);
+    return text;
+  }
+  util::Bytes prot;
+  {
+    cbor::Writer w(prot);
+    w.map(2);
+    w.uint(k_hdr_alg);
+    w.integer(cose_alg(f));
+    w.uint(k_hdr_kid);
+    w.bytes(util::as_bytes(kid));
+  }
+  const auto payload = encode_cwt_claims(c);
+  util::Bytes to_mac;
+  append_mac_structure(to_mac, prot, payload);
+  uint8_t tag[32];
+  key.mac(to_mac, tag);
+  util::Bytes out;
+  cbor::Writer w(out);
+  w.tag(k_tag_mac0);
+  w.array(4);
+  w.bytes(prot);
+  w.map(0);
+  w.bytes(payload);
+  w.bytes({tag, tag_size(f)});
+  append_b64url(text, out);
+  return text;
+}
+
+void append_json_string(std::string& out, std::string_view s)
+{
+  static constexpr char k_hex[] = "0123456789abcdef";
+  out.push_back('"');
+  // Fast path: most values need no escaping.
+  size_t plain = 0;
+  while (plain < s.size()) {
+    const auto c = static_cast<unsigned char>(s[plain]);
+    if (c < 0x20 || c == '"' || c == '\\' || c == 0x7f) {
+      break;
+    }
+    ++plain;
+  }
+  out.append(s.data(), plain);
+  s.remove_prefix(plain);
+  for (const char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c == '"' || c == '\\') {
+      out.push_back('\\');
+      out.push_back(static_cast<char>(c));
+    } else if (c < 0x20 || c == 0x7f) {
+      out += "\\u00";
+      out.push_back(k_hex[c >> 4]);
+      out.push_back(k_hex[c & 15]);
+    } else {
+      out.push_back(static_cast<char>(c));
+    }
+  }
+  out.push_back('"');
+}
+
+void append_claims_json(std::string& out, const Claims& c, Format f)
+{
+  out.push_back('{');
+  bool first = true;
+  auto name = [&](std::string_view n) {
+    if (!first) {
+      out.push_back(',');
+    }
+    first = false;
+    append_json_string(out, n);
+    out.push_back(':');
+  };
+  if (c.has(Claims::iss)) {
+    name("iss");
+    append_json_string(out, c.iss_value);
+  }
+  if (c.has(Claims::sub)) {
+    name("sub");
+    append_json_string(out, c.sub_value);
+  }
+  if (c.has(Claims::aud)) {
+    name("aud");
+    append_json_string(out, c.aud_value);
+  }
+  if (c.has(Claims::scope)) {
+    name("scope");
+    append_json_string(out, c.scope_value);
+  }
+  if (c.has(Claims::iat)) {
+    name("iat");
+    append_i64(out, c.iat_value);
+  }
+  if (c.has(Claims::nbf)) {
+    name("nbf");
+    append_i64(out, c.nbf_value);
+  }
+  if (c.has(Claims::exp)) {
+    name("exp");
+    append_i64(out, c.exp_value);
+  }
+  if (c.has(Claims::cti)) {
+    if (f == Format::jwt) {
+      name("jti");
+      append_json_string(out, c.cti_value);
+    } else {
+      std::string hex;
+      token_id(c, f, hex);
+      name("cti");
+      append_json_string(out, hex);
+    }
+  }
+  if (c.has(Claims::epoch)) {
+    name("epoch");
+    out += std::to_string(c.epoch_value);
+  }
+  for (size_t i = 0; i < c.extra_count; ++i) {
+    name(c.extra[i].key);
+    if (c.extra[i].json) {
+      out += c.extra[i].value;
+    } else {
+      append_json_string(out, c.extra[i].value);
+    }
+  }
+  out.push_back('}');
+}
+
+} // namespace fleetkey::token

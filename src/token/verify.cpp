@@ -1,0 +1,146 @@
+#include <fleetkey/token/verify.hpp>
+
+#include <fmt/format.h>
+
+namespace fleetkey::token {
+
+std::string_view reason_name(Reason r)
+{
+  switch (r) {
+  case Reason::valid:
+    return "ok";
+  case Reason::malformed:
+    return "malformed";
+  case Reason::unknown_key:
+    return "unknown_key";
+  case Reason::bad_mac:
+    return "bad_mac";
+  case Reason::expired:
+    return "expired";
+  case Reason::not_yet_valid:
+    return "not_yet_valid";
+  case Reason::wrong_audience:
+    return "wrong_audience";
+  case Reason::revoked:
+    return "revoked";
+  }
+  return "?";
+}
+
+Exit reason_exit(Reason r)
+{
+  switch (r) {
+  case Reason::valid:
+    return Exit::ok;
+  case Reason::malformed:
+    return Exit::token_malformed;
+  case Reason::unknown_key:
+    return Exit::token_unknown_key;
+  case Reason::bad_mac:
+    return Exit::token_bad_mac;
+  case Reason::expired:
+    return Exit::token_expired;
+  case Reason::not_yet_valid:
+    return Exit::token_not_yet_valid;
+  case Reason::wrong_audience:
+    return Exit::token_wrong_audience;
+  case Reason::revoked:
+    return Exit::token_revoked;
+  }
+  return Exit::failure;
+}
+
+namespace {
+
+Reason after_decode(Authority& authority, const Checks& checks, Verification& v, const Kid& kid)
+{
+  const Decoded& d = v.decoded;
+  const Claims& c = v.claims;
+  const MacKey* key = authority.key(kid, d.format, v.detail);
+  if (key == nullptr) {
+    return Reason::unknown_key;
+  }
+  if (!check_mac(d, *key)) {
+    v.detail = d.tag_len == tag_size(d.format) ? "MAC check failed"
+                                               : fmt::format("tag of {} bytes for a {} token (needs {})", d.tag_len,
+                                                             format_name(d.format), tag_size(d.format));
+    return Reason::bad_mac;
+  }
+  if (checks.times == TimeChecks::on) {
+    // Written so that no claim value can overflow the arithmetic: now and leeway are ours.
+    if (c.has(Claims::exp) && checks.now - checks.leeway >= c.exp_value) {
+      v.detail = fmt::format("expired at {} (now {})", c.exp_value, checks.now);
+      return Reason::expired;
+    }
+    if (c.has(Claims::nbf) && checks.now + checks.leeway < c.nbf_value) {
+      v.detail = fmt::format("not valid before {} (now {})", c.nbf_value, checks.now);
+      return Reason::not_yet_valid;
+    }
+  }
+  if (!kid.device.empty() && (!c.has(Claims::aud) || c.aud_value != kid.device)) {
+    v.detail =
+        fmt::format("kid names device \"{}\" but aud is \"{}\"", kid.device, c.has(Claims::aud) ? c.aud_value : "");
+    return Reason::wrong_audience;
+  }
+  if (!checks.audience.empty() && (!c.has(Claims::aud) || c.aud_value != checks.audience)) {
+    v.detail = c.has(Claims::aud) ? fmt::format("audience is \"{}\", not \"{}\"", c.aud_value, checks.audience)
+                                  : fmt::format("token has no audience, expected \"{}\"", checks.audience);
+    return Reason::wrong_audience;
+  }
+  if (authority.revoked(c, d.format, kid, v.detail)) {
+    return Reason::revoked;
+  }
+  v.detail.clear();
+  return Reason::valid;
+}
+
+} // namespace
+
+Reason verify(std::string_view text, Authority& authority, const Checks& checks, Verification& v)
+{
+  v.detail.clear();
+  if (!v.decoder.decode(text, v.decoded, v.claims, v.detail)) {
+    return Reason::malformed;
+  }
+  Kid kid;
+  if (v.decoded.kid.empty()) {
+    v.detail = "token has no kid";
+    return Reason::unknown_key;
+  }
+  if (!parse_kid(v.decoded.kid, kid)) {
+    v.detail = "kid is not a fleetkey key id (v<N> or v<N>/<device>)";
+    return Reason::unknown_key;
+  }
+  return after_decode(authority, checks, v, kid);
+}
+
+const MacKey* FixedKey::key(const Kid&, Format f, std::string& why)
+{
+  if (f != m_format) {
+    why = fmt::format("the key is for {} tokens, not {}", format_name(m_format), format_name(f));
+    return nullptr;
+  }
+  return &m_key;
+}
+
+Reason verify_with_key(std::string_view text, util::ByteView key, Format format, const Checks& checks, Verification& v)
+{
+  FixedKey authority(key, format);
+  v.detail.clear();
+  if (!v.decoder.decode(text, v.decoded, v.claims, v.detail)) {
+    return Reason::malformed;
+  }
+  return after_decode(authority, checks, v, Kid{});
+}
+
+Reason verify_cwt_bytes(util::ByteView cwt, util::ByteView key, Format format, const Checks& checks, Verification& v)
+{
+  FixedKey authority(key, format);
+  v.detail.clear();
+  if (!v.decoder.decode_cwt(cwt, v.decoded, v.claims, v.detail)) {
+    return Reason::malformed;
+  }
+  return after_decode(authority, checks, v, Kid{});
+}
+
+} // namespace fleetkey::token

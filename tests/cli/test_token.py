@@ -1,0 +1,432 @@
+#!/usr/bin/python3
+"""token mint | verify | inspect | key | revoke, checked against independent implementations:
+Python's hmac over RFC 9052's MAC_structure with cbor2, and PyJWT (Debian python3-jwt)."""
+import base64
+import hashlib
+import hmac
+import json
+import os
+import re
+
+import cbor2
+import jwt
+
+import fk
+from fk import (OK, USAGE, NOT_FOUND, CONFLICT, TOKEN_MALFORMED, TOKEN_BAD_MAC, TOKEN_EXPIRED,
+                TOKEN_NOT_YET_VALID, TOKEN_REVOKED, TOKEN_UNKNOWN_KEY, TOKEN_WRONG_AUDIENCE)
+
+NOW = "2026-01-01T00:00:00Z"
+T0 = 1767225600  # NOW as Unix seconds
+LATER = "@%d" % (T0 + 600)
+
+
+def b64d(s):
+    return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+
+
+def b64e(b):
+    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+
+def mac_structure(protected, payload):
+    return cbor2.dumps(["MAC0", protected, b"", payload])
+
+
+def make_cwt(key, claims, kid=b"v1", alg=5, protected=None, unprotected=None, tag_len=None):
+    """A COSE_Mac0 CWT built with cbor2 and hmac: the independent encoder."""
+    if protected is None:
+        protected = cbor2.dumps({1: alg, 4: kid}, canonical=True)
+    payload = cbor2.dumps(claims, canonical=True) if not isinstance(claims, bytes) else claims
+    tag = hmac.new(key, mac_structure(protected, payload), hashlib.sha256).digest()
+    tag = tag[:tag_len or (8 if alg == 4 else 32)]
+    body = cbor2.dumps(cbor2.CBORTag(17, [protected, unprotected or {}, payload, tag]))
+    return b64e(body)
+
+
+def claims(extra=None):
+    c = {2: "alice", 4: T0 + 3600, 5: T0, 6: T0, 7: b"\x01" * 16, 9: "owner"}
+    c.update(extra or {})
+    return c
+
+
+def man_page():
+    with open(os.path.join(fk.SOURCE_DIR, "man", "fleetkey-tokens.5")) as f:
+        return f.read()
+
+
+class TokenTest(fk.FleetTest):
+    def setUp(self):
+        super().setUp()
+        self.init_test_key()
+        self.fk("device", "add", "SN-1")
+        self.fk("device", "add", "SN-2")
+
+    def fails(self, code, *args, **kw):
+        """fk.FleetTest.fails, allowing the test-key warning this fleet prints."""
+        r = self.run_fk(*args, **kw)
+        self.assertEqual(r.rc, code, f"fleetkey {' '.join(args)}: {r}")
+        self.assertEqual(r.out, "", r)
+        self.assertRegex(r.err.replace(fk.TEST_KEY_WARNING, "", 1), r"^fleetkey: error: [^\n]+\n$")
+        return r
+
+    def key(self, *args):
+        return bytes.fromhex(self.fk("token", "key", *args).out.strip())
+
+    def mint(self, *args):
+        return self.fk("token", "mint", "--sub", "alice", "--role", "owner", "--now", NOW, *args).out.strip()
+
+    def verify(self, token, *args):
+        now = () if "--now" in args else ("--now", LATER)
+        return self.run_fk("--json", "token", "verify", token, *now, *args)
+
+    def assert_rejected(self, token, code, reason, *args):
+        r = self.verify(token, *args)
+        self.assertEqual(r.rc, code, r)
+        out = json.loads(r.out)
+        self.assertEqual(out["valid"], False)
+        self.assertEqual(out["reason"], reason)
+        self.assertRegex(r.err, r"fleetkey: error: token rejected \(%s\): " % reason)
+        return out
+
+    # -- format, against the man page and independent implementations --
+
+    def test_man_page_worked_example(self):
+        page = man_page()
+        tokens = re.findall(r"^  ([A-Za-z0-9_.-]{100,})$", page, re.M)
+        keys = re.findall(r"^  key  ([0-9a-f]{64})$", page, re.M)
+        self.assertEqual(len(tokens), 2)
+        self.assertEqual(len(keys), 2)
+        self.assertEqual(self.mint("--ttl", "1h"), tokens[0])
+        self.assertEqual(self.mint("--ttl", "1h", "--format", "jwt"), tokens[1])
+        self.assertEqual(self.key().hex(), keys[0])
+        self.assertEqual(self.key("--for", "jwt").hex(), keys[1])
+        # The byte listing in the man page is the token.
+        listing = page[page.index("whose bytes are"):page.index("under K_tok")]
+        hexbytes = "".join(re.findall(r"^  +((?:[0-9a-f]{2} ?|[0-9a-f]{8,} ?)+)", listing, re.M)).replace(" ", "")
+        hexbytes = re.sub(r"[^0-9a-f]", "", hexbytes)
+        self.assertEqual(hexbytes, b64d(tokens[0]).hex())
+        jwt.decode(tokens[1], bytes.fromhex(keys[1]), algorithms=["HS256"], options={"verify_exp": False})
+
+    def test_cwt_matches_rfc9052_mac_structure_rebuilt_with_cbor2_and_hmac(self):
+        for fmt, alg, tag_len, cti_len, key_args in [("cwt", 5, 32, 16, []), ("cwt64", 4, 8, 8, ["--for", "cwt64"])]:
+            token = self.mint("--format", fmt, "--claim", "site=lab", "--ttl", "2h")
+            key = self.key(*key_args)
+            tagged = cbor2.loads(b64d(token))
+            self.assertEqual(tagged.tag, 17)
+            protected, unprotected, payload, tag = tagged.value
+            self.assertEqual(cbor2.loads(protected), {1: alg, 4: b"v1"})
+            self.assertEqual(unprotected, {})
+            c = cbor2.loads(payload)
+            self.assertEqual(set(c), {2, 4, 5, 6, 7, 9, "site"})
+            self.assertEqual((c[2], c[9], c[6], c[5], c[4], c["site"]), ("alice", "owner", T0, T0, T0 + 7200, "lab"))
+            self.assertEqual(len(c[7]), cti_len)
+            # Deterministic CBOR: re-encoding canonically gives the same bytes.
+            self.assertEqual(cbor2.dumps(c, canonical=True), payload)
+            expect = hmac.new(key, mac_structure(protected, payload), hashlib.sha256).digest()[:tag_len]
+            self.assertEqual(tag, expect)
+            self.assertEqual(make_cwt(key, c, alg=alg), token)
+
+    def test_python_built_cwt_verifies(self):
+        token = make_cwt(self.key(), claims())
+        r = self.fk("--json", "token", "verify", token, "--now", LATER)
+        self.assertEqual(r.json(), {"valid": True, "reason": "ok", "format": "cwt", "kid": "v1",
+                                    "token_id": "01" * 16, "claims": {
+                                        "sub": "alice", "scope": "owner", "iat": T0, "nbf": T0, "exp": T0 + 3600,
+                                        "cti": "01" * 16}})
+
+    def test_jwt_verifies_in_pyjwt_with_token_key(self):
+        token = self.mint("--format", "jwt", "--claim", "site=lab")
+        key = self.key("--for", "jwt")
+        self.assertEqual(jwt.get_unverified_header(token), {"alg": "HS256", "typ": "JWT", "kid": "v1"})
+        c = jwt.decode(token, key, algorithms=["HS256"], options={"verify_exp": False})
+        self.assertEqual(c, {"sub": "alice", "scope": "owner", "iat": T0, "nbf": T0, "exp": T0 + 3600,
+                             "jti": c["jti"], "site": "lab"})
+        self.assertRegex(c["jti"], r"^[0-9a-f]{32}$")
+        # The JWK form carries the same key.
+        jwk = json.loads(self.fk("token", "key", "--for", "jwt", "--format", "jwk").out)
+        self.assertEqual(jwk, {"kty": "oct", "kid": "v1", "alg": "HS256", "use": "sig", "k": b64e(key)})
+        self.assertEqual(jwt.decode(token, jwt.PyJWK(jwk).key, algorithms=["HS256"],
+                                    options={"verify_exp": False})["sub"], "alice")
+
+    def test_pyjwt_signed_jwt_verifies_in_fleetkey(self):
+        key = self.key("--for", "jwt")
+        token = jwt.encode({"sub": "svc", "scope": "reader", "iat": T0, "exp": T0 + 60, "jti": "abc123",
+                            "flags": [1, 2], "ok": True}, key, algorithm="HS256", headers={"kid": "v1"})
+        r = self.fk("--json", "token", "verify", token, "--now", "@%d" % (T0 + 30))
+        self.assertEqual(r.json()["claims"], {"sub": "svc", "scope": "reader", "iat": T0, "exp": T0 + 60,
+                                              "jti": "abc123", "flags": [1, 2], "ok": True})
+        # Signed with the CWT key instead: a different key, so a bad MAC.
+        token = jwt.encode({"sub": "svc"}, self.key(), algorithm="HS256", headers={"kid": "v1"})
+        self.assert_rejected(token, TOKEN_BAD_MAC, "bad_mac")
+
+    def test_keys_differ_per_format_and_audience(self):
+        keys = {self.key(*a).hex() for a in ([], ["--for", "cwt64"], ["--for", "jwt"], ["--aud", "SN-1"],
+                                              ["--aud", "SN-2"], ["--aud", "SN-1", "--for", "jwt"])}
+        self.assertEqual(len(keys), 6)
+        self.assertEqual(base64.b64decode(self.fk("token", "key", "--format", "base64").out), self.key())
+        j = self.fk("--json", "token", "key", "--aud", "SN-1").json()
+        self.assertEqual((j["kid"], j["for"], j["test_key"], j["key"]), ("v1/SN-1", "cwt", True,
+                                                                         self.key("--aud", "SN-1").hex()))
+        self.fails(NOT_FOUND, "token", "key", "--aud", "nope")
+
+    def test_device_token_checks_with_the_device_key_only(self):
+        token = self.mint("--aud", "SN-1")
+        tagged = cbor2.loads(b64d(token))
+        protected, _, payload, tag = tagged.value
+        self.assertEqual(cbor2.loads(protected), {1: 5, 4: b"v1/SN-1"})
+        # What the device does: derive K_tok_dev from K_dev alone (fleetkey-tokens(5)) and check.
+        k_dev = bytes.fromhex(self.fk("device", "key", "SN-1").out.strip())
+        prk = hmac.new(b"fleetkey/v1", k_dev, hashlib.sha256).digest()
+        label = b"cose-hmac256/256"
+        info = len(b"token").to_bytes(2, "big") + b"token" + len(label).to_bytes(2, "big") + label
+        k_tok_dev = hmac.new(prk, info + b"\x01", hashlib.sha256).digest()
+        self.assertEqual(k_tok_dev, self.key("--aud", "SN-1"))
+        self.assertEqual(hmac.new(k_tok_dev, mac_structure(protected, payload), hashlib.sha256).digest(), tag)
+        self.fk("token", "verify", token, "--aud", "SN-1", "--now", LATER)
+
+    # -- every rejection reason --
+
+    def test_expired_and_not_yet_valid(self):
+        token = self.mint("--ttl", "1h")
+        self.assert_rejected(token, TOKEN_EXPIRED, "expired", "--now", "@%d" % (T0 + 3600))
+        self.fk("token", "verify", token, "--now", "@%d" % (T0 + 3599))
+        self.fk("token", "verify", token, "--now", "@%d" % (T0 + 3629), "--leeway", "30s")
+        self.assert_rejected(token, TOKEN_EXPIRED, "expired", "--now", "@%d" % (T0 + 3630), "--leeway", "30s")
+        self.assert_rejected(token, TOKEN_NOT_YET_VALID, "not_yet_valid", "--now", "@%d" % (T0 - 1))
+        self.fk("token", "verify", token, "--now", "@%d" % (T0 - 10), "--leeway", "10s")
+        # Without --now the clock is used: this token expired long ago.
+        r = self.run_fk("token", "verify", token)
+        self.assertEqual(r.rc, TOKEN_EXPIRED)
+
+    def test_wrong_audience(self):
+        token = self.mint("--aud", "SN-1")
+        self.assert_rejected(token, TOKEN_WRONG_AUDIENCE, "wrong_audience", "--aud", "SN-2")
+        server = self.mint()
+        self.assert_rejected(server, TOKEN_WRONG_AUDIENCE, "wrong_audience", "--aud", "SN-1")
+        # A device kid with another aud claim, MACed correctly under SN-1's key.
+        forged = make_cwt(self.key("--aud", "SN-1"), claims({3: "SN-2"}), kid=b"v1/SN-1")
+        out = self.assert_rejected(forged, TOKEN_WRONG_AUDIENCE, "wrong_audience")
+        self.assertEqual(out["error"], 'kid names device "SN-1" but aud is "SN-2"')
+
+    def test_unknown_key(self):
+        key = self.key()
+        for kid, error in [(b"v9", "master key version 9 is not in the registry"),
+                           (b"v1/SN-9", 'device "SN-9" is not registered'),
+                           (b"k1", "kid is not a fleetkey key id (v<N> or v<N>/<device>)"),
+                           (b"v01", "kid is not a fleetkey key id (v<N> or v<N>/<device>)")]:
+            out = self.assert_rejected(make_cwt(key, claims(), kid=kid), TOKEN_UNKNOWN_KEY, "unknown_key")
+            self.assertEqual(out["error"], error)
+        # A retired master version: its tokens stop verifying.
+        old = self.mint()
+        self.fk("master", "rotate")
+        new = self.mint()
+        self.assertEqual(self.fk("--json", "token", "inspect", new).json()["kid"], "v2")
+        self.fk("token", "verify", old, "--now", LATER)
+        self.fk("master", "retire", "1")
+        out = self.assert_rejected(old, TOKEN_UNKNOWN_KEY, "unknown_key")
+        self.assertEqual(out["error"], "master key version 1 is retired")
+        self.fk("token", "verify", new, "--now", LATER)
+
+    def test_alg_is_pinned_by_the_key(self):
+        # A cwt64 tag relabelled as alg 5, MACed with the cwt64 key: never accepted.
+        k64 = self.key("--for", "cwt64")
+        self.assert_rejected(make_cwt(k64, claims(), alg=5, tag_len=8), TOKEN_BAD_MAC, "bad_mac")
+        self.assert_rejected(make_cwt(k64, claims(), alg=5), TOKEN_BAD_MAC, "bad_mac")
+        self.assert_rejected(make_cwt(self.key(), claims(), alg=4), TOKEN_BAD_MAC, "bad_mac")
+        self.fk("token", "verify", make_cwt(k64, claims({7: b"\x02" * 8}), alg=4), "--now", LATER)
+        # alg none / HS512 JWTs are malformed, whatever their signature.
+        key = self.key("--for", "jwt")
+        for alg in ["HS384", "HS512"]:
+            token = jwt.encode({"sub": "a"}, key, algorithm=alg, headers={"kid": "v1"})
+            out = self.assert_rejected(token, TOKEN_MALFORMED, "malformed")
+            self.assertEqual(out["error"], 'JWT alg "%s" is not HS256' % alg)
+        none = b64e(b'{"alg":"none","kid":"v1"}') + "." + b64e(b'{"sub":"a"}') + "."
+        self.assert_rejected(none, TOKEN_MALFORMED, "malformed")
+
+    def test_tampering_with_each_part(self):
+        cwt = self.mint()
+        raw = bytearray(b64d(cwt))
+        # Byte 5 is alg (5 -> 4: a 32-byte tag for cwt64), 8 the kid's last byte, then claims, then tag.
+        expect = {5: TOKEN_BAD_MAC, 8: TOKEN_UNKNOWN_KEY, 20: TOKEN_BAD_MAC, len(raw) - 1: TOKEN_BAD_MAC}
+        for i, code in expect.items():
+            t = bytearray(raw)
+            t[i] ^= 0x01
+            r = self.verify(b64e(bytes(t)))
+            self.assertEqual(r.rc, code, (i, r))
+        for i in range(len(raw)):
+            t = bytearray(raw)
+            t[i] ^= 0x40
+            self.assertNotEqual(self.verify(b64e(bytes(t))).rc, OK, i)
+        token = self.mint("--format", "jwt")
+        h, p, s = token.split(".")
+        for part, code in [(0, TOKEN_MALFORMED), (1, TOKEN_BAD_MAC), (2, TOKEN_BAD_MAC)]:
+            parts = [h, p, s]
+            obj = b64d(parts[part])
+            if part == 0:
+                parts[0] = b64e(obj.replace(b"HS256", b"HS257"))
+            elif part == 1:
+                parts[1] = b64e(obj.replace(b'"alice"', b'"mallory"'))
+            else:
+                parts[2] = b64e(bytes([obj[0] ^ 1]) + obj[1:])
+            self.assertEqual(self.verify(".".join(parts)).rc, code, part)
+        # Changing the kid in the JWT header to another device: another key, so a bad MAC.
+        parts = token.split(".")
+        parts[0] = b64e(b'{"alg":"HS256","typ":"JWT","kid":"v1/SN-1"}')
+        self.assert_rejected(".".join(parts), TOKEN_BAD_MAC, "bad_mac")
+
+    def test_malformed_inputs(self):
+        key = self.key()
+        good = cbor2.loads(b64d(make_cwt(key, claims())))
+        protected, _, payload, tag = good.value
+        crit = cbor2.dumps({1: 5, 2: [99], 4: b"v1"}, canonical=True)
+        noncanonical = b"\xa6\x02\x65alice\x04\x1b" + (T0 + 3600).to_bytes(8, "big") + payload[13:]
+        cases = {
+            "garbage": "not a token!",
+            "padding": make_cwt(key, claims()) + "=",
+            "trailing bytes": b64e(b64d(make_cwt(key, claims())) + b"\x00"),
+            "untagged": b64e(cbor2.dumps([protected, {}, payload, tag])),
+            "critical header": make_cwt(key, claims(), protected=crit),
+            "duplicate claim": make_cwt(key, b"\xa2\x02\x61a\x02\x61b"),
+            "unsorted claims": make_cwt(key, b"\xa2\x09\x61a\x02\x61b"),
+            "non-canonical integer": make_cwt(key, noncanonical),
+            "float claim": make_cwt(key, b"\xa1\x04\xfb\x41\xda\x55\x71\xc4\x00\x00\x00"),
+            "unknown claim key": make_cwt(key, claims({8: "x"})),
+            "shadowing text key": make_cwt(key, claims({"sub": "x"})),
+            "indefinite map": make_cwt(key, b"\xbf\x02\x61a\xff"),
+            "oversized": "A" * 8193,
+            "jwt duplicate member": jwt.encode({"sub": "a"}, key, algorithm="HS256",
+                                               headers={"kid": "v1"}).replace(".", ".", 1),
+        }
+        h = b64e(b'{"alg":"HS256","kid":"v1","kid":"v2"}')
+        body = b64e(b'{"sub":"a"}')
+        sig = b64e(hmac.new(self.key("--for", "jwt"), (h + "." + body).encode(), hashlib.sha256).digest())
+        cases["jwt duplicate member"] = h + "." + body + "." + sig
+        for name, token in cases.items():
+            with self.subTest(name):
+                out = self.assert_rejected(token, TOKEN_MALFORMED, "malformed")
+                self.assertIsNone(out["claims"])
+        self.assertEqual(self.assert_rejected(cases["critical header"], TOKEN_MALFORMED, "malformed")["error"],
+                         "COSE header has critical parameters this verifier does not understand")
+        self.assertEqual(self.assert_rejected(cases["jwt duplicate member"], TOKEN_MALFORMED, "malformed")["error"],
+                         'JWT header: duplicate JSON member "kid"')
+
+    def test_revoke_by_token_and_by_id(self):
+        a, b = self.mint("--ttl", "1h"), self.mint("--ttl", "2h", "--format", "jwt")
+        before = self.snapshot()
+        self.fails(USAGE, "token", "revoke", a)  # --reason is required
+        self.fails(TOKEN_MALFORMED, "token", "revoke", "not a token!", "--reason", "x")
+        self.fails(TOKEN_BAD_MAC, "token", "revoke", make_cwt(b"\x00" * 32, claims()), "--reason", "x")
+        self.assertEqual(self.snapshot(), before)
+        id_a = self.fk("--json", "token", "inspect", a).json()["token_id"]
+        r = self.fk("--json", "token", "revoke", a, "--reason", "phone lost")
+        self.assertEqual({k: v for k, v in r.json().items() if k != "created"},
+                         {"token_id": id_a, "reason": "phone lost", "exp": T0 + 3600})
+        self.assert_rejected(a, TOKEN_REVOKED, "revoked")
+        id_b = self.fk("--json", "token", "inspect", b).json()["token_id"]
+        self.fk("token", "verify", b, "--now", LATER)
+        self.assertEqual(self.fk("token", "revoke", id_b, "--reason", "rotated").out, "revoked token %s\n" % id_b)
+        out = self.assert_rejected(b, TOKEN_REVOKED, "revoked")
+        self.assertEqual(out["error"], "token %s was revoked" % id_b)
+        self.fails(CONFLICT, "token", "revoke", id_a, "--reason", "again")
+        self.assertEqual(self.rows("SELECT kind, token_id, reason, token_exp FROM revocations ORDER BY id"),
+                         [("token", id_a, "phone lost", T0 + 3600), ("token", id_b, "rotated", None)])
+        self.assertEqual(self.rows("SELECT action, subject FROM audit WHERE action = 'token.revoke' ORDER BY id"),
+                         [("token.revoke", id_a), ("token.revoke", id_b)])
+
+    def test_revoked_device_and_grant(self):
+        self.fk("user", "add", "alice")
+        token = self.mint("--aud", "SN-2")
+        self.fk("token", "verify", token, "--now", LATER)
+        self.fk("user", "grant", "alice", "--device", "SN-2", "--role", "owner")
+        self.fk("user", "revoke", "alice", "--device", "SN-2", "--reason", "left")
+        out = self.assert_rejected(token, TOKEN_REVOKED, "revoked")
+        self.assertEqual(out["error"], 'grant of "alice" on device "SN-2" is revoked')
+        server = self.mint()
+        device_token = self.mint("--aud", "SN-1")
+        self.fk("device", "revoke", "SN-1", "--reason", "stolen")
+        out = self.assert_rejected(device_token, TOKEN_REVOKED, "revoked")
+        self.assertEqual(out["error"], 'device "SN-1" is revoked')
+        self.fk("token", "verify", server, "--now", LATER)
+        self.fails(CONFLICT, "token", "mint", "--sub", "a", "--role", "r", "--aud", "SN-1")
+
+    # -- bulk --
+
+    def test_bulk_verify_from_stdin(self):
+        good = [self.mint("--claim", "n=%d" % i) for i in range(3)]
+        expired = self.mint("--ttl", "60s")
+        lines = [good[0], "", good[1] + "\r", "garbage", expired, good[2]]
+        r = self.run_fk("token", "verify", "-", "--now", LATER, input="\n".join(lines))
+        self.assertEqual(r.rc, TOKEN_MALFORMED, r)
+        self.assertEqual(r.err.splitlines()[-1],
+                         "fleetkey: error: 2 of 5 tokens are invalid (the exit code is the first one's reason)")
+        out = r.jsonl()
+        self.assertEqual([o["reason"] for o in out], ["ok", "ok", "malformed", "expired", "ok"])
+        self.assertEqual([o["claims"]["n"] for o in out if o["valid"]], ["0", "1", "2"])
+        # No argument means stdin too; exit 0 only when every token is valid.
+        r = self.run_fk("token", "verify", "--now", LATER, input="\n".join(good) + "\n")
+        self.assertEqual((r.rc, len(r.jsonl())), (OK, 3), r)
+        r = self.run_fk("token", "verify", "--now", LATER, input=expired + "\n" + "x\n")
+        self.assertEqual(r.rc, TOKEN_EXPIRED, r)
+        # Many tokens across both workers keep their order.
+        many = [self.mint("--claim", "n=%d" % i) for i in range(20)]
+        r = self.run_fk("token", "verify", "--now", LATER, input="\n".join(many * 500) + "\n")
+        self.assertEqual(r.rc, OK, r.err)
+        self.assertEqual([o["claims"]["n"] for o in r.jsonl()], [str(i) for i in range(20)] * 500)
+        # A line far longer than any token.
+        r = self.run_fk("token", "verify", "--now", LATER, input="A" * (5 << 20) + "\n" + good[0] + "\n")
+        self.assertEqual(r.rc, TOKEN_MALFORMED, r.err)
+        self.assertEqual([o["reason"] for o in r.jsonl()], ["malformed", "ok"])
+
+    # -- mint, inspect --
+
+    def test_mint_is_reproducible_with_a_test_key_and_validates_input(self):
+        self.assertEqual(self.mint(), self.mint())
+        self.assertNotEqual(self.mint(), self.mint("--claim", "a=b"))
+        r = self.fk("--json", "token", "mint", "--sub", "alice", "--role", "owner", "--now", NOW, "--format", "cwt64")
+        j = r.json()
+        self.assertEqual((j["format"], j["kid"], len(j["token_id"])), ("cwt64", "v1", 16))
+        self.assertEqual(self.rows("SELECT action, subject, json_extract(details, '$.token_id') FROM audit "
+                                   "WHERE action = 'token.mint' ORDER BY id DESC LIMIT 1"),
+                         [("token.mint", "alice", j["token_id"])])
+        before = self.snapshot()
+        for args in (["--role", "bad role"], ["--role", "r", "--ttl", "0"], ["--role", "r", "--claim", "sub=x"],
+                     ["--role", "r", "--claim", "a=1", "--claim", "a=2"], ["--role", "r", "--now", "yesterday"],
+                     ["--role", "r", "--format", "paseto"]):
+            self.fails(USAGE, "token", "mint", "--sub", "alice", *args)
+        self.fails(NOT_FOUND, "token", "mint", "--sub", "alice", "--role", "r", "--aud", "SN-9")
+        self.assertEqual(self.snapshot(), before)
+
+    def test_real_key_tokens_get_random_ids(self):
+        self.fk("init", "--no-passphrase", "--force") if False else None
+        home = os.path.join(self.tmp, "real")
+        env = {"FLEETKEY_HOME": home}
+        self.fk("init", "--no-passphrase", env=env)
+        args = ("token", "mint", "--sub", "a", "--role", "r", "--now", NOW)
+        self.assertNotEqual(self.fk(*args, env=env).out, self.fk(*args, env=env).out)
+
+    def test_inspect_says_it_did_not_verify(self):
+        token = make_cwt(b"\x00" * 32, claims())
+        r = self.fk("token", "inspect", token)
+        self.assertTrue(r.out.startswith("NOT VERIFIED: decoded only; the MAC, times and revocation were not checked\n"))
+        self.assertIn("format:   cwt (COSE_Mac0, HMAC 256/256 (alg 5))\n", r.out)
+        j = self.fk("--json", "token", "inspect", token).json()
+        self.assertEqual(j, {"verified": False, "format": "cwt", "alg": "COSE_Mac0, HMAC 256/256 (alg 5)",
+                             "kid": "v1", "token_id": "01" * 16,
+                             "claims": {"sub": "alice", "scope": "owner", "iat": T0, "nbf": T0, "exp": T0 + 3600,
+                                        "cti": "01" * 16}})
+        self.fails(TOKEN_MALFORMED, "token", "inspect", "x")
+
+    def test_human_verify_output(self):
+        token = self.mint()
+        r = self.fk("token", "verify", token, "--now", LATER)
+        tid = self.fk("--json", "token", "inspect", token).json()["token_id"]
+        self.assertEqual(r.out, "valid cwt token\nkid:      v1\ntoken id: %s\nclaims:   "
+                                '{"sub":"alice","scope":"owner","iat":%d,"nbf":%d,"exp":%d,"cti":"%s"}\n'
+                         % (tid, T0, T0, T0 + 3600, tid))
+        r = self.fails(TOKEN_EXPIRED, "token", "verify", token, "--now", "@%d" % (T0 + 7200))
+        self.assertEqual(r.err.splitlines()[-1],
+                         "fleetkey: error: token rejected (expired): expired at %d (now %d)" % (T0 + 3600, T0 + 7200))
+
+
+if __name__ == "__main__":
+    fk.main()
