@@ -1,4 +1,4 @@
-#include "crypto/sha256_fast.hpp"
+#include "crypto/sha256.hpp"
 
 #include <fleetkey/crypto/hierarchy.hpp>
 #include <fleetkey/util/error.hpp>
@@ -79,26 +79,9 @@ Secret DeviceDeriver::derive(const Info& info, size_t length) const { return m_p
 void fingerprint(util::ByteView key, std::span<uint8_t, 16> out)
 {
   static constexpr std::string_view k_prefix = "fleetkey/v1 fingerprint";
-  if (key.size() <= 64 && detail::sha256_fast_available()) {
-    uint8_t msg[k_prefix.size() + 64];
-    std::memcpy(msg, k_prefix.data(), k_prefix.size());
-    if (!key.empty()) { // memcpy from a null pointer is undefined even for 0 bytes
-      std::memcpy(msg + k_prefix.size(), key.data(), key.size());
-    }
-    uint8_t digest[32];
-    detail::sha256_fast_finish(detail::k_sha256_iv, 0, util::ByteView(msg, k_prefix.size() + key.size()), digest);
-    std::memcpy(out.data(), digest, out.size());
-    sodium_memzero(msg, sizeof msg);
-    return;
-  }
-  crypto_hash_sha256_state st;
-  crypto_hash_sha256_init(&st);
-  crypto_hash_sha256_update(&st, reinterpret_cast<const uint8_t*>(k_prefix.data()), k_prefix.size());
-  crypto_hash_sha256_update(&st, key.data(), key.size());
   uint8_t digest[32];
-  crypto_hash_sha256_final(&st, digest);
+  detail::sha256(util::as_bytes(k_prefix), key, digest);
   std::memcpy(out.data(), digest, out.size());
-  sodium_memzero(&st, sizeof st);
 }
 
 std::string fingerprint(util::ByteView key)

@@ -1,4 +1,4 @@
-#include "crypto/sha256_fast.hpp"
+#include "crypto/sha256.hpp"
 
 #include <fleetkey/crypto/hkdf.hpp>
 #include <fleetkey/util/error.hpp>
@@ -10,10 +10,6 @@
 
 namespace fleetkey::crypto {
 
-namespace {
-constexpr size_t k_fast_info_max = 512;
-} // namespace
-
 Secret hkdf_extract(util::ByteView salt, util::ByteView ikm)
 {
   init();
@@ -21,20 +17,18 @@ Secret hkdf_extract(util::ByteView salt, util::ByteView ikm)
   if (salt.empty()) {
     salt = k_zero_salt;
   }
+  Secret key(sizeof(detail::HmacKey));
+  auto* k = reinterpret_cast<detail::HmacKey*>(key.data());
+  detail::hmac_init(*k, salt);
   Secret prk(k_hash_len);
-  Secret state(sizeof(crypto_auth_hmacsha256_state));
-  auto* st = reinterpret_cast<crypto_auth_hmacsha256_state*>(state.data());
-  crypto_auth_hmacsha256_init(st, salt.data(), salt.size());
-  crypto_auth_hmacsha256_update(st, ikm.data(), ikm.size());
-  crypto_auth_hmacsha256_final(st, prk.data());
+  detail::hmac(*k, ikm, {}, {}, prk.data());
   return prk;
 }
 
-Expander::Expander(util::ByteView prk)
-  : m_state(sizeof(crypto_auth_hmacsha256_state)), m_work(sizeof(crypto_auth_hmacsha256_state) + k_hash_len)
+Expander::Expander(util::ByteView prk) : m_state(sizeof(detail::HmacKey)), m_work(k_hash_len)
 {
-  crypto_auth_hmacsha256_init(reinterpret_cast<crypto_auth_hmacsha256_state*>(m_state.data()), prk.data(),
-                              prk.size());
+  init();
+  detail::hmac_init(*reinterpret_cast<detail::HmacKey*>(m_state.data()), prk);
 }
 
 void Expander::expand(util::ByteView info, std::span<uint8_t> out) const
@@ -42,48 +36,13 @@ void Expander::expand(util::ByteView info, std::span<uint8_t> out) const
   if (out.size() > 255 * k_hash_len) {
     throw Error(Exit::failure, "HKDF-Expand output of {} bytes is too long", out.size());
   }
-  const auto* keyed = reinterpret_cast<const crypto_auth_hmacsha256_state*>(m_state.data());
-  if (info.size() <= k_fast_info_max && keyed->ictx.count == 512 && keyed->octx.count == 512
-      && detail::sha256_fast_available()) {
-    // The same HMAC from the chaining values after the ipad and opad blocks, on the CPU's SHA
-    // instructions: about ten times faster than libsodium's portable SHA-256 for short infos.
-    uint8_t msg[k_hash_len + k_fast_info_max + 1];
-    uint8_t inner[k_hash_len];
-    uint8_t t[k_hash_len];
-    size_t done = 0;
-    for (uint8_t counter = 1; done < out.size(); ++counter) {
-      size_t n = 0;
-      if (counter > 1) {
-        std::memcpy(msg, t, k_hash_len);
-        n = k_hash_len;
-      }
-      if (!info.empty()) { // memcpy from a null pointer is undefined even for 0 bytes
-        std::memcpy(msg + n, info.data(), info.size());
-      }
-      n += info.size();
-      msg[n++] = counter;
-      detail::sha256_fast_finish(keyed->ictx.state, 64, util::ByteView(msg, n), inner);
-      detail::sha256_fast_finish(keyed->octx.state, 64, inner, t);
-      const size_t k = std::min(k_hash_len, out.size() - done);
-      std::memcpy(out.data() + done, t, k);
-      done += k;
-    }
-    sodium_memzero(msg, sizeof msg);
-    sodium_memzero(inner, sizeof inner);
-    sodium_memzero(t, sizeof t);
-    return;
-  }
-  auto* st = reinterpret_cast<crypto_auth_hmacsha256_state*>(m_work.data());
-  uint8_t* t = m_work.data() + sizeof(crypto_auth_hmacsha256_state);
+  const auto& key = *reinterpret_cast<const detail::HmacKey*>(m_state.data());
+  uint8_t* t = m_work.data();
   size_t done = 0;
   for (uint8_t counter = 1; done < out.size(); ++counter) {
-    std::memcpy(st, m_state.data(), sizeof *st);
-    if (counter > 1) {
-      crypto_auth_hmacsha256_update(st, t, k_hash_len);
-    }
-    crypto_auth_hmacsha256_update(st, info.data(), info.size());
-    crypto_auth_hmacsha256_update(st, &counter, 1);
-    crypto_auth_hmacsha256_final(st, t);
+    // T(i) = HMAC(PRK, T(i-1) || info || i), with T(0) empty.
+    const util::ByteView prev = counter > 1 ? util::ByteView(t, k_hash_len) : util::ByteView();
+    detail::hmac(key, prev, info, util::ByteView(&counter, 1), t);
     const size_t n = std::min(k_hash_len, out.size() - done);
     std::memcpy(out.data() + done, t, n);
     done += n;
@@ -123,7 +82,7 @@ Info& Info::add_u64(uint64_t value)
 void sha256(util::ByteView data, std::span<uint8_t, 32> out)
 {
   init();
-  crypto_hash_sha256(out.data(), data.data(), data.size());
+  detail::sha256(data, {}, out.data());
 }
 
 } // namespace fleetkey::crypto

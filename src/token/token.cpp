@@ -1,5 +1,5 @@
+#include "crypto/sha256.hpp"
 #include "json.hpp"
-#include "sha256.hpp"
 
 #include <fleetkey/token/cbor.hpp>
 #include <fleetkey/token/token.hpp>
@@ -394,14 +394,14 @@ void token_id(const Claims& c, Format f, std::string& out)
 }
 
 MacKey::MacKey(util::ByteView key)
-    : m_state(sizeof(sha256::HmacKey))
+    : m_state(sizeof(crypto::detail::HmacKey))
 {
-  sha256::hmac_init(*reinterpret_cast<sha256::HmacKey*>(m_state.data()), key.data(), key.size());
+  crypto::detail::hmac_init(*reinterpret_cast<crypto::detail::HmacKey*>(m_state.data()), key);
 }
 
 void MacKey::mac(util::ByteView data, uint8_t out[32]) const
 {
-  sha256::hmac(*reinterpret_cast<const sha256::HmacKey*>(m_state.data()), data.data(), data.size(), out);
+  crypto::detail::hmac(*reinterpret_cast<const crypto::detail::HmacKey*>(m_state.data()), data, {}, {}, out);
 }
 
 bool check_mac(const Decoded& d, const MacKey& key)

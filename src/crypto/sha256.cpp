@@ -1,8 +1,9 @@
-#include "crypto/sha256_fast.hpp"
+#include "crypto/sha256.hpp"
 
 #include <sodium.h>
 
 #include <cstring>
+#include <initializer_list>
 
 #if defined(__x86_64__)
 #include <cpuid.h>
@@ -148,5 +149,68 @@ bool sha256_fast_available()
 void sha256_fast_finish(const uint32_t*, uint64_t, util::ByteView, uint8_t*) {}
 
 #endif
+
+namespace {
+
+// Messages up to this size are assembled on the stack for the fast path; longer ones go to libsodium.
+constexpr size_t k_fast_max = 1024;
+
+size_t gather(uint8_t* buf, std::initializer_list<util::ByteView> parts)
+{
+  size_t n = 0;
+  for (const auto& p : parts) {
+    if (!p.empty()) { // memcpy from a null pointer is undefined even for 0 bytes
+      std::memcpy(buf + n, p.data(), p.size());
+      n += p.size();
+    }
+  }
+  return n;
+}
+
+} // namespace
+
+void hmac_init(HmacKey& key, util::ByteView k)
+{
+  crypto_auth_hmacsha256_init(&key.state, k.data(), k.size());
+}
+
+void hmac(const HmacKey& key, util::ByteView a, util::ByteView b, util::ByteView c, uint8_t out[32])
+{
+  const size_t total = a.size() + b.size() + c.size();
+  // After init, each of libsodium's two contexts has absorbed exactly one block (ipad, opad).
+  if (total <= k_fast_max && key.state.ictx.count == 512 && key.state.octx.count == 512 && sha256_fast_available()) {
+    uint8_t msg[k_fast_max];
+    uint8_t inner[32];
+    const size_t n = gather(msg, {a, b, c});
+    sha256_fast_finish(key.state.ictx.state, 64, util::ByteView(msg, n), inner);
+    sha256_fast_finish(key.state.octx.state, 64, util::ByteView(inner, sizeof inner), out);
+    sodium_memzero(msg, n);
+    sodium_memzero(inner, sizeof inner);
+    return;
+  }
+  crypto_auth_hmacsha256_state st = key.state;
+  for (const auto& p : {a, b, c}) {
+    crypto_auth_hmacsha256_update(&st, p.data(), p.size());
+  }
+  crypto_auth_hmacsha256_final(&st, out);
+  sodium_memzero(&st, sizeof st);
+}
+
+void sha256(util::ByteView a, util::ByteView b, uint8_t out[32])
+{
+  if (a.size() + b.size() <= k_fast_max && sha256_fast_available()) {
+    uint8_t msg[k_fast_max];
+    const size_t n = gather(msg, {a, b});
+    sha256_fast_finish(k_sha256_iv, 0, util::ByteView(msg, n), out);
+    sodium_memzero(msg, n);
+    return;
+  }
+  crypto_hash_sha256_state st;
+  crypto_hash_sha256_init(&st);
+  crypto_hash_sha256_update(&st, a.data(), a.size());
+  crypto_hash_sha256_update(&st, b.data(), b.size());
+  crypto_hash_sha256_final(&st, out);
+  sodium_memzero(&st, sizeof st);
+}
 
 } // namespace fleetkey::crypto::detail
