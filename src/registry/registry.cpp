@@ -89,10 +89,13 @@ Registry Registry::open(const std::string& path, OpenMode mode)
   }
   db.exec("PRAGMA foreign_keys = ON");
   db.exec("PRAGMA journal_mode = WAL");
-  // In WAL mode, NORMAL loses no committed transaction on a crash of the process, only possibly
-  // the last ones on a power loss; each commit then costs no fsync.
-  db.exec("PRAGMA synchronous = NORMAL");
-  reg.migrate(app_id != k_application_id);
+  // FULL: every commit is on disk before fleetkey reports it, so a revocation or registration
+  // survives a power loss. One fsync of the WAL per command; the checkpoint waits (sqlite.cpp).
+  db.exec("PRAGMA synchronous = FULL");
+  if (version < latest_schema_version()) {
+    // Only then take the write lock: read-only commands must not queue behind a running import.
+    reg.migrate(app_id != k_application_id);
+  }
   return reg;
 }
 

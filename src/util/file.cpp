@@ -13,6 +13,19 @@
 
 namespace fleetkey::util {
 
+namespace {
+
+std::string random_sibling(const std::string& path)
+{
+  uint8_t rnd[8];
+  randombytes_buf(rnd, sizeof rnd);
+  char hex[sizeof rnd * 2 + 1];
+  sodium_bin2hex(hex, sizeof hex, rnd, sizeof rnd);
+  return fmt::format("{}.tmp.{}", path, hex);
+}
+
+} // namespace
+
 Fd& Fd::operator=(Fd&& other) noexcept
 {
   if (this != &other) {
@@ -51,13 +64,15 @@ std::string dirname(const std::string& path)
 AtomicFile::AtomicFile(std::string path, Overwrite overwrite) : m_path(std::move(path)), m_overwrite(overwrite)
 {
   if (overwrite == Overwrite::no && exists(m_path)) {
-    throw Error(Exit::conflict, "{} already exists (use --force to replace it)", m_path);
+    throw Error(Exit::conflict, "{} already exists", m_path);
   }
-  uint8_t rnd[8];
-  randombytes_buf(rnd, sizeof rnd);
-  char hex[sizeof rnd * 2 + 1];
-  sodium_bin2hex(hex, sizeof hex, rnd, sizeof rnd);
-  m_tmp_path = fmt::format("{}.tmp.{}", m_path, hex);
+  // An unnamed file (O_TMPFILE) vanishes with the process if it is killed before commit(), so a
+  // half-written file of secrets never lingers. Where the file system lacks it, a named temporary.
+  m_fd = Fd(::open(dirname(m_path).c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600));
+  if (m_fd.valid()) {
+    return;
+  }
+  m_tmp_path = random_sibling(m_path);
   m_fd = Fd(::open(m_tmp_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600));
   if (!m_fd.valid()) {
     throw Error(Exit::failure, "cannot create {}: {}", m_tmp_path, std::strerror(errno));
@@ -68,7 +83,9 @@ AtomicFile::~AtomicFile()
 {
   if (!m_committed) {
     m_fd.close();
-    ::unlink(m_tmp_path.c_str());
+    if (!m_tmp_path.empty()) {
+      ::unlink(m_tmp_path.c_str());
+    }
   }
 }
 
@@ -83,7 +100,7 @@ void AtomicFile::write(std::span<const uint8_t> data)
       if (errno == EINTR) {
         continue;
       }
-      throw Error(Exit::failure, "cannot write {}: {}", m_tmp_path, std::strerror(errno));
+      throw Error(Exit::failure, "cannot write {}: {}", m_path, std::strerror(errno));
     }
     done += static_cast<size_t>(n);
   }
@@ -92,17 +109,29 @@ void AtomicFile::write(std::span<const uint8_t> data)
 void AtomicFile::commit()
 {
   if (::fsync(m_fd.get()) != 0) {
-    throw Error(Exit::failure, "cannot sync {}: {}", m_tmp_path, std::strerror(errno));
+    throw Error(Exit::failure, "cannot sync {}: {}", m_path, std::strerror(errno));
+  }
+  if (m_tmp_path.empty()) {
+    // Give the unnamed file a name: its final one, or a temporary one to rename over the old file.
+    const std::string proc = fmt::format("/proc/self/fd/{}", m_fd.get());
+    const std::string target = m_overwrite == Overwrite::no ? m_path : random_sibling(m_path);
+    if (::linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, target.c_str(), AT_SYMLINK_FOLLOW) != 0) {
+      throw Error(errno == EEXIST ? Exit::conflict : Exit::failure, "cannot create {}: {}", target,
+                  std::strerror(errno));
+    }
+    if (m_overwrite == Overwrite::yes) {
+      m_tmp_path = target;
+    }
   }
   m_fd.close();
-  if (m_overwrite == Overwrite::no) {
+  if (m_overwrite == Overwrite::no && !m_tmp_path.empty()) {
     // link() fails if the destination appeared in the meantime, where rename() would replace it.
     if (::link(m_tmp_path.c_str(), m_path.c_str()) != 0) {
       throw Error(errno == EEXIST ? Exit::conflict : Exit::failure, "cannot create {}: {}", m_path,
                   std::strerror(errno));
     }
     ::unlink(m_tmp_path.c_str());
-  } else if (::rename(m_tmp_path.c_str(), m_path.c_str()) != 0) {
+  } else if (m_overwrite == Overwrite::yes && ::rename(m_tmp_path.c_str(), m_path.c_str()) != 0) {
     throw Error(Exit::failure, "cannot replace {}: {}", m_path, std::strerror(errno));
   }
   m_committed = true;

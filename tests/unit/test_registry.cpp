@@ -1,4 +1,6 @@
 // The registry: creation, identity checks, migrations, transactions and the append-only audit.
+#include "registry/migrations.hpp"
+
 #include <fleetkey/registry/registry.hpp>
 #include <fleetkey/util/error.hpp>
 #include <fleetkey/util/file.hpp>
@@ -89,6 +91,21 @@ TEST_CASE("reopening applies no migration twice")
   { Registry::open(path, OpenMode::create); }
   auto reg = Registry::open(path, OpenMode::existing);
   CHECK(reg.master_keys().empty());
+}
+
+TEST_CASE("an older registry is migrated to the current schema on open")
+{
+  TempDir dir;
+  const auto path = dir.path + "/old.db";
+  {
+    registry::Db db(path, true);
+    db.exec(registry::migrations().front().sql);
+    db.exec("PRAGMA application_id = " + std::to_string(registry::k_application_id));
+    db.exec("PRAGMA user_version = 1");
+  }
+  auto reg = Registry::open(path, OpenMode::existing);
+  CHECK(reg.db().pragma_int("user_version") == Registry::latest_schema_version());
+  CHECK(Registry::latest_schema_version() > 1);
 }
 
 TEST_CASE("a transaction rolls back unless committed")

@@ -96,6 +96,8 @@ TEST_CASE("AtomicFile renames only on commit")
   {
     util::AtomicFile f(path, util::Overwrite::no);
     f.write(std::string_view("half"));
+    // With O_TMPFILE (ext4, tmpfs) nothing is visible until commit, so a kill leaves nothing.
+    CHECK(std::filesystem::is_empty(dir));
   }
   CHECK_FALSE(util::exists(path));
   CHECK(std::filesystem::is_empty(dir));
@@ -112,6 +114,12 @@ TEST_CASE("AtomicFile renames only on commit")
     f.commit();
   }
   CHECK(*util::read_file(path) == "new");
+  CHECK(std::filesystem::status(path).permissions() == std::filesystem::perms(0600));
+  int entries = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(dir)) {
+    ++entries;
+  }
+  CHECK(entries == 1);
   std::filesystem::remove_all(dir);
 }
 
