@@ -1,3 +1,5 @@
+#include "pairing/digits.hpp"
+
 #include <fleetkey/pairing/matter.hpp>
 #include <fleetkey/pairing/pin.hpp>
 #include <fleetkey/pairing/verhoeff.hpp>
@@ -68,19 +70,6 @@ int base38_value(char c)
 {
   const auto at = k_base38_alphabet.find(c);
   return at == std::string_view::npos ? -1 : static_cast<int>(at);
-}
-
-std::optional<std::string> digits_of(std::string_view typed)
-{
-  std::string out;
-  for (char c : typed) {
-    if (c >= '0' && c <= '9') {
-      out += c;
-    } else if (c != '-' && c != ' ') {
-      return std::nullopt;
-    }
-  }
-  return out;
 }
 
 uint32_t number(std::string_view digits)

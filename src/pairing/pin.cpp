@@ -1,3 +1,5 @@
+#include "pairing/digits.hpp"
+
 #include <fleetkey/pairing/pin.hpp>
 #include <fleetkey/pairing/verhoeff.hpp>
 #include <fleetkey/util/error.hpp>
@@ -38,20 +40,6 @@ bool scan_words(std::span<const uint8_t> bytes, size_t from, uint64_t limit, uin
     }
   }
   return false;
-}
-
-// Strips the '-' and ' ' a person types between groups; nullopt on anything else.
-std::optional<std::string> digits_of(std::string_view typed)
-{
-  std::string out;
-  for (char c : typed) {
-    if (c >= '0' && c <= '9') {
-      out += c;
-    } else if (c != '-' && c != ' ') {
-      return std::nullopt;
-    }
-  }
-  return out;
 }
 
 Result<std::string> check_code(std::string_view code)
@@ -192,6 +180,19 @@ Result<std::string> parse_native_code(std::string_view typed)
     return fail("a PIN is decimal digits, optionally grouped with '-' or spaces");
   }
   return check_code(*digits);
+}
+
+std::optional<std::string> digits_of(std::string_view typed)
+{
+  std::string out;
+  for (char c : typed) {
+    if (c >= '0' && c <= '9') {
+      out += c;
+    } else if (c != '-' && c != ' ') {
+      return std::nullopt;
+    }
+  }
+  return out;
 }
 
 } // namespace fleetkey::pairing

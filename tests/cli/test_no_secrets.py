@@ -1,37 +1,10 @@
 """No key fleetkey derives, nor the master key, appears in the registry files: raw, hex or base64."""
 import base64
 import glob
-import hashlib
-import hmac
 import os
-import struct
 
 import fk
-
-
-def hkdf_extract(salt, ikm):
-    return hmac.new(salt, ikm, hashlib.sha256).digest()
-
-
-def hkdf_expand(prk, info, n=32):
-    out, t, i = b"", b"", 1
-    while len(out) < n:
-        t = hmac.new(prk, t + info + bytes([i]), hashlib.sha256).digest()
-        out += t
-        i += 1
-    return out[:n]
-
-
-def field(x):
-    if isinstance(x, int):
-        x = struct.pack(">Q", x)
-    elif isinstance(x, str):
-        x = x.encode()
-    return struct.pack(">H", len(x)) + x
-
-
-def info(*fields):
-    return b"".join(field(f) for f in fields)
+from reference import device_key, device_prk, hkdf_expand, info, test_master_key
 
 
 def encodings(key):
@@ -60,17 +33,15 @@ class NoSecretsTest(fk.FleetTest):
 
         keys = {}
         seed = bytes.fromhex(fk.TEST_SEED)
-        seed_prk = hkdf_extract(b"fleetkey/v1 test-seed", seed)
         for v in (1, 2):
-            mk = hkdf_expand(seed_prk, info("master", v))
-            keys[f"MK{v}"] = mk
-            keys[f"PRK{v}"] = hkdf_extract(b"fleetkey/v1", mk)
+            keys[f"MK{v}"] = test_master_key(seed, v)
+            keys[f"PRK{v}"] = device_prk(keys[f"MK{v}"])  # the same extract step, on the master key
         for (d, v) in self.rows("SELECT id, key_version FROM devices"):
-            kdev = hkdf_expand(keys[f"PRK{v}"], info("device", d))
+            kdev = device_key(keys[f"MK{v}"], d)
             # The test proves its own oracle right before relying on it.
             self.assertEqual(self.fk("device", "key", d).out.strip() if d != devices[1] else kdev.hex(), kdev.hex())
             keys[f"K_dev({d})"] = kdev
-            prk_dev = hkdf_extract(b"fleetkey/v1", kdev)
+            prk_dev = device_prk(kdev)
             keys[f"PRK_dev({d})"] = prk_dev
             keys[f"K_enc({d})"] = hkdf_expand(prk_dev, info("purpose", "enc"))
             for e in (1, 2):

@@ -1,14 +1,13 @@
 """pair: PINs and Matter codes against an independent Python implementation of fleetkey-pairing(5),
 QR renderings read back by zbarimg and compared module by module, decode, --rotate and production runs."""
 import csv
-import hashlib
-import hmac
 import os
 import re
-import struct
 import subprocess
 
 import fk
+import reference
+from reference import hkdf_expand, hkdf_extract, info
 
 SEED = bytes.fromhex(fk.TEST_SEED)
 MATTER_VECTORS = [  # connectedhomeip setup payload tests
@@ -23,32 +22,8 @@ INVALID_PASSCODES = [0, 11111111, 22222222, 33333333, 44444444, 55555555, 666666
 
 # --- the reference implementation, written from fleetkey-pairing(5) and fleetkey-formats(5) ---
 
-def hkdf_extract(salt, ikm):
-    return hmac.new(salt, ikm, hashlib.sha256).digest()
-
-
-def hkdf_expand(prk, info, length):
-    out, t, i = b"", b"", 1
-    while len(out) < length:
-        t = hmac.new(prk, t + info + bytes([i]), hashlib.sha256).digest()
-        out += t
-        i += 1
-    return out[:length]
-
-
-def info(label, *fields):
-    def field(b):
-        return struct.pack(">H", len(b)) + b
-    out = field(label.encode())
-    for f in fields:
-        out += field(struct.pack(">Q", f) if isinstance(f, int) else f.encode())
-    return out
-
-
 def device_prk(device, seed=SEED):
-    mk = hkdf_expand(hkdf_extract(b"fleetkey/v1 test-seed", seed), info("master", 1), 32)
-    k_dev = hkdf_expand(hkdf_extract(b"fleetkey/v1", mk), info("device", device), 32)
-    return hkdf_extract(b"fleetkey/v1", k_dev)
+    return reference.device_prk(reference.device_key(reference.test_master_key(seed), device))
 
 
 def sample(prk, label, counter, bound, accept):

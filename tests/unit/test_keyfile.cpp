@@ -4,6 +4,8 @@
 #include <fleetkey/util/error.hpp>
 #include <fleetkey/util/file.hpp>
 
+#include "support.hpp"
+
 #include <doctest/doctest.h>
 #include <sodium.h>
 
@@ -11,6 +13,8 @@
 #include <sys/stat.h>
 
 using namespace fleetkey;
+using test::code_of;
+using test::TempDir;
 
 namespace {
 
@@ -22,27 +26,6 @@ crypto::PassphraseSource source(std::string p)
 }
 
 const crypto::KdfParams k_fast{crypto_pwhash_OPSLIMIT_MIN, crypto_pwhash_MEMLIMIT_MIN};
-
-Exit code_of(const std::function<void()>& fn)
-{
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.code();
-  }
-  return Exit::ok;
-}
-
-struct TempDir
-{
-  std::string path;
-  TempDir()
-  {
-    char tmpl[] = "/tmp/fleetkey-unit-XXXXXX";
-    path = ::mkdtemp(tmpl);
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-};
 
 } // namespace
 

@@ -5,37 +5,20 @@
 #include <fleetkey/util/error.hpp>
 #include <fleetkey/util/file.hpp>
 
+#include "support.hpp"
+
 #include <doctest/doctest.h>
 
 #include <filesystem>
 #include <fstream>
 
 using namespace fleetkey;
+using test::code_of;
+using test::TempDir;
 using registry::OpenMode;
 using registry::Registry;
 
 namespace {
-
-struct TempDir
-{
-  std::string path;
-  TempDir()
-  {
-    char tmpl[] = "/tmp/fleetkey-unit-XXXXXX";
-    path = ::mkdtemp(tmpl);
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-};
-
-Exit code_of(const std::function<void()>& fn)
-{
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.code();
-  }
-  return Exit::ok;
-}
 
 registry::MasterKeyRecord master(uint32_t v)
 {
