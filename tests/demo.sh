@@ -27,6 +27,16 @@ step user key alice --device SN-0001
 step user revoke alice --device SN-0001 --reason "phone lost"
 printf '\n\033[1m$ fleetkey user key alice --device SN-0001   # after the revocation\033[0m\n'
 "$fleetkey" user key alice --device SN-0001 || echo "(exit status $?: the old key is gone)"
+step token mint --sub alice --role guest --aud SN-0002 --ttl 1h
+token=$("$fleetkey" token mint --sub alice --role guest --aud SN-0002 --ttl 1h)
+step token verify "$token" --aud SN-0002
+step token revoke "$token" --reason "demo"
+printf '\n\033[1m$ fleetkey token verify "$token" --aud SN-0002   # after the revocation\033[0m\n'
+"$fleetkey" token verify "$token" --aud SN-0002 || echo "(exit status $?: revoked)"
+step pair SN-0001 --qr utf8
+step pair SN-0001 --scheme matter --vendor-id 0xFFF1 --product-id 0x8000 --qr none
+printf 'id,model,line\nSN-1000,lock-v2,3\nSN-1001,lock-v2,3\nSN-1002,lock-v3,4\n' > "$home/batch.csv"
+step device import "$home/batch.csv" --keys-out "$home/keys.jsonl"
 step master rotate
 step device add SN-0003
 step --json device list
