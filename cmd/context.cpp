@@ -19,7 +19,10 @@ fleet::Fleet& Context::fleet()
   return *m_fleet;
 }
 
-void Context::print(std::string_view text) const { std::fwrite(text.data(), 1, text.size(), stdout); }
+void Context::print(std::string_view text) const
+{
+  std::fwrite(text.data(), 1, text.size(), stdout);
+}
 
 void Context::print_json(const Json& value) const
 {
@@ -35,7 +38,10 @@ void Context::note(std::string_view text) const
   }
 }
 
-void Context::warn(std::string_view text) const { fmt::print(stderr, "fleetkey: warning: {}\n", text); }
+void Context::warn(std::string_view text) const
+{
+  fmt::print(stderr, "fleetkey: warning: {}\n", text);
+}
 
 void Context::write_secret(const crypto::Secret& text) const
 {

@@ -36,10 +36,10 @@ public:
   fleet::Fleet& fleet();
   bool json() const { return globals.json; }
 
-  void print(std::string_view text) const;       // stdout, as is
-  void print_json(const Json& value) const;      // stdout, one line
-  void note(std::string_view text) const;        // stdout, human mode only, unless --quiet
-  void warn(std::string_view text) const;        // stderr: "fleetkey: warning: ..."
+  void print(std::string_view text) const;             // stdout, as is
+  void print_json(const Json& value) const;            // stdout, one line
+  void note(std::string_view text) const;              // stdout, human mode only, unless --quiet
+  void warn(std::string_view text) const;              // stderr: "fleetkey: warning: ..."
   void write_secret(const crypto::Secret& text) const; // stdout, then flushed
 
 private:

@@ -90,8 +90,7 @@ void setup_device(CLI::App& app, Context& ctx)
       }
     });
   });
-  list->add_option("--status", *status, "Only devices with this status")
-    ->check(CLI::IsMember({"active", "revoked"}));
+  list->add_option("--status", *status, "Only devices with this status")->check(CLI::IsMember({"active", "revoked"}));
 
   auto show_id = std::make_shared<std::string>();
   auto* show = add_command(*device, ctx, "show", "Show one device", [&ctx, show_id] {
@@ -101,32 +100,34 @@ void setup_device(CLI::App& app, Context& ctx)
   show->add_option("ID", *show_id, "Device id")->required();
 
   auto ro = std::make_shared<RevokeOptions>();
-  auto* revoke = add_command(*device, ctx, "revoke", "Revoke a device: no more keys, grants or tokens for it", [&ctx, ro] {
-    const auto d = fleet::revoke_device(ctx.fleet(), ro->id, ro->reason);
-    if (ctx.json()) {
-      ctx.print_json(to_json(d));
-    } else {
-      ctx.note(fmt::format("revoked device {}", d.id));
-    }
-  });
+  auto* revoke =
+      add_command(*device, ctx, "revoke", "Revoke a device: no more keys, grants or tokens for it", [&ctx, ro] {
+        const auto d = fleet::revoke_device(ctx.fleet(), ro->id, ro->reason);
+        if (ctx.json()) {
+          ctx.print_json(to_json(d));
+        } else {
+          ctx.note(fmt::format("revoked device {}", d.id));
+        }
+      });
   revoke->add_option("ID", ro->id, "Device id")->required();
   revoke->add_option("--reason", ro->reason, "Why, for the audit trail")->required()->type_name("TEXT");
 
   auto ko = std::make_shared<KeyOptions>();
-  auto* key = add_command(*device, ctx, "key", "Print the device's key (or a purpose subkey) and nothing else", [&ctx, ko] {
-    const auto format = ctx.json() ? fleet::KeyFormat::json : fleet::parse_key_format(ko->format);
-    auto& fleet = ctx.fleet();
-    const auto k = fleet::export_device_key(fleet, ko->id, ko->purpose);
-    fleet::KeyMeta meta{"device",        k.device.id,   std::nullopt, std::nullopt, ko->purpose, k.device.key_version,
-                        k.fingerprint, fleet.keyring().is_test_key()};
-    ctx.write_secret(fleet::format_key(format, k.key, meta));
-  });
+  auto* key =
+      add_command(*device, ctx, "key", "Print the device's key (or a purpose subkey) and nothing else", [&ctx, ko] {
+        const auto format = ctx.json() ? fleet::KeyFormat::json : fleet::parse_key_format(ko->format);
+        auto& fleet = ctx.fleet();
+        const auto k = fleet::export_device_key(fleet, ko->id, ko->purpose);
+        fleet::KeyMeta meta{"device",    k.device.id,          std::nullopt,  std::nullopt,
+                            ko->purpose, k.device.key_version, k.fingerprint, fleet.keyring().is_test_key()};
+        ctx.write_secret(fleet::format_key(format, k.key, meta));
+      });
   key->add_option("ID", ko->id, "Device id")->required();
   key->add_option("--format", ko->format, "Output format")
-    ->check(CLI::IsMember({"hex", "base64", "c", "psk", "json"}))
-    ->capture_default_str();
+      ->check(CLI::IsMember({"hex", "base64", "c", "psk", "json"}))
+      ->capture_default_str();
   key->add_option("--purpose", ko->purpose, "Derive the subkey for NAME (e.g. enc, mac) instead of K_dev")
-    ->type_name("NAME");
+      ->type_name("NAME");
 }
 
 } // namespace fleetkey::cmd

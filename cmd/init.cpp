@@ -23,18 +23,19 @@ void setup_init(CLI::App& app, Context& ctx)
                       {"test_key", rec.test_key}});
       return;
     }
-    ctx.note(fmt::format("created master key v{} ({}{}) in {}", rec.version, o->no_passphrase ? "unencrypted" : "encrypted",
-                         rec.test_key ? ", TEST KEY" : "", p.master_key));
+    ctx.note(fmt::format("created master key v{} ({}{}) in {}", rec.version,
+                         o->no_passphrase ? "unencrypted" : "encrypted", rec.test_key ? ", TEST KEY" : "",
+                         p.master_key));
     ctx.note(fmt::format("fingerprint {}", rec.fingerprint));
     ctx.note(fmt::format("created registry {}", p.registry));
   });
   sub->add_flag("--no-passphrase", o->no_passphrase, "Write the master key file unencrypted (protect it otherwise)");
   sub->add_option("--test-seed", o->test_seed_hex,
                   "Derive the master key from HEX (1-64 bytes) for reproducible test fixtures; never for real devices")
-    ->type_name("HEX");
+      ->type_name("HEX");
   sub->add_option("--kdf", o->kdf_profile, "Argon2id cost of the passphrase key")
-    ->check(CLI::IsMember({"interactive", "moderate", "sensitive"}))
-    ->capture_default_str();
+      ->check(CLI::IsMember({"interactive", "moderate", "sensitive"}))
+      ->capture_default_str();
   sub->add_flag("--force", o->force, "Replace an existing registry and master key (every derived key changes)");
 }
 

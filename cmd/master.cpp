@@ -59,20 +59,23 @@ void setup_master(CLI::App& app, Context& ctx)
   retire->add_option("VERSION", *version, "Master key version to retire")->required();
 
   auto po = std::make_shared<fleet::PasswdOptions>();
-  auto* passwd = add_command(*master, ctx, "passwd", "Re-encrypt the master key file under a new passphrase", [&ctx, po] {
-    fleet::change_passphrase(ctx.fleet(), *po);
-    if (ctx.json()) {
-      ctx.print_json({{"master_key", ctx.fleet().paths().master_key}, {"encrypted", !po->no_passphrase}});
-    } else {
-      ctx.note(fmt::format("{} {}", po->no_passphrase ? "decrypted" : "re-encrypted", ctx.fleet().paths().master_key));
-    }
-  });
-  passwd->add_option("--new-passphrase-file", po->new_passphrase_file,
-                     "Read the new passphrase from FILE (default: ask twice on the terminal)")
-    ->type_name("FILE");
+  auto* passwd =
+      add_command(*master, ctx, "passwd", "Re-encrypt the master key file under a new passphrase", [&ctx, po] {
+        fleet::change_passphrase(ctx.fleet(), *po);
+        if (ctx.json()) {
+          ctx.print_json({{"master_key", ctx.fleet().paths().master_key}, {"encrypted", !po->no_passphrase}});
+        } else {
+          ctx.note(
+              fmt::format("{} {}", po->no_passphrase ? "decrypted" : "re-encrypted", ctx.fleet().paths().master_key));
+        }
+      });
+  passwd
+      ->add_option("--new-passphrase-file", po->new_passphrase_file,
+                   "Read the new passphrase from FILE (default: ask twice on the terminal)")
+      ->type_name("FILE");
   passwd->add_flag("--no-passphrase", po->no_passphrase, "Write the key file unencrypted");
   passwd->add_option("--kdf", po->kdf_profile, "Argon2id cost for the new passphrase (default: unchanged)")
-    ->check(CLI::IsMember({"interactive", "moderate", "sensitive"}));
+      ->check(CLI::IsMember({"interactive", "moderate", "sensitive"}));
 }
 
 } // namespace fleetkey::cmd

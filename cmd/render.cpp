@@ -3,7 +3,10 @@
 namespace fleetkey::cmd {
 
 namespace {
-Json opt(const std::optional<std::string>& v) { return v ? Json(*v) : Json(nullptr); }
+Json opt(const std::optional<std::string>& v)
+{
+  return v ? Json(*v) : Json(nullptr);
+}
 Json labels_json(const nlohmann::json& labels)
 {
   Json out = Json::object();
@@ -16,8 +19,8 @@ Json labels_json(const nlohmann::json& labels)
 
 Json to_json(const registry::MasterKeyRecord& r)
 {
-  return Json{{"version", r.version}, {"status", r.status}, {"current", r.status == "current"},
-              {"created", r.created}, {"fingerprint", r.fingerprint}, {"test_key", r.test_key},
+  return Json{{"version", r.version},     {"status", r.status},           {"current", r.status == "current"},
+              {"created", r.created},     {"fingerprint", r.fingerprint}, {"test_key", r.test_key},
               {"retired", opt(r.retired)}};
 }
 
@@ -42,9 +45,15 @@ Json to_json(const registry::UserRecord& r)
 
 Json to_json(const registry::GrantRecord& r)
 {
-  return Json{{"user", r.user},       {"device", r.device},   {"role", r.role},
-              {"epoch", r.epoch},     {"status", r.status},   {"created", r.created},
-              {"expires", opt(r.expires)}, {"revoked", opt(r.revoked)}, {"revoke_reason", opt(r.revoke_reason)}};
+  return Json{{"user", r.user},
+              {"device", r.device},
+              {"role", r.role},
+              {"epoch", r.epoch},
+              {"status", r.status},
+              {"created", r.created},
+              {"expires", opt(r.expires)},
+              {"revoked", opt(r.revoked)},
+              {"revoke_reason", opt(r.revoke_reason)}};
 }
 
 std::string labels_text(const nlohmann::json& labels)

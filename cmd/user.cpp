@@ -9,9 +9,8 @@
 #include <fleetkey/util/file.hpp>
 #include <fleetkey/util/text.hpp>
 
-#include <sodium.h>
-
 #include <fmt/format.h>
+#include <sodium.h>
 
 namespace fleetkey::cmd {
 
@@ -95,88 +94,93 @@ void setup_user(CLI::App& app, Context& ctx)
   show->add_option("NAME", *show_name, "User name")->required();
 
   auto go = std::make_shared<GrantOptions>();
-  auto* grant = add_command(*user, ctx, "grant",
-                            "Grant a user a role on a device and print their credential bundle: the user key and a "
-                            "token for the device",
-                            [&ctx, go] {
-    std::optional<int64_t> ttl;
-    if (go->ttl) {
-      auto d = util::parse_duration(*go->ttl);
-      if (!d) {
-        throw fleetkey::Error(Exit::usage, "--ttl: {}", d.error());
-      }
-      ttl = *d;
-    }
-    const auto qr_mode = go->qr ? std::optional(fleet::parse_qr_mode(*go->qr)) : std::nullopt;
-    // Checked before anything is recorded, so that bad options change nothing.
-    if (qr_mode && !go->output && (ctx.json() || *qr_mode == fleet::QrMode::png)) {
-      throw fleetkey::Error(Exit::usage, "--qr {} needs -o FILE{}", *go->qr, ctx.json() ? " with --json" : "");
-    }
-    if (go->output && util::exists(*go->output)) {
-      throw fleetkey::Error(Exit::conflict, "{} already exists", *go->output);
-    }
-    auto& fleet = ctx.fleet();
-    const auto b = fleet::grant_with_token(fleet, go->name, go->device, go->role, ttl);
-    const auto bundle = fleet::bundle_json(b);
-    std::vector<uint8_t> qr;
-    if (qr_mode) {
-      qr = fleet::render_bundle_qr(bundle, *qr_mode);
-    }
-    if (go->output) {
-      util::AtomicFile file(*go->output, util::Overwrite::no);
-      if (qr_mode) {
-        file.write(std::span<const uint8_t>(qr));
-      } else {
-        file.write(bundle.span());
-        file.write(std::string_view("\n"));
-      }
-      file.commit();
-    } else if (qr_mode) {
-      ctx.print({reinterpret_cast<const char*>(qr.data()), qr.size()});
-      sodium_memzero(qr.data(), qr.size());
-      return;
-    }
-    sodium_memzero(qr.data(), qr.size());
-    if (ctx.json()) {
-      ctx.write_secret(bundle);
-      ctx.print("\n");
-      return;
-    }
-    const auto& g = b.grant;
-    fleet::KeyMeta meta{"user", g.device.id, g.grant.user, g.grant.epoch, std::nullopt, g.device.key_version,
-                        g.fingerprint, b.test_key};
-    ctx.print(fmt::format("user:         {}\ndevice:       {}\nrole:         {}\nepoch:        {}\nexpires:      {}\n",
-                          g.grant.user, g.grant.device, g.grant.role, g.grant.epoch, g.grant.expires.value_or("never")));
-    ctx.print("user key:     ");
-    ctx.write_secret(fleet::format_key(fleet::KeyFormat::base64, g.user_key, meta));
-    ctx.print(fmt::format("fingerprint:  {}\ntoken:        {}\ntoken id:     {}\n", g.fingerprint, b.token.text,
-                          b.token.token_id));
-    if (go->output) {
-      ctx.note(fmt::format("wrote {} to {}", qr_mode ? "the QR code" : "the bundle", *go->output));
-    }
-  });
+  auto* grant = add_command(
+      *user, ctx, "grant",
+      "Grant a user a role on a device and print their credential bundle: the user key and a "
+      "token for the device",
+      [&ctx, go] {
+        std::optional<int64_t> ttl;
+        if (go->ttl) {
+          auto d = util::parse_duration(*go->ttl);
+          if (!d) {
+            throw fleetkey::Error(Exit::usage, "--ttl: {}", d.error());
+          }
+          ttl = *d;
+        }
+        const auto qr_mode = go->qr ? std::optional(fleet::parse_qr_mode(*go->qr)) : std::nullopt;
+        // Checked before anything is recorded, so that bad options change nothing.
+        if (qr_mode && !go->output && (ctx.json() || *qr_mode == fleet::QrMode::png)) {
+          throw fleetkey::Error(Exit::usage, "--qr {} needs -o FILE{}", *go->qr, ctx.json() ? " with --json" : "");
+        }
+        if (go->output && util::exists(*go->output)) {
+          throw fleetkey::Error(Exit::conflict, "{} already exists", *go->output);
+        }
+        auto& fleet = ctx.fleet();
+        const auto b = fleet::grant_with_token(fleet, go->name, go->device, go->role, ttl);
+        const auto bundle = fleet::bundle_json(b);
+        std::vector<uint8_t> qr;
+        if (qr_mode) {
+          qr = fleet::render_bundle_qr(bundle, *qr_mode);
+        }
+        if (go->output) {
+          util::AtomicFile file(*go->output, util::Overwrite::no);
+          if (qr_mode) {
+            file.write(std::span<const uint8_t>(qr));
+          } else {
+            file.write(bundle.span());
+            file.write(std::string_view("\n"));
+          }
+          file.commit();
+        } else if (qr_mode) {
+          ctx.print({reinterpret_cast<const char*>(qr.data()), qr.size()});
+          sodium_memzero(qr.data(), qr.size());
+          return;
+        }
+        sodium_memzero(qr.data(), qr.size());
+        if (ctx.json()) {
+          ctx.write_secret(bundle);
+          ctx.print("\n");
+          return;
+        }
+        const auto& g = b.grant;
+        fleet::KeyMeta meta{"user",       g.device.id,          g.grant.user,  g.grant.epoch,
+                            std::nullopt, g.device.key_version, g.fingerprint, b.test_key};
+        ctx.print(
+            fmt::format("user:         {}\ndevice:       {}\nrole:         {}\nepoch:        {}\nexpires:      {}\n",
+                        g.grant.user, g.grant.device, g.grant.role, g.grant.epoch, g.grant.expires.value_or("never")));
+        ctx.print("user key:     ");
+        ctx.write_secret(fleet::format_key(fleet::KeyFormat::base64, g.user_key, meta));
+        ctx.print(fmt::format("fingerprint:  {}\ntoken:        {}\ntoken id:     {}\n", g.fingerprint, b.token.text,
+                              b.token.token_id));
+        if (go->output) {
+          ctx.note(fmt::format("wrote {} to {}", qr_mode ? "the QR code" : "the bundle", *go->output));
+        }
+      });
   grant->add_option("NAME", go->name, "User name")->required();
   grant->add_option("--device", go->device, "Device id")->required()->type_name("ID");
   grant->add_option("--role", go->role, "Role, e.g. owner, guest, service")->required()->type_name("ROLE");
   grant->add_option("--ttl", go->ttl, "Grant lifetime, e.g. 90s, 12h, 30d, 1w2d (default: no expiry); also the token's")
-    ->type_name("DURATION");
-  grant->add_option("--qr", go->qr,
-                    "Also render the bundle as a QR code for the phone: utf8 (terminal), png or svg; png (and any "
-                    "mode with --json) needs -o")
-    ->check(CLI::IsMember({"utf8", "png", "svg"}));
-  grant->add_option("-o,--output", go->output,
-                    "Write the QR code (or, without --qr, the bundle JSON) to FILE, created 0600; stdout keeps the "
-                    "summary")
-    ->type_name("FILE");
+      ->type_name("DURATION");
+  grant
+      ->add_option("--qr", go->qr,
+                   "Also render the bundle as a QR code for the phone: utf8 (terminal), png or svg; png (and any "
+                   "mode with --json) needs -o")
+      ->check(CLI::IsMember({"utf8", "png", "svg"}));
+  grant
+      ->add_option("-o,--output", go->output,
+                   "Write the QR code (or, without --qr, the bundle JSON) to FILE, created 0600; stdout keeps the "
+                   "summary")
+      ->type_name("FILE");
 
   auto ro = std::make_shared<RevokeOptions>();
-  auto* revoke = add_command(*user, ctx, "revoke", "Revoke a user's grant on one device, or on every device", [&ctx, ro] {
-    const auto revoked = fleet::revoke_user(ctx.fleet(), ro->name, ro->device, ro->reason);
-    for (const auto& g : revoked) {
-      ctx.json() ? ctx.print_json(to_json(g))
-                 : ctx.note(fmt::format("revoked {} on device {} (key epoch now {})", g.user, g.device, g.epoch));
-    }
-  });
+  auto* revoke =
+      add_command(*user, ctx, "revoke", "Revoke a user's grant on one device, or on every device", [&ctx, ro] {
+        const auto revoked = fleet::revoke_user(ctx.fleet(), ro->name, ro->device, ro->reason);
+        for (const auto& g : revoked) {
+          ctx.json() ? ctx.print_json(to_json(g))
+                     : ctx.note(fmt::format("revoked {} on device {} (key epoch now {})", g.user, g.device, g.epoch));
+        }
+      });
   revoke->add_option("NAME", ro->name, "User name")->required();
   revoke->add_option("--device", ro->device, "Only this device (default: every device)")->type_name("ID");
   revoke->add_option("--reason", ro->reason, "Why, for the audit trail")->required()->type_name("TEXT");
@@ -186,15 +190,15 @@ void setup_user(CLI::App& app, Context& ctx)
     const auto format = ctx.json() ? fleet::KeyFormat::json : fleet::parse_key_format(ko->format);
     auto& fleet = ctx.fleet();
     const auto k = fleet::export_user_key(fleet, ko->name, ko->device);
-    fleet::KeyMeta meta{"user", k.device.id, k.grant.user, k.grant.epoch, std::nullopt, k.device.key_version,
-                        k.fingerprint, fleet.keyring().is_test_key()};
+    fleet::KeyMeta meta{"user",       k.device.id,          k.grant.user,  k.grant.epoch,
+                        std::nullopt, k.device.key_version, k.fingerprint, fleet.keyring().is_test_key()};
     ctx.write_secret(fleet::format_key(format, k.user_key, meta));
   });
   key->add_option("NAME", ko->name, "User name")->required();
   key->add_option("--device", ko->device, "Device id")->required()->type_name("ID");
   key->add_option("--format", ko->format, "Output format")
-    ->check(CLI::IsMember({"hex", "base64", "c", "psk", "json"}))
-    ->capture_default_str();
+      ->check(CLI::IsMember({"hex", "base64", "c", "psk", "json"}))
+      ->capture_default_str();
 }
 
 } // namespace fleetkey::cmd

@@ -19,7 +19,10 @@ Expander extract(const Secret& ikm)
 
 } // namespace
 
-MasterDeriver::MasterDeriver(const Secret& master_key) : m_prk(extract(master_key)) {}
+MasterDeriver::MasterDeriver(const Secret& master_key)
+    : m_prk(extract(master_key))
+{
+}
 
 Secret MasterDeriver::device_key(std::string_view device_id) const
 {
@@ -48,9 +51,15 @@ Secret MasterDeriver::token_key(std::string_view alg) const
   return m_prk.expand(Info("token").add(alg).bytes(), k_key_len);
 }
 
-Secret MasterDeriver::derive(const Info& info, size_t length) const { return m_prk.expand(info.bytes(), length); }
+Secret MasterDeriver::derive(const Info& info, size_t length) const
+{
+  return m_prk.expand(info.bytes(), length);
+}
 
-DeviceDeriver::DeviceDeriver(const Secret& device_key) : m_prk(extract(device_key)) {}
+DeviceDeriver::DeviceDeriver(const Secret& device_key)
+    : m_prk(extract(device_key))
+{
+}
 
 Secret DeviceDeriver::user_key(std::string_view user, uint64_t epoch) const
 {
@@ -67,14 +76,20 @@ Secret DeviceDeriver::token_key(std::string_view alg) const
   return m_prk.expand(Info("token").add(alg).bytes(), k_key_len);
 }
 
-Secret DeviceDeriver::revocation_key() const { return m_prk.expand(Info("revocations").bytes(), k_key_len); }
+Secret DeviceDeriver::revocation_key() const
+{
+  return m_prk.expand(Info("revocations").bytes(), k_key_len);
+}
 
 Secret DeviceDeriver::pairing_bytes(uint64_t counter, size_t length) const
 {
   return m_prk.expand(Info("pairing").add_u64(counter).bytes(), length);
 }
 
-Secret DeviceDeriver::derive(const Info& info, size_t length) const { return m_prk.expand(info.bytes(), length); }
+Secret DeviceDeriver::derive(const Info& info, size_t length) const
+{
+  return m_prk.expand(info.bytes(), length);
+}
 
 void fingerprint(util::ByteView key, std::span<uint8_t, 16> out)
 {

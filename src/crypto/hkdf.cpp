@@ -25,7 +25,9 @@ Secret hkdf_extract(util::ByteView salt, util::ByteView ikm)
   return prk;
 }
 
-Expander::Expander(util::ByteView prk) : m_state(sizeof(detail::HmacKey)), m_work(k_hash_len)
+Expander::Expander(util::ByteView prk)
+    : m_state(sizeof(detail::HmacKey))
+    , m_work(k_hash_len)
 {
   init();
   detail::hmac_init(*reinterpret_cast<detail::HmacKey*>(m_state.data()), prk);

@@ -1,5 +1,5 @@
-#include <fleetkey/crypto/hkdf.hpp>
 #include <fleetkey/crypto/hierarchy.hpp>
+#include <fleetkey/crypto/hkdf.hpp>
 #include <fleetkey/crypto/keyfile.hpp>
 #include <fleetkey/util/bytes.hpp>
 #include <fleetkey/util/error.hpp>
@@ -28,13 +28,19 @@ constexpr size_t k_nonce_len = crypto_aead_xchacha20poly1305_ietf_NPUBBYTES;
 constexpr uint64_t k_max_opslimit = 64;
 constexpr uint64_t k_max_memlimit = uint64_t{4} << 30;
 
-Error corrupt(std::string_view why) { return Error(Exit::key, "master key file is corrupted: {}", why); }
+Error corrupt(std::string_view why)
+{
+  return Error(Exit::key, "master key file is corrupted: {}", why);
+}
 
 // A cursor over the decrypted payload; every read checks bounds.
 class Reader
 {
 public:
-  explicit Reader(std::span<const uint8_t> data) : m_data(data) {}
+  explicit Reader(std::span<const uint8_t> data)
+      : m_data(data)
+  {
+  }
   uint64_t uint(size_t width)
   {
     need(width);
@@ -117,7 +123,7 @@ util::Bytes parse_hex(std::string_view text, size_t len, std::string_view what)
 }
 
 constexpr std::string_view k_comment =
-  "# fleetkey master key file: keep it secret, keep it safe. Layout: fleetkey-formats(5).\n";
+    "# fleetkey master key file: keep it secret, keep it safe. Layout: fleetkey-formats(5).\n";
 
 } // namespace
 
@@ -141,8 +147,8 @@ MasterKey Keyring::make_version(uint32_t version, int64_t now) const
     mk.key = Secret::random(k_key_len);
   } else {
     // MK[v] = HKDF("fleetkey/v1 test-seed", seed, info("master", v)): the same on every machine.
-    mk.key = hkdf(util::as_bytes(k_test_seed_salt), m_test_seed.span(), Info("master").add_u64(version).bytes(),
-                  k_key_len);
+    mk.key =
+        hkdf(util::as_bytes(k_test_seed_salt), m_test_seed.span(), Info("master").add_u64(version).bytes(), k_key_len);
   }
   return mk;
 }
@@ -157,7 +163,8 @@ const MasterKey& Keyring::rotate(int64_t now)
 
 const MasterKey& Keyring::get(uint32_t version) const
 {
-  auto it = std::find_if(m_versions.begin(), m_versions.end(), [&](const MasterKey& k) { return k.version == version; });
+  auto it =
+      std::find_if(m_versions.begin(), m_versions.end(), [&](const MasterKey& k) { return k.version == version; });
   if (it == m_versions.end()) {
     throw Error(Exit::not_found, "master key version {} is not in the key file", version);
   }
@@ -258,8 +265,8 @@ std::string encode_key_file(const Keyring& ring, const Secret* passphrase, KdfPa
     payload.resize(plaintext.size() + crypto_aead_xchacha20poly1305_ietf_ABYTES);
     unsigned long long len = 0;
     crypto_aead_xchacha20poly1305_ietf_encrypt(payload.data(), &len, plaintext.data(), plaintext.size(),
-                                               reinterpret_cast<const uint8_t*>(header.data()), header.size(),
-                                               nullptr, nonce, file_key.data());
+                                               reinterpret_cast<const uint8_t*>(header.data()), header.size(), nullptr,
+                                               nonce, file_key.data());
     payload.resize(len);
   } else {
     header += "encryption: none\n";
@@ -396,7 +403,9 @@ Secret prompt_passphrase(const char* prompt)
   if (!tty.valid()) {
     throw Error(Exit::key, "no terminal to ask for the passphrase (use --passphrase-file or FLEETKEY_PASSPHRASE_FILE)");
   }
-  struct termios old {};
+  struct termios old
+  {
+  };
   const bool have_termios = ::tcgetattr(tty.get(), &old) == 0;
   if (have_termios) {
     struct termios quiet = old;

@@ -19,7 +19,9 @@ void init()
   (void)k_ready;
 }
 
-Secret::Secret(size_t size) : m_size(size), m_capacity(size)
+Secret::Secret(size_t size)
+    : m_size(size)
+    , m_capacity(size)
 {
   init();
   if (size == 0) {
@@ -33,7 +35,9 @@ Secret::Secret(size_t size) : m_size(size), m_capacity(size)
 }
 
 Secret::Secret(Secret&& other) noexcept
-  : m_data(other.m_data), m_size(other.m_size), m_capacity(other.m_capacity)
+    : m_data(other.m_data)
+    , m_size(other.m_size)
+    , m_capacity(other.m_capacity)
 {
   other.m_data = nullptr;
   other.m_size = other.m_capacity = 0;
@@ -52,7 +56,10 @@ Secret& Secret::operator=(Secret&& other) noexcept
   return *this;
 }
 
-Secret::~Secret() { sodium_free(m_data); }
+Secret::~Secret()
+{
+  sodium_free(m_data);
+}
 
 Secret Secret::random(size_t size)
 {

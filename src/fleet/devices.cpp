@@ -97,8 +97,8 @@ DeviceKey export_device_key(Fleet& fleet, std::string_view id, const std::option
   auto fp = crypto::fingerprint(key.span());
   auto& reg = fleet.registry();
   registry::Transaction tx(reg.db());
-  reg.audit("device.key.export", id, {{"purpose", purpose ? nlohmann::json(*purpose) : nlohmann::json(nullptr)},
-                                      {"fingerprint", fp}});
+  reg.audit("device.key.export", id,
+            {{"purpose", purpose ? nlohmann::json(*purpose) : nlohmann::json(nullptr)}, {"fingerprint", fp}});
   tx.commit();
   return {std::move(rec), std::move(key), std::move(fp)};
 }

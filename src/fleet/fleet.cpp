@@ -1,14 +1,14 @@
-#include <fleetkey/fleet/fleet.hpp>
 #include <fleetkey/crypto/hierarchy.hpp>
+#include <fleetkey/fleet/fleet.hpp>
 #include <fleetkey/util/error.hpp>
 #include <fleetkey/util/file.hpp>
 #include <fleetkey/util/text.hpp>
 
 #include <sodium.h>
-#include <unistd.h>
 
 #include <cstdlib>
 #include <cstring>
+#include <unistd.h>
 
 namespace fleetkey::fleet {
 
@@ -45,7 +45,11 @@ Paths resolve_paths(const Options& options)
   return p;
 }
 
-Fleet::Fleet(Options options, Warn warn) : m_paths(resolve_paths(options)), m_warn(std::move(warn)) {}
+Fleet::Fleet(Options options, Warn warn)
+    : m_paths(resolve_paths(options))
+    , m_warn(std::move(warn))
+{
+}
 
 Fleet::~Fleet() = default;
 
@@ -57,7 +61,10 @@ registry::Registry& Fleet::registry()
   return *m_registry;
 }
 
-void Fleet::set_registry(registry::Registry reg) { m_registry.emplace(std::move(reg)); }
+void Fleet::set_registry(registry::Registry reg)
+{
+  m_registry.emplace(std::move(reg));
+}
 
 const crypto::Keyring& Fleet::keyring()
 {
@@ -66,8 +73,8 @@ const crypto::Keyring& Fleet::keyring()
   }
   auto& reg = registry();
   crypto::KeyFileHeader header;
-  auto ring = std::make_unique<crypto::Keyring>(
-    crypto::read_key_file(m_paths.master_key, [this] { return passphrase(Confirm::no); }, &header));
+  auto ring = std::make_unique<crypto::Keyring>(crypto::read_key_file(
+      m_paths.master_key, [this] { return passphrase(Confirm::no); }, &header));
   // The key file must be the one this registry was made with, version by version.
   for (const auto& rec : reg.master_keys()) {
     const crypto::MasterKey* mk = nullptr;
@@ -183,7 +190,7 @@ std::pair<std::string, std::string> parse_label(std::string_view text)
   const auto value = text.substr(eq + 1);
   const bool key_ok = !key.empty() && key.size() <= 64
                       && key.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
-                           == std::string_view::npos;
+                             == std::string_view::npos;
   if (!key_ok) {
     throw Error(Exit::usage, "label key \"{}\" must be 1 to 64 characters of A-Z a-z 0-9 _ . -", key);
   }

@@ -12,11 +12,16 @@ namespace fleetkey::fleet {
 
 KeyFormat parse_key_format(std::string_view name)
 {
-  if (name == "hex") return KeyFormat::hex;
-  if (name == "base64") return KeyFormat::base64;
-  if (name == "c") return KeyFormat::c;
-  if (name == "psk") return KeyFormat::psk;
-  if (name == "json") return KeyFormat::json;
+  if (name == "hex")
+    return KeyFormat::hex;
+  if (name == "base64")
+    return KeyFormat::base64;
+  if (name == "c")
+    return KeyFormat::c;
+  if (name == "psk")
+    return KeyFormat::psk;
+  if (name == "json")
+    return KeyFormat::json;
   throw Error(Exit::usage, "unknown key format \"{}\" (hex, base64, c, psk or json)", name);
 }
 

@@ -13,7 +13,7 @@ namespace {
 
 registry::MasterKeyRecord record_of(const crypto::MasterKey& mk, bool test_key, std::string status)
 {
-  return {mk.version, util::format_time(mk.created), crypto::fingerprint(mk.key.span()), test_key, std::move(status),
+  return {mk.version,  util::format_time(mk.created), crypto::fingerprint(mk.key.span()), test_key, std::move(status),
           std::nullopt};
 }
 
@@ -64,8 +64,8 @@ registry::MasterKeyRecord init(Fleet& fleet, const InitOptions& options)
   try {
     registry::Transaction tx(reg.db());
     reg.insert_master_key(rec);
-    reg.audit("init", "master:1", {{"fingerprint", rec.fingerprint}, {"test_key", rec.test_key},
-                                   {"encrypted", pass.has_value()}});
+    reg.audit("init", "master:1",
+              {{"fingerprint", rec.fingerprint}, {"test_key", rec.test_key}, {"encrypted", pass.has_value()}});
     crypto::write_key_file(paths.master_key, *ring, pass ? &*pass : nullptr, kdf,
                            options.force ? crypto::Replace::yes : crypto::Replace::no);
     tx.commit();
@@ -82,7 +82,10 @@ registry::MasterKeyRecord init(Fleet& fleet, const InitOptions& options)
   return rec;
 }
 
-std::vector<registry::MasterKeyRecord> list_master_keys(Fleet& fleet) { return fleet.registry().master_keys(); }
+std::vector<registry::MasterKeyRecord> list_master_keys(Fleet& fleet)
+{
+  return fleet.registry().master_keys();
+}
 
 registry::MasterKeyRecord rotate_master_key(Fleet& fleet)
 {

@@ -58,7 +58,7 @@ void validate_role(std::string_view role)
 {
   if (role.empty() || role.size() > 64
       || role.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:-")
-           != std::string_view::npos) {
+             != std::string_view::npos) {
     throw Error(Exit::usage, "role \"{}\" must be 1 to 64 characters of a-z A-Z 0-9 _ . : -", role);
   }
 }
@@ -89,8 +89,11 @@ Grant grant_user(Fleet& fleet, std::string_view name, std::string_view device_id
   g.revoked.reset();
   g.revoke_reason.reset();
   reg.upsert_grant(g);
-  reg.audit("user.grant", name, {{"device", device_id}, {"role", role}, {"epoch", g.epoch},
-                                 {"expires", g.expires ? nlohmann::json(*g.expires) : nlohmann::json(nullptr)}});
+  reg.audit("user.grant", name,
+            {{"device", device_id},
+             {"role", role},
+             {"epoch", g.epoch},
+             {"expires", g.expires ? nlohmann::json(*g.expires) : nlohmann::json(nullptr)}});
   tx.commit();
   auto key = crypto::DeviceDeriver(device_key).user_key(name, g.epoch);
   auto fp = crypto::fingerprint(key.span());

@@ -7,7 +7,7 @@ namespace fleetkey::registry {
 
 struct Migration
 {
-  int version;            // NNNN of schema/NNNN_name.sql
+  int version; // NNNN of schema/NNNN_name.sql
   std::string_view name;
   std::string_view sql;
 };

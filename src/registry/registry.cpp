@@ -5,10 +5,9 @@
 #include <fleetkey/util/file.hpp>
 #include <fleetkey/util/text.hpp>
 
+#include <cstdlib>
 #include <pwd.h>
 #include <unistd.h>
-
-#include <cstdlib>
 
 namespace fleetkey::registry {
 
@@ -31,7 +30,7 @@ DeviceRecord read_device(const Stmt& st)
 }
 
 constexpr std::string_view k_device_columns =
-  "id, model, labels, key_version, fingerprint, status, pairing_counter, created, revoked, revoke_reason";
+    "id, model, labels, key_version, fingerprint, status, pairing_counter, created, revoked, revoke_reason";
 
 GrantRecord read_grant(const Stmt& st)
 {
@@ -49,7 +48,7 @@ GrantRecord read_grant(const Stmt& st)
 }
 
 constexpr std::string_view k_grant_columns =
-  "user, device, role, epoch, status, created, expires, revoked, revoke_reason";
+    "user, device, role, epoch, status, created, expires, revoked, revoke_reason";
 
 MasterKeyRecord read_master(const Stmt& st)
 {
@@ -65,7 +64,10 @@ MasterKeyRecord read_master(const Stmt& st)
 
 } // namespace
 
-int Registry::latest_schema_version() { return migrations().empty() ? 0 : migrations().back().version; }
+int Registry::latest_schema_version()
+{
+  return migrations().empty() ? 0 : migrations().back().version;
+}
 
 Registry Registry::open(const std::string& path, OpenMode mode)
 {
@@ -84,8 +86,9 @@ Registry Registry::open(const std::string& path, OpenMode mode)
     }
   }
   if (version > latest_schema_version()) {
-    throw Error(Exit::registry, "registry {} has schema version {}, newer than this fleetkey supports ({}): upgrade fleetkey",
-                path, version, latest_schema_version());
+    throw Error(Exit::registry,
+                "registry {} has schema version {}, newer than this fleetkey supports ({}): upgrade fleetkey", path,
+                version, latest_schema_version());
   }
   db.exec("PRAGMA foreign_keys = ON");
   db.exec("PRAGMA journal_mode = WAL");
@@ -145,7 +148,8 @@ std::vector<AuditRecord> Registry::audit_events(int64_t limit)
   st.bind(1, limit);
   std::vector<AuditRecord> out;
   while (st.step()) {
-    out.push_back({st.integer(0), st.text(1), st.text(2), st.text(3), st.text(4), nlohmann::json::parse(st.text_view(5))});
+    out.push_back(
+        {st.integer(0), st.text(1), st.text(2), st.text(3), st.text(4), nlohmann::json::parse(st.text_view(5))});
   }
   return {out.rbegin(), out.rend()};
 }
@@ -153,7 +157,7 @@ std::vector<AuditRecord> Registry::audit_events(int64_t limit)
 void Registry::insert_master_key(const MasterKeyRecord& r)
 {
   Stmt st = m_db.prepare(
-    "INSERT INTO master_keys (version, created, fingerprint, test_key, status, retired) VALUES (?, ?, ?, ?, ?, ?)");
+      "INSERT INTO master_keys (version, created, fingerprint, test_key, status, retired) VALUES (?, ?, ?, ?, ?, ?)");
   st.bind(1, int64_t{r.version}).bind(2, r.created).bind(3, r.fingerprint).bind(4, int64_t{r.test_key});
   st.bind(5, r.status).bind(6, r.retired);
   st.run();
@@ -161,8 +165,8 @@ void Registry::insert_master_key(const MasterKeyRecord& r)
 
 std::vector<MasterKeyRecord> Registry::master_keys()
 {
-  Stmt st = m_db.prepare(
-    "SELECT version, created, fingerprint, test_key, status, retired FROM master_keys ORDER BY version");
+  Stmt st =
+      m_db.prepare("SELECT version, created, fingerprint, test_key, status, retired FROM master_keys ORDER BY version");
   std::vector<MasterKeyRecord> out;
   while (st.step()) {
     out.push_back(read_master(st));
@@ -173,7 +177,7 @@ std::vector<MasterKeyRecord> Registry::master_keys()
 std::optional<MasterKeyRecord> Registry::master_key(uint32_t version)
 {
   Stmt st = m_db.prepare(
-    "SELECT version, created, fingerprint, test_key, status, retired FROM master_keys WHERE version = ?");
+      "SELECT version, created, fingerprint, test_key, status, retired FROM master_keys WHERE version = ?");
   st.bind(1, int64_t{version});
   if (!st.step()) {
     return std::nullopt;
@@ -217,8 +221,8 @@ std::optional<DeviceRecord> Registry::device(std::string_view id)
 
 void Registry::for_each_device(std::string_view status, const std::function<void(const DeviceRecord&)>& fn)
 {
-  Stmt st = m_db.prepare(fmt::format("SELECT {} FROM devices WHERE ?1 = '' OR status = ?1 ORDER BY id",
-                                     k_device_columns));
+  Stmt st =
+      m_db.prepare(fmt::format("SELECT {} FROM devices WHERE ?1 = '' OR status = ?1 ORDER BY id", k_device_columns));
   st.bind(1, status);
   while (st.step()) {
     fn(read_device(st));
@@ -228,7 +232,7 @@ void Registry::for_each_device(std::string_view status, const std::function<void
 void Registry::revoke_device(std::string_view id, std::string_view when, std::string_view reason)
 {
   Stmt st = m_db.prepare(
-    "UPDATE devices SET status = 'revoked', revoked = ?, revoke_reason = ? WHERE id = ? AND status = 'active'");
+      "UPDATE devices SET status = 'revoked', revoked = ?, revoke_reason = ? WHERE id = ? AND status = 'active'");
   st.bind(1, when).bind(2, reason).bind(3, id);
   st.run();
 }
@@ -282,9 +286,9 @@ std::vector<GrantRecord> Registry::grants_of_user(std::string_view user)
 void Registry::upsert_grant(const GrantRecord& r)
 {
   Stmt st = m_db.prepare(
-    "INSERT INTO grants (user, device, role, epoch, status, created, expires, revoked, revoke_reason) "
-    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (user, device) DO UPDATE SET role = ?3, epoch = ?4, "
-    "status = ?5, created = ?6, expires = ?7, revoked = ?8, revoke_reason = ?9");
+      "INSERT INTO grants (user, device, role, epoch, status, created, expires, revoked, revoke_reason) "
+      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (user, device) DO UPDATE SET role = ?3, epoch = ?4, "
+      "status = ?5, created = ?6, expires = ?7, revoked = ?8, revoke_reason = ?9");
   st.bind(1, r.user).bind(2, r.device).bind(3, r.role).bind(4, static_cast<int64_t>(r.epoch)).bind(5, r.status);
   st.bind(6, r.created).bind(7, r.expires).bind(8, r.revoked).bind(9, r.revoke_reason);
   st.run();
@@ -294,8 +298,8 @@ void Registry::insert_revocation(std::string_view kind, std::optional<std::strin
                                  std::optional<std::string> user, std::optional<std::string> token_id,
                                  std::string_view reason, std::string_view when)
 {
-  Stmt st = m_db.prepare(
-    "INSERT INTO revocations (kind, device, user, token_id, reason, created) VALUES (?, ?, ?, ?, ?, ?)");
+  Stmt st =
+      m_db.prepare("INSERT INTO revocations (kind, device, user, token_id, reason, created) VALUES (?, ?, ?, ?, ?, ?)");
   st.bind(1, kind).bind(2, device).bind(3, user).bind(4, token_id).bind(5, reason).bind(6, when);
   st.run();
 }

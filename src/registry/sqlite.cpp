@@ -4,9 +4,8 @@
 #include <sodium.h>
 #include <sqlite3.h>
 
-#include <sys/stat.h>
-
 #include <chrono>
+#include <sys/stat.h>
 #include <thread>
 
 namespace fleetkey::registry {
@@ -38,14 +37,18 @@ void throw_sqlite(sqlite3* db, int rc, std::string_view what)
 
 Stmt::Stmt(sqlite3* db, std::string_view sql)
 {
-  const int rc = sqlite3_prepare_v3(db, sql.data(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT, &m_stmt,
-                                    nullptr);
+  const int rc =
+      sqlite3_prepare_v3(db, sql.data(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT, &m_stmt, nullptr);
   if (rc != SQLITE_OK) {
     throw_sqlite(db, rc, "registry");
   }
 }
 
-Stmt::Stmt(Stmt&& other) noexcept : m_stmt(other.m_stmt) { other.m_stmt = nullptr; }
+Stmt::Stmt(Stmt&& other) noexcept
+    : m_stmt(other.m_stmt)
+{
+  other.m_stmt = nullptr;
+}
 
 Stmt& Stmt::operator=(Stmt&& other) noexcept
 {
@@ -57,7 +60,10 @@ Stmt& Stmt::operator=(Stmt&& other) noexcept
   return *this;
 }
 
-Stmt::~Stmt() { sqlite3_finalize(m_stmt); }
+Stmt::~Stmt()
+{
+  sqlite3_finalize(m_stmt);
+}
 
 Stmt& Stmt::bind(int index, std::string_view text)
 {
@@ -114,7 +120,10 @@ void Stmt::reset()
   sqlite3_clear_bindings(m_stmt);
 }
 
-std::string Stmt::text(int column) const { return std::string(text_view(column)); }
+std::string Stmt::text(int column) const
+{
+  return std::string(text_view(column));
+}
 
 std::string_view Stmt::text_view(int column) const
 {
@@ -131,14 +140,21 @@ std::optional<std::string> Stmt::optional_text(int column) const
   return text(column);
 }
 
-int64_t Stmt::integer(int column) const { return sqlite3_column_int64(m_stmt, column); }
-
-bool Stmt::is_null(int column) const { return sqlite3_column_type(m_stmt, column) == SQLITE_NULL; }
-
-Db::Db(const std::string& path, bool create) : m_path(path)
+int64_t Stmt::integer(int column) const
 {
-  const int flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_NOMUTEX
-                    | SQLITE_OPEN_EXRESCODE;
+  return sqlite3_column_int64(m_stmt, column);
+}
+
+bool Stmt::is_null(int column) const
+{
+  return sqlite3_column_type(m_stmt, column) == SQLITE_NULL;
+}
+
+Db::Db(const std::string& path, bool create)
+    : m_path(path)
+{
+  const int flags =
+      SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE;
   const int rc = sqlite3_open_v2(path.c_str(), &m_db, flags, nullptr);
   if (rc != SQLITE_OK) {
     const std::string msg = m_db != nullptr ? sqlite3_errmsg(m_db) : sqlite3_errstr(rc);
@@ -163,7 +179,9 @@ void close_db(sqlite3* db, const std::string& path)
   if (db == nullptr) {
     return;
   }
-  struct stat st {};
+  struct stat st
+  {
+  };
   const bool small_wal = !path.empty() && ::stat((path + "-wal").c_str(), &st) == 0 && st.st_size <= k_wal_keep_bytes;
   sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, small_wal ? 1 : 0, nullptr);
   sqlite3_close_v2(db);
@@ -171,7 +189,12 @@ void close_db(sqlite3* db, const std::string& path)
 
 } // namespace
 
-Db::Db(Db&& other) noexcept : m_db(other.m_db), m_path(std::move(other.m_path)) { other.m_db = nullptr; }
+Db::Db(Db&& other) noexcept
+    : m_db(other.m_db)
+    , m_path(std::move(other.m_path))
+{
+  other.m_db = nullptr;
+}
 
 Db& Db::operator=(Db&& other) noexcept
 {
@@ -184,7 +207,10 @@ Db& Db::operator=(Db&& other) noexcept
   return *this;
 }
 
-Db::~Db() { close_db(m_db, m_path); }
+Db::~Db()
+{
+  close_db(m_db, m_path);
+}
 
 void Db::exec(std::string_view sql)
 {
@@ -203,9 +229,13 @@ int64_t Db::pragma_int(std::string_view name)
   return st.step() ? st.integer(0) : 0;
 }
 
-int64_t Db::changes() const { return sqlite3_changes64(m_db); }
+int64_t Db::changes() const
+{
+  return sqlite3_changes64(m_db);
+}
 
-Transaction::Transaction(Db& db) : m_db(db)
+Transaction::Transaction(Db& db)
+    : m_db(db)
 {
   // busy_timeout already waits; the retries with jitter only matter when several writers keep
   // the lock for longer than that, such as stations importing large batches at once.

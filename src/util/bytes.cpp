@@ -56,9 +56,18 @@ Result<Bytes> decode(std::string_view text, int variant)
 
 } // namespace
 
-std::string to_base64(ByteView data) { return encode(data, sodium_base64_VARIANT_ORIGINAL); }
-Result<Bytes> from_base64(std::string_view text) { return decode(text, sodium_base64_VARIANT_ORIGINAL); }
-std::string to_base64url(ByteView data) { return encode(data, sodium_base64_VARIANT_URLSAFE_NO_PADDING); }
+std::string to_base64(ByteView data)
+{
+  return encode(data, sodium_base64_VARIANT_ORIGINAL);
+}
+Result<Bytes> from_base64(std::string_view text)
+{
+  return decode(text, sodium_base64_VARIANT_ORIGINAL);
+}
+std::string to_base64url(ByteView data)
+{
+  return encode(data, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+}
 Result<Bytes> from_base64url(std::string_view text)
 {
   return decode(text, sodium_base64_VARIANT_URLSAFE_NO_PADDING);

@@ -1,13 +1,13 @@
-#include <fleetkey/util/error.hpp>
 #include <fleetkey/util/bytes.hpp>
+#include <fleetkey/util/error.hpp>
 #include <fleetkey/util/file.hpp>
 
 #include <fmt/format.h>
+#include <sodium.h>
 
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
-#include <sodium.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -35,7 +35,10 @@ Fd& Fd::operator=(Fd&& other) noexcept
   return *this;
 }
 
-Fd::~Fd() { close(); }
+Fd::~Fd()
+{
+  close();
+}
 
 int Fd::release() noexcept
 {
@@ -61,7 +64,9 @@ std::string dirname(const std::string& path)
   return slash == 0 ? "/" : path.substr(0, slash);
 }
 
-AtomicFile::AtomicFile(std::string path, Overwrite overwrite) : m_path(std::move(path)), m_overwrite(overwrite)
+AtomicFile::AtomicFile(std::string path, Overwrite overwrite)
+    : m_path(std::move(path))
+    , m_overwrite(overwrite)
 {
   if (overwrite == Overwrite::no && exists(m_path)) {
     throw Error(Exit::conflict, "{} already exists", m_path);
@@ -89,7 +94,10 @@ AtomicFile::~AtomicFile()
   }
 }
 
-void AtomicFile::write(std::string_view data) { write(as_bytes(data)); }
+void AtomicFile::write(std::string_view data)
+{
+  write(as_bytes(data));
+}
 
 void AtomicFile::write(std::span<const uint8_t> data)
 {
@@ -143,7 +151,9 @@ void AtomicFile::commit()
 
 bool exists(const std::string& path)
 {
-  struct stat st {};
+  struct stat st
+  {
+  };
   return ::lstat(path.c_str(), &st) == 0;
 }
 
@@ -176,13 +186,15 @@ Result<std::string> read_file(const std::string& path, size_t max_size)
 
 Result<bool> check_private(const std::string& path, std::string_view what)
 {
-  struct stat st {};
+  struct stat st
+  {
+  };
   if (::stat(path.c_str(), &st) != 0) {
     return fail(fmt::format("cannot read {} {}: {}", what, path, std::strerror(errno)));
   }
   if ((st.st_mode & 077) != 0) {
-    return fail(fmt::format("{} {} is accessible by group or others (mode {:04o}); fix it with: chmod 600 {}",
-                            what, path, st.st_mode & 07777, path));
+    return fail(fmt::format("{} {} is accessible by group or others (mode {:04o}); fix it with: chmod 600 {}", what,
+                            path, st.st_mode & 07777, path));
   }
   return true;
 }

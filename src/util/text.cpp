@@ -70,15 +70,20 @@ bool is_printable_utf8(std::string_view s)
   return true;
 }
 
-int64_t unix_now() { return static_cast<int64_t>(std::time(nullptr)); }
+int64_t unix_now()
+{
+  return static_cast<int64_t>(std::time(nullptr));
+}
 
 std::string format_time(int64_t unix_seconds)
 {
   const auto t = static_cast<time_t>(unix_seconds);
-  struct tm tm {};
+  struct tm tm
+  {
+  };
   gmtime_r(&t, &tm);
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                     tm.tm_hour, tm.tm_min, tm.tm_sec);
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                     tm.tm_min, tm.tm_sec);
 }
 
 Result<int64_t> parse_time(std::string_view text)
@@ -99,8 +104,8 @@ Result<int64_t> parse_time(std::string_view text)
     auto [p, ec] = std::from_chars(text.data() + pos, text.data() + pos + len, out);
     return ec == std::errc() && p == text.data() + pos + len;
   };
-  bool ok = text.size() >= 10 && num(0, 4, year) && text[4] == '-' && num(5, 2, mon) && text[7] == '-'
-            && num(8, 2, day);
+  bool ok =
+      text.size() >= 10 && num(0, 4, year) && text[4] == '-' && num(5, 2, mon) && text[7] == '-' && num(8, 2, day);
   if (ok && text.size() > 10) {
     ok = text.size() == 20 && text[10] == 'T' && num(11, 2, hour) && text[13] == ':' && num(14, 2, min)
          && text[16] == ':' && num(17, 2, sec) && text[19] == 'Z';
@@ -108,7 +113,9 @@ Result<int64_t> parse_time(std::string_view text)
   if (!ok || mon < 1 || mon > 12 || day < 1 || day > 31 || hour > 23 || min > 59 || sec > 60) {
     return fail(fmt::format("invalid time \"{}\" (expected YYYY-MM-DDTHH:MM:SSZ or @UNIXSECONDS)", text));
   }
-  struct tm tm {};
+  struct tm tm
+  {
+  };
   tm.tm_year = year - 1900;
   tm.tm_mon = mon - 1;
   tm.tm_mday = day;
@@ -139,11 +146,21 @@ Result<int64_t> parse_duration(std::string_view text)
     int64_t unit = 1;
     if (i < text.size()) {
       switch (text[i]) {
-      case 's': unit = 1; break;
-      case 'm': unit = 60; break;
-      case 'h': unit = 3600; break;
-      case 'd': unit = 86400; break;
-      case 'w': unit = 7 * 86400; break;
+      case 's':
+        unit = 1;
+        break;
+      case 'm':
+        unit = 60;
+        break;
+      case 'h':
+        unit = 3600;
+        break;
+      case 'd':
+        unit = 86400;
+        break;
+      case 'w':
+        unit = 7 * 86400;
+        break;
       default:
         return fail(fmt::format("invalid duration \"{}\" (examples: 90s, 15m, 12h, 30d, 2w, 1d12h)", text));
       }

@@ -13,7 +13,10 @@ crypto::Secret seed()
 {
   return crypto::Secret::copy_of(*util::from_hex("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"));
 }
-std::string hex(const crypto::Secret& s) { return util::to_hex(s.span()); }
+std::string hex(const crypto::Secret& s)
+{
+  return util::to_hex(s.span());
+}
 } // namespace
 
 TEST_CASE("the worked example of fleetkey-formats(5)")

@@ -1,10 +1,10 @@
 // The master key file: round trips, wrong passphrases, tampering, and the privacy checks.
+#include "support.hpp"
+
 #include <fleetkey/crypto/keyfile.hpp>
 #include <fleetkey/util/bytes.hpp>
 #include <fleetkey/util/error.hpp>
 #include <fleetkey/util/file.hpp>
-
-#include "support.hpp"
 
 #include <doctest/doctest.h>
 #include <sodium.h>
@@ -18,7 +18,10 @@ using test::TempDir;
 
 namespace {
 
-crypto::Secret pass(std::string_view p) { return crypto::Secret::copy_of(util::as_bytes(p)); }
+crypto::Secret pass(std::string_view p)
+{
+  return crypto::Secret::copy_of(util::as_bytes(p));
+}
 
 crypto::PassphraseSource source(std::string p)
 {
@@ -77,7 +80,13 @@ TEST_CASE("an unencrypted key file carries a checksum")
   const auto text = crypto::encode_key_file(ring, nullptr, {});
   CHECK(text.find("encryption: none\n") != std::string::npos);
   bool asked = false;
-  const auto back = crypto::decode_key_file(text, [&] { asked = true; return pass("x"); }, nullptr);
+  const auto back = crypto::decode_key_file(
+      text,
+      [&] {
+        asked = true;
+        return pass("x");
+      },
+      nullptr);
   CHECK_FALSE(asked);
   CHECK(crypto::equal(back.current().key.span(), ring.current().key.span()));
   std::string bad = text;
@@ -108,7 +117,9 @@ TEST_CASE("key files are written 0600, never overwritten by accident, and refuse
   const std::string path = dir.path + "/master.key";
   auto ring = crypto::Keyring::create(1);
   crypto::write_key_file(path, ring, nullptr, {}, crypto::Replace::no);
-  struct stat st {};
+  struct stat st
+  {
+  };
   REQUIRE(::stat(path.c_str(), &st) == 0);
   CHECK((st.st_mode & 0777) == 0600);
   CHECK(code_of([&] { crypto::write_key_file(path, ring, nullptr, {}, crypto::Replace::no); }) == Exit::conflict);

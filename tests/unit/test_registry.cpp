@@ -1,11 +1,10 @@
 // The registry: creation, identity checks, migrations, transactions and the append-only audit.
 #include "registry/migrations.hpp"
+#include "support.hpp"
 
 #include <fleetkey/registry/registry.hpp>
 #include <fleetkey/util/error.hpp>
 #include <fleetkey/util/file.hpp>
-
-#include "support.hpp"
 
 #include <doctest/doctest.h>
 
@@ -13,10 +12,10 @@
 #include <fstream>
 
 using namespace fleetkey;
-using test::code_of;
-using test::TempDir;
 using registry::OpenMode;
 using registry::Registry;
+using test::code_of;
+using test::TempDir;
 
 namespace {
 
@@ -59,7 +58,9 @@ TEST_CASE("opening checks the file is a fleetkey registry of a known schema")
   CHECK(code_of([&] { Registry::open(other, OpenMode::create); }) == Exit::registry);
 
   const auto newer = dir.path + "/newer.db";
-  { Registry::open(newer, OpenMode::create); }
+  {
+    Registry::open(newer, OpenMode::create);
+  }
   {
     registry::Db db(newer, false);
     db.exec("PRAGMA user_version = " + std::to_string(Registry::latest_schema_version() + 1));
@@ -71,7 +72,9 @@ TEST_CASE("reopening applies no migration twice")
 {
   TempDir dir;
   const auto path = dir.path + "/r.db";
-  { Registry::open(path, OpenMode::create); }
+  {
+    Registry::open(path, OpenMode::create);
+  }
   auto reg = Registry::open(path, OpenMode::existing);
   CHECK(reg.master_keys().empty());
 }

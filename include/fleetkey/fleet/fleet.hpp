@@ -45,8 +45,8 @@ public:
   ~Fleet();
 
   const Paths& paths() const { return m_paths; }
-  registry::Registry& registry();      // opens the existing registry on first use
-  const crypto::Keyring& keyring();     // reads and checks the key file on first use
+  registry::Registry& registry();   // opens the existing registry on first use
+  const crypto::Keyring& keyring(); // reads and checks the key file on first use
   // The master key a record names; throws when the version is retired or unknown.
   const crypto::MasterKey& master_key(uint32_t version);
   // Whether the key file is encrypted, with which KDF parameters (valid after keyring()).

@@ -15,7 +15,7 @@ KeyFormat parse_key_format(std::string_view name); // throws Error(usage)
 
 struct KeyMeta
 {
-  std::string kind;                  // "device" or "user"
+  std::string kind; // "device" or "user"
   std::string device;
   std::optional<std::string> user;
   std::optional<uint64_t> epoch;

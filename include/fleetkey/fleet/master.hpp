@@ -13,7 +13,7 @@ struct InitOptions
   bool no_passphrase = false;
   std::optional<std::string> test_seed_hex; // reproducible fixtures only
   std::string kdf_profile = "moderate";
-  bool force = false;                        // replace an existing registry and key file
+  bool force = false; // replace an existing registry and key file
 };
 
 // Creates the home (0700), the registry and master key version 1.
@@ -29,7 +29,7 @@ registry::MasterKeyRecord retire_master_key(Fleet& fleet, uint32_t version);
 
 struct PasswdOptions
 {
-  bool no_passphrase = false;                    // write the key file unencrypted
+  bool no_passphrase = false;                     // write the key file unencrypted
   std::optional<std::string> new_passphrase_file; // else the terminal, asked twice
   std::optional<std::string> kdf_profile;         // else keep the current parameters
 };

@@ -27,8 +27,8 @@ struct Grant
 {
   registry::GrantRecord grant;
   registry::DeviceRecord device;
-  crypto::Secret user_key;  // K_user(D, U, e)
-  std::string fingerprint;  // of user_key
+  crypto::Secret user_key; // K_user(D, U, e)
+  std::string fingerprint; // of user_key
 };
 
 // Records (or renews) NAME's grant on DEVICE with ROLE and derives the user key for its epoch.

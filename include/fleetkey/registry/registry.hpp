@@ -85,7 +85,8 @@ public:
   static int latest_schema_version();
 
   // Appends to the audit trail; call inside the transaction of the change it records.
-  void audit(std::string_view action, std::string_view subject, const nlohmann::json& details = nlohmann::json::object());
+  void audit(std::string_view action, std::string_view subject,
+             const nlohmann::json& details = nlohmann::json::object());
   std::vector<AuditRecord> audit_events(int64_t limit);
 
   // Master key versions.
@@ -117,7 +118,10 @@ public:
   static std::string actor();
 
 private:
-  explicit Registry(Db db) : m_db(std::move(db)) {}
+  explicit Registry(Db db)
+      : m_db(std::move(db))
+  {
+  }
   void migrate(bool fresh);
 
   Db m_db;

@@ -15,8 +15,14 @@ class Fd
 {
 public:
   Fd() = default;
-  explicit Fd(int fd) noexcept : m_fd(fd) {}
-  Fd(Fd&& other) noexcept : m_fd(other.release()) {}
+  explicit Fd(int fd) noexcept
+      : m_fd(fd)
+  {
+  }
+  Fd(Fd&& other) noexcept
+      : m_fd(other.release())
+  {
+  }
   Fd& operator=(Fd&& other) noexcept;
   Fd(const Fd&) = delete;
   Fd& operator=(const Fd&) = delete;
@@ -43,9 +49,9 @@ public:
   AtomicFile(AtomicFile&&) = delete;
   ~AtomicFile();
 
-  void write(std::string_view data);          // throws Error
-  void write(std::span<const uint8_t> data);  // throws Error
-  void commit();                              // throws Error; fsyncs file and directory
+  void write(std::string_view data);         // throws Error
+  void write(std::span<const uint8_t> data); // throws Error
+  void commit();                             // throws Error; fsyncs file and directory
   const std::string& path() const { return m_path; }
 
 private:
