@@ -11,6 +11,8 @@
 
 #include <fmt/format.h>
 
+#include <unistd.h>
+
 namespace fleetkey::cmd {
 
 namespace {
@@ -98,6 +100,9 @@ void run_pair(Context& ctx, const PairCliOptions& o)
   fleet::PairOptions po{fleet::parse_pair_scheme(o.scheme), o.pin_digits, o.matter};
   const bool batch = o.all || o.from;
   fleet::LabelOptions label{qr_format(o, batch), qr::parse_ec(o.ec), o.scale, o.margin};
+  if (!o.out && ::isatty(STDOUT_FILENO) != 0) {
+    label.colors = qr::Colors::black_on_white; // the same code in a dark and a light terminal
+  }
   const auto overwrite = o.force ? util::Overwrite::yes : util::Overwrite::no;
   if (batch) {
     if (o.device) {

@@ -12,6 +12,8 @@
 #include <fmt/format.h>
 #include <sodium.h>
 
+#include <unistd.h>
+
 namespace fleetkey::cmd {
 
 namespace {
@@ -120,7 +122,9 @@ void setup_user(CLI::App& app, Context& ctx)
         const auto bundle = fleet::bundle_json(b);
         std::vector<uint8_t> qr;
         if (qr_mode) {
-          qr = fleet::render_bundle_qr(bundle, *qr_mode);
+          // On a terminal, explicit colours: the same code in a dark and a light terminal.
+          const bool terminal = !go->output && ::isatty(STDOUT_FILENO) != 0;
+          qr = fleet::render_bundle_qr(bundle, *qr_mode, terminal ? qr::Colors::black_on_white : qr::Colors::none);
         }
         if (go->output) {
           util::AtomicFile file(*go->output, util::Overwrite::no);

@@ -324,7 +324,7 @@ std::string render_label(std::string_view payload, const LabelOptions& label)
   const int margin = label.margin >= 0 ? label.margin : terminal ? 2 : 4;
   switch (label.format) {
   case QrFormat::utf8:
-    return qr::render_utf8(m, margin);
+    return qr::render_utf8(m, margin, label.colors);
   case QrFormat::ansi:
     return qr::render_ansi(m, margin);
   case QrFormat::svg:

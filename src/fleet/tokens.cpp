@@ -679,13 +679,13 @@ QrMode parse_qr_mode(std::string_view name)
   throw Error(Exit::usage, "unknown QR mode \"{}\" (utf8, png or svg)", name);
 }
 
-std::vector<uint8_t> render_bundle_qr(const crypto::Secret& bundle, QrMode mode)
+std::vector<uint8_t> render_bundle_qr(const crypto::Secret& bundle, QrMode mode, qr::Colors colors)
 {
   const auto m = qr::encode({reinterpret_cast<const char*>(bundle.data()), bundle.size()}, qr::Ec::M);
   if (mode == QrMode::png) {
     return qr::render_png(m);
   }
-  std::string text = mode == QrMode::utf8 ? qr::render_utf8(m) : qr::render_svg(m);
+  std::string text = mode == QrMode::utf8 ? qr::render_utf8(m, 2, colors) : qr::render_svg(m);
   std::vector<uint8_t> out(text.begin(), text.end());
   sodium_memzero(text.data(), text.size());
   return out;

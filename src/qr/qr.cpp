@@ -131,7 +131,7 @@ Matrix encode(std::string_view payload, Ec ec)
   return Matrix(size, std::move(modules), code->version);
 }
 
-std::string render_utf8(const Matrix& m, int margin)
+std::string render_utf8(const Matrix& m, int margin, Colors colors)
 {
   check_margin(margin, 1);
   // Light modules are ink and dark modules are blank: on a dark terminal the code is black on
@@ -141,14 +141,19 @@ std::string render_utf8(const Matrix& m, int margin)
   const int side = m.size() + 2 * margin;
   std::string out;
   out.reserve(static_cast<size_t>((side + 1) / 2 * (side * 3 + 1)));
+  // With explicit colours the ink is black, so the glyphs draw the dark modules instead.
+  const bool ink_is_dark = colors == Colors::black_on_white;
   for (int y = 0; y < side; y += 2) {
-    for (int x = 0; x < side; ++x) {
-      const bool upper_light = !dark_at(m, margin, x, y);
-      // Past the last row (odd height) nothing is drawn.
-      const bool lower_light = y + 1 < side && !dark_at(m, margin, x, y + 1);
-      out += k_glyph[(upper_light ? 1 : 0) | (lower_light ? 2 : 0)];
+    if (ink_is_dark) {
+      out += "\x1b[30;107m";
     }
-    out += '\n';
+    for (int x = 0; x < side; ++x) {
+      const bool upper = dark_at(m, margin, x, y) == ink_is_dark;
+      // Past the last row (odd height) nothing is drawn.
+      const bool lower = y + 1 < side && dark_at(m, margin, x, y + 1) == ink_is_dark;
+      out += k_glyph[(upper ? 1 : 0) | (lower ? 2 : 0)];
+    }
+    out += ink_is_dark ? "\x1b[0m\n" : "\n";
   }
   return out;
 }

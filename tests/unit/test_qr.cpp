@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <cstdio>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -161,5 +162,42 @@ TEST_CASE("render_svg draws one unit square per dark module")
     for (int xx = 0; xx < m.size(); ++xx) {
       CHECK(drawn[static_cast<size_t>(yy * m.size() + xx)] == m.dark(xx, yy));
     }
+  }
+}
+
+TEST_CASE("render_utf8 with explicit colours draws the dark modules in black on white")
+{
+  const auto m = qr::encode("FK1:503315982:SN-0001", qr::Ec::M);
+  const auto plain = qr::render_utf8(m, 2);
+  const auto coloured = qr::render_utf8(m, 2, qr::Colors::black_on_white);
+  // Same lines; each coloured line is wrapped in SGR 30;107 ... 0 and its glyphs are the
+  // complement of the plain ones (ink is dark instead of light).
+  std::vector<std::string> a, b;
+  for (size_t p = 0, q; (q = plain.find('\n', p)) != std::string::npos; p = q + 1) {
+    a.push_back(plain.substr(p, q - p));
+  }
+  for (size_t p = 0, q; (q = coloured.find('\n', p)) != std::string::npos; p = q + 1) {
+    b.push_back(coloured.substr(p, q - p));
+  }
+  REQUIRE(a.size() == b.size());
+  const std::string k_on = "\x1b[30;107m", k_off = "\x1b[0m";
+  const std::map<std::string, std::string> k_complement = {
+      {" ", "\u2588"}, {"\u2588", " "}, {"\u2580", "\u2584"}, {"\u2584", "\u2580"}};
+  for (size_t i = 0; i < a.size(); ++i) {
+    REQUIRE(b[i].substr(0, k_on.size()) == k_on);
+    REQUIRE(b[i].substr(b[i].size() - k_off.size()) == k_off);
+    std::string body = b[i].substr(k_on.size(), b[i].size() - k_on.size() - k_off.size());
+    std::string flipped;
+    for (size_t p = 0; p < a[i].size();) {
+      const size_t n = a[i][p] == ' ' ? 1 : 3;
+      const auto want = a[i].substr(p, n);
+      flipped += k_complement.at(want);
+      p += n;
+    }
+    if (i + 1 == a.size() && m.size() % 2 == 1) {
+      // An odd last row: the blank lower half stays blank in both renderings.
+      continue;
+    }
+    CHECK(body == flipped);
   }
 }

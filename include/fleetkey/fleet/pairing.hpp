@@ -46,7 +46,8 @@ struct LabelOptions
   QrFormat format = QrFormat::utf8;
   qr::Ec ec = qr::Ec::M;
   int scale = 8;
-  int margin = -1; // -1: 4 modules for png and svg, 2 for terminals
+  int margin = -1;                      // -1: 4 modules for png and svg, 2 for terminals
+  qr::Colors colors = qr::Colors::none; // utf8 only: black_on_white when it goes to a terminal
 };
 
 struct PairingCode

@@ -4,6 +4,7 @@
 
 #include <fleetkey/fleet/fleet.hpp>
 #include <fleetkey/fleet/users.hpp>
+#include <fleetkey/qr/qr.hpp>
 #include <fleetkey/token/verify.hpp>
 
 #include <cstdio>
@@ -158,6 +159,6 @@ crypto::Secret bundle_json(const GrantBundle& bundle);
 // The bundle as a QR code (error correction M, 8-bit mode) for the phone to scan.
 enum class QrMode { utf8, png, svg };
 QrMode parse_qr_mode(std::string_view name); // throws Error(usage)
-std::vector<uint8_t> render_bundle_qr(const crypto::Secret& bundle, QrMode mode);
+std::vector<uint8_t> render_bundle_qr(const crypto::Secret& bundle, QrMode mode, qr::Colors colors = qr::Colors::none);
 
 } // namespace fleetkey::fleet

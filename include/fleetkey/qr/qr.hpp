@@ -36,11 +36,18 @@ Ec parse_ec(std::string_view name);
 // Encodes `payload` in the smallest version that fits, in the mode that suits it; throws Error.
 Matrix encode(std::string_view payload, Ec ec);
 
-// Half-block characters, two module rows per line, no escape sequences: light modules (and the
-// `margin` modules of quiet zone) are drawn, dark modules are blank. Black on white on a dark
-// terminal; on a light terminal it shows inverted, which phone scanners read but some decoders
-// do not: render_ansi forces the colours. A last odd row has a blank lower half.
-std::string render_utf8(const Matrix& m, int margin = 2);
+enum class Colors {
+  none,           // plain text, for files and pipes: drawn for a dark terminal (see below)
+  black_on_white, // each line in SGR black on bright white: reads the same in any terminal
+};
+
+// Half-block characters, two module rows per line. With Colors::none, no escape sequences: light
+// modules (and the `margin` modules of quiet zone) are drawn, dark modules are blank, which is
+// black on white on a dark terminal and inverted on a light one (phone scanners read both, some
+// decoders do not). With Colors::black_on_white, dark modules are drawn in black on a white
+// background that the line's colours set, so a dark and a light terminal show the same code.
+// A last odd row has a blank lower half.
+std::string render_utf8(const Matrix& m, int margin = 2, Colors colors = Colors::none);
 // Upper half blocks with explicit SGR colours (97/107 white, 30/40 black): black on white anywhere.
 std::string render_ansi(const Matrix& m, int margin = 2);
 // Scale is pixels (SVG user units) per module; margin is in modules.
