@@ -5,10 +5,12 @@ caller, and stdin closed (not a terminal), so that nothing can prompt.
 """
 import json
 import os
+import pty
 import re
 import sqlite3
 import subprocess
 import tempfile
+import time
 import unittest
 
 BIN = os.environ.get("FLEETKEY_BIN", os.path.join(os.path.dirname(__file__), "../../build/fleetkey"))
@@ -80,6 +82,31 @@ class FleetTest(unittest.TestCase):
         err = r.err[len(TEST_KEY_WARNING):] if r.err.startswith(TEST_KEY_WARNING) else r.err
         self.assertRegex(err, r"^fleetkey: error: [^\n]+\n$")
         return r
+
+    def run_on_pty(self, args, answers=()):
+        """Runs fleetkey with a pseudo-terminal as its controlling terminal and stdout, typing each of
+        `answers` at the next prompt (a line ending in ':'). Returns (exit code, everything it printed)."""
+        pid, fd = pty.fork()
+        if pid == 0:
+            os.execve(BIN, [BIN, *args], self.env)
+        out = b""
+        for answer in answers:
+            deadline = time.time() + 30
+            while not out.rstrip().endswith(b":") and time.time() < deadline:
+                out += os.read(fd, 1024)
+            os.write(fd, answer.encode() + b"\n")
+            time.sleep(0.05)
+            out += b"<typed>"
+        while True:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+        _, status = os.waitpid(pid, 0)
+        return os.waitstatus_to_exitcode(status), out.decode()
 
     def init_test_key(self, seed=TEST_SEED):
         return self.fk("init", "--no-passphrase", "--test-seed", seed)

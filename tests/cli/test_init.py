@@ -1,8 +1,6 @@
 """fleetkey init: the home, the key file, the registry, and every passphrase source."""
 import os
-import pty
 import stat
-import time
 
 import fk
 
@@ -52,44 +50,20 @@ class InitTest(fk.FleetTest):
         self.fk("device", "add", "SN-3", env={"FLEETKEY_PASSPHRASE": "correct horse battery staple"})
         self.assertEqual(self.rows("SELECT id FROM devices ORDER BY id"), [("SN-1",), ("SN-2",), ("SN-3",)])
 
-    def run_on_terminal(self, args, answers):
-        """Runs fleetkey with a pseudo-terminal as its controlling terminal, typing `answers` at its prompts."""
-        pid, fd = pty.fork()
-        if pid == 0:
-            os.execve(fk.BIN, [fk.BIN, *args], self.env)
-        out = b""
-        for answer in answers:
-            deadline = time.time() + 30
-            while not out.rstrip().endswith(b":") and time.time() < deadline:
-                out += os.read(fd, 1024)
-            os.write(fd, answer.encode() + b"\n")
-            time.sleep(0.05)
-            out += b"<typed>"
-        while True:
-            try:
-                chunk = os.read(fd, 1024)
-            except OSError:
-                break
-            if not chunk:
-                break
-            out += chunk
-        _, status = os.waitpid(pid, 0)
-        return os.waitstatus_to_exitcode(status), out.decode()
-
     def test_prompt_asks_twice_with_echo_off(self):
-        rc, out = self.run_on_terminal(["init", "--kdf", "interactive"], ["tty secret", "tty secret"])
+        rc, out = self.run_on_pty(["init", "--kdf", "interactive"], ["tty secret", "tty secret"])
         self.assertEqual(rc, 0, out)
         self.assertIn("New passphrase for the master key: ", out)
         self.assertIn("Repeat passphrase: ", out)
         self.assertNotIn("tty secret", out)
         self.assertIn("encryption: xchacha20poly1305", self.read(self.key_path))
         # The same passphrase, typed once, opens it.
-        rc, out = self.run_on_terminal(["device", "add", "SN-1"], ["tty secret"])
+        rc, out = self.run_on_pty(["device", "add", "SN-1"], ["tty secret"])
         self.assertEqual(rc, 0, out)
         self.assertIn("registered device SN-1", out)
 
     def test_prompt_mismatch_creates_nothing(self):
-        rc, out = self.run_on_terminal(["init"], ["one", "two"])
+        rc, out = self.run_on_pty(["init"], ["one", "two"])
         self.assertEqual(rc, fk.KEY, out)
         self.assertIn("fleetkey: error: the passphrases do not match", out)
         self.assertFalse(os.path.exists(self.home))
