@@ -167,7 +167,7 @@ void setup_token(CLI::App& app, Context& ctx)
                                const auto& ver = v->verification;
                                if (ctx.json()) {
                                  std::string line;
-                                 fleet::append_verdict_json(line, v->reason, ver);
+                                 token::append_verdict_json(line, v->reason, ver);
                                  ctx.print(line + "\n");
                                }
                                if (v->reason != token::Reason::valid) {

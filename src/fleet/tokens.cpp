@@ -283,11 +283,12 @@ bool TokenVerifier::revoked(const token::Claims& c, token::Format f, const token
 {
   thread_local std::string id;
   thread_local std::string scratch;
-  token::token_id(c, f, id);
-  if (!id.empty()) {
+  // With every revocation preloaded and none recorded, no token id needs formatting.
+  if (c.has(token::Claims::cti) && (m_preload != Preload::all || !m_revoked_tokens.empty())) {
+    token::token_id(c, f, id);
     bool is_revoked = false;
     if (m_preload == Preload::all) {
-      is_revoked = !m_revoked_tokens.empty() && m_revoked_tokens.find(std::string_view(id)) != m_revoked_tokens.end();
+      is_revoked = m_revoked_tokens.find(std::string_view(id)) != m_revoked_tokens.end();
     } else {
       std::lock_guard lock(m_mutex);
       is_revoked = registry::token_revocation(m_fleet.registry(), id).has_value();
@@ -331,31 +332,6 @@ bool TokenVerifier::revoked(const token::Claims& c, token::Format f, const token
     return true;
   }
   return false;
-}
-
-void append_verdict_json(std::string& out, token::Reason reason, const token::Verification& v)
-{
-  out += reason == token::Reason::valid ? R"({"valid":true,"reason":"ok")" : R"({"valid":false,"reason":")";
-  if (reason != token::Reason::valid) {
-    out += token::reason_name(reason);
-    out += "\",\"error\":";
-    token::append_json_string(out, v.detail);
-  }
-  if (reason == token::Reason::malformed) {
-    out += ",\"claims\":null}";
-    return;
-  }
-  out += ",\"format\":\"";
-  out += token::format_name(v.decoded.format);
-  out += "\",\"kid\":";
-  token::append_json_string(out, v.decoded.kid);
-  thread_local std::string id;
-  token::token_id(v.claims, v.decoded.format, id);
-  out += ",\"token_id\":";
-  token::append_json_string(out, id);
-  out += ",\"claims\":";
-  token::append_claims_json(out, v.claims, v.decoded.format);
-  out += '}';
 }
 
 std::unique_ptr<Verified> verify_token(Fleet& fleet, std::string_view text, const VerifyOptions& options)
@@ -407,7 +383,7 @@ void run_piece(TokenVerifier& verifier, token::Verification& v, Piece& p)
         p.first_invalid = token::reason_exit(r);
       }
     }
-    append_verdict_json(p.out, r, v);
+    token::append_verdict_json(p.out, r, v);
     p.out += '\n';
   }
 }
@@ -458,7 +434,7 @@ StreamResult verify_stream(Fleet& fleet, int fd, std::FILE* out, const VerifyOpt
         // A full buffer without a newline: one line too long to be a token.
         if (!discarding) {
           std::string line;
-          append_verdict_json(line, token::Reason::malformed, oversized);
+          token::append_verdict_json(line, token::Reason::malformed, oversized);
           line += '\n';
           write_all(out, line);
           ++result.total;

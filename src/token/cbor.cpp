@@ -24,19 +24,26 @@ size_t head_size(uint64_t value)
   return 9;
 }
 
-void Writer::head(Major major, uint64_t value)
+uint8_t* write_head(uint8_t* out, Major major, uint64_t value)
 {
   const auto mt = static_cast<uint8_t>(static_cast<uint8_t>(major) << 5);
   const size_t n = head_size(value);
   if (n == 1) {
-    m_out.push_back(static_cast<uint8_t>(mt | value));
-    return;
+    *out++ = static_cast<uint8_t>(mt | value);
+    return out;
   }
-  const uint8_t ai = n == 2 ? 24 : n == 3 ? 25 : n == 5 ? 26 : 27;
-  m_out.push_back(static_cast<uint8_t>(mt | ai));
+  *out++ = static_cast<uint8_t>(mt | (n == 2 ? 24 : n == 3 ? 25 : n == 5 ? 26 : 27));
   for (size_t i = n - 1; i > 0; --i) {
-    m_out.push_back(static_cast<uint8_t>(value >> (8 * (i - 1))));
+    *out++ = static_cast<uint8_t>(value >> (8 * (i - 1)));
   }
+  return out;
+}
+
+void Writer::head(Major major, uint64_t value)
+{
+  uint8_t buf[9];
+  uint8_t* end = write_head(buf, major, value);
+  m_out.insert(m_out.end(), buf, end);
 }
 
 void Writer::integer(int64_t v)

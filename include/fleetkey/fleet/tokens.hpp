@@ -92,10 +92,6 @@ private:
   std::unordered_map<std::string, std::unique_ptr<Device>, Hash, std::equal_to<>> m_devices;
 };
 
-// One verification result as one JSON object (no newline), the shape documented in fleetkey-tokens(5):
-// {"valid":..,"reason":..,"error":..,"format":..,"kid":..,"token_id":..,"claims":{..}|null}
-void append_verdict_json(std::string& out, token::Reason reason, const token::Verification& v);
-
 // `token verify TOKEN`: throws Error with the reason's exit code unless the token is valid.
 struct Verified
 {

@@ -82,5 +82,7 @@ private:
 
 // The length in bytes of head(major, value).
 size_t head_size(uint64_t value);
+// Writes the shortest head for (major, value) at `out`: head_size(value) bytes. Returns the end.
+uint8_t* write_head(uint8_t* out, Major major, uint64_t value);
 
 } // namespace fleetkey::token::cbor

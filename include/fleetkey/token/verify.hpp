@@ -46,6 +46,10 @@ struct Verification
 
 Reason verify(std::string_view text, Authority& authority, const Checks& checks, Verification& v);
 
+// One verification result as one JSON object (no newline), the shape documented in fleetkey-tokens(5):
+// {"valid":..,"reason":..,"error":..,"format":..,"kid":..,"token_id":..,"claims":{..}|null}
+void append_verdict_json(std::string& out, Reason reason, const Verification& v);
+
 // An Authority with one fixed key and no revocations, for known-answer tests and devices.
 class FixedKey : public Authority
 {
