@@ -1,6 +1,7 @@
 #include <fleetkey/crypto/hierarchy.hpp>
 #include <fleetkey/fleet/import.hpp>
 #include <fleetkey/registry/import.hpp>
+#include <fleetkey/token/token.hpp>
 #include <fleetkey/util/bytes.hpp>
 #include <fleetkey/util/csv.hpp>
 #include <fleetkey/util/error.hpp>
@@ -47,20 +48,6 @@ double since(Clock::time_point t)
 bool ends_with(std::string_view s, std::string_view suffix)
 {
   return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
-}
-
-// Quotes and escapes as nlohmann::json::dump() does for printable text, so that imported labels
-// are stored byte for byte as `device add` stores them.
-void append_json_string(std::string& out, std::string_view s)
-{
-  out.push_back('"');
-  for (char c : s) {
-    if (c == '"' || c == '\\') {
-      out.push_back('\\');
-    }
-    out.push_back(c);
-  }
-  out.push_back('"');
 }
 
 // Where errors point: "devices.csv: line 7: ...".
@@ -156,9 +143,11 @@ private:
       }
       check_label_value(m_src, line, key, value);
       m_labels += m_labels.empty() ? "{" : ",";
-      append_json_string(m_labels, key);
+      // For printable text (checked above) this escapes exactly as nlohmann::json::dump() does, so
+      // imported labels are stored byte for byte as `device add` stores them.
+      token::append_json_string(m_labels, key);
       m_labels.push_back(':');
-      append_json_string(m_labels, value);
+      token::append_json_string(m_labels, value);
     }
     if (!m_labels.empty()) {
       m_labels.push_back('}');

@@ -69,6 +69,21 @@ void Reader::ws()
   }
 }
 
+bool Reader::next_item(char close, bool& closed)
+{
+  ws();
+  if (m_p < m_s.size() && m_s[m_p] == ',') {
+    ++m_p;
+    return true;
+  }
+  if (m_p < m_s.size() && m_s[m_p] == close) {
+    ++m_p;
+    closed = true;
+    return true;
+  }
+  return fail(close == '}' ? "JSON object not closed" : "JSON array not closed");
+}
+
 bool Reader::peek_string()
 {
   return m_p < m_s.size() && m_s[m_p] == '"';
@@ -266,16 +281,13 @@ bool Reader::object_body(int depth, std::vector<std::string>& keys, std::string&
     if (!value(depth + 1)) {
       return false;
     }
-    ws();
-    if (m_p < m_s.size() && m_s[m_p] == ',') {
-      ++m_p;
-      continue;
+    bool closed = false;
+    if (!next_item('}', closed)) {
+      return false;
     }
-    if (m_p < m_s.size() && m_s[m_p] == '}') {
-      ++m_p;
+    if (closed) {
       return true;
     }
-    return fail("JSON object not closed");
   }
 }
 
@@ -307,16 +319,13 @@ bool Reader::value(int depth)
       if (!value(depth + 1)) {
         return false;
       }
-      ws();
-      if (m_p < m_s.size() && m_s[m_p] == ',') {
-        ++m_p;
-        continue;
+      bool closed = false;
+      if (!next_item(']', closed)) {
+        return false;
       }
-      if (m_p < m_s.size() && m_s[m_p] == ']') {
-        ++m_p;
+      if (closed) {
         return true;
       }
-      return fail("JSON array not closed");
     }
   case 't':
     return literal("true");

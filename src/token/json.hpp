@@ -45,6 +45,9 @@ public:
 
 private:
   void ws();
+  // After a member or element: ',' means another follows, `close` ends the container (`closed`);
+  // anything else is an error.
+  bool next_item(char close, bool& closed);
   bool value(int depth);
   bool string_raw(std::string* out);
   bool number(bool& integral);
@@ -96,16 +99,13 @@ bool Reader::object(Fn&& member)
       if (!member(std::string_view(m_keys[count - 1]), *this)) {
         return fail("bad JSON member");
       }
-      ws();
-      if (m_p < m_s.size() && m_s[m_p] == ',') {
-        ++m_p;
-        continue;
+      bool closed = false;
+      if (!next_item('}', closed)) {
+        return false;
       }
-      if (m_p < m_s.size() && m_s[m_p] == '}') {
-        ++m_p;
+      if (closed) {
         break;
       }
-      return fail("JSON object not closed");
     }
   }
   ws();
