@@ -7,8 +7,14 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <ctime>
 #include <fcntl.h>
 #include <filesystem>
+#include <thread>
+#include <vector>
 #include <unistd.h>
 
 using namespace fleetkey;
@@ -39,6 +45,27 @@ TEST_CASE("times")
   CHECK_FALSE(util::parse_time("2026-11-22T00:12:17"));
   CHECK_FALSE(util::parse_time("@"));
   CHECK_FALSE(util::parse_time("yesterday"));
+  CHECK_FALSE(util::parse_time("2100-02-29")); // not a leap year
+  CHECK(*util::parse_time("2000-02-29") == 951782400);
+  CHECK(*util::parse_time("1969-12-31T23:59:59Z") == -1);
+}
+
+TEST_CASE("times agree with the C library's gmtime_r and timegm")
+{
+  // Every fifth day from 1900 to 2200 at a time of day that moves, and both ends of the day.
+  for (int64_t t = -2208988800; t < 7258118400; t += 5 * 86400 + 3607) {
+    for (const int64_t u : {t, t - t % 86400, t - t % 86400 + 86399}) {
+      const auto tt = static_cast<time_t>(u);
+      struct tm tm
+      {
+      };
+      REQUIRE(gmtime_r(&tt, &tm) != nullptr);
+      char want[32];
+      std::strftime(want, sizeof want, "%Y-%m-%dT%H:%M:%SZ", &tm);
+      REQUIRE(util::format_time(u) == want);
+      REQUIRE(*util::parse_time(want) == u);
+    }
+  }
 }
 
 TEST_CASE("durations")
@@ -140,4 +167,72 @@ TEST_CASE("Secret is zero-filled, moves, compares in constant time and never for
   a = std::move(c);
   CHECK(a.size() == 2);
   CHECK(crypto::Secret::random(32).size() == 32);
+}
+
+TEST_CASE("small Secrets share guarded chunks without overlapping, and are zeroed when released")
+{
+  // Enough of each size to span several chunks, around every size-class boundary, and past the
+  // largest class (those get a region of their own).
+  std::vector<crypto::Secret> live;
+  uint8_t tag = 0;
+  for (const size_t size : {1UL, 31UL, 32UL, 33UL, 64UL, 100UL, 256UL, 1000UL, 1024UL, 1025UL, 5000UL}) {
+    for (int i = 0; i < 300; ++i) {
+      auto& s = live.emplace_back(size);
+      REQUIRE(util::to_hex(s.span()) == std::string(2 * size, '0'));
+      std::memset(s.data(), ++tag, size);
+    }
+  }
+  auto intact = [&] {
+    uint8_t t = 0;
+    for (const auto& s : live) {
+      ++t;
+      if (!s.empty() && std::any_of(s.span().begin(), s.span().end(), [t](uint8_t b) { return b != t; })) {
+        return false;
+      }
+    }
+    return true;
+  };
+  CHECK(intact());
+  // Released slots are wiped at once (bytes past the free list's 8-byte link stay readable in the
+  // chunk), and reused zero-filled.
+  const uint8_t* old = live[5].data(); // a 1-byte secret: its 32-byte slot
+  CHECK(old[0] == 6);
+  live[5] = crypto::Secret();
+  CHECK(std::all_of(old + 8, old + 32, [](uint8_t b) { return b == 0; }));
+  live[5] = crypto::Secret(1);
+  std::memset(live[5].data(), 6, 1);
+  // Free half, allocate them again (from the freed slots), and nothing overlaps.
+  for (size_t i = 0; i < live.size(); i += 2) {
+    const size_t size = live[i].size();
+    live[i] = crypto::Secret();
+    live[i] = crypto::Secret(size);
+    REQUIRE(util::to_hex(live[i].span()) == std::string(2 * size, '0'));
+    std::memset(live[i].data(), static_cast<uint8_t>(i + 1), size);
+  }
+  CHECK(intact());
+}
+
+TEST_CASE("Secrets are allocated and released from several threads at once")
+{
+  std::atomic<bool> ok{true};
+  auto work = [&ok](uint8_t seed) {
+    std::vector<crypto::Secret> mine;
+    for (int i = 0; i < 20000; ++i) {
+      const size_t size = 1 + (static_cast<size_t>(i) * 37 + seed) % 700;
+      auto& s = mine.emplace_back(size);
+      std::memset(s.data(), seed, size);
+      if (mine.size() > 64) {
+        const auto& first = mine.front();
+        if (!std::all_of(first.span().begin(), first.span().end(), [seed](uint8_t b) { return b == seed; })) {
+          ok = false;
+        }
+        mine.erase(mine.begin());
+      }
+    }
+  };
+  std::thread a(work, uint8_t{0xa5});
+  std::thread b(work, uint8_t{0x5a});
+  a.join();
+  b.join();
+  CHECK(ok);
 }

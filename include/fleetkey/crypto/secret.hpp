@@ -1,5 +1,6 @@
 #pragma once
-// Secret bytes: guarded sodium_malloc memory, zeroed on release, never copied, never printed.
+// Secret bytes: locked memory between guard pages (sodium_malloc; small secrets share such
+// regions), left out of core dumps, zeroed on release, never copied, never printed.
 
 #include <fmt/format.h>
 
