@@ -1,19 +1,63 @@
 #include "commands.hpp"
 
+#include <algorithm>
+
 namespace fleetkey::cmd {
 
 namespace {
 
 using Setup = void (*)(CLI::App&, Context&);
 
-// Explicit on purpose: self-registering objects can be dropped by the linker from static libraries.
-constexpr Setup k_command_groups[] = {
-    setup_init, setup_master, setup_device, setup_user, setup_token, setup_pair,
+struct Group
+{
+  std::string_view name; // the subcommand that `setup` adds
+  Setup setup;
 };
+
+// Explicit on purpose: self-registering objects can be dropped by the linker from static libraries.
+constexpr Group k_command_groups[] = {
+    {"init", setup_init}, {"master", setup_master}, {"device", setup_device},
+    {"user", setup_user}, {"token", setup_token},   {"pair", setup_pair},
+};
+
+// The global options that take a value (in build_app below).
+constexpr std::string_view k_global_valued[] = {"--home", "--registry", "--master-key", "--passphrase-file"};
+constexpr std::string_view k_global_flags[] = {"--json", "-q", "--quiet", "-v", "--verbose"};
+
+bool is_one_of(std::string_view arg, std::span<const std::string_view> names)
+{
+  return std::find(names.begin(), names.end(), arg) != names.end();
+}
+
+// The command group the arguments name, found as CLI11 will find it: the first argument that is
+// neither a global option nor its value. Nullptr when in doubt (anything unusual, help, version),
+// and then every group is built.
+const Group* named_group(std::span<char* const> args)
+{
+  for (size_t i = 1; i < args.size(); ++i) {
+    const std::string_view arg = args[i];
+    if (is_one_of(arg, k_global_valued)) {
+      ++i;
+      continue;
+    }
+    const size_t eq = arg.find('=');
+    if ((eq != std::string_view::npos && is_one_of(arg.substr(0, eq), k_global_valued))
+        || is_one_of(arg, k_global_flags)) {
+      continue;
+    }
+    for (const auto& g : k_command_groups) {
+      if (arg == g.name) {
+        return &g;
+      }
+    }
+    return nullptr;
+  }
+  return nullptr;
+}
 
 } // namespace
 
-std::unique_ptr<CLI::App> build_app(Context& ctx)
+std::unique_ptr<CLI::App> build_app(Context& ctx, std::span<char* const> args)
 {
   auto app = std::make_unique<CLI::App>(
       "fleetkey provisions keys for fleets of small devices and their users: one master key, per-device and per-user "
@@ -40,8 +84,14 @@ std::unique_ptr<CLI::App> build_app(Context& ctx)
   app->add_flag("-q,--quiet", g.quiet, "Print only what a command exists to print");
   app->add_flag("-v,--verbose", g.verbose, "Say more on stderr (repeatable)");
   app->option_defaults()->group("Options");
-  for (Setup setup : k_command_groups) {
-    setup(*app, ctx);
+  // Building all ~50 commands costs more than a small command's work; a command line that names
+  // its group needs only that one. Help and docs (no arguments) get every group.
+  if (const Group* named = named_group(args)) {
+    named->setup(*app, ctx);
+  } else {
+    for (const auto& group : k_command_groups) {
+      group.setup(*app, ctx);
+    }
   }
   return app;
 }

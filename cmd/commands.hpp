@@ -4,6 +4,8 @@
 
 #include "context.hpp"
 
+#include <span>
+
 namespace fleetkey::cmd {
 
 void setup_init(CLI::App& app, Context& ctx);
@@ -14,7 +16,8 @@ void setup_user(CLI::App& app, Context& ctx);
 void setup_token(CLI::App& app, Context& ctx);
 void setup_pair(CLI::App& app, Context& ctx);
 
-// Builds the whole command line: global options and every command group.
-std::unique_ptr<CLI::App> build_app(Context& ctx);
+// Builds the command line: global options and the command groups. With `args` (argv) naming a
+// group, only that group; without, every group (help, completions, man page).
+std::unique_ptr<CLI::App> build_app(Context& ctx, std::span<char* const> args = {});
 
 } // namespace fleetkey::cmd

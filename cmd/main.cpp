@@ -19,7 +19,7 @@ int main(int argc, char** argv)
   fleetkey::cmd::Context ctx;
   try {
     fleetkey::crypto::init();
-    auto app = fleetkey::cmd::build_app(ctx);
+    auto app = fleetkey::cmd::build_app(ctx, std::span<char* const>(argv, static_cast<size_t>(argc)));
     try {
       app->parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {

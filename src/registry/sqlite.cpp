@@ -170,9 +170,11 @@ namespace {
 
 // The last connection's close checkpoints the WAL (three fsyncs) and deletes it; the next process
 // then recreates it (two more). That was ~20 of the ~25 ms of a single `device add`. While the WAL
-// is small, leave it: the next process's recovery reads at most this much. Past it (after an
-// import, or ~100 small commands), close checkpoints and deletes it as usual.
-constexpr off_t k_wal_keep_bytes = 1 << 20;
+// is small, leave it. The price is paid by the next process: the first to open the registry
+// rebuilds the WAL index by reading and checksumming the whole WAL. A `device add` appends about
+// 28 KiB, so at 256 KiB a checkpoint comes every ~9 adds; with 1 MiB the reading cost more than
+// the checkpoints saved (median `device add` 0.3-0.4 ms slower, bench/device_add.sh).
+constexpr off_t k_wal_keep_bytes = 256 << 10;
 
 void close_db(sqlite3* db, const std::string& path)
 {

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <charconv>
+#include <chrono>
 #include <ctime>
 #include <limits>
 
@@ -75,15 +76,18 @@ int64_t unix_now()
   return static_cast<int64_t>(std::time(nullptr));
 }
 
+// Civil time in UTC by calendar arithmetic (std::chrono): glibc's gmtime_r and timegm load the
+// local time zone on first use, a file read that no UTC timestamp needs.
 std::string format_time(int64_t unix_seconds)
 {
-  const auto t = static_cast<time_t>(unix_seconds);
-  struct tm tm
-  {
-  };
-  gmtime_r(&t, &tm);
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-                     tm.tm_min, tm.tm_sec);
+  using namespace std::chrono;
+  const sys_seconds t{seconds{unix_seconds}};
+  const auto day = floor<days>(t);
+  const year_month_day ymd{day};
+  const hh_mm_ss hms{t - day};
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", static_cast<int>(ymd.year()),
+                     static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()), hms.hours().count(),
+                     hms.minutes().count(), hms.seconds().count());
 }
 
 Result<int64_t> parse_time(std::string_view text)
@@ -113,20 +117,13 @@ Result<int64_t> parse_time(std::string_view text)
   if (!ok || mon < 1 || mon > 12 || day < 1 || day > 31 || hour > 23 || min > 59 || sec > 60) {
     return fail(fmt::format("invalid time \"{}\" (expected YYYY-MM-DDTHH:MM:SSZ or @UNIXSECONDS)", text));
   }
-  struct tm tm
-  {
-  };
-  tm.tm_year = year - 1900;
-  tm.tm_mon = mon - 1;
-  tm.tm_mday = day;
-  tm.tm_hour = hour;
-  tm.tm_min = min;
-  tm.tm_sec = sec;
-  const time_t t = timegm(&tm);
-  if (format_time(t).substr(0, 10) != text.substr(0, 10)) {
+  using namespace std::chrono;
+  const year_month_day ymd{std::chrono::year{year}, std::chrono::month{static_cast<unsigned>(mon)},
+                           std::chrono::day{static_cast<unsigned>(day)}};
+  if (!ymd.ok()) {
     return fail(fmt::format("invalid time \"{}\" (no such date)", text));
   }
-  return static_cast<int64_t>(t);
+  return static_cast<int64_t>(sys_days{ymd}.time_since_epoch().count()) * 86400 + hour * 3600 + min * 60 + sec;
 }
 
 Result<int64_t> parse_duration(std::string_view text)
