@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <csetjmp>
 #include <cstring>
+#include <dlfcn.h>
 #include <memory>
 #include <string>
 #include <zlib.h>
@@ -16,9 +17,46 @@ namespace fleetkey::qr {
 
 namespace {
 
+// libqrencode's two entry points. Debian ships libqrencode only as a shared library, and every
+// command pays at start-up for each library it links (~0.3 ms for libqrencode and the libpng,
+// zlib and libpthread it pulled in, a tenth of a `device add`), while only the QR commands use
+// it. So the release build (FLEETKEY_STATIC_DEPS) loads it the first time a code is drawn.
+struct Qrencode
+{
+  decltype(&QRcode_encodeString) encode_string = nullptr;
+  decltype(&QRcode_free) free = nullptr;
+};
+
+#ifdef FLEETKEY_QRENCODE_SONAME
+const Qrencode& qrencode()
+{
+  static const Qrencode api = [] {
+    void* lib = ::dlopen(FLEETKEY_QRENCODE_SONAME, RTLD_NOW | RTLD_LOCAL);
+    if (lib == nullptr) {
+      throw Error(Exit::failure, "cannot load {} (install the libqrencode4 package): {}", FLEETKEY_QRENCODE_SONAME,
+                  ::dlerror());
+    }
+    Qrencode q;
+    q.encode_string = reinterpret_cast<decltype(&QRcode_encodeString)>(::dlsym(lib, "QRcode_encodeString"));
+    q.free = reinterpret_cast<decltype(&QRcode_free)>(::dlsym(lib, "QRcode_free"));
+    if (q.encode_string == nullptr || q.free == nullptr) {
+      throw Error(Exit::failure, "{} lacks QRcode_encodeString or QRcode_free", FLEETKEY_QRENCODE_SONAME);
+    }
+    return q; // the library stays loaded until exit
+  }();
+  return api;
+}
+#else
+const Qrencode& qrencode()
+{
+  static const Qrencode api{&QRcode_encodeString, &QRcode_free};
+  return api;
+}
+#endif
+
 struct QrFree
 {
-  void operator()(QRcode* q) const noexcept { QRcode_free(q); }
+  void operator()(QRcode* q) const noexcept { qrencode().free(q); }
 };
 
 QRecLevel level(Ec ec)
@@ -116,7 +154,7 @@ Matrix encode(std::string_view payload, Ec ec)
   }
   const std::string text(payload);
   // Case-sensitive, mode chosen per segment (numeric, alphanumeric, 8-bit): the smallest version.
-  std::unique_ptr<QRcode, QrFree> code(QRcode_encodeString(text.c_str(), 0, level(ec), QR_MODE_8, 1));
+  std::unique_ptr<QRcode, QrFree> code(qrencode().encode_string(text.c_str(), 0, level(ec), QR_MODE_8, 1));
   if (!code) {
     if (errno == ERANGE) {
       throw Error(Exit::usage, "QR payload of {} bytes is too long for a QR code", payload.size());
