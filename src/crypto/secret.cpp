@@ -23,8 +23,9 @@ class SecureHeap
 public:
   static constexpr std::array<size_t, 6> k_classes = {32, 64, 128, 256, 512, 1024};
   // A region's user pointer ends on a page boundary after a 16-byte canary; this size keeps the
-  // whole region (canary included) inside 16 pages, and the chunk 64-byte aligned.
-  static constexpr size_t k_chunk = 16 * 4096 - 64;
+  // whole region (canary included) inside 4 pages, and the chunk 64-byte aligned. mlock faults
+  // every page in at once, so chunks are kept small: a command needs a few hundred bytes.
+  static constexpr size_t k_chunk = 4 * 4096 - 64;
 
   static SecureHeap& instance()
   {

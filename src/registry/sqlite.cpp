@@ -150,9 +150,25 @@ bool Stmt::is_null(int column) const
   return sqlite3_column_type(m_stmt, column) == SQLITE_NULL;
 }
 
+namespace {
+
+// Process-wide settings, before SQLite's first use: no memory statistics (fleetkey reads none, and
+// keeping them takes a global mutex on every allocation).
+void configure_sqlite()
+{
+  static const bool k_done = [] {
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+    return true;
+  }();
+  (void)k_done;
+}
+
+} // namespace
+
 Db::Db(const std::string& path, bool create)
     : m_path(path)
 {
+  configure_sqlite();
   const int flags =
       SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE;
   const int rc = sqlite3_open_v2(path.c_str(), &m_db, flags, nullptr);
