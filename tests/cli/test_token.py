@@ -7,6 +7,7 @@ import hmac
 import json
 import os
 import re
+import subprocess
 
 import cbor2
 import jwt
@@ -376,6 +377,12 @@ class TokenTest(fk.FleetTest):
         r = self.run_fk("token", "verify", "--now", LATER, input="A" * (5 << 20) + "\n" + good[0] + "\n")
         self.assertEqual(r.rc, TOKEN_MALFORMED, r.err)
         self.assertEqual([o["reason"] for o in r.jsonl()], ["malformed", "ok"])
+        # Output that cannot be written (a full disk) is an error, not a silent success.
+        with open("/dev/full", "w") as full:
+            proc = subprocess.run([fk.BIN, "token", "verify", "--now", LATER], input="\n".join(many * 500) + "\n",
+                                  stdout=full, stderr=subprocess.PIPE, env=self.env, text=True, timeout=300)
+        self.assertEqual((proc.returncode, proc.stderr.splitlines()[-1]),
+                         (1, "fleetkey: error: cannot write to stdout: No space left on device"))
 
     # -- mint, inspect --
 
