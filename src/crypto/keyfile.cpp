@@ -330,6 +330,7 @@ Keyring decode_key_file(std::string_view text, const PassphraseSource& passphras
       throw corrupt("checksum mismatch");
     }
     plaintext = Secret::copy_of(*payload);
+    sodium_memzero(payload->data(), payload->size()); // unencrypted: the key ring itself
   } else if (encryption == "xchacha20poly1305") {
     if (fields.items.size() != 10 || fields.get("kdf") != "argon2id13") {
       throw corrupt("unexpected header lines");
