@@ -1,6 +1,7 @@
 #include "commands.hpp"
 
 #include <algorithm>
+#include <stdexcept>
 
 namespace fleetkey::cmd {
 
@@ -55,6 +56,32 @@ const Group* named_group(std::span<char* const> args)
   return nullptr;
 }
 
+// named_group() must know each global option and whether it takes a value. One it does not know
+// only costs speed (every group is built), but a flag it took for a valued option would make it
+// skip a group name. Checked on every full build (help, version, the docs), so tests catch drift.
+void check_globals_known(const CLI::App& app)
+{
+  for (const CLI::Option* opt : app.get_options()) {
+    const bool flag = opt->get_expected_max() == 0; // as fleetkey-gendocs tells flags from options
+    auto check = [&](const std::string& name) {
+      if (name == "-h" || name == "--help" || name == "--version") {
+        return;
+      }
+      if (!is_one_of(name, flag ? std::span<const std::string_view>(k_global_flags)
+                                : std::span<const std::string_view>(k_global_valued))) {
+        throw std::logic_error("cmd/app.cpp: add global option " + name + " to k_global_" +
+                               (flag ? "flags" : "valued"));
+      }
+    };
+    for (const auto& n : opt->get_lnames()) {
+      check("--" + n);
+    }
+    for (const auto& n : opt->get_snames()) {
+      check("-" + n);
+    }
+  }
+}
+
 } // namespace
 
 std::unique_ptr<CLI::App> build_app(Context& ctx, std::span<char* const> args)
@@ -89,6 +116,7 @@ std::unique_ptr<CLI::App> build_app(Context& ctx, std::span<char* const> args)
   if (const Group* named = named_group(args)) {
     named->setup(*app, ctx);
   } else {
+    check_globals_known(*app);
     for (const auto& group : k_command_groups) {
       group.setup(*app, ctx);
     }

@@ -163,6 +163,23 @@ class DeviceTest(fk.FleetTest):
         self.assertTrue(r.err.startswith(f"fleetkey: home {self.home}, registry {self.registry_path}, master key "
                                          f"{self.key_path}\n"), r.err)
 
+    def test_global_options_before_the_group(self):
+        # Only the command group argv names is built; every way of writing the global options before
+        # it must still find the group, and a value that happens to be a group name is not one.
+        self.fk("device", "add", "SN-1")
+        for globals_ in (["--json"], ["-q", "-v"], ["--home", self.home], ["--home=" + self.home],
+                         ["--registry", self.registry_path, "--json"], ["-vv"], ["--home", "device"]):
+            r = self.run_fk(*globals_, "device", "show", "SN-1")
+            if globals_ == ["--home", "device"]:  # a relative home named "device": no registry there
+                self.assertEqual(r.rc, fk.REGISTRY, r)
+                continue
+            self.assertEqual(r.rc, fk.OK, (globals_, r))
+            self.assertIn("SN-1", r.out)
+        # Unknown options and misplaced names are usage errors, as before.
+        self.fails(fk.USAGE, "--bogus", "device", "show", "SN-1")
+        self.fails(fk.USAGE, "device", "frobnicate")
+        self.fails(fk.USAGE, "devices", "show", "SN-1")
+
 
 if __name__ == "__main__":
     fk.main()
