@@ -18,7 +18,7 @@ struct Group
 // Explicit on purpose: self-registering objects can be dropped by the linker from static libraries.
 constexpr Group k_command_groups[] = {
     {"init", setup_init}, {"master", setup_master}, {"device", setup_device},
-    {"user", setup_user}, {"token", setup_token},   {"pair", setup_pair},
+    {"user", setup_user}, {"token", setup_token},   {"pair", setup_pair},   {"audit", setup_audit},
 };
 
 // The global options that take a value (in build_app below).

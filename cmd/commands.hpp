@@ -15,6 +15,7 @@ void setup_device_import(CLI::App& device, Context& ctx);
 void setup_user(CLI::App& app, Context& ctx);
 void setup_token(CLI::App& app, Context& ctx);
 void setup_pair(CLI::App& app, Context& ctx);
+void setup_audit(CLI::App& app, Context& ctx);
 
 // Builds the command line: global options and the command groups. With `args` (argv) naming a
 // group, only that group; without, every group (help, completions, man page).

@@ -34,12 +34,13 @@ _fleetkey() {
 
 _fleetkey_subcommands() {
   case "$1" in
-    '') echo 'init master device user token pair' ;;
+    '') echo 'init master device user token pair audit' ;;
     'master') echo 'list rotate retire passwd' ;;
     'device') echo 'add import list show revoke key' ;;
     'user') echo 'add list show grant revoke key' ;;
     'token') echo 'mint verify inspect key revoke' ;;
     'pair') echo 'decode' ;;
+    'audit') echo 'list' ;;
   esac
 }
 
@@ -74,6 +75,8 @@ _fleetkey_options() {
     'token revoke') echo '-h --help --reason --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
     'pair') echo '-h --help --scheme --qr -o --output --pin-digits --rotate --ec --scale --margin --vendor-id --product-id --discriminator --passcode --flow --discovery --all --from --jobs --force --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
     'pair decode') echo '-h --help --scheme --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
+    'audit') echo '-h --help --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
+    'audit list') echo '-h --help --action --subject --since --last --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
   esac
 }
 
@@ -108,6 +111,8 @@ _fleetkey_values() {
     'token revoke') echo '--reason --home --registry --master-key --passphrase-file' ;;
     'pair') echo '--scheme --qr -o --output --pin-digits --ec --scale --margin --vendor-id --product-id --discriminator --passcode --flow --discovery --from --jobs --home --registry --master-key --passphrase-file' ;;
     'pair decode') echo '--scheme --home --registry --master-key --passphrase-file' ;;
+    'audit') echo ' --home --registry --master-key --passphrase-file' ;;
+    'audit list') echo '--action --subject --since --last --home --registry --master-key --passphrase-file' ;;
   esac
 }
 
@@ -284,6 +289,18 @@ _fleetkey_choices() {
     'pair decode|--registry') echo '@file' ;;
     'pair decode|--master-key') echo '@file' ;;
     'pair decode|--passphrase-file') echo '@file' ;;
+    'audit|--home') echo '@dir' ;;
+    'audit|--registry') echo '@file' ;;
+    'audit|--master-key') echo '@file' ;;
+    'audit|--passphrase-file') echo '@file' ;;
+    'audit list|--action') echo '' ;;
+    'audit list|--subject') echo '' ;;
+    'audit list|--since') echo '' ;;
+    'audit list|--last') echo '' ;;
+    'audit list|--home') echo '@dir' ;;
+    'audit list|--registry') echo '@file' ;;
+    'audit list|--master-key') echo '@file' ;;
+    'audit list|--passphrase-file') echo '@file' ;;
   esac
 }
 

@@ -2,8 +2,8 @@
 
 # The command path typed so far ("device add"), skipping options and their values.
 function __fleetkey_path
-  set -l known 'init' 'master' 'master list' 'master rotate' 'master retire' 'master passwd' 'device' 'device add' 'device import' 'device list' 'device show' 'device revoke' 'device key' 'user' 'user add' 'user list' 'user show' 'user grant' 'user revoke' 'user key' 'token' 'token mint' 'token verify' 'token inspect' 'token key' 'token revoke' 'pair' 'pair decode'
-  set -l takes_value --aud --claim --device --discovery --discriminator --ec --flow --for --format --from --home --jobs --kdf --keys-out --label --leeway --margin --master-key --model --new-passphrase-file --now --output --passcode --passphrase-file --pin-digits --product-id --progress --purpose --qr --reason --registry --role --scale --scheme --status --sub --test-seed --ttl --vendor-id -o
+  set -l known 'init' 'master' 'master list' 'master rotate' 'master retire' 'master passwd' 'device' 'device add' 'device import' 'device list' 'device show' 'device revoke' 'device key' 'user' 'user add' 'user list' 'user show' 'user grant' 'user revoke' 'user key' 'token' 'token mint' 'token verify' 'token inspect' 'token key' 'token revoke' 'pair' 'pair decode' 'audit' 'audit list'
+  set -l takes_value --action --aud --claim --device --discovery --discriminator --ec --flow --for --format --from --home --jobs --kdf --keys-out --label --last --leeway --margin --master-key --model --new-passphrase-file --now --output --passcode --passphrase-file --pin-digits --product-id --progress --purpose --qr --reason --registry --role --scale --scheme --since --status --sub --subject --test-seed --ttl --vendor-id -o
   set -l path ''
   set -l skip 0
   for w in (commandline -opc)[2..-1]
@@ -28,6 +28,7 @@ complete -c fleetkey -n 'test (__fleetkey_path) = ""' -a 'device' -d 'Register d
 complete -c fleetkey -n 'test (__fleetkey_path) = ""' -a 'user' -d 'Manage users, their grants and their per-device keys'
 complete -c fleetkey -n 'test (__fleetkey_path) = ""' -a 'token' -d 'Mint, verify, inspect and revoke role tokens (CWT and JWT)'
 complete -c fleetkey -n 'test (__fleetkey_path) = ""' -a 'pair' -d 'Show a device\'s pairing code (PIN or Matter passcode) and its QR code, or write labels for many devices'
+complete -c fleetkey -n 'test (__fleetkey_path) = ""' -a 'audit' -d 'Read the audit trail'
 complete -c fleetkey -n 'test (__fleetkey_path) = ""' -l version -d 'Print the version and exit'
 complete -c fleetkey -n 'test (__fleetkey_path) = ""' -s h -l help -d 'Print this help and exit'
 complete -c fleetkey -n 'test (__fleetkey_path) = ""' -l home -r -F -d 'Directory of the registry and master key (default: $FLEETKEY_HOME, $XDG_DATA_HOME/fleetkey, ~/.local/share/fleetkey)'
@@ -373,3 +374,26 @@ complete -c fleetkey -n 'test (__fleetkey_path) = "pair decode"' -l passphrase-f
 complete -c fleetkey -n 'test (__fleetkey_path) = "pair decode"' -l json -d 'Print JSON (JSON Lines for lists and streams)'
 complete -c fleetkey -n 'test (__fleetkey_path) = "pair decode"' -s q -l quiet -d 'Print only what a command exists to print'
 complete -c fleetkey -n 'test (__fleetkey_path) = "pair decode"' -s v -l verbose -d 'Say more on stderr (repeatable)'
+complete -c fleetkey -n 'test (__fleetkey_path) = "audit"' -a 'list' -d 'List audit events, oldest first, streaming'
+complete -c fleetkey -n 'test (__fleetkey_path) = "audit"' -s h -l help -d 'Print this help and exit'
+complete -c fleetkey -n 'test (__fleetkey_path) = "audit"' -l version -d 'Print the version and exit'
+complete -c fleetkey -n 'test (__fleetkey_path) = "audit"' -l home -r -F -d 'Directory of the registry and master key (default: $FLEETKEY_HOME, $XDG_DATA_HOME/fleetkey, ~/.local/share/fleetkey)'
+complete -c fleetkey -n 'test (__fleetkey_path) = "audit"' -l registry -r -F -d 'Registry file (default: HOME/registry.db, $FLEETKEY_REGISTRY)'
+complete -c fleetkey -n 'test (__fleetkey_path) = "audit"' -l master-key -r -F -d 'Master key file (default: HOME/master.key, $FLEETKEY_MASTER_KEY)'
+complete -c fleetkey -n 'test (__fleetkey_path) = "audit"' -l passphrase-file -r -F -d 'Read the master key passphrase from the first line of FILE (default: $FLEETKEY_PASSPHRASE_FILE)'
+complete -c fleetkey -n 'test (__fleetkey_path) = "audit"' -l json -d 'Print JSON (JSON Lines for lists and streams)'
+complete -c fleetkey -n 'test (__fleetkey_path) = "audit"' -s q -l quiet -d 'Print only what a command exists to print'
+complete -c fleetkey -n 'test (__fleetkey_path) = "audit"' -s v -l verbose -d 'Say more on stderr (repeatable)'
+complete -c fleetkey -n 'test (__fleetkey_path) = "audit list"' -s h -l help -d 'Print this help and exit'
+complete -c fleetkey -n 'test (__fleetkey_path) = "audit list"' -l action -x -d 'Only this action (device.add), or actions starting with PREFIX. (device.)'
+complete -c fleetkey -n 'test (__fleetkey_path) = "audit list"' -l subject -x -d 'Only events about this device, user, token id or key'
+complete -c fleetkey -n 'test (__fleetkey_path) = "audit list"' -l since -x -d 'Only events at or after TIME (2026-11-22T10:00:00Z, 2026-11-22, @UNIX)'
+complete -c fleetkey -n 'test (__fleetkey_path) = "audit list"' -l last -x -d 'Only the last N matching events'
+complete -c fleetkey -n 'test (__fleetkey_path) = "audit list"' -l version -d 'Print the version and exit'
+complete -c fleetkey -n 'test (__fleetkey_path) = "audit list"' -l home -r -F -d 'Directory of the registry and master key (default: $FLEETKEY_HOME, $XDG_DATA_HOME/fleetkey, ~/.local/share/fleetkey)'
+complete -c fleetkey -n 'test (__fleetkey_path) = "audit list"' -l registry -r -F -d 'Registry file (default: HOME/registry.db, $FLEETKEY_REGISTRY)'
+complete -c fleetkey -n 'test (__fleetkey_path) = "audit list"' -l master-key -r -F -d 'Master key file (default: HOME/master.key, $FLEETKEY_MASTER_KEY)'
+complete -c fleetkey -n 'test (__fleetkey_path) = "audit list"' -l passphrase-file -r -F -d 'Read the master key passphrase from the first line of FILE (default: $FLEETKEY_PASSPHRASE_FILE)'
+complete -c fleetkey -n 'test (__fleetkey_path) = "audit list"' -l json -d 'Print JSON (JSON Lines for lists and streams)'
+complete -c fleetkey -n 'test (__fleetkey_path) = "audit list"' -s q -l quiet -d 'Print only what a command exists to print'
+complete -c fleetkey -n 'test (__fleetkey_path) = "audit list"' -s v -l verbose -d 'Say more on stderr (repeatable)'

@@ -71,6 +71,15 @@ struct AuditRecord
   nlohmann::json details;
 };
 
+// Which audit events to read; unset fields match everything.
+struct AuditFilter
+{
+  std::optional<std::string> action; // an action ("device.add"), or a prefix ending in '.' ("device.")
+  std::optional<std::string> subject;
+  std::optional<std::string> since; // "YYYY-MM-DDTHH:MM:SSZ": events at or after it
+  int64_t last = -1;                // only the last N matching events; -1 for all
+};
+
 enum class OpenMode { existing, create };
 
 class Registry
@@ -88,6 +97,8 @@ public:
   void audit(std::string_view action, std::string_view subject,
              const nlohmann::json& details = nlohmann::json::object());
   std::vector<AuditRecord> audit_events(int64_t limit);
+  // The matching events, oldest first, one at a time.
+  void for_each_audit(const AuditFilter& filter, const std::function<void(const AuditRecord&)>& fn);
 
   // Master key versions.
   void insert_master_key(const MasterKeyRecord& r);
