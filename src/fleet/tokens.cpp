@@ -511,7 +511,12 @@ private:
         const int err = errno;
         lock.lock();
         m_writing = false;
-        throw Error(Exit::failure, "cannot write to stdout: {}", std::strerror(err));
+        // Nothing after a lost piece may be written: every thread stops, and push() and finish() throw.
+        if (!m_error) {
+          m_error = std::make_exception_ptr(Error(Exit::failure, "cannot write to stdout: {}", std::strerror(err)));
+        }
+        m_space.notify_all();
+        std::rethrow_exception(m_error);
       }
       lock.lock();
       m_result.total += next->total;
