@@ -46,5 +46,4 @@ echo "The registry holds fingerprints, never keys:"
 sqlite3 "$FLEETKEY_HOME/registry.db" "SELECT id, key_version, fingerprint, status FROM devices;" 2>/dev/null \
   || echo "(install sqlite3 to look inside the registry)"
 echo
-echo "Audit trail:"
-sqlite3 "$FLEETKEY_HOME/registry.db" "SELECT at, actor, action, subject FROM audit ORDER BY id;" 2>/dev/null || true
+step audit list --last 8
