@@ -421,22 +421,16 @@ public:
     }
   }
 
-  // Queues lines to verify (`done`: a piece whose output is already set); blocks while enough
-  // work is queued. Throws the workers' error, if any.
-  void push(std::shared_ptr<const std::string> chunk, std::string_view lines, bool done = false, std::string out = {})
+  // Queues a piece: lines to verify, or (`verified`) one whose output and counts are already
+  // set. Blocks while enough work is queued; throws the workers' error, if any.
+  void push(std::unique_ptr<Piece> p, bool verified = false)
   {
-    auto p = std::make_unique<Piece>();
-    p->chunk = std::move(chunk);
-    p->lines = lines;
     std::unique_lock lock(m_mutex);
     m_space.wait(lock, [this] { return m_in_flight < k_max_in_flight || m_error; });
     rethrow();
     p->seq = m_next_seq++;
     ++m_in_flight;
-    if (done) {
-      p->out = std::move(out);
-      p->total = p->invalid = 1;
-      p->first_invalid = Exit::token_malformed;
+    if (verified) {
       lock.unlock();
       deliver(std::move(p));
       return;
@@ -583,10 +577,12 @@ StreamResult verify_stream(Fleet& fleet, int fd, std::FILE* out, const VerifyOpt
     if (end == std::string_view::npos && !eof) {
       // A full chunk without a newline: one line too long to be a token.
       if (!discarding) {
-        std::string line;
-        token::append_verdict_json(line, token::Reason::malformed, oversized);
-        line += '\n';
-        pipeline.push(nullptr, {}, true, std::move(line));
+        auto p = std::make_unique<Piece>();
+        token::append_verdict_json(p->out, token::Reason::malformed, oversized);
+        p->out += '\n';
+        p->total = p->invalid = 1;
+        p->first_invalid = Exit::token_malformed;
+        pipeline.push(std::move(p), true);
       }
       discarding = true;
       continue;
@@ -605,7 +601,10 @@ StreamResult verify_stream(Fleet& fleet, int fd, std::FILE* out, const VerifyOpt
         const size_t nl = lines.find('\n', k_piece - 1);
         cut = nl == std::string_view::npos ? lines.size() : nl + 1;
       }
-      pipeline.push(chunk, lines.substr(0, cut));
+      auto p = std::make_unique<Piece>();
+      p->chunk = chunk;
+      p->lines = lines.substr(0, cut);
+      pipeline.push(std::move(p));
       lines.remove_prefix(cut);
     }
   }

@@ -36,6 +36,19 @@ bool is_reserved_claim(std::string_view name)
   return false;
 }
 
+constexpr char k_hex_digits[] = "0123456789abcdef";
+
+// Lower-case hex of `bytes` at `o` (2 bytes a byte); returns the end.
+char* put_hex(char* o, std::string_view bytes)
+{
+  for (const char ch : bytes) {
+    const auto b = static_cast<uint8_t>(ch);
+    *o++ = k_hex_digits[b >> 4];
+    *o++ = k_hex_digits[b & 15];
+  }
+  return o;
+}
+
 std::string_view as_text(util::ByteView b)
 {
   return {reinterpret_cast<const char*>(b.data()), b.size()};
@@ -390,14 +403,8 @@ void token_id(const Claims& c, Format f, std::string& out)
     out = c.cti_value;
     return;
   }
-  static constexpr char k_hex[] = "0123456789abcdef";
   out.resize(c.cti_value.size() * 2);
-  char* o = out.data();
-  for (const char ch : c.cti_value) {
-    const auto b = static_cast<uint8_t>(ch);
-    *o++ = k_hex[b >> 4];
-    *o++ = k_hex[b & 15];
-  }
+  put_hex(out.data(), c.cti_value);
 }
 
 MacKey::MacKey(util::ByteView key)
@@ -788,8 +795,6 @@ namespace {
 
 // JSON output writes into space reserved up front from an upper bound of its length, so the
 // bulk verifier's hot path has no per-character capacity checks.
-constexpr char k_hex_digits[] = "0123456789abcdef";
-
 constexpr auto k_json_escaped = [] {
   std::array<bool, 256> t{};
   for (int c = 0; c < 0x20; ++c) {
@@ -850,11 +855,7 @@ char* put_token_id_json(char* o, const Claims& c, Format f)
     return put_json_string(o, c.cti_value);
   }
   *o++ = '"';
-  for (const char ch : c.cti_value) {
-    const auto b = static_cast<uint8_t>(ch);
-    *o++ = k_hex_digits[b >> 4];
-    *o++ = k_hex_digits[b & 15];
-  }
+  o = put_hex(o, c.cti_value);
   *o++ = '"';
   return o;
 }
@@ -870,57 +871,59 @@ size_t claims_json_bound(const Claims& c, Format f)
   return n;
 }
 
+// The claims fleetkey interprets, in their JSON output order (fleetkey-tokens(5)): the text
+// claims, then the times; cti/jti and epoch follow, then the extras.
+struct TextMember
+{
+  Claims::Field field;
+  std::string_view name; // quoted, with the colon
+  std::string Claims::*value;
+};
+constexpr TextMember k_text_members[] = {{Claims::iss, R"("iss":)", &Claims::iss_value},
+                                         {Claims::sub, R"("sub":)", &Claims::sub_value},
+                                         {Claims::aud, R"("aud":)", &Claims::aud_value},
+                                         {Claims::scope, R"("scope":)", &Claims::scope_value}};
+struct TimeMember
+{
+  Claims::Field field;
+  std::string_view name;
+  int64_t Claims::*value;
+};
+constexpr TimeMember k_time_members[] = {{Claims::iat, R"("iat":)", &Claims::iat_value},
+                                         {Claims::nbf, R"("nbf":)", &Claims::nbf_value},
+                                         {Claims::exp, R"("exp":)", &Claims::exp_value}};
+
 char* put_claims_json(char* o, const Claims& c, Format f)
 {
   char* const start = o;
   *o++ = '{';
-  // `name` is the member's quoted name and colon, e.g. "\"sub\":".
-  auto member = [&](std::string_view name) {
+  auto separate = [&] {
     if (o != start + 1) {
       *o++ = ',';
     }
-    o = put(o, name);
   };
-  if (c.has(Claims::iss)) {
-    member(R"("iss":)");
-    o = put_json_string(o, c.iss_value);
+  for (const auto& m : k_text_members) {
+    if (c.has(m.field)) {
+      separate();
+      o = put_json_string(put(o, m.name), c.*m.value);
+    }
   }
-  if (c.has(Claims::sub)) {
-    member(R"("sub":)");
-    o = put_json_string(o, c.sub_value);
-  }
-  if (c.has(Claims::aud)) {
-    member(R"("aud":)");
-    o = put_json_string(o, c.aud_value);
-  }
-  if (c.has(Claims::scope)) {
-    member(R"("scope":)");
-    o = put_json_string(o, c.scope_value);
-  }
-  if (c.has(Claims::iat)) {
-    member(R"("iat":)");
-    o = put_int(o, c.iat_value);
-  }
-  if (c.has(Claims::nbf)) {
-    member(R"("nbf":)");
-    o = put_int(o, c.nbf_value);
-  }
-  if (c.has(Claims::exp)) {
-    member(R"("exp":)");
-    o = put_int(o, c.exp_value);
+  for (const auto& m : k_time_members) {
+    if (c.has(m.field)) {
+      separate();
+      o = put_int(put(o, m.name), c.*m.value);
+    }
   }
   if (c.has(Claims::cti)) {
-    member(f == Format::jwt ? R"("jti":)" : R"("cti":)");
-    o = put_token_id_json(o, c, f);
+    separate();
+    o = put_token_id_json(put(o, f == Format::jwt ? R"("jti":)" : R"("cti":)"), c, f);
   }
   if (c.has(Claims::epoch)) {
-    member(R"("epoch":)");
-    o = put_int(o, c.epoch_value);
+    separate();
+    o = put_int(put(o, R"("epoch":)"), c.epoch_value);
   }
   for (size_t i = 0; i < c.extra_count; ++i) {
-    if (o != start + 1) {
-      *o++ = ',';
-    }
+    separate();
     o = put_json_string(o, c.extra[i].key);
     *o++ = ':';
     o = c.extra[i].json ? put(o, c.extra[i].value) : put_json_string(o, c.extra[i].value);

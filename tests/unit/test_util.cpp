@@ -13,6 +13,7 @@
 #include <ctime>
 #include <fcntl.h>
 #include <filesystem>
+#include <span>
 #include <thread>
 #include <vector>
 #include <unistd.h>
@@ -169,6 +170,16 @@ TEST_CASE("Secret is zero-filled, moves, compares in constant time and never for
   CHECK(crypto::Secret::random(32).size() == 32);
 }
 
+namespace {
+
+// True when every byte of `bytes` is `value`.
+bool all_bytes(std::span<const uint8_t> bytes, uint8_t value)
+{
+  return std::all_of(bytes.begin(), bytes.end(), [value](uint8_t b) { return b == value; });
+}
+
+} // namespace
+
 TEST_CASE("small Secrets share guarded chunks without overlapping, and are zeroed when released")
 {
   // Enough of each size to span several chunks, around every size-class boundary, and past the
@@ -186,7 +197,7 @@ TEST_CASE("small Secrets share guarded chunks without overlapping, and are zeroe
     uint8_t t = 0;
     for (const auto& s : live) {
       ++t;
-      if (!s.empty() && std::any_of(s.span().begin(), s.span().end(), [t](uint8_t b) { return b != t; })) {
+      if (!all_bytes(s.span(), t)) {
         return false;
       }
     }
@@ -198,7 +209,7 @@ TEST_CASE("small Secrets share guarded chunks without overlapping, and are zeroe
   const uint8_t* old = live[5].data(); // a 1-byte secret: its 32-byte slot
   CHECK(old[0] == 6);
   live[5] = crypto::Secret();
-  CHECK(std::all_of(old + 8, old + 32, [](uint8_t b) { return b == 0; }));
+  CHECK(all_bytes({old + 8, old + 32}, 0));
   live[5] = crypto::Secret(1);
   std::memset(live[5].data(), 6, 1);
   // Free half, allocate them again (from the freed slots), and nothing overlaps.
@@ -223,7 +234,7 @@ TEST_CASE("Secrets are allocated and released from several threads at once")
       std::memset(s.data(), seed, size);
       if (mine.size() > 64) {
         const auto& first = mine.front();
-        if (!std::all_of(first.span().begin(), first.span().end(), [seed](uint8_t b) { return b == seed; })) {
+        if (!all_bytes(first.span(), seed)) {
           ok = false;
         }
         mine.erase(mine.begin());
