@@ -152,5 +152,14 @@ class FleetTest(unittest.TestCase):
         return snap
 
 
+def zbar(*paths):
+    """The texts zbarimg decodes from image files, in order. Only QR codes are looked for: with every
+    symbology enabled, zbarimg now and then also "finds" a linear barcode in a QR code's modules."""
+    r = subprocess.run(["zbarimg", "--raw", "-q", "-Sdisable", "-Sqrcode.enable", *paths],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r
+    return r.stdout.splitlines()
+
+
 def main():
     unittest.main(verbosity=2)

@@ -116,12 +116,6 @@ def write_pgm(path, matrix, scale=4, margin=4):
         f.write(b"P5 %d %d 255\n" % (side, side) + bytes(px))
 
 
-def zbar(*paths):
-    r = subprocess.run(["zbarimg", "--raw", "-q", *paths], capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r
-    return r.stdout.splitlines()
-
-
 def qrencode_matrix(payload, level="M"):
     """The matrix from the qrencode command (same mode choice: case-sensitive, automatic)."""
     lines = subprocess.run(["qrencode", "-t", "ASCII", "-m", "0", "-l", level, payload], capture_output=True,
@@ -286,19 +280,19 @@ class PairTest(fk.FleetTest):
         for name, extra in cases:
             j = self.pair_json("SN-42", "-o", self.path(name), *extra)
             self.assertEqual(j["file"], self.path(name))
-            self.assertEqual(zbar(self.path(name)), [expected], name)
+            self.assertEqual(fk.zbar(self.path(name)), [expected], name)
             with open(self.path(name), "rb") as f:
                 self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n")
 
     def test_existing_output_file(self):
         out = self.path("x.png")
         self.fk("pair", "SN-42", "-o", out)
-        self.assertEqual(zbar(out), [f"FK1:{pin('SN-42', 0)}:SN-42"])
+        self.assertEqual(fk.zbar(out), [f"FK1:{pin('SN-42', 0)}:SN-42"])
         before = self.snapshot()
         r = self.fails(fk.CONFLICT, "pair", "SN-42", "-o", out, "--rotate")
         self.assertEqual(self.snapshot(), before)  # no rotation without its label
         self.fk("pair", "SN-42", "-o", out, "--rotate", "--force")
-        self.assertEqual(zbar(out), [f"FK1:{pin('SN-42', 1)}:SN-42"])
+        self.assertEqual(fk.zbar(out), [f"FK1:{pin('SN-42', 1)}:SN-42"])
         self.fails(fk.USAGE, "pair", "SN-42", "--qr", "png")  # png needs -o
 
     def test_utf8_matches_the_matrix_module_by_module(self):
@@ -311,7 +305,7 @@ class PairTest(fk.FleetTest):
                 self.assertEqual(matrix, qrencode_matrix(payload, level), f"ec {level} margin {margin}")
         # And a scanner reads the terminal drawing itself.
         write_pgm(self.path("utf8.pgm"), matrix)
-        self.assertEqual(zbar(self.path("utf8.pgm")), [payload])
+        self.assertEqual(fk.zbar(self.path("utf8.pgm")), [payload])
 
     def test_ansi_matches_the_matrix(self):
         payload = f"FK1:{pin('SN-42', 0)}:SN-42"
@@ -334,7 +328,7 @@ class PairTest(fk.FleetTest):
         inner = [row[4:-4] for row in m[4:-4]]
         self.assertEqual(inner, qrencode_matrix(payload))
         write_pgm(self.path("svg.pgm"), inner)
-        self.assertEqual(zbar(self.path("svg.pgm")), [payload])
+        self.assertEqual(fk.zbar(self.path("svg.pgm")), [payload])
 
     # --- Matter ---
 
@@ -349,7 +343,7 @@ class PairTest(fk.FleetTest):
             self.assertEqual(j["manual_code_grouped"], "3497-011-2332")
             self.assertEqual((j["vendor_id"], j["product_id"], j["discriminator"], j["passcode"]),
                              (v["vendor"], v["product"], v["discriminator"], v["passcode"]))
-            self.assertEqual(zbar(out), [v["qr"]])
+            self.assertEqual(fk.zbar(out), [v["qr"]])
             self.assertEqual(matter_qr(v["vendor"], v["product"], v["flow"], v["discovery"], v["discriminator"],
                                        v["passcode"]), v["qr"])  # the reference agrees with the vectors too
 
@@ -489,7 +483,7 @@ class PairTest(fk.FleetTest):
         self.assertEqual(by_device[".hidden"][4], "%2Ehidden.png")
         self.assertEqual(sorted(os.listdir(out)), sorted([row[4] for row in rows[1:]] + ["manifest.csv"]))
         files = [os.path.join(out, row[4]) for row in rows[1:]]
-        self.assertEqual(zbar(*files), [row[3] for row in rows[1:]])
+        self.assertEqual(fk.zbar(*files), [row[3] for row in rows[1:]])
         for device, code, manual, payload, _ in rows[1:]:
             self.assertEqual(code, pin(device, 0))
             self.assertEqual(manual, code)
@@ -503,7 +497,7 @@ class PairTest(fk.FleetTest):
         self.assertIn("is not empty", r.err)
         self.fk("pair", "--all", "-o", out, "--force", "--jobs", "1", "--scale", "2", "--ec", "Q")
         self.assertEqual(self.read_manifest(out + "/manifest.csv"), rows)
-        self.assertEqual(zbar(*files), [row[3] for row in rows[1:]])
+        self.assertEqual(fk.zbar(*files), [row[3] for row in rows[1:]])
 
     def test_from_file_matter_svg(self):
         ids = ["M-%d" % i for i in range(5)]
@@ -524,7 +518,7 @@ class PairTest(fk.FleetTest):
             with open(os.path.join(out, name)) as f:
                 m = parse_svg(f.read())
             write_pgm(self.path(name + ".pgm"), [row[4:-4] for row in m[4:-4]])
-            self.assertEqual(zbar(self.path(name + ".pgm")), [payload])
+            self.assertEqual(fk.zbar(self.path(name + ".pgm")), [payload])
 
     def test_failing_production_run_leaves_nothing(self):
         # The bad label is found by a worker thread, after other labels were written.
