@@ -144,14 +144,11 @@ void Registry::audit(std::string_view action, std::string_view subject, const nl
 
 std::vector<AuditRecord> Registry::audit_events(int64_t limit)
 {
-  Stmt st = m_db.prepare("SELECT id, at, actor, action, subject, details FROM audit ORDER BY id DESC LIMIT ?");
-  st.bind(1, limit);
+  AuditFilter last;
+  last.last = limit;
   std::vector<AuditRecord> out;
-  while (st.step()) {
-    out.push_back(
-        {st.integer(0), st.text(1), st.text(2), st.text(3), st.text(4), nlohmann::json::parse(st.text_view(5))});
-  }
-  return {out.rbegin(), out.rend()};
+  for_each_audit(last, [&out](const AuditRecord& e) { out.push_back(e); });
+  return out;
 }
 
 void Registry::for_each_audit(const AuditFilter& f, const std::function<void(const AuditRecord&)>& fn)

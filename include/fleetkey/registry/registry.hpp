@@ -96,7 +96,7 @@ public:
   // Appends to the audit trail; call inside the transaction of the change it records.
   void audit(std::string_view action, std::string_view subject,
              const nlohmann::json& details = nlohmann::json::object());
-  std::vector<AuditRecord> audit_events(int64_t limit);
+  std::vector<AuditRecord> audit_events(int64_t limit); // the last `limit` events, oldest first
   // The matching events, oldest first, one at a time.
   void for_each_audit(const AuditFilter& filter, const std::function<void(const AuditRecord&)>& fn);
 
