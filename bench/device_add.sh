@@ -1,41 +1,74 @@
 #!/usr/bin/env bash
 # Latency of one `fleetkey device add` (target: median <= 3 ms), with hyperfine.
-# A registry of 1,000 devices, then RUNS more adds, each with a new id (hyperfine -L gives one
-# benchmark of one run per id), as a provisioning script calls it. The key file is unencrypted
+#
+# A registry of 1,000 devices, then ROUNDS x RUNS more adds, each with a new id (hyperfine -L gives
+# one benchmark of one run per id), as a provisioning script calls it. The key file is unencrypted
 # (init --no-passphrase): with a passphrase every command also pays for Argon2id, by design; the
 # script measures that case too.
+#
+# This VM's host runs at different speeds from one minute to the next (the same binary's median has
+# moved by 2x within an hour), so two baselines are measured in the same rounds, alternating with
+# fleetkey:
+#   /bin/true       starting a process at all;
+#   sqlite_floor    the same SQLite transaction as `device add` in a minimal C program linked
+#                   against the same static SQLite (bench/sqlite_floor.c), on a copy of the registry.
+# fleetkey's own cost is its median minus sqlite_floor's.
 set -euo pipefail
 fleetkey=$(realpath "${1:-build/fleetkey}")
-runs=${RUNS:-30}
+rounds=${ROUNDS:-5}
+runs=${RUNS:-10}
+here=$(dirname "$(realpath "$0")")
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-median() {
-  /usr/bin/python3 - "$1" "$2" <<'PY'
-import json, statistics, sys
-times = sorted(r["times"][0] * 1000 for r in json.load(open(sys.argv[1]))["results"])
-print(f"{sys.argv[2]}: median {statistics.median(times):.2f} ms, min {times[0]:.2f} ms, "
-      f"max {times[-1]:.2f} ms over {len(times)} runs")
-PY
+cc -O2 -o "$work/sqlite_floor" "$here/sqlite_floor.c" -l:libsqlite3.a -lm
+
+ids() { # $1 = prefix: RUNS ids, comma-separated
+  seq -s, 1 "$runs" | sed "s/\([0-9]*\)/$1-\1/g"
 }
 
-measure() { # $1 = label, $2 = number of runs, then extra fleetkey options
-  local label=$1 n=$2
+# One round of one command: RUNS runs, appended (in ms) to $work/$label.times.
+measure() { # $1 = label, then the command with {id}
+  local label=$1 round=$2
   shift 2
-  local ids
-  ids=$(seq -s, 1 "$n" | sed 's/\([0-9]*\)/BENCH-\1/g')
-  hyperfine -N --runs 1 -L id "$ids" --export-json "$work/out.json" "$fleetkey -q $* device add {id}" >/dev/null 2>&1
-  median "$work/out.json" "$label"
+  hyperfine -N --runs 1 -L id "$(ids "$label-$round")" --export-json "$work/out.json" "$*" >/dev/null 2>&1
+  /usr/bin/python3 -c '
+import json, sys
+for r in json.load(open(sys.argv[1]))["results"]:
+    print(r["times"][0] * 1000)' "$work/out.json" >>"$work/$label.times"
+}
+
+summary() { # $1 = label, $2 = what
+  /usr/bin/python3 - "$work/$1.times" "$2" "$runs" <<'PY'
+import statistics, sys
+t = [float(x) for x in open(sys.argv[1])]
+n = int(sys.argv[3])
+rounds = " ".join(f"{statistics.median(t[i:i + n]):.2f}" for i in range(0, len(t), n))
+print(f"{sys.argv[2]}: median {statistics.median(t):.2f} ms, min {min(t):.2f}, max {max(t):.2f} "
+      f"over {len(t)} runs; median of each round: {rounds}")
+PY
 }
 
 export FLEETKEY_HOME="$work/plain"
 "$fleetkey" -q init --no-passphrase
 for i in $(seq 1 1000); do "$fleetkey" -q device add "SN-$i"; done
-hyperfine -N --warmup 5 --runs 30 "$fleetkey --version" 2>/dev/null | grep -E "Time" | sed 's/^ */fleetkey --version (process start): /'
-measure "device add" "$runs"
+cp -a "$work/plain" "$work/floor"
 
-printf 'bench\n' > "$work/pass"
+for round in $(seq 1 "$rounds"); do
+  hyperfine -N --runs "$runs" --export-json "$work/out.json" /bin/true >/dev/null 2>&1
+  /usr/bin/python3 -c 'import json, sys; [print(t * 1000) for t in json.load(open(sys.argv[1]))["results"][0]["times"]]' \
+    "$work/out.json" >>"$work/true.times"
+  measure floor "$round" "$work/sqlite_floor" "$work/floor/registry.db" "{id}"
+  measure add "$round" "$fleetkey" -q device add "{id}"
+done
+summary true "/bin/true (process start)"
+summary floor "sqlite_floor (the same transaction in C)"
+summary add "fleetkey device add"
+
+printf 'bench\n' >"$work/pass"
 chmod 600 "$work/pass"
 export FLEETKEY_HOME="$work/encrypted"
 "$fleetkey" -q --passphrase-file "$work/pass" init --kdf moderate
-measure "device add with an encrypted key file (Argon2id moderate)" 5 --passphrase-file "$work/pass"
+runs=5
+measure encrypted 1 "$fleetkey" -q --passphrase-file "$work/pass" device add "{id}"
+summary encrypted "device add with an encrypted key file (Argon2id moderate)"
