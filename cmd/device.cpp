@@ -11,7 +11,7 @@ namespace fleetkey::cmd {
 
 namespace {
 
-struct AddOptions
+struct DeviceAddOptions
 {
   std::string id;
   std::optional<std::string> model;
@@ -19,14 +19,14 @@ struct AddOptions
   bool if_missing = false;
 };
 
-struct KeyOptions
+struct DeviceKeyOptions
 {
   std::string id;
   std::string format = "hex";
   std::optional<std::string> purpose;
 };
 
-struct RevokeOptions
+struct DeviceRevokeOptions
 {
   std::string id;
   std::string reason;
@@ -53,7 +53,7 @@ void setup_device(CLI::App& app, Context& ctx)
   auto* device = app.add_subcommand("device", "Register devices and derive their keys");
   device->require_subcommand(1);
 
-  auto ao = std::make_shared<AddOptions>();
+  auto ao = std::make_shared<DeviceAddOptions>();
   auto* add = add_command(*device, ctx, "add", "Register a device and derive its key K_dev(ID)", [&ctx, ao] {
     const auto r = fleet::add_device(ctx.fleet(), {ao->id, ao->model, fleet::parse_labels(ao->labels)},
                                      ao->if_missing ? fleet::IfMissing::yes : fleet::IfMissing::no);
@@ -99,7 +99,7 @@ void setup_device(CLI::App& app, Context& ctx)
   });
   show->add_option("ID", *show_id, "Device id")->required();
 
-  auto ro = std::make_shared<RevokeOptions>();
+  auto ro = std::make_shared<DeviceRevokeOptions>();
   auto* revoke =
       add_command(*device, ctx, "revoke", "Revoke a device: no more keys, grants or tokens for it", [&ctx, ro] {
         const auto d = fleet::revoke_device(ctx.fleet(), ro->id, ro->reason);
@@ -110,9 +110,9 @@ void setup_device(CLI::App& app, Context& ctx)
         }
       });
   revoke->add_option("ID", ro->id, "Device id")->required();
-  revoke->add_option("--reason", ro->reason, "Why, for the audit trail")->required()->type_name("TEXT");
+  revoke->add_option("--reason", ro->reason, "Why, for the audit trail (1 to 1024 bytes of printable text)")->required()->type_name("TEXT");
 
-  auto ko = std::make_shared<KeyOptions>();
+  auto ko = std::make_shared<DeviceKeyOptions>();
   auto* key =
       add_command(*device, ctx, "key", "Print the device's key (or a purpose subkey) and nothing else", [&ctx, ko] {
         const auto format = ctx.json() ? fleet::KeyFormat::json : fleet::parse_key_format(ko->format);

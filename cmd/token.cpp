@@ -33,14 +33,14 @@ struct VerifyOptions
   std::optional<std::string> leeway;
 };
 
-struct KeyOptions
+struct TokenKeyOptions
 {
   std::optional<std::string> aud;
   std::string format = "hex";
   std::string for_format = "cwt";
 };
 
-struct RevokeOptions
+struct TokenRevokeOptions
 {
   std::string token;
   std::string reason;
@@ -212,7 +212,7 @@ void setup_token(CLI::App& app, Context& ctx)
   });
   inspect->add_option("TOKEN", *io, "The token")->required();
 
-  auto ko = std::make_shared<KeyOptions>();
+  auto ko = std::make_shared<TokenKeyOptions>();
   auto* key = add_command(*tok, ctx, "key",
                           "Print the verifying key, for servers that check tokens with their own JOSE or COSE library",
                           [&ctx, ko] {
@@ -241,7 +241,7 @@ void setup_token(CLI::App& app, Context& ctx)
       ->check(CLI::IsMember({"cwt", "cwt64", "jwt"}))
       ->capture_default_str();
 
-  auto ro = std::make_shared<RevokeOptions>();
+  auto ro = std::make_shared<TokenRevokeOptions>();
   auto* revoke = add_command(*tok, ctx, "revoke", "Revoke a token by its text or its token id", [&ctx, ro] {
     const auto r = fleet::revoke_token(ctx.fleet(), ro->token, ro->reason);
     if (ctx.json()) {
@@ -253,7 +253,7 @@ void setup_token(CLI::App& app, Context& ctx)
     ctx.note(fmt::format("revoked token {}", r.token_id));
   });
   revoke->add_option("TOKEN", ro->token, "The token, or its id (hex of the cti, or the jti)")->required();
-  revoke->add_option("--reason", ro->reason, "Why, for the audit trail")->required()->type_name("TEXT");
+  revoke->add_option("--reason", ro->reason, "Why, for the audit trail (1 to 1024 bytes of printable text)")->required()->type_name("TEXT");
 }
 
 } // namespace fleetkey::cmd

@@ -18,7 +18,7 @@ namespace fleetkey::cmd {
 
 namespace {
 
-struct AddOptions
+struct UserAddOptions
 {
   std::string name;
   std::vector<std::string> labels;
@@ -34,14 +34,14 @@ struct GrantOptions
   std::optional<std::string> output;
 };
 
-struct RevokeOptions
+struct UserRevokeOptions
 {
   std::string name;
   std::optional<std::string> device;
   std::string reason;
 };
 
-struct KeyOptions
+struct UserKeyOptions
 {
   std::string name;
   std::string device;
@@ -55,7 +55,7 @@ void setup_user(CLI::App& app, Context& ctx)
   auto* user = app.add_subcommand("user", "Manage users, their grants and their per-device keys");
   user->require_subcommand(1);
 
-  auto ao = std::make_shared<AddOptions>();
+  auto ao = std::make_shared<UserAddOptions>();
   auto* add = add_command(*user, ctx, "add", "Add a user", [&ctx, ao] {
     const auto u = fleet::add_user(ctx.fleet(), ao->name, fleet::parse_labels(ao->labels));
     ctx.json() ? ctx.print_json(to_json(u)) : ctx.note(fmt::format("added user {}", u.name));
@@ -176,7 +176,7 @@ void setup_user(CLI::App& app, Context& ctx)
                    "summary")
       ->type_name("FILE");
 
-  auto ro = std::make_shared<RevokeOptions>();
+  auto ro = std::make_shared<UserRevokeOptions>();
   auto* revoke =
       add_command(*user, ctx, "revoke", "Revoke a user's grant on one device, or on every device", [&ctx, ro] {
         const auto revoked = fleet::revoke_user(ctx.fleet(), ro->name, ro->device, ro->reason);
@@ -187,9 +187,9 @@ void setup_user(CLI::App& app, Context& ctx)
       });
   revoke->add_option("NAME", ro->name, "User name")->required();
   revoke->add_option("--device", ro->device, "Only this device (default: every device)")->type_name("ID");
-  revoke->add_option("--reason", ro->reason, "Why, for the audit trail")->required()->type_name("TEXT");
+  revoke->add_option("--reason", ro->reason, "Why, for the audit trail (1 to 1024 bytes of printable text)")->required()->type_name("TEXT");
 
-  auto ko = std::make_shared<KeyOptions>();
+  auto ko = std::make_shared<UserKeyOptions>();
   auto* key = add_command(*user, ctx, "key", "Print the user's key for a device, K_user(D, U, epoch)", [&ctx, ko] {
     const auto format = ctx.json() ? fleet::KeyFormat::json : fleet::parse_key_format(ko->format);
     auto& fleet = ctx.fleet();

@@ -54,9 +54,7 @@ void list_devices(Fleet& fleet, std::string_view status, const std::function<voi
 
 registry::DeviceRecord revoke_device(Fleet& fleet, std::string_view id, std::string_view reason)
 {
-  if (reason.empty() || !util::is_printable_utf8(reason)) {
-    throw Error(Exit::usage, "--reason must be non-empty printable text");
-  }
+  validate_reason(reason);
   auto& reg = fleet.registry();
   registry::Transaction tx(reg.db());
   auto rec = show_device(fleet, id);

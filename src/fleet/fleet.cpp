@@ -180,6 +180,13 @@ void validate_name(std::string_view value, std::string_view what)
   }
 }
 
+void validate_reason(std::string_view reason)
+{
+  if (reason.empty() || reason.size() > 1024 || !util::is_printable_utf8(reason)) {
+    throw Error(Exit::usage, "--reason must be 1 to 1024 bytes of printable text");
+  }
+}
+
 std::pair<std::string, std::string> parse_label(std::string_view text)
 {
   const auto eq = text.find('=');

@@ -37,13 +37,6 @@ int64_t now_or_clock(const std::optional<int64_t>& now)
   return now ? *now : util::unix_now();
 }
 
-void validate_reason(std::string_view reason)
-{
-  if (reason.empty() || reason.size() > 1024 || !util::is_printable_utf8(reason)) {
-    throw Error(Exit::usage, "--reason must be 1 to 1024 bytes of printable text");
-  }
-}
-
 crypto::Secret key_for(Fleet& fleet, const token::Kid& kid, token::Format f)
 {
   const auto& mk = fleet.master_key(kid.version);

@@ -18,13 +18,6 @@ registry::UserRecord require_user(registry::Registry& reg, std::string_view name
   return std::move(*rec);
 }
 
-void validate_reason(std::string_view reason)
-{
-  if (reason.empty() || reason.size() > 1024 || !util::is_printable_utf8(reason)) {
-    throw Error(Exit::usage, "--reason must be 1 to 1024 bytes of printable text");
-  }
-}
-
 } // namespace
 
 registry::UserRecord add_user(Fleet& fleet, const std::string& name, const nlohmann::json& labels)

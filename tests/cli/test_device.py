@@ -116,6 +116,17 @@ class DeviceTest(fk.FleetTest):
         self.assertEqual(self.snapshot(), snap)
         self.fails(fk.USAGE, "device", "revoke", "SN-1")  # --reason is required
 
+    def test_revoke_reason_refused_and_unchanged(self):
+        self.fk("device", "add", "SN-1")
+        snap = self.snapshot()
+        for bad in ["", "x" * 1025, "line\nbreak", "nul\x01"]:
+            with self.subTest(reason=bad[:10]):
+                r = self.fails(fk.USAGE, "device", "revoke", "SN-1", "--reason", bad)
+                self.assertTrue(r.err.endswith("fleetkey: error: --reason must be 1 to 1024 bytes of printable text\n"))
+                self.assertEqual(self.snapshot(), snap)
+        self.fk("device", "revoke", "SN-1", "--reason", "x" * 1024)
+        self.assertEqual(self.rows("SELECT status, length(revoke_reason) FROM devices"), [("revoked", 1024)])
+
     def test_key_formats(self):
         self.fk("device", "add", "SN-0001")
         raw = bytes.fromhex(KDEV)
