@@ -10,6 +10,7 @@
  * same transaction on this machine, so the benchmark can tell fleetkey's own cost from the host's.
  */
 #include <sqlite3.h>
+
 #include <stdio.h>
 #include <sys/stat.h>
 

@@ -17,8 +17,8 @@ struct Group
 
 // Explicit on purpose: self-registering objects can be dropped by the linker from static libraries.
 constexpr Group k_command_groups[] = {
-    {"init", setup_init}, {"master", setup_master}, {"device", setup_device},
-    {"user", setup_user}, {"token", setup_token},   {"pair", setup_pair},   {"audit", setup_audit},
+    {"init", setup_init},   {"master", setup_master}, {"device", setup_device}, {"user", setup_user},
+    {"token", setup_token}, {"pair", setup_pair},     {"audit", setup_audit},
 };
 
 // The global options that take a value (in build_app below).
@@ -69,8 +69,8 @@ void check_globals_known(const CLI::App& app)
       }
       if (!is_one_of(name, flag ? std::span<const std::string_view>(k_global_flags)
                                 : std::span<const std::string_view>(k_global_valued))) {
-        throw std::logic_error("cmd/app.cpp: add global option " + name + " to k_global_" +
-                               (flag ? "flags" : "valued"));
+        throw std::logic_error("cmd/app.cpp: add global option " + name + " to k_global_"
+                               + (flag ? "flags" : "valued"));
       }
     };
     for (const auto& n : opt->get_lnames()) {

@@ -17,14 +17,17 @@ void setup_audit(CLI::App& app, Context& ctx)
     bool header = false;
     fleet::list_audit(ctx.fleet(), *q, [&](const registry::AuditRecord& e) {
       if (ctx.json()) {
-        ctx.print_json(
-            {{"id", e.id}, {"at", e.at}, {"actor", e.actor}, {"action", e.action}, {"subject", e.subject},
-             {"details", e.details}});
+        ctx.print_json({{"id", e.id},
+                        {"at", e.at},
+                        {"actor", e.actor},
+                        {"action", e.action},
+                        {"subject", e.subject},
+                        {"details", e.details}});
         return;
       }
       if (!header) {
-        ctx.print(fmt::format("{:<6} {:<20} {:<12} {:<20} {:<24} {}\n", "ID", "AT", "ACTOR", "ACTION", "SUBJECT",
-                              "DETAILS"));
+        ctx.print(
+            fmt::format("{:<6} {:<20} {:<12} {:<20} {:<24} {}\n", "ID", "AT", "ACTOR", "ACTION", "SUBJECT", "DETAILS"));
         header = true;
       }
       ctx.print(fmt::format("{:<6} {:<20} {:<12} {:<20} {:<24} {}\n", e.id, e.at, e.actor, e.action, e.subject,

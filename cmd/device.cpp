@@ -110,7 +110,9 @@ void setup_device(CLI::App& app, Context& ctx)
         }
       });
   revoke->add_option("ID", ro->id, "Device id")->required();
-  revoke->add_option("--reason", ro->reason, "Why, for the audit trail (1 to 1024 bytes of printable text)")->required()->type_name("TEXT");
+  revoke->add_option("--reason", ro->reason, "Why, for the audit trail (1 to 1024 bytes of printable text)")
+      ->required()
+      ->type_name("TEXT");
 
   auto ko = std::make_shared<DeviceKeyOptions>();
   auto* key =

@@ -253,7 +253,9 @@ void setup_token(CLI::App& app, Context& ctx)
     ctx.note(fmt::format("revoked token {}", r.token_id));
   });
   revoke->add_option("TOKEN", ro->token, "The token, or its id (hex of the cti, or the jti)")->required();
-  revoke->add_option("--reason", ro->reason, "Why, for the audit trail (1 to 1024 bytes of printable text)")->required()->type_name("TEXT");
+  revoke->add_option("--reason", ro->reason, "Why, for the audit trail (1 to 1024 bytes of printable text)")
+      ->required()
+      ->type_name("TEXT");
 }
 
 } // namespace fleetkey::cmd

@@ -187,7 +187,9 @@ void setup_user(CLI::App& app, Context& ctx)
       });
   revoke->add_option("NAME", ro->name, "User name")->required();
   revoke->add_option("--device", ro->device, "Only this device (default: every device)")->type_name("ID");
-  revoke->add_option("--reason", ro->reason, "Why, for the audit trail (1 to 1024 bytes of printable text)")->required()->type_name("TEXT");
+  revoke->add_option("--reason", ro->reason, "Why, for the audit trail (1 to 1024 bytes of printable text)")
+      ->required()
+      ->type_name("TEXT");
 
   auto ko = std::make_shared<UserKeyOptions>();
   auto* key = add_command(*user, ctx, "key", "Print the user's key for a device, K_user(D, U, epoch)", [&ctx, ko] {

@@ -961,8 +961,8 @@ void append_verdict_json(std::string& out, Reason reason, const Verification& v)
   const Format f = v.decoded.format;
   size_t bound = 96 + string_bound(v.detail.size());
   if (claims) {
-    bound += 64 + string_bound(v.decoded.kid.size()) + token_id_json_bound(v.claims, f)
-             + claims_json_bound(v.claims, f);
+    bound +=
+        64 + string_bound(v.decoded.kid.size()) + token_id_json_bound(v.claims, f) + claims_json_bound(v.claims, f);
   }
   append_bounded(out, bound, [&](char* o) {
     if (valid) {

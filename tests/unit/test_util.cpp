@@ -15,8 +15,8 @@
 #include <filesystem>
 #include <span>
 #include <thread>
-#include <vector>
 #include <unistd.h>
+#include <vector>
 
 using namespace fleetkey;
 
