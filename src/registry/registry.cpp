@@ -153,13 +153,18 @@ std::vector<AuditRecord> Registry::audit_events(int64_t limit)
 
 void Registry::for_each_audit(const AuditFilter& f, const std::function<void(const AuditRecord&)>& fn)
 {
-  // The newest `last` matches (LIMIT -1: all), then in id order again.
-  Stmt st = m_db.prepare("SELECT id, at, actor, action, subject, details FROM ("
-                         " SELECT * FROM audit WHERE (?1 IS NULL OR action = ?1"
-                         "  OR (substr(?1, -1) = '.' AND substr(action, 1, length(?1)) = ?1))"
-                         " AND (?2 IS NULL OR subject = ?2) AND (?3 IS NULL OR at >= ?3)"
-                         " ORDER BY id DESC LIMIT ?4) ORDER BY id");
-  st.bind(1, f.action).bind(2, f.subject).bind(3, f.since).bind(4, f.last);
+  const std::string matching = "SELECT id, at, actor, action, subject, details FROM audit"
+                               " WHERE (?1 IS NULL OR action = ?1"
+                               "  OR (substr(?1, -1) = '.' AND substr(action, 1, length(?1)) = ?1))"
+                               " AND (?2 IS NULL OR subject = ?2) AND (?3 IS NULL OR at >= ?3)";
+  // All matches: one scan in id order, each row handed on as it is read. The last N: the newest N
+  // (a backward scan), then sorted again, N rows only.
+  Stmt st = m_db.prepare(f.last < 0 ? matching + " ORDER BY id"
+                                    : "SELECT * FROM (" + matching + " ORDER BY id DESC LIMIT ?4) ORDER BY id");
+  st.bind(1, f.action).bind(2, f.subject).bind(3, f.since);
+  if (f.last >= 0) {
+    st.bind(4, f.last);
+  }
   while (st.step()) {
     fn({st.integer(0), st.text(1), st.text(2), st.text(3), st.text(4), nlohmann::json::parse(st.text_view(5))});
   }
