@@ -35,16 +35,18 @@ void setup_master(CLI::App& app, Context& ctx)
   add_command(*master, ctx, "list", "List master key versions (no passphrase needed)",
               [&ctx] { print_master_table(ctx, fleet::list_master_keys(ctx.fleet())); });
 
-  add_command(*master, ctx, "rotate", "Add master key version v+1 and make it current", [&ctx] {
-    const auto rec = fleet::rotate_master_key(ctx.fleet());
-    if (ctx.json()) {
-      ctx.print_json(to_json(rec));
-    } else {
-      ctx.note(fmt::format("master key v{} is now current (fingerprint {}); devices keep the version they were "
-                           "registered with",
-                           rec.version, rec.fingerprint));
-    }
-  });
+  add_command(*master, ctx, "rotate",
+              "Add master key version v+1 and make it current (asks for the passphrase once, and keeps it)", [&ctx] {
+                const auto rec = fleet::rotate_master_key(ctx.fleet());
+                if (ctx.json()) {
+                  ctx.print_json(to_json(rec));
+                } else {
+                  ctx.note(
+                      fmt::format("master key v{} is now current (fingerprint {}); devices keep the version they were "
+                                  "registered with",
+                                  rec.version, rec.fingerprint));
+                }
+              });
 
   auto version = std::make_shared<uint32_t>(0);
   auto* retire = add_command(*master, ctx, "retire", "Retire a master key version: its keys and tokens stop working",
@@ -69,13 +71,17 @@ void setup_master(CLI::App& app, Context& ctx)
               fmt::format("{} {}", po->no_passphrase ? "decrypted" : "re-encrypted", ctx.fleet().paths().master_key));
         }
       });
+  auto* new_file = passwd
+                       ->add_option("--new-passphrase-file", po->new_passphrase_file,
+                                    "Read the new passphrase from FILE (default: ask twice on the terminal)")
+                       ->type_name("FILE");
+  auto* kdf = passwd->add_option("--kdf", po->kdf_profile, "Argon2id cost for the new passphrase (default: unchanged)")
+                  ->check(CLI::IsMember({"interactive", "moderate", "sensitive"}));
   passwd
-      ->add_option("--new-passphrase-file", po->new_passphrase_file,
-                   "Read the new passphrase from FILE (default: ask twice on the terminal)")
-      ->type_name("FILE");
-  passwd->add_flag("--no-passphrase", po->no_passphrase, "Write the key file unencrypted");
-  passwd->add_option("--kdf", po->kdf_profile, "Argon2id cost for the new passphrase (default: unchanged)")
-      ->check(CLI::IsMember({"interactive", "moderate", "sensitive"}));
+      ->add_flag("--no-passphrase", po->no_passphrase,
+                 "Write the key file unencrypted (not with --new-passphrase-file or --kdf)")
+      ->excludes(new_file)
+      ->excludes(kdf);
 }
 
 } // namespace fleetkey::cmd

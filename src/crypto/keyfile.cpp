@@ -124,6 +124,38 @@ util::Bytes parse_hex(std::string_view text, size_t len, std::string_view what)
 
 constexpr std::string_view k_comment =
     "# fleetkey master key file: keep it secret, keep it safe. Layout: fleetkey-formats(5).\n";
+constexpr std::string_view k_payload_label = "payload: ";
+constexpr int k_base64 = sodium_base64_VARIANT_ORIGINAL; // RFC 4648 section 4, padded
+
+// header || "payload: " || base64(payload) || "\n", built in guarded memory: for an unencrypted
+// file the base64 is the key ring itself.
+Secret with_payload(std::string_view header, const Secret& payload)
+{
+  const size_t b64_size = sodium_base64_encoded_len(payload.size(), k_base64); // counts a NUL terminator
+  Secret out(header.size() + k_payload_label.size() + b64_size);
+  uint8_t* p = out.data();
+  std::memcpy(p, header.data(), header.size());
+  p += header.size();
+  std::memcpy(p, k_payload_label.data(), k_payload_label.size());
+  p += k_payload_label.size();
+  sodium_bin2base64(reinterpret_cast<char*>(p), b64_size, payload.data(), payload.size(), k_base64);
+  out.data()[out.size() - 1] = '\n'; // over the NUL terminator
+  return out;
+}
+
+// Decodes the payload straight into guarded memory.
+Secret payload_of(std::string_view b64)
+{
+  Secret out(b64.size() / 4 * 3 + 3);
+  size_t len = 0;
+  const char* end = nullptr;
+  if (sodium_base642bin(out.data(), out.size(), b64.data(), b64.size(), nullptr, &len, &end, k_base64) != 0
+      || end != b64.data() + b64.size()) {
+    throw corrupt("payload is not base64");
+  }
+  out.truncate(len);
+  return out;
+}
 
 } // namespace
 
@@ -159,6 +191,11 @@ const MasterKey& Keyring::rotate(int64_t now)
   m_versions.push_back(make_version(next, now));
   m_current = next;
   return m_versions.back();
+}
+
+void Keyring::make_current(uint32_t version)
+{
+  m_current = get(version).version;
 }
 
 const MasterKey& Keyring::get(uint32_t version) const
@@ -241,13 +278,13 @@ KdfParams kdf_profile(std::string_view name)
   throw Error(Exit::usage, "unknown KDF profile \"{}\" (interactive, moderate or sensitive)", name);
 }
 
-std::string encode_key_file(const Keyring& ring, const Secret* passphrase, KdfParams kdf)
+Secret encode_key_file(const Keyring& ring, const Secret* passphrase, KdfParams kdf)
 {
   init();
   std::string header(k_comment);
   header += "format: fleetkey-master-key 1\n";
   Secret plaintext = ring.serialize();
-  util::Bytes payload;
+  Secret payload;
   if (passphrase != nullptr) {
     uint8_t salt[k_salt_len];
     uint8_t nonce[k_nonce_len];
@@ -262,12 +299,10 @@ std::string encode_key_file(const Keyring& ring, const Secret* passphrase, KdfPa
     header += fmt::format("current-version: {}\n", ring.current_version());
     header += fmt::format("fingerprint: {}\n", fingerprint(ring.current().key.span()));
     const Secret file_key = derive_file_key(*passphrase, salt, kdf);
-    payload.resize(plaintext.size() + crypto_aead_xchacha20poly1305_ietf_ABYTES);
-    unsigned long long len = 0;
-    crypto_aead_xchacha20poly1305_ietf_encrypt(payload.data(), &len, plaintext.data(), plaintext.size(),
+    payload = Secret(plaintext.size() + crypto_aead_xchacha20poly1305_ietf_ABYTES);
+    crypto_aead_xchacha20poly1305_ietf_encrypt(payload.data(), nullptr, plaintext.data(), plaintext.size(),
                                                reinterpret_cast<const uint8_t*>(header.data()), header.size(), nullptr,
                                                nonce, file_key.data());
-    payload.resize(len);
   } else {
     header += "encryption: none\n";
     header += fmt::format("test-key: {}\n", ring.is_test_key() ? "yes" : "no");
@@ -276,11 +311,9 @@ std::string encode_key_file(const Keyring& ring, const Secret* passphrase, KdfPa
     uint8_t digest[32];
     sha256(plaintext.span(), digest);
     header += fmt::format("checksum: {}\n", util::to_hex(digest));
-    payload.assign(plaintext.data(), plaintext.data() + plaintext.size());
+    payload = std::move(plaintext);
   }
-  std::string out = header + "payload: " + util::to_base64(payload) + "\n";
-  sodium_memzero(payload.data(), payload.size());
-  return out;
+  return with_payload(header, payload);
 }
 
 Keyring decode_key_file(std::string_view text, const PassphraseSource& passphrase, KeyFileHeader* header_out)
@@ -310,10 +343,7 @@ Keyring decode_key_file(std::string_view text, const PassphraseSource& passphras
   if (fields.get("format") != "fleetkey-master-key 1") {
     throw Error(Exit::key, "unsupported master key file format \"{}\"", fields.get("format"));
   }
-  auto payload = util::from_base64(payload_b64);
-  if (!payload) {
-    throw corrupt("payload is not base64");
-  }
+  Secret payload = payload_of(payload_b64);
   KeyFileHeader info;
   info.test_key = fields.get("test-key") == "yes";
   info.current_version = static_cast<uint32_t>(parse_uint(fields.get("current-version"), "current-version"));
@@ -325,12 +355,11 @@ Keyring decode_key_file(std::string_view text, const PassphraseSource& passphras
     }
     const auto digest_want = parse_hex(fields.get("checksum"), 32, "checksum");
     uint8_t digest[32];
-    sha256(*payload, digest);
+    sha256(payload.span(), digest);
     if (!equal(digest, digest_want)) {
       throw corrupt("checksum mismatch");
     }
-    plaintext = Secret::copy_of(*payload);
-    sodium_memzero(payload->data(), payload->size()); // unencrypted: the key ring itself
+    plaintext = std::move(payload); // unencrypted: the key ring itself
   } else if (encryption == "xchacha20poly1305") {
     if (fields.items.size() != 10 || fields.get("kdf") != "argon2id13") {
       throw corrupt("unexpected header lines");
@@ -344,14 +373,13 @@ Keyring decode_key_file(std::string_view text, const PassphraseSource& passphras
     }
     const auto salt = parse_hex(fields.get("kdf-salt"), k_salt_len, "kdf-salt");
     const auto nonce = parse_hex(fields.get("nonce"), k_nonce_len, "nonce");
-    if (payload->size() < crypto_aead_xchacha20poly1305_ietf_ABYTES) {
+    if (payload.size() < crypto_aead_xchacha20poly1305_ietf_ABYTES) {
       throw corrupt("payload is truncated");
     }
     const Secret pass = passphrase();
     const Secret file_key = derive_file_key(pass, salt, info.kdf);
-    plaintext = Secret(payload->size() - crypto_aead_xchacha20poly1305_ietf_ABYTES);
-    unsigned long long len = 0;
-    if (crypto_aead_xchacha20poly1305_ietf_decrypt(plaintext.data(), &len, nullptr, payload->data(), payload->size(),
+    plaintext = Secret(payload.size() - crypto_aead_xchacha20poly1305_ietf_ABYTES);
+    if (crypto_aead_xchacha20poly1305_ietf_decrypt(plaintext.data(), nullptr, nullptr, payload.data(), payload.size(),
                                                    reinterpret_cast<const uint8_t*>(header.data()), header.size(),
                                                    nonce.data(), file_key.data())
         != 0) {
@@ -376,25 +404,16 @@ Keyring read_key_file(const std::string& path, const PassphraseSource& passphras
   if (!util::exists(path)) {
     throw Error(Exit::key, "no master key file at {} (run fleetkey init, or pass --master-key)", path);
   }
-  if (auto ok = util::check_private(path, "master key file"); !ok) {
-    throw Error(Exit::key, ok.error());
-  }
-  auto text = util::read_file(path, 1 << 20);
-  if (!text) {
-    throw Error(Exit::key, text.error());
-  }
-  Keyring ring = decode_key_file(*text, passphrase, header);
-  sodium_memzero(text->data(), text->size());
-  return ring;
+  const Secret text = read_private_file(path, "master key file");
+  return decode_key_file(as_text(text), passphrase, header);
 }
 
 void write_key_file(const std::string& path, const Keyring& ring, const Secret* passphrase, KdfParams kdf,
                     Replace replace)
 {
-  std::string text = encode_key_file(ring, passphrase, kdf);
+  const Secret text = encode_key_file(ring, passphrase, kdf);
   util::AtomicFile file(path, replace == Replace::yes ? util::Overwrite::yes : util::Overwrite::no);
-  file.write(text);
-  sodium_memzero(text.data(), text.size());
+  file.write(text.span());
   file.commit();
 }
 

@@ -1,5 +1,6 @@
 #include <fleetkey/crypto/secret.hpp>
 #include <fleetkey/util/error.hpp>
+#include <fleetkey/util/file.hpp>
 
 #include <sodium.h>
 
@@ -178,6 +179,21 @@ void Secret::truncate(size_t size) noexcept
     sodium_memzero(m_data + size, m_size - size);
     m_size = size;
   }
+}
+
+Secret read_private_file(const std::string& path, std::string_view what, size_t max_size)
+{
+  auto fd = util::open_private(path, what);
+  if (!fd) {
+    throw Error(Exit::key, fd.error());
+  }
+  Secret out(max_size);
+  const auto size = util::read_into(*fd, out.span(), fmt::format("{} {}", what, path));
+  if (!size) {
+    throw Error(Exit::key, size.error());
+  }
+  out.truncate(*size);
+  return out;
 }
 
 bool equal(std::span<const uint8_t> a, std::span<const uint8_t> b) noexcept

@@ -73,10 +73,19 @@ const crypto::Keyring& Fleet::keyring()
   }
   auto& reg = registry();
   crypto::KeyFileHeader header;
+  // Kept once it has opened the file, so that rotate and passwd never ask for it again.
+  std::optional<crypto::Secret> used;
   auto ring = std::make_unique<crypto::Keyring>(crypto::read_key_file(
-      m_paths.master_key, [this] { return passphrase(Confirm::no); }, &header));
+      m_paths.master_key,
+      [this, &used] {
+        auto pass = passphrase(Confirm::no);
+        used = crypto::Secret::copy_of(pass.span());
+        return pass;
+      },
+      &header));
   // The key file must be the one this registry was made with, version by version.
-  for (const auto& rec : reg.master_keys()) {
+  const auto records = reg.master_keys();
+  for (const auto& rec : records) {
     const crypto::MasterKey* mk = nullptr;
     for (const auto& k : ring->versions()) {
       if (k.version == rec.version) {
@@ -88,13 +97,34 @@ const crypto::Keyring& Fleet::keyring()
                   m_paths.registry, rec.version, mk == nullptr ? "is missing" : "has another fingerprint");
     }
   }
+  // The registry says which version is current. The file may name a newer one that the registry
+  // never recorded (a rotate interrupted between writing the file and committing the registry, or
+  // a registry restored from a backup): that version is kept in the file but never used.
+  for (const auto& rec : records) {
+    if (rec.status == "current" && rec.version != ring->current_version()) {
+      warn(fmt::format("master key file {} makes version {} current but registry {} says version {}: using version "
+                       "{} (run fleetkey master rotate to settle it)",
+                       m_paths.master_key, ring->current_version(), m_paths.registry, rec.version, rec.version));
+      ring->make_current(rec.version);
+    }
+  }
   if (ring->is_test_key()) {
     warn("using a TEST master key (made with --test-seed): its keys are reproducible by anyone with the seed; never "
          "provision real devices with it");
   }
   m_header = header;
   m_keyring = std::move(ring);
+  m_passphrase = std::move(used);
   return *m_keyring;
+}
+
+const crypto::Secret* Fleet::key_file_passphrase()
+{
+  keyring();
+  if (m_header.encrypted != m_passphrase.has_value()) {
+    throw Error(Exit::failure, "internal error: the passphrase of {} is not known", m_paths.master_key);
+  }
+  return m_passphrase ? &*m_passphrase : nullptr;
 }
 
 const crypto::KeyFileHeader& Fleet::key_file_header()
@@ -115,30 +145,25 @@ const crypto::MasterKey& Fleet::master_key(uint32_t version)
   return keyring().get(version);
 }
 
-void Fleet::reset_keyring(std::unique_ptr<crypto::Keyring> ring, crypto::KeyFileHeader header)
+void Fleet::reset_keyring(std::unique_ptr<crypto::Keyring> ring, crypto::KeyFileHeader header,
+                          std::optional<crypto::Secret> passphrase)
 {
   m_keyring = std::move(ring);
   m_header = header;
+  m_passphrase = std::move(passphrase);
 }
 
 crypto::Secret read_passphrase_file(const std::string& path)
 {
-  if (auto ok = util::check_private(path, "passphrase file"); !ok) {
-    throw Error(Exit::key, ok.error());
-  }
-  auto text = util::read_file(path, 4096);
-  if (!text) {
-    throw Error(Exit::key, text.error());
-  }
-  std::string_view pass = *text;
+  auto secret = crypto::read_private_file(path, "passphrase file");
+  std::string_view pass = crypto::as_text(secret);
   if (const auto nl = pass.find('\n'); nl != std::string_view::npos) {
     pass = pass.substr(0, nl);
   }
   if (!pass.empty() && pass.back() == '\r') {
     pass.remove_suffix(1);
   }
-  auto secret = crypto::Secret::copy_of(util::as_bytes(pass));
-  sodium_memzero(text->data(), text->size());
+  secret.truncate(pass.size()); // the first line, in place
   if (secret.empty()) {
     throw Error(Exit::key, "passphrase file {} holds an empty passphrase", path);
   }

@@ -77,7 +77,7 @@ registry::MasterKeyRecord init(Fleet& fleet, const InitOptions& options)
   if (ring->is_test_key()) {
     fleet.warn("created a TEST master key from --test-seed: never provision real devices with it");
   }
-  fleet.reset_keyring(std::move(ring), header);
+  fleet.reset_keyring(std::move(ring), header, std::move(pass));
   fleet.set_registry(std::move(reg));
   return rec;
 }
@@ -90,33 +90,35 @@ std::vector<registry::MasterKeyRecord> list_master_keys(Fleet& fleet)
 registry::MasterKeyRecord rotate_master_key(Fleet& fleet)
 {
   auto& reg = fleet.registry();
-  const auto header = fleet.key_file_header();
   auto ring = crypto::Keyring::deserialize(fleet.keyring().serialize().span());
-  std::optional<crypto::Secret> pass;
-  if (header.encrypted) {
-    pass = fleet.passphrase(Confirm::no);
-  }
-  const auto old_text = util::read_file(fleet.paths().master_key);
-  if (!old_text) {
-    throw Error(Exit::key, old_text.error());
-  }
+  auto header = fleet.key_file_header();
+  // The passphrase that just opened the file: asking again would encrypt every version under
+  // whatever was typed the second time, typos included.
+  const crypto::Secret* pass = fleet.key_file_passphrase();
+  const auto old_text = crypto::read_private_file(fleet.paths().master_key, "master key file");
+  // Numbered after every version in the file, so that a version the registry never recorded (see
+  // Fleet::keyring) is kept, not reused.
   const auto& mk = ring.rotate(util::unix_now());
   const auto rec = record_of(mk, ring.is_test_key(), "current");
   registry::Transaction tx(reg.db());
   reg.insert_master_key(rec);
   reg.set_current_master_key(rec.version);
   reg.audit("master.rotate", fmt::format("master:{}", rec.version), {{"fingerprint", rec.fingerprint}});
-  crypto::write_key_file(fleet.paths().master_key, ring, pass ? &*pass : nullptr, header.kdf, crypto::Replace::yes);
+  // A crash between this write and the commit leaves a file whose current version the registry
+  // does not know; Fleet::keyring then keeps using the registry's current version.
+  crypto::write_key_file(fleet.paths().master_key, ring, pass, header.kdf, crypto::Replace::yes);
   try {
     tx.commit();
   } catch (...) {
     // Put the previous key file back so that file and registry still agree.
     util::AtomicFile restore(fleet.paths().master_key, util::Overwrite::yes);
-    restore.write(*old_text);
+    restore.write(old_text.span());
     restore.commit();
     throw;
   }
-  fleet.reset_keyring(std::make_unique<crypto::Keyring>(std::move(ring)), header);
+  header.current_version = rec.version;
+  fleet.reset_keyring(std::make_unique<crypto::Keyring>(std::move(ring)), header,
+                      pass ? std::optional(crypto::Secret::copy_of(pass->span())) : std::nullopt);
   return rec;
 }
 
@@ -143,8 +145,11 @@ registry::MasterKeyRecord retire_master_key(Fleet& fleet, uint32_t version)
 
 void change_passphrase(Fleet& fleet, const PasswdOptions& options)
 {
+  if (options.no_passphrase && (options.new_passphrase_file || options.kdf_profile)) {
+    throw Error(Exit::usage, "--no-passphrase cannot be combined with --new-passphrase-file or --kdf");
+  }
   auto& reg = fleet.registry();
-  const auto& ring = fleet.keyring();
+  const auto& ring = fleet.keyring(); // asks for the old passphrase, once
   const auto& header = fleet.key_file_header();
   std::optional<crypto::Secret> pass;
   if (!options.no_passphrase) {
@@ -168,6 +173,11 @@ void change_passphrase(Fleet& fleet, const PasswdOptions& options)
   reg.audit("master.passwd", "master", {{"encrypted", pass.has_value()}});
   crypto::write_key_file(fleet.paths().master_key, ring, pass ? &*pass : nullptr, kdf, crypto::Replace::yes);
   tx.commit();
+  auto new_header = header;
+  new_header.encrypted = pass.has_value();
+  new_header.kdf = kdf;
+  fleet.reset_keyring(std::make_unique<crypto::Keyring>(crypto::Keyring::deserialize(ring.serialize().span())),
+                      new_header, std::move(pass));
 }
 
 } // namespace fleetkey::fleet

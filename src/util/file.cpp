@@ -184,19 +184,49 @@ Result<std::string> read_file(const std::string& path, size_t max_size)
   return out;
 }
 
-Result<bool> check_private(const std::string& path, std::string_view what)
+Result<Fd> open_private(const std::string& path, std::string_view what)
 {
+  // Symbolic links are followed (Kubernetes secret mounts, --passphrase-file <(...)); what is checked
+  // is the file actually opened, through its descriptor, so it cannot be swapped after the check.
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) {
+    return fail(fmt::format("cannot read {} {}: {}", what, path, std::strerror(errno)));
+  }
   struct stat st
   {
   };
-  if (::stat(path.c_str(), &st) != 0) {
+  if (::fstat(fd.get(), &st) != 0) {
     return fail(fmt::format("cannot read {} {}: {}", what, path, std::strerror(errno)));
   }
   if ((st.st_mode & 077) != 0) {
     return fail(fmt::format("{} {} is accessible by group or others (mode {:04o}); fix it with: chmod 600 {}", what,
                             path, st.st_mode & 07777, path));
   }
-  return true;
+  return fd;
+}
+
+Result<size_t> read_into(const Fd& fd, std::span<uint8_t> out, std::string_view name)
+{
+  size_t done = 0;
+  for (;;) {
+    uint8_t extra = 0; // one byte past `out`, to tell a file that fits exactly from a longer one
+    const bool full = done == out.size();
+    const ssize_t n = full ? ::read(fd.get(), &extra, 1) : ::read(fd.get(), out.data() + done, out.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      return fail(fmt::format("cannot read {}: {}", name, std::strerror(errno)));
+    }
+    if (n == 0) {
+      return done;
+    }
+    if (full) {
+      sodium_memzero(&extra, sizeof extra);
+      return fail(fmt::format("{} is larger than {} bytes", name, out.size()));
+    }
+    done += static_cast<size_t>(n);
+  }
 }
 
 void make_directories(const std::string& path, unsigned mode)

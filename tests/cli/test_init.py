@@ -85,6 +85,33 @@ class InitTest(fk.FleetTest):
         self.assertIn(f"fix it with: chmod 600 {pf}", r.err)
         self.assertFalse(os.path.exists(self.home))
 
+    def test_symlinked_passphrase_file_checked_at_its_target(self):
+        # Followed (secret mounts are symlinks), but the permissions checked are the target's.
+        pf = self.write_private("pass", "secret\n", mode=0o644)
+        link = os.path.join(self.tmp, "link")
+        os.symlink(pf, link)
+        r = self.fails(fk.KEY, "--passphrase-file", link, "init")
+        self.assertEqual(
+            r.err,
+            f"fleetkey: error: passphrase file {link} is accessible by group or others (mode 0644); "
+            f"fix it with: chmod 600 {link}\n",
+        )
+        self.assertFalse(os.path.exists(self.home))
+        os.chmod(pf, 0o600)
+        self.fk("--passphrase-file", link, "init", "--kdf", "interactive")
+        self.fk("--passphrase-file", pf, "device", "add", "SN-1")
+
+    def test_oversized_passphrase_file_refused(self):
+        pf = self.write_private("pass", "secret\n" + "x" * 65536)
+        r = self.fails(fk.KEY, "--passphrase-file", pf, "init")
+        self.assertEqual(r.err, f"fleetkey: error: passphrase file {pf} is larger than 65536 bytes\n")
+        self.assertFalse(os.path.exists(self.home))
+        # Up to the limit, the first line is the passphrase.
+        big = self.write_private("big", "secret\n" + "x" * (65536 - 7))
+        small = self.write_private("small", "secret")
+        self.fk("--passphrase-file", big, "init", "--kdf", "interactive")
+        self.fk("--passphrase-file", small, "device", "add", "SN-1")
+
     def test_bad_test_seed_creates_nothing(self):
         for seed in ["xyz", "0", "", "00" * 65]:
             with self.subTest(seed=seed):

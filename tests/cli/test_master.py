@@ -1,5 +1,10 @@
 """fleetkey master list | rotate | retire | passwd, and the key file's protections."""
 import os
+import pty
+import select
+import sqlite3
+import time
+from contextlib import closing
 
 import fk
 
@@ -7,6 +12,35 @@ V1 = "46dd0fcf04f1426d2a34d8aaa19c08dd"
 
 
 class MasterTest(fk.FleetTest):
+    def answer_on_pty(self, args, answers, timeout=120):
+        """Runs fleetkey on a pseudo-terminal, typing the next of `answers` at each prompt (output ending
+        in ':') until it exits; unlike fk.run_on_pty it copes with fewer prompts than answers.
+        Returns (exit code, everything it printed, number of answers typed)."""
+        pid, fd = pty.fork()
+        if pid == 0:
+            os.execve(fk.BIN, [fk.BIN, *args], self.env)
+        out, since, typed = b"", 0, 0
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if select.select([fd], [], [], 0.2)[0]:
+                try:
+                    chunk = os.read(fd, 4096)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                out += chunk
+            if typed < len(answers) and out[since:].rstrip().endswith(b":"):
+                os.write(fd, answers[typed].encode() + b"\n")
+                typed += 1
+                out += b"<typed>"
+                since = len(out)
+        else:
+            os.kill(pid, 9)
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+        return os.waitstatus_to_exitcode(status), out.decode(), typed
+
     def test_list_table_and_json(self):
         self.init_test_key()
         r = self.fk("master", "list")
@@ -54,6 +88,85 @@ class MasterTest(fk.FleetTest):
         self.assertIn("encryption: xchacha20poly1305\n", text)
         self.assertIn("kdf-opslimit: 2\n", text)
         self.fk("--passphrase-file", pf, "device", "add", "SN-1")
+
+    def test_rotate_on_a_terminal_asks_for_the_passphrase_once(self):
+        rc, out = self.run_on_pty(["init", "--kdf", "interactive"], ["pass1", "pass1"])
+        self.assertEqual(rc, 0, out)
+        # A second prompt would get "TYPO", and the new file would be encrypted under it.
+        rc, out, typed = self.answer_on_pty(["master", "rotate"], ["pass1", "TYPO"])
+        self.assertEqual(rc, 0, out)
+        self.assertEqual(out.count("Passphrase"), 1, out)
+        self.assertEqual(typed, 1, out)
+        self.assertRegex(out, r"master key v2 is now current")
+        self.assertEqual(self.rows("SELECT version, status FROM master_keys ORDER BY version"),
+                         [(1, "active"), (2, "current")])
+        pf = self.write_private("pass", "pass1\n")
+        self.fk("--passphrase-file", pf, "device", "add", "SN-1")
+        self.assertEqual(self.rows("SELECT id, key_version FROM devices"), [("SN-1", 2)])
+
+    def test_passwd_on_a_terminal_asks_for_the_old_passphrase_once(self):
+        rc, out = self.run_on_pty(["init", "--kdf", "interactive"], ["pass1", "pass1"])
+        self.assertEqual(rc, 0, out)
+        rc, out, typed = self.answer_on_pty(["master", "passwd"], ["pass1", "pass2", "pass2", "EXTRA"])
+        self.assertEqual(rc, 0, out)
+        self.assertEqual(typed, 3, out)
+        self.assertEqual([line.split("<typed>")[0].strip() for line in out.split("\n") if "<typed>" in line],
+                         ["Passphrase:", "New passphrase:", "Repeat new passphrase:"])
+        self.fk("--passphrase-file", self.write_private("pass2", "pass2\n"), "device", "add", "SN-1")
+
+    def test_passwd_no_passphrase_excludes_a_new_passphrase(self):
+        old = self.write_private("old", "old pass\n")
+        new = self.write_private("new", "new pass\n")
+        self.fk("--passphrase-file", old, "init", "--kdf", "interactive")
+        snap = self.snapshot()
+        key_file = self.read(self.key_path)
+        for extra in (["--new-passphrase-file", new], ["--kdf", "moderate"]):
+            with self.subTest(extra=extra):
+                r = self.fails(fk.USAGE, "--passphrase-file", old, "master", "passwd", "--no-passphrase", *extra)
+                self.assertEqual(r.err, f"fleetkey: error: {extra[0]} excludes --no-passphrase (see fleetkey "
+                                        "--help)\n")
+                self.assertEqual(self.read(self.key_path), key_file)
+                self.assertEqual(self.snapshot(), snap)
+
+    def test_key_file_ahead_of_the_registry_uses_the_registry_version(self):
+        # A rotate interrupted after writing the key file but before committing the registry: made by
+        # rotating, then restoring the registry from a copy taken before.
+        self.init_test_key()
+        self.fk("device", "add", "SN-1")
+        saved = sqlite3.connect(":memory:")
+        self.addCleanup(saved.close)
+        with closing(sqlite3.connect(self.registry_path)) as live:
+            live.backup(saved)
+        self.fk("master", "rotate")
+        with closing(sqlite3.connect(self.registry_path)) as live:
+            saved.backup(live)
+        self.assertEqual(self.rows("SELECT version FROM master_keys"), [(1,)])
+        key_file = self.read(self.key_path)
+        self.assertIn("current-version: 2\n", key_file)
+        warning = (f"fleetkey: warning: master key file {self.key_path} makes version 2 current but registry "
+                   f"{self.registry_path} says version 1: using version 1 (run fleetkey master rotate to settle "
+                   "it)\n")
+        r = self.fk("device", "add", "SN-2")
+        self.assertEqual(r.err, warning + fk.TEST_KEY_WARNING)
+        self.assertEqual(self.rows("SELECT id, key_version FROM devices ORDER BY id"), [("SN-1", 1), ("SN-2", 1)])
+        self.assertEqual(self.fk("-q", "device", "key", "SN-2").out, self.reference_device_key("SN-2"))
+        self.assertEqual(self.read(self.key_path), key_file)  # reading changes nothing
+        # Rotating settles it: version 2 stays in the file, unused, and version 3 becomes current.
+        r = self.fk("master", "rotate")
+        self.assertRegex(r.out, r"^master key v3 is now current")
+        self.assertEqual(self.rows("SELECT version, status FROM master_keys ORDER BY version"),
+                         [(1, "active"), (3, "current")])
+        self.assertIn("current-version: 3\n", self.read(self.key_path))
+        r = self.fk("device", "add", "SN-3")
+        self.assertEqual(r.err, fk.TEST_KEY_WARNING)
+        self.assertEqual(self.rows("SELECT key_version FROM devices WHERE id = 'SN-3'"), [(3,)])
+
+    def reference_device_key(self, device):
+        """The key of `device` under test-seed version 1, from a fresh home."""
+        other = os.path.join(self.tmp, "reference")
+        self.fk("--home", other, "init", "--no-passphrase", "--test-seed", fk.TEST_SEED)
+        self.fk("--home", other, "device", "add", device)
+        return self.fk("--home", other, "-q", "device", "key", device).out
 
     def test_retire(self):
         self.init_test_key()

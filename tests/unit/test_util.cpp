@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <filesystem>
 #include <span>
+#include <sys/stat.h>
 #include <thread>
 #include <unistd.h>
 #include <vector>
@@ -148,6 +149,49 @@ TEST_CASE("AtomicFile renames only on commit")
     ++entries;
   }
   CHECK(entries == 1);
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("open_private checks the opened file, and read_into reads it whole or refuses it")
+{
+  char tmpl[] = "/tmp/fleetkey-unit-XXXXXX";
+  const std::string dir = ::mkdtemp(tmpl);
+  const std::string path = dir + "/secret";
+  {
+    util::Fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600));
+    REQUIRE(::write(fd.get(), "12345678", 8) == 8);
+  }
+  auto fd = util::open_private(path, "test file");
+  REQUIRE(fd);
+  // The check is on the descriptor: what was opened is what is read, whatever the path becomes.
+  REQUIRE(::rename(path.c_str(), (dir + "/moved").c_str()) == 0);
+  uint8_t buf[8];
+  auto n = util::read_into(*fd, buf, "test file");
+  REQUIRE(n);
+  CHECK(*n == 8);
+  CHECK(std::memcmp(buf, "12345678", 8) == 0);
+  auto small = util::open_private(dir + "/moved", "test file");
+  REQUIRE(small);
+  uint8_t seven[7];
+  auto too_big = util::read_into(*small, seven, "test file x");
+  REQUIRE_FALSE(too_big);
+  CHECK(too_big.error() == "test file x is larger than 7 bytes");
+  ::chmod((dir + "/moved").c_str(), 0640);
+  auto shared = util::open_private(dir + "/moved", "test file");
+  REQUIRE_FALSE(shared);
+  CHECK(shared.error()
+        == fmt::format(
+            "test file {0}/moved is accessible by group or others (mode 0640); fix it with: chmod 600 {0}/moved", dir));
+  REQUIRE(::symlink((dir + "/moved").c_str(), path.c_str()) == 0);
+  auto link = util::open_private(path, "test file"); // followed: the target's mode is what counts
+  REQUIRE_FALSE(link);
+  CHECK(link.error()
+        == fmt::format("test file {0} is accessible by group or others (mode 0640); fix it with: chmod 600 {0}", path));
+  ::chmod((dir + "/moved").c_str(), 0600);
+  CHECK(util::open_private(path, "test file"));
+  auto missing = util::open_private(dir + "/none", "test file");
+  REQUIRE_FALSE(missing);
+  CHECK(missing.error() == fmt::format("cannot read test file {}/none: No such file or directory", dir));
   std::filesystem::remove_all(dir);
 }
 

@@ -25,8 +25,10 @@ public:
   // A new ring holding version 1: random, or derived from `test_seed` for reproducible fixtures.
   static Keyring create(int64_t now, std::optional<Secret> test_seed = std::nullopt);
 
-  // Adds version current+1 and makes it current; returns it.
+  // Adds version last+1 and makes it current; returns it.
   const MasterKey& rotate(int64_t now);
+  // Makes a version the ring holds current (the registry's, when the file says otherwise).
+  void make_current(uint32_t version); // throws Error(not_found)
 
   const MasterKey& get(uint32_t version) const; // throws Error(not_found)
   const MasterKey& current() const { return get(m_current); }
@@ -66,10 +68,12 @@ struct KeyFileHeader
   uint32_t current_version = 0;
 };
 
-std::string encode_key_file(const Keyring& ring, const Secret* passphrase, KdfParams kdf);
+// The whole file's text, in guarded memory: an unencrypted file holds the key ring in base64.
+Secret encode_key_file(const Keyring& ring, const Secret* passphrase, KdfParams kdf);
 Keyring decode_key_file(std::string_view text, const PassphraseSource& passphrase, KeyFileHeader* header = nullptr);
 
-// Reading refuses a file that group or others can access; writing is atomic and 0600 throughout.
+// Reading opens the file once, refuses a symbolic link, a file that group or others can access and
+// one over 64 KiB; writing is atomic and 0600 throughout.
 Keyring read_key_file(const std::string& path, const PassphraseSource& passphrase, KeyFileHeader* header = nullptr);
 enum class Replace { no, yes };
 void write_key_file(const std::string& path, const Keyring& ring, const Secret* passphrase, KdfParams kdf,

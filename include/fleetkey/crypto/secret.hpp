@@ -7,6 +7,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <string>
+#include <string_view>
 
 namespace fleetkey::crypto {
 
@@ -45,6 +47,20 @@ private:
 
 // Constant-time equality; different lengths compare unequal (the lengths are not secret).
 bool equal(std::span<const uint8_t> a, std::span<const uint8_t> b) noexcept;
+
+// A Secret holding text (a passphrase, a key file), viewed as characters.
+inline std::string_view as_text(const Secret& s) noexcept
+{
+  return {reinterpret_cast<const char*>(s.data()), s.size()};
+}
+
+// Key files and passphrase files are small; anything larger is refused, not read.
+constexpr size_t k_max_secret_file = 64 * 1024;
+
+// Reads a file straight into guarded memory. Opens it once, refuses a symbolic link and a file
+// that group or others can access (checked on the open descriptor) or that is larger than
+// `max_size`. `what` names it in messages ("passphrase file"). Throws Error(key).
+Secret read_private_file(const std::string& path, std::string_view what, size_t max_size = k_max_secret_file);
 
 } // namespace fleetkey::crypto
 

@@ -51,6 +51,9 @@ public:
   const crypto::MasterKey& master_key(uint32_t version);
   // Whether the key file is encrypted, with which KDF parameters (valid after keyring()).
   const crypto::KeyFileHeader& key_file_header();
+  // The passphrase that opened the key file, to write it again without asking twice; nullptr when
+  // the file is unencrypted.
+  const crypto::Secret* key_file_passphrase();
 
   // The passphrase from --passphrase-file, $FLEETKEY_PASSPHRASE_FILE, $FLEETKEY_PASSPHRASE or
   // the terminal (asked twice with Confirm::yes); an error when none of those is available.
@@ -59,7 +62,8 @@ public:
   void warn(std::string_view message) const { m_warn(message); }
 
   // Replaces the cached handles after init, rotate and passwd.
-  void reset_keyring(std::unique_ptr<crypto::Keyring> ring, crypto::KeyFileHeader header);
+  void reset_keyring(std::unique_ptr<crypto::Keyring> ring, crypto::KeyFileHeader header,
+                     std::optional<crypto::Secret> passphrase);
   void set_registry(registry::Registry reg);
 
 private:
@@ -68,10 +72,11 @@ private:
   std::optional<registry::Registry> m_registry;
   std::unique_ptr<crypto::Keyring> m_keyring;
   crypto::KeyFileHeader m_header;
+  std::optional<crypto::Secret> m_passphrase; // the key file's, zeroed when the Fleet goes
 };
 
-// Reads a passphrase file: refuses one that group or others can read, strips one trailing
-// newline, refuses an empty passphrase.
+// Reads a passphrase file (as crypto::read_private_file) and keeps its first line; refuses an
+// empty passphrase.
 crypto::Secret read_passphrase_file(const std::string& path);
 
 // Names: 1-128 bytes of printable UTF-8 (no control characters).

@@ -39,9 +39,11 @@ private:
 
 enum class Overwrite { no, yes };
 
-// Writes a new file under a temporary name created with O_EXCL and mode 0600, and renames it
-// over `path` only on commit(). The destructor removes the temporary file and never renames, to
-// avoid half-written data in the destination.
+// Writes a new file, mode 0600 from the start, that appears at `path` only on commit(): an unnamed
+// O_TMPFILE file linked into place (linkat, or linkat to a temporary name and rename over an
+// existing file), or where the file system lacks O_TMPFILE a temporary name created with O_EXCL.
+// The destructor removes the temporary file and never renames, to avoid half-written data in the
+// destination.
 class AtomicFile
 {
 public:
@@ -67,8 +69,14 @@ bool exists(const std::string& path);
 // Reads a whole file; `max_size` guards against reading a device or a huge file by mistake.
 Result<std::string> read_file(const std::string& path, size_t max_size = 1 << 20);
 
-// An error message if the file at `path` can be read or written by group or others.
-Result<bool> check_private(const std::string& path, std::string_view what);
+// Opens `path` for reading once, refusing a symbolic link, and checks through the descriptor that
+// group and others cannot access the file, so that the file checked is the file read. `what`
+// names the file in messages ("master key file").
+Result<Fd> open_private(const std::string& path, std::string_view what);
+
+// Reads `fd` to its end straight into `out`, with no copy elsewhere; fails when the data does not
+// fit. Returns the number of bytes read. `name` names the file in messages.
+Result<size_t> read_into(const Fd& fd, std::span<uint8_t> out, std::string_view name);
 
 // Creates `path` and missing parents; the last component with `mode`.
 void make_directories(const std::string& path, unsigned mode); // throws Error
