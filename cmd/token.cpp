@@ -7,7 +7,9 @@
 
 #include <fmt/format.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <unistd.h>
 
 namespace fleetkey::cmd {
@@ -37,7 +39,7 @@ struct TokenKeyOptions
 {
   std::optional<std::string> aud;
   std::string format = "hex";
-  std::string for_format = "cwt";
+  std::optional<std::string> for_format; // default: jwt for --format jwk, else cwt
 };
 
 struct TokenRevokeOptions
@@ -65,6 +67,46 @@ token::Format parse_format(const std::string& name)
     throw Error(Exit::usage, f.error());
   }
   return *f;
+}
+
+// The TOKEN argument of inspect and revoke: the text itself, or with "-" one token read from stdin
+// (so that it is not on the command line, where other users see it in ps).
+std::string token_argument(const std::string& arg)
+{
+  if (arg != "-") {
+    return arg;
+  }
+  // A little more than the longest token, so that an over-long one is reported as such.
+  constexpr size_t k_max_input = token::k_max_token_size + 3;
+  std::string in(k_max_input, '\0');
+  size_t have = 0;
+  for (;;) {
+    if (have == in.size()) {
+      throw Error(Exit::token_malformed, "malformed token: token is longer than {} bytes", token::k_max_token_size);
+    }
+    const ssize_t n = ::read(STDIN_FILENO, in.data() + have, in.size() - have);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n < 0) {
+      throw Error(Exit::failure, "cannot read stdin: {}", std::strerror(errno));
+    }
+    if (n == 0) {
+      break;
+    }
+    have += static_cast<size_t>(n);
+  }
+  in.resize(have);
+  if (!in.empty() && in.back() == '\n') {
+    in.pop_back();
+    if (!in.empty() && in.back() == '\r') {
+      in.pop_back();
+    }
+  }
+  if (in.find('\n') != std::string::npos) {
+    throw Error(Exit::usage, "expected one token on stdin, got more than one line");
+  }
+  return in;
 }
 
 std::string claims_json(const token::Claims& c, token::Format f)
@@ -192,7 +234,7 @@ void setup_token(CLI::App& app, Context& ctx)
 
   auto io = std::make_shared<std::string>();
   auto* inspect = add_command(*tok, ctx, "inspect", "Decode a token WITHOUT verifying it", [&ctx, io] {
-    const auto v = fleet::inspect_token(*io);
+    const auto v = fleet::inspect_token(token_argument(*io));
     std::string id;
     token::token_id(v->claims, v->decoded.format, id);
     if (ctx.json()) {
@@ -210,13 +252,20 @@ void setup_token(CLI::App& app, Context& ctx)
                           token::format_name(v->decoded.format), alg_name(v->decoded.format), v->decoded.kid, id,
                           claims_json(v->claims, v->decoded.format)));
   });
-  inspect->add_option("TOKEN", *io, "The token")->required();
+  inspect
+      ->add_option("TOKEN", *io,
+                   "The token, or - to read one token from stdin (a token on the command line is visible to "
+                   "other users in ps)")
+      ->required();
+  inspect->footer("Exit status: 0 decoded, 10 malformed. See fleetkey-tokens(5).");
 
   auto ko = std::make_shared<TokenKeyOptions>();
   auto* key = add_command(*tok, ctx, "key",
                           "Print the verifying key, for servers that check tokens with their own JOSE or COSE library",
                           [&ctx, ko] {
-                            const auto k = fleet::export_token_key(ctx.fleet(), ko->aud, parse_format(ko->for_format));
+                            // A JWK is a JOSE key: it verifies JWTs unless --for says otherwise.
+                            const auto for_format = ko->for_format.value_or(ko->format == "jwk" ? "jwt" : "cwt");
+                            const auto k = fleet::export_token_key(ctx.fleet(), ko->aud, parse_format(for_format));
                             if (ctx.json()) {
                               std::string head = R"({"kid":)";
                               token::append_json_string(head, k.kid);
@@ -233,17 +282,21 @@ void setup_token(CLI::App& app, Context& ctx)
                           });
   key->add_option("--aud", ko->aud, "The key of this device's tokens, K_tok_dev(DEVICE) (default: K_tok)")
       ->type_name("DEVICE");
-  key->add_option("--format", ko->format, "Output: hex, base64 or jwk (RFC 7517)")
+  key->add_option("--format", ko->format,
+                  "Output: hex, base64 or jwk (RFC 7517; implies --for jwt unless --for is given). With --json, "
+                  "ignored: the JSON object always holds the key in hex, as with device key --json")
       ->check(CLI::IsMember({"hex", "base64", "jwk"}))
       ->capture_default_str();
   key->add_option("--for", ko->for_format,
-                  "The token format the key verifies: cwt, cwt64 or jwt (each has its own key)")
+                  "The token format the key verifies: cwt, cwt64 or jwt (each has its own key; default: jwt with "
+                  "--format jwk, else cwt)")
       ->check(CLI::IsMember({"cwt", "cwt64", "jwt"}))
-      ->capture_default_str();
+      ->type_name("FORMAT");
+  key->footer("With --json: one object {\"kid\", \"for\", \"fingerprint\", \"test_key\", \"key\"}, key in hex.");
 
   auto ro = std::make_shared<TokenRevokeOptions>();
   auto* revoke = add_command(*tok, ctx, "revoke", "Revoke a token by its text or its token id", [&ctx, ro] {
-    const auto r = fleet::revoke_token(ctx.fleet(), ro->token, ro->reason);
+    const auto r = fleet::revoke_token(ctx.fleet(), token_argument(ro->token), ro->reason);
     if (ctx.json()) {
       Json j{{"token_id", r.token_id}, {"reason", r.reason}, {"created", r.created}};
       j["exp"] = r.exp ? Json(*r.exp) : Json(nullptr);
@@ -252,7 +305,13 @@ void setup_token(CLI::App& app, Context& ctx)
     }
     ctx.note(fmt::format("revoked token {}", r.token_id));
   });
-  revoke->add_option("TOKEN", ro->token, "The token, or its id (hex of the cti, or the jti)")->required();
+  revoke
+      ->add_option("TOKEN", ro->token,
+                   "The token, its id (hex of the cti, or the jti; hex in either case), or - to read the token or id "
+                   "from stdin (a token on the command line is visible to other users in ps)")
+      ->required();
+  revoke->footer("Exit status: 0 revoked, 2 usage, 4 already revoked, 10 malformed, 11 bad MAC, 15 unknown key "
+                 "(a token must be one of this registry's keys; an id is taken as given). See fleetkey-tokens(5).");
   revoke->add_option("--reason", ro->reason, "Why, for the audit trail (1 to 1024 bytes of printable text)")
       ->required()
       ->type_name("TEXT");

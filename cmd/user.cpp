@@ -99,7 +99,9 @@ void setup_user(CLI::App& app, Context& ctx)
   auto* grant = add_command(
       *user, ctx, "grant",
       "Grant a user a role on a device and print their credential bundle: the user key and a "
-      "token for the device",
+      "token for the device. Granting a user who already has an active grant on the device replaces it: "
+      "the key epoch goes up by one, so the previous user key and every token of the old grant stop "
+      "working, and the new grant has only the new --role and --ttl (none: no expiry)",
       [&ctx, go] {
         std::optional<int64_t> ttl;
         if (go->ttl) {
@@ -114,27 +116,43 @@ void setup_user(CLI::App& app, Context& ctx)
         if (qr_mode && !go->output && (ctx.json() || *qr_mode == fleet::QrMode::png)) {
           throw fleetkey::Error(Exit::usage, "--qr {} needs -o FILE{}", *go->qr, ctx.json() ? " with --json" : "");
         }
+        fleet::validate_role(go->role);
         if (go->output && util::exists(*go->output)) {
           throw fleetkey::Error(Exit::conflict, "{} already exists", *go->output);
         }
-        auto& fleet = ctx.fleet();
-        const auto b = fleet::grant_with_token(fleet, go->name, go->device, go->role, ttl);
-        const auto bundle = fleet::bundle_json(b);
-        std::vector<uint8_t> qr;
-        if (qr_mode) {
-          // On a terminal, explicit colours: the same code in a dark and a light terminal.
-          const bool terminal = !go->output && ::isatty(STDOUT_FILENO) != 0;
-          qr = fleet::render_bundle_qr(bundle, *qr_mode, terminal ? qr::Colors::black_on_white : qr::Colors::none);
-        }
+        // The output file exists (unnamed, or under a temporary name) before anything is recorded,
+        // gets its content inside the grant's transaction, and is named only after the registry
+        // commit: a file that cannot be created or written leaves the registry unchanged.
+        std::optional<util::AtomicFile> file;
         if (go->output) {
-          util::AtomicFile file(*go->output, util::Overwrite::no);
-          if (qr_mode) {
-            file.write(std::span<const uint8_t>(qr));
-          } else {
-            file.write(bundle.span());
-            file.write(std::string_view("\n"));
-          }
-          file.commit();
+          file.emplace(*go->output, util::Overwrite::no);
+        }
+        auto& fleet = ctx.fleet();
+        std::optional<crypto::Secret> bundle;
+        std::vector<uint8_t> qr;
+        const auto b =
+            fleet::grant_with_token(fleet, go->name, go->device, go->role, ttl, [&](const fleet::GrantBundle& made) {
+              bundle = fleet::bundle_json(made);
+              if (qr_mode) {
+                // On a terminal, explicit colours: the same code in a dark and a light terminal.
+                const bool terminal = !go->output && ::isatty(STDOUT_FILENO) != 0;
+                qr = fleet::render_bundle_qr(*bundle, *qr_mode,
+                                             terminal ? qr::Colors::black_on_white : qr::Colors::none);
+              }
+              if (file) {
+                if (qr_mode) {
+                  file->write(std::span<const uint8_t>(qr));
+                } else {
+                  file->write(bundle->span());
+                  file->write(std::string_view("\n"));
+                }
+              }
+            });
+        if (file) {
+          // The grant is committed. Should naming the file fail now (the name was taken meanwhile,
+          // or fsync fails), the command fails with the grant recorded and no file: the key was
+          // never written anywhere, and a new `user grant` replaces it (bumping the epoch).
+          file->commit();
         } else if (qr_mode) {
           ctx.print({reinterpret_cast<const char*>(qr.data()), qr.size()});
           sodium_memzero(qr.data(), qr.size());
@@ -142,7 +160,7 @@ void setup_user(CLI::App& app, Context& ctx)
         }
         sodium_memzero(qr.data(), qr.size());
         if (ctx.json()) {
-          ctx.write_secret(bundle);
+          ctx.write_secret(*bundle);
           ctx.print("\n");
           return;
         }
@@ -163,7 +181,10 @@ void setup_user(CLI::App& app, Context& ctx)
   grant->add_option("NAME", go->name, "User name")->required();
   grant->add_option("--device", go->device, "Device id")->required()->type_name("ID");
   grant->add_option("--role", go->role, "Role, e.g. owner, guest, service")->required()->type_name("ROLE");
-  grant->add_option("--ttl", go->ttl, "Grant lifetime, e.g. 90s, 12h, 30d, 1w2d (default: no expiry); also the token's")
+  grant
+      ->add_option("--ttl", go->ttl,
+                   "Grant lifetime, 1s to 10 years, e.g. 90s, 12h, 30d, 1w2d (default: no expiry); also the "
+                   "token's. An expired grant's key and tokens are refused until the user is granted again")
       ->type_name("DURATION");
   grant
       ->add_option("--qr", go->qr,
@@ -173,7 +194,7 @@ void setup_user(CLI::App& app, Context& ctx)
   grant
       ->add_option("-o,--output", go->output,
                    "Write the QR code (or, without --qr, the bundle JSON) to FILE, created 0600; stdout keeps the "
-                   "summary")
+                   "summary. FILE must not exist; if it cannot be written, nothing is granted")
       ->type_name("FILE");
 
   auto ro = std::make_shared<UserRevokeOptions>();
@@ -192,14 +213,18 @@ void setup_user(CLI::App& app, Context& ctx)
       ->type_name("TEXT");
 
   auto ko = std::make_shared<UserKeyOptions>();
-  auto* key = add_command(*user, ctx, "key", "Print the user's key for a device, K_user(D, U, epoch)", [&ctx, ko] {
-    const auto format = ctx.json() ? fleet::KeyFormat::json : fleet::parse_key_format(ko->format);
-    auto& fleet = ctx.fleet();
-    const auto k = fleet::export_user_key(fleet, ko->name, ko->device);
-    fleet::KeyMeta meta{"user",       k.device.id,          k.grant.user,  k.grant.epoch,
-                        std::nullopt, k.device.key_version, k.fingerprint, fleet.keyring().is_test_key()};
-    ctx.write_secret(fleet::format_key(format, k.user_key, meta));
-  });
+  auto* key = add_command(
+      *user, ctx, "key",
+      "Print the user's key for a device, K_user(D, U, epoch); refused (exit 4) when the grant is revoked or "
+      "expired",
+      [&ctx, ko] {
+        const auto format = ctx.json() ? fleet::KeyFormat::json : fleet::parse_key_format(ko->format);
+        auto& fleet = ctx.fleet();
+        const auto k = fleet::export_user_key(fleet, ko->name, ko->device);
+        fleet::KeyMeta meta{"user",       k.device.id,          k.grant.user,  k.grant.epoch,
+                            std::nullopt, k.device.key_version, k.fingerprint, fleet.keyring().is_test_key()};
+        ctx.write_secret(fleet::format_key(format, k.user_key, meta));
+      });
   key->add_option("NAME", ko->name, "User name")->required();
   key->add_option("--device", ko->device, "Device id")->required()->type_name("ID");
   key->add_option("--format", ko->format, "Output format")

@@ -79,15 +79,37 @@ std::string make_cti(Fleet& fleet, const token::Claims& claims, token::Format f)
   return out;
 }
 
-} // namespace
+void check_ttl(const std::optional<int64_t>& ttl)
+{
+  if (ttl && (*ttl <= 0 || *ttl > k_max_ttl)) {
+    throw Error(Exit::usage, "--ttl must be between 1 second and 10 years");
+  }
+}
 
-MintedToken mint_token(Fleet& fleet, const MintRequest& req)
+// The epoch a token for `subject` on `device` must carry: none without a grant, else the active,
+// unexpired grant's (fleetkey-tokens(5): a subject with a grant on the device is bound to it).
+std::optional<uint64_t> grant_epoch_for(Fleet& fleet, std::string_view subject, std::string_view device, int64_t now)
+{
+  const auto g = fleet.registry().grant(subject, device);
+  if (!g) {
+    return std::nullopt;
+  }
+  if (g->status != "active") {
+    throw Error(Exit::conflict, "the grant of \"{}\" on device \"{}\" is revoked: no token for it", subject, device);
+  }
+  if (const auto expiry = grant_expiry(*g); expiry && now >= *expiry) {
+    throw Error(Exit::conflict, "the grant of \"{}\" on device \"{}\" expired at {}: no token for it", subject, device,
+                *g->expires);
+  }
+  return g->epoch;
+}
+
+// Builds and MACs a token; writes nothing (record_mint does, inside the caller's transaction).
+MintedToken make_token(Fleet& fleet, const MintRequest& req)
 {
   validate_name(req.subject, "--sub");
   validate_role(req.role);
-  if (req.ttl && (*req.ttl <= 0 || *req.ttl > k_max_ttl)) {
-    throw Error(Exit::usage, "--ttl must be between 1 second and 10 years");
-  }
+  check_ttl(req.ttl);
   token::Claims c;
   for (const auto& kv : req.claims) {
     auto [k, v] = parse_label(kv);
@@ -114,6 +136,14 @@ MintedToken mint_token(Fleet& fleet, const MintRequest& req)
     device_id = device.id;
   }
   const int64_t now = now_or_clock(req.now);
+  std::optional<uint64_t> epoch = req.epoch;
+  if (req.audience && !epoch) {
+    epoch = grant_epoch_for(fleet, req.subject, *req.audience, now);
+  }
+  if (!req.ttl && !epoch) {
+    // Verifiers reject such a token (fleetkey-tokens(5)): only a grant epoch can stand in for exp.
+    throw Error(Exit::usage, "a token without an expiry must be bound to a grant");
+  }
   c.present = token::Claims::sub | token::Claims::scope | token::Claims::iat | token::Claims::nbf;
   c.sub_value = req.subject;
   c.scope_value = req.role;
@@ -126,9 +156,9 @@ MintedToken mint_token(Fleet& fleet, const MintRequest& req)
     c.present |= token::Claims::exp;
     c.exp_value = now + *req.ttl;
   }
-  if (req.epoch) {
+  if (epoch) {
     c.present |= token::Claims::epoch;
-    c.epoch_value = *req.epoch;
+    c.epoch_value = *epoch;
   }
   c.cti_value = make_cti(fleet, c, req.format);
   c.present |= token::Claims::cti;
@@ -142,16 +172,30 @@ MintedToken mint_token(Fleet& fleet, const MintRequest& req)
   out.text = token::encode(req.format, c, out.kid, key);
   token::token_id(c, req.format, out.token_id);
   out.claims = std::move(c);
+  return out;
+}
 
-  auto& reg = fleet.registry();
-  registry::Transaction tx(reg.db());
+void record_mint(registry::Registry& reg, const MintRequest& req, const MintedToken& t)
+{
+  const auto& c = t.claims;
   reg.audit("token.mint", req.subject,
-            {{"token_id", out.token_id},
+            {{"token_id", t.token_id},
              {"format", token::format_name(req.format)},
-             {"kid", out.kid},
+             {"kid", t.kid},
              {"role", req.role},
              {"aud", req.audience ? nlohmann::json(*req.audience) : nlohmann::json(nullptr)},
-             {"exp", req.ttl ? nlohmann::json(out.claims.exp_value) : nlohmann::json(nullptr)}});
+             {"exp", c.has(token::Claims::exp) ? nlohmann::json(c.exp_value) : nlohmann::json(nullptr)},
+             {"epoch", c.has(token::Claims::epoch) ? nlohmann::json(c.epoch_value) : nlohmann::json(nullptr)}});
+}
+
+} // namespace
+
+MintedToken mint_token(Fleet& fleet, const MintRequest& req)
+{
+  auto out = make_token(fleet, req);
+  auto& reg = fleet.registry();
+  registry::Transaction tx(reg.db());
+  record_mint(reg, req, out);
   tx.commit();
   return out;
 }
@@ -196,13 +240,19 @@ TokenVerifier::TokenVerifier(Fleet& fleet, const VerifyOptions& options, Preload
   }
   if (preload == Preload::all) {
     registry::for_each_revoked_token(reg, [this](std::string_view id) { m_revoked_tokens.emplace(id); });
-    registry::for_each_grant_state(
-        reg, [this](std::string_view user, std::string_view device, uint64_t epoch, std::string_view status) {
-          std::string key;
-          key.append(user).push_back('\0');
-          key.append(device);
-          m_grants.emplace(std::move(key), Grant{epoch, status == "active"});
-        });
+    registry::for_each_grant_state(reg, [this](std::string_view user, std::string_view device, uint64_t epoch,
+                                               std::string_view status, std::string_view expires) {
+      std::string key;
+      key.append(user).push_back('\0');
+      key.append(device);
+      registry::GrantRecord g;
+      g.user = std::string(user);
+      g.device = std::string(device);
+      if (!expires.empty()) {
+        g.expires = std::string(expires);
+      }
+      m_grants.emplace(std::move(key), Grant{epoch, status == "active", grant_expiry(g)});
+    });
   }
 }
 
@@ -215,16 +265,20 @@ token::Reason TokenVerifier::verify(std::string_view text, token::Verification& 
 
 const TokenVerifier::Device& TokenVerifier::device(std::string_view id)
 {
-  // Called with m_mutex held.
+  // Called with m_mutex held. Only registered devices are remembered: the ids come from tokens,
+  // and remembering every unknown one would let a stream of forged kids grow the cache without end.
+  static const Device k_unknown;
   if (auto it = m_devices.find(id); it != m_devices.end()) {
     return *it->second;
   }
-  auto d = std::make_unique<Device>();
-  if (auto rec = m_fleet.registry().device(id)) {
-    d->known = true;
-    d->revoked = rec->status == "revoked";
-    d->key_version = rec->key_version;
+  auto rec = m_fleet.registry().device(id);
+  if (!rec) {
+    return k_unknown;
   }
+  auto d = std::make_unique<Device>();
+  d->known = true;
+  d->revoked = rec->status == "revoked";
+  d->key_version = rec->key_version;
   return *m_devices.emplace(std::string(id), std::move(d)).first->second;
 }
 
@@ -273,10 +327,10 @@ std::optional<TokenVerifier::Grant> TokenVerifier::grant(std::string_view user, 
   }
   std::lock_guard lock(m_mutex);
   const auto g = m_fleet.registry().grant(user, device);
-  return g ? std::optional(Grant{g->epoch, g->status == "active"}) : std::nullopt;
+  return g ? std::optional(Grant{g->epoch, g->status == "active", grant_expiry(*g)}) : std::nullopt;
 }
 
-bool TokenVerifier::revoked(const token::Claims& c, token::Format f, const token::Kid& kid, std::string& why)
+token::Reason TokenVerifier::standing(const token::Claims& c, token::Format f, const token::Kid& kid, std::string& why)
 {
   thread_local std::string id;
   thread_local std::string scratch;
@@ -292,7 +346,7 @@ bool TokenVerifier::revoked(const token::Claims& c, token::Format f, const token
     }
     if (is_revoked) {
       why = fmt::format("token {} was revoked", id);
-      return true;
+      return token::Reason::revoked;
     }
   }
   std::string_view device_id = kid.device;
@@ -300,35 +354,46 @@ bool TokenVerifier::revoked(const token::Claims& c, token::Format f, const token
     device_id = c.aud_value;
   }
   if (device_id.empty()) {
-    return false;
+    return token::Reason::valid;
   }
   {
     std::lock_guard lock(m_mutex);
     const Device& d = device(device_id);
     if (d.revoked) {
       why = fmt::format("device \"{}\" is revoked", device_id);
-      return true;
+      return token::Reason::revoked;
     }
   }
   if (!c.has(token::Claims::sub)) {
-    return false;
+    return token::Reason::valid;
   }
+  // A subject with a grant on the device is bound to it: the token must carry the grant's
+  // current epoch, and the grant must be active and unexpired. Without a grant, only a token
+  // that claims an epoch is refused.
   const auto g = grant(c.sub_value, device_id, scratch);
-  if (c.has(token::Claims::epoch)) {
-    if (!g) {
+  if (!g) {
+    if (c.has(token::Claims::epoch)) {
       why = fmt::format("\"{}\" has no grant on device \"{}\"", c.sub_value, device_id);
-      return true;
+      return token::Reason::revoked;
     }
-    if (!g->active || g->epoch != c.epoch_value) {
-      why = fmt::format("grant of \"{}\" on device \"{}\" was revoked (token epoch {}, grant epoch {})", c.sub_value,
-                        device_id, c.epoch_value, g->epoch);
-      return true;
-    }
-  } else if (g && !g->active) {
-    why = fmt::format("grant of \"{}\" on device \"{}\" is revoked", c.sub_value, device_id);
-    return true;
+    return token::Reason::valid;
   }
-  return false;
+  if (!c.has(token::Claims::epoch)) {
+    why = fmt::format("the token has no epoch, but \"{}\" has a grant on device \"{}\" ({}, epoch {})", c.sub_value,
+                      device_id, g->active ? "active" : "revoked", g->epoch);
+    return token::Reason::revoked;
+  }
+  if (!g->active || g->epoch != c.epoch_value) {
+    why = fmt::format("grant of \"{}\" on device \"{}\" was revoked (token epoch {}, grant epoch {})", c.sub_value,
+                      device_id, c.epoch_value, g->epoch);
+    return token::Reason::revoked;
+  }
+  if (g->expires && m_checks.now - m_checks.leeway >= *g->expires) {
+    why = fmt::format("grant of \"{}\" on device \"{}\" expired at {} (now {})", c.sub_value, device_id, *g->expires,
+                      m_checks.now);
+    return token::Reason::expired;
+  }
+  return token::Reason::valid;
 }
 
 std::unique_ptr<Verified> verify_token(Fleet& fleet, std::string_view text, const VerifyOptions& options)
@@ -666,9 +731,12 @@ RevokedToken revoke_token(Fleet& fleet, std::string_view token_or_id, std::strin
   validate_reason(reason);
   RevokedToken out;
   const bool is_id = token_or_id.size() >= 2 && token_or_id.size() <= 128
-                     && token_or_id.find_first_not_of("0123456789abcdef") == std::string_view::npos;
+                     && token_or_id.find_first_not_of("0123456789abcdefABCDEF") == std::string_view::npos;
   if (is_id) {
-    out.token_id = std::string(token_or_id);
+    // Token ids are lower-case hex (fleetkey-tokens(5)); one copied from elsewhere may not be.
+    out.token_id.assign(token_or_id);
+    std::transform(out.token_id.begin(), out.token_id.end(), out.token_id.begin(),
+                   [](char ch) { return ch >= 'A' && ch <= 'F' ? static_cast<char>(ch - 'A' + 'a') : ch; });
   } else {
     // A whole token: it must be one of ours (known key, good MAC) before it is recorded.
     TokenVerifier verifier(fleet, VerifyOptions{}, Preload::none);
@@ -700,10 +768,23 @@ RevokedToken revoke_token(Fleet& fleet, std::string_view token_or_id, std::strin
 }
 
 GrantBundle grant_with_token(Fleet& fleet, std::string_view user, std::string_view device, std::string_view role,
-                             std::optional<int64_t> ttl_seconds)
+                             std::optional<int64_t> ttl_seconds,
+                             const std::function<void(const GrantBundle&)>& before_commit)
 {
+  // Everything that can be checked without the registry is checked before it is written to.
+  validate_name(user, "user name");
+  validate_name(device, "device id");
+  validate_role(role);
+  check_ttl(ttl_seconds);
+  // What needs no key is refused before a passphrase is asked for (grant_user checks it again
+  // inside the transaction, where it counts).
+  show_user(fleet, user);
+  usable_device(fleet, device);
+  fleet.keyring(); // a passphrase prompt must not hold the registry's write lock
+  auto& reg = fleet.registry();
+  registry::Transaction tx(reg.db());
   GrantBundle b;
-  b.grant = grant_user(fleet, user, device, role, ttl_seconds);
+  b.grant = grant_user(fleet, tx, user, device, role, ttl_seconds);
   MintRequest req;
   req.subject = std::string(user);
   req.role = std::string(role);
@@ -712,12 +793,16 @@ GrantBundle grant_with_token(Fleet& fleet, std::string_view user, std::string_vi
   req.ttl = std::nullopt;
   const int64_t now = util::unix_now();
   req.now = now;
-  if (b.grant.grant.expires) {
-    const auto exp = util::parse_time(*b.grant.grant.expires);
-    req.ttl = exp ? std::max<int64_t>(1, *exp - now) : *ttl_seconds;
+  if (const auto expiry = grant_expiry(b.grant.grant)) {
+    req.ttl = std::max<int64_t>(1, *expiry - now);
   }
-  b.token = mint_token(fleet, req);
+  b.token = make_token(fleet, req);
+  record_mint(reg, req, b.token);
   b.test_key = fleet.keyring().is_test_key();
+  if (before_commit) {
+    before_commit(b);
+  }
+  tx.commit();
   return b;
 }
 

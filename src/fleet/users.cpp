@@ -56,8 +56,21 @@ void validate_role(std::string_view role)
   }
 }
 
-Grant grant_user(Fleet& fleet, std::string_view name, std::string_view device_id, std::string_view role,
-                 std::optional<int64_t> ttl_seconds)
+std::optional<int64_t> grant_expiry(const registry::GrantRecord& grant)
+{
+  if (!grant.expires) {
+    return std::nullopt;
+  }
+  const auto t = util::parse_time(*grant.expires);
+  if (!t) {
+    throw Error(Exit::registry, "grant of \"{}\" on device \"{}\": bad expiry time \"{}\" in the registry", grant.user,
+                grant.device, *grant.expires);
+  }
+  return *t;
+}
+
+Grant grant_user(Fleet& fleet, registry::Transaction& /*tx*/, std::string_view name, std::string_view device_id,
+                 std::string_view role, std::optional<int64_t> ttl_seconds)
 {
   validate_role(role);
   auto& reg = fleet.registry();
@@ -68,10 +81,16 @@ Grant grant_user(Fleet& fleet, std::string_view name, std::string_view device_id
   }
   const auto device_key = derive_device_key(fleet, device);
   const int64_t now = util::unix_now();
-  registry::Transaction tx(reg.db());
   registry::GrantRecord g;
+  std::optional<uint64_t> previous_epoch;
   if (auto old = reg.grant(name, device_id)) {
-    g = std::move(*old); // a revoked grant's epoch was bumped when it was revoked
+    g = std::move(*old);
+    // A revoked grant's epoch was bumped when it was revoked. An active one (expired or not) is
+    // bumped now: whatever the new role or expiry, nothing issued under the old grant stays valid.
+    if (g.status == "active") {
+      previous_epoch = g.epoch;
+      g.epoch += 1;
+    }
   }
   g.user = std::string(name);
   g.device = std::string(device_id);
@@ -82,12 +101,14 @@ Grant grant_user(Fleet& fleet, std::string_view name, std::string_view device_id
   g.revoked.reset();
   g.revoke_reason.reset();
   reg.upsert_grant(g);
-  reg.audit("user.grant", name,
-            {{"device", device_id},
-             {"role", role},
-             {"epoch", g.epoch},
-             {"expires", g.expires ? nlohmann::json(*g.expires) : nlohmann::json(nullptr)}});
-  tx.commit();
+  nlohmann::json details = {{"device", device_id},
+                            {"role", role},
+                            {"epoch", g.epoch},
+                            {"expires", g.expires ? nlohmann::json(*g.expires) : nlohmann::json(nullptr)}};
+  if (previous_epoch) {
+    details["replaced_epoch"] = *previous_epoch;
+  }
+  reg.audit("user.grant", name, details);
   auto key = crypto::DeviceDeriver(device_key).user_key(name, g.epoch);
   auto fp = crypto::fingerprint(key.span());
   return {std::move(g), std::move(device), std::move(key), std::move(fp)};
@@ -147,6 +168,10 @@ Grant export_user_key(Fleet& fleet, std::string_view name, std::string_view devi
   }
   if (g->status == "revoked") {
     throw Error(Exit::conflict, "user \"{}\"'s grant on device \"{}\" is revoked", name, device_id);
+  }
+  if (const auto expiry = grant_expiry(*g); expiry && util::unix_now() >= *expiry) {
+    throw Error(Exit::conflict, "grant of \"{}\" on device \"{}\" expired at {} (renew it with fleetkey user grant)",
+                name, device_id, *g->expires);
   }
   if (device.status == "revoked") {
     throw Error(Exit::conflict, "device \"{}\" is revoked", device_id);

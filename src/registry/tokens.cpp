@@ -38,14 +38,16 @@ void for_each_revoked_token(Registry& reg, const std::function<void(std::string_
   }
 }
 
-void for_each_grant_state(Registry& reg, const std::function<void(std::string_view user, std::string_view device,
-                                                                  uint64_t epoch, std::string_view status)>& fn)
+void for_each_grant_state(Registry& reg,
+                          const std::function<void(std::string_view user, std::string_view device, uint64_t epoch,
+                                                   std::string_view status, std::string_view expires)>& fn)
 {
-  Stmt st = reg.db().prepare("SELECT user, device, epoch, status FROM grants");
+  Stmt st = reg.db().prepare("SELECT user, device, epoch, status, coalesce(expires, '') FROM grants");
   while (st.step()) {
     const std::string user = st.text(0);
     const std::string device = st.text(1);
-    fn(user, device, static_cast<uint64_t>(st.integer(2)), st.text_view(3));
+    const std::string status = st.text(3);
+    fn(user, device, static_cast<uint64_t>(st.integer(2)), status, st.text_view(4));
   }
 }
 

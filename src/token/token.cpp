@@ -382,7 +382,7 @@ bool parse_kid(std::string_view text, Kid& out)
   }
   out.version = v;
   out.device = slash == std::string_view::npos ? std::string_view() : text.substr(slash + 1);
-  return slash == std::string_view::npos || !out.device.empty();
+  return slash == std::string_view::npos || (!out.device.empty() && out.device.size() <= k_max_kid_device);
 }
 
 Extra& Claims::add_extra()

@@ -52,6 +52,28 @@ Exit reason_exit(Reason r)
 
 namespace {
 
+// What every fleetkey token carries beyond what RFC 8392 and RFC 7519 require: an id to revoke it
+// by, and a bound on its life (exp, or a grant epoch that `user revoke` and re-granting bump).
+bool has_required_claims(const Claims& c, Format f, std::string& why)
+{
+  if (!c.has(Claims::cti)) {
+    why = f == Format::jwt ? "no jti" : "no cti";
+    return false;
+  }
+  if (!c.has(Claims::exp) && !c.has(Claims::epoch)) {
+    why = "no exp";
+    return false;
+  }
+  return true;
+}
+
+// Decoding and the claims every token needs: the malformed step of fleetkey-tokens(5).
+bool decode_checked(std::string_view text, Verification& v)
+{
+  return v.decoder.decode(text, v.decoded, v.claims, v.detail)
+         && has_required_claims(v.claims, v.decoded.format, v.detail);
+}
+
 Reason after_decode(Authority& authority, const Checks& checks, Verification& v, const Kid& kid)
 {
   const Decoded& d = v.decoded;
@@ -87,8 +109,8 @@ Reason after_decode(Authority& authority, const Checks& checks, Verification& v,
                                   : fmt::format("token has no audience, expected \"{}\"", checks.audience);
     return Reason::wrong_audience;
   }
-  if (authority.revoked(c, d.format, kid, v.detail)) {
-    return Reason::revoked;
+  if (const Reason r = authority.standing(c, d.format, kid, v.detail); r != Reason::valid) {
+    return r;
   }
   v.detail.clear();
   return Reason::valid;
@@ -99,7 +121,7 @@ Reason after_decode(Authority& authority, const Checks& checks, Verification& v,
 Reason verify(std::string_view text, Authority& authority, const Checks& checks, Verification& v)
 {
   v.detail.clear();
-  if (!v.decoder.decode(text, v.decoded, v.claims, v.detail)) {
+  if (!decode_checked(text, v)) {
     return Reason::malformed;
   }
   Kid kid;
@@ -127,7 +149,7 @@ Reason verify_with_key(std::string_view text, util::ByteView key, Format format,
 {
   FixedKey authority(key, format);
   v.detail.clear();
-  if (!v.decoder.decode(text, v.decoded, v.claims, v.detail)) {
+  if (!decode_checked(text, v)) {
     return Reason::malformed;
   }
   return after_decode(authority, checks, v, Kid{});
@@ -137,7 +159,8 @@ Reason verify_cwt_bytes(util::ByteView cwt, util::ByteView key, Format format, c
 {
   FixedKey authority(key, format);
   v.detail.clear();
-  if (!v.decoder.decode_cwt(cwt, v.decoded, v.claims, v.detail)) {
+  if (!v.decoder.decode_cwt(cwt, v.decoded, v.claims, v.detail)
+      || !has_required_claims(v.claims, v.decoded.format, v.detail)) {
     return Reason::malformed;
   }
   return after_decode(authority, checks, v, Kid{});

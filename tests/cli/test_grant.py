@@ -6,11 +6,12 @@ import hashlib
 import hmac
 import json
 import os
+import time
 
 import cbor2
 
 import fk
-from fk import OK, USAGE, CONFLICT, TOKEN_REVOKED, TOKEN_WRONG_AUDIENCE
+from fk import FAILURE, OK, USAGE, CONFLICT, TOKEN_REVOKED, TOKEN_WRONG_AUDIENCE
 
 BUNDLE_KEYS = ["type", "version", "user", "device", "role", "epoch", "key_version", "expires", "fingerprint",
                "test_key", "token", "token_id", "user_key"]
@@ -134,6 +135,70 @@ class GrantTest(fk.FleetTest):
                    "-o", existing)
         self.fails(USAGE, "user", "grant", "alice", "--device", "LOCK-1", "--role", "bad role")
         self.assertEqual(self.snapshot(), before)
+
+    def test_failed_grant_records_nothing_and_writes_no_file(self):
+        before = self.snapshot()
+        files = sorted(os.listdir(self.tmp))
+        # --ttl past the 10-year limit: refused before the grant is recorded.
+        r = self.fails(USAGE, "user", "grant", "alice", "--device", "LOCK-1", "--role", "owner", "--ttl", "4000d")
+        self.assertIn("--ttl must be between 1 second and 10 years", r.err)
+        # An output file that cannot be created: refused before the grant is recorded.
+        nodir = os.path.join(self.tmp, "nodir", "b.json")
+        self.fails(FAILURE, "user", "grant", "alice", "--device", "LOCK-1", "--role", "owner", "-o", nodir)
+        self.fails(FAILURE, "user", "grant", "alice", "--device", "LOCK-1", "--role", "owner", "--qr", "png", "-o",
+                   nodir)
+        # Unknown device with -o: no file left behind.
+        out = os.path.join(self.tmp, "b.json")
+        self.fails(fk.NOT_FOUND, "user", "grant", "alice", "--device", "LOCK-9", "--role", "owner", "-o", out)
+        self.assertEqual(self.snapshot(), before)
+        self.assertEqual(sorted(os.listdir(self.tmp)), files)
+        # And the same grant that works records the grant, the mint and the file together.
+        self.fk("user", "grant", "alice", "--device", "LOCK-1", "--role", "owner", "-o", out)
+        bundle = json.loads(self.read(out))
+        self.assertEqual(self.rows("SELECT action, subject FROM audit WHERE action IN ('user.grant', 'token.mint')"),
+                         [("user.grant", "alice"), ("token.mint", "alice")])
+        self.assertEqual(self.rows("SELECT json_extract(details, '$.token_id'), json_extract(details, '$.epoch') "
+                                   "FROM audit WHERE action = 'token.mint'"), [(bundle["token_id"], 1)])
+
+    def test_regrant_of_an_active_grant_bumps_the_epoch(self):
+        old = self.grant("--ttl", "30d")
+        old_key = self.fk("user", "key", "alice", "--device", "LOCK-1").out
+        self.fk("token", "verify", old["token"], "--aud", "LOCK-1")
+        # A re-grant with another role and no --ttl: a new epoch, a new key, no expiry.
+        new = self.fk("--json", "user", "grant", "alice", "--device", "LOCK-1", "--role", "guest").json()
+        self.assertEqual((new["epoch"], new["role"], new["expires"]), (2, "guest", None))
+        self.assertNotEqual(new["user_key"], old["user_key"])
+        new_key = self.fk("user", "key", "alice", "--device", "LOCK-1").out
+        self.assertNotEqual(new_key, old_key)
+        self.assertEqual(base64.b64decode(new["user_key"]).hex() + "\n", new_key)
+        r = self.run_fk("--json", "token", "verify", old["token"], "--aud", "LOCK-1")
+        self.assertEqual(r.rc, TOKEN_REVOKED, r)
+        self.assertEqual(json.loads(r.out)["error"],
+                         'grant of "alice" on device "LOCK-1" was revoked (token epoch 1, grant epoch 2)')
+        self.fk("token", "verify", new["token"], "--aud", "LOCK-1")
+        grants = self.fk("--json", "user", "show", "alice").json()["grants"]
+        self.assertEqual([(g["device"], g["role"], g["epoch"], g["status"], g["expires"]) for g in grants],
+                         [("LOCK-1", "guest", 2, "active", None)])
+        self.assertEqual(self.rows("SELECT json_extract(details, '$.epoch'), json_extract(details, '$.replaced_epoch') "
+                                   "FROM audit WHERE action = 'user.grant' ORDER BY id"), [(1, None), (2, 1)])
+        # Revoke bumps once, and re-granting the revoked grant does not bump again.
+        self.fk("user", "revoke", "alice", "--device", "LOCK-1", "--reason", "left")
+        self.assertEqual(self.grant()["epoch"], 3)
+        self.assertIn("the key epoch goes up by one", " ".join(self.fk("user", "grant", "--help").out.split()))
+
+    def test_expired_grant_refuses_the_user_key(self):
+        self.grant("--ttl", "1s")
+        expires = self.rows("SELECT expires FROM grants")[0][0]
+        time.sleep(1.1)
+        before = self.snapshot()
+        r = self.fails(CONFLICT, "user", "key", "alice", "--device", "LOCK-1")
+        self.assertEqual(r.err.replace(fk.TEST_KEY_WARNING, ""),
+                         'fleetkey: error: grant of "alice" on device "LOCK-1" expired at %s (renew it with '
+                         "fleetkey user grant)\n" % expires)
+        self.assertEqual(self.snapshot(), before)
+        # Granting again renews it, with a new epoch.
+        self.assertEqual(self.grant("--ttl", "1d")["epoch"], 2)
+        self.fk("user", "key", "alice", "--device", "LOCK-1")
 
 
 if __name__ == "__main__":

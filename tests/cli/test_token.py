@@ -2,12 +2,14 @@
 """token mint | verify | inspect | key | revoke, checked against independent implementations:
 Python's hmac over RFC 9052's MAC_structure with cbor2, and PyJWT (Debian python3-jwt)."""
 import base64
+import calendar
 import hashlib
 import hmac
 import json
 import os
 import re
 import subprocess
+import time
 
 import cbor2
 import jwt
@@ -157,7 +159,8 @@ class TokenTest(fk.FleetTest):
         self.assertEqual(r.json()["claims"], {"sub": "svc", "scope": "reader", "iat": T0, "exp": T0 + 60,
                                               "jti": "abc123", "flags": [1, 2], "ok": True})
         # Signed with the CWT key instead: a different key, so a bad MAC.
-        token = jwt.encode({"sub": "svc"}, self.key(), algorithm="HS256", headers={"kid": "v1"})
+        token = jwt.encode({"sub": "svc", "exp": T0 + 60, "jti": "j1"}, self.key(), algorithm="HS256",
+                           headers={"kid": "v1"})
         self.assert_rejected(token, TOKEN_BAD_MAC, "bad_mac")
 
     def test_keys_differ_per_format_and_audience(self):
@@ -341,7 +344,8 @@ class TokenTest(fk.FleetTest):
         self.fk("user", "grant", "alice", "--device", "SN-2", "--role", "owner")
         self.fk("user", "revoke", "alice", "--device", "SN-2", "--reason", "left")
         out = self.assert_rejected(token, TOKEN_REVOKED, "revoked")
-        self.assertEqual(out["error"], 'grant of "alice" on device "SN-2" is revoked')
+        self.assertEqual(out["error"], 'the token has no epoch, but "alice" has a grant on device "SN-2" '
+                                       '(revoked, epoch 2)')
         server = self.mint()
         device_token = self.mint("--aud", "SN-1")
         self.fk("device", "revoke", "SN-1", "--reason", "stolen")
@@ -349,6 +353,164 @@ class TokenTest(fk.FleetTest):
         self.assertEqual(out["error"], 'device "SN-1" is revoked')
         self.fk("token", "verify", server, "--now", LATER)
         self.fails(CONFLICT, "token", "mint", "--sub", "a", "--role", "r", "--aud", "SN-1")
+
+    def test_tokens_without_id_or_lifetime_are_malformed(self):
+        key, jkey = self.key(), self.key("--for", "jwt")
+        no_cti = claims()
+        del no_cti[7]
+        no_exp = claims()
+        del no_exp[4]
+        cases = [(make_cwt(key, no_cti), "no cti"), (make_cwt(key, no_exp), "no exp"),
+                 (jwt.encode({"sub": "a", "exp": T0 + 60}, jkey, algorithm="HS256", headers={"kid": "v1"}), "no jti"),
+                 (jwt.encode({"sub": "a", "jti": "j1"}, jkey, algorithm="HS256", headers={"kid": "v1"}), "no exp")]
+        for token, error in cases:
+            with self.subTest(error):
+                out = self.assert_rejected(token, TOKEN_MALFORMED, "malformed")
+                self.assertEqual(out["error"], error)
+        # Checked before the key: the same under a key nobody has.
+        self.assertEqual(self.assert_rejected(make_cwt(b"\x00" * 32, no_cti, kid=b"v9"), TOKEN_MALFORMED,
+                                              "malformed")["error"], "no cti")
+        # In bulk mode too; inspect still shows such a token.
+        r = self.run_fk("token", "verify", "-", "--now", LATER, input=cases[0][0] + "\n" + self.mint() + "\n")
+        self.assertEqual((r.rc, [o["reason"] for o in r.jsonl()]), (TOKEN_MALFORMED, ["malformed", "ok"]))
+        self.assertEqual(self.fk("--json", "token", "inspect", cases[1][0]).json()["claims"]["sub"], "alice")
+        # An epoch stands in for exp: such a token gets past the malformed step (and is refused
+        # later, because alice has no grant on SN-1).
+        bound = make_cwt(self.key("--aud", "SN-1"), {k: v for k, v in claims({3: "SN-1", "epoch": 1}).items()
+                                                      if k != 4}, kid=b"v1/SN-1")
+        out = self.assert_rejected(bound, TOKEN_REVOKED, "revoked")
+        self.assertEqual(out["error"], '"alice" has no grant on device "SN-1"')
+
+    def test_kid_device_longer_than_a_device_id_is_unknown(self):
+        key = self.key()
+        out = self.assert_rejected(make_cwt(key, claims(), kid=b"v1/" + b"D" * 129), TOKEN_UNKNOWN_KEY, "unknown_key")
+        self.assertEqual(out["error"], "kid is not a fleetkey key id (v<N> or v<N>/<device>)")
+        out = self.assert_rejected(make_cwt(key, claims(), kid=b"v1/" + b"D" * 128), TOKEN_UNKNOWN_KEY, "unknown_key")
+        self.assertEqual(out["error"], 'device "%s" is not registered' % ("D" * 128))
+        # In bulk, many forged kids: each one is refused (none is remembered as a device).
+        forged = [make_cwt(key, claims(), kid=b"v1/X%d" % i) for i in range(200)]
+        r = self.run_fk("token", "verify", "-", "--now", LATER, input="\n".join(forged + [self.mint()]) + "\n")
+        self.assertEqual(r.rc, TOKEN_UNKNOWN_KEY, r.err)
+        self.assertEqual([o["reason"] for o in r.jsonl()], ["unknown_key"] * 200 + ["ok"])
+        self.assertEqual(r.jsonl()[7]["error"], 'device "X7" is not registered')
+
+    def test_grant_binds_tokens_for_its_subject_and_device(self):
+        self.fk("user", "add", "alice")
+        # No grant: a device token without epoch, as before.
+        plain = self.mint("--aud", "SN-1")
+        self.assertNotIn("epoch", self.fk("--json", "token", "inspect", plain).json()["claims"])
+        self.fk("user", "grant", "alice", "--device", "SN-1", "--role", "owner")
+        out = self.assert_rejected(plain, TOKEN_REVOKED, "revoked")
+        self.assertEqual(out["error"], 'the token has no epoch, but "alice" has a grant on device "SN-1" '
+                                       "(active, epoch 1)")
+        # With an active grant, token mint puts its epoch in the token.
+        bound = self.mint("--aud", "SN-1")
+        self.assertEqual(self.fk("--json", "token", "inspect", bound).json()["claims"]["epoch"], 1)
+        self.fk("token", "verify", bound, "--now", LATER)
+        # Another subject, and a server token for alice: not bound.
+        self.fk("token", "verify", self.fk("token", "mint", "--sub", "bob", "--role", "r", "--aud", "SN-1", "--now",
+                                           NOW).out.strip(), "--now", LATER)
+        self.fk("token", "verify", self.mint(), "--now", LATER)
+        # A revoked grant: no token for it, and after a re-grant the old tokens stay dead.
+        self.fk("user", "revoke", "alice", "--device", "SN-1", "--reason", "left")
+        snap = self.snapshot()
+        r = self.fails(CONFLICT, "token", "mint", "--sub", "alice", "--role", "owner", "--aud", "SN-1")
+        self.assertEqual(r.err.replace(fk.TEST_KEY_WARNING, ""),
+                         'fleetkey: error: the grant of "alice" on device "SN-1" is revoked: no token for it\n')
+        self.assertEqual(self.snapshot(), snap)
+        self.fk("user", "grant", "alice", "--device", "SN-1", "--role", "owner")
+        for old in (plain, bound):
+            self.assert_rejected(old, TOKEN_REVOKED, "revoked")
+        # An epoch-less token MACed with the device key (one minted before this rule) stays refused.
+        legacy = make_cwt(self.key("--aud", "SN-1"), claims({3: "SN-1"}), kid=b"v1/SN-1")
+        out = self.assert_rejected(legacy, TOKEN_REVOKED, "revoked")
+        self.assertEqual(out["error"], 'the token has no epoch, but "alice" has a grant on device "SN-1" '
+                                       "(active, epoch 2)")
+        fresh = self.mint("--aud", "SN-1")
+        self.assertEqual(self.fk("--json", "token", "inspect", fresh).json()["claims"]["epoch"], 2)
+        self.fk("token", "verify", fresh, "--now", LATER)
+        # The same in bulk (grants preloaded).
+        r = self.run_fk("token", "verify", "--now", LATER, input="\n".join([plain, bound, legacy, fresh]) + "\n")
+        self.assertEqual([o["reason"] for o in r.jsonl()], ["revoked", "revoked", "revoked", "ok"])
+
+    def test_expired_grant_expires_its_tokens(self):
+        self.fk("user", "add", "alice")
+        self.fk("user", "grant", "alice", "--device", "SN-1", "--role", "owner", "--ttl", "1d")
+        expires = self.rows("SELECT expires FROM grants")[0][0]
+        # A grant-bound token without exp (built here: fleetkey gives it exp unless the grant has none).
+        c = {k: v for k, v in claims({3: "SN-1", "epoch": 1}).items() if k != 4}
+        token = make_cwt(self.key("--aud", "SN-1"), c, kid=b"v1/SN-1")
+        self.fk("token", "verify", token, "--now", LATER)
+        after = "@%d" % calendar.timegm(time.strptime(expires, "%Y-%m-%dT%H:%M:%SZ"))
+        for bulk in (False, True):
+            if bulk:
+                r = self.run_fk("token", "verify", "--now", after, input=token + "\n")
+                self.assertEqual((r.rc, r.jsonl()[0]["reason"]), (TOKEN_EXPIRED, "expired"))
+                out = r.jsonl()[0]
+            else:
+                out = self.assert_rejected(token, TOKEN_EXPIRED, "expired", "--now", after)
+            self.assertRegex(out["error"], r'^grant of "alice" on device "SN-1" expired at \d+ \(now \d+\)$')
+        # token mint as of a time after the grant's expiry is refused.
+        r = self.fails(CONFLICT, "token", "mint", "--sub", "alice", "--role", "owner", "--aud", "SN-1",
+                       "--now", after)
+        self.assertIn('the grant of "alice" on device "SN-1" expired at %s' % expires, r.err)
+
+    def test_inspect_and_revoke_read_the_token_from_stdin(self):
+        token = self.mint()
+        tid = self.fk("--json", "token", "inspect", token).json()["token_id"]
+        for text in (token, token + "\n", token + "\r\n"):
+            self.assertEqual(self.fk("--json", "token", "inspect", "-", input=text).json()["token_id"], tid)
+        self.fails(USAGE, "token", "inspect", "-", input=token + "\n" + token + "\n")
+        self.fails(TOKEN_MALFORMED, "token", "inspect", "-", input="")
+        self.fails(TOKEN_MALFORMED, "token", "inspect", "-", input="A" * 20000)
+        before = self.snapshot()
+        self.fails(USAGE, "token", "revoke", "-", "--reason", "x", input=token + "\n" + token)
+        self.fails(TOKEN_BAD_MAC, "token", "revoke", "-", "--reason", "x", input=make_cwt(b"\x00" * 32, claims()))
+        self.assertEqual(self.snapshot(), before)
+        self.assertEqual(self.fk("token", "revoke", "-", "--reason", "lost", input=token + "\n").out,
+                         "revoked token %s\n" % tid)
+        self.assert_rejected(token, TOKEN_REVOKED, "revoked")
+        # An id on stdin too.
+        other = self.fk("--json", "token", "inspect", self.mint("--ttl", "2h")).json()["token_id"]
+        self.fk("token", "revoke", "-", "--reason", "lost", input=other + "\n")
+        self.assertEqual(self.rows("SELECT token_id FROM revocations ORDER BY id"), [(tid,), (other,)])
+        for cmd in ("inspect", "revoke"):
+            self.assertIn("visible to other users", self.fk("token", cmd, "--help").out)
+
+    def test_revoke_by_upper_case_id(self):
+        token = self.mint()
+        tid = self.fk("--json", "token", "inspect", token).json()["token_id"]
+        r = self.fk("--json", "token", "revoke", tid.upper(), "--reason", "copied from a log")
+        self.assertEqual(r.json()["token_id"], tid)
+        self.assertEqual(self.rows("SELECT token_id FROM revocations"), [(tid,)])
+        self.assert_rejected(token, TOKEN_REVOKED, "revoked")
+        self.fails(CONFLICT, "token", "revoke", tid, "--reason", "again")
+        # An id fleetkey never minted (another station's token) is recorded as given.
+        self.fk("token", "revoke", "ABCDEF0123", "--reason", "foreign")
+        self.assertEqual(self.rows("SELECT token_id FROM revocations ORDER BY id"), [(tid,), ("abcdef0123",)])
+
+    def test_jwk_is_the_jwt_key_unless_for_says_otherwise(self):
+        jwk = json.loads(self.fk("token", "key", "--format", "jwk").out)
+        self.assertEqual(jwk, {"kty": "oct", "kid": "v1", "alg": "HS256", "use": "sig", "k": b64e(self.key("--for", "jwt"))})
+        token = self.mint("--format", "jwt")
+        self.assertEqual(jwt.decode(token, jwt.PyJWK(jwk).key, algorithms=["HS256"],
+                                    options={"verify_exp": False})["sub"], "alice")
+        jwk = json.loads(self.fk("token", "key", "--format", "jwk", "--for", "cwt").out)
+        self.assertEqual(jwk, {"kty": "oct", "kid": "v1", "use": "sig", "k": b64e(self.key())})
+        # --json ignores --format (like device key --json): the key in hex, and "for" names it.
+        j = self.fk("--json", "token", "key", "--format", "base64").json()
+        self.assertEqual((j["for"], j["key"]), ("cwt", self.key().hex()))
+        j = self.fk("--json", "token", "key", "--format", "jwk").json()
+        self.assertEqual((j["for"], j["key"]), ("jwt", self.key("--for", "jwt").hex()))
+
+    def test_man_page_lengths_and_claims(self):
+        page = man_page()
+        info = b"\x00\x05token\x00\x09jwt-hs256"
+        self.assertIn('info("token", "jwt-hs256") is the %d bytes' % len(info), page)
+        self.assertIn(info.hex(), page)
+        text = " ".join(page.split())
+        self.assertNotIn("pushed with its revocation list", text)
+        self.assertIn("fleetkey does not yet produce a revocation list for devices", text)
 
     # -- bulk --
 

@@ -152,6 +152,28 @@ TEST_CASE("cose: tampering with any byte of a CWT is rejected")
   CHECK(verify_with_key(flip_b64(text, len - 40), k_key, Format::cwt, ch, v) == Reason::bad_mac);
 }
 
+TEST_CASE("cose: a CWT needs a cti, and exp or an epoch")
+{
+  Checks ch;
+  ch.now = 1800000100;
+  Verification v;
+  auto c = sample_claims();
+  c.present &= ~Claims::cti;
+  CHECK(verify_with_key(encode(Format::cwt, c, "v1", MacKey(k_key)), k_key, Format::cwt, ch, v) == Reason::malformed);
+  CHECK(v.detail == "no cti");
+  c = sample_claims();
+  c.present &= ~Claims::exp;
+  const auto no_exp = encode(Format::cwt, c, "v1", MacKey(k_key));
+  CHECK(verify_with_key(no_exp, k_key, Format::cwt, ch, v) == Reason::malformed);
+  CHECK(v.detail == "no exp");
+  // Checked before the key, in every entry point.
+  CHECK(verify_cwt_bytes(*util::from_base64url(no_exp), util::Bytes(32, 0), Format::cwt64, ch, v) == Reason::malformed);
+  CHECK(v.detail == "no exp");
+  c.present |= Claims::epoch;
+  c.epoch_value = 2;
+  CHECK(verify_with_key(encode(Format::cwt, c, "v1", MacKey(k_key)), k_key, Format::cwt, ch, v) == Reason::valid);
+}
+
 TEST_CASE("cose: a 64-bit tag is never accepted under the 256-bit format")
 {
   auto c = sample_claims();
@@ -211,6 +233,10 @@ TEST_CASE("cose: kid encoding")
   CHECK_FALSE(parse_kid("x1", k));
   CHECK_FALSE(parse_kid("v", k));
   CHECK_FALSE(parse_kid("v4294967296", k));
+  // The device part is at most as long as a device id.
+  CHECK(parse_kid("v1/" + std::string(128, 'D'), k));
+  CHECK(k.device.size() == 128);
+  CHECK_FALSE(parse_kid("v1/" + std::string(129, 'D'), k));
   CHECK(format_kid(3, "") == "v3");
   CHECK(format_kid(3, "SN-1") == "v3/SN-1");
 }

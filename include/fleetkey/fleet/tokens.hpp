@@ -24,11 +24,13 @@ struct MintRequest
   std::string subject;
   std::string role;
   std::optional<std::string> audience; // a registered device: the token is MACed with K_tok_dev(D)
-  std::optional<int64_t> ttl = 3600;   // nullopt: no exp claim
+  std::optional<int64_t> ttl = 3600;   // nullopt: no exp claim (only for a token with an epoch)
   std::vector<std::string> claims;     // K=V extras
   token::Format format = token::Format::cwt;
-  std::optional<int64_t> now;    // default: the clock
-  std::optional<uint64_t> epoch; // the grant epoch, for tokens minted by `user grant`
+  std::optional<int64_t> now; // default: the clock
+  // The grant epoch. Unset with an audience whose subject has a grant on it: the grant's current
+  // epoch if it is active and not expired, else the mint is refused (Exit::conflict).
+  std::optional<uint64_t> epoch;
 };
 
 struct MintedToken
@@ -63,7 +65,7 @@ public:
 
   token::Reason verify(std::string_view text, token::Verification& v);
   const token::MacKey* key(const token::Kid& kid, token::Format f, std::string& why) override;
-  bool revoked(const token::Claims& c, token::Format f, const token::Kid& kid, std::string& why) override;
+  token::Reason standing(const token::Claims& c, token::Format f, const token::Kid& kid, std::string& why) override;
 
 private:
   struct Version;
@@ -72,13 +74,14 @@ private:
   {
     uint64_t epoch = 0;
     bool active = false;
+    std::optional<int64_t> expires; // Unix seconds
   };
   struct Hash
   {
     using is_transparent = void;
     size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
   };
-  const Device& device(std::string_view id); // locks m_mutex
+  const Device& device(std::string_view id); // call with m_mutex held; caches registered devices only
   std::optional<Grant> grant(std::string_view user, std::string_view device, std::string& scratch);
 
   Fleet& m_fleet;
@@ -136,11 +139,14 @@ struct RevokedToken
   std::string created;
 };
 
-// TOKEN (which must decode and carry a valid MAC) or a token id (lower-case hex of 2 to 128 digits).
+// TOKEN (which must decode and carry a valid MAC) or a token id (hex of 2 to 128 digits, either
+// case, recorded in lower case).
 RevokedToken revoke_token(Fleet& fleet, std::string_view token_or_id, std::string_view reason);
 
 // `user grant`: the grant, its user key, and a CWT for aud = the device with sub = the user,
 // scope = the role, epoch = the grant's epoch, exp = the grant's expiry (none if it has none).
+// The grant, the mint and their audit rows are one transaction; `before_commit` (which writes the
+// output file) runs inside it, after them, so that if it throws nothing is recorded.
 struct GrantBundle
 {
   Grant grant;
@@ -148,7 +154,8 @@ struct GrantBundle
   bool test_key = false;
 };
 GrantBundle grant_with_token(Fleet& fleet, std::string_view user, std::string_view device, std::string_view role,
-                             std::optional<int64_t> ttl_seconds);
+                             std::optional<int64_t> ttl_seconds,
+                             const std::function<void(const GrantBundle&)>& before_commit = {});
 // The bundle for the user's phone, documented in fleetkey-tokens(5); one line, no newline.
 crypto::Secret bundle_json(const GrantBundle& bundle);
 

@@ -31,16 +31,23 @@ struct Grant
   std::string fingerprint; // of user_key
 };
 
-// Records (or renews) NAME's grant on DEVICE with ROLE and derives the user key for its epoch.
-Grant grant_user(Fleet& fleet, std::string_view name, std::string_view device, std::string_view role,
-                 std::optional<int64_t> ttl_seconds);
+// Records (or renews) NAME's grant on DEVICE with ROLE, and its audit row, inside the caller's
+// transaction `tx` (which it does not commit), and derives the user key for its epoch. A new grant
+// has epoch 1; renewing an active grant bumps its epoch (a revoked grant's was bumped by
+// revoke_user), so that the previous user key and every token bound to the old epoch stop working.
+// Read the key file (fleet.keyring()) before opening `tx`: a passphrase prompt must not hold the lock.
+Grant grant_user(Fleet& fleet, registry::Transaction& tx, std::string_view name, std::string_view device,
+                 std::string_view role, std::optional<int64_t> ttl_seconds);
+
+// The Unix time the grant expires at, if it has an expiry.
+std::optional<int64_t> grant_expiry(const registry::GrantRecord& grant);
 
 // Revokes NAME's grant on DEVICE, or every active grant of NAME; each revoked grant's epoch is
 // bumped so that the old user key and tokens stop working. Returns the revoked grants.
 std::vector<registry::GrantRecord> revoke_user(Fleet& fleet, std::string_view name,
                                                const std::optional<std::string>& device, std::string_view reason);
 
-// K_user(D, U, e) for NAME's active grant on DEVICE; records the export in the audit trail.
+// K_user(D, U, e) for NAME's active, unexpired grant on DEVICE; records the export in the audit trail.
 Grant export_user_key(Fleet& fleet, std::string_view name, std::string_view device);
 
 } // namespace fleetkey::fleet

@@ -25,8 +25,9 @@ void insert_token_revocation(Registry& reg, const TokenRevocation& r);
 // Streams every revoked token id, for loading a verifier once per batch.
 void for_each_revoked_token(Registry& reg, const std::function<void(std::string_view token_id)>& fn);
 
-// Streams (user, device, epoch, status) of every grant.
-void for_each_grant_state(Registry& reg, const std::function<void(std::string_view user, std::string_view device,
-                                                                  uint64_t epoch, std::string_view status)>& fn);
+// Streams (user, device, epoch, status, expires) of every grant; expires is "" for none.
+void for_each_grant_state(Registry& reg,
+                          const std::function<void(std::string_view user, std::string_view device, uint64_t epoch,
+                                                   std::string_view status, std::string_view expires)>& fn);
 
 } // namespace fleetkey::registry

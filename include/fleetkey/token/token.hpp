@@ -27,10 +27,13 @@ size_t tag_size(Format f);            // 32, 8, 32
 inline constexpr size_t k_max_token_size = 8192;
 inline constexpr size_t k_cti_size = 16; // cwt and jwt
 inline constexpr size_t k_cti_size_cwt64 = 8;
+// The longest device id (fleet::validate_name) and so the longest device part of a kid.
+inline constexpr size_t k_max_kid_device = 128;
 
 // The key id: "v<N>" for K_tok of master version N, "v<N>/<device>" for K_tok_dev(device)
 // derived from master version N. N is decimal without leading zeros; the device id is
-// everything after the first '/'.
+// everything after the first '/', 1 to k_max_kid_device bytes (a longer one names no device
+// and is no kid: verifiers never look it up, let alone remember it).
 struct Kid
 {
   uint32_t version = 0;

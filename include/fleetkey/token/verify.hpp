@@ -1,6 +1,7 @@
 #pragma once
-// Verification policy: decode strictly, find the key the kid names (the key pins the algorithm),
-// check the tag in constant time, then times, audience and revocation, in that order.
+// Verification policy: decode strictly, require a token id and a lifetime (exp, or a grant
+// epoch), find the key the kid names (the key pins the algorithm), check the tag in constant
+// time, then times, audience and revocation, in that order (fleetkey-tokens(5), VERIFICATION).
 
 #include <fleetkey/token/token.hpp>
 #include <fleetkey/util/error.hpp>
@@ -30,8 +31,10 @@ public:
   virtual ~Authority() = default;
   // The key for `kid` and format `f`, or nullptr with `why` set.
   virtual const MacKey* key(const Kid& kid, Format f, std::string& why) = 0;
-  // True (with `why`) when the token, its device or its subject's grant was revoked.
-  virtual bool revoked(const Claims& c, Format f, const Kid& kid, std::string& why) = 0;
+  // The last check, on a token whose MAC, times and audience passed: Reason::valid, or (with
+  // `why`) Reason::revoked when the token, its device or its subject's grant was revoked, or
+  // Reason::expired when the subject's grant on the device has expired.
+  virtual Reason standing(const Claims& c, Format f, const Kid& kid, std::string& why) = 0;
 };
 
 // Per-thread scratch and results of verify(); reused from token to token.
@@ -60,7 +63,7 @@ public:
   {
   }
   const MacKey* key(const Kid&, Format f, std::string& why) override;
-  bool revoked(const Claims&, Format, const Kid&, std::string&) override { return false; }
+  Reason standing(const Claims&, Format, const Kid&, std::string&) override { return Reason::valid; }
 
 private:
   MacKey m_key;
