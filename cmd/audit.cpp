@@ -34,7 +34,8 @@ void setup_audit(CLI::App& app, Context& ctx)
                             e.details.dump()));
     });
   });
-  list->add_option("--action", q->action, "Only this action (device.add), or actions starting with PREFIX. (device.)")
+  list->add_option("--action", q->action,
+                   "Only this action (device.add), or every action under a prefix that ends in a dot (device.)")
       ->type_name("ACTION");
   list->add_option("--subject", q->subject, "Only events about this device, user, token id or key")
       ->type_name("SUBJECT");

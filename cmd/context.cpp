@@ -1,5 +1,7 @@
 #include "context.hpp"
 
+#include <fleetkey/util/text.hpp>
+
 #include <fmt/format.h>
 
 #include <cstdio>
@@ -40,7 +42,49 @@ void Context::note(std::string_view text) const
 
 void Context::warn(std::string_view text) const
 {
-  fmt::print(stderr, "fleetkey: warning: {}\n", text);
+  fmt::print(stderr, "fleetkey: warning: {}\n", one_line(text));
+}
+
+std::string one_line(std::string_view text)
+{
+  std::string out;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size();) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c < 0x80) {
+      if (c == '\n') {
+        out += "\\n";
+      } else if (c == '\t') {
+        out += "\\t";
+      } else if (c == '\r') {
+        out += "\\r";
+      } else if (c < 0x20 || c == 0x7f) {
+        out += fmt::format("\\x{:02x}", c);
+      } else {
+        out += static_cast<char>(c);
+      }
+      ++i;
+      continue;
+    }
+    const size_t len = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
+    const auto seq = text.substr(i, len);
+    if (len == 1 || seq.size() != len || !util::is_valid_utf8(seq)) {
+      out += fmt::format("\\x{:02x}", c);
+      ++i;
+      continue;
+    }
+    uint32_t cp = c & (0x7fu >> len);
+    for (size_t k = 1; k < len; ++k) {
+      cp = (cp << 6) | (static_cast<unsigned char>(seq[k]) & 0x3fu);
+    }
+    if ((cp >= 0x80 && cp <= 0x9f) || cp == 0x2028 || cp == 0x2029) {
+      out += fmt::format("\\u{:04x}", cp);
+    } else {
+      out += seq;
+    }
+    i += len;
+  }
+  return out;
 }
 
 void Context::write_secret(const crypto::Secret& text) const

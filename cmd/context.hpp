@@ -46,6 +46,11 @@ private:
   std::unique_ptr<fleet::Fleet> m_fleet;
 };
 
+// `text` made one line of printable text for stderr, since error messages quote raw input: C0
+// and C1 controls and DEL as \n, \t, \r, \xNN or \uNNNN (also U+2028 and U+2029), each byte of
+// invalid UTF-8 as \xNN. Anything else, backslashes included, is copied as is.
+std::string one_line(std::string_view text);
+
 // Registers a subcommand whose callback hands `run` to main as the action to perform.
 CLI::App* add_command(CLI::App& parent, Context& ctx, const std::string& name, const std::string& help,
                       std::function<void()> run);

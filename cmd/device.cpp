@@ -128,7 +128,9 @@ void setup_device(CLI::App& app, Context& ctx)
   key->add_option("--format", ko->format, "Output format")
       ->check(CLI::IsMember({"hex", "base64", "c", "psk", "json"}))
       ->capture_default_str();
-  key->add_option("--purpose", ko->purpose, "Derive the subkey for NAME (e.g. enc, mac) instead of K_dev")
+  key->add_option(
+         "--purpose", ko->purpose,
+         "Derive the subkey for NAME (e.g. enc, mac) instead of K_dev; NAME is 1-32 characters of a-z 0-9 _ . -")
       ->type_name("NAME");
 }
 

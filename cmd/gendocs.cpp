@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -138,11 +139,18 @@ std::string synopsis(const Command& c)
   return s;
 }
 
+// A command with options or positionals of its own gets a section, even when it also has
+// subcommands (`pair DEVICE` and `pair decode CODE`); a group with only --help does not.
+bool has_own_options(const Command& c)
+{
+  return std::any_of(c.options.begin(), c.options.end(), [](const Opt& o) { return !is_help(o); });
+}
+
 std::string man_reference(const std::vector<Command>& cmds)
 {
   std::string out = ".\\\" BEGIN GENERATED COMMAND REFERENCE: edit cmd/*.cpp and run `make docs`\n";
   for (const auto& c : cmds) {
-    if (c.path.empty() || !c.subcommands.empty()) {
+    if (c.path.empty() || (!c.subcommands.empty() && !has_own_options(c))) {
       continue;
     }
     out += fmt::format(".SS \"{}\"\n{}\n", roff(synopsis(c)), roff(c.help));
@@ -174,7 +182,7 @@ std::string man_reference(const std::vector<Command>& cmds)
       if (o.required && !o.positional) {
         help += " (required)";
       }
-      if (o.repeatable) {
+      if (o.repeatable && o.help.find("(repeatable)") == std::string::npos) {
         help += " (repeatable)";
       }
       out += roff(help) + "\n";

@@ -136,7 +136,7 @@ void setup_device_import(CLI::App& device, Context& ctx)
       ->type_name("FILE");
   sub->add_flag("--skip-existing", o->skip_existing,
                 "Skip ids that are already registered (and count them) instead of failing");
-  sub->add_option("--progress", o->progress, "Progress bar on stderr: auto (when stderr is a terminal), always, never")
+  sub->add_option("--progress", o->progress, "When to show a progress bar on stderr (auto: when stderr is a terminal)")
       ->check(CLI::IsMember({"auto", "always", "never"}))
       ->capture_default_str();
 }

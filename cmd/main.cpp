@@ -29,7 +29,7 @@ int main(int argc, char** argv)
     } catch (const CLI::CallForVersion& e) {
       return app->exit(e);
     } catch (const CLI::ParseError& e) {
-      fmt::print(stderr, "fleetkey: error: {} (see fleetkey --help)\n", e.what());
+      fmt::print(stderr, "fleetkey: error: {} (see fleetkey --help)\n", fleetkey::cmd::one_line(e.what()));
       return static_cast<int>(Exit::usage);
     }
     if (ctx.action) {
@@ -41,11 +41,11 @@ int main(int argc, char** argv)
     return 0;
   } catch (const Error& e) {
     std::fflush(stdout);
-    fmt::print(stderr, "fleetkey: error: {}\n", e.what());
+    fmt::print(stderr, "fleetkey: error: {}\n", fleetkey::cmd::one_line(e.what()));
     return e.exit_code();
   } catch (const std::exception& e) {
     std::fflush(stdout);
-    fmt::print(stderr, "fleetkey: error: {}\n", e.what());
+    fmt::print(stderr, "fleetkey: error: {}\n", fleetkey::cmd::one_line(e.what()));
     return static_cast<int>(Exit::failure);
   }
 }

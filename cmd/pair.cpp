@@ -5,6 +5,7 @@
 // so options go before it).
 #include "commands.hpp"
 
+#include <fleetkey/crypto/secret.hpp>
 #include <fleetkey/fleet/pairing.hpp>
 #include <fleetkey/pairing/decode.hpp>
 #include <fleetkey/util/error.hpp>
@@ -29,6 +30,7 @@ struct PairCliOptions
   int scale = 8;
   int margin = -1;
   fleet::MatterSettings matter;
+  std::optional<std::string> passcode_file;
   bool all = false;
   std::optional<std::string> from;
   int jobs = 0;
@@ -80,6 +82,23 @@ void print_matter(Context& ctx, const pairing::MatterPayload& p)
   ctx.print(fmt::format("passcode:      {:08}\n", p.passcode));
 }
 
+// A Matter passcode is a pairing secret, so it comes from a private file, never from argv: the
+// first line, without its line ending. fleet::check_options validates it.
+std::string read_passcode_file(const std::string& path)
+{
+  const auto text = crypto::read_private_file(path, "passcode file", 4096); // throws Error(key)
+  std::string_view line = crypto::as_text(text);
+  line = line.substr(0, line.find('\n'));
+  if (!line.empty() && line.back() == '\r') {
+    line.remove_suffix(1);
+  }
+  std::string passcode(line);
+  if (passcode.empty()) {
+    throw Error(Exit::usage, "passcode file {} holds no passcode on its first line", path);
+  }
+  return passcode;
+}
+
 fleet::QrFormat qr_format(const PairCliOptions& o, bool batch)
 {
   if (o.qr) {
@@ -98,6 +117,9 @@ fleet::QrFormat qr_format(const PairCliOptions& o, bool batch)
 void run_pair(Context& ctx, const PairCliOptions& o)
 {
   fleet::PairOptions po{fleet::parse_pair_scheme(o.scheme), o.pin_digits, o.matter};
+  if (o.passcode_file) {
+    po.matter.passcode = read_passcode_file(*o.passcode_file);
+  }
   const bool batch = o.all || o.from;
   fleet::LabelOptions label{qr_format(o, batch), qr::parse_ec(o.ec), o.scale, o.margin};
   if (!o.out && ::isatty(STDOUT_FILENO) != 0) {
@@ -300,9 +322,10 @@ void setup_pair(CLI::App& app, Context& ctx)
                    "Matter discriminator, 12 bits (default: the device's discriminator label, else derived from its "
                    "key)")
       ->type_name("N");
-  pair->add_option("--passcode", o->matter.passcode,
-                   "Matter passcode for fixtures (default: derived from the device key); invalid ones are refused")
-      ->type_name("N");
+  pair->add_option("--passcode-file", o->passcode_file,
+                   "Matter passcode for fixtures from the first line of FILE, which must not be accessible by group or "
+                   "others (default: derived from the device key); invalid ones are refused")
+      ->type_name("FILE");
   pair->add_option("--flow", o->matter.flow,
                    "Matter commissioning flow: 0 standard, 1 user-intent, 2 custom (1 and 2 give a 21-digit manual "
                    "code)")

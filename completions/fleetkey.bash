@@ -52,7 +52,7 @@ _fleetkey_options() {
     'master list') echo '-h --help --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
     'master rotate') echo '-h --help --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
     'master retire') echo '-h --help --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
-    'master passwd') echo '-h --help --new-passphrase-file --no-passphrase --kdf --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
+    'master passwd') echo '-h --help --new-passphrase-file --kdf --no-passphrase --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
     'device') echo '-h --help --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
     'device add') echo '-h --help --model --label --if-missing --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
     'device import') echo '-h --help --format --keys-out --skip-existing --progress --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
@@ -73,7 +73,7 @@ _fleetkey_options() {
     'token inspect') echo '-h --help --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
     'token key') echo '-h --help --aud --format --for --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
     'token revoke') echo '-h --help --reason --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
-    'pair') echo '-h --help --scheme --qr -o --output --pin-digits --rotate --ec --scale --margin --vendor-id --product-id --discriminator --passcode --flow --discovery --all --from --jobs --force --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
+    'pair') echo '-h --help --scheme --qr -o --output --pin-digits --rotate --ec --scale --margin --vendor-id --product-id --discriminator --passcode-file --flow --discovery --all --from --jobs --force --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
     'pair decode') echo '-h --help --scheme --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
     'audit') echo '-h --help --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
     'audit list') echo '-h --help --action --subject --since --last --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
@@ -109,7 +109,7 @@ _fleetkey_values() {
     'token inspect') echo ' --home --registry --master-key --passphrase-file' ;;
     'token key') echo '--aud --format --for --home --registry --master-key --passphrase-file' ;;
     'token revoke') echo '--reason --home --registry --master-key --passphrase-file' ;;
-    'pair') echo '--scheme --qr -o --output --pin-digits --ec --scale --margin --vendor-id --product-id --discriminator --passcode --flow --discovery --from --jobs --home --registry --master-key --passphrase-file' ;;
+    'pair') echo '--scheme --qr -o --output --pin-digits --ec --scale --margin --vendor-id --product-id --discriminator --passcode-file --flow --discovery --from --jobs --home --registry --master-key --passphrase-file' ;;
     'pair decode') echo '--scheme --home --registry --master-key --passphrase-file' ;;
     'audit') echo ' --home --registry --master-key --passphrase-file' ;;
     'audit list') echo '--action --subject --since --last --home --registry --master-key --passphrase-file' ;;
@@ -275,7 +275,7 @@ _fleetkey_choices() {
     'pair|--vendor-id') echo '' ;;
     'pair|--product-id') echo '' ;;
     'pair|--discriminator') echo '' ;;
-    'pair|--passcode') echo '' ;;
+    'pair|--passcode-file') echo '@file' ;;
     'pair|--flow') echo '' ;;
     'pair|--discovery') echo '' ;;
     'pair|--from') echo '@file' ;;

@@ -77,8 +77,8 @@ void check_options(const PairOptions& o)
     const auto& m = o.matter;
     if (m.vendor_id || m.product_id || m.discriminator || m.passcode || m.flow != 0
         || m.discovery != pairing::k_discovery_ble) {
-      throw Error(Exit::usage, "--vendor-id, --product-id, --discriminator, --passcode, --flow and --discovery need "
-                               "--scheme matter");
+      throw Error(Exit::usage, "--vendor-id, --product-id, --discriminator, --passcode-file, --flow and --discovery "
+                               "need --scheme matter");
     }
     return;
   }
@@ -93,9 +93,16 @@ void check_options(const PairOptions& o)
                 o.matter.discovery);
   }
   if (o.matter.passcode) {
-    const auto pc = parse_number(*o.matter.passcode, 0xffffffff, "--passcode");
+    uint64_t pc = 0;
+    try {
+      pc = parse_number(*o.matter.passcode, 0xffffffff, "passcode");
+    } catch (const Error&) {
+      // Its message would quote the file's first line, which may be a mistyped secret.
+      throw Error(Exit::usage, "--passcode-file refused: its first line is not a number (decimal, or hexadecimal "
+                               "with 0x) from 1 to 99999998");
+    }
     if (auto problem = pairing::passcode_problem(pc)) {
-      throw Error(Exit::usage, "--passcode refused: {}", *problem);
+      throw Error(Exit::usage, "--passcode-file refused: {}", *problem);
     }
   }
   for (const auto& [value, max, what] : {std::tuple{&o.matter.vendor_id, 0xffffu, "--vendor-id"},
@@ -163,12 +170,31 @@ std::string csv_field(std::string_view s)
   return out + "\"";
 }
 
+// Labels carry PINs: a label is written only into a regular file of its own that ends up 0600.
+// O_NOFOLLOW refuses a symbolic link, O_NONBLOCK a FIFO without a reader; an existing file is
+// truncated only once it is known to be a regular file with no other name.
 void write_whole(const std::string& path, std::string_view data, util::Overwrite overwrite)
 {
-  const int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (overwrite == util::Overwrite::yes ? O_TRUNC : O_EXCL);
+  const int flags =
+      O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | (overwrite == util::Overwrite::yes ? 0 : O_EXCL);
   util::Fd fd(::open(path.c_str(), flags, 0600));
   if (!fd.valid()) {
+    if (errno == ELOOP) {
+      throw Error(Exit::conflict, "{} is a symbolic link: a label is never written through one", path);
+    }
     throw Error(errno == EEXIST ? Exit::conflict : Exit::failure, "cannot create {}: {}", path, std::strerror(errno));
+  }
+  struct stat st
+  {
+  };
+  if (::fstat(fd.get(), &st) != 0) {
+    throw Error(Exit::failure, "cannot write {}: {}", path, std::strerror(errno));
+  }
+  if (!S_ISREG(st.st_mode) || st.st_nlink > 1) {
+    throw Error(Exit::conflict, "{} is not a regular file with one name: a label is never written into it", path);
+  }
+  if (((st.st_mode & 07777) != 0600 && ::fchmod(fd.get(), 0600) != 0) || ::ftruncate(fd.get(), 0) != 0) {
+    throw Error(Exit::failure, "cannot write {}: {}", path, std::strerror(errno));
   }
   while (!data.empty()) {
     const ssize_t n = ::write(fd.get(), data.data(), data.size());
@@ -299,7 +325,7 @@ PairingCode make_pairing_code(const pairing::StreamDeriver& deriver, const regis
   } else {
     p.discriminator = pairing::derive_discriminator(deriver, c.counter);
   }
-  p.passcode = m.passcode ? static_cast<uint32_t>(parse_number(*m.passcode, 0xffffffff, "--passcode"))
+  p.passcode = m.passcode ? static_cast<uint32_t>(parse_number(*m.passcode, 0xffffffff, "--passcode-file"))
                           : pairing::derive_passcode(deriver, c.counter);
   p.flow = static_cast<uint8_t>(m.flow);
   p.discovery = static_cast<uint8_t>(m.discovery);
@@ -414,7 +440,7 @@ BatchResult pair_batch(Fleet& fleet, const BatchOptions& o)
   check_options(o.pair);
   check_label(o.label, true);
   if (o.pair.matter.passcode) {
-    throw Error(Exit::usage, "--passcode gives one passcode: a production run derives one per device");
+    throw Error(Exit::usage, "--passcode-file gives one passcode: a production run derives one per device");
   }
   if (o.out_dir.empty()) {
     throw Error(Exit::usage, "a production run needs -o DIR");
@@ -440,6 +466,13 @@ BatchResult pair_batch(Fleet& fleet, const BatchOptions& o)
     }
     if (o.overwrite == util::Overwrite::no && !directory_empty(o.out_dir)) {
       throw Error(Exit::conflict, "output directory {} is not empty (use --force to write into it)", o.out_dir);
+    }
+    // Refuse before any label is replaced; write_whole checks again as it opens each file.
+    for (const auto& d : devices) {
+      const auto path = o.out_dir + "/" + label_file_name(d.id, o.label.format);
+      if (::lstat(path.c_str(), &st) == 0 && (!S_ISREG(st.st_mode) || st.st_nlink > 1)) {
+        throw Error(Exit::conflict, "{} is not a regular file with one name: a label is never written into it", path);
+      }
     }
   }
   // Every master key version the devices need, loaded once before the workers start.

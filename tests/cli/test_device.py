@@ -159,6 +159,45 @@ class DeviceTest(fk.FleetTest):
         self.assertIn("fleetkey_device_key_enc[32]", c)
         for bad in ["", "ENC", "a b", "x" * 33]:
             self.fails(fk.USAGE, "device", "key", "SN-0001", "--purpose", bad)
+        self.assertEqual(len(self.fk("device", "key", "SN-0001", "--purpose", "a-z_0.9" + "x" * 25).out), 65)
+        # --help states the limit the validator applies.
+        help_text = " ".join(self.fk("device", "key", "--help").out.split())
+        self.assertIn("--purpose NAME Derive the subkey for NAME (e.g. enc, mac) instead of K_dev; NAME is 1-32 "
+                      "characters of a-z 0-9 _ . -", help_text)
+
+    def test_every_error_is_one_line(self):
+        """Messages quote raw input; control characters, C1 controls, line separators and invalid
+        UTF-8 are escaped once, where the error is printed, so that an error is always one line."""
+        self.fk("device", "add", "SN-1")
+        self.fk("user", "add", "bob")
+        snap = self.snapshot()
+        cases = [
+            (fk.USAGE, ["device", "add", "Q", "--label", "a\nb"], 'label "a\\nb" is not KEY=VALUE'),
+            (fk.USAGE, ["device", "add", "Q", "--label", "a\u0085b\u2028"], 'label "a\\u0085b\\u2028" is not '
+                                                                         "KEY=VALUE"),
+            (fk.USAGE, ["device", "add", "Q", "--model", "m", "--label", "\x1b[31mred\t\r"],
+             'label "\\x1b[31mred\\t\\r" is not KEY=VALUE'),
+            (fk.USAGE, ["user", "grant", "bob", "--device", "SN-1", "--role", "a\nb"],
+             'role "a\\nb" must be 1 to 64 characters of a-z A-Z 0-9 _ . : -'),
+            (fk.USAGE, ["device", "key", "SN-1", "--purpose", "x\ny"],
+             'purpose "x\\ny" must be 1 to 32 characters of a-z 0-9 _ . -'),
+            (fk.USAGE, ["token", "mint", "--sub", "bob", "--role", "r", "--ttl", "1\n2"],
+             '--ttl: invalid duration "1\\n2" (examples: 90s, 15m, 12h, 30d, 2w, 1d12h)'),
+            (fk.USAGE, ["token", "verify", "x", "--now", "1\n2"],
+             '--now: invalid time "1\\n2" (expected YYYY-MM-DDTHH:MM:SSZ or @UNIXSECONDS)'),
+            (fk.USAGE, ["device", "add", "Q", "--bogus\nx"],
+             "The following argument was not expected: --bogus\\nx (see fleetkey --help)"),
+            (fk.USAGE, ["pair", "decode", "FK1:1\n2:x"], 'bad pairing code: the code "1\\n2" must be decimal digits'),
+            # "\udcff" reaches argv as the byte 0xFF (invalid UTF-8).
+            (fk.NOT_FOUND, ["device", "import", "/nonexistent/a\n\udcff\udcc3.csv"],
+             "cannot read /nonexistent/a\\n\\xff\\xc3.csv: No such file or directory"),
+        ]
+        for code, args, message in cases:
+            with self.subTest(args=args):
+                r = self.fails(code, *args)
+                err = r.err[len(fk.TEST_KEY_WARNING):] if r.err.startswith(fk.TEST_KEY_WARNING) else r.err
+                self.assertEqual(err, f"fleetkey: error: {message}\n")
+        self.assertEqual(self.snapshot(), snap)
 
     def test_key_export_is_audited_without_the_key(self):
         self.fk("device", "add", "SN-0001")

@@ -6,6 +6,7 @@ completion scripts load in their shells and complete, and `cmake --install` puts
 """
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -19,8 +20,9 @@ def help_text(*path):
     return subprocess.run([fk.BIN, *path, "--help"], capture_output=True, text=True, check=True).stdout
 
 
-def parse_help(text):
-    """(subcommands, long options) from one CLI11 help page."""
+def parse_help(text, positionals=None):
+    """(subcommands, long options) from one CLI11 help page; the names of positionals are appended
+    to `positionals` when given."""
     subs, opts, section = [], [], None
     for line in text.splitlines():
         if re.match(r"^\S.*:$", line):
@@ -31,6 +33,9 @@ def parse_help(text):
             continue
         if section == "Subcommands:":
             subs.append(m.group(1))
+        elif section == "Positionals:":
+            if positionals is not None:
+                positionals.append(m.group(1))
         else:
             # The names column ends at the first run of two spaces after the indent.
             names = line[2:].split("  ")[0]
@@ -38,21 +43,33 @@ def parse_help(text):
     return subs, sorted(set(opts))
 
 
-def command_tree():
-    """Every command path with its options: {("device", "add"): ["--if-missing", ...], ...}."""
+def command_tree(positionals=None):
+    """Every command path with its options: {("device", "add"): ["--if-missing", ...], ...}; with
+    `positionals`, also {path: ["ID"]} there."""
     tree, todo = {}, [()]
     while todo:
         path = todo.pop()
-        subs, opts = parse_help(help_text(*path))
+        pos = []
+        subs, opts = parse_help(help_text(*path), pos)
         tree[path] = opts
+        if positionals is not None:
+            positionals[path] = pos
         todo += [path + (s,) for s in subs]
     return tree
+
+
+def man_section(man, path):
+    """The text of the .SS section of `fleetkey PATH` in fleetkey(1), or None. After PATH comes a
+    positional (upper case) or an option, never a lower-case word: "pair decode" is not "pair"."""
+    m = re.search(r'^\.SS "fleetkey %s(?: (?![a-z])[^"]*)?"\n' % re.escape(" ".join(path)), man, re.M)
+    return None if m is None else man[m.end():].split(".SS", 1)[0].split(".\\\" END GENERATED", 1)[0]
 
 
 class DocsTest(fk.FleetTest):
     @classmethod
     def setUpClass(cls):
-        cls.tree = command_tree()
+        cls.positionals = {}
+        cls.tree = command_tree(cls.positionals)
 
     def test_tree_is_complete(self):
         # Sanity of the parser itself: the foundation's commands are all found.
@@ -65,16 +82,59 @@ class DocsTest(fk.FleetTest):
         self.assertIn("--home", self.tree[()])
 
     def test_man_page_has_every_command_and_option(self):
+        # Every command with an option or positional of its own has a section listing them, leaf
+        # or not (`pair DEVICE` has the subcommand `decode`): read from --help, not the generator.
         man = self.read(f"{SRC}/man/fleetkey.1").replace("\\-", "-")
+        sections = 0
         for path, opts in self.tree.items():
-            if path and not any(p[:len(path)] == path and len(p) > len(path) for p in self.tree):
-                self.assertIn(f'.SS "fleetkey {" ".join(path)}', man, f"man page lacks {' '.join(path)}")
-                section = man.split(f'.SS "fleetkey {" ".join(path)}', 1)[1].split(".SS", 1)[0]
-                for opt in opts:
-                    if opt not in ("--help",) and opt not in self.tree[()]:
-                        self.assertIn(opt, section, f"man page lacks {' '.join(path)} {opt}")
+            own = [o for o in opts if o != "--help" and o not in self.tree[()]]
+            if not path or not (own or self.positionals[path]):
+                continue
+            section = man_section(man, path)
+            self.assertIsNotNone(section, f"man page lacks a section for {' '.join(path)}")
+            sections += 1
+            for opt in own:
+                self.assertRegex(section, r"\\fB%s\\fR" % re.escape(opt), f"man page lacks {' '.join(path)} {opt}")
+            for pos in self.positionals[path]:
+                self.assertIn(f"\\fI{pos}\\fR", section, f"man page lacks {' '.join(path)} {pos}")
+        self.assertGreaterEqual(sections, 20)
+        self.assertIsNotNone(man_section(man, ("pair",)))
         for opt in self.tree[()]:
             self.assertIn(opt, man)
+
+    def test_man_page_says_nothing_twice(self):
+        # A help text that already says "(repeatable)" got it appended again; "auto (...), always,
+        # never: one of auto, always, never" listed the choices twice.
+        man = self.read(f"{SRC}/man/fleetkey.1")
+        self.assertIsNone(re.search(r"(\([a-z ]+\)) \1", man))
+        self.assertNotIn("always, never: one of", man)
+        for path in [("device", "add"), ("user", "add"), ("token", "mint")]:
+            self.assertEqual(man_section(man, path).count("(repeatable)"), 1, path)
+
+    def test_readme_commands_exist(self):
+        # Every `$ fleetkey ...` line of the README names a command path and only options it has.
+        readme = self.read(f"{SRC}/README.md")
+        lines = [line[2:] for line in readme.splitlines() if line.startswith("$ fleetkey ")]
+        self.assertGreaterEqual(len(lines), 30)
+        globals_with_value = {"--home", "--registry", "--master-key", "--passphrase-file"}
+        for line in lines:
+            words = shlex.split(line.split(";")[0].split(" > ")[0])[1:]
+            path, i = (), 0
+            while i < len(words):
+                w = words[i]
+                if w in globals_with_value:
+                    i += 2
+                    continue
+                if w.startswith("-"):
+                    name = w.split("=")[0]
+                    if name.startswith("--"):
+                        self.assertIn(name, self.tree[path] + self.tree[()], f"README: {line}")
+                elif path + (w,) in self.tree:
+                    path += (w,)
+                i += 1
+            self.assertNotEqual(path, (), line)
+            self.assertFalse(any(p[:len(path)] == path and len(p) > len(path) for p in self.tree)
+                             and not self.positionals[path], f"README: {line} names a command group")
 
     def test_completions_have_every_command_and_option(self):
         for name in ["fleetkey.bash", "_fleetkey", "fleetkey.fish"]:

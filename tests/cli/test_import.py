@@ -149,6 +149,29 @@ class ImportTest(fk.FleetTest):
         r = self.fails(fk.NOT_FOUND, "device", "import", os.path.join(self.tmp, "nope.csv"))
         self.assertIn("nope.csv: No such file or directory", r.err)
 
+    def test_no_registry_is_exit_6_and_documented(self):
+        path = self.write_ids("d.csv", ["SN-1"])
+        for home in (os.path.join(self.tmp, "empty-home"), os.path.join(self.tmp, "other")):
+            r = self.fails(fk.REGISTRY, "--home", home, "device", "import", path)
+            self.assertEqual(r.err, f"fleetkey: error: no registry at {home}/registry.db (run fleetkey init, or pass "
+                                    "--registry)\n")
+            # The registry is opened before FILE: still 6 when FILE is missing too.
+            self.fails(fk.REGISTRY, "--home", home, "device", "import", os.path.join(self.tmp, "nope.csv"))
+            self.assertFalse(os.path.exists(home))
+        # Every exit status the import returns is in fleetkey-import(5), EXIT STATUS.
+        page = self.read(os.path.join(fk.SOURCE_DIR, "man/fleetkey-import.5"))
+        section = " ".join(page.split(".SH EXIT STATUS", 1)[1].split(".SH", 1)[0].split())
+        for code in (fk.OK, fk.USAGE, fk.NOT_FOUND, fk.CONFLICT, fk.KEY, fk.REGISTRY, fk.FAILURE):
+            self.assertRegex(section, r"(^|[ ;]) ?%d (on|for|if)" % code, code)
+        self.assertIn("6 if there is no registry", section)
+        self.assertIn("O_TMPFILE", page)
+        self.assertNotIn("and linked into place only after the registry has committed", page)
+
+    def test_progress_help(self):
+        help_text = " ".join(self.fk("device", "import", "--help").out.split())
+        self.assertIn("--progress TEXT:{auto,always,never}=auto When to show a progress bar on stderr (auto: when "
+                      "stderr is a terminal)", help_text)
+
     def test_header_only_imports_nothing(self):
         before = self.snapshot()
         r = self.fk("device", "import", self.write("d.csv", "id,model\n"))

@@ -3,7 +3,10 @@ QR renderings read back by zbarimg and compared module by module, decode, --rota
 import csv
 import os
 import re
+import stat
+import struct
 import subprocess
+import zlib
 
 import fk
 import reference
@@ -178,6 +181,11 @@ class PairTest(fk.FleetTest):
     def path(self, name):
         return os.path.join(self.tmp, name)
 
+    def passcode_file(self, content, mode=0o600):
+        """A file holding `content`, for --passcode-file; a new name each time."""
+        self._passcode_files = getattr(self, "_passcode_files", 0) + 1
+        return self.write_private("passcode-%d" % self._passcode_files, content, mode)
+
     def pair_json(self, *args):
         r = self.fk("--json", "pair", *args)
         self.assertEqual(r.err, fk.TEST_KEY_WARNING)
@@ -337,7 +345,8 @@ class PairTest(fk.FleetTest):
             out = self.path("m%d.png" % v["discovery"])
             j = self.pair_json("SN-42", "--scheme", "matter", "--vendor-id", str(v["vendor"]), "--product-id",
                                hex(v["product"]), "--flow", str(v["flow"]), "--discovery", str(v["discovery"]),
-                               "--discriminator", str(v["discriminator"]), "--passcode", str(v["passcode"]), "-o", out)
+                               "--discriminator", str(v["discriminator"]), "--passcode-file",
+                               self.passcode_file("%d\n" % v["passcode"]), "-o", out)
             self.assertEqual(j["payload"], v["qr"])
             self.assertEqual(j["manual_code"], v["manual"])
             self.assertEqual(j["manual_code_grouped"], "3497-011-2332")
@@ -366,8 +375,8 @@ class PairTest(fk.FleetTest):
         before = self.snapshot()
         base = ["pair", "SN-42", "--scheme", "matter", "--vendor-id", "1", "--product-id", "2"]
         for bad in INVALID_PASSCODES + [100000000]:
-            r = self.fails(fk.USAGE, *base, "--passcode", str(bad))
-            self.assertRegex(r.err, r"--passcode refused: passcode %d is " % bad)
+            r = self.fails(fk.USAGE, *base, "--passcode-file", self.passcode_file(str(bad)))
+            self.assertRegex(r.err, r"--passcode-file refused: passcode %d is " % bad)
         r = self.fails(fk.USAGE, "pair", "SN-42", "--scheme", "matter", "--product-id", "2")
         self.assertIn('--scheme matter needs --vendor-id (or a vendor_id label on device "SN-42")', r.err)
         self.fails(fk.USAGE, *base, "--discriminator", "4096")
@@ -378,6 +387,66 @@ class PairTest(fk.FleetTest):
         r = self.fails(fk.USAGE, "pair", "SN-42", "--vendor-id", "1")
         self.assertIn("need --scheme matter", r.err)
         self.assertEqual(self.snapshot(), before)
+
+    def test_passcode_comes_from_a_private_file_never_from_argv(self):
+        base = ["pair", "SN-42", "--scheme", "matter", "--vendor-id", "0xFFF1", "--product-id", "0x8000",
+                "--discriminator", "3840", "--qr", "none"]
+        # The first line only, CR LF or LF, decimal or hexadecimal.
+        for content in ("20202021\n", "20202021", "20202021\r\nsecond line\n", "0x1344225\n"):
+            j = self.pair_json(*base[1:], "--passcode-file", self.passcode_file(content))
+            self.assertEqual((j["passcode"], j["payload"], j["manual_code"]),
+                             (20202021, "MT:Y.K9042C00KA0648G00", "34970112332"), content)
+        before = self.snapshot()
+        # Group- or world-readable: refused like a passphrase file, and nothing changes.
+        for mode in (0o640, 0o604):
+            path = self.passcode_file("20202021\n", mode)
+            r = self.fails(fk.KEY, *base, "--passcode-file", path)
+            self.assertEqual(r.err, "fleetkey: error: passcode file %s is accessible by group or others (mode %04o); "
+                             "fix it with: chmod 600 %s\n" % (path, mode, path))
+        r = self.fails(fk.KEY, *base, "--passcode-file", self.path("missing"))
+        self.assertIn("passcode file %s" % self.path("missing"), r.err)
+        r = self.fails(fk.USAGE, *base, "--passcode-file", self.passcode_file("\n20202021\n"))
+        self.assertIn("holds no passcode on its first line", r.err)
+        # A first line that is not a number is not quoted: it may be a mistyped secret.
+        r = self.fails(fk.USAGE, *base, "--passcode-file", self.passcode_file("2020 2021\n"))
+        self.assertTrue(r.err.endswith("fleetkey: error: --passcode-file refused: its first line is not a number "
+                                       "(decimal, or hexadecimal with 0x) from 1 to 99999998\n"), r.err)
+        self.assertNotIn("2020", r.err)
+        r = self.fails(fk.USAGE, "pair", "SN-42", "--passcode-file", self.passcode_file("20202021\n"))
+        self.assertIn("--passcode-file, --flow and --discovery need --scheme matter", r.err)
+        # The option that put the passcode on the command line is gone.
+        r = self.fails(fk.USAGE, *base, "--passcode", "20202021")
+        self.assertIn("--passcode", r.err)
+        self.assertEqual(self.snapshot(), before)
+        help_text = self.fk("pair", "--help").out
+        self.assertIn("--passcode-file FILE", help_text)
+        self.assertNotIn("--passcode N", help_text)
+
+    def test_png_is_up_filtered_rle_as_the_man_page_says(self):
+        for scale, window_bits in (("32", [13]), ("2", list(range(8, 13)))):  # a small image: a smaller window
+            out = self.path("f%s.png" % scale)
+            self.fk("pair", "SN-42", "-o", out, "--scale", scale)
+            with open(out, "rb") as f:
+                data = f.read()
+            chunks, at = {}, 8
+            while at < len(data):
+                length, kind = struct.unpack(">I4s", data[at:at + 8])
+                chunks[kind] = chunks.get(kind, b"") + data[at + 8:at + 8 + length]
+                at += 12 + length
+            width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", chunks[b"IHDR"])
+            self.assertEqual((depth, colour, interlace), (1, 0, 0))  # 1-bit greyscale, not interlaced
+            idat = chunks[b"IDAT"]
+            self.assertIn((idat[0] >> 4) + 8, window_bits)  # zlib's CINFO
+            self.assertEqual(idat[1] >> 6, 0)  # FLEVEL 0: the fastest compression
+            raw = zlib.decompress(idat)
+            stride = (width + 7) // 8 + 1
+            self.assertEqual(len(raw), stride * height)
+            self.assertEqual({raw[y * stride] for y in range(height)}, {2})  # every row: the Up filter
+        page = " ".join(self.read(os.path.join(fk.SOURCE_DIR, "man/fleetkey-pairing.5")).split())
+        self.assertIn("Every row uses the Up filter (PNG filter type 2)", page)
+        self.assertIn("level 1, the Z_RLE strategy, window bits 13 (libpng lowers them for an image that fits a "
+                      "smaller window) and memory level 5", page)
+        self.assertNotIn("no filtering", page)
 
     # --- decode ---
 
@@ -499,6 +568,46 @@ class PairTest(fk.FleetTest):
         self.assertEqual(self.read_manifest(out + "/manifest.csv"), rows)
         self.assertEqual(fk.zbar(*files), [row[3] for row in rows[1:]])
 
+    def test_force_rewrites_labels_0600_and_never_through_a_link(self):
+        ids = ["SN-42", "SN-43", "SN-44"]
+        self.add_devices(ids[1:])
+        out = self.path("labels")
+        self.fk("pair", "--all", "-o", out)
+        label = os.path.join(out, "SN-43.png")
+        os.chmod(label, 0o644)
+        with open(label, "wb") as f:
+            f.write(b"an old label, longer than it will be: " * 1000)
+        self.fk("pair", "--all", "-o", out, "--force")
+        self.assertEqual(stat.S_IMODE(os.stat(label).st_mode), 0o600)
+        self.assertEqual(fk.zbar(label), [f"FK1:{pin('SN-43', 0)}:SN-43"])
+        for name in os.listdir(out):
+            self.assertEqual(stat.S_IMODE(os.stat(os.path.join(out, name)).st_mode), 0o600, name)
+        # A symbolic link (or a second hard link) where a label goes: refused before any file is
+        # written, and the file it points to is untouched.
+        target = self.path("elsewhere.txt")
+        with open(target, "w") as f:
+            f.write("not a label\n")
+        os.chmod(target, 0o644)
+        os.unlink(label)
+        os.symlink(target, label)
+        listing = {n: self.read(os.path.join(out, n), "rb") for n in os.listdir(out) if n != "SN-43.png"}
+        before = self.snapshot()
+        r = self.fails(fk.CONFLICT, "pair", "--all", "-o", out, "--force", "--scale", "2")
+        self.assertTrue(r.err.endswith(f"fleetkey: error: {label} is not a regular file with one name: a label is "
+                                       "never written into it\n"), r.err)
+        self.assertEqual(self.read(target), "not a label\n")
+        self.assertEqual(stat.S_IMODE(os.stat(target).st_mode), 0o644)
+        self.assertTrue(os.path.islink(label))
+        self.assertEqual({n: self.read(os.path.join(out, n), "rb") for n in os.listdir(out) if n != "SN-43.png"},
+                         listing)
+        self.assertEqual(self.snapshot(), before)
+        os.unlink(label)
+        os.link(target, label)
+        r = self.fails(fk.CONFLICT, "pair", "--all", "-o", out, "--force")
+        self.assertIn("is not a regular file with one name", r.err)
+        self.assertEqual(self.read(target), "not a label\n")
+        self.assertEqual(self.snapshot(), before)
+
     def test_from_file_matter_svg(self):
         ids = ["M-%d" % i for i in range(5)]
         self.add_devices(ids, "--label", "vendor_id=0xFFF1", "--label", "product_id=0x8001")
@@ -551,8 +660,10 @@ class PairTest(fk.FleetTest):
         self.fails(fk.USAGE, "pair", "--all", "-o", out, "--qr", "utf8")
         self.fails(fk.USAGE, "pair", "--all", "-o", out, "--rotate")
         self.fails(fk.USAGE, "pair", "SN-42", "--all", "-o", out)
-        self.fails(fk.USAGE, "pair", "--all", "-o", out, "--scheme", "matter", "--vendor-id", "1",
-                   "--product-id", "1", "--passcode", "20202021")
+        r = self.fails(fk.USAGE, "pair", "--all", "-o", out, "--scheme", "matter", "--vendor-id", "1",
+                       "--product-id", "1", "--passcode-file", self.passcode_file("20202021\n"))
+        self.assertTrue(r.err.endswith("fleetkey: error: --passcode-file gives one passcode: a production run "
+                                       "derives one per device\n"), r.err)
         r = self.fails(fk.USAGE, "pair", "--all", "-o", out, "--scheme", "matter")
         self.assertIn("--scheme matter needs --vendor-id", r.err)
         self.assertFalse(os.path.exists(out))
