@@ -104,8 +104,10 @@ std::unique_ptr<CLI::App> build_app(Context& ctx, std::span<char* const> args)
       ->type_name("FILE");
   app->add_option("--master-key", g.master_key, "Master key file (default: HOME/master.key, $FLEETKEY_MASTER_KEY)")
       ->type_name("FILE");
-  app->add_option("--passphrase-file", g.passphrase_file,
-                  "Read the master key passphrase from the first line of FILE (default: $FLEETKEY_PASSPHRASE_FILE)")
+  app->add_option(
+         "--passphrase-file", g.passphrase_file,
+         "Read the master key passphrase from the first line of FILE, which group and others must not be able to "
+         "read; at most 64 KiB (default: $FLEETKEY_PASSPHRASE_FILE)")
       ->type_name("FILE");
   app->add_flag("--json", g.json, "Print JSON (JSON Lines for lists and streams)");
   app->add_flag("-q,--quiet", g.quiet, "Print only what a command exists to print");
