@@ -783,15 +783,16 @@ GrantBundle grant_with_token(Fleet& fleet, std::string_view user, std::string_vi
   fleet.keyring(); // a passphrase prompt must not hold the registry's write lock
   auto& reg = fleet.registry();
   registry::Transaction tx(reg.db());
+  // One clock reading for the grant and its token: created = iat, and expires = exp exactly.
+  const int64_t now = util::unix_now();
   GrantBundle b;
-  b.grant = grant_user(fleet, tx, user, device, role, ttl_seconds);
+  b.grant = grant_user(fleet, tx, user, device, role, ttl_seconds, now);
   MintRequest req;
   req.subject = std::string(user);
   req.role = std::string(role);
   req.audience = std::string(device);
   req.epoch = b.grant.grant.epoch;
   req.ttl = std::nullopt;
-  const int64_t now = util::unix_now();
   req.now = now;
   if (const auto expiry = grant_expiry(b.grant.grant)) {
     req.ttl = std::max<int64_t>(1, *expiry - now);

@@ -70,7 +70,7 @@ std::optional<int64_t> grant_expiry(const registry::GrantRecord& grant)
 }
 
 Grant grant_user(Fleet& fleet, registry::Transaction& /*tx*/, std::string_view name, std::string_view device_id,
-                 std::string_view role, std::optional<int64_t> ttl_seconds)
+                 std::string_view role, std::optional<int64_t> ttl_seconds, int64_t now)
 {
   validate_role(role);
   auto& reg = fleet.registry();
@@ -80,7 +80,6 @@ Grant grant_user(Fleet& fleet, registry::Transaction& /*tx*/, std::string_view n
     throw Error(Exit::conflict, "device \"{}\" is revoked", device_id);
   }
   const auto device_key = derive_device_key(fleet, device);
-  const int64_t now = util::unix_now();
   registry::GrantRecord g;
   std::optional<uint64_t> previous_epoch;
   if (auto old = reg.grant(name, device_id)) {

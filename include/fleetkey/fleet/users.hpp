@@ -36,8 +36,9 @@ struct Grant
 // has epoch 1; renewing an active grant bumps its epoch (a revoked grant's was bumped by
 // revoke_user), so that the previous user key and every token bound to the old epoch stop working.
 // Read the key file (fleet.keyring()) before opening `tx`: a passphrase prompt must not hold the lock.
+// `now` (Unix seconds) is the grant's creation time; the caller mints the grant's token at the same.
 Grant grant_user(Fleet& fleet, registry::Transaction& tx, std::string_view name, std::string_view device,
-                 std::string_view role, std::optional<int64_t> ttl_seconds);
+                 std::string_view role, std::optional<int64_t> ttl_seconds, int64_t now);
 
 // The Unix time the grant expires at, if it has an expiry.
 std::optional<int64_t> grant_expiry(const registry::GrantRecord& grant);
