@@ -8,6 +8,7 @@
 #include <cstring>
 #include <mutex>
 #include <new>
+#include <stdexcept>
 
 namespace fleetkey::crypto {
 
@@ -179,6 +180,50 @@ void Secret::truncate(size_t size) noexcept
     sodium_memzero(m_data + size, m_size - size);
     m_size = size;
   }
+}
+
+SecretText::SecretText(size_t capacity)
+    : m_buf(capacity + 1) // + 1: libsodium's encoders end with a NUL
+{
+}
+
+char* SecretText::room(size_t n)
+{
+  if (n > m_buf.size() - 1 - m_size) {
+    throw std::length_error("SecretText: capacity exceeded");
+  }
+  return reinterpret_cast<char*>(m_buf.data()) + m_size;
+}
+
+SecretText& SecretText::append(std::string_view text)
+{
+  std::memcpy(room(text.size()), text.data(), text.size());
+  m_size += text.size();
+  return *this;
+}
+
+SecretText& SecretText::append_hex(std::span<const uint8_t> bytes)
+{
+  const size_t len = bytes.size() * 2;
+  sodium_bin2hex(room(len), len + 1, bytes.data(), bytes.size());
+  m_size += len;
+  return *this;
+}
+
+SecretText& SecretText::append_base64(std::span<const uint8_t> bytes, int variant)
+{
+  const size_t max = sodium_base64_encoded_len(bytes.size(), variant); // NUL included
+  sodium_bin2base64(room(max - 1), max, bytes.data(), bytes.size(), variant);
+  m_size += max - 1;
+  return *this;
+}
+
+Secret SecretText::take() &&
+{
+  // Past m_size there is at most the NUL of the last append; truncate zeroes it with the rest.
+  m_buf.truncate(m_size);
+  m_size = 0;
+  return std::move(m_buf);
 }
 
 Secret read_private_file(const std::string& path, std::string_view what, size_t max_size)

@@ -63,45 +63,44 @@ std::string c_comment_safe(std::string_view s)
   return out;
 }
 
-crypto::Secret to_secret(std::string& text)
-{
-  auto out = crypto::Secret::copy_of(util::as_bytes(text));
-  sodium_memzero(text.data(), text.size());
-  return out;
-}
-
 } // namespace
 
 crypto::Secret format_key(KeyFormat format, const crypto::Secret& key, const KeyMeta& meta)
 {
-  std::string text;
+  // Room for the longest form: the C array's comment quotes ids and names (at most 4 bytes each
+  // of theirs) and the key takes 6 bytes a byte.
+  crypto::SecretText text(4096 + 4 * (meta.device.size() + (meta.user ? meta.user->size() : 0)) + 8 * key.size());
   switch (format) {
   case KeyFormat::hex:
-    text = util::to_hex(key.span()) + "\n";
+    text.append_hex(key.span()).append("\n");
     break;
   case KeyFormat::base64:
-    text = util::to_base64(key.span()) + "\n";
+    text.append_base64(key.span(), sodium_base64_VARIANT_ORIGINAL).append("\n");
     break;
   case KeyFormat::psk:
     // identity:hexkey, as in the PSK files of stunnel and similar tools; the identity is the device id.
-    text = fmt::format("{}:{}\n", meta.user ? *meta.user : meta.device, util::to_hex(key.span()));
+    text.append(meta.user ? *meta.user : meta.device).append(":").append_hex(key.span()).append("\n");
     break;
   case KeyFormat::c: {
     const std::string name = c_name(meta);
-    text = fmt::format("/* fleetkey {} key for device \"{}\"", meta.kind, c_comment_safe(meta.device));
+    std::string head = fmt::format("/* fleetkey {} key for device \"{}\"", meta.kind, c_comment_safe(meta.device));
     if (meta.user) {
-      text += fmt::format(", user \"{}\" epoch {}", c_comment_safe(*meta.user), *meta.epoch);
+      head += fmt::format(", user \"{}\" epoch {}", c_comment_safe(*meta.user), *meta.epoch);
     }
     if (meta.purpose) {
-      text += fmt::format(", purpose \"{}\"", *meta.purpose);
+      head += fmt::format(", purpose \"{}\"", *meta.purpose);
     }
-    text += fmt::format(", master key v{}, fingerprint {}{} */\n", meta.key_version, meta.fingerprint,
+    head += fmt::format(", master key v{}, fingerprint {}{} */\n", meta.key_version, meta.fingerprint,
                         meta.test_key ? ", TEST KEY" : "");
-    text += fmt::format("static const unsigned char {}[{}] = {{", name, key.size());
+    head += fmt::format("static const unsigned char {}[{}] = {{", name, key.size());
+    text.append(head);
     for (size_t i = 0; i < key.size(); ++i) {
-      text += fmt::format("{}0x{:02x}{}", i % 8 == 0 ? "\n    " : " ", key.data()[i], i + 1 < key.size() ? "," : "");
+      text.append(i % 8 == 0 ? "\n    0x" : " 0x").append_hex(key.span().subspan(i, 1));
+      if (i + 1 < key.size()) {
+        text.append(",");
+      }
     }
-    text += fmt::format("\n}};\nstatic const unsigned int {}_len = {};\n", name, key.size());
+    text.append(fmt::format("\n}};\nstatic const unsigned int {}_len = {};\n", name, key.size()));
     break;
   }
   case KeyFormat::json: {
@@ -116,16 +115,14 @@ crypto::Secret format_key(KeyFormat format, const crypto::Secret& key, const Key
     j["key_version"] = meta.key_version;
     j["fingerprint"] = meta.fingerprint;
     j["test_key"] = meta.test_key;
-    // The key is spliced in last, so that no copy of it lands in memory the json object frees unzeroed.
-    text = j.dump();
-    text.pop_back();
-    std::string b64 = util::to_base64(key.span());
-    text += ",\"key\":\"" + b64 + "\"}\n";
-    sodium_memzero(b64.data(), b64.size());
+    // The key is spliced in last, so that the json object never holds it.
+    std::string head = j.dump();
+    head.pop_back();
+    text.append(head).append(",\"key\":\"").append_base64(key.span(), sodium_base64_VARIANT_ORIGINAL).append("\"}\n");
     break;
   }
   }
-  return to_secret(text);
+  return std::move(text).take();
 }
 
 } // namespace fleetkey::fleet

@@ -706,24 +706,23 @@ TokenKey export_token_key(Fleet& fleet, const std::optional<std::string>& audien
 
 crypto::Secret format_token_key(const TokenKey& key, std::string_view format)
 {
-  std::string text;
+  crypto::SecretText text(1024 + 6 * key.kid.size() + 2 * key.key.size());
   if (format == "hex") {
-    text = util::to_hex(key.key.span()) + "\n";
+    text.append_hex(key.key.span()).append("\n");
   } else if (format == "base64") {
-    text = util::to_base64(key.key.span()) + "\n";
+    text.append_base64(key.key.span(), sodium_base64_VARIANT_ORIGINAL).append("\n");
   } else if (format == "jwk") {
-    text = R"({"kty":"oct","kid":)";
-    token::append_json_string(text, key.kid);
+    std::string head = R"({"kty":"oct","kid":)";
+    token::append_json_string(head, key.kid);
     if (key.format == token::Format::jwt) {
-      text += R"(,"alg":"HS256")";
+      head += R"(,"alg":"HS256")";
     }
-    text += R"(,"use":"sig","k":")" + util::to_base64url(key.key.span()) + "\"}\n";
+    head += R"(,"use":"sig","k":")";
+    text.append(head).append_base64(key.key.span(), sodium_base64_VARIANT_URLSAFE_NO_PADDING).append("\"}\n");
   } else {
     throw Error(Exit::usage, "unknown key format \"{}\" (hex, base64 or jwk)", format);
   }
-  auto out = crypto::Secret::copy_of(util::as_bytes(text));
-  sodium_memzero(text.data(), text.size());
-  return out;
+  return std::move(text).take();
 }
 
 RevokedToken revoke_token(Fleet& fleet, std::string_view token_or_id, std::string_view reason)

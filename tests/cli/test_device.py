@@ -143,6 +143,10 @@ class DeviceTest(fk.FleetTest):
         self.assertTrue(c.endswith("};\nstatic const unsigned int fleetkey_device_key_len = 32;\n"))
         body = c[c.index("{") + 1:c.index("}")]
         self.assertEqual(bytes(int(x, 16) for x in body.replace(",", " ").split()), raw)
+        rows = [", ".join("0x%02x" % b for b in raw[i:i + 8]) for i in range(0, 32, 8)]
+        self.assertEqual(c.splitlines()[1:], ["static const unsigned char fleetkey_device_key[32] = {"]
+                         + ["    " + r + ("," if i < 3 else "") for i, r in enumerate(rows)]
+                         + ["};", "static const unsigned int fleetkey_device_key_len = 32;"])
         expected = {"kind": "device", "device": "SN-0001", "purpose": None, "key_version": 1,
                     "fingerprint": KDEV_FP, "test_key": True, "key": base64.b64encode(raw).decode()}
         self.assertEqual(json.loads(self.fk("device", "key", "SN-0001", "--format", "json").out), expected)

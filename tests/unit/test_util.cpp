@@ -6,6 +6,7 @@
 #include <fleetkey/util/text.hpp>
 
 #include <doctest/doctest.h>
+#include <sodium.h>
 
 #include <algorithm>
 #include <atomic>
@@ -290,4 +291,22 @@ TEST_CASE("Secrets are allocated and released from several threads at once")
   a.join();
   b.join();
   CHECK(ok);
+}
+
+TEST_CASE("SecretText builds text in guarded memory: hex, base64, and a hard capacity")
+{
+  const uint8_t key[] = {0x00, 0x01, 0xfe, 0xff};
+  crypto::SecretText t(32);
+  t.append("k=").append_hex(key).append(" ").append_base64(key, sodium_base64_VARIANT_ORIGINAL);
+  CHECK(t.view() == "k=0001feff AAH+/w==");
+  t.append(" ").append_base64(key, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+  CHECK(t.view() == "k=0001feff AAH+/w== AAH-_w");
+  CHECK_THROWS_AS(t.append(std::string(7, 'x')), std::length_error); // 26 + 7 > 32
+  CHECK(t.view() == "k=0001feff AAH+/w== AAH-_w");                   // unchanged by the refusal
+  const auto s = std::move(t).take();
+  CHECK(crypto::as_text(s) == "k=0001feff AAH+/w== AAH-_w");
+  crypto::SecretText exact(8 + 8); // the capacity is the text's: exactly enough is enough
+  exact.append_hex(key).append_base64(key, sodium_base64_VARIANT_ORIGINAL);
+  CHECK(exact.view() == "0001feffAAH+/w==");
+  CHECK_THROWS_AS(exact.append("x"), std::length_error);
 }

@@ -54,11 +54,31 @@ inline std::string_view as_text(const Secret& s) noexcept
   return {reinterpret_cast<const char*>(s.data()), s.size()};
 }
 
+// Text that carries a secret (a key as hex, base64 or a C array), built in guarded memory: unlike a
+// std::string, whose reallocations free copies unzeroed, it leaves no trace of the secret behind.
+// The capacity is fixed; exceeding it is a programming error (std::length_error).
+class SecretText
+{
+public:
+  explicit SecretText(size_t capacity);
+  SecretText& append(std::string_view text);
+  SecretText& append_hex(std::span<const uint8_t> bytes);                 // lower case
+  SecretText& append_base64(std::span<const uint8_t> bytes, int variant); // sodium_base64_VARIANT_*
+  std::string_view view() const noexcept { return {reinterpret_cast<const char*>(m_buf.data()), m_size}; }
+  Secret take() &&; // the text written so far
+
+private:
+  char* room(size_t n); // n more bytes, past the text
+
+  Secret m_buf;
+  size_t m_size = 0;
+};
+
 // Key files and passphrase files are small; anything larger is refused, not read.
 constexpr size_t k_max_secret_file = 64 * 1024;
 
-// Reads a file straight into guarded memory. Opens it once, refuses a symbolic link and a file
-// that group or others can access (checked on the open descriptor) or that is larger than
+// Reads a file straight into guarded memory. Opens it once (following a symbolic link), refuses a
+// file that group or others can access (checked on the open descriptor) or that is larger than
 // `max_size`. `what` names it in messages ("passphrase file"). Throws Error(key).
 Secret read_private_file(const std::string& path, std::string_view what, size_t max_size = k_max_secret_file);
 
