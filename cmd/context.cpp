@@ -1,10 +1,15 @@
 #include "context.hpp"
 
+#include <fleetkey/util/error.hpp>
+#include <fleetkey/util/file.hpp>
 #include <fleetkey/util/text.hpp>
 
 #include <fmt/format.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
+#include <unistd.h>
 
 namespace fleetkey::cmd {
 
@@ -89,8 +94,10 @@ std::string one_line(std::string_view text)
 
 void Context::write_secret(const crypto::Secret& text) const
 {
-  std::fwrite(text.data(), 1, text.size(), stdout);
-  std::fflush(stdout);
+  // Past stdio, straight to the descriptor: stdio's buffer would keep a copy until exit, unzeroed.
+  if (std::fflush(stdout) != 0 || !util::write_fully(STDOUT_FILENO, text.span())) {
+    throw Error(Exit::failure, "cannot write to stdout: {}", std::strerror(errno));
+  }
 }
 
 CLI::App* add_command(CLI::App& parent, Context& ctx, const std::string& name, const std::string& help,

@@ -288,16 +288,8 @@ util::Fd temp_file()
 
 void write_all(int fd, std::string_view data)
 {
-  size_t done = 0;
-  while (done < data.size()) {
-    const ssize_t n = ::write(fd, data.data() + done, data.size() - done);
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
-    if (n < 0) {
-      throw Error(Exit::failure, "cannot write the temporary file of the import: {}", std::strerror(errno));
-    }
-    done += static_cast<size_t>(n);
+  if (!util::write_fully(fd, data)) {
+    throw Error(Exit::failure, "cannot write the temporary file of the import: {}", std::strerror(errno));
   }
 }
 

@@ -196,15 +196,8 @@ void write_whole(const std::string& path, std::string_view data, util::Overwrite
   if (((st.st_mode & 07777) != 0600 && ::fchmod(fd.get(), 0600) != 0) || ::ftruncate(fd.get(), 0) != 0) {
     throw Error(Exit::failure, "cannot write {}: {}", path, std::strerror(errno));
   }
-  while (!data.empty()) {
-    const ssize_t n = ::write(fd.get(), data.data(), data.size());
-    if (n < 0) {
-      if (errno == EINTR) {
-        continue;
-      }
-      throw Error(Exit::failure, "cannot write {}: {}", path, std::strerror(errno));
-    }
-    data.remove_prefix(static_cast<size_t>(n));
+  if (!util::write_fully(fd.get(), data)) {
+    throw Error(Exit::failure, "cannot write {}: {}", path, std::strerror(errno));
   }
   if (::close(fd.release()) != 0) {
     throw Error(Exit::failure, "cannot write {}: {}", path, std::strerror(errno));

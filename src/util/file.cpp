@@ -99,18 +99,26 @@ void AtomicFile::write(std::string_view data)
   write(as_bytes(data));
 }
 
-void AtomicFile::write(std::span<const uint8_t> data)
+bool write_fully(int fd, std::span<const uint8_t> data)
 {
   size_t done = 0;
   while (done < data.size()) {
-    const ssize_t n = ::write(m_fd.get(), data.data() + done, data.size() - done);
+    const ssize_t n = ::write(fd, data.data() + done, data.size() - done);
     if (n < 0) {
       if (errno == EINTR) {
         continue;
       }
-      throw Error(Exit::failure, "cannot write {}: {}", m_path, std::strerror(errno));
+      return false;
     }
     done += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+void AtomicFile::write(std::span<const uint8_t> data)
+{
+  if (!write_fully(m_fd.get(), data)) {
+    throw Error(Exit::failure, "cannot write {}: {}", m_path, std::strerror(errno));
   }
 }
 

@@ -152,6 +152,13 @@ class DeviceTest(fk.FleetTest):
         self.assertEqual(json.loads(self.fk("device", "key", "SN-0001", "--format", "json").out), expected)
         self.assertEqual(self.fk("--json", "device", "key", "SN-0001").json(), expected)
         self.fails(fk.USAGE, "device", "key", "SN-0001", "--format", "pem")
+        # A key that cannot be written (a full disk) is an error. Keys bypass stdio's buffer (no copy
+        # left in it), so the failure is seen at the write itself.
+        with open("/dev/full", "w") as full:
+            proc = subprocess.run([fk.BIN, "device", "key", "SN-0001"], stdout=full, stderr=subprocess.PIPE,
+                                  env=self.env, text=True, timeout=60)
+        self.assertEqual((proc.returncode, proc.stderr.replace(fk.TEST_KEY_WARNING, "")),
+                         (1, "fleetkey: error: cannot write to stdout: No space left on device\n"))
 
     def test_purpose_subkeys(self):
         self.fk("device", "add", "SN-0001")

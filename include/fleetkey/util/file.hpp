@@ -39,6 +39,13 @@ private:
 
 enum class Overwrite { no, yes };
 
+// Writes all of `data` to `fd`, retrying short writes and EINTR. False (errno set) on an error.
+bool write_fully(int fd, std::span<const uint8_t> data);
+inline bool write_fully(int fd, std::string_view data)
+{
+  return write_fully(fd, std::span(reinterpret_cast<const uint8_t*>(data.data()), data.size()));
+}
+
 // Writes a new file, mode 0600 from the start, that appears at `path` only on commit(): an unnamed
 // O_TMPFILE file linked into place (linkat, or linkat to a temporary name and rename over an
 // existing file), or where the file system lacks O_TMPFILE a temporary name created with O_EXCL.
