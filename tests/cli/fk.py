@@ -7,6 +7,7 @@ import json
 import os
 import pty
 import re
+import select
 import sqlite3
 import subprocess
 import tempfile
@@ -83,30 +84,40 @@ class FleetTest(unittest.TestCase):
         self.assertRegex(err, r"^fleetkey: error: [^\n]+\n$")
         return r
 
-    def run_on_pty(self, args, answers=()):
-        """Runs fleetkey with a pseudo-terminal as its controlling terminal and stdout, typing each of
-        `answers` at the next prompt (a line ending in ':'). Returns (exit code, everything it printed)."""
+    def pty_session(self, args, answers=(), timeout=120):
+        """Runs fleetkey with a pseudo-terminal as its controlling terminal and stdout, typing the next of
+        `answers` whenever its output since the last answer ends in a prompt (':'), until it exits. A
+        command that asks fewer questions than there are answers leaves the rest untyped.
+        Returns (exit code, everything it printed with "<typed>" where it was answered, answers typed)."""
         pid, fd = pty.fork()
         if pid == 0:
             os.execve(BIN, [BIN, *args], self.env)
-        out = b""
-        for answer in answers:
-            deadline = time.time() + 30
-            while not out.rstrip().endswith(b":") and time.time() < deadline:
-                out += os.read(fd, 1024)
-            os.write(fd, answer.encode() + b"\n")
-            time.sleep(0.05)
-            out += b"<typed>"
-        while True:
-            try:
-                chunk = os.read(fd, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            out += chunk
+        out, since, typed = b"", 0, 0
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if select.select([fd], [], [], 0.2)[0]:
+                try:
+                    chunk = os.read(fd, 4096)
+                except OSError:  # EIO: the child has exited and the terminal is gone
+                    break
+                if not chunk:
+                    break
+                out += chunk
+            if typed < len(answers) and out[since:].rstrip().endswith(b":"):
+                os.write(fd, answers[typed].encode() + b"\n")
+                typed += 1
+                out += b"<typed>"
+                since = len(out)
+        else:
+            os.kill(pid, 9)
         _, status = os.waitpid(pid, 0)
-        return os.waitstatus_to_exitcode(status), out.decode()
+        os.close(fd)
+        return os.waitstatus_to_exitcode(status), out.decode(), typed
+
+    def run_on_pty(self, args, answers=()):
+        """pty_session without the count: (exit code, everything it printed)."""
+        rc, out, _ = self.pty_session(args, answers)
+        return rc, out
 
     def init_test_key(self, seed=TEST_SEED):
         return self.fk("init", "--no-passphrase", "--test-seed", seed)

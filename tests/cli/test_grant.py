@@ -11,7 +11,7 @@ import time
 import cbor2
 
 import fk
-from fk import FAILURE, OK, USAGE, CONFLICT, TOKEN_REVOKED, TOKEN_WRONG_AUDIENCE
+from fk import FAILURE, USAGE, CONFLICT, TOKEN_REVOKED, TOKEN_WRONG_AUDIENCE
 
 BUNDLE_KEYS = ["type", "version", "user", "device", "role", "epoch", "key_version", "expires", "fingerprint",
                "test_key", "token", "token_id", "user_key"]

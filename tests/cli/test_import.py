@@ -7,10 +7,8 @@ import json
 import os
 import random
 import signal
-import sqlite3
 import stat
 import subprocess
-import threading
 import time
 
 import fk

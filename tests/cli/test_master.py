@@ -1,9 +1,6 @@
 """fleetkey master list | rotate | retire | passwd, and the key file's protections."""
 import os
-import pty
-import select
 import sqlite3
-import time
 from contextlib import closing
 
 import fk
@@ -12,35 +9,6 @@ V1 = "46dd0fcf04f1426d2a34d8aaa19c08dd"
 
 
 class MasterTest(fk.FleetTest):
-    def answer_on_pty(self, args, answers, timeout=120):
-        """Runs fleetkey on a pseudo-terminal, typing the next of `answers` at each prompt (output ending
-        in ':') until it exits; unlike fk.run_on_pty it copes with fewer prompts than answers.
-        Returns (exit code, everything it printed, number of answers typed)."""
-        pid, fd = pty.fork()
-        if pid == 0:
-            os.execve(fk.BIN, [fk.BIN, *args], self.env)
-        out, since, typed = b"", 0, 0
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if select.select([fd], [], [], 0.2)[0]:
-                try:
-                    chunk = os.read(fd, 4096)
-                except OSError:
-                    break
-                if not chunk:
-                    break
-                out += chunk
-            if typed < len(answers) and out[since:].rstrip().endswith(b":"):
-                os.write(fd, answers[typed].encode() + b"\n")
-                typed += 1
-                out += b"<typed>"
-                since = len(out)
-        else:
-            os.kill(pid, 9)
-        _, status = os.waitpid(pid, 0)
-        os.close(fd)
-        return os.waitstatus_to_exitcode(status), out.decode(), typed
-
     def test_list_table_and_json(self):
         self.init_test_key()
         r = self.fk("master", "list")
@@ -93,7 +61,7 @@ class MasterTest(fk.FleetTest):
         rc, out = self.run_on_pty(["init", "--kdf", "interactive"], ["pass1", "pass1"])
         self.assertEqual(rc, 0, out)
         # A second prompt would get "TYPO", and the new file would be encrypted under it.
-        rc, out, typed = self.answer_on_pty(["master", "rotate"], ["pass1", "TYPO"])
+        rc, out, typed = self.pty_session(["master", "rotate"], ["pass1", "TYPO"])
         self.assertEqual(rc, 0, out)
         self.assertEqual(out.count("Passphrase"), 1, out)
         self.assertEqual(typed, 1, out)
@@ -107,7 +75,7 @@ class MasterTest(fk.FleetTest):
     def test_passwd_on_a_terminal_asks_for_the_old_passphrase_once(self):
         rc, out = self.run_on_pty(["init", "--kdf", "interactive"], ["pass1", "pass1"])
         self.assertEqual(rc, 0, out)
-        rc, out, typed = self.answer_on_pty(["master", "passwd"], ["pass1", "pass2", "pass2", "EXTRA"])
+        rc, out, typed = self.pty_session(["master", "passwd"], ["pass1", "pass2", "pass2", "EXTRA"])
         self.assertEqual(rc, 0, out)
         self.assertEqual(typed, 3, out)
         self.assertEqual([line.split("<typed>")[0].strip() for line in out.split("\n") if "<typed>" in line],

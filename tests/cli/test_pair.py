@@ -297,7 +297,7 @@ class PairTest(fk.FleetTest):
         self.fk("pair", "SN-42", "-o", out)
         self.assertEqual(fk.zbar(out), [f"FK1:{pin('SN-42', 0)}:SN-42"])
         before = self.snapshot()
-        r = self.fails(fk.CONFLICT, "pair", "SN-42", "-o", out, "--rotate")
+        self.fails(fk.CONFLICT, "pair", "SN-42", "-o", out, "--rotate")
         self.assertEqual(self.snapshot(), before)  # no rotation without its label
         self.fk("pair", "SN-42", "-o", out, "--rotate", "--force")
         self.assertEqual(fk.zbar(out), [f"FK1:{pin('SN-42', 1)}:SN-42"])
