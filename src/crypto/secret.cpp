@@ -9,6 +9,7 @@
 #include <mutex>
 #include <new>
 #include <stdexcept>
+#include <sys/stat.h>
 
 namespace fleetkey::crypto {
 
@@ -232,7 +233,20 @@ Secret read_private_file(const std::string& path, std::string_view what, size_t 
   if (!fd) {
     throw Error(Exit::key, fd.error());
   }
-  Secret out(max_size);
+  // A regular file gets a buffer of its own size: a key file then fits a slot of the secure heap,
+  // where max_size would be a region of its own, zeroed and mlocked page by page (0.1 ms of every
+  // command, measured). Anything else (a pipe, from --passphrase-file <(...)) gets max_size.
+  size_t capacity = max_size;
+  struct stat st
+  {
+  };
+  if (::fstat(fd->get(), &st) == 0 && S_ISREG(st.st_mode)) {
+    if (static_cast<uint64_t>(st.st_size) > max_size) {
+      throw Error(Exit::key, "{} {} is larger than {} bytes", what, path, max_size);
+    }
+    capacity = static_cast<size_t>(st.st_size);
+  }
+  Secret out(capacity);
   const auto size = util::read_into(*fd, out.span(), fmt::format("{} {}", what, path));
   if (!size) {
     throw Error(Exit::key, size.error());

@@ -67,9 +67,10 @@ std::string c_comment_safe(std::string_view s)
 
 crypto::Secret format_key(KeyFormat format, const crypto::Secret& key, const KeyMeta& meta)
 {
-  // Room for the longest form: the C array's comment quotes ids and names (at most 4 bytes each
-  // of theirs) and the key takes 6 bytes a byte.
-  crypto::SecretText text(4096 + 4 * (meta.device.size() + (meta.user ? meta.user->size() : 0)) + 8 * key.size());
+  // Room for the longest form, the C array: under 500 bytes of fixed text, ids and names quoted at
+  // most 4 bytes for each of theirs, 6 to 7 bytes a key byte. Small, so that it is a slot of the
+  // secure heap rather than a region of its own.
+  crypto::SecretText text(768 + 4 * (meta.device.size() + (meta.user ? meta.user->size() : 0)) + 8 * key.size());
   switch (format) {
   case KeyFormat::hex:
     text.append_hex(key.span()).append("\n");

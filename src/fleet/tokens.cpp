@@ -706,7 +706,7 @@ TokenKey export_token_key(Fleet& fleet, const std::optional<std::string>& audien
 
 crypto::Secret format_token_key(const TokenKey& key, std::string_view format)
 {
-  crypto::SecretText text(1024 + 6 * key.kid.size() + 2 * key.key.size());
+  crypto::SecretText text(256 + 6 * key.kid.size() + 2 * key.key.size()); // the JWK is the longest
   if (format == "hex") {
     text.append_hex(key.key.span()).append("\n");
   } else if (format == "base64") {
