@@ -7,8 +7,9 @@
 
 #if defined(__x86_64__)
 #include <immintrin.h>
-#if __has_include(<sys/platform/x86.h>)
-#include <sys/platform/x86.h> // glibc 2.33+
+// glibc 2.33+; its inline functions return _Bool, which GCC's C++ accepts and clang's does not.
+#if __has_include(<sys/platform/x86.h>) && !defined(__clang__)
+#include <sys/platform/x86.h>
 #else
 #include <cpuid.h>
 #endif
