@@ -116,7 +116,6 @@ void setup_user(CLI::App& app, Context& ctx)
         if (qr_mode && !go->output && (ctx.json() || *qr_mode == fleet::QrMode::png)) {
           throw fleetkey::Error(Exit::usage, "--qr {} needs -o FILE{}", *go->qr, ctx.json() ? " with --json" : "");
         }
-        fleet::validate_role(go->role);
         if (go->output && util::exists(*go->output)) {
           throw fleetkey::Error(Exit::conflict, "{} already exists", *go->output);
         }

@@ -131,16 +131,10 @@ constexpr int k_base64 = sodium_base64_VARIANT_ORIGINAL; // RFC 4648 section 4, 
 // file the base64 is the key ring itself.
 Secret with_payload(std::string_view header, const Secret& payload)
 {
-  const size_t b64_size = sodium_base64_encoded_len(payload.size(), k_base64); // counts a NUL terminator
-  Secret out(header.size() + k_payload_label.size() + b64_size);
-  uint8_t* p = out.data();
-  std::memcpy(p, header.data(), header.size());
-  p += header.size();
-  std::memcpy(p, k_payload_label.data(), k_payload_label.size());
-  p += k_payload_label.size();
-  sodium_bin2base64(reinterpret_cast<char*>(p), b64_size, payload.data(), payload.size(), k_base64);
-  out.data()[out.size() - 1] = '\n'; // over the NUL terminator
-  return out;
+  // encoded_len counts a NUL terminator, where the "\n" goes.
+  SecretText out(header.size() + k_payload_label.size() + sodium_base64_encoded_len(payload.size(), k_base64));
+  out.append(header).append(k_payload_label).append_base64(payload.span(), k_base64).append("\n");
+  return std::move(out).take();
 }
 
 // Decodes the payload straight into guarded memory.

@@ -229,7 +229,10 @@ Secret SecretText::take() &&
 
 Secret read_private_file(const std::string& path, std::string_view what, size_t max_size)
 {
-  auto fd = util::open_private(path, what);
+  struct stat st
+  {
+  };
+  auto fd = util::open_private(path, what, &st);
   if (!fd) {
     throw Error(Exit::key, fd.error());
   }
@@ -237,10 +240,7 @@ Secret read_private_file(const std::string& path, std::string_view what, size_t 
   // where max_size would be a region of its own, zeroed and mlocked page by page (0.1 ms of every
   // command, measured). Anything else (a pipe, from --passphrase-file <(...)) gets max_size.
   size_t capacity = max_size;
-  struct stat st
-  {
-  };
-  if (::fstat(fd->get(), &st) == 0 && S_ISREG(st.st_mode)) {
+  if (S_ISREG(st.st_mode)) {
     if (static_cast<uint64_t>(st.st_size) > max_size) {
       throw Error(Exit::key, "{} {} is larger than {} bytes", what, path, max_size);
     }

@@ -192,7 +192,7 @@ Result<std::string> read_file(const std::string& path, size_t max_size)
   return out;
 }
 
-Result<Fd> open_private(const std::string& path, std::string_view what)
+Result<Fd> open_private(const std::string& path, std::string_view what, struct stat* st_out)
 {
   // Symbolic links are followed (Kubernetes secret mounts, --passphrase-file <(...)); what is checked
   // is the file actually opened, through its descriptor, so it cannot be swapped after the check.
@@ -209,6 +209,9 @@ Result<Fd> open_private(const std::string& path, std::string_view what)
   if ((st.st_mode & 077) != 0) {
     return fail(fmt::format("{} {} is accessible by group or others (mode {:04o}); fix it with: chmod 600 {}", what,
                             path, st.st_mode & 07777, path));
+  }
+  if (st_out != nullptr) {
+    *st_out = st;
   }
   return fd;
 }

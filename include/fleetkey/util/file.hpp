@@ -7,6 +7,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <sys/stat.h>
 
 namespace fleetkey::util {
 
@@ -76,10 +77,10 @@ bool exists(const std::string& path);
 // Reads a whole file; `max_size` guards against reading a device or a huge file by mistake.
 Result<std::string> read_file(const std::string& path, size_t max_size = 1 << 20);
 
-// Opens `path` for reading once, refusing a symbolic link, and checks through the descriptor that
+// Opens `path` for reading once (following a symbolic link) and checks through the descriptor that
 // group and others cannot access the file, so that the file checked is the file read. `what`
-// names the file in messages ("master key file").
-Result<Fd> open_private(const std::string& path, std::string_view what);
+// names the file in messages ("master key file"). `st`, if given, receives the file's status.
+Result<Fd> open_private(const std::string& path, std::string_view what, struct stat* st = nullptr);
 
 // Reads `fd` to its end straight into `out`, with no copy elsewhere; fails when the data does not
 // fit. Returns the number of bytes read. `name` names the file in messages.
