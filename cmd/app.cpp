@@ -7,16 +7,8 @@ namespace fleetkey::cmd {
 
 namespace {
 
-using Setup = void (*)(CLI::App&, Context&);
-
-struct Group
-{
-  std::string_view name; // the subcommand that `setup` adds
-  Setup setup;
-};
-
 // Explicit on purpose: self-registering objects can be dropped by the linker from static libraries.
-constexpr Group k_command_groups[] = {
+constexpr Command k_command_groups[] = {
     {"init", setup_init},   {"master", setup_master}, {"device", setup_device}, {"user", setup_user},
     {"token", setup_token}, {"pair", setup_pair},     {"audit", setup_audit},
 };
@@ -31,9 +23,16 @@ bool is_one_of(std::string_view arg, std::span<const std::string_view> names)
 }
 
 // The command group the arguments name, found as CLI11 will find it: the first argument that is
-// neither a global option nor its value. Nullptr when in doubt (anything unusual, help, version),
-// and then every group is built.
-const Group* named_group(std::span<char* const> args)
+// neither a global option nor its value; and the argument after it, which may name one of the
+// group's commands. No group when in doubt (anything unusual, help, version), and then every group
+// is built.
+struct Named
+{
+  const Command* group = nullptr;
+  std::string_view command;
+};
+
+Named named_group(std::span<char* const> args)
 {
   for (size_t i = 1; i < args.size(); ++i) {
     const std::string_view arg = args[i];
@@ -48,12 +47,12 @@ const Group* named_group(std::span<char* const> args)
     }
     for (const auto& g : k_command_groups) {
       if (arg == g.name) {
-        return &g;
+        return {&g, i + 1 < args.size() ? std::string_view(args[i + 1]) : std::string_view()};
       }
     }
-    return nullptr;
+    return {};
   }
-  return nullptr;
+  return {};
 }
 
 // named_group() must know each global option and whether it takes a value. One it does not know
@@ -114,9 +113,11 @@ std::unique_ptr<CLI::App> build_app(Context& ctx, std::span<char* const> args)
   app->add_flag("-v,--verbose", g.verbose, "Say more on stderr (repeatable)");
   app->option_defaults()->group("Options");
   // Building all ~50 commands costs more than a small command's work; a command line that names
-  // its group needs only that one. Help and docs (no arguments) get every group.
-  if (const Group* named = named_group(args)) {
-    named->setup(*app, ctx);
+  // its group needs only that one, and within it only the command it names (add_commands). Help
+  // and docs (no arguments) get every group.
+  if (const Named named = named_group(args); named.group != nullptr) {
+    ctx.named_command = named.command;
+    named.group->setup(*app, ctx);
   } else {
     check_globals_known(*app);
     for (const auto& group : k_command_groups) {

@@ -108,4 +108,17 @@ CLI::App* add_command(CLI::App& parent, Context& ctx, const std::string& name, c
   return sub;
 }
 
+void add_commands(CLI::App& group, Context& ctx, std::span<const Command> commands)
+{
+  for (const auto& c : commands) {
+    if (c.name == ctx.named_command) {
+      c.setup(group, ctx);
+      return;
+    }
+  }
+  for (const auto& c : commands) {
+    c.setup(group, ctx);
+  }
+}
+
 } // namespace fleetkey::cmd

@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 
 namespace fleetkey::cmd {
@@ -32,6 +33,9 @@ public:
   Globals globals;
   // Set by the callback of the command the user chose; main runs it once parsing succeeded.
   std::function<void()> action;
+  // The word after the group on the command line (`add` in `fleetkey device add ...`), which
+  // may name one of the group's commands; empty when every command is built (see add_commands).
+  std::string_view named_command;
 
   fleet::Fleet& fleet();
   bool json() const { return globals.json; }
@@ -54,5 +58,17 @@ std::string one_line(std::string_view text);
 // Registers a subcommand whose callback hands `run` to main as the action to perform.
 CLI::App* add_command(CLI::App& parent, Context& ctx, const std::string& name, const std::string& help,
                       std::function<void()> run);
+
+// A command (or command group) and the function that adds it, with its options, to its parent.
+struct Command
+{
+  std::string_view name;
+  void (*setup)(CLI::App& parent, Context& ctx);
+};
+
+// Adds a group's commands in order; only the one ctx.named_command names, if it names one. A
+// command line that names its command gets the same parse from it alone, and building all of a
+// group's options costs a one-line command such as `device add` more than its own work.
+void add_commands(CLI::App& group, Context& ctx, std::span<const Command> commands);
 
 } // namespace fleetkey::cmd

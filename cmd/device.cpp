@@ -46,15 +46,10 @@ void print_device(Context& ctx, const registry::DeviceRecord& d)
   }
 }
 
-} // namespace
-
-void setup_device(CLI::App& app, Context& ctx)
+void add_device_add(CLI::App& device, Context& ctx)
 {
-  auto* device = app.add_subcommand("device", "Register devices and derive their keys");
-  device->require_subcommand(1);
-
   auto ao = std::make_shared<DeviceAddOptions>();
-  auto* add = add_command(*device, ctx, "add", "Register a device and derive its key K_dev(ID)", [&ctx, ao] {
+  auto* add = add_command(device, ctx, "add", "Register a device and derive its key K_dev(ID)", [&ctx, ao] {
     const auto r = fleet::add_device(ctx.fleet(), {ao->id, ao->model, fleet::parse_labels(ao->labels)},
                                      ao->if_missing ? fleet::IfMissing::yes : fleet::IfMissing::no);
     if (ctx.json()) {
@@ -72,11 +67,12 @@ void setup_device(CLI::App& app, Context& ctx)
   add->add_option("--model", ao->model, "Device model")->type_name("MODEL");
   add->add_option("--label", ao->labels, "Label KEY=VALUE")->type_name("K=V");
   add->add_flag("--if-missing", ao->if_missing, "Succeed without change if the device is already registered");
+}
 
-  setup_device_import(*device, ctx);
-
+void add_device_list(CLI::App& device, Context& ctx)
+{
   auto status = std::make_shared<std::string>();
-  auto* list = add_command(*device, ctx, "list", "List devices, streaming, in id order", [&ctx, status] {
+  auto* list = add_command(device, ctx, "list", "List devices, streaming, in id order", [&ctx, status] {
     ctx.fleet().registry(); // fail before printing anything
     if (!ctx.json()) {
       ctx.print(fmt::format("{:<24} {:<16} {:<8} {:<4} {}\n", "ID", "MODEL", "STATUS", "KEY", "CREATED"));
@@ -91,17 +87,23 @@ void setup_device(CLI::App& app, Context& ctx)
     });
   });
   list->add_option("--status", *status, "Only devices with this status")->check(CLI::IsMember({"active", "revoked"}));
+}
 
+void add_device_show(CLI::App& device, Context& ctx)
+{
   auto show_id = std::make_shared<std::string>();
-  auto* show = add_command(*device, ctx, "show", "Show one device", [&ctx, show_id] {
+  auto* show = add_command(device, ctx, "show", "Show one device", [&ctx, show_id] {
     const auto d = fleet::show_device(ctx.fleet(), *show_id);
     ctx.json() ? ctx.print_json(to_json(d)) : print_device(ctx, d);
   });
   show->add_option("ID", *show_id, "Device id")->required();
+}
 
+void add_device_revoke(CLI::App& device, Context& ctx)
+{
   auto ro = std::make_shared<DeviceRevokeOptions>();
   auto* revoke =
-      add_command(*device, ctx, "revoke", "Revoke a device: no more keys, grants or tokens for it", [&ctx, ro] {
+      add_command(device, ctx, "revoke", "Revoke a device: no more keys, grants or tokens for it", [&ctx, ro] {
         const auto d = fleet::revoke_device(ctx.fleet(), ro->id, ro->reason);
         if (ctx.json()) {
           ctx.print_json(to_json(d));
@@ -113,10 +115,13 @@ void setup_device(CLI::App& app, Context& ctx)
   revoke->add_option("--reason", ro->reason, "Why, for the audit trail (1 to 1024 bytes of printable text)")
       ->required()
       ->type_name("TEXT");
+}
 
+void add_device_key(CLI::App& device, Context& ctx)
+{
   auto ko = std::make_shared<DeviceKeyOptions>();
   auto* key =
-      add_command(*device, ctx, "key", "Print the device's key (or a purpose subkey) and nothing else", [&ctx, ko] {
+      add_command(device, ctx, "key", "Print the device's key (or a purpose subkey) and nothing else", [&ctx, ko] {
         const auto format = ctx.json() ? fleet::KeyFormat::json : fleet::parse_key_format(ko->format);
         auto& fleet = ctx.fleet();
         const auto k = fleet::export_device_key(fleet, ko->id, ko->purpose);
@@ -132,6 +137,19 @@ void setup_device(CLI::App& app, Context& ctx)
          "--purpose", ko->purpose,
          "Derive the subkey for NAME (e.g. enc, mac) instead of K_dev; NAME is 1-32 characters of a-z 0-9 _ . -")
       ->type_name("NAME");
+}
+
+} // namespace
+
+void setup_device(CLI::App& app, Context& ctx)
+{
+  auto* device = app.add_subcommand("device", "Register devices and derive their keys");
+  device->require_subcommand(1);
+  static constexpr Command k_commands[] = {
+      {"add", add_device_add},   {"import", setup_device_import}, {"list", add_device_list},
+      {"show", add_device_show}, {"revoke", add_device_revoke},   {"key", add_device_key},
+  };
+  add_commands(*device, ctx, k_commands);
 }
 
 } // namespace fleetkey::cmd

@@ -25,17 +25,15 @@ void print_master_table(Context& ctx, const std::vector<registry::MasterKeyRecor
   }
 }
 
-} // namespace
-
-void setup_master(CLI::App& app, Context& ctx)
+void add_master_list(CLI::App& master, Context& ctx)
 {
-  auto* master = app.add_subcommand("master", "Manage master key versions");
-  master->require_subcommand(1);
-
-  add_command(*master, ctx, "list", "List master key versions (no passphrase needed)",
+  add_command(master, ctx, "list", "List master key versions (no passphrase needed)",
               [&ctx] { print_master_table(ctx, fleet::list_master_keys(ctx.fleet())); });
+}
 
-  add_command(*master, ctx, "rotate",
+void add_master_rotate(CLI::App& master, Context& ctx)
+{
+  add_command(master, ctx, "rotate",
               "Add master key version v+1 and make it current (asks for the passphrase once, and keeps it)", [&ctx] {
                 const auto rec = fleet::rotate_master_key(ctx.fleet());
                 if (ctx.json()) {
@@ -47,9 +45,12 @@ void setup_master(CLI::App& app, Context& ctx)
                                   rec.version, rec.fingerprint));
                 }
               });
+}
 
+void add_master_retire(CLI::App& master, Context& ctx)
+{
   auto version = std::make_shared<uint32_t>(0);
-  auto* retire = add_command(*master, ctx, "retire", "Retire a master key version: its keys and tokens stop working",
+  auto* retire = add_command(master, ctx, "retire", "Retire a master key version: its keys and tokens stop working",
                              [&ctx, version] {
                                const auto rec = fleet::retire_master_key(ctx.fleet(), *version);
                                if (ctx.json()) {
@@ -59,10 +60,13 @@ void setup_master(CLI::App& app, Context& ctx)
                                }
                              });
   retire->add_option("VERSION", *version, "Master key version to retire")->required();
+}
 
+void add_master_passwd(CLI::App& master, Context& ctx)
+{
   auto po = std::make_shared<fleet::PasswdOptions>();
   auto* passwd =
-      add_command(*master, ctx, "passwd", "Re-encrypt the master key file under a new passphrase", [&ctx, po] {
+      add_command(master, ctx, "passwd", "Re-encrypt the master key file under a new passphrase", [&ctx, po] {
         fleet::change_passphrase(ctx.fleet(), *po);
         if (ctx.json()) {
           ctx.print_json({{"master_key", ctx.fleet().paths().master_key}, {"encrypted", !po->no_passphrase}});
@@ -82,6 +86,21 @@ void setup_master(CLI::App& app, Context& ctx)
                  "Write the key file unencrypted (not with --new-passphrase-file or --kdf)")
       ->excludes(new_file)
       ->excludes(kdf);
+}
+
+} // namespace
+
+void setup_master(CLI::App& app, Context& ctx)
+{
+  auto* master = app.add_subcommand("master", "Manage master key versions");
+  master->require_subcommand(1);
+  static constexpr Command k_commands[] = {
+      {"list", add_master_list},
+      {"rotate", add_master_rotate},
+      {"retire", add_master_retire},
+      {"passwd", add_master_passwd},
+  };
+  add_commands(*master, ctx, k_commands);
 }
 
 } // namespace fleetkey::cmd

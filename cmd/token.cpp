@@ -129,15 +129,10 @@ std::string_view alg_name(token::Format f)
   return "?";
 }
 
-} // namespace
-
-void setup_token(CLI::App& app, Context& ctx)
+void add_token_mint(CLI::App& tok, Context& ctx)
 {
-  auto* tok = app.add_subcommand("token", "Mint, verify, inspect and revoke role tokens (CWT and JWT)");
-  tok->require_subcommand(1);
-
   auto mo = std::make_shared<MintOptions>();
-  auto* mint = add_command(*tok, ctx, "mint", "Mint a role token and print it", [&ctx, mo] {
+  auto* mint = add_command(tok, ctx, "mint", "Mint a role token and print it", [&ctx, mo] {
     fleet::MintRequest req;
     req.subject = mo->sub;
     req.role = mo->role;
@@ -180,9 +175,12 @@ void setup_token(CLI::App& app, Context& ctx)
       ->capture_default_str();
   mint->add_option("--now", mo->now, "Issue as of TIME (2026-11-22T00:12:17Z, 2026-11-22 or @UNIX) for fixtures")
       ->type_name("TIME");
+}
 
+void add_token_verify(CLI::App& tok, Context& ctx)
+{
   auto vo = std::make_shared<VerifyOptions>();
-  auto* verify = add_command(*tok, ctx, "verify",
+  auto* verify = add_command(tok, ctx, "verify",
                              "Verify a token, or with - (or no argument) one token a line from stdin, printing one "
                              "JSON line each; the exit code names the (first) reason a token was rejected",
                              [&ctx, vo] {
@@ -231,9 +229,12 @@ void setup_token(CLI::App& app, Context& ctx)
   verify->add_option("--now", vo->now, "Check exp and nbf as of TIME instead of the clock")->type_name("TIME");
   verify->add_option("--leeway", vo->leeway, "Clock skew allowed on exp and nbf, e.g. 30s (default: none)")
       ->type_name("DURATION");
+}
 
+void add_token_inspect(CLI::App& tok, Context& ctx)
+{
   auto io = std::make_shared<std::string>();
-  auto* inspect = add_command(*tok, ctx, "inspect", "Decode a token WITHOUT verifying it", [&ctx, io] {
+  auto* inspect = add_command(tok, ctx, "inspect", "Decode a token WITHOUT verifying it", [&ctx, io] {
     const auto v = fleet::inspect_token(token_argument(*io));
     std::string id;
     token::token_id(v->claims, v->decoded.format, id);
@@ -258,9 +259,12 @@ void setup_token(CLI::App& app, Context& ctx)
                    "other users in ps)")
       ->required();
   inspect->footer("Exit status: 0 decoded, 10 malformed. See fleetkey-tokens(5).");
+}
 
+void add_token_key(CLI::App& tok, Context& ctx)
+{
   auto ko = std::make_shared<TokenKeyOptions>();
-  auto* key = add_command(*tok, ctx, "key",
+  auto* key = add_command(tok, ctx, "key",
                           "Print the verifying key, for servers that check tokens with their own JOSE or COSE library",
                           [&ctx, ko] {
                             // A JWK is a JOSE key: it verifies JWTs unless --for says otherwise.
@@ -293,9 +297,12 @@ void setup_token(CLI::App& app, Context& ctx)
       ->check(CLI::IsMember({"cwt", "cwt64", "jwt"}))
       ->type_name("FORMAT");
   key->footer("With --json: one object {\"kid\", \"for\", \"fingerprint\", \"test_key\", \"key\"}, key in hex.");
+}
 
+void add_token_revoke(CLI::App& tok, Context& ctx)
+{
   auto ro = std::make_shared<TokenRevokeOptions>();
-  auto* revoke = add_command(*tok, ctx, "revoke", "Revoke a token by its text or its token id", [&ctx, ro] {
+  auto* revoke = add_command(tok, ctx, "revoke", "Revoke a token by its text or its token id", [&ctx, ro] {
     const auto r = fleet::revoke_token(ctx.fleet(), token_argument(ro->token), ro->reason);
     if (ctx.json()) {
       Json j{{"token_id", r.token_id}, {"reason", r.reason}, {"created", r.created}};
@@ -315,6 +322,19 @@ void setup_token(CLI::App& app, Context& ctx)
   revoke->add_option("--reason", ro->reason, "Why, for the audit trail (1 to 1024 bytes of printable text)")
       ->required()
       ->type_name("TEXT");
+}
+
+} // namespace
+
+void setup_token(CLI::App& app, Context& ctx)
+{
+  auto* tok = app.add_subcommand("token", "Mint, verify, inspect and revoke role tokens (CWT and JWT)");
+  tok->require_subcommand(1);
+  static constexpr Command k_commands[] = {
+      {"mint", add_token_mint}, {"verify", add_token_verify}, {"inspect", add_token_inspect},
+      {"key", add_token_key},   {"revoke", add_token_revoke},
+  };
+  add_commands(*tok, ctx, k_commands);
 }
 
 } // namespace fleetkey::cmd

@@ -48,22 +48,20 @@ struct UserKeyOptions
   std::string format = "hex";
 };
 
-} // namespace
-
-void setup_user(CLI::App& app, Context& ctx)
+void add_user_add(CLI::App& user, Context& ctx)
 {
-  auto* user = app.add_subcommand("user", "Manage users, their grants and their per-device keys");
-  user->require_subcommand(1);
-
   auto ao = std::make_shared<UserAddOptions>();
-  auto* add = add_command(*user, ctx, "add", "Add a user", [&ctx, ao] {
+  auto* add = add_command(user, ctx, "add", "Add a user", [&ctx, ao] {
     const auto u = fleet::add_user(ctx.fleet(), ao->name, fleet::parse_labels(ao->labels));
     ctx.json() ? ctx.print_json(to_json(u)) : ctx.note(fmt::format("added user {}", u.name));
   });
   add->add_option("NAME", ao->name, "User name: 1-128 bytes of printable UTF-8")->required();
   add->add_option("--label", ao->labels, "Label KEY=VALUE")->type_name("K=V");
+}
 
-  add_command(*user, ctx, "list", "List users", [&ctx] {
+void add_user_list(CLI::App& user, Context& ctx)
+{
+  add_command(user, ctx, "list", "List users", [&ctx] {
     ctx.fleet().registry(); // fail before printing anything
     if (!ctx.json()) {
       ctx.print(fmt::format("{:<24} {:<21} {}\n", "NAME", "CREATED", "LABELS"));
@@ -73,9 +71,12 @@ void setup_user(CLI::App& app, Context& ctx)
                  : ctx.print(fmt::format("{:<24} {:<21} {}\n", u.name, u.created, labels_text(u.labels)));
     });
   });
+}
 
+void add_user_show(CLI::App& user, Context& ctx)
+{
   auto show_name = std::make_shared<std::string>();
-  auto* show = add_command(*user, ctx, "show", "Show a user and their grants", [&ctx, show_name] {
+  auto* show = add_command(user, ctx, "show", "Show a user and their grants", [&ctx, show_name] {
     const auto d = fleet::show_user(ctx.fleet(), *show_name);
     if (ctx.json()) {
       Json j = to_json(d.user);
@@ -94,10 +95,13 @@ void setup_user(CLI::App& app, Context& ctx)
     }
   });
   show->add_option("NAME", *show_name, "User name")->required();
+}
 
+void add_user_grant(CLI::App& user, Context& ctx)
+{
   auto go = std::make_shared<GrantOptions>();
   auto* grant = add_command(
-      *user, ctx, "grant",
+      user, ctx, "grant",
       "Grant a user a role on a device and print their credential bundle: the user key and a "
       "token for the device. Granting a user who already has an active grant on the device replaces it: "
       "the key epoch goes up by one, so the previous user key and every token of the old grant stop "
@@ -195,10 +199,13 @@ void setup_user(CLI::App& app, Context& ctx)
                    "Write the QR code (or, without --qr, the bundle JSON) to FILE, created 0600; stdout keeps the "
                    "summary. FILE must not exist; if it cannot be written, nothing is granted")
       ->type_name("FILE");
+}
 
+void add_user_revoke(CLI::App& user, Context& ctx)
+{
   auto ro = std::make_shared<UserRevokeOptions>();
   auto* revoke =
-      add_command(*user, ctx, "revoke", "Revoke a user's grant on one device, or on every device", [&ctx, ro] {
+      add_command(user, ctx, "revoke", "Revoke a user's grant on one device, or on every device", [&ctx, ro] {
         const auto revoked = fleet::revoke_user(ctx.fleet(), ro->name, ro->device, ro->reason);
         for (const auto& g : revoked) {
           ctx.json() ? ctx.print_json(to_json(g))
@@ -210,10 +217,13 @@ void setup_user(CLI::App& app, Context& ctx)
   revoke->add_option("--reason", ro->reason, "Why, for the audit trail (1 to 1024 bytes of printable text)")
       ->required()
       ->type_name("TEXT");
+}
 
+void add_user_key(CLI::App& user, Context& ctx)
+{
   auto ko = std::make_shared<UserKeyOptions>();
   auto* key = add_command(
-      *user, ctx, "key",
+      user, ctx, "key",
       "Print the user's key for a device, K_user(D, U, epoch); refused (exit 4) when the grant is revoked or "
       "expired",
       [&ctx, ko] {
@@ -229,6 +239,19 @@ void setup_user(CLI::App& app, Context& ctx)
   key->add_option("--format", ko->format, "Output format")
       ->check(CLI::IsMember({"hex", "base64", "c", "psk", "json"}))
       ->capture_default_str();
+}
+
+} // namespace
+
+void setup_user(CLI::App& app, Context& ctx)
+{
+  auto* user = app.add_subcommand("user", "Manage users, their grants and their per-device keys");
+  user->require_subcommand(1);
+  static constexpr Command k_commands[] = {
+      {"add", add_user_add},     {"list", add_user_list},     {"show", add_user_show},
+      {"grant", add_user_grant}, {"revoke", add_user_revoke}, {"key", add_user_key},
+  };
+  add_commands(*user, ctx, k_commands);
 }
 
 } // namespace fleetkey::cmd
