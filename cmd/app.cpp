@@ -113,7 +113,7 @@ std::unique_ptr<CLI::App> build_app(Context& ctx, std::span<char* const> args)
   app->add_flag("-v,--verbose", g.verbose, "Say more on stderr (repeatable)");
   app->option_defaults()->group("Options");
   // Building all ~50 commands costs more than a small command's work; a command line that names
-  // its group needs only that one, and within it only the command it names (add_commands). Help
+  // its group needs only that one, and within it only the command it names (add_group). Help
   // and docs (no arguments) get every group.
   if (const Named named = named_group(args); named.group != nullptr) {
     ctx.named_command = named.command;

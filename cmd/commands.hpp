@@ -18,7 +18,7 @@ void setup_pair(CLI::App& app, Context& ctx);
 void setup_audit(CLI::App& app, Context& ctx);
 
 // Builds the command line: global options and the command groups. With `args` (argv) naming a
-// group, only that group, and only the command named after it if there is one (add_commands);
+// group, only that group, and only the command named after it if there is one (add_group);
 // without, every group (help, completions, man page).
 std::unique_ptr<CLI::App> build_app(Context& ctx, std::span<char* const> args = {});
 

@@ -108,16 +108,19 @@ CLI::App* add_command(CLI::App& parent, Context& ctx, const std::string& name, c
   return sub;
 }
 
-void add_commands(CLI::App& group, Context& ctx, std::span<const Command> commands)
+void add_group(CLI::App& app, Context& ctx, const std::string& name, const std::string& help,
+               std::span<const Command> commands)
 {
+  CLI::App* group = app.add_subcommand(name, help);
+  group->require_subcommand(1);
   for (const auto& c : commands) {
     if (c.name == ctx.named_command) {
-      c.setup(group, ctx);
+      c.setup(*group, ctx);
       return;
     }
   }
   for (const auto& c : commands) {
-    c.setup(group, ctx);
+    c.setup(*group, ctx);
   }
 }
 

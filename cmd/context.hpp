@@ -34,7 +34,7 @@ public:
   // Set by the callback of the command the user chose; main runs it once parsing succeeded.
   std::function<void()> action;
   // The word after the group on the command line (`add` in `fleetkey device add ...`), which
-  // may name one of the group's commands; empty when every command is built (see add_commands).
+  // may name one of the group's commands; empty when every command is built (see add_group).
   std::string_view named_command;
 
   fleet::Fleet& fleet();
@@ -66,9 +66,11 @@ struct Command
   void (*setup)(CLI::App& parent, Context& ctx);
 };
 
-// Adds a group's commands in order; only the one ctx.named_command names, if it names one. A
-// command line that names its command gets the same parse from it alone, and building all of a
-// group's options costs a one-line command such as `device add` more than its own work.
-void add_commands(CLI::App& group, Context& ctx, std::span<const Command> commands);
+// Adds a command group that requires one of its commands, and the commands in order: only the one
+// ctx.named_command names, if it names one. A command line that names its command gets the same
+// parse from it alone, and building all of a group's options costs a one-line command such as
+// `device add` more than its own work.
+void add_group(CLI::App& app, Context& ctx, const std::string& name, const std::string& help,
+               std::span<const Command> commands);
 
 } // namespace fleetkey::cmd

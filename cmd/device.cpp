@@ -143,13 +143,11 @@ void add_device_key(CLI::App& device, Context& ctx)
 
 void setup_device(CLI::App& app, Context& ctx)
 {
-  auto* device = app.add_subcommand("device", "Register devices and derive their keys");
-  device->require_subcommand(1);
   static constexpr Command k_commands[] = {
       {"add", add_device_add},   {"import", setup_device_import}, {"list", add_device_list},
       {"show", add_device_show}, {"revoke", add_device_revoke},   {"key", add_device_key},
   };
-  add_commands(*device, ctx, k_commands);
+  add_group(app, ctx, "device", "Register devices and derive their keys", k_commands);
 }
 
 } // namespace fleetkey::cmd

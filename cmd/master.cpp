@@ -92,15 +92,13 @@ void add_master_passwd(CLI::App& master, Context& ctx)
 
 void setup_master(CLI::App& app, Context& ctx)
 {
-  auto* master = app.add_subcommand("master", "Manage master key versions");
-  master->require_subcommand(1);
   static constexpr Command k_commands[] = {
       {"list", add_master_list},
       {"rotate", add_master_rotate},
       {"retire", add_master_retire},
       {"passwd", add_master_passwd},
   };
-  add_commands(*master, ctx, k_commands);
+  add_group(app, ctx, "master", "Manage master key versions", k_commands);
 }
 
 } // namespace fleetkey::cmd

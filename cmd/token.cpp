@@ -328,13 +328,11 @@ void add_token_revoke(CLI::App& tok, Context& ctx)
 
 void setup_token(CLI::App& app, Context& ctx)
 {
-  auto* tok = app.add_subcommand("token", "Mint, verify, inspect and revoke role tokens (CWT and JWT)");
-  tok->require_subcommand(1);
   static constexpr Command k_commands[] = {
       {"mint", add_token_mint}, {"verify", add_token_verify}, {"inspect", add_token_inspect},
       {"key", add_token_key},   {"revoke", add_token_revoke},
   };
-  add_commands(*tok, ctx, k_commands);
+  add_group(app, ctx, "token", "Mint, verify, inspect and revoke role tokens (CWT and JWT)", k_commands);
 }
 
 } // namespace fleetkey::cmd

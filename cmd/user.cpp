@@ -245,13 +245,11 @@ void add_user_key(CLI::App& user, Context& ctx)
 
 void setup_user(CLI::App& app, Context& ctx)
 {
-  auto* user = app.add_subcommand("user", "Manage users, their grants and their per-device keys");
-  user->require_subcommand(1);
   static constexpr Command k_commands[] = {
       {"add", add_user_add},     {"list", add_user_list},     {"show", add_user_show},
       {"grant", add_user_grant}, {"revoke", add_user_revoke}, {"key", add_user_key},
   };
-  add_commands(*user, ctx, k_commands);
+  add_group(app, ctx, "user", "Manage users, their grants and their per-device keys", k_commands);
 }
 
 } // namespace fleetkey::cmd
