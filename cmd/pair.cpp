@@ -86,13 +86,7 @@ void print_matter(Context& ctx, const pairing::MatterPayload& p)
 // first line, without its line ending. fleet::check_options validates it.
 std::string read_passcode_file(const std::string& path)
 {
-  const auto text = crypto::read_private_file(path, "passcode file", 4096); // throws Error(key)
-  std::string_view line = crypto::as_text(text);
-  line = line.substr(0, line.find('\n'));
-  if (!line.empty() && line.back() == '\r') {
-    line.remove_suffix(1);
-  }
-  std::string passcode(line);
+  std::string passcode(crypto::as_text(crypto::read_private_line(path, "passcode file", 4096))); // throws Error(key)
   if (passcode.empty()) {
     throw Error(Exit::usage, "passcode file {} holds no passcode on its first line", path);
   }

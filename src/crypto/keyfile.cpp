@@ -140,14 +140,12 @@ Secret with_payload(std::string_view header, const Secret& payload)
 // Decodes the payload straight into guarded memory.
 Secret payload_of(std::string_view b64)
 {
-  Secret out(b64.size() / 4 * 3 + 3);
-  size_t len = 0;
-  const char* end = nullptr;
-  if (sodium_base642bin(out.data(), out.size(), b64.data(), b64.size(), nullptr, &len, &end, k_base64) != 0
-      || end != b64.data() + b64.size()) {
+  Secret out(util::base64_decoded_max(b64.size()));
+  const auto len = util::from_base64_into(out.span(), b64);
+  if (!len) {
     throw corrupt("payload is not base64");
   }
-  out.truncate(len);
+  out.truncate(*len);
   return out;
 }
 
@@ -395,11 +393,17 @@ Keyring decode_key_file(std::string_view text, const PassphraseSource& passphras
 
 Keyring read_key_file(const std::string& path, const PassphraseSource& passphrase, KeyFileHeader* header)
 {
-  if (!util::exists(path)) {
-    throw Error(Exit::key, "no master key file at {} (run fleetkey init, or pass --master-key)", path);
+  std::optional<Secret> text;
+  try {
+    text.emplace(read_private_file(path, "master key file"));
+  } catch (const Error&) {
+    // Looked at only when the open failed: every command reads this file.
+    if (!util::exists(path)) {
+      throw Error(Exit::key, "no master key file at {} (run fleetkey init, or pass --master-key)", path);
+    }
+    throw;
   }
-  const Secret text = read_private_file(path, "master key file");
-  return decode_key_file(as_text(text), passphrase, header);
+  return decode_key_file(as_text(*text), passphrase, header);
 }
 
 void write_key_file(const std::string& path, const Keyring& ring, const Secret* passphrase, KdfParams kdf,

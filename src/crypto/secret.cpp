@@ -255,6 +255,18 @@ Secret read_private_file(const std::string& path, std::string_view what, size_t 
   return out;
 }
 
+Secret read_private_line(const std::string& path, std::string_view what, size_t max_size)
+{
+  Secret text = read_private_file(path, what, max_size);
+  std::string_view line = as_text(text);
+  line = line.substr(0, line.find('\n'));
+  if (!line.empty() && line.back() == '\r') {
+    line.remove_suffix(1);
+  }
+  text.truncate(line.size()); // zeroes the rest
+  return text;
+}
+
 bool equal(std::span<const uint8_t> a, std::span<const uint8_t> b) noexcept
 {
   if (a.size() != b.size()) {

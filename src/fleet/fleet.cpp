@@ -149,21 +149,18 @@ void Fleet::reset_keyring(std::unique_ptr<crypto::Keyring> ring, crypto::KeyFile
                           std::optional<crypto::Secret> passphrase)
 {
   m_keyring = std::move(ring);
+  reset_key_file(header, std::move(passphrase));
+}
+
+void Fleet::reset_key_file(crypto::KeyFileHeader header, std::optional<crypto::Secret> passphrase)
+{
   m_header = header;
   m_passphrase = std::move(passphrase);
 }
 
 crypto::Secret read_passphrase_file(const std::string& path)
 {
-  auto secret = crypto::read_private_file(path, "passphrase file");
-  std::string_view pass = crypto::as_text(secret);
-  if (const auto nl = pass.find('\n'); nl != std::string_view::npos) {
-    pass = pass.substr(0, nl);
-  }
-  if (!pass.empty() && pass.back() == '\r') {
-    pass.remove_suffix(1);
-  }
-  secret.truncate(pass.size()); // the first line, in place
+  auto secret = crypto::read_private_line(path, "passphrase file");
   if (secret.empty()) {
     throw Error(Exit::key, "passphrase file {} holds an empty passphrase", path);
   }

@@ -176,8 +176,7 @@ void change_passphrase(Fleet& fleet, const PasswdOptions& options)
   auto new_header = header;
   new_header.encrypted = pass.has_value();
   new_header.kdf = kdf;
-  fleet.reset_keyring(std::make_unique<crypto::Keyring>(crypto::Keyring::deserialize(ring.serialize().span())),
-                      new_header, std::move(pass));
+  fleet.reset_key_file(new_header, std::move(pass));
 }
 
 } // namespace fleetkey::fleet

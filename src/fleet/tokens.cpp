@@ -245,13 +245,9 @@ TokenVerifier::TokenVerifier(Fleet& fleet, const VerifyOptions& options, Preload
       std::string key;
       key.append(user).push_back('\0');
       key.append(device);
-      registry::GrantRecord g;
-      g.user = std::string(user);
-      g.device = std::string(device);
-      if (!expires.empty()) {
-        g.expires = std::string(expires);
-      }
-      m_grants.emplace(std::move(key), Grant{epoch, status == "active", grant_expiry(g)});
+      m_grants.emplace(std::move(key),
+                       Grant{epoch, status == "active",
+                             grant_expiry(user, device, expires.empty() ? std::nullopt : std::optional(expires))});
     });
   }
 }

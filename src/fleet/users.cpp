@@ -56,15 +56,16 @@ void validate_role(std::string_view role)
   }
 }
 
-std::optional<int64_t> grant_expiry(const registry::GrantRecord& grant)
+std::optional<int64_t> grant_expiry(std::string_view user, std::string_view device,
+                                    std::optional<std::string_view> expires)
 {
-  if (!grant.expires) {
+  if (!expires) {
     return std::nullopt;
   }
-  const auto t = util::parse_time(*grant.expires);
+  const auto t = util::parse_time(*expires);
   if (!t) {
-    throw Error(Exit::registry, "grant of \"{}\" on device \"{}\": bad expiry time \"{}\" in the registry", grant.user,
-                grant.device, *grant.expires);
+    throw Error(Exit::registry, "grant of \"{}\" on device \"{}\": bad expiry time \"{}\" in the registry", user,
+                device, *expires);
   }
   return *t;
 }

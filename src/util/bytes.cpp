@@ -41,16 +41,25 @@ std::string encode(ByteView data, int variant)
   return out;
 }
 
-Result<Bytes> decode(std::string_view text, int variant)
+Result<size_t> decode_into(std::span<uint8_t> out, std::string_view text, int variant)
 {
-  Bytes out(text.size() / 4 * 3 + 3);
   size_t len = 0;
   const char* end = nullptr;
   if (sodium_base642bin(out.data(), out.size(), text.data(), text.size(), nullptr, &len, &end, variant) != 0
       || end != text.data() + text.size()) {
     return fail("not valid base64");
   }
-  out.resize(len);
+  return len;
+}
+
+Result<Bytes> decode(std::string_view text, int variant)
+{
+  Bytes out(base64_decoded_max(text.size()));
+  const auto len = decode_into(out, text, variant);
+  if (!len) {
+    return fail(len.error());
+  }
+  out.resize(*len);
   return out;
 }
 
@@ -63,6 +72,10 @@ std::string to_base64(ByteView data)
 Result<Bytes> from_base64(std::string_view text)
 {
   return decode(text, sodium_base64_VARIANT_ORIGINAL);
+}
+Result<size_t> from_base64_into(std::span<uint8_t> out, std::string_view text)
+{
+  return decode_into(out, text, sodium_base64_VARIANT_ORIGINAL);
 }
 std::string to_base64url(ByteView data)
 {

@@ -207,6 +207,30 @@ TEST_CASE("read_private_file returns exactly the file, in a Secret")
   CHECK(code_of([&] { crypto::read_private_file(dir.path + "/none", "passphrase file"); }) == Exit::key);
 }
 
+TEST_CASE("read_private_line keeps the first line, without its line ending")
+{
+  TempDir dir;
+  const std::string path = dir.path + "/pass";
+  for (const auto& [content, line] : {std::pair<std::string, std::string>{"line one\r\nline two\n", "line one"},
+                                      {"line one\nline two", "line one"},
+                                      {"no newline", "no newline"},
+                                      {"\nsecond", ""},
+                                      {"", ""}}) {
+    write(path, content);
+    CHECK(crypto::as_text(crypto::read_private_line(path, "passphrase file")) == line);
+  }
+  ::chmod(path.c_str(), 0640);
+  CHECK(code_of([&] { crypto::read_private_line(path, "passphrase file"); }) == Exit::key);
+}
+
+TEST_CASE("a missing key file is named as missing")
+{
+  TempDir dir;
+  const std::string path = dir.path + "/none.key";
+  CHECK(message_of([&] { crypto::read_key_file(path, source("x")); })
+        == "no master key file at " + path + " (run fleetkey init, or pass --master-key)");
+}
+
 TEST_CASE("make_current picks a version the ring holds, and rotate numbers past every version")
 {
   auto ring = crypto::Keyring::create(1);

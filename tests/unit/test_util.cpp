@@ -100,6 +100,13 @@ TEST_CASE("hex and base64")
   CHECK(*util::from_base64url("-_8") == util::Bytes{0xfb, 0xff});
   CHECK_FALSE(util::from_base64url("-_8="));
   CHECK_FALSE(util::from_base64("AP8Q!"));
+  // Into a caller's buffer, as the key file's payload is decoded into guarded memory.
+  std::vector<uint8_t> buf(util::base64_decoded_max(4));
+  CHECK(*util::from_base64_into(buf, "AP8Q") == 3);
+  CHECK(util::Bytes(buf.begin(), buf.begin() + 3) == b);
+  CHECK(*util::from_base64_into(buf, "AA==") == 1);
+  CHECK_FALSE(util::from_base64_into(buf, "AP8Q!"));
+  CHECK_FALSE(util::from_base64_into(buf, "AP8"));
 }
 
 TEST_CASE("Fd moves ownership")

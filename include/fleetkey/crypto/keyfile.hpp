@@ -72,8 +72,8 @@ struct KeyFileHeader
 Secret encode_key_file(const Keyring& ring, const Secret* passphrase, KdfParams kdf);
 Keyring decode_key_file(std::string_view text, const PassphraseSource& passphrase, KeyFileHeader* header = nullptr);
 
-// Reading opens the file once, refuses a symbolic link, a file that group or others can access and
-// one over 64 KiB; writing is atomic and 0600 throughout.
+// Reading opens the file once (following a symbolic link, as read_private_file), refuses a file
+// that group or others can access and one over 64 KiB; writing is atomic and 0600 throughout.
 Keyring read_key_file(const std::string& path, const PassphraseSource& passphrase, KeyFileHeader* header = nullptr);
 enum class Replace { no, yes };
 void write_key_file(const std::string& path, const Keyring& ring, const Secret* passphrase, KdfParams kdf,

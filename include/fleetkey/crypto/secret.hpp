@@ -81,6 +81,8 @@ constexpr size_t k_max_secret_file = 64 * 1024;
 // file that group or others can access (checked on the open descriptor) or that is larger than
 // `max_size`. `what` names it in messages ("passphrase file"). Throws Error(key).
 Secret read_private_file(const std::string& path, std::string_view what, size_t max_size = k_max_secret_file);
+// The first line of such a file (a passphrase, a passcode), without its "\n" or "\r\n", cut in place.
+Secret read_private_line(const std::string& path, std::string_view what, size_t max_size = k_max_secret_file);
 
 } // namespace fleetkey::crypto
 

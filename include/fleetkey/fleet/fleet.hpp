@@ -64,6 +64,8 @@ public:
   // Replaces the cached handles after init, rotate and passwd.
   void reset_keyring(std::unique_ptr<crypto::Keyring> ring, crypto::KeyFileHeader header,
                      std::optional<crypto::Secret> passphrase);
+  // After passwd: the same key ring, in a file encrypted differently (or not at all).
+  void reset_key_file(crypto::KeyFileHeader header, std::optional<crypto::Secret> passphrase);
   void set_registry(registry::Registry reg);
 
 private:

@@ -40,8 +40,13 @@ struct Grant
 Grant grant_user(Fleet& fleet, registry::Transaction& tx, std::string_view name, std::string_view device,
                  std::string_view role, std::optional<int64_t> ttl_seconds, int64_t now);
 
-// The Unix time the grant expires at, if it has an expiry.
-std::optional<int64_t> grant_expiry(const registry::GrantRecord& grant);
+// The Unix time the grant expires at, if it has an expiry (`expires` as stored).
+std::optional<int64_t> grant_expiry(std::string_view user, std::string_view device,
+                                    std::optional<std::string_view> expires);
+inline std::optional<int64_t> grant_expiry(const registry::GrantRecord& grant)
+{
+  return grant_expiry(grant.user, grant.device, grant.expires);
+}
 
 // Revokes NAME's grant on DEVICE, or every active grant of NAME; each revoked grant's epoch is
 // bumped so that the old user key and tokens stop working. Returns the revoked grants.

@@ -25,6 +25,13 @@ Result<Bytes> from_hex(std::string_view hex);
 // RFC 4648 section 4, with padding.
 std::string to_base64(ByteView data);
 Result<Bytes> from_base64(std::string_view text);
+// The same into `out`, which must hold base64_decoded_max(text.size()) bytes, for callers that keep
+// the bytes elsewhere than a Bytes (key material in guarded memory); returns how many it wrote.
+constexpr size_t base64_decoded_max(size_t text_size)
+{
+  return text_size / 4 * 3 + 3;
+}
+Result<size_t> from_base64_into(std::span<uint8_t> out, std::string_view text);
 // RFC 4648 section 5, without padding (JOSE and COSE text forms).
 std::string to_base64url(ByteView data);
 Result<Bytes> from_base64url(std::string_view text);
