@@ -252,7 +252,10 @@ Keyring Keyring::deserialize(std::span<const uint8_t> plaintext)
   if (!r.done() || ring.m_versions.empty() || ((flags & 1) != 0) != ring.is_test_key()) {
     throw corrupt("inconsistent payload");
   }
-  (void)ring.get(ring.m_current);
+  if (std::none_of(ring.m_versions.begin(), ring.m_versions.end(),
+                   [&](const MasterKey& k) { return k.version == ring.m_current; })) {
+    throw corrupt(fmt::format("the current version {} is not in the payload", ring.m_current));
+  }
   return ring;
 }
 
@@ -391,7 +394,8 @@ Keyring decode_key_file(std::string_view text, const PassphraseSource& passphras
   return ring;
 }
 
-Keyring read_key_file(const std::string& path, const PassphraseSource& passphrase, KeyFileHeader* header)
+Keyring read_key_file(const std::string& path, const PassphraseSource& passphrase, KeyFileHeader* header,
+                      Secret* text_out)
 {
   std::optional<Secret> text;
   try {
@@ -403,16 +407,28 @@ Keyring read_key_file(const std::string& path, const PassphraseSource& passphras
     }
     throw;
   }
-  return decode_key_file(as_text(*text), passphrase, header);
+  Keyring ring = decode_key_file(as_text(*text), passphrase, header);
+  if (text_out != nullptr) {
+    *text_out = std::move(*text);
+  }
+  return ring;
 }
 
-void write_key_file(const std::string& path, const Keyring& ring, const Secret* passphrase, KdfParams kdf,
-                    Replace replace)
+Secret write_key_file(const std::string& path, const Keyring& ring, const Secret* passphrase, KdfParams kdf,
+                      Replace replace)
 {
-  const Secret text = encode_key_file(ring, passphrase, kdf);
+  Secret text = encode_key_file(ring, passphrase, kdf);
+  // Every version stays in the file, so each rotate makes it longer: refuse to write what
+  // read_key_file would then refuse to read.
+  if (text.size() > k_max_secret_file) {
+    throw Error(Exit::key,
+                "master key file {} would be {} bytes with {} versions, more than the {} bytes fleetkey reads", path,
+                text.size(), ring.versions().size(), k_max_secret_file);
+  }
   util::AtomicFile file(path, replace == Replace::yes ? util::Overwrite::yes : util::Overwrite::no);
   file.write(text.span());
   file.commit();
+  return text;
 }
 
 Secret prompt_passphrase(const char* prompt)

@@ -75,6 +75,7 @@ const crypto::Keyring& Fleet::keyring()
   crypto::KeyFileHeader header;
   // Kept once it has opened the file, so that rotate and passwd never ask for it again.
   std::optional<crypto::Secret> used;
+  crypto::Secret text;
   auto ring = std::make_unique<crypto::Keyring>(crypto::read_key_file(
       m_paths.master_key,
       [this, &used] {
@@ -82,7 +83,7 @@ const crypto::Keyring& Fleet::keyring()
         used = crypto::Secret::copy_of(pass.span());
         return pass;
       },
-      &header));
+      &header, &text));
   // The key file must be the one this registry was made with, version by version.
   const auto records = reg.master_keys();
   for (const auto& rec : records) {
@@ -115,6 +116,7 @@ const crypto::Keyring& Fleet::keyring()
   m_header = header;
   m_keyring = std::move(ring);
   m_passphrase = std::move(used);
+  m_key_file_text = std::move(text);
   return *m_keyring;
 }
 
@@ -146,16 +148,23 @@ const crypto::MasterKey& Fleet::master_key(uint32_t version)
 }
 
 void Fleet::reset_keyring(std::unique_ptr<crypto::Keyring> ring, crypto::KeyFileHeader header,
-                          std::optional<crypto::Secret> passphrase)
+                          std::optional<crypto::Secret> passphrase, crypto::Secret text)
 {
   m_keyring = std::move(ring);
-  reset_key_file(header, std::move(passphrase));
+  reset_key_file(header, std::move(passphrase), std::move(text));
 }
 
-void Fleet::reset_key_file(crypto::KeyFileHeader header, std::optional<crypto::Secret> passphrase)
+void Fleet::reset_key_file(crypto::KeyFileHeader header, std::optional<crypto::Secret> passphrase, crypto::Secret text)
 {
   m_header = header;
   m_passphrase = std::move(passphrase);
+  m_key_file_text = std::move(text);
+}
+
+const crypto::Secret& Fleet::key_file_text()
+{
+  keyring();
+  return m_key_file_text;
 }
 
 crypto::Secret read_passphrase_file(const std::string& path)

@@ -1,9 +1,15 @@
 #include <fleetkey/crypto/hierarchy.hpp>
 #include <fleetkey/fleet/master.hpp>
+#include <fleetkey/util/bytes.hpp>
 #include <fleetkey/util/error.hpp>
 #include <fleetkey/util/file.hpp>
 #include <fleetkey/util/text.hpp>
 
+#include <sodium.h>
+
+#include <array>
+#include <cerrno>
+#include <cstring>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -17,11 +23,95 @@ registry::MasterKeyRecord record_of(const crypto::MasterKey& mk, bool test_key, 
           std::nullopt};
 }
 
+constexpr std::array<const char*, 4> k_registry_suffixes{"", "-wal", "-shm", "-journal"};
+
 void remove_registry_files(const std::string& path)
 {
-  for (const char* suffix : {"", "-wal", "-shm", "-journal"}) {
+  for (const char* suffix : k_registry_suffixes) {
     ::unlink((path + suffix).c_str());
   }
+}
+
+// What `init --force` replaces is moved aside, not deleted, until the new registry and key file
+// are in place; if anything fails first, it goes back, so that a failed init changes nothing. (A
+// crash in between leaves the old files next to the new ones, as NAME.replaced-HEX.)
+class SetAside
+{
+public:
+  SetAside() = default;
+  SetAside(const SetAside&) = delete;
+  SetAside& operator=(const SetAside&) = delete;
+  ~SetAside() { restore(); }
+
+  void move(const std::string& path)
+  {
+    const std::string aside = fmt::format("{}.replaced-{}", path, m_tag);
+    if (::rename(path.c_str(), aside.c_str()) == 0) {
+      m_moved.emplace_back(path, aside);
+    } else if (errno != ENOENT) {
+      throw Error(Exit::failure, "cannot move {} aside: {}", path, std::strerror(errno));
+    }
+  }
+  void restore() noexcept
+  {
+    for (auto it = m_moved.rbegin(); it != m_moved.rend(); ++it) {
+      ::rename(it->second.c_str(), it->first.c_str());
+    }
+    m_moved.clear();
+  }
+  void drop() noexcept
+  {
+    for (const auto& [path, aside] : m_moved) {
+      ::unlink(aside.c_str());
+    }
+    m_moved.clear();
+  }
+
+private:
+  static std::string random_tag()
+  {
+    uint8_t tag[4];
+    randombytes_buf(tag, sizeof tag);
+    return util::to_hex(tag);
+  }
+
+  std::string m_tag = random_tag();
+  std::vector<std::pair<std::string, std::string>> m_moved;
+};
+
+// Called with the registry's write lock held (BEGIN IMMEDIATE), which every command that writes
+// the key file takes first, so that they run one at a time. The key file must still be the one
+// this command read: if another rotate or passwd has replaced it since, writing now would undo
+// that change. Returns the file's bytes, to put back if the commit fails.
+crypto::Secret unchanged_key_file(Fleet& fleet)
+{
+  const auto& path = fleet.paths().master_key;
+  auto text = crypto::read_private_file(path, "master key file");
+  if (!crypto::equal(text.span(), fleet.key_file_text().span())) {
+    throw Error(Exit::conflict,
+                "master key file {} was replaced while this command ran (another rotate or passwd?): nothing was "
+                "changed; run the command again",
+                path);
+  }
+  return text;
+}
+
+// Writes the key file, then commits `tx`; if the commit fails, `before` goes back, so that file and
+// registry still agree. Returns the bytes written.
+crypto::Secret write_key_file_and_commit(Fleet& fleet, registry::Transaction& tx, const crypto::Secret& before,
+                                         const crypto::Keyring& ring, const crypto::Secret* pass, crypto::KdfParams kdf)
+{
+  const auto& path = fleet.paths().master_key;
+  auto text = crypto::write_key_file(path, ring, pass, kdf, crypto::Replace::yes);
+  try {
+    tx.commit();
+  } catch (...) {
+    util::AtomicFile restore(path, util::Overwrite::yes);
+    restore.write(before.span());
+    restore.commit();
+    throw;
+  }
+  return text;
 }
 
 } // namespace
@@ -56,29 +146,44 @@ registry::MasterKeyRecord init(Fleet& fleet, const InitOptions& options)
 
   const int64_t now = util::unix_now();
   auto ring = std::make_unique<crypto::Keyring>(crypto::Keyring::create(now, std::move(seed)));
-  if (options.force) {
-    remove_registry_files(paths.registry);
-  }
-  auto reg = registry::Registry::open(paths.registry, registry::OpenMode::create);
   const auto rec = record_of(ring->current(), ring->is_test_key(), "current");
+  SetAside replaced;
+  if (options.force) {
+    for (const char* suffix : k_registry_suffixes) {
+      replaced.move(paths.registry + suffix);
+    }
+    replaced.move(paths.master_key);
+  }
+  std::optional<registry::Registry> reg;
+  bool wrote_key_file = false;
+  crypto::Secret text;
   try {
-    registry::Transaction tx(reg.db());
-    reg.insert_master_key(rec);
-    reg.audit("init", "master:1",
-              {{"fingerprint", rec.fingerprint}, {"test_key", rec.test_key}, {"encrypted", pass.has_value()}});
-    crypto::write_key_file(paths.master_key, *ring, pass ? &*pass : nullptr, kdf,
-                           options.force ? crypto::Replace::yes : crypto::Replace::no);
+    reg.emplace(registry::Registry::open(paths.registry, registry::OpenMode::create));
+    registry::Transaction tx(reg->db());
+    reg->insert_master_key(rec);
+    reg->audit("init", "master:1",
+               {{"fingerprint", rec.fingerprint}, {"test_key", rec.test_key}, {"encrypted", pass.has_value()}});
+    text = crypto::write_key_file(paths.master_key, *ring, pass ? &*pass : nullptr, kdf, crypto::Replace::no);
+    wrote_key_file = true;
     tx.commit();
   } catch (...) {
-    remove_registry_files(paths.registry); // a failed init leaves nothing behind
+    // A failed init leaves nothing of its own behind. The connection goes first: closing it later
+    // could delete the restored registry's WAL by name.
+    reg.reset();
+    remove_registry_files(paths.registry);
+    if (wrote_key_file) {
+      ::unlink(paths.master_key.c_str());
+    }
+    replaced.restore();
     throw;
   }
+  replaced.drop();
   crypto::KeyFileHeader header{pass.has_value(), kdf, ring->is_test_key(), 1};
   if (ring->is_test_key()) {
     fleet.warn("created a TEST master key from --test-seed: never provision real devices with it");
   }
-  fleet.reset_keyring(std::move(ring), header, std::move(pass));
-  fleet.set_registry(std::move(reg));
+  fleet.reset_keyring(std::move(ring), header, std::move(pass), std::move(text));
+  fleet.set_registry(std::move(*reg));
   return rec;
 }
 
@@ -95,30 +200,21 @@ registry::MasterKeyRecord rotate_master_key(Fleet& fleet)
   // The passphrase that just opened the file: asking again would encrypt every version under
   // whatever was typed the second time, typos included.
   const crypto::Secret* pass = fleet.key_file_passphrase();
-  const auto old_text = crypto::read_private_file(fleet.paths().master_key, "master key file");
   // Numbered after every version in the file, so that a version the registry never recorded (see
   // Fleet::keyring) is kept, not reused.
   const auto& mk = ring.rotate(util::unix_now());
   const auto rec = record_of(mk, ring.is_test_key(), "current");
   registry::Transaction tx(reg.db());
+  const auto before = unchanged_key_file(fleet);
   reg.insert_master_key(rec);
   reg.set_current_master_key(rec.version);
   reg.audit("master.rotate", fmt::format("master:{}", rec.version), {{"fingerprint", rec.fingerprint}});
-  // A crash between this write and the commit leaves a file whose current version the registry
-  // does not know; Fleet::keyring then keeps using the registry's current version.
-  crypto::write_key_file(fleet.paths().master_key, ring, pass, header.kdf, crypto::Replace::yes);
-  try {
-    tx.commit();
-  } catch (...) {
-    // Put the previous key file back so that file and registry still agree.
-    util::AtomicFile restore(fleet.paths().master_key, util::Overwrite::yes);
-    restore.write(old_text.span());
-    restore.commit();
-    throw;
-  }
+  // A crash between writing the file and the commit leaves a file whose current version the
+  // registry does not know; Fleet::keyring then keeps using the registry's current version.
+  auto text = write_key_file_and_commit(fleet, tx, before, ring, pass, header.kdf);
   header.current_version = rec.version;
   fleet.reset_keyring(std::make_unique<crypto::Keyring>(std::move(ring)), header,
-                      pass ? std::optional(crypto::Secret::copy_of(pass->span())) : std::nullopt);
+                      pass ? std::optional(crypto::Secret::copy_of(pass->span())) : std::nullopt, std::move(text));
   return rec;
 }
 
@@ -170,13 +266,13 @@ void change_passphrase(Fleet& fleet, const PasswdOptions& options)
                    : header.encrypted  ? header.kdf
                                        : crypto::kdf_profile("moderate");
   registry::Transaction tx(reg.db());
+  const auto before = unchanged_key_file(fleet);
   reg.audit("master.passwd", "master", {{"encrypted", pass.has_value()}});
-  crypto::write_key_file(fleet.paths().master_key, ring, pass ? &*pass : nullptr, kdf, crypto::Replace::yes);
-  tx.commit();
+  auto text = write_key_file_and_commit(fleet, tx, before, ring, pass ? &*pass : nullptr, kdf);
   auto new_header = header;
   new_header.encrypted = pass.has_value();
   new_header.kdf = kdf;
-  fleet.reset_key_file(new_header, std::move(pass));
+  fleet.reset_key_file(new_header, std::move(pass), std::move(text));
 }
 
 } // namespace fleetkey::fleet

@@ -77,10 +77,14 @@ AtomicFile::AtomicFile(std::string path, Overwrite overwrite)
   if (m_fd.valid()) {
     return;
   }
+  // Errors name the file asked for, not a temporary name the user never chose.
+  if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL) {
+    throw Error(Exit::failure, "cannot create {}: {}", m_path, std::strerror(errno));
+  }
   m_tmp_path = random_sibling(m_path);
   m_fd = Fd(::open(m_tmp_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600));
   if (!m_fd.valid()) {
-    throw Error(Exit::failure, "cannot create {}: {}", m_tmp_path, std::strerror(errno));
+    throw Error(Exit::failure, "cannot create {}: {}", m_path, std::strerror(errno));
   }
 }
 
@@ -132,7 +136,7 @@ void AtomicFile::commit()
     const std::string proc = fmt::format("/proc/self/fd/{}", m_fd.get());
     const std::string target = m_overwrite == Overwrite::no ? m_path : random_sibling(m_path);
     if (::linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, target.c_str(), AT_SYMLINK_FOLLOW) != 0) {
-      throw Error(errno == EEXIST ? Exit::conflict : Exit::failure, "cannot create {}: {}", target,
+      throw Error(errno == EEXIST ? Exit::conflict : Exit::failure, "cannot create {}: {}", m_path,
                   std::strerror(errno));
     }
     if (m_overwrite == Overwrite::yes) {

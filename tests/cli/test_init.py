@@ -134,6 +134,21 @@ class InitTest(fk.FleetTest):
         self.assertEqual(self.rows("SELECT count(*) FROM devices"), [(0,)])
         self.assertEqual(self.rows("SELECT test_key FROM master_keys"), [(0,)])
 
+    def test_failed_force_changes_nothing(self):
+        # The new key file cannot be created: the old registry and key file must survive.
+        self.init_test_key()
+        self.fk("device", "add", "SN-1")
+        snap = self.snapshot()
+        key_file = self.read(self.key_path)
+        files = sorted(os.listdir(self.home))
+        target = os.path.join(self.tmp, "missing", "master.key")
+        r = self.fails(fk.FAILURE, "--master-key", target, "init", "--no-passphrase", "--force")
+        self.assertEqual(r.err, f"fleetkey: error: cannot create {target}: No such file or directory\n")
+        self.assertEqual(self.snapshot(), snap)
+        self.assertEqual(self.read(self.key_path), key_file)
+        self.assertEqual(sorted(os.listdir(self.home)), files)
+        self.assertEqual(self.rows("SELECT id FROM devices"), [("SN-1",)])
+
     def test_same_seed_same_keys_anywhere(self):
         self.init_test_key()
         self.fk("device", "add", "SN-0001")

@@ -1,11 +1,28 @@
 """fleetkey master list | rotate | retire | passwd, and the key file's protections."""
 import os
 import sqlite3
+import subprocess
+import time
 from contextlib import closing
 
 import fk
 
 V1 = "46dd0fcf04f1426d2a34d8aaa19c08dd"
+
+
+def wait_blocked_in_open(proc):
+    """Waits until `proc` sits in openat(2) (syscall 257 on x86-64) for 0.2 s on end: blocked opening a FIFO."""
+    since = None
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with open(f"/proc/{proc.pid}/syscall") as f:
+            blocked = f.read().split(" ", 1)[0] == "257"
+        now = time.monotonic()
+        since = (since or now) if blocked else None
+        if since is not None and now - since >= 0.2:
+            return
+        time.sleep(0.01)
+    raise AssertionError("fleetkey never blocked opening its FIFO")
 
 
 class MasterTest(fk.FleetTest):
@@ -212,6 +229,55 @@ class MasterTest(fk.FleetTest):
         r = self.fails(fk.KEY, "--master-key", os.path.join(self.tmp, "corrupt.key"), "device", "add", "SN-1")
         self.assertIn("master key file is corrupted", r.err)
         self.assertEqual(self.snapshot(), snap)
+
+    def start_blocked_on_fifo(self, *args):
+        """Starts fleetkey with `args`, in which "FIFO" stands for a new FIFO; returns once it waits on it."""
+        fifo = os.path.join(self.tmp, "fifo")
+        os.mkfifo(fifo, 0o600)
+        proc = subprocess.Popen([fk.BIN, *[fifo if a == "FIFO" else a for a in args]], env=self.env,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        wait_blocked_in_open(proc)
+        return proc, fifo
+
+    def finish_fifo(self, proc, fifo, text):
+        with open(fifo, "w") as f:
+            f.write(text)
+        out, err = proc.communicate(timeout=120)
+        return fk.Run(subprocess.CompletedProcess(proc.args, proc.returncode, out, err))
+
+    def test_passwd_never_undoes_a_rotate_that_finished_while_it_waited(self):
+        # passwd has read the key file (version 1) and waits for its new passphrase; a rotate
+        # finishes meanwhile. Writing the ring it read would drop version 2 and every key under it.
+        self.init_test_key()
+        proc, fifo = self.start_blocked_on_fifo("master", "passwd", "--new-passphrase-file", "FIFO",
+                                                "--kdf", "interactive")
+        self.fk("master", "rotate")
+        key_file = self.read(self.key_path)
+        r = self.finish_fifo(proc, fifo, "new pass\n")
+        self.assertEqual((r.rc, r.out), (fk.CONFLICT, ""), r)
+        self.assertEqual(r.err, fk.TEST_KEY_WARNING + f"fleetkey: error: master key file {self.key_path} was "
+                                "replaced while this command ran (another rotate or passwd?): nothing was changed; "
+                                "run the command again\n")
+        self.assertEqual(self.read(self.key_path), key_file)
+        self.assertEqual(self.rows("SELECT action FROM audit ORDER BY id"), [("init",), ("master.rotate",)])
+        self.fk("device", "add", "SN-1")
+        self.assertEqual(self.rows("SELECT key_version FROM devices"), [(2,)])
+
+    def test_rotate_never_undoes_a_passwd_that_finished_while_it_waited(self):
+        old = self.write_private("old", "old pass\n")
+        new = self.write_private("new", "new pass\n")
+        self.fk("--passphrase-file", old, "init", "--kdf", "interactive")
+        # rotate has read the key file and waits for the passphrase that opens it.
+        proc, fifo = self.start_blocked_on_fifo("--passphrase-file", "FIFO", "master", "rotate")
+        self.fk("--passphrase-file", old, "master", "passwd", "--new-passphrase-file", new)
+        key_file = self.read(self.key_path)
+        r = self.finish_fifo(proc, fifo, "old pass\n")
+        self.assertEqual((r.rc, r.out), (fk.CONFLICT, ""), r)
+        self.assertRegex(r.err, r"^fleetkey: error: master key file .* was replaced while this command ran")
+        self.assertEqual(self.read(self.key_path), key_file)
+        self.assertEqual(self.rows("SELECT version, status FROM master_keys"), [(1, "current")])
+        self.fails(fk.KEY, "--passphrase-file", old, "device", "add", "SN-1")
+        self.fk("--passphrase-file", new, "device", "add", "SN-1")
 
 
 if __name__ == "__main__":

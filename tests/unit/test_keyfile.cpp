@@ -7,6 +7,7 @@
 #include <fleetkey/util/file.hpp>
 
 #include <doctest/doctest.h>
+#include <fmt/format.h>
 #include <sodium.h>
 
 #include <fcntl.h>
@@ -242,4 +243,36 @@ TEST_CASE("make_current picks a version the ring holds, and rotate numbers past 
   CHECK(back.current_version() == 1);
   CHECK(ring.rotate(3).version == 3);
   CHECK(ring.current_version() == 3);
+}
+
+TEST_CASE("a payload whose current version is not in the ring is corrupt")
+{
+  auto ring = crypto::Keyring::create(1);
+  auto plain = ring.serialize();
+  // "FKMK" | format | flags | current u32 (big-endian) at offset 6.
+  plain.data()[9] = 7;
+  CHECK(message_of([&] { crypto::Keyring::deserialize(plain.span()); })
+        == "master key file is corrupted: the current version 7 is not in the payload");
+  CHECK(code_of([&] { crypto::Keyring::deserialize(plain.span()); }) == Exit::key);
+}
+
+TEST_CASE("a key file too large to read back is never written")
+{
+  TempDir dir;
+  const std::string path = dir.path + "/master.key";
+  auto ring = crypto::Keyring::create(1);
+  const auto first = crypto::write_key_file(path, ring, nullptr, {}, crypto::Replace::no);
+  CHECK(crypto::equal(first.span(), crypto::read_private_file(path, "key file").span())); // what was written
+  // Each version adds 44 bytes to the payload, 59 to its base64: about 1,100 fit in 64 KiB.
+  size_t versions = 1;
+  while (crypto::encode_key_file(ring, nullptr, {}).size() <= crypto::k_max_secret_file) {
+    ring.rotate(static_cast<int64_t>(++versions));
+  }
+  const auto message = message_of([&] { crypto::write_key_file(path, ring, nullptr, {}, crypto::Replace::yes); });
+  CHECK(message.starts_with("master key file " + path + " would be "));
+  CHECK(message.ends_with(fmt::format(" bytes with {} versions, more than the 65536 bytes fleetkey reads", versions)));
+  // The file on disk is untouched, and still reads.
+  const auto text = crypto::read_private_file(path, "key file");
+  CHECK(crypto::equal(text.span(), first.span()));
+  CHECK(crypto::read_key_file(path, source("x")).versions().size() == 1);
 }

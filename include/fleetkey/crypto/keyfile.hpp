@@ -73,11 +73,14 @@ Secret encode_key_file(const Keyring& ring, const Secret* passphrase, KdfParams 
 Keyring decode_key_file(std::string_view text, const PassphraseSource& passphrase, KeyFileHeader* header = nullptr);
 
 // Reading opens the file once (following a symbolic link, as read_private_file), refuses a file
-// that group or others can access and one over 64 KiB; writing is atomic and 0600 throughout.
-Keyring read_key_file(const std::string& path, const PassphraseSource& passphrase, KeyFileHeader* header = nullptr);
+// that group or others can access and one over 64 KiB; `text`, if given, receives the file's bytes.
+// Writing is atomic and 0600 throughout, refuses to write a file over 64 KiB, and returns the bytes
+// written.
+Keyring read_key_file(const std::string& path, const PassphraseSource& passphrase, KeyFileHeader* header = nullptr,
+                      Secret* text = nullptr);
 enum class Replace { no, yes };
-void write_key_file(const std::string& path, const Keyring& ring, const Secret* passphrase, KdfParams kdf,
-                    Replace replace);
+Secret write_key_file(const std::string& path, const Keyring& ring, const Secret* passphrase, KdfParams kdf,
+                      Replace replace);
 
 // Reads a passphrase from the controlling terminal with echo off.
 Secret prompt_passphrase(const char* prompt); // throws Error(key)

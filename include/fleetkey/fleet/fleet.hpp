@@ -54,6 +54,9 @@ public:
   // The passphrase that opened the key file, to write it again without asking twice; nullptr when
   // the file is unencrypted.
   const crypto::Secret* key_file_passphrase();
+  // The key file's bytes as read (or last written), to tell whether another process has replaced
+  // the file since.
+  const crypto::Secret& key_file_text();
 
   // The passphrase from --passphrase-file, $FLEETKEY_PASSPHRASE_FILE, $FLEETKEY_PASSPHRASE or
   // the terminal (asked twice with Confirm::yes); an error when none of those is available.
@@ -61,11 +64,11 @@ public:
 
   void warn(std::string_view message) const { m_warn(message); }
 
-  // Replaces the cached handles after init, rotate and passwd.
+  // Replaces the cached handles after init, rotate and passwd; `text` is the file written.
   void reset_keyring(std::unique_ptr<crypto::Keyring> ring, crypto::KeyFileHeader header,
-                     std::optional<crypto::Secret> passphrase);
+                     std::optional<crypto::Secret> passphrase, crypto::Secret text);
   // After passwd: the same key ring, in a file encrypted differently (or not at all).
-  void reset_key_file(crypto::KeyFileHeader header, std::optional<crypto::Secret> passphrase);
+  void reset_key_file(crypto::KeyFileHeader header, std::optional<crypto::Secret> passphrase, crypto::Secret text);
   void set_registry(registry::Registry reg);
 
 private:
@@ -75,6 +78,7 @@ private:
   std::unique_ptr<crypto::Keyring> m_keyring;
   crypto::KeyFileHeader m_header;
   std::optional<crypto::Secret> m_passphrase; // the key file's, zeroed when the Fleet goes
+  crypto::Secret m_key_file_text;
 };
 
 // Reads a passphrase file (as crypto::read_private_file) and keeps its first line; refuses an
