@@ -139,6 +139,9 @@ std::vector<registry::GrantRecord> revoke_user(Fleet& fleet, std::string_view na
       }
     }
     if (targets.empty()) {
+      if (reg.grants_of_user(name).empty()) {
+        throw Error(Exit::not_found, "user \"{}\" has no grant", name);
+      }
       throw Error(Exit::conflict, "user \"{}\" has no active grant to revoke", name);
     }
   }

@@ -126,7 +126,12 @@ void Registry::migrate(bool fresh)
 std::string Registry::actor()
 {
   if (const char* env = std::getenv("FLEETKEY_ACTOR"); env != nullptr && *env != '\0') {
-    return env;
+    // It goes into every audit row, which `audit list` prints one a line.
+    const std::string_view actor(env);
+    if (actor.size() > 128 || !util::is_printable_utf8(actor)) {
+      throw Error(Exit::usage, "$FLEETKEY_ACTOR must be 1 to 128 bytes of printable UTF-8");
+    }
+    return std::string(actor);
   }
   if (const passwd* pw = ::getpwuid(::geteuid()); pw != nullptr) {
     return pw->pw_name;
@@ -138,7 +143,8 @@ void Registry::audit(std::string_view action, std::string_view subject, const nl
 {
   Stmt st = m_db.prepare("INSERT INTO audit (at, actor, action, subject, details) VALUES (?, ?, ?, ?, ?)");
   st.bind(1, util::format_time(util::unix_now())).bind(2, actor()).bind(3, action).bind(4, subject);
-  st.bind(5, details.dump());
+  // Details can quote bytes that are not UTF-8 (a file name); they become U+FFFD, as in --json output.
+  st.bind(5, details.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   st.run();
 }
 
@@ -156,7 +162,9 @@ void Registry::for_each_audit(const AuditFilter& f, const std::function<void(con
   const std::string matching = "SELECT id, at, actor, action, subject, details FROM audit"
                                " WHERE (?1 IS NULL OR action = ?1"
                                "  OR (substr(?1, -1) = '.' AND substr(action, 1, length(?1)) = ?1))"
-                               " AND (?2 IS NULL OR subject = ?2) AND (?3 IS NULL OR at >= ?3)";
+                               " AND (?2 IS NULL OR subject = ?2 OR json_extract(details, '$.device') = ?2"
+                               "  OR json_extract(details, '$.aud') = ?2 OR json_extract(details, '$.token_id') = ?2)"
+                               " AND (?3 IS NULL OR at >= ?3)";
   // All matches: one scan in id order, each row handed on as it is read. The last N: the newest N
   // (a backward scan), then sorted again, N rows only.
   Stmt st = m_db.prepare(f.last < 0 ? matching + " ORDER BY id"

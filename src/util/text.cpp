@@ -98,6 +98,11 @@ Result<int64_t> parse_time(std::string_view text)
     if (ec != std::errc() || p != text.data() + text.size() || text.size() == 1) {
       return fail(fmt::format("invalid time \"{}\"", text));
     }
+    // Years 0000 to 9999: what format_time writes in four digits, so that its text sorts as
+    // time does, and far from where adding a duration could overflow.
+    if (v < k_min_time || v > k_max_time) {
+      return fail(fmt::format("time \"{}\" is out of range (0000-01-01T00:00:00Z to 9999-12-31T23:59:59Z)", text));
+    }
     return v;
   }
   int year = 0, mon = 0, day = 0, hour = 0, min = 0, sec = 0;

@@ -1,5 +1,6 @@
 """fleetkey audit list: the audit trail read back, filtered, as a table and as JSON Lines."""
 import json
+import os
 
 import fk
 from fk import ISO_TIME, OK, USAGE
@@ -46,6 +47,43 @@ class AuditTest(fk.FleetTest):
         self.assertEqual(len(self.events("--since", "2000-01-01")), 5)
         self.assertEqual(self.events("--since", "2999-01-01T00:00:00Z"), [])
         self.assertEqual(len(self.events("--since", "@0")), 5)
+        self.assertEqual(self.events("--since", "@253402300799"), [])  # 9999-12-31T23:59:59Z
+
+    def test_subject_finds_events_that_name_it_as_their_device_or_token(self):
+        self.fk("user", "grant", "alice", "--device", "SN-0001", "--role", "owner")
+        cti = self.fk("--json", "token", "mint", "--sub", "alice", "--role", "owner", "--aud", "SN-0001").json()[
+            "token_id"]
+        # user grant mints the grant's token too.
+        self.assertEqual([(e["action"], e["subject"]) for e in self.events("--subject", "SN-0001")],
+                         [("device.add", "SN-0001"), ("user.grant", "alice"), ("token.mint", "alice"),
+                          ("token.mint", "alice")])
+        self.assertEqual([(e["action"], e["details"]["token_id"]) for e in self.events("--subject", cti)],
+                         [("token.mint", cti)])
+        self.assertEqual([e["action"] for e in self.events("--subject", "alice")],
+                         ["user.add", "user.grant", "token.mint", "token.mint"])
+
+    def test_an_event_is_one_line_whatever_its_actor_or_subject(self):
+        # An actor with a line break would forge a second event in the table: refused, changing nothing.
+        snap = self.snapshot()
+        forged = "mallory\n99     2026-11-22T13:06:00Z root         device.revoke        SN-0001"
+        for actor in (forged, "\x7f", "x" * 129):
+            r = self.fails(USAGE, "user", "add", "dave", env={"FLEETKEY_ACTOR": actor})
+            self.assertEqual(r.err, "fleetkey: error: $FLEETKEY_ACTOR must be 1 to 128 bytes of printable UTF-8\n")
+        self.assertEqual(self.snapshot(), snap)
+        self.fk("user", "add", "dave", env={"FLEETKEY_ACTOR": "x" * 128})
+        # An import's subject is its file name, which may hold a line break and bytes that are not UTF-8.
+        name = os.path.join(self.tmp, "ids\n99 forged").encode() + b"\xff.csv"
+        with open(name, "w") as f:
+            f.write("id\nSN-0003\n")
+        r = self.run_fk("device", "import", name, binary=True)
+        self.assertEqual(r.rc, OK, r)
+        r = self.run_fk("audit", "list", "--action", "device.import", binary=True)
+        self.assertEqual(r.rc, OK, r)
+        lines = r.out.splitlines()
+        self.assertEqual(len(lines), 2, r.out)
+        self.assertIn(b"ids\\n99 forged\\xff.csv ", lines[1])
+        r = self.run_fk("--json", "audit", "list", "--action", "device.import", binary=True)
+        self.assertEqual(json.loads(r.out)["subject"], os.path.join(self.tmp, "ids\n99 forged\ufffd.csv"))
 
     def test_table(self):
         r = self.fk("audit", "list", "--action", "device.revoke")
@@ -56,10 +94,21 @@ class AuditTest(fk.FleetTest):
         self.assertEqual(len(lines), 2)
         self.assertEqual(self.fk("audit", "list", "--subject", "nobody").out, "")
 
+    def test_details_may_quote_bytes_that_are_not_utf8(self):
+        # A batch of labels records its directory; a file name is bytes, not necessarily UTF-8.
+        out = os.path.join(self.tmp, "labels").encode() + b"\xff"
+        r = self.run_fk("pair", "--all", "-o", out, binary=True)
+        self.assertEqual(r.rc, OK, r)
+        self.assertEqual(sorted(os.listdir(out)), [b"SN-0001.png", b"manifest.csv"])  # SN-0002 is revoked
+        [e] = self.events("--action", "device.pair.batch")
+        self.assertEqual(e["details"], {"count": 1, "scheme": "fleetkey",
+                                        "manifest": os.path.join(self.tmp, "labels\ufffd", "manifest.csv")})
+
     def test_bad_queries_change_nothing(self):
         before = self.snapshot()
-        for args in (["--since", "yesterday"], ["--since", "2026-02-30"], ["--last", "0"], ["--last", "-3"],
-                     ["--last", "x"], ["--bogus"]):
+        for args in (["--since", "yesterday"], ["--since", "2026-02-30"], ["--since", "@253402300800"],
+                     ["--since", "@9223372036854775807"], ["--last", "0"], ["--last", "-3"], ["--last", "x"],
+                     ["--bogus"]):
             self.fails(USAGE, "audit", "list", *args)
         self.fails(USAGE, "audit")
         self.assertEqual(self.snapshot(), before)

@@ -91,6 +91,8 @@ class UserTest(fk.FleetTest):
         r = self.fails(fk.NOT_FOUND, "user", "key", "alice", "--device", "SN-0001")
         self.assertIn("has no grant on device", r.err)
         self.fails(fk.NOT_FOUND, "user", "revoke", "alice", "--device", "SN-0001", "--reason", "x")
+        r = self.fails(fk.NOT_FOUND, "user", "revoke", "alice", "--reason", "x")
+        self.assertEqual(r.err, 'fleetkey: error: user "alice" has no grant\n')
         self.fails(fk.NOT_FOUND, "user", "show", "bob")
         self.assertEqual(self.snapshot(), snap)
 

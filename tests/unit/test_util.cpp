@@ -51,6 +51,16 @@ TEST_CASE("times")
   CHECK_FALSE(util::parse_time("2100-02-29")); // not a leap year
   CHECK(*util::parse_time("2000-02-29") == 951782400);
   CHECK(*util::parse_time("1969-12-31T23:59:59Z") == -1);
+  // Four-digit years only, so that the registry's time text sorts as time does.
+  CHECK(*util::parse_time("@253402300799") == 253402300799);
+  CHECK(util::format_time(253402300799) == "9999-12-31T23:59:59Z");
+  CHECK(*util::parse_time("@-62167219200") == -62167219200);
+  CHECK(util::format_time(-62167219200) == "0000-01-01T00:00:00Z");
+  CHECK(util::parse_time("@253402300800").error()
+        == "time \"@253402300800\" is out of range (0000-01-01T00:00:00Z to 9999-12-31T23:59:59Z)");
+  CHECK_FALSE(util::parse_time("@-62167219201"));
+  CHECK_FALSE(util::parse_time("@9223372036854775807"));
+  CHECK_FALSE(util::parse_time("@-9223372036854775808"));
 }
 
 TEST_CASE("times agree with the C library's gmtime_r and timegm")

@@ -19,8 +19,11 @@ bool is_printable_utf8(std::string_view s);
 int64_t unix_now();
 // "2026-11-22T00:12:17Z"
 std::string format_time(int64_t unix_seconds);
-// Accepts "2026-11-22T00:12:17Z", "2026-11-22" (midnight UTC), or "@1700000000".
+// Accepts "2026-11-22T00:12:17Z", "2026-11-22" (midnight UTC), or "@1700000000", in the years 0000
+// to 9999 (k_min_time to k_max_time).
 Result<int64_t> parse_time(std::string_view text);
+inline constexpr int64_t k_min_time = -62167219200; // 0000-01-01T00:00:00Z
+inline constexpr int64_t k_max_time = 253402300799; // 9999-12-31T23:59:59Z
 
 // "90s", "15m", "12h", "30d", "2w", or a sum such as "1d12h". A bare number is seconds.
 Result<int64_t> parse_duration(std::string_view text);
