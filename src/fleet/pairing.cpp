@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <sys/stat.h>
 #include <thread>
@@ -172,18 +173,34 @@ std::string csv_field(std::string_view s)
 
 // Labels carry PINs: a label is written only into a regular file of its own that ends up 0600.
 // O_NOFOLLOW refuses a symbolic link, O_NONBLOCK a FIFO without a reader; an existing file is
-// truncated only once it is known to be a regular file with no other name.
+// truncated only once it is known to be a regular file with no other name. On failure the file is
+// removed if this call created or truncated it, so that a full disk leaves no partial label.
 void write_whole(const std::string& path, std::string_view data, util::Overwrite overwrite)
 {
-  const int flags =
-      O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | (overwrite == util::Overwrite::yes ? 0 : O_EXCL);
-  util::Fd fd(::open(path.c_str(), flags, 0600));
+  const int flags = O_WRONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK;
+  // O_EXCL first: a file this call creates is known to be its own to remove.
+  util::Fd fd(::open(path.c_str(), flags | O_CREAT | O_EXCL, 0600));
+  const bool created = fd.valid();
+  if (!created && errno == EEXIST && overwrite == util::Overwrite::yes) {
+    fd = util::Fd(::open(path.c_str(), flags));
+  }
   if (!fd.valid()) {
     if (errno == ELOOP) {
       throw Error(Exit::conflict, "{} is a symbolic link: a label is never written through one", path);
     }
     throw Error(errno == EEXIST ? Exit::conflict : Exit::failure, "cannot create {}: {}", path, std::strerror(errno));
   }
+  struct RemoveOnFailure
+  {
+    const std::string& path;
+    bool armed;
+    ~RemoveOnFailure()
+    {
+      if (armed) {
+        ::unlink(path.c_str());
+      }
+    }
+  } remove{path, created};
   struct stat st
   {
   };
@@ -193,6 +210,7 @@ void write_whole(const std::string& path, std::string_view data, util::Overwrite
   if (!S_ISREG(st.st_mode) || st.st_nlink > 1) {
     throw Error(Exit::conflict, "{} is not a regular file with one name: a label is never written into it", path);
   }
+  remove.armed = true;
   if (((st.st_mode & 07777) != 0600 && ::fchmod(fd.get(), 0600) != 0) || ::ftruncate(fd.get(), 0) != 0) {
     throw Error(Exit::failure, "cannot write {}: {}", path, std::strerror(errno));
   }
@@ -202,6 +220,7 @@ void write_whole(const std::string& path, std::string_view data, util::Overwrite
   if (::close(fd.release()) != 0) {
     throw Error(Exit::failure, "cannot write {}: {}", path, std::strerror(errno));
   }
+  remove.armed = false;
 }
 
 bool directory_empty(const std::string& path)
@@ -545,8 +564,9 @@ BatchResult pair_batch(Fleet& fleet, const BatchOptions& o)
   for (auto& t : threads) {
     t.join();
   }
-  if (error) {
-    // Leave no partial run behind: remove the labels this run wrote.
+  // Leaves no partial run behind: removes the labels this run wrote (a label that failed removed
+  // itself) and DIR if this run created it.
+  const auto remove_run = [&] {
     for (const auto& row : rows) {
       if (!row.payload.empty()) {
         ::unlink((o.out_dir + "/" + row.file).c_str());
@@ -555,6 +575,9 @@ BatchResult pair_batch(Fleet& fleet, const BatchOptions& o)
     if (!dir_exists) {
       ::rmdir(o.out_dir.c_str());
     }
+  };
+  if (error) {
+    remove_run();
     std::rethrow_exception(error);
   }
 
@@ -573,10 +596,17 @@ BatchResult pair_batch(Fleet& fleet, const BatchOptions& o)
   registry::Transaction tx(reg.db());
   reg.audit("device.pair.batch", o.out_dir,
             {{"count", result.count}, {"scheme", scheme_name(o.pair.scheme)}, {"manifest", result.manifest}});
-  util::AtomicFile manifest(result.manifest, o.overwrite);
-  manifest.write(csv);
+  std::optional<util::AtomicFile> manifest;
+  try {
+    manifest.emplace(result.manifest, o.overwrite);
+    manifest->write(csv);
+  } catch (...) {
+    manifest.reset(); // its temporary file, before DIR is removed
+    remove_run();
+    throw;
+  }
   tx.commit();
-  manifest.commit();
+  manifest->commit();
   return result;
 }
 

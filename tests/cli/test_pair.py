@@ -3,6 +3,8 @@ QR renderings read back by zbarimg and compared module by module, decode, --rota
 import csv
 import os
 import re
+import resource
+import signal
 import stat
 import struct
 import subprocess
@@ -642,6 +644,60 @@ class PairTest(fk.FleetTest):
         self.assertEqual((r.rc, r.out), (fk.USAGE, ""))
         self.assertTrue(r.err.endswith('fleetkey: error: label discriminator of device "F-99" 4096 is out of '
                                        'range (0-4095)\n'), r.err)
+        self.assertFalse(os.path.exists(out))
+        self.assertEqual(self.snapshot(), before)
+
+    def run_on_full_disk(self, limit, *args):
+        """Runs fleetkey as if the disk filled up: no file may grow past `limit` bytes, and a write
+        past it fails with EFBIG (SIGXFSZ ignored) as on a full disk. SQLite's 32 KiB shared-memory
+        file must fit."""
+        def limit_file_size():
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+        proc = subprocess.run([fk.BIN, *args], capture_output=True, env=self.env, stdin=subprocess.DEVNULL,
+                              text=True, timeout=300, preexec_fn=limit_file_size)
+        return fk.Run(proc)
+
+    def test_full_disk_while_writing_a_label_leaves_nothing(self):
+        # Labels of about 29 KB, and about 43 KB for the 128-byte id, which comes last: the run
+        # fails part-way through that label, after the others were written.
+        big = "Z" + "y" * 127
+        self.add_devices(["SN-1", big])
+        args = ("pair", "--all", "--qr", "png", "--ec", "H", "--scale", "64", "--margin", "64", "--jobs", "1")
+        roomy = self.path("roomy")
+        self.fk(*args, "-o", roomy)
+        sizes = {n: os.path.getsize(os.path.join(roomy, n)) for n in os.listdir(roomy)}
+        self.assertGreater(sizes[big + ".png"], 36 * 1024)
+        self.assertLess(max(sizes["SN-1.png"], sizes["SN-42.png"]), 36 * 1024)
+        before = self.snapshot()
+        for existing in (False, True):
+            out = self.path("full-existing" if existing else "full-new")
+            if existing:
+                os.mkdir(out)
+            r = self.run_on_full_disk(36 * 1024, *args, "-o", out)
+            self.assertEqual((r.rc, r.out), (fk.FAILURE, ""), r)
+            self.assertEqual(r.err, fk.TEST_KEY_WARNING + f"fleetkey: error: cannot write {out}/{big}.png: File too "
+                                                          "large\n")
+            if existing:
+                self.assertEqual(os.listdir(out), [])  # DIR was there before: emptied, kept
+            else:
+                self.assertFalse(os.path.exists(out))
+        self.assertEqual(self.snapshot(), before)
+
+    def test_full_disk_while_writing_the_manifest_leaves_nothing(self):
+        # Small labels, but a manifest of about 50 KB.
+        ids = ["M-%03d-" % i + "x" * 122 for i in range(120)]
+        listing = self.path("ids.csv")
+        with open(listing, "w") as f:
+            f.write("id\n" + "".join(i + "\n" for i in ids))
+        self.fk("device", "import", listing)
+        out = self.path("labels")
+        before = self.snapshot()
+        r = self.run_on_full_disk(36 * 1024, "pair", "--all", "--qr", "png", "--scale", "1", "--margin", "0",
+                                  "-o", out)
+        self.assertEqual((r.rc, r.out), (fk.FAILURE, ""), r)
+        self.assertEqual(r.err, fk.TEST_KEY_WARNING + f"fleetkey: error: cannot write {out}/manifest.csv: File too "
+                                                      "large\n")
         self.assertFalse(os.path.exists(out))
         self.assertEqual(self.snapshot(), before)
 
