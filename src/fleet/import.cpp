@@ -359,12 +359,18 @@ public:
 
   void write(const Row& row)
   {
+    if (m_sorted && m_dup_line != 0) {
+      // A repeat in sorted input is the earliest there can be: finish() reports it once the rest
+      // of the input has been checked for malformed rows, and nothing more need be spilled.
+      ++m_rows;
+      return;
+    }
     if (m_sorted) {
       const int order = m_rows == 0 ? 1 : row.id.compare(m_prev);
       if (order == 0) {
         duplicate(row.id, m_prev_line, row.line);
-        m_src.fail(Exit::usage, m_dup_line,
-                   fmt::format("duplicate id \"{}\" (first on line {})", m_dup_id, m_dup_first));
+        ++m_rows;
+        return;
       }
       if (order < 0) {
         m_sorted = false;
@@ -395,6 +401,9 @@ public:
   // of the rows in id order.
   util::InputBuffer& finish()
   {
+    if (m_sorted && m_dup_line != 0) {
+      report_duplicate();
+    }
     flush_run();
     std::string().swap(m_run);
     std::vector<Entry>().swap(m_index);
@@ -541,8 +550,13 @@ private:
     }
     write_all(m_merged.get(), out);
     if (m_dup_line != 0) {
-      m_src.fail(Exit::usage, m_dup_line, fmt::format("duplicate id \"{}\" (first on line {})", m_dup_id, m_dup_first));
+      report_duplicate();
     }
+  }
+
+  [[noreturn]] void report_duplicate() const
+  {
+    m_src.fail(Exit::usage, m_dup_line, fmt::format("duplicate id \"{}\" (first on line {})", m_dup_id, m_dup_first));
   }
 
   Source m_src;

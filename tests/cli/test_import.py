@@ -272,6 +272,10 @@ class ImportTest(fk.FleetTest):
         self.assert_rejected("d.jsonl", '{"id": "A"}\n{"id": "B"}\n{"id": "A"}\n', fk.USAGE,
                              'line 3: duplicate id "A" (first on line 1)')
 
+    def test_malformed_row_is_reported_before_an_earlier_repeat_in_sorted_input(self):
+        self.assert_rejected("d.csv", "id\nA\nA\nB\x01\n", fk.USAGE,
+                             "line 4: device id must be printable UTF-8 without control characters")
+
     # --- --skip-existing and --keys-out -------------------------------------------------------------
 
     def test_skip_existing(self):

@@ -185,6 +185,19 @@ TEST_CASE("import: a bad row anywhere leaves the registry as it was")
     CHECK_THROWS_WITH_AS(fleet::import_devices(*t.fleet, options(path)), (path + ": line 2: invalid JSON").c_str(),
                          Error);
   }
+  SUBCASE("a repeat in sorted input, then a malformed row: the malformed row is reported")
+  {
+    const auto path = t.write("d.csv", "id\nA\nA\nB\x01\n");
+    CHECK_THROWS_WITH_AS(fleet::import_devices(*t.fleet, options(path)),
+                         (path + ": line 4: device id must be printable UTF-8 without control characters").c_str(),
+                         Error);
+  }
+  SUBCASE("a repeat in sorted input, then unsorted rows with later repeats")
+  {
+    const auto path = t.write("d.csv", "id\nA\nB\nB\nA\nC\nC\n");
+    CHECK_THROWS_WITH_AS(fleet::import_devices(*t.fleet, options(path)),
+                         (path + ": line 4: duplicate id \"B\" (first on line 3)").c_str(), Error);
+  }
   CHECK(t.devices().size() == 1);
   CHECK(t.fleet->registry().audit_events(100).size() == audit_before);
 }
