@@ -118,7 +118,7 @@ private:
     }
     auto r = m_csv.next(m_fields);
     if (!r) {
-      throw Error(Exit::usage, "{}: {}", m_src.name, r.error());
+      throw Error(m_csv.unreadable() ? Exit::failure : Exit::usage, "{}: {}", m_src.name, r.error());
     }
     if (!*r) {
       return false;
@@ -161,7 +161,7 @@ private:
     m_header_done = true;
     auto r = m_csv.next(m_fields);
     if (!r) {
-      throw Error(Exit::usage, "{}: {}", m_src.name, r.error());
+      throw Error(m_csv.unreadable() ? Exit::failure : Exit::usage, "{}: {}", m_src.name, r.error());
     }
     if (!*r) {
       throw Error(Exit::usage, "{}: no header line (a CSV import starts with a header naming an id column)",
@@ -198,7 +198,7 @@ private:
     std::string_view text;
     auto r = m_lines.next(text);
     if (!r) {
-      throw Error(Exit::usage, "{}: {}", m_src.name, r.error());
+      throw Error(m_lines.unreadable() ? Exit::failure : Exit::usage, "{}: {}", m_src.name, r.error());
     }
     if (!*r) {
       return false;

@@ -26,6 +26,7 @@ struct Stops
     quoted[static_cast<unsigned char>('"')] = true;
     quoted[static_cast<unsigned char>('\n')] = true;
     line[static_cast<unsigned char>('\n')] = true;
+    line[static_cast<unsigned char>('\r')] = true;
   }
 };
 constexpr Stops k_stops;
@@ -146,7 +147,23 @@ Failure CsvReader::error(uint64_t line, std::string_view what) const
   return fail(fmt::format("line {}: {}", line, what));
 }
 
+std::string CsvReader::on_line() const
+{
+  return m_line == m_record_line ? std::string() : fmt::format(" on line {}", m_line);
+}
+
 Result<bool> CsvReader::next(std::vector<std::string_view>& fields)
+{
+  auto r = parse(fields);
+  // A read error ends the input early, which the parser may have taken for malformed input.
+  m_unreadable = !m_in.error().empty();
+  if (m_unreadable) {
+    return fail(fmt::format("line {}: cannot read input: {}", m_line, m_in.error()));
+  }
+  return r;
+}
+
+Result<bool> CsvReader::parse(std::vector<std::string_view>& fields)
 {
   if (!m_started) {
     m_started = true;
@@ -159,9 +176,6 @@ Result<bool> CsvReader::next(std::vector<std::string_view>& fields)
     m_ends.clear();
     m_record_line = m_line;
     if (m_in.peek() < 0) {
-      if (!m_in.error().empty()) {
-        return fail(fmt::format("line {}: cannot read input: {}", m_line, m_in.error()));
-      }
       return false;
     }
     bool line_end = false;
@@ -193,12 +207,16 @@ Result<bool> CsvReader::next(std::vector<std::string_view>& fields)
         }
         const int after = m_in.peek();
         if (after != ',' && after != '\n' && after != '\r' && after >= 0) {
-          return error(m_line, "unexpected text after a closing quote (a quote inside a field is written \"\")");
+          return error(m_record_line, fmt::format("unexpected text after a closing quote{} (a quote inside a field is "
+                                                  "written \"\")",
+                                                  on_line()));
         }
       } else {
         m_in.append_until(m_record, k_stops.unquoted, k_max_record);
         if (m_in.peek() == '"') {
-          return error(m_line, "quote inside an unquoted field (quote the whole field and double the quote)");
+          return error(m_record_line, fmt::format("quote inside an unquoted field{} (quote the whole field and double "
+                                                  "the quote)",
+                                                  on_line()));
         }
       }
       if (m_record.size() > k_max_record) {
@@ -208,7 +226,7 @@ Result<bool> CsvReader::next(std::vector<std::string_view>& fields)
       int c = m_in.get();
       if (c == '\r') {
         if (m_in.get() != '\n') {
-          return error(m_line, "carriage return not followed by a line feed");
+          return error(m_record_line, fmt::format("carriage return{} not followed by a line feed", on_line()));
         }
         c = '\n';
       }
@@ -216,9 +234,6 @@ Result<bool> CsvReader::next(std::vector<std::string_view>& fields)
         ++m_line;
         line_end = true;
       } else if (c < 0) {
-        if (!m_in.error().empty()) {
-          return fail(fmt::format("line {}: cannot read input: {}", m_line, m_in.error()));
-        }
         line_end = true;
       }
     }
@@ -239,6 +254,16 @@ Result<bool> CsvReader::next(std::vector<std::string_view>& fields)
 
 Result<bool> LineReader::next(std::string_view& line)
 {
+  auto r = parse(line);
+  m_unreadable = !m_in.error().empty();
+  if (m_unreadable) {
+    return fail(fmt::format("line {}: cannot read input: {}", m_line, m_in.error()));
+  }
+  return r;
+}
+
+Result<bool> LineReader::parse(std::string_view& line)
+{
   if (!m_started) {
     m_started = true;
     if (!skip_bom(m_in)) {
@@ -246,24 +271,19 @@ Result<bool> LineReader::next(std::string_view& line)
     }
   }
   for (;;) {
+    m_record_line = m_line;
     if (m_in.peek() < 0) {
-      if (!m_in.error().empty()) {
-        return fail(fmt::format("line {}: cannot read input: {}", m_line + 1, m_in.error()));
-      }
       return false;
     }
-    ++m_line;
     m_text.clear();
     m_in.append_until(m_text, k_stops.line, k_max_line);
-    if (m_in.get() < 0 && !m_in.error().empty()) {
-      return fail(fmt::format("line {}: cannot read input: {}", m_line, m_in.error()));
-    }
     if (m_text.size() > k_max_line) {
       return fail(fmt::format("line {}: line is longer than 1 MiB", m_line));
     }
-    if (!m_text.empty() && m_text.back() == '\r') {
-      m_text.pop_back();
+    if (m_in.get() == '\r' && m_in.get() != '\n') {
+      return fail(fmt::format("line {}: carriage return not followed by a line feed", m_line));
     }
+    ++m_line;
     if (m_text.find_first_not_of(" \t") == std::string::npos) {
       continue;
     }

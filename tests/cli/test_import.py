@@ -272,9 +272,32 @@ class ImportTest(fk.FleetTest):
         self.assert_rejected("d.jsonl", '{"id": "A"}\n{"id": "B"}\n{"id": "A"}\n', fk.USAGE,
                              'line 3: duplicate id "A" (first on line 1)')
 
+    def test_rejects_bare_carriage_return_in_json_lines(self):
+        self.assert_rejected("d.jsonl", b'{"id":\r"A"}\n{"id":"B"}\r\r\n', fk.USAGE,
+                             "line 1: carriage return not followed by a line feed")
+
+    def test_rejects_two_carriage_returns_before_a_line_feed_in_json_lines(self):
+        self.assert_rejected("d.jsonl", b'{"id":"A"}\r\n{"id":"B"}\r\r\n', fk.USAGE,
+                             "line 2: carriage return not followed by a line feed")
+
+    def test_error_in_a_record_spanning_lines_names_its_first_line(self):
+        self.assert_rejected("d.csv", 'id,site\n"A\n\nB",x"y\n', fk.USAGE,
+                             "line 2: quote inside an unquoted field on line 4 (quote the whole field and double the "
+                             "quote)")
+
     def test_malformed_row_is_reported_before_an_earlier_repeat_in_sorted_input(self):
         self.assert_rejected("d.csv", "id\nA\nA\nB\x01\n", fk.USAGE,
                              "line 4: device id must be printable UTF-8 without control characters")
+
+    def test_unreadable_input_is_a_failure_not_bad_input(self):
+        self.fk("device", "add", "EXISTING-1")
+        before = self.snapshot()
+        for name in ("dir.csv", "dir.jsonl"):
+            path = os.path.join(self.tmp, name)
+            os.mkdir(path)
+            r = self.fails(fk.FAILURE, "device", "import", path)
+            self.assertEqual(r.err, f"fleetkey: error: {path}: line 1: cannot read input: Is a directory\n")
+        self.assertEqual(self.snapshot(), before)
 
     # --- --skip-existing and --keys-out -------------------------------------------------------------
 

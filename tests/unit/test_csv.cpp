@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <cstdio>
+#include <fcntl.h>
 #include <string>
 #include <unistd.h>
 #include <vector>
@@ -58,6 +59,31 @@ Parsed parse_csv_piped(const std::string& text, size_t buffer_size)
 
 using Records = std::vector<std::pair<uint64_t, std::vector<std::string>>>;
 
+struct Lines
+{
+  std::vector<std::pair<uint64_t, std::string>> lines;
+  std::string error;
+};
+
+Lines read_lines(std::string_view text)
+{
+  util::InputBuffer in(text);
+  util::LineReader reader(in);
+  Lines got;
+  std::string_view line;
+  for (;;) {
+    auto r = reader.next(line);
+    if (!r) {
+      got.error = r.error();
+      return got;
+    }
+    if (!*r) {
+      return got;
+    }
+    got.lines.emplace_back(reader.line(), std::string(line));
+  }
+}
+
 } // namespace
 
 TEST_CASE("csv: plain records, LF and CRLF, last line without a line end")
@@ -104,6 +130,16 @@ TEST_CASE("csv: errors name the line")
   CHECK(parse_csv("id\n\"a\nb\"\n\"c\"d\n").error.rfind("line 4: ", 0) == 0);
 }
 
+TEST_CASE("csv: an error in a record spanning lines names the line the record starts on, and where")
+{
+  CHECK(parse_csv("id,site\nA,\"x\ny\"z\n").error
+        == "line 2: unexpected text after a closing quote on line 3 (a quote inside a field is written \"\")");
+  CHECK(parse_csv("id,site\n\"A\n\nB\",x\"y\n").error
+        == "line 2: quote inside an unquoted field on line 4 (quote the whole field and double the quote)");
+  CHECK(parse_csv("id,site\nA,\"x\ny\"\rz\n").error == "line 2: carriage return on line 3 not followed by a line feed");
+  CHECK(parse_csv("id,site\nA,\"x\ny\"\r").error == "line 2: carriage return on line 3 not followed by a line feed");
+}
+
 TEST_CASE("csv: a record longer than the limit is refused without holding it all")
 {
   std::string big = "id\n" + std::string(util::CsvReader::k_max_record + 10, 'x') + "\n";
@@ -140,6 +176,55 @@ TEST_CASE("json lines: lines without their ends; blank lines skipped; BOM")
     got.emplace_back(reader.line(), std::string(line));
   }
   CHECK(got == std::vector<std::pair<uint64_t, std::string>>{{1, "{\"id\":\"a\"}"}, {4, "{\"id\":\"b\"}"}});
+}
+
+TEST_CASE("json lines: a CR not followed by LF is an error, as in CSV")
+{
+  CHECK(read_lines("{\"id\":\r\"A\"}\n{\"id\":\"B\"}\n").error
+        == "line 1: carriage return not followed by a line feed");
+  CHECK(read_lines("{}\n{}\r\r\n").error == "line 2: carriage return not followed by a line feed");
+  CHECK(read_lines("{}\n\n{}\r").error == "line 3: carriage return not followed by a line feed");
+  CHECK(read_lines(" \r \n{}\n").error == "line 1: carriage return not followed by a line feed");
+  const auto ok = read_lines("{}\r\n\r\n\t\r\n[]\r\n");
+  CHECK(ok.error.empty());
+  CHECK(ok.lines == std::vector<std::pair<uint64_t, std::string>>{{1, "{}"}, {4, "[]"}});
+}
+
+TEST_CASE("readers: a read error is told apart from malformed input")
+{
+  // read() on a directory fails with EISDIR.
+  const int fd = ::open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  REQUIRE(fd >= 0);
+  {
+    util::InputBuffer in(fd);
+    util::CsvReader reader(in);
+    std::vector<std::string_view> fields;
+    const auto r = reader.next(fields);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error() == "line 1: cannot read input: Is a directory");
+    CHECK(reader.unreadable());
+  }
+  {
+    util::InputBuffer in(fd);
+    util::LineReader reader(in);
+    std::string_view line;
+    const auto r = reader.next(line);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error() == "line 1: cannot read input: Is a directory");
+    CHECK(reader.unreadable());
+  }
+  ::close(fd);
+  util::InputBuffer csv_in(std::string_view("id\n\"open\n"));
+  util::CsvReader csv(csv_in);
+  std::vector<std::string_view> fields;
+  CHECK(csv.next(fields).ok());
+  CHECK_FALSE(csv.next(fields).ok());
+  CHECK_FALSE(csv.unreadable());
+  util::InputBuffer lines_in(std::string_view("{}\r{}\n"));
+  util::LineReader lines(lines_in);
+  std::string_view line;
+  CHECK_FALSE(lines.next(line).ok());
+  CHECK_FALSE(lines.unreadable());
 }
 
 TEST_CASE("json lines: an overlong line is refused")

@@ -198,6 +198,18 @@ TEST_CASE("import: a bad row anywhere leaves the registry as it was")
     CHECK_THROWS_WITH_AS(fleet::import_devices(*t.fleet, options(path)),
                          (path + ": line 4: duplicate id \"B\" (first on line 3)").c_str(), Error);
   }
+  SUBCASE("an input that cannot be read is a failure, not bad input")
+  {
+    const auto path = (t.dir / "dir.jsonl").string();
+    std::filesystem::create_directory(path);
+    try {
+      fleet::import_devices(*t.fleet, options(path));
+      FAIL("no error");
+    } catch (const Error& e) {
+      CHECK(e.code() == Exit::failure);
+      CHECK(std::string(e.what()) == path + ": line 1: cannot read input: Is a directory");
+    }
+  }
   CHECK(t.devices().size() == 1);
   CHECK(t.fleet->registry().audit_events(100).size() == audit_before);
 }

@@ -3,8 +3,9 @@
 // descriptor or a string, holding only a fixed-size buffer plus the current record. Knows nothing
 // of fleetkey.
 //
-// Both accept a UTF-8 byte order mark at the very start, LF or CRLF line ends, skip empty lines,
-// and name the line a record starts on in every error ("line 7: unterminated quoted field").
+// Both accept a UTF-8 byte order mark at the very start, LF or CRLF line ends (a CR not followed
+// by LF is an error), skip empty lines, and name the line a record starts on in every error
+// ("line 7: unterminated quoted field"); a read error names the line being read.
 
 #include <fleetkey/util/result.hpp>
 
@@ -83,9 +84,14 @@ public:
   Result<bool> next(std::vector<std::string_view>& fields);
   // The line the last record started on, counting from 1.
   uint64_t line() const { return m_record_line; }
+  // After next() failed: true if the input could not be read (an I/O error, not malformed input).
+  bool unreadable() const { return m_unreadable; }
 
 private:
+  Result<bool> parse(std::vector<std::string_view>& fields);
   Failure error(uint64_t line, std::string_view what) const;
+  // " on line N" when the current line is not the one the record started on.
+  std::string on_line() const;
 
   InputBuffer& m_in;
   std::string m_record;
@@ -93,10 +99,12 @@ private:
   uint64_t m_line = 1;
   uint64_t m_record_line = 0;
   bool m_started = false;
+  bool m_unreadable = false;
 };
 
 // JSON Lines: one value per line. Returns each line without its line end; lines holding only
-// spaces or tabs are skipped. The caller parses the JSON.
+// spaces or tabs are skipped. The caller parses the JSON (and must refuse a NUL byte, which
+// passes through).
 class LineReader
 {
 public:
@@ -108,13 +116,20 @@ public:
   }
 
   Result<bool> next(std::string_view& line);
-  uint64_t line() const { return m_line; }
+  // The line of the last line returned, counting from 1.
+  uint64_t line() const { return m_record_line; }
+  // After next() failed: true if the input could not be read (an I/O error, not malformed input).
+  bool unreadable() const { return m_unreadable; }
 
 private:
+  Result<bool> parse(std::string_view& line);
+
   InputBuffer& m_in;
   std::string m_text;
-  uint64_t m_line = 0;
+  uint64_t m_line = 1; // the next line to read
+  uint64_t m_record_line = 0;
   bool m_started = false;
+  bool m_unreadable = false;
 };
 
 } // namespace fleetkey::util
