@@ -204,6 +204,10 @@ private:
       return false;
     }
     const uint64_t line = m_lines.line();
+    // nlohmann's lexer takes a NUL byte outside a string for the end of input.
+    if (text.find('\0') != std::string_view::npos) {
+      m_src.fail(Exit::usage, line, "invalid JSON (a NUL byte)");
+    }
     m_json = nlohmann::json::parse(text, nullptr, false);
     if (m_json.is_discarded()) {
       m_src.fail(Exit::usage, line, "invalid JSON");

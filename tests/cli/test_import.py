@@ -272,6 +272,13 @@ class ImportTest(fk.FleetTest):
         self.assert_rejected("d.jsonl", '{"id": "A"}\n{"id": "B"}\n{"id": "A"}\n', fk.USAGE,
                              'line 3: duplicate id "A" (first on line 1)')
 
+    def test_rejects_nul_byte_in_json_line(self):
+        # A JSON parser that takes NUL for the end of input would import A and silently drop B.
+        self.assert_rejected("d.jsonl", b'{"id":"A"}\0{"id":"B"}\n', fk.USAGE, "line 1: invalid JSON (a NUL byte)")
+
+    def test_rejects_nul_byte_after_json_value(self):
+        self.assert_rejected("d.jsonl", b'{"id":"A"}\n{"id":"B"} \0 \n', fk.USAGE, "line 2: invalid JSON (a NUL byte)")
+
     def test_rejects_bare_carriage_return_in_json_lines(self):
         self.assert_rejected("d.jsonl", b'{"id":\r"A"}\n{"id":"B"}\r\r\n', fk.USAGE,
                              "line 1: carriage return not followed by a line feed")

@@ -18,6 +18,7 @@
 #include <vector>
 
 using namespace fleetkey;
+using namespace std::string_literals;
 
 namespace {
 
@@ -197,6 +198,12 @@ TEST_CASE("import: a bad row anywhere leaves the registry as it was")
     const auto path = t.write("d.csv", "id\nA\nB\nB\nA\nC\nC\n");
     CHECK_THROWS_WITH_AS(fleet::import_devices(*t.fleet, options(path)),
                          (path + ": line 4: duplicate id \"B\" (first on line 3)").c_str(), Error);
+  }
+  SUBCASE("a JSON line with a NUL byte")
+  {
+    const auto path = t.write("d.jsonl", "{\"id\":\"A\"}\n{\"id\":\"B\"}\0{\"id\":\"C\"}\n"s);
+    CHECK_THROWS_WITH_AS(fleet::import_devices(*t.fleet, options(path)),
+                         (path + ": line 2: invalid JSON (a NUL byte)").c_str(), Error);
   }
   SUBCASE("an input that cannot be read is a failure, not bad input")
   {
