@@ -9,6 +9,7 @@
 #include <fleetkey/util/text.hpp>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 #include <sodium.h>
 
 #include <algorithm>
@@ -22,10 +23,13 @@
 #include <fcntl.h>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <sys/stat.h>
 #include <thread>
 #include <unistd.h>
 #include <unordered_set>
+#include <utility>
+#include <vector>
 
 namespace fleetkey::fleet {
 
@@ -94,6 +98,241 @@ struct Row
   std::string_view id;
   std::optional<std::string_view> model;
   std::string_view labels; // JSON object text; empty means {}
+};
+
+// Reads one JSON Lines row through nlohmann's SAX interface, building no DOM: a DOM would keep
+// the last of two equal member names, where a repeated member must be refused. The first problem
+// in reading order (a repeated label key, found once the labels are sorted, last) is thrown only
+// after the whole line has parsed, so that invalid JSON is reported as such wherever it is.
+class JsonRowReader
+{
+public:
+  using json = nlohmann::json;
+
+  explicit JsonRowReader(const Source& src)
+      : m_src(src)
+  {
+  }
+
+  // Parses `text` (line `line`) into `row`, whose views stay valid until the next call.
+  void read(std::string_view text, uint64_t line, Row& row)
+  {
+    m_line = line;
+    m_problem = nullptr;
+    m_depth = 0;
+    m_top_object = false;
+    m_in_labels = false;
+    m_member = Member::other;
+    m_seen = 0;
+    m_model.reset();
+    m_label_count = 0;
+    // nlohmann's lexer takes a NUL byte outside a string for the end of input.
+    if (text.find('\0') != std::string_view::npos) {
+      m_src.fail(Exit::usage, line, "invalid JSON (a NUL byte)");
+    }
+    if (!json::sax_parse(text.begin(), text.end(), this)) {
+      m_src.fail(Exit::usage, line, "invalid JSON");
+    }
+    if (m_problem) {
+      std::rethrow_exception(m_problem);
+    }
+    if ((m_seen & bit(Member::id)) == 0) {
+      m_src.fail(Exit::usage, line, "missing \"id\"");
+    }
+    row.line = line;
+    row.id = m_id;
+    row.model.reset();
+    if (m_model) {
+      row.model = *m_model;
+    }
+    row.labels = labels();
+  }
+
+  // nlohmann's SAX interface. Every event returns true: only a syntax error stops the parser.
+  bool null() { return value(Kind::null, nullptr); }
+  bool boolean(bool /*value*/) { return value(Kind::other, nullptr); }
+  bool number_integer(json::number_integer_t /*value*/) { return value(Kind::other, nullptr); }
+  bool number_unsigned(json::number_unsigned_t /*value*/) { return value(Kind::other, nullptr); }
+  bool number_float(json::number_float_t /*value*/, const json::string_t& /*text*/)
+  {
+    return value(Kind::other, nullptr);
+  }
+  bool string(json::string_t& s) { return value(Kind::string, &s); }
+  bool binary(json::binary_t& /*value*/) { return value(Kind::other, nullptr); }
+  bool start_object(size_t /*size*/)
+  {
+    value(Kind::object, nullptr);
+    ++m_depth;
+    return true;
+  }
+  bool end_object()
+  {
+    if (--m_depth == 1) {
+      m_in_labels = false;
+    }
+    return true;
+  }
+  bool start_array(size_t /*size*/)
+  {
+    value(Kind::other, nullptr);
+    ++m_depth;
+    return true;
+  }
+  bool end_array()
+  {
+    --m_depth;
+    return true;
+  }
+  bool key(json::string_t& k)
+  {
+    if (m_depth == 1 && m_top_object) {
+      member(k);
+    } else if (m_depth == 2 && m_in_labels) {
+      label_key(k);
+    }
+    return true;
+  }
+  bool parse_error(size_t /*position*/, const std::string& /*token*/, const nlohmann::detail::exception& /*error*/)
+  {
+    return false;
+  }
+
+private:
+  enum class Kind { null, string, object, other };
+  enum class Member { id, model, labels, other };
+
+  static unsigned bit(Member m) { return 1u << static_cast<unsigned>(m); }
+
+  // Keeps the first problem of the line.
+  template<typename Check>
+  void check(Check&& f)
+  {
+    if (m_problem) {
+      return;
+    }
+    try {
+      f();
+    } catch (const Error&) {
+      m_problem = std::current_exception();
+    }
+  }
+  void problem(const std::string& why)
+  {
+    check([&] { m_src.fail(Exit::usage, m_line, why); });
+  }
+
+  void member(const std::string& name)
+  {
+    m_member = name == "id"       ? Member::id
+               : name == "model"  ? Member::model
+               : name == "labels" ? Member::labels
+                                  : Member::other;
+    if (m_member == Member::other) {
+      problem(fmt::format("unknown key \"{}\" (expected id, model, labels)", name));
+    } else if ((m_seen & bit(m_member)) != 0) {
+      problem(fmt::format("member \"{}\" appears twice", name));
+    }
+    m_seen |= bit(m_member);
+  }
+
+  void label_key(const std::string& key)
+  {
+    check([&] { check_label_key(m_src, m_line, key); });
+    if (m_label_count == m_labels_read.size()) {
+      m_labels_read.emplace_back();
+    }
+    m_labels_read[m_label_count++].first = key;
+  }
+
+  bool value(Kind kind, const std::string* s)
+  {
+    if (m_depth == 0) {
+      m_top_object = kind == Kind::object;
+      if (!m_top_object) {
+        problem("expected a JSON object with an \"id\"");
+      }
+    } else if (m_depth == 1 && m_top_object) {
+      member_value(kind, s);
+    } else if (m_depth == 2 && m_in_labels) {
+      auto& [key, text] = m_labels_read[m_label_count - 1];
+      if (kind != Kind::string) {
+        problem(fmt::format("label \"{}\" must be a string", key));
+      } else {
+        check([&] { check_label_value(m_src, m_line, key, *s); });
+        text = *s;
+      }
+    }
+    return true;
+  }
+
+  void member_value(Kind kind, const std::string* s)
+  {
+    switch (m_member) {
+    case Member::id:
+      if (kind != Kind::string) {
+        problem("\"id\" must be a string");
+      } else {
+        check([&] { check_name(m_src, m_line, *s, "device id"); });
+        m_id = *s;
+      }
+      break;
+    case Member::model:
+      if (kind == Kind::string) {
+        check([&] { check_name(m_src, m_line, *s, "model"); });
+        m_model = *s;
+      } else if (kind != Kind::null) {
+        problem("\"model\" must be a string or null");
+      }
+      break;
+    case Member::labels:
+      if (kind != Kind::object) {
+        problem("\"labels\" must be an object of strings");
+      }
+      m_in_labels = kind == Kind::object;
+      break;
+    case Member::other:
+      break;
+    }
+  }
+
+  // The labels as a compact JSON object with sorted keys, as `device add` stores them; empty for {}.
+  std::string_view labels()
+  {
+    m_labels.clear();
+    if (m_label_count == 0) {
+      return m_labels;
+    }
+    const auto begin = m_labels_read.begin();
+    const auto end = begin + static_cast<std::ptrdiff_t>(m_label_count);
+    std::sort(begin, end, [](const auto& a, const auto& b) { return a.first < b.first; });
+    const auto twice = std::adjacent_find(begin, end, [](const auto& a, const auto& b) { return a.first == b.first; });
+    if (twice != end) {
+      m_src.fail(Exit::usage, m_line, fmt::format("label \"{}\" appears twice", twice->first));
+    }
+    for (auto it = begin; it != end; ++it) {
+      m_labels += it == begin ? "{" : ",";
+      // Printable text (checked): escaped exactly as nlohmann::json::dump() does.
+      token::append_json_string(m_labels, it->first);
+      m_labels.push_back(':');
+      token::append_json_string(m_labels, it->second);
+    }
+    m_labels.push_back('}');
+    return m_labels;
+  }
+
+  const Source& m_src;
+  uint64_t m_line = 0;
+  std::exception_ptr m_problem;
+  int m_depth = 0;
+  bool m_top_object = false;
+  bool m_in_labels = false;
+  Member m_member = Member::other;
+  unsigned m_seen = 0;
+  std::string m_id;
+  std::optional<std::string> m_model;
+  std::vector<std::pair<std::string, std::string>> m_labels_read; // reused: the first m_label_count
+  size_t m_label_count = 0;
+  std::string m_labels;
 };
 
 // Reads and validates rows of either format.
@@ -203,57 +442,7 @@ private:
     if (!*r) {
       return false;
     }
-    const uint64_t line = m_lines.line();
-    // nlohmann's lexer takes a NUL byte outside a string for the end of input.
-    if (text.find('\0') != std::string_view::npos) {
-      m_src.fail(Exit::usage, line, "invalid JSON (a NUL byte)");
-    }
-    m_json = nlohmann::json::parse(text, nullptr, false);
-    if (m_json.is_discarded()) {
-      m_src.fail(Exit::usage, line, "invalid JSON");
-    }
-    if (!m_json.is_object()) {
-      m_src.fail(Exit::usage, line, "expected a JSON object with an \"id\"");
-    }
-    row.line = line;
-    row.model.reset();
-    row.labels = {};
-    bool have_id = false;
-    for (const auto& [key, value] : m_json.items()) {
-      if (key == "id") {
-        if (!value.is_string()) {
-          m_src.fail(Exit::usage, line, "\"id\" must be a string");
-        }
-        row.id = value.get_ref<const std::string&>();
-        check_name(m_src, line, row.id, "device id");
-        have_id = true;
-      } else if (key == "model") {
-        if (value.is_string()) {
-          row.model = value.get_ref<const std::string&>();
-          check_name(m_src, line, *row.model, "model");
-        } else if (!value.is_null()) {
-          m_src.fail(Exit::usage, line, "\"model\" must be a string or null");
-        }
-      } else if (key == "labels") {
-        if (!value.is_object()) {
-          m_src.fail(Exit::usage, line, "\"labels\" must be an object of strings");
-        }
-        for (const auto& [k, v] : value.items()) {
-          check_label_key(m_src, line, k);
-          if (!v.is_string()) {
-            m_src.fail(Exit::usage, line, fmt::format("label \"{}\" must be a string", k));
-          }
-          check_label_value(m_src, line, k, v.get_ref<const std::string&>());
-        }
-        m_labels = value.empty() ? std::string() : value.dump();
-        row.labels = m_labels;
-      } else {
-        m_src.fail(Exit::usage, line, fmt::format("unknown key \"{}\" (expected id, model, labels)", key));
-      }
-    }
-    if (!have_id) {
-      m_src.fail(Exit::usage, line, "missing \"id\"");
-    }
+    m_json.read(text, m_lines.line(), row);
     return true;
   }
 
@@ -268,7 +457,7 @@ private:
   int m_model_col = -1;
   std::vector<std::pair<std::string, size_t>> m_label_cols;
   std::string m_labels;
-  nlohmann::json m_json;
+  JsonRowReader m_json{m_src};
 };
 
 // An unlinked temporary file in $TMPDIR: it vanishes with the process, even on SIGKILL.

@@ -287,6 +287,14 @@ class ImportTest(fk.FleetTest):
         self.assert_rejected("d.jsonl", b'{"id":"A"}\r\n{"id":"B"}\r\r\n', fk.USAGE,
                              "line 2: carriage return not followed by a line feed")
 
+    def test_rejects_repeated_json_member(self):
+        self.assert_rejected("d.jsonl", '{"id":"A"}\n{"id":"B","id":"C"}\n', fk.USAGE,
+                             'line 2: member "id" appears twice')
+
+    def test_rejects_repeated_label_key(self):
+        self.assert_rejected("d.jsonl", '{"id":"A","labels":{"site":"x","line":"1","site":"y"}}\n', fk.USAGE,
+                             'line 1: label "site" appears twice')
+
     def test_error_in_a_record_spanning_lines_names_its_first_line(self):
         self.assert_rejected("d.csv", 'id,site\n"A\n\nB",x"y\n', fk.USAGE,
                              "line 2: quote inside an unquoted field on line 4 (quote the whole field and double the "
@@ -305,6 +313,13 @@ class ImportTest(fk.FleetTest):
             r = self.fails(fk.FAILURE, "device", "import", path)
             self.assertEqual(r.err, f"fleetkey: error: {path}: line 1: cannot read input: Is a directory\n")
         self.assertEqual(self.snapshot(), before)
+
+    def test_jsonl_labels_are_stored_as_device_add_stores_them(self):
+        path = self.write("d.jsonl", '{"id":"J-1","labels":{"q":"say \\"hi\\" \\u00e9\\/ \\\\","a":"1"}}\n')
+        self.fk("device", "import", path)
+        self.fk("device", "add", "J-2", "--label", 'q=say "hi" \u00e9/ \\', "--label", "a=1")
+        labels = [d[2] for d in self.devices()]
+        self.assertEqual(labels, ['{"a":"1","q":"say \\"hi\\" \u00e9/ \\\\"}'] * 2)
 
     # --- --skip-existing and --keys-out -------------------------------------------------------------
 

@@ -205,6 +205,31 @@ TEST_CASE("import: a bad row anywhere leaves the registry as it was")
     CHECK_THROWS_WITH_AS(fleet::import_devices(*t.fleet, options(path)),
                          (path + ": line 2: invalid JSON (a NUL byte)").c_str(), Error);
   }
+  SUBCASE("a repeated JSON member")
+  {
+    const std::pair<std::string, std::string> cases[] = {
+        {R"({"id":"A","id":"B"})", R"(member "id" appears twice)"},
+        {R"({"id":"A","model":"m","model":null})", R"(member "model" appears twice)"},
+        {R"({"labels":{},"id":"A","labels":{"a":"1"}})", R"(member "labels" appears twice)"},
+        {R"({"id":"A","labels":{"b":"1","a":"2","b":"3"}})", R"(label "b" appears twice)"},
+        // Invalid JSON anywhere on the line is reported as such; otherwise the first problem.
+        {R"({"id":"A","id":"B",})", "invalid JSON"},
+        {R"({"id":1,"x":2,"id":"A"})", R"("id" must be a string)"},
+        {R"(["A",{"id":"A"}])", R"(expected a JSON object with an "id")"},
+        {R"({"labels":{"a":{"b":"c"}},"id":"A"})", R"(label "a" must be a string)"},
+    };
+    for (const auto& [line, why] : cases) {
+      CAPTURE(line);
+      const auto path = t.write("d.jsonl", "{\"id\":\"Z\"}\n" + line + "\n");
+      try {
+        fleet::import_devices(*t.fleet, options(path));
+        FAIL("no error");
+      } catch (const Error& e) {
+        CHECK(e.code() == Exit::usage);
+        CHECK(std::string(e.what()) == path + ": line 2: " + why);
+      }
+    }
+  }
   SUBCASE("an input that cannot be read is a failure, not bad input")
   {
     const auto path = (t.dir / "dir.jsonl").string();
