@@ -239,7 +239,13 @@ TokenVerifier::TokenVerifier(Fleet& fleet, const VerifyOptions& options, Preload
     m_versions.emplace(rec.version, std::move(v));
   }
   if (preload == Preload::all) {
-    registry::for_each_revoked_token(reg, [this](std::string_view id) { m_revoked_tokens.emplace(id); });
+    // Folded as token ids are: a row recorded before ids were folded (a JWT revoked by its text
+    // when its jti was taken as is) still matches.
+    registry::for_each_revoked_token(reg, [this](std::string_view id) {
+      std::string folded(id);
+      token::fold_token_id(folded);
+      m_revoked_tokens.emplace(std::move(folded));
+    });
     registry::for_each_grant_state(reg, [this](std::string_view user, std::string_view device, uint64_t epoch,
                                                std::string_view status, std::string_view expires) {
       std::string key;
@@ -338,7 +344,9 @@ token::Reason TokenVerifier::standing(const token::Claims& c, token::Format f, c
       is_revoked = m_revoked_tokens.find(std::string_view(id)) != m_revoked_tokens.end();
     } else {
       std::lock_guard lock(m_mutex);
-      is_revoked = registry::token_revocation(m_fleet.registry(), id).has_value();
+      auto& reg = m_fleet.registry();
+      is_revoked = registry::token_revocation(reg, id).has_value()
+                   || (f == token::Format::jwt && c.cti_value != id && registry::token_revocation(reg, c.cti_value));
     }
     if (is_revoked) {
       why = fmt::format("token {} was revoked", id);
@@ -728,10 +736,10 @@ RevokedToken revoke_token(Fleet& fleet, std::string_view token_or_id, std::strin
   const bool is_id = token_or_id.size() >= 2 && token_or_id.size() <= 128
                      && token_or_id.find_first_not_of("0123456789abcdefABCDEF") == std::string_view::npos;
   if (is_id) {
-    // Token ids are lower-case hex (fleetkey-tokens(5)); one copied from elsewhere may not be.
+    // Folded as token_id() folds a token's: "ABCDEF01" names the JWT whose jti is "ABCDEF01", and
+    // the CWT whose cti is h'ABCDEF01' (fleetkey-tokens(5), TOKEN IDS).
     out.token_id.assign(token_or_id);
-    std::transform(out.token_id.begin(), out.token_id.end(), out.token_id.begin(),
-                   [](char ch) { return ch >= 'A' && ch <= 'F' ? static_cast<char>(ch - 'A' + 'a') : ch; });
+    token::fold_token_id(out.token_id);
   } else {
     // A whole token: it must be one of ours (known key, good MAC) before it is recorded.
     TokenVerifier verifier(fleet, VerifyOptions{}, Preload::none);

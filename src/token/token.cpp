@@ -393,6 +393,15 @@ Extra& Claims::add_extra()
   return extra[extra_count++];
 }
 
+void fold_token_id(std::string& id)
+{
+  for (char& ch : id) {
+    if (ch >= 'A' && ch <= 'Z') {
+      ch = static_cast<char>(ch - 'A' + 'a');
+    }
+  }
+}
+
 void token_id(const Claims& c, Format f, std::string& out)
 {
   out.clear();
@@ -401,6 +410,7 @@ void token_id(const Claims& c, Format f, std::string& out)
   }
   if (f == Format::jwt) {
     out = c.cti_value;
+    fold_token_id(out);
     return;
   }
   out.resize(c.cti_value.size() * 2);
@@ -843,7 +853,7 @@ char* put_int(char* o, Int v)
   return std::to_chars(o, o + k_int_bound, v).ptr;
 }
 
-// The token id as a JSON string: hex of the CWT cti, or the JWT jti escaped.
+// The token id (token_id()) as a JSON string: hex of the CWT cti, or the JWT jti escaped and folded.
 size_t token_id_json_bound(const Claims& c, Format f)
 {
   return f == Format::jwt ? string_bound(c.cti_value.size()) : 2 + 2 * c.cti_value.size();
@@ -852,7 +862,15 @@ size_t token_id_json_bound(const Claims& c, Format f)
 char* put_token_id_json(char* o, const Claims& c, Format f)
 {
   if (f == Format::jwt) {
-    return put_json_string(o, c.cti_value);
+    // Folding the escaped text is folding the text: no escape holds an upper-case letter.
+    char* const start = o;
+    o = put_json_string(o, c.cti_value);
+    for (char* p = start; p != o; ++p) {
+      if (*p >= 'A' && *p <= 'Z') {
+        *p = static_cast<char>(*p - 'A' + 'a');
+      }
+    }
+    return o;
   }
   *o++ = '"';
   o = put_hex(o, c.cti_value);
@@ -916,7 +934,9 @@ char* put_claims_json(char* o, const Claims& c, Format f)
   }
   if (c.has(Claims::cti)) {
     separate();
-    o = put_token_id_json(put(o, f == Format::jwt ? R"("jti":)" : R"("cti":)"), c, f);
+    // The claim as it is: a jti keeps its case (only the token id is folded).
+    o = f == Format::jwt ? put_json_string(put(o, R"("jti":)"), c.cti_value)
+                         : put_token_id_json(put(o, R"("cti":)"), c, f);
   }
   if (c.has(Claims::epoch)) {
     separate();

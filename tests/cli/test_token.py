@@ -8,6 +8,7 @@ import hmac
 import json
 import os
 import re
+import sqlite3
 import subprocess
 import time
 
@@ -488,6 +489,44 @@ class TokenTest(fk.FleetTest):
         # An id fleetkey never minted (another station's token) is recorded as given.
         self.fk("token", "revoke", "ABCDEF0123", "--reason", "foreign")
         self.assertEqual(self.rows("SELECT token_id FROM revocations ORDER BY id"), [(tid,), ("abcdef0123",)])
+
+    def jwt_with_jti(self, jti, **extra):
+        body = {"sub": "svc", "iat": T0, "exp": T0 + 3600, "jti": jti}
+        body.update(extra)
+        return jwt.encode(body, self.key("--for", "jwt"), algorithm="HS256", headers={"kid": "v1"})
+
+    def test_jwt_ids_are_folded_so_revoke_and_verify_agree(self):
+        upper = self.jwt_with_jti("ABCDEF0123456789")
+        r = self.fk("--json", "token", "verify", upper, "--now", LATER)
+        self.assertEqual((r.json()["token_id"], r.json()["claims"]["jti"]), ("abcdef0123456789", "ABCDEF0123456789"))
+        self.assertEqual(self.fk("--json", "token", "inspect", upper).json()["token_id"], "abcdef0123456789")
+        self.assertEqual(self.fk("token", "revoke", "ABCDEF0123456789", "--reason", "leaked").out,
+                         "revoked token abcdef0123456789\n")
+        out = self.assert_rejected(upper, TOKEN_REVOKED, "revoked")
+        self.assertEqual(out["error"], "token abcdef0123456789 was revoked")
+        r = self.run_fk("token", "verify", "--now", LATER, input=upper + "\n")
+        self.assertEqual((r.rc, r.jsonl()[0]["reason"]), (TOKEN_REVOKED, "revoked"))
+        # The same id in another case names the same token, whichever side it comes from.
+        lower = self.jwt_with_jti("abcdef0123456789")
+        self.assert_rejected(lower, TOKEN_REVOKED, "revoked")
+        self.fails(CONFLICT, "token", "revoke", "abcDEF0123456789", "--reason", "again")
+        # A mixed-case jti that is not hex, revoked by its text: recorded folded.
+        mixed = self.jwt_with_jti("Session-X1")
+        self.fk("token", "revoke", mixed, "--reason", "leaked")
+        self.assertEqual(self.rows("SELECT token_id FROM revocations ORDER BY id"),
+                         [("abcdef0123456789",), ("session-x1",)])
+        self.assert_rejected(self.jwt_with_jti("SESSION-x1"), TOKEN_REVOKED, "revoked")
+        # A row recorded before ids were folded (the jti as it was) still revokes its token.
+        con = sqlite3.connect(self.registry_path)
+        with con:
+            con.execute("INSERT INTO revocations (kind, token_id, reason, created) "
+                        "VALUES ('token', 'Legacy-Q', 'old', '2026-01-01T00:00:00Z')")
+        con.close()
+        legacy = self.jwt_with_jti("Legacy-Q")
+        self.assertEqual(self.assert_rejected(legacy, TOKEN_REVOKED, "revoked")["error"],
+                         "token legacy-q was revoked")
+        r = self.run_fk("token", "verify", "--now", LATER, input=legacy + "\n" + self.jwt_with_jti("Fresh") + "\n")
+        self.assertEqual([o["reason"] for o in r.jsonl()], ["revoked", "ok"])
 
     def test_jwk_is_the_jwt_key_unless_for_says_otherwise(self):
         jwk = json.loads(self.fk("token", "key", "--format", "jwk").out)

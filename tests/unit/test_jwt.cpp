@@ -182,3 +182,17 @@ TEST_CASE("jwt: the remembered header never leaks into another token")
     CHECK(v.detail == "JWT alg \"none\" is not HS256");
   }
 }
+
+TEST_CASE("jwt: a jti is shown as it is, its token id folded to lower case")
+{
+  Verification v;
+  CHECK(check(make(k_header, R"({"sub":"a","jti":"ABCdef-Q\u00c9","exp":1800000060})"), v) == Reason::valid);
+  std::string id;
+  token_id(v.claims, Format::jwt, id);
+  CHECK(id == "abcdef-q\xc3\x89"); // only A-Z are folded
+  std::string json;
+  append_verdict_json(json, Reason::valid, v);
+  CHECK(json
+        == "{\"valid\":true,\"reason\":\"ok\",\"format\":\"jwt\",\"kid\":\"v1\",\"token_id\":\"abcdef-q\xc3\x89\","
+           "\"claims\":{\"sub\":\"a\",\"exp\":1800000060,\"jti\":\"ABCdef-Q\xc3\x89\"}}");
+}

@@ -80,8 +80,12 @@ struct Claims
   Extra& add_extra();
 };
 
-// The revocation id of a token: hex of the CWT cti, or the JWT jti as is. Writes into `out`.
+// The revocation id of a token: lower-case hex of the CWT cti, or the JWT jti with A-Z folded to
+// a-z, so that ids compare without regard to the case of ASCII letters (fleetkey-tokens(5), TOKEN
+// IDS). Writes into `out`.
 void token_id(const Claims& c, Format f, std::string& out);
+// Folds A-Z to a-z in place: what token_id() does to a jti, and `token revoke` to an id it is given.
+void fold_token_id(std::string& id);
 
 // A MAC key with its HMAC-SHA256 state precomputed, in guarded memory; mac() is thread-safe.
 class MacKey
