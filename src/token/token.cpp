@@ -278,6 +278,11 @@ bool decode_header(cbor::Reader& r, bool is_protected, int64_t& alg, std::string
         error = "COSE kid appears in both headers";
         return false;
       }
+      // A kid is text (KEY IDS in fleetkey-tokens(5)), shown in JSON output and messages.
+      if (!json::valid_utf8(as_text(v.str))) {
+        error = "COSE kid is not valid UTF-8";
+        return false;
+      }
       has_kid = true;
       kid.assign(as_text(v.str));
     } else if (!r.skip()) {
@@ -827,12 +832,47 @@ char* put(char* o, std::string_view s)
   return o + s.size();
 }
 
+// The length of the valid UTF-8 sequence (RFC 3629) that starts at s[i] >= 0x80, or 0.
+size_t utf8_sequence(std::string_view s, size_t i)
+{
+  const auto at = [&](size_t k) {
+    return i + k < s.size() ? static_cast<unsigned char>(s[i + k]) : static_cast<unsigned char>(0);
+  };
+  const auto cont = [](unsigned char b) { return (b & 0xc0) == 0x80; };
+  const unsigned char b0 = at(0), b1 = at(1);
+  if (b0 >= 0xc2 && b0 <= 0xdf) {
+    return cont(b1) ? 2 : 0;
+  }
+  if (b0 >= 0xe0 && b0 <= 0xef) {
+    const bool ok1 = b0 == 0xe0 ? b1 >= 0xa0 && b1 <= 0xbf : b0 == 0xed ? b1 >= 0x80 && b1 <= 0x9f : cont(b1);
+    return ok1 && cont(at(2)) ? 3 : 0;
+  }
+  if (b0 >= 0xf0 && b0 <= 0xf4) {
+    const bool ok1 = b0 == 0xf0 ? b1 >= 0x90 && b1 <= 0xbf : b0 == 0xf4 ? b1 >= 0x80 && b1 <= 0x8f : cont(b1);
+    return ok1 && cont(at(2)) && cont(at(3)) ? 4 : 0;
+  }
+  return 0;
+}
+
+// Escapes '"' and '\\' with a backslash, the control characters U+0000-U+001F and DEL as \u00xx
+// (lower-case hex), and copies every other character, UTF-8 included, as it is (fleetkey-tokens(5),
+// JWT LAYOUT). A byte that does not start a valid UTF-8 sequence becomes \ufffd, so that output is
+// always valid JSON; decoded tokens and minted claims never hold one.
 char* put_json_string(char* o, std::string_view s)
 {
   *o++ = '"';
-  for (const char ch : s) {
+  for (size_t i = 0; i < s.size(); ++i) {
+    const char ch = s[i];
     const auto c = static_cast<unsigned char>(ch);
-    if (!k_json_escaped[c]) {
+    if (c >= 0x80) {
+      const size_t n = utf8_sequence(s, i);
+      if (n == 0) {
+        o = put(o, "\\ufffd");
+        continue;
+      }
+      o = put(o, s.substr(i, n));
+      i += n - 1;
+    } else if (!k_json_escaped[c]) {
       *o++ = ch;
     } else if (c == '"' || c == '\\') {
       *o++ = '\\';

@@ -551,6 +551,50 @@ class TokenTest(fk.FleetTest):
         self.assertNotIn("pushed with its revocation list", text)
         self.assertIn("fleetkey does not yet produce a revocation list for devices", text)
 
+    def test_kid_that_is_not_utf8_is_malformed_and_output_stays_json(self):
+        # No key needed: protected {1: 5, 4: h'FFFE22'} and a zero tag.
+        protected = cbor2.dumps({1: 5, 4: b"\xff\xfe\x22"}, canonical=True)
+        payload = cbor2.dumps(claims(), canonical=True)
+        bad = b64e(cbor2.dumps(cbor2.CBORTag(17, [protected, {}, payload, b"\x00" * 32])))
+        out = self.assert_rejected(bad, TOKEN_MALFORMED, "malformed")
+        self.assertEqual(out, {"valid": False, "reason": "malformed", "error": "COSE kid is not valid UTF-8",
+                               "claims": None})
+        r = self.run_fk("token", "verify", "--now", LATER, input=(bad + "\n" + self.mint() + "\n").encode(),
+                        binary=True)
+        self.assertEqual(r.rc, TOKEN_MALFORMED)
+        lines = [json.loads(line.decode("utf-8", errors="strict")) for line in r.out.splitlines()]
+        self.assertEqual([o["reason"] for o in lines], ["malformed", "ok"])
+        r = self.run_fk("--json", "token", "inspect", bad, binary=True)
+        self.assertEqual((r.rc, r.out), (TOKEN_MALFORMED, b""))
+        self.assertTrue(r.err.endswith(b"fleetkey: error: malformed token: COSE kid is not valid UTF-8\n"), r.err)
+
+    def test_minted_jwt_bytes_follow_the_documented_escaping(self):
+        def string(s):
+            """A JSON string as fleetkey-tokens(5) JWT LAYOUT says: only ", \\, U+0000-U+001F and DEL escaped."""
+            out = ""
+            for ch in s:
+                if ch in "\"\\":
+                    out += "\\" + ch
+                elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+                    out += "\\u%04x" % ord(ch)
+                else:
+                    out += ch
+            return '"' + out + '"'
+
+        self.assertEqual(string('a"\\/\x01\x7fé'), '"a\\"\\\\/\\u0001\\u007fé"')
+        sub, site = 'zoë "x"/y\\z', "Zürich – 東京 😀"
+        token = self.fk("token", "mint", "--sub", sub, "--role", "owner", "--now", NOW, "--format", "jwt",
+                        "--claim", "site=" + site, "--claim", "b=1").out.strip()
+        jti = json.loads(b64d(token.split(".")[1]))["jti"]
+        header = '{"alg":"HS256","typ":"JWT","kid":"v1"}'
+        body = ('{"sub":%s,"scope":"owner","iat":%d,"nbf":%d,"exp":%d,"jti":%s,"site":%s,"b":"1"}'
+                % (string(sub), T0, T0, T0 + 3600, string(jti), string(site)))
+        signing_input = b64e(header.encode()) + "." + b64e(body.encode("utf-8"))
+        tag = hmac.new(self.key("--for", "jwt"), signing_input.encode(), hashlib.sha256).digest()
+        self.assertEqual(token, signing_input + "." + b64e(tag))
+        self.assertEqual(jwt.decode(token, self.key("--for", "jwt"), algorithms=["HS256"],
+                                    options={"verify_exp": False})["sub"], sub)
+
     # -- bulk --
 
     def test_bulk_verify_from_stdin(self):

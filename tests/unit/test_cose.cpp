@@ -290,3 +290,39 @@ TEST_CASE("the fast HMAC-SHA256 and SHA-256 agree with libsodium for every key a
     REQUIRE_MESSAGE(util::to_hex(ours) == util::to_hex(theirs), "message " << mlen);
   }
 }
+
+namespace {
+
+util::Bytes mac0(util::ByteView prot, util::ByteView payload, util::ByteView tag)
+{
+  util::Bytes out;
+  cbor::Writer w(out);
+  w.tag(17);
+  w.array(4);
+  w.bytes(prot);
+  w.map(0);
+  w.bytes(payload);
+  w.bytes(tag);
+  return out;
+}
+
+} // namespace
+
+TEST_CASE("cose: a kid that is not UTF-8 is malformed, and no output carries its bytes")
+{
+  // protected {1: 5, 4: h'FFFE22'}, a zero tag: no key is needed to send this.
+  const auto bin = mac0(hex("a201050443fffe22"), encode_cwt_claims(sample_claims()), util::Bytes(32, 0));
+  Verification v;
+  CHECK(verify_cwt_bytes(bin, k_key, Format::cwt, no_time(), v) == Reason::malformed);
+  CHECK(v.detail == "COSE kid is not valid UTF-8");
+  std::string json;
+  append_verdict_json(json, Reason::malformed, v);
+  CHECK(json == R"({"valid":false,"reason":"malformed","error":"COSE kid is not valid UTF-8","claims":null})");
+  // A UTF-8 kid (a device id may be any printable UTF-8) decodes.
+  const auto ok =
+      mac0(hex("a20105044c76312fc3a9636c6169722d31"), encode_cwt_claims(sample_claims()), util::Bytes(32, 0));
+  CHECK(verify_cwt_bytes(ok, k_key, Format::cwt, no_time(), v) == Reason::bad_mac);
+  CHECK(v.decoded.kid
+        == "v1/\xc3\xa9"
+           "clair-1");
+}
