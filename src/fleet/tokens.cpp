@@ -220,6 +220,10 @@ TokenVerifier::TokenVerifier(Fleet& fleet, const VerifyOptions& options, Preload
     , m_audience(options.audience.value_or(""))
     , m_preload(preload)
 {
+  // token::Checks takes an empty audience for "any": an empty --aud must not turn the check off.
+  if (options.audience && options.audience->empty()) {
+    throw Error(Exit::usage, "--aud must name a device, not be empty");
+  }
   m_checks.now = now_or_clock(options.now);
   m_checks.leeway = options.leeway;
   m_checks.audience = m_audience;

@@ -568,6 +568,14 @@ class TokenTest(fk.FleetTest):
         self.assertEqual((r.rc, r.out), (TOKEN_MALFORMED, b""))
         self.assertTrue(r.err.endswith(b"fleetkey: error: malformed token: COSE kid is not valid UTF-8\n"), r.err)
 
+    def test_empty_aud_is_a_usage_error_not_any_audience(self):
+        token = self.mint("--aud", "SN-1")
+        self.fk("token", "verify", token, "--aud", "SN-1", "--now", LATER)
+        r = self.fails(USAGE, "token", "verify", token, "--aud", "", "--now", LATER)
+        self.assertEqual(r.err.replace(fk.TEST_KEY_WARNING, ""),
+                         "fleetkey: error: --aud must name a device, not be empty\n")
+        self.fails(USAGE, "--json", "token", "verify", "-", "--aud", "", "--now", LATER, input=token + "\n")
+
     def test_minted_jwt_bytes_follow_the_documented_escaping(self):
         def string(s):
             """A JSON string as fleetkey-tokens(5) JWT LAYOUT says: only ", \\, U+0000-U+001F and DEL escaped."""
