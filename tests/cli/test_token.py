@@ -576,6 +576,16 @@ class TokenTest(fk.FleetTest):
                          "fleetkey: error: --aud must name a device, not be empty\n")
         self.fails(USAGE, "--json", "token", "verify", "-", "--aud", "", "--now", LATER, input=token + "\n")
 
+    def test_cwt_tag_of_any_other_length_is_a_bad_mac(self):
+        key = self.key()
+        for n in (0, 31, 33, 64):
+            with self.subTest(n):
+                c = cbor2.loads(b64d(make_cwt(key, claims())))
+                c.value[3] = (c.value[3] + b"\x00" * 32)[:n]  # the right tag, cut short or followed by zeros
+                token = b64e(cbor2.dumps(c))
+                out = self.assert_rejected(token, TOKEN_BAD_MAC, "bad_mac")
+                self.assertEqual(out["error"], "tag of %d bytes for a cwt token (needs 32)" % n)
+
     def test_minted_jwt_bytes_follow_the_documented_escaping(self):
         def string(s):
             """A JSON string as fleetkey-tokens(5) JWT LAYOUT says: only ", \\, U+0000-U+001F and DEL escaped."""

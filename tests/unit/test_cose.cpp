@@ -326,3 +326,23 @@ TEST_CASE("cose: a kid that is not UTF-8 is malformed, and no output carries its
         == "v1/\xc3\xa9"
            "clair-1");
 }
+
+TEST_CASE("cose: a tag of any length but the format's is a bad MAC")
+{
+  const auto prot = hex("a2010504427631");
+  const auto payload = encode_cwt_claims(sample_claims());
+  for (const size_t n : std::initializer_list<size_t>{0, 1, 31, 33, 64, 1000}) {
+    CAPTURE(n);
+    Verification v;
+    CHECK(verify_cwt_bytes(mac0(prot, payload, util::Bytes(n, 0)), k_key, Format::cwt, no_time(), v)
+          == Reason::bad_mac);
+    CHECK(v.detail == fmt::format("tag of {} bytes for a cwt token (needs 32)", n));
+  }
+  // A right tag with a byte more is still refused.
+  const auto good = *util::from_base64url(encode(Format::cwt, sample_claims(), "v1", MacKey(k_key)));
+  Verification v;
+  CHECK(verify_cwt_bytes(good, k_key, Format::cwt, no_time(), v) == Reason::valid);
+  util::Bytes tag(good.end() - 32, good.end());
+  tag.push_back(0);
+  CHECK(verify_cwt_bytes(mac0(prot, payload, tag), k_key, Format::cwt, no_time(), v) == Reason::bad_mac);
+}

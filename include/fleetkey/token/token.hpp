@@ -105,7 +105,7 @@ struct Decoded
   std::string kid;
   util::ByteView mac_input; // COSE MAC_structure, or the JWS signing input
   uint8_t tag[32] = {};
-  size_t tag_len = 0;
+  size_t tag_len = 0; // the tag's length, which may exceed 32 (tag then holds its first 32 bytes)
 };
 
 // Strict decoding of one token's text, reusing buffers across calls: one Decoder per thread.
