@@ -89,6 +89,11 @@ bool Reader::peek_string()
   return m_p < m_s.size() && m_s[m_p] == '"';
 }
 
+bool Reader::peek_number()
+{
+  return m_p < m_s.size() && (m_s[m_p] == '-' || (m_s[m_p] >= '0' && m_s[m_p] <= '9'));
+}
+
 bool Reader::string_raw(std::string* out)
 {
   if (!peek_string()) {

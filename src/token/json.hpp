@@ -39,6 +39,7 @@ public:
   // Validates any value and gives its raw text.
   bool read_raw(std::string_view& out);
   bool peek_string();
+  bool peek_number(); // the next value starts like a number: '-' or a digit
 
   bool fail(std::string_view why);
   const std::string& error() const { return m_error; }

@@ -552,12 +552,19 @@ bool Decoder::decode(std::string_view text, Decoded& out, Claims& claims, std::s
 
   json::Reader pr(as_text(m_payload), *m_json);
   const bool payload_ok = pr.object([&](std::string_view key, json::Reader& r) {
+    // Each failure names its claim; r.fail keeps the first message, so it must come first.
     auto text_claim = [&](std::string& dst, Claims::Field f) {
       claims.present |= f;
+      if (!r.peek_string()) {
+        return r.fail(fmt::format("{} claim is not a string", key));
+      }
       return r.read_string(dst);
     };
     auto int_claim = [&](int64_t& dst, Claims::Field f) {
       claims.present |= f;
+      if (!r.peek_number()) {
+        return r.fail(fmt::format("{} claim is not an integer", key));
+      }
       return r.read_int(dst);
     };
     if (key == "iss") {
@@ -573,7 +580,9 @@ bool Decoder::decode(std::string_view text, Decoded& out, Claims& claims, std::s
       return text_claim(claims.scope_value, Claims::scope);
     }
     if (key == "jti") {
-      return text_claim(claims.cti_value, Claims::cti) && !claims.cti_value.empty() && claims.cti_value.size() <= 128;
+      return text_claim(claims.cti_value, Claims::cti)
+             && ((!claims.cti_value.empty() && claims.cti_value.size() <= k_max_jti_size)
+                 || r.fail(fmt::format("jti must be 1 to {} bytes", k_max_jti_size)));
     }
     if (key == "exp") {
       return int_claim(claims.exp_value, Claims::exp);
@@ -586,9 +595,11 @@ bool Decoder::decode(std::string_view text, Decoded& out, Claims& claims, std::s
     }
     if (key == k_epoch_key) {
       int64_t e = 0;
-      claims.present |= Claims::epoch;
-      if (!r.read_int(e) || e < 0) {
+      if (!int_claim(e, Claims::epoch)) {
         return false;
+      }
+      if (e < 0) {
+        return r.fail("epoch claim is not an unsigned integer");
       }
       claims.epoch_value = static_cast<uint64_t>(e);
       return true;

@@ -586,6 +586,15 @@ class TokenTest(fk.FleetTest):
                 out = self.assert_rejected(token, TOKEN_BAD_MAC, "bad_mac")
                 self.assertEqual(out["error"], "tag of %d bytes for a cwt token (needs 32)" % n)
 
+    def test_jwt_claim_errors_say_which_claim(self):
+        for body, error in [({"jti": "", "exp": T0 + 60}, "jti must be 1 to 128 bytes"),
+                            ({"jti": "j" * 129, "exp": T0 + 60}, "jti must be 1 to 128 bytes"),
+                            ({"jti": "j", "epoch": -1}, "epoch claim is not an unsigned integer")]:
+            with self.subTest(error):
+                token = jwt.encode(body, self.key("--for", "jwt"), algorithm="HS256", headers={"kid": "v1"})
+                out = self.assert_rejected(token, TOKEN_MALFORMED, "malformed")
+                self.assertEqual(out["error"], "JWT claims: " + error)
+
     def test_minted_jwt_bytes_follow_the_documented_escaping(self):
         def string(s):
             """A JSON string as fleetkey-tokens(5) JWT LAYOUT says: only ", \\, U+0000-U+001F and DEL escaped."""

@@ -207,3 +207,21 @@ TEST_CASE("jwt: a jti is shown as it is, its token id folded to lower case")
         == "{\"valid\":true,\"reason\":\"ok\",\"format\":\"jwt\",\"kid\":\"v1\",\"token_id\":\"abcdef-q\xc3\x89\","
            "\"claims\":{\"sub\":\"a\",\"exp\":1800000060,\"jti\":\"ABCdef-Q\xc3\x89\"}}");
 }
+
+TEST_CASE("jwt: each bad claim has its own message")
+{
+  Verification v;
+  auto detail = [&](std::string_view claims) {
+    CHECK(check(make(k_header, claims), v) == Reason::malformed);
+    return v.detail;
+  };
+  CHECK(detail(R"({"jti":"","exp":1800000060})") == "JWT claims: jti must be 1 to 128 bytes");
+  CHECK(detail(R"({"jti":")" + std::string(129, 'a') + R"(","exp":1800000060})")
+        == "JWT claims: jti must be 1 to 128 bytes");
+  CHECK(check(make(k_header, R"({"jti":")" + std::string(128, 'a') + R"(","exp":1800000060})"), v) == Reason::valid);
+  CHECK(detail(R"({"jti":"j","epoch":-1})") == "JWT claims: epoch claim is not an unsigned integer");
+  CHECK(detail(R"({"jti":"j","epoch":"1"})") == "JWT claims: epoch claim is not an integer");
+  CHECK(detail(R"({"jti":"j","exp":"1800000060"})") == "JWT claims: exp claim is not an integer");
+  CHECK(detail(R"({"jti":7,"exp":1800000060})") == "JWT claims: jti claim is not a string");
+  CHECK(detail(R"({"jti":"j","aud":["a"],"exp":1800000060})") == "JWT claims: aud claim is not a string");
+}

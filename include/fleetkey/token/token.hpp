@@ -27,6 +27,7 @@ size_t tag_size(Format f);            // 32, 8, 32
 inline constexpr size_t k_max_token_size = 8192;
 inline constexpr size_t k_cti_size = 16; // cwt and jwt
 inline constexpr size_t k_cti_size_cwt64 = 8;
+inline constexpr size_t k_max_jti_size = 128; // bytes of a JWT jti, as of a token id
 // The longest device id (fleet::validate_name) and so the longest device part of a kid.
 inline constexpr size_t k_max_kid_device = 128;
 
