@@ -57,7 +57,32 @@ std::optional<int64_t> parse_now(const std::optional<std::string>& now)
   if (!t) {
     throw Error(Exit::usage, "--now: {}", t.error());
   }
+  fleet::check_now(*t);
   return *t;
+}
+
+// --leeway: a duration, or zero (the default), which parse_duration refuses: a text whose every
+// number is 0 ("0", "0s", "0m0s") is zero when the same text with each number 1 is a duration.
+int64_t parse_leeway(const std::string& text)
+{
+  if (text.find('0') != std::string::npos && text.find_first_of("123456789") == std::string::npos) {
+    std::string ones;
+    for (size_t i = 0; i < text.size(); ++i) {
+      if (text[i] != '0') {
+        ones += text[i];
+      } else if (i == 0 || text[i - 1] != '0') {
+        ones += '1';
+      }
+    }
+    if (util::parse_duration(ones)) {
+      return 0;
+    }
+  }
+  auto leeway = util::parse_duration(text);
+  if (!leeway) {
+    throw Error(Exit::usage, "--leeway: {}", leeway.error());
+  }
+  return *leeway;
 }
 
 token::Format parse_format(const std::string& name)
@@ -188,11 +213,7 @@ void add_token_verify(CLI::App& tok, Context& ctx)
                                o.audience = vo->aud;
                                o.now = parse_now(vo->now);
                                if (vo->leeway) {
-                                 auto leeway = util::parse_duration(*vo->leeway);
-                                 if (!leeway) {
-                                   throw Error(Exit::usage, "--leeway: {}", leeway.error());
-                                 }
-                                 o.leeway = *leeway;
+                                 o.leeway = parse_leeway(*vo->leeway);
                                }
                                if (vo->token == "-") {
                                  const auto r = fleet::verify_stream(ctx.fleet(), STDIN_FILENO, stdout, o);

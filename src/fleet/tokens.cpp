@@ -34,6 +34,9 @@ size_t format_index(token::Format f)
 
 int64_t now_or_clock(const std::optional<int64_t>& now)
 {
+  if (now) {
+    check_now(*now);
+  }
   return now ? *now : util::unix_now();
 }
 
@@ -154,7 +157,10 @@ MintedToken make_token(Fleet& fleet, const MintRequest& req)
   }
   if (req.ttl) {
     c.present |= token::Claims::exp;
-    c.exp_value = now + *req.ttl;
+    // check_ttl and the range of now keep this far from overflow; checked all the same.
+    if (__builtin_add_overflow(now, *req.ttl, &c.exp_value)) {
+      throw Error(Exit::usage, "--now plus --ttl is past the largest time a token can carry");
+    }
   }
   if (epoch) {
     c.present |= token::Claims::epoch;
@@ -190,6 +196,13 @@ void record_mint(registry::Registry& reg, const MintRequest& req, const MintedTo
 
 } // namespace
 
+void check_now(int64_t now, std::string_view what)
+{
+  if (now < k_min_now || now > k_max_now) {
+    throw Error(Exit::usage, "{} @{} is out of range (1970-01-01T00:00:00Z to 9999-12-31T23:59:59Z)", what, now);
+  }
+}
+
 MintedToken mint_token(Fleet& fleet, const MintRequest& req)
 {
   auto out = make_token(fleet, req);
@@ -223,6 +236,9 @@ TokenVerifier::TokenVerifier(Fleet& fleet, const VerifyOptions& options, Preload
   // token::Checks takes an empty audience for "any": an empty --aud must not turn the check off.
   if (options.audience && options.audience->empty()) {
     throw Error(Exit::usage, "--aud must name a device, not be empty");
+  }
+  if (options.leeway < 0) {
+    throw Error(Exit::usage, "--leeway must not be negative");
   }
   m_checks.now = now_or_clock(options.now);
   m_checks.leeway = options.leeway;
@@ -396,7 +412,7 @@ token::Reason TokenVerifier::standing(const token::Claims& c, token::Format f, c
                       device_id, c.epoch_value, g->epoch);
     return token::Reason::revoked;
   }
-  if (g->expires && m_checks.now - m_checks.leeway >= *g->expires) {
+  if (g->expires && token::has_passed(*g->expires, m_checks.now, m_checks.leeway)) {
     why = fmt::format("grant of \"{}\" on device \"{}\" expired at {} (now {})", c.sub_value, device_id, *g->expires,
                       m_checks.now);
     return token::Reason::expired;

@@ -50,6 +50,24 @@ Exit reason_exit(Reason r)
   return Exit::failure;
 }
 
+bool has_passed(int64_t at, int64_t now, int64_t leeway)
+{
+  int64_t earliest = 0;
+  if (__builtin_sub_overflow(now, leeway, &earliest)) {
+    return leeway < 0; // now - leeway is past INT64_MAX (leeway < 0) or before INT64_MIN
+  }
+  return earliest >= at;
+}
+
+bool is_ahead(int64_t at, int64_t now, int64_t leeway)
+{
+  int64_t latest = 0;
+  if (__builtin_add_overflow(now, leeway, &latest)) {
+    return leeway < 0; // now + leeway is before INT64_MIN (leeway < 0) or past INT64_MAX
+  }
+  return latest < at;
+}
+
 namespace {
 
 // What every fleetkey token carries beyond what RFC 8392 and RFC 7519 require: an id to revoke it
@@ -89,12 +107,11 @@ Reason after_decode(Authority& authority, const Checks& checks, Verification& v,
     return Reason::bad_mac;
   }
   if (checks.times == TimeChecks::on) {
-    // Written so that no claim value can overflow the arithmetic: now and leeway are ours.
-    if (c.has(Claims::exp) && checks.now - checks.leeway >= c.exp_value) {
+    if (c.has(Claims::exp) && has_passed(c.exp_value, checks.now, checks.leeway)) {
       v.detail = fmt::format("expired at {} (now {})", c.exp_value, checks.now);
       return Reason::expired;
     }
-    if (c.has(Claims::nbf) && checks.now + checks.leeway < c.nbf_value) {
+    if (c.has(Claims::nbf) && is_ahead(c.nbf_value, checks.now, checks.leeway)) {
       v.detail = fmt::format("not valid before {} (now {})", c.nbf_value, checks.now);
       return Reason::not_yet_valid;
     }

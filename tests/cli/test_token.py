@@ -586,6 +586,35 @@ class TokenTest(fk.FleetTest):
                 out = self.assert_rejected(token, TOKEN_BAD_MAC, "bad_mac")
                 self.assertEqual(out["error"], "tag of %d bytes for a cwt token (needs 32)" % n)
 
+    def test_times_out_of_range_are_usage_errors(self):
+        before = self.snapshot()
+        for args, option in [(["--now", "@9223372036854775000"], "--now"), (["--now", "@-1"], "--now"),
+                             (["--now", "@253402300800"], "--now")]:
+            r = self.fails(USAGE, "token", "mint", "--sub", "alice", "--role", "x", "--ttl", "1h", *args)
+            self.assertEqual(r.err.replace(fk.TEST_KEY_WARNING, ""),
+                             "fleetkey: error: %s %s is out of range (1970-01-01T00:00:00Z to "
+                             "9999-12-31T23:59:59Z)\n" % (option, args[1]))
+        self.assertEqual(self.snapshot(), before)
+        token = self.mint()
+        for now in ("@-9223372036854775808", "@9223372036854775807"):
+            self.fails(USAGE, "token", "verify", token, "--now", now, "--leeway", "1s")
+            self.fails(USAGE, "token", "verify", "-", "--now", now, input=token + "\n")
+        # The last second in range works, and its exp is past it.
+        j = self.fk("--json", "token", "mint", "--sub", "alice", "--role", "x", "--ttl", "1h",
+                    "--now", "@253402300799").json()
+        self.assertEqual(j["claims"]["exp"], 253402300799 + 3600)
+        self.fk("token", "verify", j["token"], "--now", "@253402300799", "--leeway", "520w")
+
+    def test_leeway_may_be_zero(self):
+        token = self.mint("--ttl", "1h")
+        for zero in ("0", "0s", "00s", "0m0s"):
+            with self.subTest(zero):
+                self.fk("token", "verify", token, "--now", "@%d" % (T0 + 3599), "--leeway", zero)
+                self.assert_rejected(token, TOKEN_EXPIRED, "expired", "--now", "@%d" % (T0 + 3600), "--leeway", zero)
+        for bad in ("-1s", "0x", "s", "", "0s0", "1h0"):
+            with self.subTest(bad):
+                self.fails(USAGE, "token", "verify", token, "--now", LATER, "--leeway", bad)
+
     def test_jwt_claim_errors_say_which_claim(self):
         for body, error in [({"jti": "", "exp": T0 + 60}, "jti must be 1 to 128 bytes"),
                             ({"jti": "j" * 129, "exp": T0 + 60}, "jti must be 1 to 128 bytes"),

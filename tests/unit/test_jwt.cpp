@@ -225,3 +225,26 @@ TEST_CASE("jwt: each bad claim has its own message")
   CHECK(detail(R"({"jti":7,"exp":1800000060})") == "JWT claims: jti claim is not a string");
   CHECK(detail(R"({"jti":"j","aud":["a"],"exp":1800000060})") == "JWT claims: aud claim is not a string");
 }
+
+TEST_CASE("jwt: times at the ends of int64 never overflow")
+{
+  CHECK(has_passed(INT64_MIN, INT64_MIN, 0));
+  CHECK_FALSE(has_passed(INT64_MIN, INT64_MIN, 1)); // now - leeway is before every exp
+  CHECK(has_passed(INT64_MAX, INT64_MAX, 0));
+  CHECK(has_passed(INT64_MAX, INT64_MAX - 1, -1)); // a negative leeway moves now forward
+  CHECK(has_passed(INT64_MAX, 0, INT64_MIN));      // ... past INT64_MAX
+  CHECK_FALSE(has_passed(INT64_MAX, INT64_MAX, 1));
+  CHECK_FALSE(is_ahead(INT64_MAX, INT64_MAX, 1)); // now + leeway is past every nbf
+  CHECK(is_ahead(INT64_MAX, INT64_MAX - 2, 1));
+  CHECK(is_ahead(INT64_MIN + 1, INT64_MIN, -1)); // before INT64_MIN
+  CHECK_FALSE(is_ahead(INT64_MIN, INT64_MIN, 0));
+  Verification v;
+  Checks c;
+  c.now = INT64_MIN;
+  c.leeway = 1;
+  CHECK(verify_with_key(make(k_header, R"({"jti":"j","exp":-9223372036854775808})"), k_key, Format::jwt, c, v)
+        == Reason::valid);
+  c.now = INT64_MAX;
+  CHECK(verify_with_key(make(k_header, R"({"jti":"j","nbf":9223372036854775807,"epoch":1})"), k_key, Format::jwt, c, v)
+        == Reason::valid);
+}

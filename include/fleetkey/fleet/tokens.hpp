@@ -19,6 +19,13 @@
 
 namespace fleetkey::fleet {
 
+// The times a token command accepts for --now (fleetkey-tokens(5), LIMITS): 1970-01-01T00:00:00Z
+// to 9999-12-31T23:59:59Z, so that now plus a --ttl or a --leeway cannot overflow.
+inline constexpr int64_t k_min_now = 0;
+inline constexpr int64_t k_max_now = 253402300799;
+// Throws Error(usage) unless k_min_now <= now <= k_max_now; `what` names the option.
+void check_now(int64_t now, std::string_view what = "--now");
+
 struct MintRequest
 {
   std::string subject;
@@ -48,7 +55,7 @@ struct VerifyOptions
 {
   std::optional<std::string> audience;
   std::optional<int64_t> now;
-  int64_t leeway = 0;
+  int64_t leeway = 0; // seconds, >= 0
 };
 
 enum class Preload { none, all };

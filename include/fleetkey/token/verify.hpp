@@ -16,6 +16,12 @@ Exit reason_exit(Reason r);             // Exit::ok, Exit::token_malformed, ...
 
 enum class TimeChecks { on, off };
 
+// now - leeway >= at, exactly and without overflow for any values: an exp (or grant expiry) at
+// `at` has passed.
+bool has_passed(int64_t at, int64_t now, int64_t leeway);
+// now + leeway < at, exactly and without overflow for any values: an nbf at `at` is still ahead.
+bool is_ahead(int64_t at, int64_t now, int64_t leeway);
+
 struct Checks
 {
   int64_t now = 0;
