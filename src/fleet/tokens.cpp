@@ -846,15 +846,18 @@ crypto::Secret bundle_json(const GrantBundle& b)
   j["test_key"] = b.test_key;
   j["token"] = b.token.text;
   j["token_id"] = b.token.token_id;
-  // The key is spliced in last, so that no copy of it lands in memory the json object frees unzeroed.
+  // The key is spliced in last, encoded straight into guarded memory sized for the whole bundle,
+  // so that no copy of it lands in memory that is freed unzeroed (the json object, a temporary).
   std::string text = j.dump();
-  text.pop_back();
-  std::string b64 = util::to_base64(b.grant.user_key.span());
-  text += ",\"user_key\":\"" + b64 + "\"}";
-  sodium_memzero(b64.data(), b64.size());
-  auto out = crypto::Secret::copy_of(util::as_bytes(text));
+  text.pop_back(); // the closing '}'
+  constexpr std::string_view k_key_member = R"(,"user_key":")";
+  constexpr std::string_view k_end = "\"}";
+  const size_t b64_len = sodium_base64_encoded_len(b.grant.user_key.size(), sodium_base64_VARIANT_ORIGINAL) - 1;
+  crypto::SecretText out(text.size() + k_key_member.size() + b64_len + k_end.size());
+  out.append(text).append(k_key_member).append_base64(b.grant.user_key.span(), sodium_base64_VARIANT_ORIGINAL);
+  out.append(k_end);
   sodium_memzero(text.data(), text.size());
-  return out;
+  return std::move(out).take();
 }
 
 QrMode parse_qr_mode(std::string_view name)
