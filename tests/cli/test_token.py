@@ -16,6 +16,7 @@ import cbor2
 import jwt
 
 import fk
+import reference
 from fk import (OK, USAGE, NOT_FOUND, CONFLICT, TOKEN_MALFORMED, TOKEN_BAD_MAC, TOKEN_EXPIRED,
                 TOKEN_NOT_YET_VALID, TOKEN_REVOKED, TOKEN_UNKNOWN_KEY, TOKEN_WRONG_AUDIENCE)
 
@@ -650,6 +651,24 @@ class TokenTest(fk.FleetTest):
         self.assertEqual(token, signing_input + "." + b64e(tag))
         self.assertEqual(jwt.decode(token, self.key("--for", "jwt"), algorithms=["HS256"],
                                     options={"verify_exp": False})["sub"], sub)
+
+    def test_device_kid_must_name_the_version_the_device_was_registered_under(self):
+        # SN-1 has keys of master version 1. A token under version 2's K_tok_dev(SN-1), MACed
+        # correctly (the key built here from the test seed), is not accepted.
+        self.fk("master", "rotate")
+        seed = bytes.fromhex(fk.TEST_SEED)
+
+        def k_tok_dev(version):
+            k_dev = reference.device_key(reference.test_master_key(seed, version), "SN-1")
+            return reference.hkdf_expand(reference.device_prk(k_dev), reference.info("token", "cose-hmac256/256"))
+
+        forged = make_cwt(k_tok_dev(2), claims({3: "SN-1"}), kid=b"v2/SN-1")
+        out = self.assert_rejected(forged, TOKEN_UNKNOWN_KEY, "unknown_key")
+        self.assertEqual(out["error"], 'device "SN-1" has keys of master version 1, not 2')
+        # Its own version's key is accepted, and is what fleetkey mints and exports for it.
+        self.assertEqual(k_tok_dev(1), self.key("--aud", "SN-1"))
+        self.assertEqual(self.fk("--json", "token", "inspect", self.mint("--aud", "SN-1")).json()["kid"], "v1/SN-1")
+        self.fk("token", "verify", make_cwt(k_tok_dev(1), claims({3: "SN-1"}), kid=b"v1/SN-1"), "--now", LATER)
 
     # -- bulk --
 
