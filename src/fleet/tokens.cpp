@@ -407,9 +407,20 @@ token::Reason TokenVerifier::standing(const token::Claims& c, token::Format f, c
                       device_id, g->active ? "active" : "revoked", g->epoch);
     return token::Reason::revoked;
   }
-  if (!g->active || g->epoch != c.epoch_value) {
+  if (!g->active) {
     why = fmt::format("grant of \"{}\" on device \"{}\" was revoked (token epoch {}, grant epoch {})", c.sub_value,
                       device_id, c.epoch_value, g->epoch);
+    return token::Reason::revoked;
+  }
+  if (g->epoch != c.epoch_value) {
+    // The grant is active: it was granted again since this token, whose epoch it superseded.
+    why = c.epoch_value < g->epoch
+              ? fmt::format("the token's grant epoch {} is superseded: the grant of \"{}\" on device \"{}\" is at "
+                            "epoch {}",
+                            c.epoch_value, c.sub_value, device_id, g->epoch)
+              : fmt::format("the token's grant epoch {} is not the current epoch {} of the grant of \"{}\" on device "
+                            "\"{}\"",
+                            c.epoch_value, g->epoch, c.sub_value, device_id);
     return token::Reason::revoked;
   }
   if (g->expires && token::has_passed(*g->expires, m_checks.now, m_checks.leeway)) {

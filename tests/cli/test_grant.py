@@ -174,7 +174,7 @@ class GrantTest(fk.FleetTest):
         r = self.run_fk("--json", "token", "verify", old["token"], "--aud", "LOCK-1")
         self.assertEqual(r.rc, TOKEN_REVOKED, r)
         self.assertEqual(json.loads(r.out)["error"],
-                         'grant of "alice" on device "LOCK-1" was revoked (token epoch 1, grant epoch 2)')
+                         'the token\'s grant epoch 1 is superseded: the grant of "alice" on device "LOCK-1" is at epoch 2')
         self.fk("token", "verify", new["token"], "--aud", "LOCK-1")
         grants = self.fk("--json", "user", "show", "alice").json()["grants"]
         self.assertEqual([(g["device"], g["role"], g["epoch"], g["status"], g["expires"]) for g in grants],
