@@ -13,15 +13,23 @@
 #   sqlite_floor    the same SQLite transaction as `device add` in a minimal C program linked
 #                   against the same static SQLite (bench/sqlite_floor.c), on a copy of the registry.
 # fleetkey's own cost is its median minus sqlite_floor's.
+#
+# Both binaries are measured as installed, copied into place with install(1): a file the linker has
+# just written stays in the page cache as the linker wrote it, and every process started from it
+# paid 0.28-0.40 ms more in this VM than one started from a byte-identical copy, or from the same
+# file once the kernel had dropped and re-read it (bench/README.md, session 6). Users run installed
+# copies; a freshly linked build/fleetkey measures the linker's write pattern.
 set -euo pipefail
-fleetkey=$(realpath "${1:-build/fleetkey}")
 rounds=${ROUNDS:-5}
 runs=${RUNS:-10}
 here=$(dirname "$(realpath "$0")")
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-cc -O2 -o "$work/sqlite_floor" "$here/sqlite_floor.c" -l:libsqlite3.a -lm
+install -m 0755 "$(realpath "${1:-build/fleetkey}")" "$work/fleetkey"
+fleetkey=$work/fleetkey
+cc -O2 -o "$work/sqlite_floor.linked" "$here/sqlite_floor.c" -l:libsqlite3.a -lm
+install -m 0755 "$work/sqlite_floor.linked" "$work/sqlite_floor"
 
 ids() { # $1 = prefix: RUNS ids, comma-separated
   seq -s, 1 "$runs" | sed "s/\([0-9]*\)/$1-\1/g"
