@@ -254,12 +254,12 @@ private:
     } else if (m_depth == 1 && m_top_object) {
       member_value(kind, s);
     } else if (m_depth == 2 && m_in_labels) {
-      auto& [key, text] = m_labels_read[m_label_count - 1];
+      auto& label = m_labels_read[m_label_count - 1]; // (key, value)
       if (kind != Kind::string) {
-        problem(fmt::format("label \"{}\" must be a string", key));
+        problem(fmt::format("label \"{}\" must be a string", label.first));
       } else {
-        check([&] { check_label_value(m_src, m_line, key, *s); });
-        text = *s;
+        check([&] { check_label_value(m_src, m_line, label.first, *s); });
+        label.second = *s;
       }
     }
     return true;
