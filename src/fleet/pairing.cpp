@@ -593,19 +593,19 @@ BatchResult pair_batch(Fleet& fleet, const BatchOptions& o)
                        csv_field(r.file));
   }
   auto& reg = fleet.registry();
-  registry::Transaction tx(reg.db());
-  reg.audit("device.pair.batch", o.out_dir,
-            {{"count", result.count}, {"scheme", scheme_name(o.pair.scheme)}, {"manifest", result.manifest}});
   std::optional<util::AtomicFile> manifest;
   try {
+    registry::Transaction tx(reg.db());
+    reg.audit("device.pair.batch", o.out_dir,
+              {{"count", result.count}, {"scheme", scheme_name(o.pair.scheme)}, {"manifest", result.manifest}});
     manifest.emplace(result.manifest, o.overwrite);
     manifest->write(csv);
+    tx.commit();
   } catch (...) {
     manifest.reset(); // its temporary file, before DIR is removed
     remove_run();
     throw;
   }
-  tx.commit();
   manifest->commit();
   return result;
 }

@@ -62,6 +62,20 @@ MasterKeyRecord read_master(const Stmt& st)
   return r;
 }
 
+// $FLEETKEY_ACTOR, checked: it goes into every audit row, which `audit list` prints one a line.
+std::optional<std::string_view> actor_from_environment()
+{
+  const char* env = std::getenv("FLEETKEY_ACTOR");
+  if (env == nullptr || *env == '\0') {
+    return std::nullopt;
+  }
+  const std::string_view actor(env);
+  if (actor.size() > 128 || !util::is_printable_utf8(actor)) {
+    throw Error(Exit::usage, "$FLEETKEY_ACTOR must be 1 to 128 bytes of printable UTF-8");
+  }
+  return actor;
+}
+
 } // namespace
 
 int Registry::latest_schema_version()
@@ -71,6 +85,7 @@ int Registry::latest_schema_version()
 
 Registry Registry::open(const std::string& path, OpenMode mode)
 {
+  actor_from_environment(); // a bad one fails the command here, before it has changed anything
   const bool existed = util::exists(path);
   if (!existed && mode == OpenMode::existing) {
     throw Error(Exit::registry, "no registry at {} (run fleetkey init, or pass --registry)", path);
@@ -125,13 +140,8 @@ void Registry::migrate(bool fresh)
 
 std::string Registry::actor()
 {
-  if (const char* env = std::getenv("FLEETKEY_ACTOR"); env != nullptr && *env != '\0') {
-    // It goes into every audit row, which `audit list` prints one a line.
-    const std::string_view actor(env);
-    if (actor.size() > 128 || !util::is_printable_utf8(actor)) {
-      throw Error(Exit::usage, "$FLEETKEY_ACTOR must be 1 to 128 bytes of printable UTF-8");
-    }
-    return std::string(actor);
+  if (const auto env = actor_from_environment()) {
+    return std::string(*env);
   }
   if (const passwd* pw = ::getpwuid(::geteuid()); pw != nullptr) {
     return pw->pw_name;

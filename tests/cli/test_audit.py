@@ -69,6 +69,11 @@ class AuditTest(fk.FleetTest):
         for actor in (forged, "\x7f", "x" * 129):
             r = self.fails(USAGE, "user", "add", "dave", env={"FLEETKEY_ACTOR": actor})
             self.assertEqual(r.err, "fleetkey: error: $FLEETKEY_ACTOR must be 1 to 128 bytes of printable UTF-8\n")
+        # Checked when the registry opens, before anything is written: a batch of labels leaves none.
+        labels = os.path.join(self.tmp, "labels")
+        self.fails(USAGE, "pair", "--all", "-o", labels, env={"FLEETKEY_ACTOR": forged})
+        self.assertFalse(os.path.exists(labels))
+        self.fails(USAGE, "device", "list", env={"FLEETKEY_ACTOR": forged})
         self.assertEqual(self.snapshot(), snap)
         self.fk("user", "add", "dave", env={"FLEETKEY_ACTOR": "x" * 128})
         # An import's subject is its file name, which may hold a line break and bytes that are not UTF-8.

@@ -10,17 +10,17 @@ import fk
 V1 = "46dd0fcf04f1426d2a34d8aaa19c08dd"
 
 
-def wait_blocked_in_open(proc):
-    """Waits until `proc` sits in openat(2) (syscall 257 on x86-64) for 0.2 s on end: blocked opening a FIFO."""
-    since = None
+def wait_blocked_on_fifo(proc):
+    """Waits until `proc` is asleep opening a FIFO that has no writer yet (the kernel's wait_for_partner, as
+    /proc/PID/wchan names it), or fails at once with its output if it exits first."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        with open(f"/proc/{proc.pid}/syscall") as f:
-            blocked = f.read().split(" ", 1)[0] == "257"
-        now = time.monotonic()
-        since = (since or now) if blocked else None
-        if since is not None and now - since >= 0.2:
-            return
+        if proc.poll() is not None:
+            out, err = proc.communicate()
+            raise AssertionError(f"fleetkey exited ({proc.returncode}) before it opened its FIFO: {out!r} {err!r}")
+        with open(f"/proc/{proc.pid}/wchan") as f:
+            if f.read() == "wait_for_partner":
+                return
         time.sleep(0.01)
     raise AssertionError("fleetkey never blocked opening its FIFO")
 
@@ -236,7 +236,7 @@ class MasterTest(fk.FleetTest):
         os.mkfifo(fifo, 0o600)
         proc = subprocess.Popen([fk.BIN, *[fifo if a == "FIFO" else a for a in args]], env=self.env,
                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        wait_blocked_in_open(proc)
+        wait_blocked_on_fifo(proc)
         return proc, fifo
 
     def finish_fifo(self, proc, fifo, text):

@@ -94,6 +94,35 @@ TEST_CASE("an older registry is migrated to the current schema on open")
   CHECK(Registry::latest_schema_version() > 1);
 }
 
+TEST_CASE("schema 3 folds revoked token ids, keeping the earliest of those that fold alike")
+{
+  TempDir dir;
+  const auto path = dir.path + "/v2.db";
+  {
+    registry::Db db(path, true);
+    for (const auto& m : registry::migrations()) {
+      if (m.version <= 2) {
+        db.exec(m.sql);
+      }
+    }
+    db.exec("PRAGMA application_id = " + std::to_string(registry::k_application_id));
+    db.exec("PRAGMA user_version = 2");
+    // A JWT revoked by its text (jti as written), then by its id (folded), and a cti; a grant row.
+    db.exec("INSERT INTO revocations (kind, token_id, reason, created) VALUES "
+            "('token', 'SESSION-Abc', 'first', 't1'), ('token', 'session-abc', 'second', 't2'), "
+            "('token', 'ab01', 'cti', 't3'), ('token', 'Other', 'lone', 't4')");
+    db.exec("INSERT INTO revocations (kind, device, user, reason, created) VALUES ('grant', 'D', 'U', 'g', 't5')");
+  }
+  auto reg = Registry::open(path, OpenMode::existing);
+  CHECK(reg.db().pragma_int("user_version") == 3);
+  std::vector<std::string> rows;
+  registry::Stmt st = reg.db().prepare("SELECT kind, coalesce(token_id, '-'), reason FROM revocations ORDER BY id");
+  while (st.step()) {
+    rows.push_back(st.text(0) + " " + st.text(1) + " " + st.text(2));
+  }
+  CHECK(rows == std::vector<std::string>{"token session-abc first", "token ab01 cti", "token other lone", "grant - g"});
+}
+
 TEST_CASE("a transaction rolls back unless committed")
 {
   TempDir dir;
