@@ -20,7 +20,8 @@ fleet::Fleet& Context::fleet()
     m_fleet = std::make_unique<fleet::Fleet>(o, [this](std::string_view msg) { warn(msg); });
     if (globals.verbose > 0) {
       const auto& p = m_fleet->paths();
-      fmt::print(stderr, "fleetkey: home {}, registry {}, master key {}\n", p.home, p.registry, p.master_key);
+      fmt::print(stderr, "fleetkey: home {}, registry {}, master key {}\n", one_line(p.home), one_line(p.registry),
+                 one_line(p.master_key));
     }
   }
   return *m_fleet;

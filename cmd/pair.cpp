@@ -286,9 +286,17 @@ void setup_pair(CLI::App& app, Context& ctx)
       ->capture_default_str();
 
   // Not add_command: its callback must not replace the action `decode` set.
-  pair->callback([&ctx, o, decode] {
+  pair->callback([&ctx, o, decode, pair] {
     if (!decode->parsed()) {
       ctx.action = [&ctx, o] { run_pair(ctx, *o); };
+      return;
+    }
+    // `pair SN-1 --rotate decode CODE` would otherwise drop SN-1 and --rotate without a word.
+    for (const CLI::Option* opt : pair->get_options()) {
+      if (opt->count() > 0) {
+        throw Error(Exit::usage, "pair decode takes none of pair's own arguments and options ({} given)",
+                    opt->get_name());
+      }
     }
   });
   pair->add_option("DEVICE", o->device, "Device id (for a device named \"decode\": pair [OPTIONS] -- decode)");

@@ -27,12 +27,19 @@ std::optional<std::string> env(const char* name)
 
 Paths resolve_paths(const Options& options)
 {
+  for (const auto& [value, name] : {std::pair{&options.home, "--home"}, std::pair{&options.registry, "--registry"},
+                                    std::pair{&options.master_key, "--master-key"}}) {
+    if (*value && (*value)->empty()) {
+      throw Error(Exit::usage, "{} must not be empty", name);
+    }
+  }
   Paths p;
   if (options.home) {
     p.home = *options.home;
   } else if (auto h = env("FLEETKEY_HOME")) {
     p.home = *h;
-  } else if (auto xdg = env("XDG_DATA_HOME")) {
+  } else if (auto xdg = env("XDG_DATA_HOME"); xdg && xdg->front() == '/') {
+    // A relative XDG_DATA_HOME is to be ignored (XDG Base Directory Specification).
     p.home = *xdg + "/fleetkey";
   } else if (auto home = env("HOME")) {
     p.home = *home + "/.local/share/fleetkey";

@@ -142,7 +142,12 @@ registry::MasterKeyRecord init(Fleet& fleet, const InitOptions& options)
     pass = fleet.passphrase(Confirm::yes, "New passphrase for the master key: ");
   }
   util::make_directories(paths.home, 0700);
-  ::chmod(paths.home.c_str(), 0700);
+  struct stat home
+  {
+  };
+  if (::stat(paths.home.c_str(), &home) != 0 || !S_ISDIR(home.st_mode)) {
+    throw Error(Exit::failure, "home {} is not a directory", paths.home);
+  }
 
   const int64_t now = util::unix_now();
   auto ring = std::make_unique<crypto::Keyring>(crypto::Keyring::create(now, std::move(seed)));
@@ -178,6 +183,7 @@ registry::MasterKeyRecord init(Fleet& fleet, const InitOptions& options)
     throw;
   }
   replaced.drop();
+  ::chmod(paths.home.c_str(), 0700); // an existing home too: it holds the key file
   crypto::KeyFileHeader header{pass.has_value(), kdf, ring->is_test_key(), 1};
   if (ring->is_test_key()) {
     fleet.warn("created a TEST master key from --test-seed: never provision real devices with it");

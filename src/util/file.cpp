@@ -2,6 +2,7 @@
 #include <fleetkey/util/error.hpp>
 #include <fleetkey/util/file.hpp>
 
+#include <climits>
 #include <fmt/format.h>
 #include <sodium.h>
 
@@ -68,8 +69,25 @@ AtomicFile::AtomicFile(std::string path, Overwrite overwrite)
     : m_path(std::move(path))
     , m_overwrite(overwrite)
 {
-  if (overwrite == Overwrite::no && exists(m_path)) {
-    throw Error(Exit::conflict, "{} already exists", m_path);
+  // commit() gives the file its name after the caller's other changes (a registry commit), so
+  // every reason it could fail to is checked here first.
+  const std::string_view base = std::string_view(m_path).substr(m_path.find_last_of('/') + 1);
+  if (base.empty() || base == "." || base == "..") {
+    throw Error(Exit::usage, "\"{}\" does not name a file", m_path);
+  }
+  if (base.size() > NAME_MAX) {
+    throw Error(Exit::usage, "file name longer than {} bytes: {}", NAME_MAX, m_path);
+  }
+  struct stat st
+  {
+  };
+  if (::lstat(m_path.c_str(), &st) == 0) {
+    if (overwrite == Overwrite::no) {
+      throw Error(Exit::conflict, "{} already exists", m_path);
+    }
+    if (S_ISDIR(st.st_mode)) {
+      throw Error(Exit::failure, "cannot replace {}: it is a directory", m_path);
+    }
   }
   // An unnamed file (O_TMPFILE) vanishes with the process if it is killed before commit(), so a
   // half-written file of secrets never lingers. Where the file system lacks it, a named temporary.

@@ -385,6 +385,14 @@ class ImportTest(fk.FleetTest):
         with open(keys) as f:
             self.assertEqual(f.read(), "precious\n")
 
+    def test_keys_out_name_that_cannot_be_created_registers_nothing(self):
+        # The keys file is named only after the commit: a name that cannot be, fails first.
+        before = self.snapshot()
+        keys = os.path.join(self.tmp, "K" * 256 + ".jsonl")
+        r = self.fails(fk.USAGE, "device", "import", self.write_ids("d.csv", ["SN-1", "SN-2"]), "--keys-out", keys)
+        self.assertEqual(r.err, f"fleetkey: error: file name longer than 255 bytes: {keys}\n")
+        self.assertEqual(self.snapshot(), before)
+
     def test_man_page_example(self):
         """The worked example in man/fleetkey-import.5, recomputed."""
         with open(os.path.join(fk.SOURCE_DIR, "man", "fleetkey-import.5")) as f:

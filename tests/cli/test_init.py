@@ -1,5 +1,6 @@
 """fleetkey init: the home, the key file, the registry, and every passphrase source."""
 import os
+import subprocess
 import stat
 
 import fk
@@ -148,6 +149,35 @@ class InitTest(fk.FleetTest):
         self.assertEqual(self.read(self.key_path), key_file)
         self.assertEqual(sorted(os.listdir(self.home)), files)
         self.assertEqual(self.rows("SELECT id FROM devices"), [("SN-1",)])
+
+    def test_empty_paths_and_a_home_that_is_a_file_are_refused(self):
+        for option in ("--home", "--registry", "--master-key"):
+            r = self.fails(fk.USAGE, option, "", "init", "--no-passphrase")
+            self.assertEqual(r.err, f"fleetkey: error: {option} must not be empty\n")
+        plain = os.path.join(self.tmp, "plainfile")
+        with open(plain, "w") as f:
+            f.write("data\n")
+        os.chmod(plain, 0o644)
+        r = self.fails(fk.FAILURE, "--home", plain, "init", "--no-passphrase")
+        self.assertEqual(r.err, f"fleetkey: error: home {plain} is not a directory\n")
+        self.assertEqual(os.stat(plain).st_mode & 0o777, 0o644)
+        # An existing home keeps its mode when init fails, and becomes private when it succeeds.
+        shared = os.path.join(self.tmp, "shared")
+        os.mkdir(shared, 0o755)
+        os.chmod(shared, 0o755)
+        self.fails(fk.FAILURE, "--home", shared, "--master-key", os.path.join(self.tmp, "no", "k"), "init",
+                   "--no-passphrase")
+        self.assertEqual(os.stat(shared).st_mode & 0o777, 0o755)
+        self.fk("--home", shared, "init", "--no-passphrase")
+        self.assertEqual(os.stat(shared).st_mode & 0o777, 0o700)
+
+    def test_relative_xdg_data_home_is_ignored(self):
+        env = {"HOME": os.path.join(self.tmp, "h"), "XDG_DATA_HOME": "relative"}
+        e = {k: v for k, v in self.env.items() if k != "FLEETKEY_HOME"}
+        e.update(env)
+        r = subprocess.run([fk.BIN, "-v", "master", "list"], env=e, capture_output=True, text=True, cwd=self.tmp)
+        self.assertEqual(r.returncode, fk.REGISTRY, r)
+        self.assertIn(f"home {os.path.join(self.tmp, 'h', '.local/share/fleetkey')},", r.stderr)
 
     def test_same_seed_same_keys_anywhere(self):
         self.init_test_key()

@@ -257,6 +257,13 @@ class PairTest(fk.FleetTest):
         self.assertEqual(j["device"], "decode")
         self.assertEqual(j["pin"], pin("decode", 0))
 
+    def test_decode_refuses_pairs_own_arguments(self):
+        for args, given in ((["SN-42", "--rotate"], "DEVICE"), (["--all", "-o", self.path("zz")], "--output")):
+            r = self.fails(fk.USAGE, "pair", *args, "decode", "770369578")
+            self.assertEqual(r.err, f"fleetkey: error: pair decode takes none of pair's own arguments and options "
+                                    f"({given} given)\n")
+        self.assertFalse(os.path.exists(self.path("zz")))
+
     def test_man_page_worked_example(self):
         """fleetkey-pairing(5)'s worked example, recomputed here and by fleetkey."""
         with open(os.path.join(fk.SOURCE_DIR, "man", "fleetkey-pairing.5"), encoding="utf-8") as f:
@@ -304,6 +311,23 @@ class PairTest(fk.FleetTest):
         self.fk("pair", "SN-42", "-o", out, "--rotate", "--force")
         self.assertEqual(fk.zbar(out), [f"FK1:{pin('SN-42', 1)}:SN-42"])
         self.fails(fk.USAGE, "pair", "SN-42", "--qr", "png")  # png needs -o
+
+    def test_an_output_name_that_cannot_be_created_fails_before_the_registry_changes(self):
+        # The label is named only after the registry commit, so every reason the name could fail is
+        # checked first: the pairing counter and the audit trail stay as they were.
+        os.mkdir(self.path("dir.svg"))
+        before = self.snapshot()
+        r = self.fails(fk.USAGE, "pair", "SN-42", "--rotate", "-o", "")
+        self.assertEqual(r.err, fk.TEST_KEY_WARNING + 'fleetkey: error: "" does not name a file\n')
+        long_name = self.path("A" * 256 + ".svg")
+        r = self.fails(fk.USAGE, "pair", "SN-42", "--rotate", "-o", long_name)
+        self.assertEqual(r.err,
+                         fk.TEST_KEY_WARNING + f"fleetkey: error: file name longer than 255 bytes: {long_name}\n")
+        r = self.fails(fk.FAILURE, "pair", "SN-42", "--rotate", "--force", "-o", self.path("dir.svg"))
+        self.assertEqual(r.err, fk.TEST_KEY_WARNING
+                         + f"fleetkey: error: cannot replace {self.path('dir.svg')}: it is a directory\n")
+        self.assertEqual(self.snapshot(), before)
+        self.fk("pair", "SN-42", "--rotate", "-o", self.path("A" * 251 + ".svg"))  # 255 bytes is a name
 
     def test_utf8_matches_the_matrix_module_by_module(self):
         payload = f"FK1:{pin('SN-42', 0)}:SN-42"
