@@ -259,13 +259,8 @@ TokenVerifier::TokenVerifier(Fleet& fleet, const VerifyOptions& options, Preload
     m_versions.emplace(rec.version, std::move(v));
   }
   if (preload == Preload::all) {
-    // Folded as token ids are: a row recorded before ids were folded (a JWT revoked by its text
-    // when its jti was taken as is) still matches.
-    registry::for_each_revoked_token(reg, [this](std::string_view id) {
-      std::string folded(id);
-      token::fold_token_id(folded);
-      m_revoked_tokens.emplace(std::move(folded));
-    });
+    // Stored folded, as token_id() folds a token's (schema 3 folded rows recorded before).
+    registry::for_each_revoked_token(reg, [this](std::string_view id) { m_revoked_tokens.emplace(id); });
     registry::for_each_grant_state(reg, [this](std::string_view user, std::string_view device, uint64_t epoch,
                                                std::string_view status, std::string_view expires) {
       std::string key;
@@ -365,8 +360,7 @@ token::Reason TokenVerifier::standing(const token::Claims& c, token::Format f, c
     } else {
       std::lock_guard lock(m_mutex);
       auto& reg = m_fleet.registry();
-      is_revoked = registry::token_revocation(reg, id).has_value()
-                   || (f == token::Format::jwt && c.cti_value != id && registry::token_revocation(reg, c.cti_value));
+      is_revoked = registry::token_revocation(reg, id).has_value();
     }
     if (is_revoked) {
       why = fmt::format("token {} was revoked", id);

@@ -517,11 +517,13 @@ class TokenTest(fk.FleetTest):
         self.assertEqual(self.rows("SELECT token_id FROM revocations ORDER BY id"),
                          [("abcdef0123456789",), ("session-x1",)])
         self.assert_rejected(self.jwt_with_jti("SESSION-x1"), TOKEN_REVOKED, "revoked")
-        # A row recorded before ids were folded (the jti as it was) still revokes its token.
+        # A row recorded before ids were folded (the jti as it was, schema 2) still revokes its token:
+        # opening the registry migrates it to schema 3, which folds it.
         con = sqlite3.connect(self.registry_path)
         with con:
             con.execute("INSERT INTO revocations (kind, token_id, reason, created) "
                         "VALUES ('token', 'Legacy-Q', 'old', '2026-01-01T00:00:00Z')")
+            con.execute("PRAGMA user_version = 2")
         con.close()
         legacy = self.jwt_with_jti("Legacy-Q")
         self.assertEqual(self.assert_rejected(legacy, TOKEN_REVOKED, "revoked")["error"],
