@@ -5,7 +5,7 @@
 #include <sqlite3.h>
 
 #include <chrono>
-#include <sys/stat.h>
+#include <string>
 #include <thread>
 
 namespace fleetkey::registry {
@@ -163,6 +163,71 @@ void configure_sqlite()
   (void)k_done;
 }
 
+// The WAL policy. Every fleetkey command is a process of its own, so each is the first connection
+// to the registry, and rebuilds the WAL index by reading and checksumming every valid frame of the
+// WAL. By default SQLite's last connection checkpoints as it closes (three fsyncs) and deletes the
+// WAL, which the next process creates again. Instead fleetkey:
+// - keeps the WAL file (SQLITE_FCNTL_PERSIST_WAL). Once it has grown, a commit overwrites blocks
+//   the file already has, and an fdatasync that leaves the size alone has no inode to write:
+//   the floor of a `device add` fell by 160-270 µs (bench/README.md, session 7).
+// - checkpoints at close once a commit has left k_checkpoint_frames or more frames in the WAL,
+//   then restarts the WAL with an empty write (user_version set to its own value). The restart
+//   writes a new salt, so the next process's scan ends at the first frame behind that write.
+//   A `device add` writes two frames; the median was flat from 16 to 62 frames.
+// - truncates the WAL to k_wal_limit_bytes when it restarts (journal_size_limit), so that a large
+//   import leaves no large file behind.
+constexpr int k_checkpoint_frames = 32;
+constexpr int k_wal_limit_bytes = 1 << 20;
+// What SQLite's own WAL hook does, which fleetkey's replaces: checkpoint during a long process.
+constexpr int k_autocheckpoint_frames = 1000;
+
+int on_wal_commit(void* frames, sqlite3* db, const char* name, int count)
+{
+  *static_cast<int*>(frames) = count;
+  if (count >= k_autocheckpoint_frames) {
+    sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+  }
+  return SQLITE_OK;
+}
+
+// Best effort: the commands' own commits are done, so a failure here changes nothing they did.
+void checkpoint_and_restart(sqlite3* db)
+{
+  int log = 0;
+  int copied = 0;
+  if (sqlite3_get_autocommit(db) == 0
+      || sqlite3_wal_checkpoint_v2(db, "main", SQLITE_CHECKPOINT_PASSIVE, &log, &copied) != SQLITE_OK
+      || copied != log) {
+    return; // a reader still needs part of the WAL: a later command checkpoints
+  }
+  sqlite3_busy_timeout(db, 0); // another writer is at work: its own commit restarts the WAL
+  if (sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK) {
+    return;
+  }
+  sqlite3_stmt* st = nullptr;
+  int64_t version = -1;
+  if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, nullptr) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
+    version = sqlite3_column_int64(st, 0);
+  }
+  sqlite3_finalize(st);
+  const std::string restart = "PRAGMA user_version = " + std::to_string(version);
+  if (version < 0 || sqlite3_exec(db, restart.c_str(), nullptr, nullptr, nullptr) != SQLITE_OK
+      || sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
+    sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+  }
+}
+
+void close_db(sqlite3* db, const int* wal_frames)
+{
+  if (db == nullptr) {
+    return;
+  }
+  if (wal_frames != nullptr && *wal_frames >= k_checkpoint_frames) {
+    checkpoint_and_restart(db);
+  }
+  sqlite3_close_v2(db);
+}
+
 } // namespace
 
 Db::Db(const std::string& path, bool create)
@@ -180,36 +245,18 @@ Db::Db(const std::string& path, bool create)
   }
   sqlite3_extended_result_codes(m_db, 1);
   sqlite3_busy_timeout(m_db, k_busy_timeout_ms);
+  int persist = 1;
+  sqlite3_file_control(m_db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
+  sqlite3_db_config(m_db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
+  sqlite3_wal_hook(m_db, on_wal_commit, m_wal_frames.get());
+  const std::string limit = "PRAGMA journal_size_limit = " + std::to_string(k_wal_limit_bytes);
+  sqlite3_exec(m_db, limit.c_str(), nullptr, nullptr, nullptr); // only a size limit: no error to report
 }
-
-namespace {
-
-// The last connection's close checkpoints the WAL (three fsyncs) and deletes it; the next process
-// then recreates it (two more). That was ~20 of the ~25 ms of a single `device add`. While the WAL
-// is small, leave it. The price is paid by the next process: the first to open the registry
-// rebuilds the WAL index by reading and checksumming the whole WAL. A `device add` appends about
-// 28 KiB, so at 256 KiB a checkpoint comes every ~9 adds; with 1 MiB the reading cost more than
-// the checkpoints saved (median `device add` 0.3-0.4 ms slower, bench/device_add.sh).
-constexpr off_t k_wal_keep_bytes = 256 << 10;
-
-void close_db(sqlite3* db, const std::string& path)
-{
-  if (db == nullptr) {
-    return;
-  }
-  struct stat st
-  {
-  };
-  const bool small_wal = !path.empty() && ::stat((path + "-wal").c_str(), &st) == 0 && st.st_size <= k_wal_keep_bytes;
-  sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, small_wal ? 1 : 0, nullptr);
-  sqlite3_close_v2(db);
-}
-
-} // namespace
 
 Db::Db(Db&& other) noexcept
     : m_db(other.m_db)
     , m_path(std::move(other.m_path))
+    , m_wal_frames(std::move(other.m_wal_frames))
 {
   other.m_db = nullptr;
 }
@@ -217,9 +264,10 @@ Db::Db(Db&& other) noexcept
 Db& Db::operator=(Db&& other) noexcept
 {
   if (this != &other) {
-    close_db(m_db, m_path);
+    close_db(m_db, m_wal_frames.get());
     m_db = other.m_db;
     m_path = std::move(other.m_path);
+    m_wal_frames.swap(other.m_wal_frames);
     other.m_db = nullptr;
   }
   return *this;
@@ -227,7 +275,7 @@ Db& Db::operator=(Db&& other) noexcept
 
 Db::~Db()
 {
-  close_db(m_db, m_path);
+  close_db(m_db, m_wal_frames.get());
 }
 
 void Db::exec(std::string_view sql)

@@ -1,4 +1,4 @@
-"""Refusing files that are not a fleetkey registry, and registries newer than the binary."""
+"""Refusing files that are not a fleetkey registry, and registries newer than the binary; the WAL policy."""
 import os
 import sqlite3
 
@@ -56,6 +56,46 @@ class RegistryFileTest(fk.FleetTest):
         self.assertEqual(con.execute("PRAGMA integrity_check").fetchone(), ("ok",))
         self.assertEqual(con.execute("PRAGMA journal_mode").fetchone(), ("wal",))
         self.assertEqual(con.execute("PRAGMA foreign_key_check").fetchall(), [])
+
+
+    def wal(self):
+        """(checkpoint sequence, frames the next process reads, file size) of the WAL: the frames are those
+        from its start that carry its header's salts (fleetkey-formats(5), REGISTRY)."""
+        data = self.read(self.registry_path + "-wal", "rb")
+        page, salts = int.from_bytes(data[8:12], "big"), data[16:24]
+        frames, off = 0, 32
+        while off + 24 + page <= len(data) and data[off + 8:off + 16] == salts:
+            frames, off = frames + 1, off + 24 + page
+        return int.from_bytes(data[12:16], "big"), frames, len(data)
+
+    def test_wal_is_kept_and_restarted_after_32_frames(self):
+        self.init_test_key()
+        walks = []
+        for i in range(60):  # two frames each: the devices page and the audit page
+            self.fk("device", "add", f"SN-{i}")
+            walks.append(self.wal())
+        sequences = [w[0] for w in walks]
+        frames = [w[1] for w in walks]
+        # A commit that leaves 32 frames or more is checkpointed at close, and the WAL restarted with one
+        # frame; so no process ever reads more than 31 frames and the next add's own.
+        self.assertLessEqual(max(frames), 35, frames)
+        self.assertGreaterEqual(sequences[-1] - sequences[0], 3, sequences)
+        for before, after in zip(walks, walks[1:]):
+            if after[0] != before[0]:
+                self.assertEqual(after[1], 1, walks)  # the restart: user_version written to itself
+        # Once grown, the file keeps its size: later commits overwrite blocks it has.
+        self.assertEqual(len({w[2] for w in walks[40:]}), 1, walks)
+        con = self.db()
+        self.assertEqual(con.execute("PRAGMA integrity_check").fetchone(), ("ok",))
+        self.assertEqual(con.execute("SELECT count(*) FROM devices").fetchone(), (60,))
+
+    def test_large_import_leaves_a_wal_of_at_most_1_mib(self):
+        self.init_test_key()
+        ids = self.write_private("ids.csv", "id\n" + "".join(f"SN-{i:06d}\n" for i in range(30000)))
+        self.fk("device", "import", ids)
+        wal = self.registry_path + "-wal"
+        self.assertLessEqual(os.path.getsize(wal) if os.path.exists(wal) else 0, 1 << 20)
+        self.assertEqual(self.rows("SELECT count(*) FROM devices"), [(30000,)])
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@
 #include <fleetkey/util/bytes.hpp>
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -72,6 +73,9 @@ public:
 private:
   sqlite3* m_db = nullptr;
   std::string m_path;
+  // Frames in the WAL after this connection's last commit (SQLite's WAL hook); on the heap, so
+  // that the hook's pointer stays valid when the Db moves.
+  std::unique_ptr<int> m_wal_frames = std::make_unique<int>(0);
 };
 
 // BEGIN IMMEDIATE takes the write lock up front, so a writer waits for another (busy_timeout)
