@@ -127,4 +127,30 @@ std::unique_ptr<CLI::App> build_app(Context& ctx, std::span<char* const> args)
   return app;
 }
 
+std::string parse_error_message(const CLI::App& app, const CLI::ParseError& e)
+{
+  // The deepest command parsed: its help is the one to read, and it is the one that lacks a
+  // command (fallthrough: its unknown words reach the root's remaining()).
+  const CLI::App* cur = &app;
+  std::string path;
+  for (auto subs = cur->get_subcommands(); !subs.empty(); subs = cur->get_subcommands()) {
+    cur = subs.front();
+    path += (path.empty() ? "" : " ") + cur->get_name();
+  }
+  const std::string help = path.empty() ? "fleetkey --help" : "fleetkey " + path + " --help";
+  if (e.get_name() != "RequiredError" || std::string_view(e.what()) != "A subcommand is required") {
+    return fmt::format("{} (see {})", e.what(), help);
+  }
+  for (const std::string& word : app.remaining(true)) {
+    if (!word.empty() && word.front() != '-') {
+      return fmt::format("unknown command: {}{}{} (see {})", path, path.empty() ? "" : " ", word, help);
+    }
+  }
+  std::string names;
+  for (const CLI::App* sub : cur->get_subcommands([](const CLI::App*) { return true; })) {
+    names += (names.empty() ? "" : ", ") + sub->get_name();
+  }
+  return fmt::format("{} needs a command: {} (see {})", path.empty() ? "fleetkey" : path, names, help);
+}
+
 } // namespace fleetkey::cmd

@@ -29,7 +29,7 @@ int main(int argc, char** argv)
     } catch (const CLI::CallForVersion& e) {
       return app->exit(e);
     } catch (const CLI::ParseError& e) {
-      fmt::print(stderr, "fleetkey: error: {} (see fleetkey --help)\n", fleetkey::cmd::one_line(e.what()));
+      fmt::print(stderr, "fleetkey: error: {}\n", fleetkey::cmd::one_line(fleetkey::cmd::parse_error_message(*app, e)));
       return static_cast<int>(Exit::usage);
     }
     if (ctx.action) {

@@ -197,7 +197,7 @@ class DeviceTest(fk.FleetTest):
             (fk.USAGE, ["token", "verify", "x", "--now", "1\n2"],
              '--now: invalid time "1\\n2" (expected YYYY-MM-DDTHH:MM:SSZ or @UNIXSECONDS)'),
             (fk.USAGE, ["device", "add", "Q", "--bogus\nx"],
-             "The following argument was not expected: --bogus\\nx (see fleetkey --help)"),
+             "The following argument was not expected: --bogus\\nx (see fleetkey device add --help)"),
             (fk.USAGE, ["pair", "decode", "FK1:1\n2:x"], 'bad pairing code: the code "1\\n2" must be decimal digits'),
             # "\udcff" reaches argv as the byte 0xFF (invalid UTF-8).
             (fk.NOT_FOUND, ["device", "import", "/nonexistent/a\n\udcff\udcc3.csv"],
@@ -206,6 +206,26 @@ class DeviceTest(fk.FleetTest):
         for code, args, message in cases:
             with self.subTest(args=args):
                 r = self.fails(code, *args)
+                err = r.err[len(fk.TEST_KEY_WARNING):] if r.err.startswith(fk.TEST_KEY_WARNING) else r.err
+                self.assertEqual(err, f"fleetkey: error: {message}\n")
+        self.assertEqual(self.snapshot(), snap)
+
+    def test_unknown_and_missing_commands_are_named(self):
+        """CLI11 alone says "A subcommand is required" for all of these."""
+        cases = [
+            (["bogus"], "unknown command: bogus (see fleetkey --help)"),
+            (["-q", "--home", self.home, "bogus", "x"], "unknown command: bogus (see fleetkey --help)"),
+            (["device", "bogus"], "unknown command: device bogus (see fleetkey device --help)"),
+            (["device", "--json", "ad"], "unknown command: device ad (see fleetkey device --help)"),
+            (["device"], "device needs a command: add, import, list, show, revoke, key (see fleetkey device --help)"),
+            (["-q"], "fleetkey needs a command: init, master, device, user, token, pair, audit (see fleetkey --help)"),
+            (["device", "add"], "ID is required (see fleetkey device add --help)"),
+            (["token", "mint", "--sub", "bob"], "--role is required (see fleetkey token mint --help)"),
+        ]
+        snap = self.snapshot()
+        for args, message in cases:
+            with self.subTest(args=args):
+                r = self.fails(fk.USAGE, *args)
                 err = r.err[len(fk.TEST_KEY_WARNING):] if r.err.startswith(fk.TEST_KEY_WARNING) else r.err
                 self.assertEqual(err, f"fleetkey: error: {message}\n")
         self.assertEqual(self.snapshot(), snap)

@@ -108,8 +108,8 @@ class MasterTest(fk.FleetTest):
         for extra in (["--new-passphrase-file", new], ["--kdf", "moderate"]):
             with self.subTest(extra=extra):
                 r = self.fails(fk.USAGE, "--passphrase-file", old, "master", "passwd", "--no-passphrase", *extra)
-                self.assertEqual(r.err, f"fleetkey: error: {extra[0]} excludes --no-passphrase (see fleetkey "
-                                        "--help)\n")
+                self.assertEqual(r.err, f"fleetkey: error: {extra[0]} excludes --no-passphrase (see fleetkey master "
+                                        "passwd --help)\n")
                 self.assertEqual(self.read(self.key_path), key_file)
                 self.assertEqual(self.snapshot(), snap)
 
