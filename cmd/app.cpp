@@ -127,30 +127,72 @@ std::unique_ptr<CLI::App> build_app(Context& ctx, std::span<char* const> args)
   return app;
 }
 
-std::string parse_error_message(const CLI::App& app, const CLI::ParseError& e)
+std::string parse_error_message(const CLI::App& app, const CLI::ParseError& e, std::span<char* const> args)
 {
-  // The deepest command parsed: its help is the one to read, and it is the one that lacks a
-  // command (fallthrough: its unknown words reach the root's remaining()).
-  const CLI::App* cur = &app;
-  std::string path;
-  for (auto subs = cur->get_subcommands(); !subs.empty(); subs = cur->get_subcommands()) {
-    cur = subs.front();
-    path += (path.empty() ? "" : " ") + cur->get_name();
-  }
-  const std::string help = path.empty() ? "fleetkey --help" : "fleetkey " + path + " --help";
-  if (e.get_name() != "RequiredError" || std::string_view(e.what()) != "A subcommand is required") {
-    return fmt::format("{} (see {})", e.what(), help);
-  }
-  for (const std::string& word : app.remaining(true)) {
-    if (!word.empty() && word.front() != '-') {
-      return fmt::format("unknown command: {}{}{} (see {})", path, path.empty() ? "" : " ", word, help);
+  // The commands parsed, outermost first, and where each one's name is in argv.
+  std::vector<const CLI::App*> chain{&app};
+  std::vector<size_t> at{0};
+  for (auto subs = app.get_subcommands(); !subs.empty(); subs = chain.back()->get_subcommands()) {
+    size_t i = at.back() + 1;
+    while (i < args.size() && subs.front()->get_name() != args[i]) {
+      ++i;
     }
+    chain.push_back(subs.front());
+    at.push_back(i);
+  }
+  // The path and help page of chain[0..level].
+  auto path = [&](size_t level) {
+    std::string p;
+    for (size_t i = 1; i <= level; ++i) {
+      p += (i > 1 ? " " : "") + chain[i]->get_name();
+    }
+    return p;
+  };
+  auto help = [&](size_t level) {
+    return level == 0 ? std::string("fleetkey --help") : "fleetkey " + path(level) + " --help";
+  };
+  const std::string what = e.what();
+  if (e.get_name() != "RequiredError" || what != "A subcommand is required") {
+    // An error about a global option: only the top-level help lists those.
+    for (const CLI::Option* opt : app.get_options()) {
+      for (const std::string& name : opt->get_lnames()) {
+        if (what.starts_with("--" + name + ":")) {
+          return fmt::format("{} (see {})", what, help(0));
+        }
+      }
+    }
+    return fmt::format("{} (see {})", what, help(chain.size() - 1));
+  }
+  // CLI11 says "A subcommand is required" both for a group given no command and for a word that is
+  // not a command: the deepest command parsed lacks one, and its unknown words (fallthrough) are in
+  // the root's remaining(). A word belongs to the last command named before it.
+  const CLI::App* cur = chain.back();
+  for (const std::string& word : app.remaining(true)) {
+    size_t pos = 1;
+    while (pos < args.size() && word != args[pos]) {
+      ++pos;
+    }
+    size_t level = 0;
+    while (level + 1 < at.size() && at[level + 1] < pos) {
+      ++level;
+    }
+    if (word.starts_with("-")) {
+      return fmt::format("The following argument was not expected: {} (see {})", word, help(level));
+    }
+    const auto named = cur->get_subcommands([&word](const CLI::App* sub) { return sub->check_name(word); });
+    if (level + 1 == chain.size() && !named.empty()) {
+      continue; // a command's name given after "--": the group still lacks a command
+    }
+    const std::string where = path(level);
+    return fmt::format("unknown command: {}{}{} (see {})", where, where.empty() ? "" : " ", word, help(level));
   }
   std::string names;
   for (const CLI::App* sub : cur->get_subcommands([](const CLI::App*) { return true; })) {
     names += (names.empty() ? "" : ", ") + sub->get_name();
   }
-  return fmt::format("{} needs a command: {} (see {})", path.empty() ? "fleetkey" : path, names, help);
+  const std::string where = path(chain.size() - 1);
+  return fmt::format("{} needs a command: {} (see {})", where.empty() ? "fleetkey" : where, names,
+                     help(chain.size() - 1));
 }
 
 } // namespace fleetkey::cmd

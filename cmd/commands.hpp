@@ -25,6 +25,6 @@ std::unique_ptr<CLI::App> build_app(Context& ctx, std::span<char* const> args = 
 // The one-line message for a parse error, ending in where to look for help. In fleetkey's words
 // where CLI11's would mislead: it says "A subcommand is required" both for a group given no
 // command and for a word that is no command.
-std::string parse_error_message(const CLI::App& app, const CLI::ParseError& e);
+std::string parse_error_message(const CLI::App& app, const CLI::ParseError& e, std::span<char* const> args);
 
 } // namespace fleetkey::cmd

@@ -29,7 +29,9 @@ int main(int argc, char** argv)
     } catch (const CLI::CallForVersion& e) {
       return app->exit(e);
     } catch (const CLI::ParseError& e) {
-      fmt::print(stderr, "fleetkey: error: {}\n", fleetkey::cmd::one_line(fleetkey::cmd::parse_error_message(*app, e)));
+      fmt::print(stderr, "fleetkey: error: {}\n",
+                 fleetkey::cmd::one_line(fleetkey::cmd::parse_error_message(
+                     *app, e, std::span<char* const>(argv, static_cast<size_t>(argc)))));
       return static_cast<int>(Exit::usage);
     }
     if (ctx.action) {

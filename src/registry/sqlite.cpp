@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <string>
+#include <sys/stat.h>
 #include <thread>
 
 namespace fleetkey::registry {
@@ -175,7 +176,8 @@ void configure_sqlite()
 //   writes a new salt, so the next process's scan ends at the first frame behind that write.
 //   A `device add` writes two frames; the median was flat from 16 to 62 frames.
 // - truncates the WAL to k_wal_limit_bytes when it restarts (journal_size_limit), so that a large
-//   import leaves no large file behind.
+//   import leaves no large file behind; and checkpoints and restarts at close whenever the WAL is
+//   larger than that, whatever made it so.
 constexpr int k_checkpoint_frames = 32;
 constexpr int k_wal_limit_bytes = 1 << 20;
 // What SQLite's own WAL hook does, which fleetkey's replaces: checkpoint during a long process.
@@ -217,12 +219,23 @@ void checkpoint_and_restart(sqlite3* db)
   }
 }
 
-void close_db(sqlite3* db, const int* wal_frames)
+// A WAL over the size limit was left by something other than this process's commits: an import
+// rolled back after it had spilled pages, or a checkpoint a reader held up. Every process reads
+// all of its valid frames, so the first command to see it cleans it up, read-only ones included.
+bool wal_too_large(const std::string& path)
+{
+  struct stat st
+  {
+  };
+  return !path.empty() && ::stat((path + "-wal").c_str(), &st) == 0 && st.st_size > k_wal_limit_bytes;
+}
+
+void close_db(sqlite3* db, const std::string& path, const int* wal_frames)
 {
   if (db == nullptr) {
     return;
   }
-  if (wal_frames != nullptr && *wal_frames >= k_checkpoint_frames) {
+  if ((wal_frames != nullptr && *wal_frames >= k_checkpoint_frames) || wal_too_large(path)) {
     checkpoint_and_restart(db);
   }
   sqlite3_close_v2(db);
@@ -264,7 +277,7 @@ Db::Db(Db&& other) noexcept
 Db& Db::operator=(Db&& other) noexcept
 {
   if (this != &other) {
-    close_db(m_db, m_wal_frames.get());
+    close_db(m_db, m_path, m_wal_frames.get());
     m_db = other.m_db;
     m_path = std::move(other.m_path);
     m_wal_frames.swap(other.m_wal_frames);
@@ -275,7 +288,7 @@ Db& Db::operator=(Db&& other) noexcept
 
 Db::~Db()
 {
-  close_db(m_db, m_wal_frames.get());
+  close_db(m_db, m_path, m_wal_frames.get());
 }
 
 void Db::exec(std::string_view sql)

@@ -219,7 +219,13 @@ class DeviceTest(fk.FleetTest):
             (["device", "--json", "ad"], "unknown command: device ad (see fleetkey device --help)"),
             (["device"], "device needs a command: add, import, list, show, revoke, key (see fleetkey device --help)"),
             (["-q"], "fleetkey needs a command: init, master, device, user, token, pair, audit (see fleetkey --help)"),
+            (["bogus", "device"], "unknown command: bogus (see fleetkey --help)"),  # bogus is not device's
+            (["--hme", "/tmp/x", "device"], "The following argument was not expected: --hme (see fleetkey --help)"),
+            (["device", "--", "list"],
+             "device needs a command: add, import, list, show, revoke, key (see fleetkey device --help)"),
             (["device", "add"], "ID is required (see fleetkey device add --help)"),
+            # Only the top-level help lists the global options.
+            (["device", "add", "X", "--home"], "--home: 1 required DIR missing (see fleetkey --help)"),
             (["token", "mint", "--sub", "bob"], "--role is required (see fleetkey token mint --help)"),
         ]
         snap = self.snapshot()

@@ -1,6 +1,8 @@
 """Refusing files that are not a fleetkey registry, and registries newer than the binary; the WAL policy."""
 import os
+import shutil
 import sqlite3
+import subprocess
 
 import fk
 
@@ -96,6 +98,58 @@ class RegistryFileTest(fk.FleetTest):
         wal = self.registry_path + "-wal"
         self.assertLessEqual(os.path.getsize(wal) if os.path.exists(wal) else 0, 1 << 20)
         self.assertEqual(self.rows("SELECT count(*) FROM devices"), [(30000,)])
+
+    def wal_size(self):
+        wal = self.registry_path + "-wal"
+        return os.path.getsize(wal) if os.path.exists(wal) else 0
+
+    def ids_file(self, count):
+        """200,000 ids are enough for an import to spill pages into the WAL before it commits."""
+        return self.write_private("ids.csv", "id\n" + "".join(f"SN-{i:06d}\n" for i in range(count)))
+
+    def test_import_that_fails_after_spilling_leaves_a_wal_of_at_most_1_mib(self):
+        self.init_test_key()
+        self.fk("device", "add", "SN-199999")
+        snap = self.snapshot()
+        r = self.fails(fk.CONFLICT, "device", "import", self.ids_file(200000))
+        self.assertIn('device "SN-199999" is already registered', r.err)
+        self.assertLessEqual(self.wal_size(), 1 << 20)  # 11.9 MB before this was handled
+        self.assertEqual(self.snapshot(), snap)
+
+    def test_read_only_command_cleans_up_a_wal_a_reader_kept_large(self):
+        self.init_test_key()
+        self.fk("device", "add", "A-1")
+        reader = sqlite3.connect(f"file:{self.registry_path}?mode=ro", uri=True, isolation_level=None)
+        reader.execute("BEGIN")
+        self.assertEqual(reader.execute("SELECT count(*) FROM devices").fetchone(), (1,))
+        self.fk("device", "import", self.ids_file(200000))  # its checkpoint stops at the reader's snapshot
+        reader.execute("COMMIT")
+        reader.close()
+        self.assertGreater(self.wal_size(), 1 << 20)
+        self.fk("device", "show", "A-1")
+        self.assertLessEqual(self.wal_size(), 1 << 20)
+        con = self.db()
+        self.assertEqual(con.execute("PRAGMA integrity_check").fetchone(), ("ok",))
+        self.assertEqual(con.execute("SELECT count(*) FROM devices").fetchone(), (200001,))
+
+    def test_backup_and_restore_as_fleetkey_1_says(self):
+        self.init_test_key()
+        for i in range(5):
+            self.fk("device", "add", f"SN-{i}")
+        backup = os.path.join(self.tmp, "backup.db")
+        subprocess.run(["sqlite3", self.registry_path, f"VACUUM INTO '{backup}'"], check=True)
+        self.fk("device", "import", self.ids_file(3000))
+        for i in range(5, 11):
+            self.fk("device", "add", f"SN-{i}")
+        self.assertGreater(self.wal_size(), 0)  # the WAL holds commits that the backup must not get
+        os.remove(self.registry_path + "-wal")
+        os.remove(self.registry_path + "-shm")
+        shutil.copyfile(backup, self.registry_path)
+        self.assertEqual([d["id"] for d in self.fk("--json", "device", "list").jsonl()], [f"SN-{i}" for i in range(5)])
+        self.fk("device", "add", "SN-after")
+        con = self.db()
+        self.assertEqual(con.execute("PRAGMA integrity_check").fetchone(), ("ok",))
+        self.assertEqual(con.execute("SELECT count(*) FROM devices").fetchone(), (6,))
 
 
 if __name__ == "__main__":
