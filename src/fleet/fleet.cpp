@@ -225,11 +225,11 @@ void validate_reason(std::string_view reason)
   }
 }
 
-std::pair<std::string, std::string> parse_label(std::string_view text)
+std::pair<std::string, std::string> parse_label(std::string_view text, std::string_view what)
 {
   const auto eq = text.find('=');
   if (eq == std::string_view::npos) {
-    throw Error(Exit::usage, "label \"{}\" is not KEY=VALUE", text);
+    throw Error(Exit::usage, "{} \"{}\" is not KEY=VALUE", what, text);
   }
   const auto key = text.substr(0, eq);
   const auto value = text.substr(eq + 1);
@@ -237,10 +237,10 @@ std::pair<std::string, std::string> parse_label(std::string_view text)
                       && key.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
                              == std::string_view::npos;
   if (!key_ok) {
-    throw Error(Exit::usage, "label key \"{}\" must be 1 to 64 characters of A-Z a-z 0-9 _ . -", key);
+    throw Error(Exit::usage, "{} key \"{}\" must be 1 to 64 characters of A-Z a-z 0-9 _ . -", what, key);
   }
   if (value.size() > 256 || !util::is_printable_utf8(value)) {
-    throw Error(Exit::usage, "label \"{}\" value must be at most 256 bytes of printable UTF-8", key);
+    throw Error(Exit::usage, "{} \"{}\" value must be at most 256 bytes of printable UTF-8", what, key);
   }
   return {std::string(key), std::string(value)};
 }

@@ -115,7 +115,7 @@ MintedToken make_token(Fleet& fleet, const MintRequest& req)
   check_ttl(req.ttl);
   token::Claims c;
   for (const auto& kv : req.claims) {
-    auto [k, v] = parse_label(kv);
+    auto [k, v] = parse_label(kv, "--claim");
     for (const char* reserved : {"iss", "sub", "aud", "exp", "nbf", "iat", "cti", "jti", "scope", "epoch"}) {
       if (k == reserved) {
         throw Error(Exit::usage, "--claim {} is set by fleetkey itself (use --sub, --role, --aud or --ttl)", k);

@@ -174,6 +174,84 @@ def parse_svg(text):
     return m
 
 
+def svg_from_matrix(matrix, scale=8, margin=4):
+    """The SVG fleetkey-pairing(5) RENDERINGS specifies, byte for byte, from a module matrix."""
+    n = len(matrix)
+    side = n + 2 * margin
+    path = ""
+    for y, row in enumerate(matrix):
+        x = 0
+        while x < n:
+            if not row[x]:
+                x += 1
+                continue
+            run = 1
+            while x + run < n and row[x + run]:
+                run += 1
+            path += "M%d %dh%dv1h-%dz" % (x + margin, y + margin, run, run)
+            x += run
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n'
+            '<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" '
+            'shape-rendering="crispEdges">\n'
+            '<rect width="%d" height="%d" fill="#fff"/>\n'
+            '<path fill="#000" d="%s"/>\n'
+            '</svg>\n' % (side * scale, side * scale, side, side, side, side, path))
+
+
+def png_scanlines(matrix, scale=8, margin=4):
+    """The inflated IDAT data fleetkey-pairing(5) RENDERINGS specifies: each pixel row as the filter byte 2
+    (Up) and its bytes minus the bytes above; pixels 0 dark, 1 light, the padding bits after the last
+    pixel 1."""
+    n = len(matrix)
+    side = (n + 2 * margin) * scale
+    stride = (side + 7) // 8
+    module_rows = []
+    for my in range(n + 2 * margin):
+        bits = ""
+        for mx in range(n + 2 * margin):
+            y, x = my - margin, mx - margin
+            dark = 0 <= x < n and 0 <= y < n and matrix[y][x]
+            bits += ("0" if dark else "1") * scale
+        bits += "1" * (stride * 8 - side)
+        module_rows.append(int(bits, 2).to_bytes(stride, "big"))
+    out, above = bytearray(), bytes(stride)
+    for y in range(side):
+        row = module_rows[y // scale]
+        out += b"\x02" + bytes((a - b) & 0xFF for a, b in zip(row, above))
+        above = row
+    return bytes(out)
+
+
+def png_chunks(data):
+    """[(type, data)] of a PNG file, after checking its signature and each chunk's CRC."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    chunks, at = [], 8
+    while at < len(data):
+        length, kind = struct.unpack(">I4s", data[at:at + 8])
+        body = data[at + 8:at + 8 + length]
+        assert struct.unpack(">I", data[at + 8 + length:at + 12 + length])[0] == zlib.crc32(kind + body)
+        chunks.append((kind.decode(), body))
+        at += 12 + length
+    return chunks
+
+
+def csv_field(text):
+    """A manifest field as fleetkey-pairing(5) PRODUCTION RUNS says."""
+    if any(c in text for c in ',"\r\n') or text.startswith(" ") or text.endswith(" "):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def label_name(device, extension):
+    """NAME of fleetkey-pairing(5) PRODUCTION RUNS (ids short enough not to be cut)."""
+    out = ""
+    for i, b in enumerate(device.encode()):
+        c = chr(b)
+        safe = c.isascii() and (c.isalnum() or c in "_-.") and not (i == 0 and c == ".")
+        out += c if safe else "%%%02X" % b
+    return out + extension
+
+
 class PairTest(fk.FleetTest):
     def setUp(self):
         super().setUp()
@@ -363,6 +441,15 @@ class PairTest(fk.FleetTest):
         self.assertEqual(inner, qrencode_matrix(payload))
         write_pgm(self.path("svg.pgm"), inner)
         self.assertEqual(fk.zbar(self.path("svg.pgm")), [payload])
+        # Byte for byte as the man page gives it, rebuilt from qrencode's matrix.
+        self.assertEqual(svg, svg_from_matrix(qrencode_matrix(payload), scale=5))
+        for level, scale, margin in (("M", None, None), ("L", "1", "0"), ("H", "3", "1"), ("Q", "64", "64")):
+            out = self.path("label-%s.svg" % level)
+            self.fk("pair", "SN-42", "-o", out, "--ec", level, *(["--scale", scale] if scale else []),
+                    *(["--margin", margin] if margin else []))
+            with open(out, "rb") as f:
+                self.assertEqual(f.read().decode("utf-8"),
+                                 svg_from_matrix(qrencode_matrix(payload, level), int(scale or 8), int(margin or 4)))
 
     # --- Matter ---
 
@@ -470,9 +557,41 @@ class PairTest(fk.FleetTest):
             self.assertEqual({raw[y * stride] for y in range(height)}, {2})  # every row: the Up filter
         page = " ".join(self.read(os.path.join(fk.SOURCE_DIR, "man/fleetkey-pairing.5")).split())
         self.assertIn("Every row uses the Up filter (PNG filter type 2)", page)
+        self.assertIn("They are not specified byte for byte", page)
         self.assertIn("level 1, the Z_RLE strategy, window bits 13 (libpng lowers them for an image that fits a "
                       "smaller window) and memory level 5", page)
         self.assertNotIn("no filtering", page)
+
+    def test_png_chunks_header_and_inflated_rows_are_as_documented(self):
+        """fleetkey-pairing(5) RENDERINGS png: IHDR, IDAT..., IEND; IHDR's fields; IDAT chunks of 8192 bytes
+        but the last; and the inflated data rebuilt from qrencode's matrix, padding bits included. The
+        compressed bytes themselves are zlib's and are not compared."""
+        long_id = "D" * 128
+        self.fk("device", "add", long_id)
+        cases = [("SN-42", "M", 8, None), ("SN-42", "M", 1, 0), ("SN-42", "L", 3, 1), ("SN-42", "Q", 5, 7),
+                 ("SN-42", "H", 32, None), (long_id, "H", 64, None)]
+        for device, level, scale, margin in cases:
+            with self.subTest(device=device[:8], level=level, scale=scale, margin=margin):
+                out = self.path("c-%s-%d.png" % (level, scale))
+                self.fk("pair", device, "-o", out, "--ec", level, "--scale", str(scale),
+                        *(["--margin", str(margin)] if margin is not None else []))
+                with open(out, "rb") as f:
+                    chunks = png_chunks(f.read())
+                kinds = [k for k, _ in chunks]
+                self.assertEqual(kinds, ["IHDR"] + ["IDAT"] * (len(kinds) - 2) + ["IEND"])
+                idats = [body for k, body in chunks if k == "IDAT"]
+                self.assertTrue(all(len(body) == 8192 for body in idats[:-1]), [len(b) for b in idats])
+                self.assertLessEqual(len(idats[-1]), 8192)
+                self.assertEqual(chunks[-1][1], b"")
+                matrix = qrencode_matrix(f"FK1:{pin(device, 0)}:{device}", level)
+                side = (len(matrix) + 2 * (4 if margin is None else margin)) * scale
+                self.assertEqual(chunks[0][1], struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0))
+                self.assertEqual(zlib.decompress(b"".join(idats)),
+                                 png_scanlines(matrix, scale, 4 if margin is None else margin))
+                if device == long_id:
+                    self.assertGreater(len(idats), 1)  # the 8192-byte cut is exercised
+                if scale % 8:
+                    self.assertNotEqual(side % 8, 0)  # and so are the padding bits
 
     # --- decode ---
 
@@ -593,6 +712,43 @@ class PairTest(fk.FleetTest):
         self.fk("pair", "--all", "-o", out, "--force", "--jobs", "1", "--scale", "2", "--ec", "Q")
         self.assertEqual(self.read_manifest(out + "/manifest.csv"), rows)
         self.assertEqual(fk.zbar(*files), [row[3] for row in rows[1:]])
+
+    def test_manifest_bytes_are_as_documented(self):
+        """fleetkey-pairing(5) PRODUCTION RUNS: LF line ends, the header, rows in byte order of the ids
+        (--all), quoting only for , " CR LF or a space at either end, Matter passcodes in 8 digits."""
+        ids = ["SN-42", " lead", 'say "hi", ok', "trail ", "M-2", ".dot", "x/y", "\u00fc", "Z"]
+        self.add_devices(ids[1:])
+        order = sorted(ids, key=lambda d: d.encode())
+        self.assertEqual(order, [" lead", ".dot", "M-2", "SN-42", "Z", 'say "hi", ok', "trail ", "x/y", "\u00fc"])
+        out = self.path("fk")
+        self.fk("pair", "--all", "-o", out, "--qr", "svg")
+        expected = "device,pin,manual_code,payload,file\n"
+        for d in order:
+            code = pin(d, 0)
+            expected += "%s,%s,%s,%s,%s\n" % (csv_field(d), code, code, csv_field(f"FK1:{code}:{d}"),
+                                             csv_field(label_name(d, ".svg")))
+        for quoted in ('\n" lead",', '\n"say ""hi"", ok",', ',"FK1:%s:say ""hi"", ok",' % pin('say "hi", ok', 0),
+                       '\n"trail ",', ',"FK1:%s:trail ",' % pin("trail ", 0), ',%2Edot.svg\n'):
+            self.assertIn(quoted, expected)  # the cases the test is about are there
+        with open(os.path.join(out, "manifest.csv"), "rb") as f:
+            manifest = f.read()
+        self.assertEqual(manifest, expected.encode("utf-8"))
+        self.assertNotIn(b"\r", manifest)
+        self.assertEqual(self.read_manifest(os.path.join(out, "manifest.csv"))[1:],
+                         [[d, pin(d, 0), pin(d, 0), f"FK1:{pin(d, 0)}:{d}", label_name(d, ".svg")] for d in order])
+        # Matter: the passcode column in 8 digits with leading zeros, the manual code without hyphens.
+        self.assertLess(passcode("M-2", 0), 10**7)
+        out = self.path("matter")
+        self.fk("pair", "--all", "-o", out, "--scheme", "matter", "--vendor-id", "0xFFF1", "--product-id", "0x8000")
+        expected = "device,passcode,manual_code,payload,file\n"
+        for d in order:
+            pc, disc = passcode(d, 0), discriminator(d, 0)
+            expected += "%s,%08d,%s,%s,%s\n" % (csv_field(d), pc, matter_manual(0xFFF1, 0x8000, 0, disc, pc),
+                                               csv_field(matter_qr(0xFFF1, 0x8000, 0, 2, disc, pc)),
+                                               csv_field(label_name(d, ".png")))
+        self.assertIn("\nM-2,0%d," % passcode("M-2", 0), expected)
+        with open(os.path.join(out, "manifest.csv"), "rb") as f:
+            self.assertEqual(f.read(), expected.encode("utf-8"))
 
     def test_force_rewrites_labels_0600_and_never_through_a_link(self):
         ids = ["SN-42", "SN-43", "SN-44"]

@@ -545,6 +545,109 @@ class TokenTest(fk.FleetTest):
         j = self.fk("--json", "token", "key", "--format", "jwk").json()
         self.assertEqual((j["for"], j["key"]), ("jwt", self.key("--for", "jwt").hex()))
 
+    def test_token_key_output_is_byte_for_byte_as_documented(self):
+        """fleetkey-tokens(5) KEYS: hex and base64 lines, and the JWK object with its members in the order
+        kty, kid, alg (jwt key only), use, k, no spaces, a newline. The keys are derived here from the test
+        seed (reference.py), and the kid of a device whose id needs JSON escapes is written by hand."""
+        device = 'say "hi" \\ a/b'
+        self.fk("device", "add", device)
+        master = reference.test_master_key(bytes.fromhex(fk.TEST_SEED))
+        prk = reference.hkdf_extract(reference.SALT, master)
+        dev_prk = reference.device_prk(reference.device_key(master, device))
+        labels = {"cwt": "cose-hmac256/256", "cwt64": "cose-hmac256/64", "jwt": "jwt-hs256"}
+        for aud, kid_json, root in [([], '"v1"', prk), (["--aud", device], r'"v1/say \"hi\" \\ a/b"', dev_prk)]:
+            for fmt, label in labels.items():
+                with self.subTest(aud=aud, key=fmt):
+                    key = reference.hkdf_expand(root, reference.info("token", label))
+                    alg = ',"alg":"HS256"' if fmt == "jwt" else ""
+                    jwk = '{"kty":"oct","kid":%s%s,"use":"sig","k":"%s"}\n' % (kid_json, alg, b64e(key))
+                    self.assertEqual(len(b64e(key)), 43)
+                    self.assertEqual(self.fk("token", "key", *aud, "--for", fmt, "--format", "jwk").out, jwk)
+                    self.assertEqual(self.fk("token", "key", *aud, "--for", fmt, "--format", "hex").out,
+                                     key.hex() + "\n")
+                    self.assertEqual(self.fk("token", "key", *aud, "--for", fmt, "--format", "base64").out,
+                                     base64.b64encode(key).decode() + "\n")
+                    if fmt == "jwt":  # --format jwk alone is the jwt key
+                        self.assertEqual(self.fk("token", "key", *aud, "--format", "jwk").out, jwk)
+        # The page's example is what fleetkey prints.
+        example = re.findall(r'^  (\{"kty":"oct",.*"k":"[A-Za-z0-9_-]{43}"\})$', man_page(), re.M)
+        self.assertEqual(len(example), 1)
+        self.assertEqual(self.fk("token", "key", "--format", "jwk").out, example[0] + "\n")
+
+    def test_verify_json_shows_extra_claims_in_the_tokens_own_order(self):
+        """fleetkey-tokens(5) VERIFICATION: the registered claims in a fixed order, then the extra claims
+        as the token holds them: a CWT's in deterministic CBOR map order, a JWT's in member order."""
+        claim_args = ["--claim", "bb=1", "--claim", "a.=2", "--claim", "c=3", "--claim", "Z=4"]
+        cwt = self.mint("--ttl", "1h", *claim_args)
+        cti = cbor2.loads(cbor2.loads(b64d(cwt)).value[2])[7].hex()
+        head = ('{"valid":true,"reason":"ok","format":"%%s","kid":"v1","token_id":"%%s","claims":{"sub":"alice",'
+                '"scope":"owner","iat":%d,"nbf":%d,"exp":%d,' % (T0, T0, T0 + 3600))
+        self.assertEqual(self.verify(cwt).out, head % ("cwt", cti)
+                         + '"cti":"%s","Z":"4","c":"3","a.":"2","bb":"1"}}\n' % cti)
+        jwt_token = self.mint("--ttl", "1h", "--format", "jwt", *claim_args)
+        jti = json.loads(b64d(jwt_token.split(".")[1]))["jti"]
+        self.assertEqual(self.verify(jwt_token).out, head % ("jwt", jti)
+                         + '"jti":"%s","bb":"1","a.":"2","c":"3","Z":"4"}}\n' % jti)
+        # Tokens built here: epoch keeps its place before the extras, whatever the CBOR map order (where
+        # "epoch" sorts among the text keys); controls are escaped; a JWT's non-string values are shown
+        # as their JSON text without the whitespace outside strings.
+        cwt = make_cwt(self.key(), claims({"zzzzzz": "y", "epoch": 3, "bb": "\x01\n", "a": "x"}))
+        self.assertEqual([k for k in cbor2.loads(cbor2.loads(b64d(cwt)).value[2]) if isinstance(k, str)],
+                         ["a", "bb", "epoch", "zzzzzz"])
+        self.assertEqual(self.verify(cwt).out, head % ("cwt", "01" * 16)
+                         + '"cti":"%s","epoch":3,"a":"x","bb":"\\u0001\\u000a","zzzzzz":"y"}}\n' % ("01" * 16))
+        header = b64e(b'{"alg":"HS256","typ":"JWT","kid":"v1"}')
+        body = b64e(('{"zz" : [1, 2.50 ,{"a b" : "x y"}], "exp":%d, "c\\u0001":"\\u007f", "jti":"J1", '
+                     '"iss":"me", "t" : true}' % (T0 + 3600)).encode())
+        signing_input = header + "." + body
+        token = signing_input + "." + b64e(hmac.new(self.key("--for", "jwt"), signing_input.encode(),
+                                                     hashlib.sha256).digest())
+        self.assertEqual(self.verify(token).out,
+                         '{"valid":true,"reason":"ok","format":"jwt","kid":"v1","token_id":"j1","claims":{'
+                         '"iss":"me","exp":%d,"jti":"J1","zz":[1,2.50,{"a b":"x y"}],"c\\u0001":"\\u007f",'
+                         '"t":true}}\n' % (T0 + 3600))
+
+    def test_claim_keys_and_values_are_limited_as_documented(self):
+        """fleetkey-tokens(5) EXTRA CLAIMS: KEY of 1-64 of A-Z a-z 0-9 _ . -, not a registered name, given
+        once; VALUE of at most 256 bytes of UTF-8 without controls, cut at the first "="."""
+        accepted = {"k" * 64: "v", "A_z.0-9": "", "eq": "a=b=c", "long": "\u00e9" * 128, "wide": "\u6771 \u00e9/"}
+        args = [a for k, v in accepted.items() for a in ("--claim", "%s=%s" % (k, v))]
+        token = self.mint("--ttl", "1h", *args)
+        payload = cbor2.loads(cbor2.loads(b64d(token)).value[2])
+        self.assertEqual({k: v for k, v in payload.items() if isinstance(k, str)}, accepted)
+        before = self.snapshot()
+        refused = ["k" * 65 + "=v", "=v", "a/b=v", "a b=v", "\u00e9=v", "a:b=v", "novalue", "sub=x", "epoch=1",
+                   "k=" + "\u00e9" * 128 + "a", "k=" + "x" * 257, "k=a\tb", "k=a\nb", "k=a\x7fb", "k=a\u0085b"]
+        for arg in refused:
+            with self.subTest(arg=arg):
+                self.fails(USAGE, "token", "mint", "--sub", "alice", "--role", "owner", "--ttl", "1h",
+                           "--claim", arg)
+        self.fails(USAGE, "token", "mint", "--sub", "alice", "--role", "owner", "--ttl", "1h", "--claim", "a=1",
+                   "--claim", "a=2")
+        r = self.run_fk("token", "mint", "--sub", "alice", "--role", "owner", "--ttl", "1h",
+                        b"--claim", b"k=a\xffb")
+        self.assertEqual(r.rc, USAGE, r)
+        self.assertIn('--claim "k" value', r.err)
+        for arg, message in [("a/b=v", '--claim key "a/b" must be 1 to 64 characters of A-Z a-z 0-9 _ . -'),
+                             ("novalue", '--claim "novalue" is not KEY=VALUE'),
+                             ("k=a\tb", '--claim "k" value must be at most 256 bytes of printable UTF-8')]:
+            with self.subTest(arg=arg):
+                r = self.fails(USAGE, "token", "mint", "--sub", "alice", "--role", "owner", "--ttl", "1h",
+                               "--claim", arg)
+                self.assertTrue(r.err.endswith(f"fleetkey: error: {message}\n"), r.err)
+        self.assertEqual(self.snapshot(), before)
+
+    def test_grant_bundle_qr_holds_the_bundle_json_without_its_newline(self):
+        """fleetkey-tokens(5) GRANT BUNDLE: the QR code's content is the --json output less its newline."""
+        self.fk("user", "add", "alice")
+        for device, extra in (("SN-1", []), ("SN-2", ["--ttl", "30d"])):
+            png = os.path.join(self.tmp, device + ".png")
+            r = self.fk("--json", "user", "grant", "alice", "--device", device, "--role", "owner", "--qr", "png",
+                        "-o", png, *extra)
+            self.assertTrue(r.out.endswith("}\n"), r.out)
+            self.assertNotIn("\n", r.out[:-1])
+            self.assertEqual(fk.zbar(png), [r.out[:-1]])
+
     def test_man_page_lengths_and_claims(self):
         page = man_page()
         info = b"\x00\x05token\x00\x09jwt-hs256"

@@ -90,7 +90,8 @@ void validate_name(std::string_view value, std::string_view what);
 // Revocation reasons: 1-1024 bytes of printable UTF-8.
 void validate_reason(std::string_view reason);
 // Labels: KEY=VALUE with KEY of 1-64 characters [A-Za-z0-9_.-] and VALUE of 0-256 bytes printable UTF-8.
-std::pair<std::string, std::string> parse_label(std::string_view text);
+// `what` names the argument in errors: "label", or "--claim" for a token's extra claims.
+std::pair<std::string, std::string> parse_label(std::string_view text, std::string_view what = "label");
 nlohmann::json parse_labels(const std::vector<std::string>& labels);
 
 } // namespace fleetkey::fleet
