@@ -48,7 +48,8 @@ std::string c_name(const KeyMeta& meta)
   return name;
 }
 
-// C string literal contents, for a comment: printable ASCII, everything else escaped.
+// A device id or user name inside the C comment (fleetkey(1), KEY FORMATS): printable ASCII but * and /
+// as it is, every other byte as \xNN, so that the name can hold neither */ nor /*.
 std::string c_comment_safe(std::string_view s)
 {
   std::string out;
@@ -79,7 +80,8 @@ crypto::Secret format_key(KeyFormat format, const crypto::Secret& key, const Key
     text.append_base64(key.span(), sodium_base64_VARIANT_ORIGINAL).append("\n");
     break;
   case KeyFormat::psk:
-    // identity:hexkey, as in the PSK files of stunnel and similar tools; the identity is the device id.
+    // identity:hexkey, as in GnuTLS's PSK files; the identity is the device id (the user name for a user key),
+    // as it is: it may hold ':', so the key is after the last colon (fleetkey(1), KEY FORMATS).
     text.append(meta.user ? *meta.user : meta.device).append(":").append_hex(key.span()).append("\n");
     break;
   case KeyFormat::c: {

@@ -1,11 +1,71 @@
 """fleetkey audit list: the audit trail read back, filtered, as a table and as JSON Lines."""
+import glob
 import json
 import os
+import re
 
 import fk
 from fk import ISO_TIME, OK, USAGE
 
 KDEV_FP = "8cd660a9aea4d2726388577ff31c2279"
+
+# Every action with its details members, as fleetkey-formats(5) AUDIT EVENTS documents them:
+# (members always present, members present only sometimes).
+ACTIONS = {
+    "init": ({"encrypted", "fingerprint", "test_key"}, set()),
+    "master.rotate": ({"fingerprint"}, set()),
+    "master.retire": (set(), set()),
+    "master.passwd": ({"encrypted"}, set()),
+    "device.add": ({"fingerprint", "key_version"}, set()),
+    "device.import": ({"count", "format", "ids_sha256", "key_version", "skipped"}, set()),
+    "device.revoke": ({"reason"}, set()),
+    "device.key.export": ({"fingerprint", "purpose"}, set()),
+    "device.pair": ({"counter", "scheme"}, {"file"}),
+    "device.pair.rotate": ({"counter", "scheme"}, {"file"}),
+    "device.pair.batch": ({"count", "manifest", "scheme"}, set()),
+    "user.add": (set(), set()),
+    "user.grant": ({"device", "epoch", "expires", "role"}, {"replaced_epoch"}),
+    "user.revoke": ({"device", "new_epoch", "reason"}, set()),
+    "user.key.export": ({"device", "epoch", "fingerprint"}, set()),
+    "token.mint": ({"aud", "epoch", "exp", "format", "kid", "role", "token_id"}, set()),
+    "token.revoke": ({"exp", "reason"}, set()),
+    "token.key.export": ({"fingerprint", "format"}, set()),
+}
+
+
+def documented_actions():
+    """{action: {member: type text}} from the table in fleetkey-formats(5), AUDIT EVENTS."""
+    page = open(os.path.join(fk.SOURCE_DIR, "man/fleetkey-formats.5")).read()
+    section = page.split("\n.SH AUDIT EVENTS\n", 1)[1].split("\n.SH ", 1)[0]
+    lines = section.split("\n.TS\n", 1)[1].split("\n.TE\n", 1)[0].splitlines()
+    i = next(n for n, line in enumerate(lines) if line.endswith(".")) + 1  # after the format lines
+    rows = []
+    while i < len(lines):
+        cells, i = lines[i].split("@"), i + 1
+        if cells[-1] == "T{":  # a text block, to its T}
+            end = lines.index("T}", i)
+            cells[-1], i = " ".join(lines[i:end]), end + 1
+        rows.append(cells)
+    assert rows[0] == ["Action", "Subject", "Member", "Type: meaning"], rows[0]
+    doc, action = {}, None
+    for first, _subject, member, text in rows[1:]:
+        if first:
+            action = first
+            doc[action] = {}
+        if member != "\\(em":
+            doc[action][member] = text
+    return doc
+
+
+def actions_in_source():
+    """The action of every Registry::audit call under src/."""
+    found = set()
+    for path in glob.glob(os.path.join(fk.SOURCE_DIR, "src/**/*.cpp"), recursive=True):
+        with open(path) as f:
+            text = f.read()
+        for m in re.finditer(r"\baudit\(([^,;]*)", text):
+            found.update(re.findall(r'"([^"]*)"', m.group(1)))
+    return found
 
 
 class AuditTest(fk.FleetTest):
@@ -118,6 +178,95 @@ class AuditTest(fk.FleetTest):
         self.fails(USAGE, "audit")
         self.assertEqual(self.snapshot(), before)
         self.assertEqual(self.run_fk("audit", "list").rc, OK)
+
+
+class AuditActionsTest(fk.FleetTest):
+    """One command per action in a test-seed registry: each event's subject and details are as
+    fleetkey-formats(5) documents them, and the page's table, this test and the source name the
+    same actions."""
+
+    def test_every_action_has_the_documented_subject_and_details(self):
+        ids = os.path.join(self.tmp, "ids.csv")
+        with open(ids, "w") as f:
+            f.write("id\nSN-0003\n")
+        svg, labels = os.path.join(self.tmp, "label.svg"), os.path.join(self.tmp, "labels")
+        self.init_test_key()
+        self.fk("master", "rotate")
+        self.fk("master", "passwd", "--no-passphrase")
+        self.fk("device", "add", "SN-0001")
+        self.fk("device", "add", "SN-0002")
+        self.fk("device", "import", ids)
+        self.fk("device", "key", "SN-0001")
+        self.fk("device", "key", "SN-0001", "--purpose", "enc")
+        self.fk("pair", "SN-0001", "--qr", "none")
+        self.fk("pair", "SN-0001", "-o", svg)
+        self.fk("pair", "SN-0001", "--rotate", "-o", svg + ".2", "--qr", "svg")
+        self.fk("pair", "--all", "-o", labels)
+        self.fk("user", "add", "alice")
+        self.fk("user", "grant", "alice", "--device", "SN-0001", "--role", "owner")
+        self.fk("user", "grant", "alice", "--device", "SN-0001", "--role", "guest", "--ttl", "1d")
+        self.fk("user", "key", "alice", "--device", "SN-0001")
+        cti = self.fk("--json", "token", "mint", "--sub", "svc", "--role", "admin", "--format", "jwt").json()[
+            "token_id"]
+        self.fk("token", "revoke", cti, "--reason", "leaked")
+        self.fk("token", "key")
+        self.fk("token", "key", "--aud", "SN-0001", "--for", "cwt64")
+        self.fk("user", "revoke", "alice", "--reason", "left")
+        self.fk("device", "revoke", "SN-0002", "--reason", "stolen")
+        self.fk("master", "retire", "1")
+
+        lines = self.fk("--json", "audit", "list").out.splitlines()
+        events = [json.loads(line) for line in lines]
+        self.assertEqual([(e["action"], e["subject"]) for e in events], [
+            ("init", "master:1"), ("master.rotate", "master:2"), ("master.passwd", "master"),
+            ("device.add", "SN-0001"), ("device.add", "SN-0002"), ("device.import", ids),
+            ("device.key.export", "SN-0001"), ("device.key.export", "SN-0001"), ("device.pair", "SN-0001"),
+            ("device.pair", "SN-0001"), ("device.pair.rotate", "SN-0001"), ("device.pair.batch", labels),
+            ("user.add", "alice"), ("user.grant", "alice"), ("token.mint", "alice"), ("user.grant", "alice"),
+            ("token.mint", "alice"), ("user.key.export", "alice"), ("token.mint", "svc"), ("token.revoke", cti),
+            ("token.key.export", "v2"), ("token.key.export", "v2/SN-0001"), ("user.revoke", "alice"),
+            ("device.revoke", "SN-0002"), ("master.retire", "master:1")])
+        self.assertRegex(cti, r"^[0-9a-f]+$")
+        self.assertEqual(events[9]["details"]["file"], svg)
+        self.assertEqual(events[11]["details"]["manifest"], os.path.join(labels, "manifest.csv"))
+        self.assertEqual(events[15]["details"]["replaced_epoch"], 1)
+
+        # Members: the documented names, and in every event only those; each "only" member seen.
+        doc = documented_actions()
+        seen = {}
+        for e in events:
+            always, sometimes = ACTIONS[e["action"]]
+            names = set(e["details"])
+            self.assertTrue(always <= names <= always | sometimes, e)
+            seen.setdefault(e["action"], set()).update(names)
+        self.assertEqual(seen, {a: always | sometimes for a, (always, sometimes) in ACTIONS.items()})
+        # The page, this test and the source name the same actions and members.
+        self.assertEqual(set(doc), set(ACTIONS))
+        self.assertEqual(actions_in_source(), set(ACTIONS))
+        for action, (always, sometimes) in ACTIONS.items():
+            self.assertEqual(set(doc[action]), always | sometimes, action)
+            self.assertEqual({m for m, t in doc[action].items() if ", only " in t.split(":")[0]}, sometimes, action)
+        # Types as documented.
+        json_type = {bool: "boolean", int: "integer", str: "string"}
+        for e in events:
+            for name, value in e["details"].items():
+                documented = doc[e["action"]][name].split(":")[0].split(",")[0]
+                got = "null" if value is None else json_type[type(value)]
+                self.assertIn(got, documented.split(" or "), (e["action"], name, value))
+
+        # Serialization: the --json line has its members in a fixed order and the details in byte
+        # order of their names; the registry holds the same details text.
+        stored = dict(self.rows("SELECT id, details FROM audit"))
+        for line, e in zip(lines, events):
+            details = dict(sorted(e["details"].items(), key=lambda kv: kv[0].encode()))
+            text = json.dumps(details, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+            self.assertEqual(list(e), ["id", "at", "actor", "action", "subject", "details"])
+            self.assertEqual(list(e["details"]), list(details))
+            self.assertEqual(stored[e["id"]], text)
+            e["details"] = details
+            self.assertEqual(line, json.dumps(e, separators=(",", ":"), ensure_ascii=False))
+        table = self.fk("audit", "list").out.splitlines()[1:]
+        self.assertEqual([line.split(None, 5)[5] for line in table], [stored[e["id"]] for e in events])
 
 
 if __name__ == "__main__":
