@@ -154,9 +154,10 @@ std::string parse_error_message(const CLI::App& app, const CLI::ParseError& e, s
   const std::string what = e.what();
   if (e.get_name() != "RequiredError" || what != "A subcommand is required") {
     // An error about a global option: only the top-level help lists those.
-    for (const CLI::Option* opt : app.get_options()) {
-      for (const std::string& name : opt->get_lnames()) {
-        if (what.starts_with("--" + name + ":")) {
+    for (const auto globals :
+         {std::span<const std::string_view>(k_global_valued), std::span<const std::string_view>(k_global_flags)}) {
+      for (const std::string_view name : globals) {
+        if (what.starts_with(name) && what.substr(name.size()).starts_with(':')) {
           return fmt::format("{} (see {})", what, help(0));
         }
       }

@@ -59,6 +59,14 @@ class RegistryFileTest(fk.FleetTest):
         self.assertEqual(con.execute("PRAGMA journal_mode").fetchone(), ("wal",))
         self.assertEqual(con.execute("PRAGMA foreign_key_check").fetchall(), [])
 
+    def wal_size(self):
+        wal = self.registry_path + "-wal"
+        return os.path.getsize(wal) if os.path.exists(wal) else 0
+
+    def ids_file(self, count):
+        """An import CSV of `count` ids; 200,000 are enough for an import to spill pages into the WAL
+        before it commits."""
+        return self.write_private("ids.csv", "id\n" + "".join(f"SN-{i:06d}\n" for i in range(count)))
 
     def wal(self):
         """(checkpoint sequence, frames the next process reads, file size) of the WAL: the frames are those
@@ -93,19 +101,9 @@ class RegistryFileTest(fk.FleetTest):
 
     def test_large_import_leaves_a_wal_of_at_most_1_mib(self):
         self.init_test_key()
-        ids = self.write_private("ids.csv", "id\n" + "".join(f"SN-{i:06d}\n" for i in range(30000)))
-        self.fk("device", "import", ids)
-        wal = self.registry_path + "-wal"
-        self.assertLessEqual(os.path.getsize(wal) if os.path.exists(wal) else 0, 1 << 20)
+        self.fk("device", "import", self.ids_file(30000))
+        self.assertLessEqual(self.wal_size(), 1 << 20)
         self.assertEqual(self.rows("SELECT count(*) FROM devices"), [(30000,)])
-
-    def wal_size(self):
-        wal = self.registry_path + "-wal"
-        return os.path.getsize(wal) if os.path.exists(wal) else 0
-
-    def ids_file(self, count):
-        """200,000 ids are enough for an import to spill pages into the WAL before it commits."""
-        return self.write_private("ids.csv", "id\n" + "".join(f"SN-{i:06d}\n" for i in range(count)))
 
     def test_import_that_fails_after_spilling_leaves_a_wal_of_at_most_1_mib(self):
         self.init_test_key()
