@@ -9,6 +9,7 @@
 #include <csetjmp>
 #include <cstring>
 #include <dlfcn.h>
+#include <gnu/libc-version.h>
 #include <memory>
 #include <string>
 #include <zlib.h>
@@ -17,17 +18,35 @@ namespace fleetkey::qr {
 
 namespace {
 
-// libqrencode's two entry points. Debian ships libqrencode only as a shared library, and every
-// command pays at start-up for each library it links (~0.3 ms for libqrencode and the libpng,
-// zlib and libpthread it pulled in, a tenth of a `device add`), while only the QR commands use
-// it. So the release build (FLEETKEY_STATIC_DEPS) loads it the first time a code is drawn.
+// libqrencode's two entry points, and where it leaves errno. Debian ships libqrencode only as a
+// shared library, and every command pays at start-up for each library it links, while only the QR
+// commands use it. So the release build (FLEETKEY_STATIC_DEPS, a static PIE) loads it the first time
+// a code is drawn.
+//
+// In a static fleetkey the library brings its own copy of the shared libc, as glibc's dlopen from
+// a static program does: that copy has its own malloc (libqrencode frees what it allocates, with
+// QRcode_free) and its own errno, read through its __errno_location. glibc supports this only when
+// the shared libc is the version fleetkey was linked with, which is checked before first use. It
+// also works only for libraries without dynamic TLS, which libqrencode is (libnss_systemd, for one,
+// is not: registry.cpp keeps NSS out of the static build).
 struct Qrencode
 {
   decltype(&QRcode_encodeString) encode_string = nullptr;
   decltype(&QRcode_free) free = nullptr;
+  int* (*errno_location)() = nullptr;
 };
 
 #ifdef FLEETKEY_QRENCODE_SONAME
+template<typename F>
+F symbol(void* lib, const char* name)
+{
+  void* p = ::dlsym(lib, name);
+  if (p == nullptr) {
+    throw Error(Exit::failure, "{} lacks {}", FLEETKEY_QRENCODE_SONAME, name);
+  }
+  return reinterpret_cast<F>(p);
+}
+
 const Qrencode& qrencode()
 {
   static const Qrencode api = [] {
@@ -36,12 +55,18 @@ const Qrencode& qrencode()
       throw Error(Exit::failure, "cannot load {} (install the libqrencode4 package): {}", FLEETKEY_QRENCODE_SONAME,
                   ::dlerror());
     }
-    Qrencode q;
-    q.encode_string = reinterpret_cast<decltype(&QRcode_encodeString)>(::dlsym(lib, "QRcode_encodeString"));
-    q.free = reinterpret_cast<decltype(&QRcode_free)>(::dlsym(lib, "QRcode_free"));
-    if (q.encode_string == nullptr || q.free == nullptr) {
-      throw Error(Exit::failure, "{} lacks QRcode_encodeString or QRcode_free", FLEETKEY_QRENCODE_SONAME);
+    // In a dynamically linked fleetkey both are the one libc's, and always agree.
+    const std::string_view loaded = symbol<const char* (*)()>(lib, "gnu_get_libc_version")();
+    if (loaded != ::gnu_get_libc_version()) {
+      throw Error(Exit::failure,
+                  "cannot use {}: fleetkey was linked statically with glibc {} and this system has glibc {} "
+                  "(rebuild fleetkey here)",
+                  FLEETKEY_QRENCODE_SONAME, ::gnu_get_libc_version(), loaded);
     }
+    Qrencode q;
+    q.encode_string = symbol<decltype(&QRcode_encodeString)>(lib, "QRcode_encodeString");
+    q.free = symbol<decltype(&QRcode_free)>(lib, "QRcode_free");
+    q.errno_location = symbol<int* (*)()>(lib, "__errno_location");
     return q; // the library stays loaded until exit
   }();
   return api;
@@ -49,7 +74,7 @@ const Qrencode& qrencode()
 #else
 const Qrencode& qrencode()
 {
-  static const Qrencode api{&QRcode_encodeString, &QRcode_free};
+  static const Qrencode api{&QRcode_encodeString, &QRcode_free, &::__errno_location};
   return api;
 }
 #endif
@@ -154,12 +179,16 @@ Matrix encode(std::string_view payload, Ec ec)
   }
   const std::string text(payload);
   // Case-sensitive, mode chosen per segment (numeric, alphanumeric, 8-bit): the smallest version.
-  std::unique_ptr<QRcode, QrFree> code(qrencode().encode_string(text.c_str(), 0, level(ec), QR_MODE_8, 1));
+  const Qrencode& lib = qrencode();
+  int& lib_errno = *lib.errno_location();
+  lib_errno = 0;
+  std::unique_ptr<QRcode, QrFree> code(lib.encode_string(text.c_str(), 0, level(ec), QR_MODE_8, 1));
   if (!code) {
-    if (errno == ERANGE) {
+    const int err = lib_errno;
+    if (err == ERANGE) {
       throw Error(Exit::usage, "QR payload of {} bytes is too long for a QR code", payload.size());
     }
-    throw Error(Exit::failure, "cannot encode QR code: {}", std::strerror(errno));
+    throw Error(Exit::failure, "cannot encode QR code: {}", std::strerror(err));
   }
   const int size = code->width;
   std::vector<bool> modules(static_cast<size_t>(size * size));

@@ -5,7 +5,10 @@
 #include <fleetkey/util/file.hpp>
 #include <fleetkey/util/text.hpp>
 
+#include <cerrno>
+#include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <pwd.h>
 #include <unistd.h>
 
@@ -138,15 +141,52 @@ void Registry::migrate(bool fresh)
   }
 }
 
+namespace {
+
+#ifdef FLEETKEY_STATIC_GLIBC
+// A static glibc can read /etc/passwd itself, but loads any other NSS source (systemd, LDAP, SSSD)
+// with dlopen, and such a module can crash the program: libnss_systemd does, on a uid that is not
+// in /etc/passwd. So the static build reads /etc/passwd only, as Go's os/user does without cgo.
+std::optional<std::string> login_name(uid_t uid)
+{
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> f(std::fopen("/etc/passwd", "re"), &std::fclose);
+  if (!f) {
+    return std::nullopt;
+  }
+  std::vector<char> buf(4096);
+  passwd pw{};
+  passwd* entry = nullptr;
+  for (;;) {
+    const int rc = ::fgetpwent_r(f.get(), &pw, buf.data(), buf.size(), &entry);
+    if (rc == ERANGE && buf.size() < (1u << 20)) {
+      buf.resize(buf.size() * 2); // the same line is read again
+      continue;
+    }
+    if (rc != 0) {
+      return std::nullopt;
+    }
+    if (pw.pw_uid == uid) {
+      return std::string(pw.pw_name);
+    }
+  }
+}
+#else
+std::optional<std::string> login_name(uid_t uid)
+{
+  const passwd* pw = ::getpwuid(uid);
+  return pw != nullptr ? std::optional<std::string>(pw->pw_name) : std::nullopt;
+}
+#endif
+
+} // namespace
+
 std::string Registry::actor()
 {
   if (const auto env = actor_from_environment()) {
     return std::string(*env);
   }
-  if (const passwd* pw = ::getpwuid(::geteuid()); pw != nullptr) {
-    return pw->pw_name;
-  }
-  return "uid:" + std::to_string(::geteuid());
+  const uid_t uid = ::geteuid();
+  return login_name(uid).value_or("uid:" + std::to_string(uid));
 }
 
 void Registry::audit(std::string_view action, std::string_view subject, const nlohmann::json& details)

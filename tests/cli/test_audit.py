@@ -2,7 +2,11 @@
 import glob
 import json
 import os
+import pwd
 import re
+import shutil
+import subprocess
+import unittest
 
 import fk
 from fk import ISO_TIME, OK, USAGE
@@ -121,6 +125,37 @@ class AuditTest(fk.FleetTest):
                          [("token.mint", cti)])
         self.assertEqual([e["action"] for e in self.events("--subject", "alice")],
                          ["user.add", "user.grant", "token.mint", "token.mint"])
+
+    def test_the_default_actor_is_the_login_name(self):
+        env = {k: v for k, v in self.env.items() if k != "FLEETKEY_ACTOR"}
+        self.env = env
+        self.fk("user", "add", "erin")
+        self.assertEqual(self.rows("SELECT actor FROM audit WHERE action = 'user.add' AND subject = 'erin'"),
+                         [(pwd.getpwuid(os.geteuid()).pw_name,)])
+
+    @unittest.skipUnless(os.geteuid() == 0 and shutil.which("setpriv"), "needs root and setpriv")
+    def test_a_user_without_a_name_is_recorded_by_uid(self):
+        # A uid the user database does not know: nothing must crash looking for its name (a static
+        # glibc that loaded libnss_systemd for it did), and the audit trail records the number.
+        uid = 54321
+        while True:
+            try:
+                pwd.getpwuid(uid)
+                uid += 1
+            except KeyError:
+                break
+        os.chmod(self.tmp, 0o711)
+        base = os.path.join(self.tmp, "nobody")
+        os.mkdir(base, 0o700)
+        os.chown(base, uid, uid)
+        env = {k: v for k, v in self.env.items() if k != "FLEETKEY_ACTOR"}
+        env["FLEETKEY_HOME"] = os.path.join(base, "home")
+        for args in (["init", "--no-passphrase"], ["device", "add", "SN-1"], ["--json", "audit", "list"]):
+            r = subprocess.run(["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", fk.BIN, *args],
+                               capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, timeout=60)
+            self.assertEqual((r.returncode, r.stderr), (0, ""), r)
+        self.assertEqual([(e["actor"], e["action"]) for e in map(json.loads, r.stdout.splitlines())],
+                         [(f"uid:{uid}", "init"), (f"uid:{uid}", "device.add")])
 
     def test_an_event_is_one_line_whatever_its_actor_or_subject(self):
         # An actor with a line break would forge a second event in the table: refused, changing nothing.
