@@ -4,10 +4,12 @@ import csv
 import os
 import re
 import resource
+import shutil
 import signal
 import stat
 import struct
 import subprocess
+import unittest
 import zlib
 
 import fk
@@ -252,6 +254,15 @@ def label_name(device, extension):
     return out + extension
 
 
+def static_binary():
+    """Whether fleetkey is a static executable: an ELF file without a PT_INTERP program header."""
+    with open(fk.BIN, "rb") as f:
+        elf = f.read()
+    phoff, = struct.unpack_from("<Q", elf, 0x20)
+    phentsize, phnum = struct.unpack_from("<HH", elf, 0x36)
+    return all(struct.unpack_from("<I", elf, phoff + i * phentsize)[0] != 3 for i in range(phnum))
+
+
 class PairTest(fk.FleetTest):
     def setUp(self):
         super().setUp()
@@ -270,6 +281,25 @@ class PairTest(fk.FleetTest):
         r = self.fk("--json", "pair", *args)
         self.assertEqual(r.err, fk.TEST_KEY_WARNING)
         return r.json()
+
+    @unittest.skipUnless(static_binary() and shutil.which("cc"), "needs a static fleetkey and a C compiler")
+    def test_a_static_fleetkey_refuses_a_libqrencode_built_for_another_glibc(self):
+        # The release build loads libqrencode, and with it the shared libc, only if that libc is the
+        # version its own static glibc is. A stand-in library says it is glibc 0.0.
+        fake = self.path("fake")
+        os.mkdir(fake)
+        with open(os.path.join(fake, "fake.c"), "w") as f:
+            f.write('const char* gnu_get_libc_version(void) { return "0.0"; }\n'
+                    "void* QRcode_encodeString(void) { return 0; }\nvoid QRcode_free(void) {}\n")
+        subprocess.run(["cc", "-shared", "-fPIC", "-o", os.path.join(fake, "libqrencode.so.4"),
+                        os.path.join(fake, "fake.c")], check=True)
+        before = self.snapshot()
+        r = self.fails(fk.FAILURE, "pair", "SN-42", "--qr", "utf8", env={"LD_LIBRARY_PATH": fake})
+        self.assertRegex(r.err, r"fleetkey: error: cannot use libqrencode\.so\.4: fleetkey was linked statically "
+                                r"with glibc 2\.[0-9]+ and this system has glibc 0\.0 \(rebuild fleetkey here\)\n$")
+        self.assertEqual(self.snapshot(), before)
+        # Without the stand-in, the system's libqrencode draws the code.
+        self.assertIn("\u2588", self.fk("pair", "SN-42", "--qr", "utf8").out)
 
     # --- native scheme ---
 
