@@ -12,6 +12,8 @@
 #   /bin/true       starting a process at all;
 #   sqlite_floor    the same SQLite transaction as `device add` in a minimal C program linked
 #                   against the same static SQLite (bench/sqlite_floor.c), on a copy of the registry.
+#                   It links libc dynamically, as C programs usually do; fleetkey is a static PIE
+#                   (session 8), so it skips the dynamic loader the floor still runs.
 # fleetkey's own cost is its median minus sqlite_floor's.
 #
 # Both binaries are measured as installed, copied into place with install(1): a file the linker has

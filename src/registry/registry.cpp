@@ -5,10 +5,7 @@
 #include <fleetkey/util/file.hpp>
 #include <fleetkey/util/text.hpp>
 
-#include <cerrno>
-#include <cstdio>
 #include <cstdlib>
-#include <memory>
 #include <pwd.h>
 #include <unistd.h>
 
@@ -149,26 +146,7 @@ namespace {
 // in /etc/passwd. So the static build reads /etc/passwd only, as Go's os/user does without cgo.
 std::optional<std::string> login_name(uid_t uid)
 {
-  std::unique_ptr<std::FILE, int (*)(std::FILE*)> f(std::fopen("/etc/passwd", "re"), &std::fclose);
-  if (!f) {
-    return std::nullopt;
-  }
-  std::vector<char> buf(4096);
-  passwd pw{};
-  passwd* entry = nullptr;
-  for (;;) {
-    const int rc = ::fgetpwent_r(f.get(), &pw, buf.data(), buf.size(), &entry);
-    if (rc == ERANGE && buf.size() < (1u << 20)) {
-      buf.resize(buf.size() * 2); // the same line is read again
-      continue;
-    }
-    if (rc != 0) {
-      return std::nullopt;
-    }
-    if (pw.pw_uid == uid) {
-      return std::string(pw.pw_name);
-    }
-  }
+  return util::passwd_name("/etc/passwd", uid);
 }
 #else
 std::optional<std::string> login_name(uid_t uid)

@@ -7,10 +7,14 @@
 #include <sodium.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <fcntl.h>
+#include <memory>
+#include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <vector>
 
 namespace fleetkey::util {
 
@@ -273,6 +277,31 @@ void make_directories(const std::string& path, unsigned mode)
   }
   if (::mkdir(path.c_str(), static_cast<mode_t>(mode)) != 0 && errno != EEXIST) {
     throw Error(Exit::failure, "cannot create directory {}: {}", path, std::strerror(errno));
+  }
+}
+
+std::optional<std::string> passwd_name(const std::string& path, uint32_t uid)
+{
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> f(std::fopen(path.c_str(), "re"), &std::fclose);
+  if (!f) {
+    return std::nullopt;
+  }
+  std::vector<char> buf(4096);
+  passwd pw{};
+  passwd* entry = nullptr;
+  for (;;) {
+    const int rc = ::fgetpwent_r(f.get(), &pw, buf.data(), buf.size(), &entry);
+    if (rc == ERANGE && buf.size() < (1u << 20)) {
+      buf.resize(buf.size() * 2); // the same line is read again
+      continue;
+    }
+    if (rc != 0) {
+      return std::nullopt; // ENOENT at the end, or a line longer than 1 MiB
+    }
+    const char first = pw.pw_name[0];
+    if (pw.pw_uid == uid && first != '\0' && first != '+' && first != '-') {
+      return std::string(pw.pw_name);
+    }
   }
 }
 

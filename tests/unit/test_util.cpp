@@ -213,6 +213,36 @@ TEST_CASE("open_private checks the opened file, and read_into reads it whole or 
   std::filesystem::remove_all(dir);
 }
 
+TEST_CASE("passwd_name reads the first account with a uid, without NSS")
+{
+  char tmpl[] = "/tmp/fleetkey-unit-XXXXXX";
+  const std::string dir = ::mkdtemp(tmpl);
+  const std::string path = dir + "/passwd";
+  const std::string gecos(10000, 'g'); // longer than the first buffer: read again with a larger one
+  const std::string text = "+::1001:1001:::\n"
+                           "-nis:x:1002:1002::/:/bin/sh\n"
+                           "root:x:0:0:root:/root:/bin/bash\n"
+                           "no colons here\n"
+                           ":x:1003:1003::/:/bin/sh\n"
+                           "alice:x:1001:1001:"
+                           + gecos
+                           + ":/home/alice:/bin/sh\n"
+                             "alias:x:1001:1001::/home/alice:/bin/sh\n"
+                             "carol:x:1004:1004::/home/carol:/bin/sh";
+  {
+    util::Fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644));
+    REQUIRE(util::write_fully(fd.get(), text));
+  }
+  CHECK(util::passwd_name(path, 0) == "root");
+  CHECK(util::passwd_name(path, 1001) == "alice"); // the first account, after the "+" line
+  CHECK(util::passwd_name(path, 1002) == std::nullopt);
+  CHECK(util::passwd_name(path, 1003) == std::nullopt);
+  CHECK(util::passwd_name(path, 1004) == "carol"); // the last line needs no newline
+  CHECK(util::passwd_name(path, 4242) == std::nullopt);
+  CHECK(util::passwd_name(dir + "/none", 0) == std::nullopt);
+  std::filesystem::remove_all(dir);
+}
+
 TEST_CASE("Secret is zero-filled, moves, compares in constant time and never formats its bytes")
 {
   crypto::Secret a(4);

@@ -4,6 +4,7 @@
 #include <fleetkey/util/result.hpp>
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -90,5 +91,10 @@ Result<size_t> read_into(const Fd& fd, std::span<uint8_t> out, std::string_view 
 void make_directories(const std::string& path, unsigned mode); // throws Error
 
 std::string dirname(const std::string& path);
+
+// The name of the first account with `uid` in a passwd(5) file, read without NSS; std::nullopt
+// when there is none or the file cannot be read. Lines starting with "+" or "-" (NIS compat) and
+// entries with an empty name are skipped.
+std::optional<std::string> passwd_name(const std::string& path, uint32_t uid);
 
 } // namespace fleetkey::util
