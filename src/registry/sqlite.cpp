@@ -222,20 +222,22 @@ void checkpoint_and_restart(sqlite3* db)
 // A WAL over the size limit was left by something other than this process's commits: an import
 // rolled back after it had spilled pages, or a checkpoint a reader held up. Every process reads
 // all of its valid frames, so the first command to see it cleans it up, read-only ones included.
-bool wal_too_large(const std::string& path)
+bool wal_too_large(sqlite3* db)
 {
+  const char* file = sqlite3_db_filename(db, "main"); // "" for a temporary database, which has no WAL
   struct stat st
   {
   };
-  return !path.empty() && ::stat((path + "-wal").c_str(), &st) == 0 && st.st_size > k_wal_limit_bytes;
+  return file != nullptr && *file != '\0' && ::stat(sqlite3_filename_wal(file), &st) == 0
+         && st.st_size > k_wal_limit_bytes;
 }
 
-void close_db(sqlite3* db, const std::string& path, const int* wal_frames)
+void close_db(sqlite3* db, const int* wal_frames)
 {
   if (db == nullptr) {
     return;
   }
-  if ((wal_frames != nullptr && *wal_frames >= k_checkpoint_frames) || wal_too_large(path)) {
+  if ((wal_frames != nullptr && *wal_frames >= k_checkpoint_frames) || wal_too_large(db)) {
     checkpoint_and_restart(db);
   }
   sqlite3_close_v2(db);
@@ -277,7 +279,7 @@ Db::Db(Db&& other) noexcept
 Db& Db::operator=(Db&& other) noexcept
 {
   if (this != &other) {
-    close_db(m_db, m_path, m_wal_frames.get());
+    close_db(m_db, m_wal_frames.get());
     m_db = other.m_db;
     m_path = std::move(other.m_path);
     m_wal_frames.swap(other.m_wal_frames);
@@ -288,7 +290,7 @@ Db& Db::operator=(Db&& other) noexcept
 
 Db::~Db()
 {
-  close_db(m_db, m_path, m_wal_frames.get());
+  close_db(m_db, m_wal_frames.get());
 }
 
 void Db::exec(std::string_view sql)

@@ -9,6 +9,7 @@ import pty
 import re
 import select
 import sqlite3
+import struct
 import subprocess
 import tempfile
 import time
@@ -26,6 +27,15 @@ TEST_SEED = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
 TEST_KEY_WARNING = ("fleetkey: warning: using a TEST master key (made with --test-seed): its keys are "
                     "reproducible by anyone with the seed; never provision real devices with it\n")
 ISO_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+
+
+def static_binary():
+    """Whether fleetkey is a static executable (the release build): an ELF file without PT_INTERP."""
+    with open(BIN, "rb") as f:
+        elf = f.read()
+    phoff, = struct.unpack_from("<Q", elf, 0x20)
+    phentsize, phnum = struct.unpack_from("<HH", elf, 0x36)
+    return all(struct.unpack_from("<I", elf, phoff + i * phentsize)[0] != 3 for i in range(phnum))
 
 
 class Run:

@@ -254,15 +254,6 @@ def label_name(device, extension):
     return out + extension
 
 
-def static_binary():
-    """Whether fleetkey is a static executable: an ELF file without a PT_INTERP program header."""
-    with open(fk.BIN, "rb") as f:
-        elf = f.read()
-    phoff, = struct.unpack_from("<Q", elf, 0x20)
-    phentsize, phnum = struct.unpack_from("<HH", elf, 0x36)
-    return all(struct.unpack_from("<I", elf, phoff + i * phentsize)[0] != 3 for i in range(phnum))
-
-
 class PairTest(fk.FleetTest):
     def setUp(self):
         super().setUp()
@@ -282,7 +273,7 @@ class PairTest(fk.FleetTest):
         self.assertEqual(r.err, fk.TEST_KEY_WARNING)
         return r.json()
 
-    @unittest.skipUnless(static_binary() and shutil.which("cc"), "needs a static fleetkey and a C compiler")
+    @unittest.skipUnless(fk.static_binary() and shutil.which("cc"), "needs a static fleetkey and a C compiler")
     def test_a_static_fleetkey_refuses_a_libqrencode_built_for_another_glibc(self):
         # The release build loads libqrencode, and with it the shared libc, only if that libc is the
         # version its own static glibc is. A stand-in library says it is glibc 0.0.
