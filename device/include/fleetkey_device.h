@@ -20,18 +20,18 @@ extern "C" {
  * stale and replayed are the state document's; the last three are the caller's or platform's. */
 typedef enum {
   FK_OK = 0,
-  FK_MALFORMED,       /* does not decode strictly (token verify exit 10) */
-  FK_BAD_MAC,         /* tag mismatch or wrong tag length (11) */
-  FK_EXPIRED,         /* now >= exp + leeway (12) */
-  FK_NOT_YET_VALID,   /* now + leeway < nbf (13) */
-  FK_REVOKED,         /* by the state document (14) */
-  FK_UNKNOWN_KEY,     /* kid not this lock's vN/D, or a retired version (15) */
-  FK_WRONG_AUDIENCE,  /* aud is not this lock (16) */
-  FK_STALE,           /* no state document, or it has expired: fail closed */
-  FK_REPLAYED,        /* state document not newer; handshake or frame already seen */
-  FK_FORBIDDEN,       /* valid token without one of the scopes the caller requires */
-  FK_INVALID_ARGUMENT,/* a buffer too small, a call out of order, a bad parameter */
-  FK_PLATFORM_ERROR   /* a platform callback failed (storage, clock, randomness) */
+  FK_MALFORMED,        /* does not decode strictly (token verify exit 10) */
+  FK_BAD_MAC,          /* tag mismatch or wrong tag length (11) */
+  FK_EXPIRED,          /* now >= exp + leeway (12) */
+  FK_NOT_YET_VALID,    /* now + leeway < nbf (13) */
+  FK_REVOKED,          /* by the state document (14) */
+  FK_UNKNOWN_KEY,      /* kid not this lock's vN/D, or a retired version (15) */
+  FK_WRONG_AUDIENCE,   /* aud is not this lock (16) */
+  FK_STALE,            /* no state document, or it has expired: fail closed */
+  FK_REPLAYED,         /* state document not newer; handshake or frame already seen */
+  FK_FORBIDDEN,        /* valid token without one of the scopes the caller requires */
+  FK_INVALID_ARGUMENT, /* a buffer too small, a call out of order, a bad parameter */
+  FK_PLATFORM_ERROR    /* a platform callback failed (storage, clock, randomness) */
 } fk_status;
 
 /* "ok", "malformed", ... "platform_error": the names token verify --json prints as reason. */
@@ -41,7 +41,8 @@ const char* fk_status_name(fk_status s);
 
 #define FK_PERSIST_SIZE 28 /* "FKD" 01 | seq u64be | iat u64be | hwm u64be */
 
-typedef struct fk_platform {
+typedef struct fk_platform
+{
   void* ctx;
   /* Current Unix time in seconds; return 0 on success. */
   int (*now)(void* ctx, uint64_t* unix_seconds);
@@ -58,7 +59,8 @@ typedef struct fk_platform {
  * The portable code is used unless FK_SHA256_HOOK is defined at build time: then the platform
  * provides fk_sha256_init/update/final over its own struct fk_sha256 (mbedTLS, PSA, hardware). */
 #ifndef FK_SHA256_HOOK
-typedef struct fk_sha256 {
+typedef struct fk_sha256
+{
   uint32_t h[8];
   uint64_t bytes;
   uint8_t buf[64];
@@ -70,8 +72,10 @@ void fk_sha256_init(fk_sha256* c);
 void fk_sha256_update(fk_sha256* c, const uint8_t* p, size_t n);
 void fk_sha256_final(fk_sha256* c, uint8_t out[32]);
 
-typedef struct fk_hmac {
-  fk_sha256 inner, outer;
+typedef struct fk_hmac
+{
+  fk_sha256 sha;   /* the inner hash, then the outer one */
+  uint8_t key[64]; /* the key block, for the outer hash */
 } fk_hmac;
 void fk_hmac_init(fk_hmac* c, const uint8_t* key, size_t key_len);
 void fk_hmac_update(fk_hmac* c, const uint8_t* p, size_t n);
@@ -92,7 +96,8 @@ void fk_wipe(void* p, size_t n);
 
 /* ---- Keys a device recomputes from K_dev (fleetkey-formats(5), fleetkey-pairing(5)) -------- */
 
-typedef struct fk_device {
+typedef struct fk_device
+{
   uint8_t prk_dev[32]; /* PRK_dev(D) = HKDF-Extract("fleetkey/v1", K_dev(D)) */
   uint8_t id[128];     /* D, 1 to 128 bytes */
   uint8_t id_len;
@@ -111,12 +116,14 @@ fk_status fk_matter_passcode(const fk_device* d, uint64_t counter, uint32_t* pas
 
 /* ---- Tokens (fleetkey-tokens(5)): cwt and cwt64, raw CBOR bytes ------------------------------ */
 
-typedef struct fk_str {
+typedef struct fk_str
+{
   const uint8_t* p; /* points into the token buffer; not NUL-terminated */
   size_t len;
 } fk_str;
 
-typedef struct fk_token {
+typedef struct fk_token
+{
   fk_str kid, sub, aud, scope, cti, iss;
   int64_t exp, nbf, iat;
   uint64_t epoch;
@@ -134,10 +141,11 @@ fk_status fk_base64url_decode(const char* in, size_t in_len, uint8_t* out, size_
 
 /* ---- The state document (fleetkey-state(5)) ------------------------------------------------ */
 
-typedef struct fk_state_doc {
+typedef struct fk_state_doc
+{
   fk_str kid, aud;
   uint64_t seq, iat, exp, status, pairing;
-  fk_str epochs;  /* the map's entries: (bstr(8) uid, uint) pairs, encoded */
+  fk_str epochs; /* the map's entries: (bstr(8) uid, uint) pairs, encoded */
   size_t n_epochs;
   fk_str revoked; /* the array's items: bstr ids, encoded */
   size_t n_revoked;
@@ -150,18 +158,21 @@ fk_status fk_state_decode(const uint8_t* buf, size_t len, fk_state_doc* s);
 
 /* ---- The lock ------------------------------------------------------------------------------- */
 
-typedef struct fk_lock_config {
+typedef struct fk_lock_config
+{
   uint64_t leeway; /* seconds allowed on token exp and nbf; default 0 */
   uint64_t grace;  /* seconds a lock keeps using a state document past its exp; default 0 */
 } fk_lock_config;
 
-typedef struct fk_lock {
+typedef struct fk_lock
+{
   fk_device dev;
   const fk_platform* pf;
   fk_lock_config cfg;
   uint64_t seq, iat, hwm; /* persisted; now_eff = max(clock, hwm) */
   uint8_t* doc;           /* caller's buffer holding the accepted state document */
   size_t doc_cap, doc_len;
+  fk_state_doc state; /* doc, decoded; pointers into doc */
 } fk_lock;
 
 /* Loads the persistent state through pf->load. doc/doc_cap: the caller's buffer for the state
@@ -180,26 +191,28 @@ fk_status fk_lock_check_token(fk_lock* l, const uint8_t* tok, size_t len, const 
 /* ---- Handshake and channel (fleetkey-device(7)) ---------------------------------------------- */
 
 #define FK_NONCE_LEN 16
-#define FK_CHALLENGE_LEN (1 + FK_NONCE_LEN)          /* 01 || N_L */
+#define FK_CHALLENGE_LEN (1 + FK_NONCE_LEN)              /* 01 || N_L */
 #define FK_RESPONSE_OVERHEAD (1 + FK_NONCE_LEN + 2 + 32) /* 02 || N_P || u16be(len) || token || MAC_P */
-#define FK_CONFIRM_LEN (1 + 32)                       /* 03 || MAC_L */
-#define FK_FRAME_OVERHEAD (8 + 16)                    /* u64be counter || ciphertext || tag */
+#define FK_CONFIRM_LEN (1 + 32)                          /* 03 || MAC_L */
+#define FK_FRAME_OVERHEAD (8 + 16)                       /* u64be counter || ciphertext || tag */
 #define FK_REPLAY_WINDOW 64
 
-typedef struct fk_channel {
+typedef struct fk_channel
+{
   uint8_t send_key[32], recv_key[32];
-  uint64_t send_ctr; /* next counter to send */
-  uint64_t recv_top; /* highest counter received + 1; 0 before the first */
+  uint64_t send_ctr;  /* next counter to send */
+  uint64_t recv_top;  /* highest counter received + 1; 0 before the first */
   uint64_t recv_bits; /* bit i: counter recv_top - 1 - i was received */
   uint8_t open;
 } fk_channel;
 
-typedef struct fk_session {
+typedef struct fk_session
+{
   fk_channel ch;
-  uint8_t n_lock[FK_NONCE_LEN], n_phone[FK_NONCE_LEN];
-  uint8_t stage; /* 0 idle, 1 challenge sent (lock) / received (phone), 2 established */
-  uint8_t k_user[32], mac_p[32]; /* phone side, until the confirmation */
-  fk_str sub, scope; /* lock side: the token's subject and role, pointing into the response */
+  uint8_t nonces[2 * FK_NONCE_LEN]; /* N_L || N_P */
+  uint8_t stage;                    /* 0 idle, 1 challenge sent (lock) / received (phone), 2 established */
+  uint8_t k_user[32], mac_p[32];    /* phone side, until the confirmation */
+  fk_str sub, scope;                /* lock side: the token's subject and role, pointing into the response */
 } fk_session;
 
 /* Lock: a fresh challenge; every earlier one is forgotten (one response per challenge). */

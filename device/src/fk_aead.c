@@ -3,18 +3,18 @@
 #include "fk_internal.h"
 
 #define ROTL(x, n) (((x) << (n)) | ((x) >> (32 - (n))))
-#define QR(a, b, c, d)                                                                                               \
-  a += b;                                                                                                            \
-  d ^= a;                                                                                                            \
-  d = ROTL(d, 16);                                                                                                   \
-  c += d;                                                                                                            \
-  b ^= c;                                                                                                            \
-  b = ROTL(b, 12);                                                                                                   \
-  a += b;                                                                                                            \
-  d ^= a;                                                                                                            \
-  d = ROTL(d, 8);                                                                                                    \
-  c += d;                                                                                                            \
-  b ^= c;                                                                                                            \
+#define QR(a, b, c, d)                                                                                                 \
+  a += b;                                                                                                              \
+  d ^= a;                                                                                                              \
+  d = ROTL(d, 16);                                                                                                     \
+  c += d;                                                                                                              \
+  b ^= c;                                                                                                              \
+  b = ROTL(b, 12);                                                                                                     \
+  a += b;                                                                                                              \
+  d ^= a;                                                                                                              \
+  d = ROTL(d, 8);                                                                                                      \
+  c += d;                                                                                                              \
+  b ^= c;                                                                                                              \
   b = ROTL(b, 7)
 
 static void chacha_block(const uint8_t key[32], uint32_t counter, const uint8_t nonce[12], uint8_t out[64])
@@ -67,7 +67,8 @@ static void chacha_xor(const uint8_t key[32], const uint8_t nonce[12], const uin
   fk_wipe(ks, sizeof ks);
 }
 
-typedef struct poly1305 {
+typedef struct poly1305
+{
   uint32_t r[5], h[5], pad[4];
 } poly1305;
 

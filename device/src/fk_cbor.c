@@ -46,7 +46,10 @@ fk_status fk_cbor_expect(fk_cbor* r, unsigned major, uint64_t* arg)
   return m == major ? FK_OK : FK_MALFORMED;
 }
 
-fk_status fk_cbor_uint(fk_cbor* r, uint64_t* v) { return fk_cbor_expect(r, FK_CBOR_UINT, v); }
+fk_status fk_cbor_uint(fk_cbor* r, uint64_t* v)
+{
+  return fk_cbor_expect(r, FK_CBOR_UINT, v);
+}
 
 fk_status fk_cbor_int(fk_cbor* r, int64_t* v)
 {
@@ -152,20 +155,20 @@ fk_status fk_cose_mac0(const uint8_t* buf, size_t len, int allow_cwt_tag, uint8_
   if (v == 61 && allow_cwt_tag && (fk_cbor_head(&r, &m, &v) != FK_OK || m != FK_CBOR_TAG)) {
     return FK_MALFORMED;
   }
-  if (v != 17 || fk_cbor_expect(&r, FK_CBOR_ARRAY, &v) != FK_OK || v != 4 ||
-      fk_cbor_str(&r, FK_CBOR_BSTR, prot) != FK_OK) {
+  if (v != 17 || fk_cbor_expect(&r, FK_CBOR_ARRAY, &v) != FK_OK || v != 4
+      || fk_cbor_str(&r, FK_CBOR_BSTR, prot) != FK_OK) {
     return FK_MALFORMED;
   }
   /* The protected header is exactly {1: alg, 4: bstr(kid)}, as fleetkey writes it. */
   h.p = prot->p;
   h.end = prot->p + prot->len;
-  if (fk_cbor_expect(&h, FK_CBOR_MAP, &v) != FK_OK || v != 2 || fk_cbor_uint(&h, &v) != FK_OK || v != 1 ||
-      fk_cbor_uint(&h, &v) != FK_OK || (v != 4 && v != 5) || (*alg = (uint8_t)v, fk_cbor_uint(&h, &v)) != FK_OK ||
-      v != 4 || fk_cbor_str(&h, FK_CBOR_BSTR, kid) != FK_OK || h.p != h.end || !fk_utf8_valid(kid->p, kid->len)) {
+  if (fk_cbor_expect(&h, FK_CBOR_MAP, &v) != FK_OK || v != 2 || fk_cbor_uint(&h, &v) != FK_OK || v != 1
+      || fk_cbor_uint(&h, &v) != FK_OK || (v != 4 && v != 5) || (*alg = (uint8_t)v, fk_cbor_uint(&h, &v)) != FK_OK
+      || v != 4 || fk_cbor_str(&h, FK_CBOR_BSTR, kid) != FK_OK || h.p != h.end || !fk_utf8_valid(kid->p, kid->len)) {
     return FK_MALFORMED;
   }
-  if (fk_cbor_expect(&r, FK_CBOR_MAP, &v) != FK_OK || v != 0 || fk_cbor_str(&r, FK_CBOR_BSTR, payload) != FK_OK ||
-      fk_cbor_str(&r, FK_CBOR_BSTR, tag) != FK_OK || r.p != r.end) {
+  if (fk_cbor_expect(&r, FK_CBOR_MAP, &v) != FK_OK || v != 0 || fk_cbor_str(&r, FK_CBOR_BSTR, payload) != FK_OK
+      || fk_cbor_str(&r, FK_CBOR_BSTR, tag) != FK_OK || r.p != r.end) {
     return FK_MALFORMED;
   }
   return FK_OK;

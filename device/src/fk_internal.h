@@ -38,10 +38,19 @@ static inline void fk_store64_be(uint8_t* p, uint64_t v)
   fk_store32_be(p + 4, (uint32_t)v);
 }
 
+/* Keeps a function's locals off its caller's stack frame (the deepest path is budgeted). */
+#if defined(__GNUC__) || defined(__clang__)
+#define FK_NOINLINE __attribute__((noinline))
+#else
+#define FK_NOINLINE
+#endif
+
 /* HKDF-Expand one block at a time, with the info fed by the caller between begin and end:
  * T(i) = HMAC(PRK, T(i-1) || info || i), so a long stream needs no buffer. */
-typedef struct fk_expander {
-  uint8_t prk[32], t[32];
+typedef struct fk_expander
+{
+  const uint8_t* prk;
+  uint8_t t[32];
   uint8_t i;
 } fk_expander;
 void fk_expander_init(fk_expander* e, const uint8_t prk[32]);
@@ -53,14 +62,25 @@ void fk_expander_end(fk_expander* e, fk_hmac* c);
 void fk_derive(const uint8_t prk[32], const char* label, const uint8_t* x, size_t x_len, int has_n, uint64_t n,
                uint8_t out[32]);
 
+/* HKDF-Expand(PRK_s, info("session", direction, MAC_P), 32): a session key (fleetkey-device(7)). */
+void fk_derive_session(const uint8_t prk[32], const char* direction, const uint8_t mac_p[32], uint8_t out[32]);
+
 /* A strict reader of deterministic CBOR (RFC 8949 4.2.1), over one buffer. */
-typedef struct fk_cbor {
+typedef struct fk_cbor
+{
   const uint8_t* p;
   const uint8_t* end;
 } fk_cbor;
 
-enum { FK_CBOR_UINT = 0, FK_CBOR_NINT = 1, FK_CBOR_BSTR = 2, FK_CBOR_TSTR = 3, FK_CBOR_ARRAY = 4, FK_CBOR_MAP = 5,
-       FK_CBOR_TAG = 6 };
+enum {
+  FK_CBOR_UINT = 0,
+  FK_CBOR_NINT = 1,
+  FK_CBOR_BSTR = 2,
+  FK_CBOR_TSTR = 3,
+  FK_CBOR_ARRAY = 4,
+  FK_CBOR_MAP = 5,
+  FK_CBOR_TAG = 6
+};
 
 /* Reads one head: its major type and argument, in shortest form. FK_MALFORMED otherwise. */
 fk_status fk_cbor_head(fk_cbor* r, unsigned* major, uint64_t* arg);

@@ -28,10 +28,9 @@ fk_status fk_device_init(fk_device* d, const uint8_t k_dev[32], const char* id, 
 void fk_derive(const uint8_t prk[32], const char* label, const uint8_t* x, size_t x_len, int has_n, uint64_t n,
                uint8_t out[32])
 {
-  fk_expander e;
-  fk_hmac c;
-  fk_expander_init(&e, prk);
-  fk_expander_begin(&e, &c);
+  static const uint8_t one = 1;
+  fk_hmac c; /* T(1) = HMAC(PRK, info || 01) */
+  fk_hmac_init(&c, prk, 32);
   fk_hmac_field(&c, (const uint8_t*)label, cstrlen(label));
   if (x != NULL) {
     fk_hmac_field(&c, x, x_len);
@@ -39,9 +38,20 @@ void fk_derive(const uint8_t prk[32], const char* label, const uint8_t* x, size_
   if (has_n) {
     fk_hmac_field_u64(&c, n);
   }
-  fk_expander_end(&e, &c);
-  memcpy(out, e.t, 32);
-  fk_wipe(&e, sizeof e);
+  fk_hmac_update(&c, &one, 1);
+  fk_hmac_final(&c, out);
+}
+
+void fk_derive_session(const uint8_t prk[32], const char* direction, const uint8_t mac_p[32], uint8_t out[32])
+{
+  static const uint8_t one = 1;
+  fk_hmac c;
+  fk_hmac_init(&c, prk, 32);
+  fk_hmac_field(&c, (const uint8_t*)"session", 7);
+  fk_hmac_field(&c, (const uint8_t*)direction, cstrlen(direction));
+  fk_hmac_field(&c, mac_p, 32);
+  fk_hmac_update(&c, &one, 1);
+  fk_hmac_final(&c, out);
 }
 
 fk_status fk_user_key(const fk_device* d, const char* user, size_t user_len, uint64_t epoch, uint8_t out[32])
@@ -110,11 +120,11 @@ static int pin_ok(uint64_t v, unsigned digits)
   return !(same | up | down);
 }
 
-static const uint8_t k_verhoeff_d[10][10] = {
-    {0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, {1, 2, 3, 4, 0, 6, 7, 8, 9, 5}, {2, 3, 4, 0, 1, 7, 8, 9, 5, 6},
-    {3, 4, 0, 1, 2, 8, 9, 5, 6, 7}, {4, 0, 1, 2, 3, 9, 5, 6, 7, 8}, {5, 9, 8, 7, 6, 0, 4, 3, 2, 1},
-    {6, 5, 9, 8, 7, 1, 0, 4, 3, 2}, {7, 6, 5, 9, 8, 2, 1, 0, 4, 3}, {8, 7, 6, 5, 9, 3, 2, 1, 0, 4},
-    {9, 8, 7, 6, 5, 4, 3, 2, 1, 0}};
+static const uint8_t k_verhoeff_d[10][10] = {{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, {1, 2, 3, 4, 0, 6, 7, 8, 9, 5},
+                                             {2, 3, 4, 0, 1, 7, 8, 9, 5, 6}, {3, 4, 0, 1, 2, 8, 9, 5, 6, 7},
+                                             {4, 0, 1, 2, 3, 9, 5, 6, 7, 8}, {5, 9, 8, 7, 6, 0, 4, 3, 2, 1},
+                                             {6, 5, 9, 8, 7, 1, 0, 4, 3, 2}, {7, 6, 5, 9, 8, 2, 1, 0, 4, 3},
+                                             {8, 7, 6, 5, 9, 3, 2, 1, 0, 4}, {9, 8, 7, 6, 5, 4, 3, 2, 1, 0}};
 static const uint8_t k_verhoeff_p1[10] = {1, 5, 7, 6, 2, 8, 3, 0, 9, 4};
 static const uint8_t k_verhoeff_inv[10] = {0, 4, 3, 2, 1, 5, 6, 7, 8, 9};
 

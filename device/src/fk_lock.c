@@ -66,7 +66,10 @@ static fk_status now_eff(const fk_lock* l, uint64_t* now)
 }
 
 /* a + b >= limit? without overflow: a time past the end of uint64 is in the future. */
-static int reached(uint64_t now, uint64_t t, uint64_t slack) { return t <= UINT64_MAX - slack && now >= t + slack; }
+static int reached(uint64_t now, uint64_t t, uint64_t slack)
+{
+  return t <= UINT64_MAX - slack && now >= t + slack;
+}
 
 /* Decoding, kid, MAC, audience and expiry: the checks shared by apply and restore. */
 static fk_status check_state(fk_lock* l, const uint8_t* doc, size_t len, fk_state_doc* s, uint64_t* now)
@@ -79,8 +82,8 @@ static fk_status check_state(fk_lock* l, const uint8_t* doc, size_t len, fk_stat
   if (st != FK_OK) {
     return st;
   }
-  if (fk_kid_parse(s->kid, &version, &dev) != FK_OK || version != l->dev.key_version ||
-      !fk_str_eq(dev, (const char*)l->dev.id, l->dev.id_len)) {
+  if (fk_kid_parse(s->kid, &version, &dev) != FK_OK || version != l->dev.key_version
+      || !fk_str_eq(dev, (const char*)l->dev.id, l->dev.id_len)) {
     return FK_UNKNOWN_KEY;
   }
   if (s->tag.len != 32) {
@@ -113,6 +116,7 @@ static fk_status install(fk_lock* l, const uint8_t* doc, size_t len, const fk_st
   if (st == FK_OK) {
     memcpy(l->doc, doc, len);
     l->doc_len = len;
+    (void)fk_state_decode(l->doc, len, &l->state); /* the same bytes decoded before */
   }
   return st;
 }
@@ -178,28 +182,28 @@ static int retired(fk_str items, size_t n, uint64_t version)
 }
 
 /* The state document's rules for a token whose MAC, times and audience are good. */
-static fk_status check_against_state(const fk_lock* l, const fk_token* t, uint64_t now)
+static FK_NOINLINE fk_status check_against_state(const fk_lock* l, const fk_token* t, uint64_t now)
 {
-  fk_state_doc s;
+  const fk_state_doc* s = &l->state;
   fk_cbor r;
   uint8_t uid[32];
   size_t i;
-  if (l->doc_len == 0 || fk_state_decode(l->doc, l->doc_len, &s) != FK_OK || reached(now, s.exp, l->cfg.grace)) {
+  if (l->doc_len == 0 || reached(now, s->exp, l->cfg.grace)) {
     return FK_STALE;
   }
-  if (s.status != 0) {
+  if (s->status != 0) {
     return FK_REVOKED;
   }
-  if (retired(s.retired, s.n_retired, l->dev.key_version)) {
+  if (retired(s->retired, s->n_retired, l->dev.key_version)) {
     return FK_UNKNOWN_KEY;
   }
-  if (in_list(s.revoked, s.n_revoked, t->cti)) {
+  if (in_list(s->revoked, s->n_revoked, t->cti)) {
     return FK_REVOKED;
   }
   fk_derive(l->dev.prk_dev, "state-user", t->sub.p, t->sub.len, 0, 0, uid);
-  r.p = s.epochs.p;
-  r.end = s.epochs.p + s.epochs.len;
-  for (i = 0; i < s.n_epochs; i++) {
+  r.p = s->epochs.p;
+  r.end = s->epochs.p + s->epochs.len;
+  for (i = 0; i < s->n_epochs; i++) {
     fk_str k;
     uint64_t min_epoch = 0;
     (void)fk_cbor_str(&r, FK_CBOR_BSTR, &k);
@@ -211,24 +215,18 @@ static fk_status check_against_state(const fk_lock* l, const fk_token* t, uint64
   return t->has_epoch ? FK_REVOKED : FK_OK; /* no grant: only a service token, bound by its exp */
 }
 
-fk_status fk_lock_check_token_only(fk_lock* l, const uint8_t* tok, size_t len, const char* const* scopes,
-                                   size_t n_scopes, fk_token* t)
+/* Steps 4 and 5: the kid names this lock's key, and the tag is K_tok_dev(D, L)'s. */
+static FK_NOINLINE fk_status token_key_and_mac(const fk_lock* l, const fk_token* t)
 {
   uint32_t version;
   fk_str dev;
   uint8_t key[32], mac[32];
-  uint64_t now;
-  size_t i, tag_len;
+  size_t tag_len = t->alg == 5 ? 32 : 8;
   int ok;
-  fk_status st = fk_token_decode(tok, len, t);
-  if (st != FK_OK) {
-    return st;
-  }
-  if (fk_kid_parse(t->kid, &version, &dev) != FK_OK || version != l->dev.key_version ||
-      !fk_str_eq(dev, (const char*)l->dev.id, l->dev.id_len)) {
+  if (fk_kid_parse(t->kid, &version, &dev) != FK_OK || version != l->dev.key_version
+      || !fk_str_eq(dev, (const char*)l->dev.id, l->dev.id_len)) {
     return FK_UNKNOWN_KEY;
   }
-  tag_len = t->alg == 5 ? 32 : 8;
   if (t->tag.len != tag_len) {
     return FK_BAD_MAC;
   }
@@ -237,8 +235,21 @@ fk_status fk_lock_check_token_only(fk_lock* l, const uint8_t* tok, size_t len, c
   fk_cose_mac(key, t->protected_hdr, t->claims, mac);
   ok = fk_equal(mac, t->tag.p, tag_len);
   fk_wipe(key, sizeof key);
-  if (!ok) {
-    return FK_BAD_MAC;
+  fk_wipe(mac, sizeof mac);
+  return ok ? FK_OK : FK_BAD_MAC;
+}
+
+fk_status fk_lock_check_token_only(fk_lock* l, const uint8_t* tok, size_t len, const char* const* scopes,
+                                   size_t n_scopes, fk_token* t)
+{
+  uint64_t now;
+  size_t i;
+  fk_status st = fk_token_decode(tok, len, t);
+  if (st == FK_OK) {
+    st = token_key_and_mac(l, t);
+  }
+  if (st != FK_OK) {
+    return st;
   }
   st = now_eff(l, &now);
   if (st != FK_OK) {

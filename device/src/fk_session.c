@@ -20,59 +20,60 @@ static void transcript_mac(const uint8_t k_user[32], const char* label, size_t l
 }
 
 /* PRK_s = HKDF-Extract(N_L || N_P, K_user); K_dir = HKDF-Expand(PRK_s, info("session", dir, MAC_P), 32) */
-static void session_keys(fk_channel* ch, const uint8_t k_user[32], const uint8_t* n_lock, const uint8_t* n_phone,
+static void session_keys(fk_channel* ch, const uint8_t k_user[32], const uint8_t nonces[2 * FK_NONCE_LEN],
                          const uint8_t mac_p[32], int lock_side)
 {
-  uint8_t salt[2 * FK_NONCE_LEN], prk[32], p2l[32], l2p[32];
-  fk_hmac c;
-  fk_expander e;
-  memcpy(salt, n_lock, FK_NONCE_LEN);
-  memcpy(salt + FK_NONCE_LEN, n_phone, FK_NONCE_LEN);
-  fk_hkdf_extract(salt, sizeof salt, k_user, 32, prk);
-  fk_expander_init(&e, prk);
-  fk_expander_begin(&e, &c);
-  fk_hmac_field(&c, (const uint8_t*)"session", 7);
-  fk_hmac_field(&c, (const uint8_t*)"phone-to-lock", 13);
-  fk_hmac_field(&c, mac_p, 32);
-  fk_expander_end(&e, &c);
-  memcpy(p2l, e.t, 32);
-  fk_expander_init(&e, prk);
-  fk_expander_begin(&e, &c);
-  fk_hmac_field(&c, (const uint8_t*)"session", 7);
-  fk_hmac_field(&c, (const uint8_t*)"lock-to-phone", 13);
-  fk_hmac_field(&c, mac_p, 32);
-  fk_expander_end(&e, &c);
-  memcpy(l2p, e.t, 32);
+  uint8_t prk[32];
   memset(ch, 0, sizeof *ch);
-  memcpy(ch->send_key, lock_side ? l2p : p2l, 32);
-  memcpy(ch->recv_key, lock_side ? p2l : l2p, 32);
+  fk_hkdf_extract(nonces, 2 * FK_NONCE_LEN, k_user, 32, prk);
+  fk_derive_session(prk, "phone-to-lock", mac_p, lock_side ? ch->recv_key : ch->send_key);
+  fk_derive_session(prk, "lock-to-phone", mac_p, lock_side ? ch->send_key : ch->recv_key);
   ch->open = 1;
-  fk_wipe(&e, sizeof e);
   fk_wipe(prk, sizeof prk);
-  fk_wipe(p2l, sizeof p2l);
-  fk_wipe(l2p, sizeof l2p);
 }
 
 fk_status fk_lock_challenge(fk_lock* l, fk_session* s, uint8_t out[FK_CHALLENGE_LEN])
 {
   fk_wipe(s, sizeof *s);
-  if (l->pf->random(l->pf->ctx, s->n_lock, FK_NONCE_LEN) != 0) {
+  if (l->pf->random(l->pf->ctx, s->nonces, FK_NONCE_LEN) != 0) {
     return FK_PLATFORM_ERROR;
   }
   out[0] = 0x01;
-  memcpy(out + 1, s->n_lock, FK_NONCE_LEN);
+  memcpy(out + 1, s->nonces, FK_NONCE_LEN);
   s->stage = 1;
   return FK_OK;
+}
+
+/* The second half of fk_lock_respond, after the token: MAC_P under K_user(D, sub, epoch), then the
+ * confirmation and the session keys. Its own frame, so K_user is not on the stack during the
+ * token check. */
+static FK_NOINLINE fk_status prove(fk_lock* l, fk_session* s, const fk_token* t, const uint8_t* token, size_t token_len,
+                                   uint8_t confirm[FK_CONFIRM_LEN])
+{
+  uint8_t k_user[32], mac[32];
+  fk_status st = FK_BAD_MAC;
+  fk_user_key(&l->dev, (const char*)t->sub.p, t->sub.len, t->epoch, k_user);
+  transcript_mac(k_user, k_label_phone, sizeof k_label_phone - 1, l->dev.id, l->dev.id_len, s->nonces,
+                 s->nonces + FK_NONCE_LEN, token, token_len, mac);
+  if (fk_equal(mac, token + token_len, 32)) {
+    st = fk_lock_accepted(l, t);
+  }
+  if (st == FK_OK) {
+    session_keys(&s->ch, k_user, s->nonces, mac, 1);
+    confirm[0] = 0x03;
+    transcript_mac(k_user, k_label_lock, sizeof k_label_lock - 1, l->dev.id, l->dev.id_len, s->nonces,
+                   s->nonces + FK_NONCE_LEN, mac, 32, confirm + 1);
+  }
+  fk_wipe(k_user, sizeof k_user);
+  fk_wipe(mac, sizeof mac);
+  return st;
 }
 
 fk_status fk_lock_respond(fk_lock* l, fk_session* s, const uint8_t* msg, size_t len, const char* const* scopes,
                           size_t n_scopes, uint8_t confirm[FK_CONFIRM_LEN])
 {
   fk_token t;
-  uint8_t k_user[32], mac[32];
-  const uint8_t *n_phone, *token;
   size_t token_len;
-  int ok;
   fk_status st;
   if (s->stage != 1) {
     return FK_REPLAYED; /* no challenge outstanding: each one answers one response */
@@ -81,38 +82,24 @@ fk_status fk_lock_respond(fk_lock* l, fk_session* s, const uint8_t* msg, size_t 
   if (len < FK_RESPONSE_OVERHEAD || msg[0] != 0x02) {
     return FK_MALFORMED;
   }
-  n_phone = msg + 1;
   token_len = ((size_t)msg[17] << 8) | msg[18];
-  token = msg + 19;
   if (token_len != len - FK_RESPONSE_OVERHEAD) {
     return FK_MALFORMED;
   }
-  st = fk_lock_check_token_only(l, token, token_len, scopes, n_scopes, &t);
-  if (st != FK_OK) {
-    return st;
+  memcpy(s->nonces + FK_NONCE_LEN, msg + 1, FK_NONCE_LEN);
+  st = fk_lock_check_token_only(l, msg + 19, token_len, scopes, n_scopes, &t);
+  if (st == FK_OK && (t.sub.p == NULL || !t.has_epoch)) {
+    st = FK_UNKNOWN_KEY; /* a token bound to no grant has no user key to prove */
   }
-  if (t.sub.p == NULL || !t.has_epoch) {
-    return FK_UNKNOWN_KEY; /* a token bound to no grant has no user key to prove */
+  if (st == FK_OK) {
+    st = prove(l, s, &t, msg + 19, token_len, confirm);
   }
-  fk_user_key(&l->dev, (const char*)t.sub.p, t.sub.len, t.epoch, k_user);
-  transcript_mac(k_user, k_label_phone, sizeof k_label_phone - 1, l->dev.id, l->dev.id_len, s->n_lock, n_phone, token,
-                 token_len, mac);
-  ok = fk_equal(mac, token + token_len, 32);
-  if (ok) {
-    st = fk_lock_accepted(l, &t);
-  }
-  if (ok && st == FK_OK) {
-    session_keys(&s->ch, k_user, s->n_lock, n_phone, mac, 1);
-    confirm[0] = 0x03;
-    transcript_mac(k_user, k_label_lock, sizeof k_label_lock - 1, l->dev.id, l->dev.id_len, s->n_lock, n_phone, mac,
-                   32, confirm + 1);
+  if (st == FK_OK) {
     s->sub = t.sub;
     s->scope = t.scope;
     s->stage = 2;
   }
-  fk_wipe(k_user, sizeof k_user);
-  fk_wipe(mac, sizeof mac);
-  return ok ? st : FK_BAD_MAC;
+  return st;
 }
 
 fk_status fk_phone_response(fk_session* s, const fk_platform* pf, const uint8_t* challenge, size_t challenge_len,
@@ -130,16 +117,16 @@ fk_status fk_phone_response(fk_session* s, const fk_platform* pf, const uint8_t*
   if (pf->random(pf->ctx, n_phone, FK_NONCE_LEN) != 0) {
     return FK_PLATFORM_ERROR;
   }
-  memcpy(s->n_lock, challenge + 1, FK_NONCE_LEN);
+  memcpy(s->nonces, challenge + 1, FK_NONCE_LEN);
   out[0] = 0x02;
   out[17] = (uint8_t)(token_len >> 8);
   out[18] = (uint8_t)token_len;
   memcpy(out + 19, token, token_len);
-  transcript_mac(k_user, k_label_phone, sizeof k_label_phone - 1, (const uint8_t*)device_id, id_len, s->n_lock,
-                 n_phone, token, token_len, out + 19 + token_len);
+  transcript_mac(k_user, k_label_phone, sizeof k_label_phone - 1, (const uint8_t*)device_id, id_len, s->nonces, n_phone,
+                 token, token_len, out + 19 + token_len);
   memcpy(s->mac_p, out + 19 + token_len, 32);
   memcpy(s->k_user, k_user, 32);
-  memcpy(s->n_phone, n_phone, FK_NONCE_LEN);
+  memcpy(s->nonces + FK_NONCE_LEN, n_phone, FK_NONCE_LEN);
   *out_len = FK_RESPONSE_OVERHEAD + token_len;
   s->stage = 1;
   return FK_OK;
@@ -155,11 +142,11 @@ fk_status fk_phone_confirm(fk_session* s, const char* device_id, size_t id_len, 
   if (len != FK_CONFIRM_LEN || msg[0] != 0x03) {
     return FK_MALFORMED;
   }
-  transcript_mac(s->k_user, k_label_lock, sizeof k_label_lock - 1, (const uint8_t*)device_id, id_len, s->n_lock,
-                 s->n_phone, s->mac_p, 32, mac);
+  transcript_mac(s->k_user, k_label_lock, sizeof k_label_lock - 1, (const uint8_t*)device_id, id_len, s->nonces,
+                 s->nonces + FK_NONCE_LEN, s->mac_p, 32, mac);
   ok = fk_equal(mac, msg + 1, 32);
   if (ok) {
-    session_keys(&s->ch, s->k_user, s->n_lock, s->n_phone, s->mac_p, 0);
+    session_keys(&s->ch, s->k_user, s->nonces, s->mac_p, 0);
   }
   fk_wipe(s->k_user, sizeof s->k_user);
   fk_wipe(mac, sizeof mac);
@@ -210,8 +197,8 @@ fk_status fk_channel_open(fk_channel* c, const uint8_t* frame, size_t len, uint8
     return FK_MALFORMED; /* never sent */
   }
   /* window: counters recv_top-64 .. recv_top-1, bit i for recv_top-1-i */
-  if (ctr < c->recv_top &&
-      (c->recv_top - ctr > FK_REPLAY_WINDOW || ((c->recv_bits >> (c->recv_top - 1 - ctr)) & 1u) != 0)) {
+  if (ctr < c->recv_top
+      && (c->recv_top - ctr > FK_REPLAY_WINDOW || ((c->recv_bits >> (c->recv_top - 1 - ctr)) & 1u) != 0)) {
     return FK_REPLAYED;
   }
   frame_nonce(nonce, frame);
@@ -231,4 +218,7 @@ fk_status fk_channel_open(fk_channel* c, const uint8_t* frame, size_t len, uint8
   return FK_OK;
 }
 
-void fk_channel_close(fk_channel* c) { fk_wipe(c, sizeof *c); }
+void fk_channel_close(fk_channel* c)
+{
+  fk_wipe(c, sizeof *c);
+}

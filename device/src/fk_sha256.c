@@ -12,7 +12,10 @@ static const uint32_t k_round[64] = {
     0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
     0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2};
 
-static uint32_t ror(uint32_t x, unsigned n) { return (x >> n) | (x << (32 - n)); }
+static uint32_t ror(uint32_t x, unsigned n)
+{
+  return (x >> n) | (x << (32 - n));
+}
 
 static void compress(uint32_t h[8], const uint8_t* p)
 {
@@ -28,8 +31,8 @@ static void compress(uint32_t h[8], const uint8_t* p)
       uint32_t a = w[(i + 1) & 15], b = w[(i + 14) & 15];
       w[i & 15] += (ror(a, 7) ^ ror(a, 18) ^ (a >> 3)) + (ror(b, 17) ^ ror(b, 19) ^ (b >> 10)) + w[(i + 9) & 15];
     }
-    t1 = s[7] + (ror(s[4], 6) ^ ror(s[4], 11) ^ ror(s[4], 25)) + ((s[4] & s[5]) ^ (~s[4] & s[6])) + k_round[i] +
-         w[i & 15];
+    t1 = s[7] + (ror(s[4], 6) ^ ror(s[4], 11) ^ ror(s[4], 25)) + ((s[4] & s[5]) ^ (~s[4] & s[6])) + k_round[i]
+         + w[i & 15];
     t2 = (ror(s[0], 2) ^ ror(s[0], 13) ^ ror(s[0], 22)) + ((s[0] & s[1]) ^ (s[0] & s[2]) ^ (s[1] & s[2]));
     s[7] = s[6];
     s[6] = s[5];
@@ -93,40 +96,45 @@ void fk_sha256_final(fk_sha256* c, uint8_t out[32])
 }
 #endif
 
-void fk_hmac_init(fk_hmac* c, const uint8_t* key, size_t key_len)
+static void xor_key(fk_hmac* c, uint8_t x)
 {
-  uint8_t pad[64];
   unsigned i;
-  memset(pad, 0, sizeof pad);
-  if (key_len > 64) {
-    fk_sha256_init(&c->inner);
-    fk_sha256_update(&c->inner, key, key_len);
-    fk_sha256_final(&c->inner, pad);
-  } else if (key_len > 0) {
-    memcpy(pad, key, key_len);
-  }
   for (i = 0; i < 64; i++) {
-    pad[i] ^= 0x36;
+    c->key[i] ^= x;
   }
-  fk_sha256_init(&c->inner);
-  fk_sha256_update(&c->inner, pad, 64);
-  for (i = 0; i < 64; i++) {
-    pad[i] ^= 0x36 ^ 0x5c;
-  }
-  fk_sha256_init(&c->outer);
-  fk_sha256_update(&c->outer, pad, 64);
-  fk_wipe(pad, sizeof pad);
 }
 
-void fk_hmac_update(fk_hmac* c, const uint8_t* p, size_t n) { fk_sha256_update(&c->inner, p, n); }
+/* One hash state at a time: the key block is kept instead of a second state (less stack). */
+void fk_hmac_init(fk_hmac* c, const uint8_t* key, size_t key_len)
+{
+  memset(c->key, 0, sizeof c->key);
+  if (key_len > 64) {
+    fk_sha256_init(&c->sha);
+    fk_sha256_update(&c->sha, key, key_len);
+    fk_sha256_final(&c->sha, c->key);
+  } else if (key_len > 0) {
+    memcpy(c->key, key, key_len);
+  }
+  xor_key(c, 0x36);
+  fk_sha256_init(&c->sha);
+  fk_sha256_update(&c->sha, c->key, 64);
+  xor_key(c, 0x36);
+}
+
+void fk_hmac_update(fk_hmac* c, const uint8_t* p, size_t n)
+{
+  fk_sha256_update(&c->sha, p, n);
+}
 
 void fk_hmac_final(fk_hmac* c, uint8_t out[32])
 {
-  uint8_t h[32];
-  fk_sha256_final(&c->inner, h);
-  fk_sha256_update(&c->outer, h, 32);
-  fk_sha256_final(&c->outer, out);
-  fk_wipe(h, sizeof h);
+  fk_sha256_final(&c->sha, out); /* the inner hash, in out until the outer one replaces it */
+  xor_key(c, 0x5c);
+  fk_sha256_init(&c->sha);
+  fk_sha256_update(&c->sha, c->key, 64);
+  fk_sha256_update(&c->sha, out, 32);
+  fk_sha256_final(&c->sha, out);
+  fk_wipe(c, sizeof *c);
 }
 
 void fk_hmac_sha256(const uint8_t* key, size_t key_len, const uint8_t* p, size_t n, uint8_t out[32])
@@ -181,7 +189,7 @@ fk_status fk_hkdf_expand(const uint8_t prk[32], const uint8_t* info, size_t info
 
 void fk_expander_init(fk_expander* e, const uint8_t prk[32])
 {
-  memcpy(e->prk, prk, 32);
+  e->prk = prk;
   e->i = 0;
 }
 
@@ -220,8 +228,8 @@ void fk_wipe(void* p, size_t n)
 
 const char* fk_status_name(fk_status s)
 {
-  static const char* const names[] = {"ok",         "malformed", "bad_mac",          "expired",       "not_yet_valid",
-                                      "revoked",    "unknown_key", "wrong_audience", "stale",         "replayed",
-                                      "forbidden",  "invalid_argument", "platform_error"};
+  static const char* const names[] = {"ok",        "malformed",        "bad_mac",        "expired", "not_yet_valid",
+                                      "revoked",   "unknown_key",      "wrong_audience", "stale",   "replayed",
+                                      "forbidden", "invalid_argument", "platform_error"};
   return (unsigned)s < sizeof names / sizeof names[0] ? names[s] : "invalid_argument";
 }

@@ -8,8 +8,8 @@ static fk_status sorted_items(fk_cbor* r, unsigned kind, fk_str* items, size_t* 
   uint64_t n, v, prev_v = 0;
   fk_str s, prev = {NULL, 0};
   size_t i;
-  if (fk_cbor_expect(r, kind == FK_CBOR_MAP ? FK_CBOR_MAP : FK_CBOR_ARRAY, &n) != FK_OK ||
-      n > (uint64_t)(r->end - r->p)) {
+  if (fk_cbor_expect(r, kind == FK_CBOR_MAP ? FK_CBOR_MAP : FK_CBOR_ARRAY, &n) != FK_OK
+      || n > (uint64_t)(r->end - r->p)) {
     return FK_MALFORMED;
   }
   items->p = r->p;
@@ -40,8 +40,8 @@ fk_status fk_state_decode(const uint8_t* buf, size_t len, fk_state_doc* s)
   uint64_t n, key, version;
   uint8_t alg;
   memset(s, 0, sizeof *s);
-  if (len > 0xffff || fk_cose_mac0(buf, len, 0, &alg, &s->protected_hdr, &s->kid, &s->payload, &s->tag) != FK_OK ||
-      alg != 5) {
+  if (len > 0xffff || fk_cose_mac0(buf, len, 0, &alg, &s->protected_hdr, &s->kid, &s->payload, &s->tag) != FK_OK
+      || alg != 5) {
     return FK_MALFORMED;
   }
   r.p = s->payload.p;

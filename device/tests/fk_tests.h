@@ -7,6 +7,9 @@
 
 int fk_run_tests(void (*print)(const char*));
 
-static inline int fk_str_is(fk_str s, const char* c) { return s.len == strlen(c) && memcmp(s.p, c, s.len) == 0; }
+static inline int fk_str_is(fk_str s, const char* c)
+{
+  return s.len == strlen(c) && memcmp(s.p, c, s.len) == 0;
+}
 
 #endif

@@ -7,7 +7,7 @@ Keys, tokens, pairing codes and every token's expected reason come from the buil
 (init --test-seed, device key, user key, token mint --now, token verify --json, pair --json), so
 that the CLI and the library cannot drift. The state documents are made here from
 /work/spec/state.md (man/fleetkey-state.5 once it lands) with Python's hmac and cbor2: switch
-make_state() to `fleetkey device state` once that command is on main. The handshake and the
+state_doc.make_state() to `fleetkey device state` once that command is on main. The handshake and the
 channel frames are computed here, independently of the C code, with hmac and python3-cryptography's
 ChaCha20Poly1305: this script is the oracle for fleetkey-device(7).
 """
@@ -22,6 +22,7 @@ import sys
 import tempfile
 
 import cbor2
+from state_doc import make_state
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 SEED = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
@@ -82,19 +83,6 @@ class Fleet:
     def verify(self, token, now):
         out = self.run("--json", "token", "verify", token, "--aud", DEV, "--now", f"@{now}", ok=range(0, 17))
         return json.loads(out)["reason"]
-
-
-def make_state(k_dev, dev, kid_dev, seq, iat, exp, status, epochs, revoked, retired, pairing, aud=None):
-    """A state document as /work/spec/state.md says (to be replaced by `fleetkey device state`)."""
-    prk = hkdf_extract(b"fleetkey/v1", k_dev)
-    k_rev = hkdf_expand(prk, info("revocations"), 32)
-    uids = {hkdf_expand(prk, info("state-user", u), 8): e for u, e in epochs.items()}
-    payload = cbor2.dumps({0: 1, 1: aud or dev, 2: seq, 3: iat, 4: exp, 5: status,
-                           6: dict(sorted(uids.items())), 7: sorted(revoked), 8: sorted(retired), 9: pairing})
-    protected = bytes([0xa2, 0x01, 0x05, 0x04]) + cbor2.dumps(f"v1/{kid_dev}".encode())
-    mac_structure = cbor2.dumps(["MAC0", protected, b"", payload])
-    tag = hmac.new(k_rev, mac_structure, hashlib.sha256).digest()
-    return cbor2.dumps(cbor2.CBORTag(17, [protected, {}, payload, tag]))
 
 
 def craft_token(key, kid, claims, alg=5, tag_len=None, raw_claims=None):

@@ -3,6 +3,12 @@
 
 #include <stdio.h>
 
-static void print(const char* s) { fputs(s, stdout); }
+static void print(const char* s)
+{
+  fputs(s, stdout);
+}
 
-int main(void) { return fk_run_tests(print); }
+int main(void)
+{
+  return fk_run_tests(print);
+}

@@ -63,7 +63,8 @@ static int unhex(const char* h, uint8_t* out, size_t n)
 }
 
 /* A platform in RAM: a settable clock, 28 bytes of "flash", scripted random bytes. */
-typedef struct test_platform {
+typedef struct test_platform
+{
   uint64_t now;
   uint8_t flash[FK_PERSIST_SIZE];
   int stored, fail_store;
@@ -165,8 +166,9 @@ static void test_sha_hkdf(void)
 
 static void test_aead(void)
 {
-  static const char pt[] = "Ladies and Gentlemen of the class of '99: If I could offer you only one tip for the future, "
-                           "sunscreen would be it.";
+  static const char pt[] =
+      "Ladies and Gentlemen of the class of '99: If I could offer you only one tip for the future, "
+      "sunscreen would be it.";
   uint8_t key[32], nonce[12], aad[12], ct[114], tag[16], want[130], back[114];
   size_t i;
   for (i = 0; i < 32; i++) {
