@@ -175,8 +175,8 @@ typedef struct fk_lock
   fk_state_doc state; /* doc, decoded; pointers into doc */
 } fk_lock;
 
-/* Loads the persistent state through pf->load. doc/doc_cap: the caller's buffer for the state
- * document (the biggest document the lock accepts); it is empty until one is applied. */
+/* Loads the persistent state through pf->load. pf and its four callbacks must be set. doc/doc_cap: the caller's buffer
+ * for the state document (the biggest document the lock accepts); it is empty until one is applied. */
 fk_status fk_lock_init(fk_lock* l, const fk_platform* pf, const uint8_t k_dev[32], const char* id, size_t id_len,
                        uint32_t key_version, const fk_lock_config* cfg, uint8_t* doc, size_t doc_cap);
 /* Applies a new state document (anti-rollback: seq, then iat, must be newer) and persists it. */

@@ -2,29 +2,29 @@
  * (poly1305-donna's 32-bit layout), so that a Cortex-M3 needs only 32x32->64 multiplies. */
 #include "fk_internal.h"
 
-#define ROTL(x, n) (((x) << (n)) | ((x) >> (32 - (n))))
-#define QR(a, b, c, d)                                                                                                 \
-  a += b;                                                                                                              \
-  d ^= a;                                                                                                              \
-  d = ROTL(d, 16);                                                                                                     \
-  c += d;                                                                                                              \
-  b ^= c;                                                                                                              \
-  b = ROTL(b, 12);                                                                                                     \
-  a += b;                                                                                                              \
-  d ^= a;                                                                                                              \
-  d = ROTL(d, 8);                                                                                                      \
-  c += d;                                                                                                              \
-  b ^= c;                                                                                                              \
-  b = ROTL(b, 7)
+static uint32_t rotl(uint32_t x, unsigned n)
+{
+  return (x << n) | (x >> (32 - n));
+}
+
+static void quarter_round(uint32_t* x, unsigned a, unsigned b, unsigned c, unsigned d)
+{
+  x[a] += x[b];
+  x[d] = rotl(x[d] ^ x[a], 16);
+  x[c] += x[d];
+  x[b] = rotl(x[b] ^ x[c], 12);
+  x[a] += x[b];
+  x[d] = rotl(x[d] ^ x[a], 8);
+  x[c] += x[d];
+  x[b] = rotl(x[b] ^ x[c], 7);
+}
 
 static void chacha_block(const uint8_t key[32], uint32_t counter, const uint8_t nonce[12], uint8_t out[64])
 {
+  static const uint32_t sigma[4] = {0x61707865, 0x3320646e, 0x79622d32, 0x6b206574};
   uint32_t in[16], x[16];
   unsigned i;
-  in[0] = 0x61707865;
-  in[1] = 0x3320646e;
-  in[2] = 0x79622d32;
-  in[3] = 0x6b206574;
+  memcpy(in, sigma, sizeof sigma);
   for (i = 0; i < 8; i++) {
     in[4 + i] = fk_load32_le(key + 4 * i);
   }
@@ -33,15 +33,9 @@ static void chacha_block(const uint8_t key[32], uint32_t counter, const uint8_t 
     in[13 + i] = fk_load32_le(nonce + 4 * i);
   }
   memcpy(x, in, sizeof x);
-  for (i = 0; i < 10; i++) {
-    QR(x[0], x[4], x[8], x[12]);
-    QR(x[1], x[5], x[9], x[13]);
-    QR(x[2], x[6], x[10], x[14]);
-    QR(x[3], x[7], x[11], x[15]);
-    QR(x[0], x[5], x[10], x[15]);
-    QR(x[1], x[6], x[11], x[12]);
-    QR(x[2], x[7], x[8], x[13]);
-    QR(x[3], x[4], x[9], x[14]);
+  for (i = 0; i < 80; i++) { /* 10 double rounds: 4 column then 4 diagonal quarter rounds */
+    unsigned k = i & 3, diag = (i >> 2) & 1;
+    quarter_round(x, k, 4 + ((k + diag) & 3), 8 + ((k + 2 * diag) & 3), 12 + ((k + 3 * diag) & 3));
   }
   for (i = 0; i < 16; i++) {
     fk_store32_le(out + 4 * i, x[i] + in[i]);
@@ -86,49 +80,32 @@ static void poly_init(poly1305* p, const uint8_t key[32])
   p->pad[3] = fk_load32_le(key + 28);
 }
 
-/* One 16-byte block, zero-padded (RFC 8439 pads every part of the AEAD input to 16 bytes). */
+/* One 16-byte block, zero-padded (RFC 8439 pads every part of the AEAD input to 16 bytes, so
+ * every block gets the 2^128 bit). */
 static void poly_block(poly1305* p, const uint8_t* m, size_t n)
 {
   uint8_t b[16];
-  const uint32_t r0 = p->r[0], r1 = p->r[1], r2 = p->r[2], r3 = p->r[3], r4 = p->r[4];
-  const uint32_t s1 = r1 * 5, s2 = r2 * 5, s3 = r3 * 5, s4 = r4 * 5;
-  uint32_t h0, h1, h2, h3, h4, c;
-  uint64_t d0, d1, d2, d3, d4;
+  uint64_t d[5], c = 0;
+  unsigned i, j;
   memset(b, 0, sizeof b);
   memcpy(b, m, n);
-  h0 = p->h[0] + (fk_load32_le(b + 0) & 0x3ffffff);
-  h1 = p->h[1] + ((fk_load32_le(b + 3) >> 2) & 0x3ffffff);
-  h2 = p->h[2] + ((fk_load32_le(b + 6) >> 4) & 0x3ffffff);
-  h3 = p->h[3] + ((fk_load32_le(b + 9) >> 6) & 0x3ffffff);
-  h4 = p->h[4] + ((fk_load32_le(b + 12) >> 8) | (1u << 24));
-  d0 = (uint64_t)h0 * r0 + (uint64_t)h1 * s4 + (uint64_t)h2 * s3 + (uint64_t)h3 * s2 + (uint64_t)h4 * s1;
-  d1 = (uint64_t)h0 * r1 + (uint64_t)h1 * r0 + (uint64_t)h2 * s4 + (uint64_t)h3 * s3 + (uint64_t)h4 * s2;
-  d2 = (uint64_t)h0 * r2 + (uint64_t)h1 * r1 + (uint64_t)h2 * r0 + (uint64_t)h3 * s4 + (uint64_t)h4 * s3;
-  d3 = (uint64_t)h0 * r3 + (uint64_t)h1 * r2 + (uint64_t)h2 * r1 + (uint64_t)h3 * r0 + (uint64_t)h4 * s4;
-  d4 = (uint64_t)h0 * r4 + (uint64_t)h1 * r3 + (uint64_t)h2 * r2 + (uint64_t)h3 * r1 + (uint64_t)h4 * r0;
-  c = (uint32_t)(d0 >> 26);
-  h0 = (uint32_t)d0 & 0x3ffffff;
-  d1 += c;
-  c = (uint32_t)(d1 >> 26);
-  h1 = (uint32_t)d1 & 0x3ffffff;
-  d2 += c;
-  c = (uint32_t)(d2 >> 26);
-  h2 = (uint32_t)d2 & 0x3ffffff;
-  d3 += c;
-  c = (uint32_t)(d3 >> 26);
-  h3 = (uint32_t)d3 & 0x3ffffff;
-  d4 += c;
-  c = (uint32_t)(d4 >> 26);
-  h4 = (uint32_t)d4 & 0x3ffffff;
-  h0 += c * 5;
-  c = h0 >> 26;
-  h0 &= 0x3ffffff;
-  h1 += c;
-  p->h[0] = h0;
-  p->h[1] = h1;
-  p->h[2] = h2;
-  p->h[3] = h3;
-  p->h[4] = h4;
+  for (i = 0; i < 5; i++) {
+    p->h[i] += i < 4 ? (fk_load32_le(b + 3 * i) >> (2 * i)) & 0x3ffffff : (fk_load32_le(b + 12) >> 8) | (1u << 24);
+  }
+  for (i = 0; i < 5; i++) { /* h * r mod 2^130 - 5: limbs past the top wrap around times 5 */
+    d[i] = 0;
+    for (j = 0; j < 5; j++) {
+      d[i] += (uint64_t)p->h[j] * (j <= i ? p->r[i - j] : 5 * p->r[i + 5 - j]);
+    }
+  }
+  for (i = 0; i < 5; i++) {
+    d[i] += c;
+    p->h[i] = (uint32_t)d[i] & 0x3ffffff;
+    c = d[i] >> 26;
+  }
+  p->h[0] += (uint32_t)c * 5;
+  p->h[1] += p->h[0] >> 26;
+  p->h[0] &= 0x3ffffff;
 }
 
 static void poly_padded(poly1305* p, const uint8_t* m, size_t n)
@@ -143,55 +120,35 @@ static void poly_padded(poly1305* p, const uint8_t* m, size_t n)
 
 static void poly_finish(poly1305* p, uint8_t tag[16])
 {
-  uint32_t h0 = p->h[0], h1 = p->h[1], h2 = p->h[2], h3 = p->h[3], h4 = p->h[4], c, g0, g1, g2, g3, g4, mask;
-  uint64_t f;
-  c = h1 >> 26;
-  h1 &= 0x3ffffff;
-  h2 += c;
-  c = h2 >> 26;
-  h2 &= 0x3ffffff;
-  h3 += c;
-  c = h3 >> 26;
-  h3 &= 0x3ffffff;
-  h4 += c;
-  c = h4 >> 26;
-  h4 &= 0x3ffffff;
-  h0 += c * 5;
-  c = h0 >> 26;
-  h0 &= 0x3ffffff;
-  h1 += c;
-  /* h - p, selected in constant time when h >= p */
-  g0 = h0 + 5;
-  c = g0 >> 26;
-  g0 &= 0x3ffffff;
-  g1 = h1 + c;
-  c = g1 >> 26;
-  g1 &= 0x3ffffff;
-  g2 = h2 + c;
-  c = g2 >> 26;
-  g2 &= 0x3ffffff;
-  g3 = h3 + c;
-  c = g3 >> 26;
-  g3 &= 0x3ffffff;
-  g4 = h4 + c - (1u << 26);
-  mask = (g4 >> 31) - 1;
-  h0 = (h0 & ~mask) | (g0 & mask);
-  h1 = (h1 & ~mask) | (g1 & mask);
-  h2 = (h2 & ~mask) | (g2 & mask);
-  h3 = (h3 & ~mask) | (g3 & mask);
-  h4 = (h4 & ~mask) | (g4 & mask);
-  h0 = (h0 | (h1 << 26));
-  h1 = ((h1 >> 6) | (h2 << 20));
-  h2 = ((h2 >> 12) | (h3 << 14));
-  h3 = ((h3 >> 18) | (h4 << 8));
-  f = (uint64_t)h0 + p->pad[0];
-  fk_store32_le(tag + 0, (uint32_t)f);
-  f = (uint64_t)h1 + p->pad[1] + (f >> 32);
-  fk_store32_le(tag + 4, (uint32_t)f);
-  f = (uint64_t)h2 + p->pad[2] + (f >> 32);
-  fk_store32_le(tag + 8, (uint32_t)f);
-  f = (uint64_t)h3 + p->pad[3] + (f >> 32);
-  fk_store32_le(tag + 12, (uint32_t)f);
+  uint32_t* h = p->h;
+  uint32_t g[5], c = 0, mask;
+  uint64_t f = 0;
+  unsigned i;
+  for (i = 1; i < 5; i++) { /* full carry, then h - p selected in constant time when h >= p */
+    h[i] += c;
+    c = h[i] >> 26;
+    h[i] &= 0x3ffffff;
+  }
+  h[0] += c * 5;
+  h[1] += h[0] >> 26;
+  h[0] &= 0x3ffffff;
+  c = 5;
+  for (i = 0; i < 4; i++) {
+    g[i] = h[i] + c;
+    c = g[i] >> 26;
+    g[i] &= 0x3ffffff;
+  }
+  g[4] = h[4] + c - (1u << 26);
+  mask = (g[4] >> 31) - 1; /* all ones when h + 5 reached 2^130, that is h >= p */
+  for (i = 0; i < 5; i++) {
+    h[i] = (h[i] & ~mask) | (g[i] & mask);
+  }
+  for (i = 0; i < 4; i++) {
+    f += (uint64_t)((h[i] >> (6 * i)) | (h[i + 1] << (26 - 6 * i))) + p->pad[i];
+    fk_store32_le(tag + 4 * i, (uint32_t)f);
+    f >>= 32;
+  }
+  fk_wipe(g, sizeof g);
   fk_wipe(p, sizeof *p);
 }
 

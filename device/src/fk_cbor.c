@@ -159,14 +159,15 @@ fk_status fk_cose_mac0(const uint8_t* buf, size_t len, int allow_cwt_tag, uint8_
       || fk_cbor_str(&r, FK_CBOR_BSTR, prot) != FK_OK) {
     return FK_MALFORMED;
   }
-  /* The protected header is exactly {1: alg, 4: bstr(kid)}, as fleetkey writes it. */
-  h.p = prot->p;
+  /* The protected header is exactly {1: alg, 4: bstr(kid)}, as fleetkey writes it: a2 01 alg 04 ... */
+  h.p = prot->p + 4;
   h.end = prot->p + prot->len;
-  if (fk_cbor_expect(&h, FK_CBOR_MAP, &v) != FK_OK || v != 2 || fk_cbor_uint(&h, &v) != FK_OK || v != 1
-      || fk_cbor_uint(&h, &v) != FK_OK || (v != 4 && v != 5) || (*alg = (uint8_t)v, fk_cbor_uint(&h, &v)) != FK_OK
-      || v != 4 || fk_cbor_str(&h, FK_CBOR_BSTR, kid) != FK_OK || h.p != h.end || !fk_utf8_valid(kid->p, kid->len)) {
+  if (prot->len < 5 || prot->p[0] != 0xa2 || prot->p[1] != 0x01 || (prot->p[2] != 4 && prot->p[2] != 5)
+      || prot->p[3] != 0x04 || fk_cbor_str(&h, FK_CBOR_BSTR, kid) != FK_OK || h.p != h.end
+      || !fk_utf8_valid(kid->p, kid->len)) {
     return FK_MALFORMED;
   }
+  *alg = prot->p[2];
   if (fk_cbor_expect(&r, FK_CBOR_MAP, &v) != FK_OK || v != 0 || fk_cbor_str(&r, FK_CBOR_BSTR, payload) != FK_OK
       || fk_cbor_str(&r, FK_CBOR_BSTR, tag) != FK_OK || r.p != r.end) {
     return FK_MALFORMED;

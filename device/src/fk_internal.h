@@ -59,11 +59,13 @@ void fk_expander_end(fk_expander* e, fk_hmac* c);
 
 /* The one-block HKDF-Expand of a device key: HKDF-Expand(PRK_dev, info(label, x), 32), where x
  * is a text field (x != NULL) and/or a u64 field (has_n). */
-void fk_derive(const uint8_t prk[32], const char* label, const uint8_t* x, size_t x_len, int has_n, uint64_t n,
-               uint8_t out[32]);
+void fk_derive(const uint8_t prk[32], const char* label, size_t label_len, const uint8_t* x, size_t x_len, int has_n,
+               uint64_t n, uint8_t out[32]);
 
 /* HKDF-Expand(PRK_s, info("session", direction, MAC_P), 32): a session key (fleetkey-device(7)). */
 void fk_derive_session(const uint8_t prk[32], const char* direction, const uint8_t mac_p[32], uint8_t out[32]);
+/* A string literal and its length, for fk_derive's label. */
+#define FK_LIT(s) s, (sizeof(s) - 1)
 
 /* A strict reader of deterministic CBOR (RFC 8949 4.2.1), over one buffer. */
 typedef struct fk_cbor

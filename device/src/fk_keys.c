@@ -3,15 +3,6 @@
 
 static const char k_salt[] = "fleetkey/v1";
 
-static size_t cstrlen(const char* s)
-{
-  size_t n = 0;
-  while (s[n]) {
-    n++;
-  }
-  return n;
-}
-
 fk_status fk_device_init(fk_device* d, const uint8_t k_dev[32], const char* id, size_t id_len, uint32_t key_version)
 {
   if (id_len < 1 || id_len > sizeof d->id || key_version == 0) {
@@ -25,13 +16,13 @@ fk_status fk_device_init(fk_device* d, const uint8_t k_dev[32], const char* id, 
   return FK_OK;
 }
 
-void fk_derive(const uint8_t prk[32], const char* label, const uint8_t* x, size_t x_len, int has_n, uint64_t n,
-               uint8_t out[32])
+void fk_derive(const uint8_t prk[32], const char* label, size_t label_len, const uint8_t* x, size_t x_len, int has_n,
+               uint64_t n, uint8_t out[32])
 {
   static const uint8_t one = 1;
   fk_hmac c; /* T(1) = HMAC(PRK, info || 01) */
   fk_hmac_init(&c, prk, 32);
-  fk_hmac_field(&c, (const uint8_t*)label, cstrlen(label));
+  fk_hmac_field(&c, (const uint8_t*)label, label_len);
   if (x != NULL) {
     fk_hmac_field(&c, x, x_len);
   }
@@ -48,7 +39,7 @@ void fk_derive_session(const uint8_t prk[32], const char* direction, const uint8
   fk_hmac c;
   fk_hmac_init(&c, prk, 32);
   fk_hmac_field(&c, (const uint8_t*)"session", 7);
-  fk_hmac_field(&c, (const uint8_t*)direction, cstrlen(direction));
+  fk_hmac_field(&c, (const uint8_t*)direction, 13); /* "phone-to-lock" or "lock-to-phone" */
   fk_hmac_field(&c, mac_p, 32);
   fk_hmac_update(&c, &one, 1);
   fk_hmac_final(&c, out);
@@ -59,7 +50,7 @@ fk_status fk_user_key(const fk_device* d, const char* user, size_t user_len, uin
   if (user_len > 0xffff) {
     return FK_INVALID_ARGUMENT;
   }
-  fk_derive(d->prk_dev, "user", (const uint8_t*)user, user_len, 1, epoch, out);
+  fk_derive(d->prk_dev, FK_LIT("user"), (const uint8_t*)user, user_len, 1, epoch, out);
   return FK_OK;
 }
 
@@ -68,7 +59,7 @@ fk_status fk_purpose_key(const fk_device* d, const char* purpose, size_t purpose
   if (purpose_len > 0xffff) {
     return FK_INVALID_ARGUMENT;
   }
-  fk_derive(d->prk_dev, "purpose", (const uint8_t*)purpose, purpose_len, 0, 0, out);
+  fk_derive(d->prk_dev, FK_LIT("purpose"), (const uint8_t*)purpose, purpose_len, 0, 0, out);
   return FK_OK;
 }
 
@@ -76,8 +67,8 @@ typedef int (*fk_accept_fn)(uint64_t v, unsigned digits);
 
 /* sample(label, n, bound, accept) of fleetkey-pairing(5) SAMPLING: the first acceptable word of
  * the HKDF-Expand stream, which is read block by block (up to 255 blocks, 1020 words). */
-static fk_status sample(const fk_device* d, const char* label, uint64_t counter, uint64_t bound, fk_accept_fn accept,
-                        unsigned digits, uint64_t* out)
+static fk_status sample(const fk_device* d, const char* label, size_t label_len, uint64_t counter, uint64_t bound,
+                        fk_accept_fn accept, unsigned digits, uint64_t* out)
 {
   fk_expander e;
   uint64_t r = (UINT64_MAX % bound + 1) % bound; /* 2^64 mod bound */
@@ -87,7 +78,7 @@ static fk_status sample(const fk_device* d, const char* label, uint64_t counter,
     fk_hmac c;
     unsigned k;
     fk_expander_begin(&e, &c);
-    fk_hmac_field(&c, (const uint8_t*)label, cstrlen(label));
+    fk_hmac_field(&c, (const uint8_t*)label, label_len);
     fk_hmac_field_u64(&c, counter);
     fk_expander_end(&e, &c);
     for (k = 0; k < 4 && st != FK_OK; k++) {
@@ -139,7 +130,7 @@ fk_status fk_pairing_code(const fk_device* d, uint64_t counter, unsigned digits,
   for (i = 0; i < digits; i++) {
     bound *= 10;
   }
-  st = sample(d, "pairing", counter, bound, pin_ok, digits, &pin);
+  st = sample(d, FK_LIT("pairing"), counter, bound, pin_ok, digits, &pin);
   if (st != FK_OK) {
     return st;
   }
@@ -173,9 +164,9 @@ static int any(uint64_t v, unsigned digits)
 fk_status fk_matter_passcode(const fk_device* d, uint64_t counter, uint32_t* passcode, uint16_t* discriminator)
 {
   uint64_t p, q;
-  fk_status st = sample(d, "pairing-matter-passcode", counter, 100000000, passcode_ok, 0, &p);
+  fk_status st = sample(d, FK_LIT("pairing-matter-passcode"), counter, 100000000, passcode_ok, 0, &p);
   if (st == FK_OK) {
-    st = sample(d, "pairing-matter-discriminator", counter, 4096, any, 0, &q);
+    st = sample(d, FK_LIT("pairing-matter-discriminator"), counter, 4096, any, 0, &q);
   }
   if (st == FK_OK) {
     *passcode = (uint32_t)p;

@@ -27,9 +27,6 @@ fk_status fk_lock_init(fk_lock* l, const fk_platform* pf, const uint8_t k_dev[32
   int rc;
   fk_status st;
   memset(l, 0, sizeof *l);
-  if (pf == NULL || pf->now == NULL || pf->load == NULL || pf->store == NULL || pf->random == NULL) {
-    return FK_INVALID_ARGUMENT;
-  }
   st = fk_device_init(&l->dev, k_dev, id, id_len, key_version);
   if (st != FK_OK) {
     return st;
@@ -65,6 +62,15 @@ static fk_status now_eff(const fk_lock* l, uint64_t* now)
   return FK_OK;
 }
 
+/* The kid is "vN/D" with this lock's master key version N and id D. */
+static int kid_is_mine(const fk_lock* l, fk_str kid)
+{
+  uint32_t version;
+  fk_str dev;
+  return fk_kid_parse(kid, &version, &dev) == FK_OK && version == l->dev.key_version
+         && fk_str_eq(dev, (const char*)l->dev.id, l->dev.id_len);
+}
+
 /* a + b >= limit? without overflow: a time past the end of uint64 is in the future. */
 static int reached(uint64_t now, uint64_t t, uint64_t slack)
 {
@@ -74,22 +80,19 @@ static int reached(uint64_t now, uint64_t t, uint64_t slack)
 /* Decoding, kid, MAC, audience and expiry: the checks shared by apply and restore. */
 static fk_status check_state(fk_lock* l, const uint8_t* doc, size_t len, fk_state_doc* s, uint64_t* now)
 {
-  uint32_t version;
-  fk_str dev;
   uint8_t key[32], mac[32];
   int ok;
   fk_status st = fk_state_decode(doc, len, s);
   if (st != FK_OK) {
     return st;
   }
-  if (fk_kid_parse(s->kid, &version, &dev) != FK_OK || version != l->dev.key_version
-      || !fk_str_eq(dev, (const char*)l->dev.id, l->dev.id_len)) {
+  if (!kid_is_mine(l, s->kid)) {
     return FK_UNKNOWN_KEY;
   }
   if (s->tag.len != 32) {
     return FK_BAD_MAC;
   }
-  fk_derive(l->dev.prk_dev, "revocations", NULL, 0, 0, 0, key);
+  fk_derive(l->dev.prk_dev, FK_LIT("revocations"), NULL, 0, 0, 0, key);
   fk_cose_mac(key, s->protected_hdr, s->payload, mac);
   ok = fk_equal(mac, s->tag.p, 32);
   fk_wipe(key, sizeof key);
@@ -200,7 +203,7 @@ static FK_NOINLINE fk_status check_against_state(const fk_lock* l, const fk_toke
   if (in_list(s->revoked, s->n_revoked, t->cti)) {
     return FK_REVOKED;
   }
-  fk_derive(l->dev.prk_dev, "state-user", t->sub.p, t->sub.len, 0, 0, uid);
+  fk_derive(l->dev.prk_dev, FK_LIT("state-user"), t->sub.p, t->sub.len, 0, 0, uid);
   r.p = s->epochs.p;
   r.end = s->epochs.p + s->epochs.len;
   for (i = 0; i < s->n_epochs; i++) {
@@ -215,22 +218,28 @@ static FK_NOINLINE fk_status check_against_state(const fk_lock* l, const fk_toke
   return t->has_epoch ? FK_REVOKED : FK_OK; /* no grant: only a service token, bound by its exp */
 }
 
+/* The token's scope equals the NUL-terminated role (no strlen: no libc beyond memcpy/memset). */
+static int scope_is(fk_str scope, const char* role)
+{
+  size_t k;
+  for (k = 0; k < scope.len && role[k] != 0 && role[k] == (char)scope.p[k]; k++) {
+  }
+  return k == scope.len && role[k] == 0;
+}
+
 /* Steps 4 and 5: the kid names this lock's key, and the tag is K_tok_dev(D, L)'s. */
 static FK_NOINLINE fk_status token_key_and_mac(const fk_lock* l, const fk_token* t)
 {
-  uint32_t version;
-  fk_str dev;
   uint8_t key[32], mac[32];
   size_t tag_len = t->alg == 5 ? 32 : 8;
   int ok;
-  if (fk_kid_parse(t->kid, &version, &dev) != FK_OK || version != l->dev.key_version
-      || !fk_str_eq(dev, (const char*)l->dev.id, l->dev.id_len)) {
+  if (!kid_is_mine(l, t->kid)) {
     return FK_UNKNOWN_KEY;
   }
   if (t->tag.len != tag_len) {
     return FK_BAD_MAC;
   }
-  fk_derive(l->dev.prk_dev, "token", (const uint8_t*)(t->alg == 5 ? "cose-hmac256/256" : "cose-hmac256/64"),
+  fk_derive(l->dev.prk_dev, FK_LIT("token"), (const uint8_t*)(t->alg == 5 ? "cose-hmac256/256" : "cose-hmac256/64"),
             t->alg == 5 ? 16 : 15, 0, 0, key);
   fk_cose_mac(key, t->protected_hdr, t->claims, mac);
   ok = fk_equal(mac, t->tag.p, tag_len);
@@ -269,14 +278,7 @@ fk_status fk_lock_check_token_only(fk_lock* l, const uint8_t* tok, size_t len, c
   if (st != FK_OK) {
     return st;
   }
-  for (i = 0; i < n_scopes; i++) {
-    size_t n = 0;
-    while (scopes[i][n]) {
-      n++;
-    }
-    if (fk_str_eq(t->scope, scopes[i], n)) {
-      break;
-    }
+  for (i = 0; i < n_scopes && !scope_is(t->scope, scopes[i]); i++) {
   }
   if (n_scopes > 0 && i == n_scopes) {
     return FK_FORBIDDEN;

@@ -179,7 +179,7 @@ fk_status fk_channel_seal(fk_channel* c, const uint8_t* pt, size_t len, uint8_t*
 fk_status fk_channel_open(fk_channel* c, const uint8_t* frame, size_t len, uint8_t* pt, size_t pt_cap, size_t* pt_len)
 {
   uint8_t nonce[12];
-  uint64_t ctr;
+  uint64_t ctr, back;
   size_t n;
   fk_status st;
   if (!c->open) {
@@ -196,9 +196,9 @@ fk_status fk_channel_open(fk_channel* c, const uint8_t* frame, size_t len, uint8
   if (ctr == UINT64_MAX) {
     return FK_MALFORMED; /* never sent */
   }
-  /* window: counters recv_top-64 .. recv_top-1, bit i for recv_top-1-i */
-  if (ctr < c->recv_top
-      && (c->recv_top - ctr > FK_REPLAY_WINDOW || ((c->recv_bits >> (c->recv_top - 1 - ctr)) & 1u) != 0)) {
+  /* the window: bit i of recv_bits stands for counter recv_top - 1 - i */
+  back = ctr < c->recv_top ? c->recv_top - 1 - ctr : 0;
+  if (ctr < c->recv_top && (back >= FK_REPLAY_WINDOW || ((c->recv_bits >> back) & 1u) != 0)) {
     return FK_REPLAYED;
   }
   frame_nonce(nonce, frame);
@@ -208,12 +208,10 @@ fk_status fk_channel_open(fk_channel* c, const uint8_t* frame, size_t len, uint8
   }
   if (ctr >= c->recv_top) {
     uint64_t shift = ctr + 1 - c->recv_top;
-    c->recv_bits = shift >= 64 ? 0 : c->recv_bits << shift;
-    c->recv_bits |= 1u;
+    c->recv_bits = shift >= FK_REPLAY_WINDOW ? 0 : c->recv_bits << shift;
     c->recv_top = ctr + 1;
-  } else {
-    c->recv_bits |= (uint64_t)1 << (c->recv_top - 1 - ctr);
   }
+  c->recv_bits |= (uint64_t)1 << back;
   *pt_len = n;
   return FK_OK;
 }

@@ -77,18 +77,15 @@ void fk_sha256_update(fk_sha256* c, const uint8_t* p, size_t n)
 
 void fk_sha256_final(fk_sha256* c, uint8_t out[32])
 {
-  uint64_t bits = c->bytes * 8;
-  size_t used = (size_t)(c->bytes & 63);
+  static const uint8_t pad = 0x80, zero = 0;
+  uint8_t bits[8];
   unsigned i;
-  c->buf[used++] = 0x80;
-  if (used > 56) {
-    memset(c->buf + used, 0, 64 - used);
-    compress(c->h, c->buf);
-    used = 0;
+  fk_store64_be(bits, c->bytes * 8);
+  fk_sha256_update(c, &pad, 1);
+  while ((c->bytes & 63) != 56) {
+    fk_sha256_update(c, &zero, 1);
   }
-  memset(c->buf + used, 0, 56 - used);
-  fk_store64_be(c->buf + 56, bits);
-  compress(c->h, c->buf);
+  fk_sha256_update(c, bits, 8);
   for (i = 0; i < 8; i++) {
     fk_store32_be(out + 4 * i, c->h[i]);
   }

@@ -37,7 +37,7 @@ static fk_status sorted_items(fk_cbor* r, unsigned kind, fk_str* items, size_t* 
 fk_status fk_state_decode(const uint8_t* buf, size_t len, fk_state_doc* s)
 {
   fk_cbor r;
-  uint64_t n, key, version;
+  uint64_t n, key, v[10];
   uint8_t alg;
   memset(s, 0, sizeof *s);
   if (len > 0xffff || fk_cose_mac0(buf, len, 0, &alg, &s->protected_hdr, &s->kid, &s->payload, &s->tag) != FK_OK
@@ -49,51 +49,31 @@ fk_status fk_state_decode(const uint8_t* buf, size_t len, fk_state_doc* s)
   if (fk_cbor_expect(&r, FK_CBOR_MAP, &n) != FK_OK || n != 10) {
     return FK_MALFORMED;
   }
-  for (key = 0; key < 10; key++) {
-    uint64_t k;
+  for (key = 0; key < 10; key++) { /* every member present, in key order */
     fk_status st;
-    if (fk_cbor_uint(&r, &k) != FK_OK || k != key) {
-      return FK_MALFORMED; /* every member present, in key order */
+    if (fk_cbor_uint(&r, &n) != FK_OK || n != key) {
+      return FK_MALFORMED;
     }
-    switch (key) {
-    case 0:
-      st = fk_cbor_uint(&r, &version);
-      st = st == FK_OK && version == 1 ? FK_OK : FK_MALFORMED;
-      break;
-    case 1:
+    if (key == 1) {
       st = fk_cbor_str(&r, FK_CBOR_TSTR, &s->aud);
-      break;
-    case 2:
-      st = fk_cbor_uint(&r, &s->seq);
-      st = st == FK_OK && s->seq >= 1 ? FK_OK : FK_MALFORMED;
-      break;
-    case 3:
-      st = fk_cbor_uint(&r, &s->iat);
-      break;
-    case 4:
-      st = fk_cbor_uint(&r, &s->exp);
-      st = st == FK_OK && s->exp > s->iat ? FK_OK : FK_MALFORMED;
-      break;
-    case 5:
-      st = fk_cbor_uint(&r, &s->status);
-      st = st == FK_OK && s->status <= 1 ? FK_OK : FK_MALFORMED;
-      break;
-    case 6:
+    } else if (key == 6) {
       st = sorted_items(&r, FK_CBOR_MAP, &s->epochs, &s->n_epochs);
-      break;
-    case 7:
+    } else if (key == 7) {
       st = sorted_items(&r, FK_CBOR_BSTR, &s->revoked, &s->n_revoked);
-      break;
-    case 8:
+    } else if (key == 8) {
       st = sorted_items(&r, FK_CBOR_UINT, &s->retired, &s->n_retired);
-      break;
-    default:
-      st = fk_cbor_uint(&r, &s->pairing);
-      break;
+    } else {
+      st = fk_cbor_uint(&r, &v[key]);
     }
     if (st != FK_OK) {
       return FK_MALFORMED;
     }
   }
-  return r.p == r.end ? FK_OK : FK_MALFORMED;
+  s->seq = v[2];
+  s->iat = v[3];
+  s->exp = v[4];
+  s->status = v[5];
+  s->pairing = v[9];
+  /* version 1, seq >= 1, exp > iat, status 0 or 1, nothing after the map */
+  return v[0] == 1 && v[2] >= 1 && v[4] > v[3] && v[5] <= 1 && r.p == r.end ? FK_OK : FK_MALFORMED;
 }

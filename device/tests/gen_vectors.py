@@ -23,6 +23,7 @@ import tempfile
 
 import cbor2
 from state_doc import make_state
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 SEED = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
@@ -109,6 +110,24 @@ def handshake(k_user, dev, n_lock, n_phone, token):
 def frame(key, ctr, pt):
     hdr = struct.pack(">Q", ctr)
     return hdr + ChaCha20Poly1305(key).encrypt(b"\0\0\0\0" + hdr, pt, hdr)
+
+
+def aead_cases():
+    """ChaCha20-Poly1305 cases from python3-cryptography: lengths across block edges, and
+    ciphertexts of all ff bytes (the Poly1305 accumulator near 2^130 - 5)."""
+    cases = []
+    for i in range(24):
+        key = hashlib.sha256(b"key%d" % i).digest()
+        nonce = hashlib.sha256(b"nonce%d" % i).digest()[:12]
+        aad = hashlib.sha256(b"aad%d" % i).digest()[:i % 17]
+        n = (i * 23) % 160
+        if i % 2:
+            stream = Cipher(algorithms.ChaCha20(key, b"\1\0\0\0" + nonce), None).encryptor().update(bytes(n))
+            pt = bytes(b ^ 0xff for b in stream)
+        else:
+            pt = (hashlib.sha256(b"pt%d" % i).digest() * 6)[:n]
+        cases.append((key, nonce, aad, pt, ChaCha20Poly1305(key).encrypt(nonce, pt, aad)))
+    return cases
 
 
 def c_bytes(name, b):
@@ -286,6 +305,16 @@ def main():
     out.append(c_bytes("v_hs_l2p", l2p))
     for i, f in enumerate(frames):
         out.append(c_bytes(f"v_frame_{i}", f))
+    cases = aead_cases()
+    for i, (key, nonce, aad, pt, ct) in enumerate(cases):
+        out.append(c_bytes(f"v_aead_{i}_key", key) + c_bytes(f"v_aead_{i}_nonce", nonce) +
+                   c_bytes(f"v_aead_{i}_aad", aad) + c_bytes(f"v_aead_{i}_pt", pt) + c_bytes(f"v_aead_{i}_ct", ct))
+    out.append("typedef struct { const uint8_t *key, *nonce, *aad, *pt, *ct; size_t aad_len, pt_len; } v_aead;")
+    out.append("static const v_aead v_aead_cases[] = {")
+    for i in range(len(cases)):
+        out.append(f"  {{v_aead_{i}_key, v_aead_{i}_nonce, v_aead_{i}_aad, v_aead_{i}_pt, v_aead_{i}_ct, "
+                   f"{len(cases[i][2])}, {len(cases[i][3])}}},")
+    out.append("};")
     text = "\n".join(out) + "\n"
     tmp = out_path + ".tmp"
     with open(tmp, "w") as f:

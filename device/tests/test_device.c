@@ -190,6 +190,14 @@ static void test_aead(void)
   ct[113] ^= 1;
   aad[0] ^= 1;
   CHECK_ST(fk_aead_open(key, nonce, aad, 12, ct, 114, tag, back), FK_BAD_MAC);
+  for (i = 0; i < sizeof v_aead_cases / sizeof v_aead_cases[0]; i++) {
+    const v_aead* v = &v_aead_cases[i];
+    uint8_t c2[160], t2[16], p2[160];
+    fk_aead_seal(v->key, v->nonce, v->aad, v->aad_len, v->pt, v->pt_len, c2, t2);
+    CHECK(memcmp(c2, v->ct, v->pt_len) == 0 && memcmp(t2, v->ct + v->pt_len, 16) == 0);
+    CHECK_ST(fk_aead_open(v->key, v->nonce, v->aad, v->aad_len, v->ct, v->pt_len, v->ct + v->pt_len, p2), FK_OK);
+    CHECK(memcmp(p2, v->pt, v->pt_len) == 0);
+  }
 }
 
 static void test_keys(void)
