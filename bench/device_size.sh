@@ -3,10 +3,13 @@
 # Cortex-M3 and M4 (a firmware skeleton, device/examples/lock_fw.c, linked with --gc-sections:
 # only what a lock calls), per part; the stack of each entry point, painted and measured on an
 # emulated Cortex-M3 (device/tests/m3); -fstack-usage's largest frames; the persistent state.
-#   bench/device_size.sh [BUILD_DIR]     (BUILD_DIR/device/generated holds the test vectors)
+#   bench/device_size.sh [BUILD_DIR] [--check]   (BUILD_DIR/device/generated holds the test vectors)
+# --check: exit 1 when a budget is exceeded (8 KiB flash on Cortex-M3, 1 KiB stack, 64 bytes kept).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
+check=${2:-}
+over=0
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 part() {
@@ -39,15 +42,27 @@ for cpu in cortex-m3 cortex-m4; do
     case "$obj" in fk_*.o) total=$((total + flash));; esac
   done < <(/usr/bin/python3 bench/device_size.py "$out/$cpu/lock.map")
   printf '  %-44s %6d flash (budget 8192)\n' "library total" "$total"
+  [ "$cpu" != cortex-m3 ] || [ "$total" -le 8192 ] || over=1
   arm-none-eabi-size "$out/$cpu/lock.elf" | sed 's/^/  /'
 done
 echo "== largest stack frames (-fstack-usage, cortex-m3)"
 cat "$out/cortex-m3"/fk_*.su | sort -t$'\t' -k2 -n -r | head -8 | sed 's/^.*://; s/^/  /'
 echo "== stack of each entry point, measured on an emulated Cortex-M3 (budget 1024 on the deepest path)"
 if [ -f "$build/device/generated/fk_vectors.h" ] && command -v qemu-system-arm >/dev/null; then
-  device/tests/m3/run.sh "$build/device/generated" "$out/m3" | sed -n 's/^stack /  /p'
+  device/tests/m3/run.sh "$build/device/generated" "$out/m3" >"$out/m3.log"
+  sed -n 's/^stack /  /p' "$out/m3.log"
+  deepest=$(sed -n 's/^stack [a-z_]* \([0-9]*\).*/\1/p' "$out/m3.log" | sort -n | tail -1)
+  echo "  deepest: $deepest"
+  [ "$deepest" -le 1024 ] || over=1
 else
+  [ -z "$check" ] || over=1
   echo "  (needs $build/device/generated/fk_vectors.h from a build, and qemu-system-arm)"
 fi
 echo "== persistent state the caller keeps"
-echo "  $(sed -n 's/^#define FK_PERSIST_SIZE \([0-9]*\).*/\1/p' device/include/fleetkey_device.h) bytes (budget 64): \"FKD\" 01, seq, iat of the document, clock high-water mark"
+persist=$(sed -n 's/^#define FK_PERSIST_SIZE \([0-9]*\).*/\1/p' device/include/fleetkey_device.h)
+echo "  $persist bytes (budget 64): \"FKD\" 01, seq, iat of the document, clock high-water mark"
+[ "$persist" -le 64 ] || over=1
+if [ "$check" = --check ] && [ "$over" -ne 0 ]; then
+  echo "device_size: a budget is exceeded" >&2
+  exit 1
+fi
