@@ -47,3 +47,10 @@ sqlite3 "$FLEETKEY_HOME/registry.db" "SELECT id, key_version, fingerprint, statu
   || echo "(install sqlite3 to look inside the registry)"
 echo
 step audit list --last 8
+
+# The lock's side (device/, fleetkey-device(7)): pair, open, a replayed handshake, a revocation.
+examples="$(dirname "$fleetkey")/device"
+if [ -x "$examples/fk_lock_example" ]; then
+  printf '\n\033[1m== a lock running the device library, driven by a phone through a pipe\033[0m\n'
+  "$(dirname "$0")/../device/examples/demo.sh" "$fleetkey" "$examples" 2>&1
+fi

@@ -10,6 +10,7 @@ ex=$(realpath "$2")
 here=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+unset FLEETKEY_PASSPHRASE_FILE
 export FLEETKEY_HOME=$work/home FLEETKEY_ACTOR=demo
 fk() { echo "\$ fleetkey $*" >&2; "$fk_bin" "$@"; }
 mkdir -p "$work/lock"

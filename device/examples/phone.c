@@ -58,6 +58,7 @@ int main(int argc, char** argv)
   fk_platform pf;
   pid_t pid;
   host_platform(&pf, &hc);
+  setvbuf(stdout, NULL, _IOLBF, 0); /* in order with the lock's log on standard error */
   for (i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--") == 0) {
       first_cmd = i + 1;
@@ -105,9 +106,9 @@ int main(int argc, char** argv)
       i++;
     } else if (strcmp(a, "--deliver") == 0 && v) {
       n = read_file(v, buf, sizeof buf);
-      printf("phone: deliver state document %s: ", v);
+      printf("phone: deliver the state document %s\n", strrchr(v, '/') ? strrchr(v, '/') + 1 : v);
       if (expect(ask("state", buf, n == (size_t)-1 ? 0 : n), "ok")) {
-        printf("phone: accepted\n");
+        printf("phone: the lock accepted it\n");
       } else {
         refused = 1;
       }
@@ -117,7 +118,7 @@ int main(int argc, char** argv)
       i++;
     } else if (strcmp(a, "--replay") == 0 && v) {
       n = read_file(v, m2, sizeof m2);
-      printf("phone: replay the recorded handshake %s\n", v);
+      printf("phone: replay the recorded handshake response %s\n", strrchr(v, '/') ? strrchr(v, '/') + 1 : v);
       (void)ask("hello", NULL, 0);
       if (expect(ask("auth", m2, n == (size_t)-1 ? 0 : n), "welcome")) {
         printf("phone: the lock accepted a replayed handshake!\n");
