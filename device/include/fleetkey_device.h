@@ -211,7 +211,7 @@ typedef struct fk_session
   fk_channel ch;
   uint8_t nonces[2 * FK_NONCE_LEN]; /* N_L || N_P */
   uint8_t stage;                    /* 0 idle, 1 challenge sent (lock) / received (phone), 2 established */
-  uint8_t k_user[32], mac_p[32];    /* phone side, until the confirmation */
+  uint8_t k_user[32], mac_p[32];    /* phone side, until the confirmation (fk_wipe an abandoned session) */
   fk_str sub, scope;                /* lock side: the token's subject and role, pointing into the response */
 } fk_session;
 
