@@ -58,6 +58,23 @@ class PairMatterTest(fk.FleetTest):
     def test_the_oracle_gives_connectedhomeips_test_verifier(self):
         self.assertEqual(b64(spake2p_verifier(20202021, b"SPAKE2P Key Salt", 1000)), CHIP_TEST_VERIFIER)
 
+    def test_man_page_worked_example_and_output(self):
+        """fleetkey-pairing(5)'s worked example (salt, verifier) and OUTPUT section, recomputed."""
+        with open(os.path.join(fk.SOURCE_DIR, "man", "fleetkey-pairing.5"), encoding="utf-8") as f:
+            page = f.read()
+        block = page.split(".\\\" worked-example-begin\n", 1)[1].split(".\\\" worked-example-end", 1)[0]
+        ex = dict(line.split(None, 1) for line in block.splitlines() if not line.startswith("."))
+        device, counter, iterations = ex["device"], int(ex["counter"]), int(ex["iterations"])
+        self.assertEqual(salt_of(device, counter).hex(), ex["salt"])
+        self.assertEqual(b64(spake2p_verifier(int(ex["passcode"]), bytes.fromhex(ex["salt"]), iterations)),
+                         ex["verifier"])
+        j = self.pair_json(device, "--scheme", "matter", *VID, *PID, "--qr", "none")
+        self.assertEqual((j["iterations"], base64.b64decode(j["salt"]).hex(), j["verifier"]),
+                         (iterations, ex["salt"], ex["verifier"]))
+        output = page.split(".SH OUTPUT\n", 1)[1].split(".nf\n.ft CR\n", 1)[1].split(".ft\n", 1)[0]
+        r = self.fk("pair", device, "--scheme", "matter", *VID, *PID, "--qr", "none")
+        self.assertEqual(r.out.replace(ex["verifier"], "(132 characters of base64)"), output)
+
     def test_json_and_human_output(self):
         pc, disc, salt = passcode("SN-42", 0), discriminator("SN-42", 0), salt_of("SN-42", 0)
         verifier = b64(spake2p_verifier(pc, salt, 10000))  # the default iteration count
