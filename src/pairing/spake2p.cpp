@@ -9,6 +9,7 @@
 #include <memory>
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/kdf.h>
@@ -81,9 +82,12 @@ util::Bytes derive_salt(const StreamDeriver& device, uint64_t counter)
 }
 
 Spake2p::Spake2p()
-    : m_state(new State)
+    : m_state(std::make_unique<State>())
 {
-  std::unique_ptr<State> s(m_state);
+  // Not the system's openssl.cnf (nor $OPENSSL_CONF): it could make a static fleetkey load provider
+  // modules built against the shared libc, and nothing in it concerns P-256 or PBKDF2.
+  OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CONFIG, nullptr);
+  State* s = m_state.get();
   s->group = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1);
   s->ctx = BN_CTX_secure_new();
   s->pbkdf2 = EVP_KDF_fetch(nullptr, OSSL_KDF_NAME_PBKDF2, nullptr);
@@ -91,13 +95,9 @@ Spake2p::Spake2p()
     throw Error(Exit::failure, "{}", openssl_error("setting up P-256 and PBKDF2"));
   }
   s->order = EC_GROUP_get0_order(s->group);
-  s.release();
 }
 
-Spake2p::~Spake2p()
-{
-  delete m_state;
-}
+Spake2p::~Spake2p() = default;
 
 Result<bool> Spake2p::verifier(uint32_t passcode, util::ByteView salt, uint32_t iterations,
                                std::span<uint8_t, k_spake2p_verifier_len> out) const

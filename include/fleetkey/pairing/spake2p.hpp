@@ -16,6 +16,7 @@
 #include <fleetkey/util/result.hpp>
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -57,7 +58,7 @@ public:
 
 private:
   struct State;
-  State* m_state;
+  std::unique_ptr<State> m_state;
 };
 
 } // namespace fleetkey::pairing
