@@ -147,7 +147,7 @@ void run_pair(Context& ctx, const PairCliOptions& o)
     if (ctx.json()) {
       Json j{{"count", r.count}, {"dir", r.dir}, {"manifest", r.manifest}, {"scheme", o.scheme}};
       if (!r.matter_files.empty()) {
-        j["iterations"] = po.matter.iterations.value_or(pairing::k_spake2p_default_iterations);
+        j["iterations"] = r.iterations;
         j["matter_files"] = r.matter_files;
       }
       ctx.print_json(j);

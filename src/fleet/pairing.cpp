@@ -631,6 +631,7 @@ BatchResult pair_batch(Fleet& fleet, const BatchOptions& o)
   result.count = devices.size();
   result.dir = o.out_dir;
   result.manifest = o.out_dir + "/manifest.csv";
+  result.iterations = matter ? iterations_of(o.pair) : 0;
   // The files hold passcodes and verifiers: their text is built in guarded memory. Bounds: the
   // quoted fields' lengths plus at most 256 bytes for the rest of a line.
   size_t room = 512;

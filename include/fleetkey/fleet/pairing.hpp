@@ -108,6 +108,7 @@ struct BatchResult
   std::string dir;
   std::string manifest;
   std::vector<std::string> matter_files; // Matter: spake2p.csv, esp-matter-config.csv, esp-matter-master.csv
+  uint32_t iterations = 0;               // Matter: the verifiers' PBKDF2 iterations
 };
 
 // A production run: one label file per device and DIR/manifest.csv with the columns
