@@ -11,6 +11,8 @@
 #include <fleetkey/util/error.hpp>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <sodium.h>
 
 #include <unistd.h>
 
@@ -82,6 +84,14 @@ void print_matter(Context& ctx, const pairing::MatterPayload& p)
   ctx.print(fmt::format("passcode:      {:08}\n", p.passcode));
 }
 
+// A verifier in base64, in guarded memory.
+crypto::SecretText base64_text(const crypto::Secret& bytes)
+{
+  crypto::SecretText text(sodium_base64_ENCODED_LEN(bytes.size(), sodium_base64_VARIANT_ORIGINAL));
+  text.append_base64(bytes.span(), sodium_base64_VARIANT_ORIGINAL);
+  return text;
+}
+
 // A Matter passcode is a pairing secret, so it comes from a private file, never from argv: the
 // first line, without its line ending. fleet::check_options validates it.
 std::string read_passcode_file(const std::string& path)
@@ -135,9 +145,18 @@ void run_pair(Context& ctx, const PairCliOptions& o)
     }
     const auto r = fleet::pair_batch(ctx.fleet(), {po, label, *o.out, o.from, o.jobs, overwrite});
     if (ctx.json()) {
-      ctx.print_json(Json{{"count", r.count}, {"dir", r.dir}, {"manifest", r.manifest}, {"scheme", o.scheme}});
-    } else {
+      Json j{{"count", r.count}, {"dir", r.dir}, {"manifest", r.manifest}, {"scheme", o.scheme}};
+      if (!r.matter_files.empty()) {
+        j["iterations"] = r.iterations;
+        j["matter_files"] = r.matter_files;
+      }
+      ctx.print_json(j);
+    } else if (r.matter_files.empty()) {
       ctx.note(fmt::format("wrote {} labels and {}", r.count, r.manifest));
+    } else {
+      // "wrote 3 labels, DIR/manifest.csv, DIR/spake2p.csv, ... and DIR/esp-matter-master.csv"
+      ctx.note(fmt::format("wrote {} labels, {}, {} and {}", r.count, r.manifest,
+                           fmt::join(r.matter_files.begin(), r.matter_files.end() - 1, ", "), r.matter_files.back()));
     }
     return;
   }
@@ -154,6 +173,9 @@ void run_pair(Context& ctx, const PairCliOptions& o)
     Json j{{"device", c.device}, {"scheme", o.scheme}, {"counter", c.counter}};
     if (c.matter) {
       j.update(matter_json(*c.matter));
+      j["iterations"] = c.iterations;
+      j["salt"] = util::to_base64(c.salt);
+      j["verifier"] = std::string(base64_text(c.verifier).view());
       j["manual_code"] = c.manual_code;
       j["manual_code_grouped"] = c.grouped;
     } else {
@@ -173,6 +195,11 @@ void run_pair(Context& ctx, const PairCliOptions& o)
     ctx.print(fmt::format("counter:       {}\n", c.counter));
     if (c.matter) {
       print_matter(ctx, *c.matter);
+      ctx.print(fmt::format("iterations:    {}\n", c.iterations));
+      ctx.print(fmt::format("salt:          {}\n", util::to_base64(c.salt)));
+      ctx.print("verifier:      ");
+      ctx.print(base64_text(c.verifier).view());
+      ctx.print("\n");
       ctx.print(fmt::format("manual code:   {}\n", c.grouped));
     } else {
       ctx.print(fmt::format("PIN:           {}\n", c.grouped));
@@ -335,6 +362,11 @@ void setup_pair(CLI::App& app, Context& ctx)
   pair->add_option("--discovery", o->matter.discovery,
                    "Matter discovery bitmask: 1 SoftAP, 2 BLE, 4 on-network, 8 Wi-Fi PAF")
       ->capture_default_str();
+  pair->add_option("--iterations", o->matter.iterations,
+                   fmt::format("PBKDF2 iterations of the Matter SPAKE2+ verifier, {}-{} (default: {})",
+                               pairing::k_spake2p_min_iterations, pairing::k_spake2p_max_iterations,
+                               pairing::k_spake2p_default_iterations))
+      ->type_name("N");
   pair->add_flag("--all", o->all, "Production run: a label for every active device into -o DIR, with manifest.csv");
   pair->add_option("--from", o->from, "Production run: the devices listed in FILE, one id a line")->type_name("FILE");
   pair->add_option("--jobs", o->jobs, "Threads for a production run (default: one per core)")->type_name("N");

@@ -73,7 +73,7 @@ _fleetkey_options() {
     'token inspect') echo '-h --help --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
     'token key') echo '-h --help --aud --format --for --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
     'token revoke') echo '-h --help --reason --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
-    'pair') echo '-h --help --scheme --qr -o --output --pin-digits --rotate --ec --scale --margin --vendor-id --product-id --discriminator --passcode-file --flow --discovery --all --from --jobs --force --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
+    'pair') echo '-h --help --scheme --qr -o --output --pin-digits --rotate --ec --scale --margin --vendor-id --product-id --discriminator --passcode-file --flow --discovery --iterations --all --from --jobs --force --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
     'pair decode') echo '-h --help --scheme --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
     'audit') echo '-h --help --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
     'audit list') echo '-h --help --action --subject --since --last --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
@@ -109,7 +109,7 @@ _fleetkey_values() {
     'token inspect') echo ' --home --registry --master-key --passphrase-file' ;;
     'token key') echo '--aud --format --for --home --registry --master-key --passphrase-file' ;;
     'token revoke') echo '--reason --home --registry --master-key --passphrase-file' ;;
-    'pair') echo '--scheme --qr -o --output --pin-digits --ec --scale --margin --vendor-id --product-id --discriminator --passcode-file --flow --discovery --from --jobs --home --registry --master-key --passphrase-file' ;;
+    'pair') echo '--scheme --qr -o --output --pin-digits --ec --scale --margin --vendor-id --product-id --discriminator --passcode-file --flow --discovery --iterations --from --jobs --home --registry --master-key --passphrase-file' ;;
     'pair decode') echo '--scheme --home --registry --master-key --passphrase-file' ;;
     'audit') echo ' --home --registry --master-key --passphrase-file' ;;
     'audit list') echo '--action --subject --since --last --home --registry --master-key --passphrase-file' ;;
@@ -278,6 +278,7 @@ _fleetkey_choices() {
     'pair|--passcode-file') echo '@file' ;;
     'pair|--flow') echo '' ;;
     'pair|--discovery') echo '' ;;
+    'pair|--iterations') echo '' ;;
     'pair|--from') echo '@file' ;;
     'pair|--jobs') echo '' ;;
     'pair|--home') echo '@dir' ;;

@@ -3,7 +3,7 @@
 # The command path typed so far ("device add"), skipping options and their values.
 function __fleetkey_path
   set -l known 'init' 'master' 'master list' 'master rotate' 'master retire' 'master passwd' 'device' 'device add' 'device import' 'device list' 'device show' 'device revoke' 'device key' 'user' 'user add' 'user list' 'user show' 'user grant' 'user revoke' 'user key' 'token' 'token mint' 'token verify' 'token inspect' 'token key' 'token revoke' 'pair' 'pair decode' 'audit' 'audit list'
-  set -l takes_value --action --aud --claim --device --discovery --discriminator --ec --flow --for --format --from --home --jobs --kdf --keys-out --label --last --leeway --margin --master-key --model --new-passphrase-file --now --output --passcode-file --passphrase-file --pin-digits --product-id --progress --purpose --qr --reason --registry --role --scale --scheme --since --status --sub --subject --test-seed --ttl --vendor-id -o
+  set -l takes_value --action --aud --claim --device --discovery --discriminator --ec --flow --for --format --from --home --iterations --jobs --kdf --keys-out --label --last --leeway --margin --master-key --model --new-passphrase-file --now --output --passcode-file --passphrase-file --pin-digits --product-id --progress --purpose --qr --reason --registry --role --scale --scheme --since --status --sub --subject --test-seed --ttl --vendor-id -o
   set -l path ''
   set -l skip 0
   for w in (commandline -opc)[2..-1]
@@ -352,6 +352,7 @@ complete -c fleetkey -n 'test (__fleetkey_path) = "pair"' -l discriminator -x -d
 complete -c fleetkey -n 'test (__fleetkey_path) = "pair"' -l passcode-file -r -F -d 'Matter passcode for fixtures from the first line of FILE, which must not be accessible by group or others (default: derived from the device key); invalid ones are refused'
 complete -c fleetkey -n 'test (__fleetkey_path) = "pair"' -l flow -x -d 'Matter commissioning flow: 0 standard, 1 user-intent, 2 custom (1 and 2 give a 21-digit manual code)'
 complete -c fleetkey -n 'test (__fleetkey_path) = "pair"' -l discovery -x -d 'Matter discovery bitmask: 1 SoftAP, 2 BLE, 4 on-network, 8 Wi-Fi PAF'
+complete -c fleetkey -n 'test (__fleetkey_path) = "pair"' -l iterations -x -d 'PBKDF2 iterations of the Matter SPAKE2+ verifier, 1000-100000 (default: 10000)'
 complete -c fleetkey -n 'test (__fleetkey_path) = "pair"' -l all -d 'Production run: a label for every active device into -o DIR, with manifest.csv'
 complete -c fleetkey -n 'test (__fleetkey_path) = "pair"' -l from -r -F -d 'Production run: the devices listed in FILE, one id a line'
 complete -c fleetkey -n 'test (__fleetkey_path) = "pair"' -l jobs -x -d 'Threads for a production run (default: one per core)'

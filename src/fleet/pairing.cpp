@@ -7,6 +7,9 @@
 #include <fleetkey/util/file.hpp>
 #include <fleetkey/util/text.hpp>
 
+#include <sodium.h>
+
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -14,6 +17,7 @@
 #include <exception>
 #include <fcntl.h>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -77,11 +81,17 @@ void check_options(const PairOptions& o)
   if (o.scheme != PairScheme::matter) {
     const auto& m = o.matter;
     if (m.vendor_id || m.product_id || m.discriminator || m.passcode || m.flow != 0
-        || m.discovery != pairing::k_discovery_ble) {
-      throw Error(Exit::usage, "--vendor-id, --product-id, --discriminator, --passcode-file, --flow and --discovery "
-                               "need --scheme matter");
+        || m.discovery != pairing::k_discovery_ble || m.iterations) {
+      throw Error(Exit::usage, "--vendor-id, --product-id, --discriminator, --passcode-file, --flow, --discovery and "
+                               "--iterations need --scheme matter");
     }
     return;
+  }
+  if (o.matter.iterations
+      && (*o.matter.iterations < pairing::k_spake2p_min_iterations
+          || *o.matter.iterations > pairing::k_spake2p_max_iterations)) {
+    throw Error(Exit::usage, "--iterations {} is out of range ({}-{})", *o.matter.iterations,
+                pairing::k_spake2p_min_iterations, pairing::k_spake2p_max_iterations);
   }
   if (o.matter.flow < 0 || o.matter.flow > 2) {
     throw Error(Exit::usage, "--flow {} is not a commissioning flow (0 standard, 1 user-intent, 2 custom)",
@@ -113,6 +123,11 @@ void check_options(const PairOptions& o)
       parse_number(**value, max, what);
     }
   }
+}
+
+uint32_t iterations_of(const PairOptions& o)
+{
+  return o.matter.iterations ? static_cast<uint32_t>(*o.matter.iterations) : pairing::k_spake2p_default_iterations;
 }
 
 uint16_t matter_field(const std::optional<std::string>& option, const registry::DeviceRecord& d, const char* label,
@@ -312,7 +327,7 @@ QrFormat parse_qr_format(std::string_view name)
 }
 
 PairingCode make_pairing_code(const pairing::StreamDeriver& deriver, const registry::DeviceRecord& device,
-                              const PairOptions& options)
+                              const PairOptions& options, const pairing::Spake2p* spake2p)
 {
   PairingCode c;
   c.device = device.id;
@@ -349,6 +364,16 @@ PairingCode make_pairing_code(const pairing::StreamDeriver& deriver, const regis
   c.grouped = pairing::group_manual_code(c.manual_code);
   c.payload = pairing::matter_qr(p);
   c.matter = p;
+  c.iterations = iterations_of(options);
+  c.salt = pairing::derive_salt(deriver, c.counter);
+  if (!spake2p) {
+    throw std::logic_error("make_pairing_code: a Matter code needs a Spake2p");
+  }
+  auto verifier = spake2p->verifier(p.passcode, c.salt, c.iterations);
+  if (!verifier) {
+    throw Error(Exit::failure, "device \"{}\": {}", device.id, verifier.error());
+  }
+  c.verifier = std::move(*verifier);
   return c;
 }
 
@@ -402,12 +427,16 @@ PairResult pair_device(Fleet& fleet, std::string_view id, const PairOptions& opt
     throw Error(Exit::conflict, "{} already exists (use --force to replace it)", *out);
   }
   const auto key = derive_device_key(fleet, device); // before the transaction: it may ask for a passphrase
+  std::optional<pairing::Spake2p> spake2p;
+  if (options.scheme == PairScheme::matter) {
+    spake2p.emplace();
+  }
   registry::Transaction tx(reg.db());
   if (rotate == Rotate::yes) {
     device.pairing_counter = registry::bump_pairing_counter(reg, device.id);
   }
   PairResult r;
-  r.code = make_pairing_code(pairing::StreamDeriver(key.span()), device, options);
+  r.code = make_pairing_code(pairing::StreamDeriver(key.span()), device, options, spake2p ? &*spake2p : nullptr);
   r.rendering = render_label(r.code.payload, label);
   nlohmann::json details = {{"counter", r.code.counter}, {"scheme", scheme_name(options.scheme)}};
   if (out) {
@@ -498,14 +527,19 @@ BatchResult pair_batch(Fleet& fleet, const BatchOptions& o)
     util::make_directories(o.out_dir, 0700);
   }
 
+  const bool matter = o.pair.scheme == PairScheme::matter;
   struct Row
   {
     std::string code;
     std::string manual;
     std::string payload;
     std::string file;
+    uint16_t discriminator = 0; // Matter
+    util::Bytes salt;           // Matter
   };
   std::vector<Row> rows(devices.size());
+  // Matter: the verifiers, 97 bytes a device, in guarded memory.
+  crypto::Secret verifiers(matter ? devices.size() * pairing::k_spake2p_verifier_len : 0);
   std::atomic<size_t> next{0};
   std::atomic<bool> failed{false};
   std::exception_ptr error;
@@ -515,6 +549,10 @@ BatchResult pair_batch(Fleet& fleet, const BatchOptions& o)
       std::map<uint32_t, crypto::MasterDeriver> derivers; // one per thread: an Expander is not shared
       crypto::Secret key(crypto::k_key_len);
       pairing::StreamDeriver streams; // rekeyed per device: no allocation per key
+      std::optional<pairing::Spake2p> spake2p;
+      if (matter) {
+        spake2p.emplace();
+      }
       uint8_t fp[16];
       // Small blocks of devices per fetch keep both cores busy to the end.
       constexpr size_t k_block = 16;
@@ -535,12 +573,18 @@ BatchResult pair_batch(Fleet& fleet, const BatchOptions& o)
             throw Error(Exit::key, "device \"{}\": derived key does not match its registered fingerprint", d.id);
           }
           streams.rekey(key.span());
-          const auto code = make_pairing_code(streams, d, o.pair);
+          const auto code = make_pairing_code(streams, d, o.pair, spake2p ? &*spake2p : nullptr);
           Row& row = rows[i];
           row.file = label_file_name(d.id, o.label.format);
           write_whole(o.out_dir + "/" + row.file, render_label(code.payload, o.label), o.overwrite);
           row.code = code.code;
           row.manual = code.manual_code;
+          if (code.matter) {
+            row.discriminator = code.matter->discriminator;
+            row.salt = code.salt;
+            std::copy(code.verifier.span().begin(), code.verifier.span().end(),
+                      verifiers.data() + i * pairing::k_spake2p_verifier_len);
+          }
           row.payload = code.payload;
         }
       }
@@ -553,9 +597,11 @@ BatchResult pair_batch(Fleet& fleet, const BatchOptions& o)
     }
   };
   const size_t cores = std::max(1u, std::thread::hardware_concurrency());
-  // By default a thread per core, but none for fewer than 64 devices; --jobs N as asked.
+  // By default a thread per core, but none for fewer than 64 devices (4 with Matter's verifiers,
+  // whose PBKDF2 is the run's work); --jobs N as asked.
+  const size_t per_thread = matter ? 4 : 64;
   const size_t jobs = o.jobs > 0 ? std::min(static_cast<size_t>(o.jobs), std::max<size_t>(devices.size(), 1))
-                                 : std::min(cores, devices.size() / 64 + 1);
+                                 : std::min(cores, devices.size() / per_thread + 1);
   std::vector<std::thread> threads;
   for (size_t t = 1; t < jobs; ++t) {
     threads.emplace_back(work);
@@ -585,28 +631,88 @@ BatchResult pair_batch(Fleet& fleet, const BatchOptions& o)
   result.count = devices.size();
   result.dir = o.out_dir;
   result.manifest = o.out_dir + "/manifest.csv";
-  std::string csv = o.pair.scheme == PairScheme::matter ? "device,passcode,manual_code,payload,file\n"
-                                                        : "device,pin,manual_code,payload,file\n";
+  result.iterations = matter ? iterations_of(o.pair) : 0;
+  // The files hold passcodes and verifiers: their text is built in guarded memory. Bounds: the
+  // quoted fields' lengths plus at most 256 bytes for the rest of a line.
+  size_t room = 512;
+  for (size_t i = 0; i < devices.size(); ++i) {
+    room += csv_field(devices[i].id).size() + csv_field(rows[i].payload).size() + csv_field(rows[i].file).size() + 256;
+  }
+  const auto verifier_of = [&](size_t i) {
+    return std::span<const uint8_t>(verifiers.data() + i * pairing::k_spake2p_verifier_len,
+                                    pairing::k_spake2p_verifier_len);
+  };
+  const auto base64 = [](crypto::SecretText& t, std::span<const uint8_t> bytes) {
+    t.append_base64(bytes, sodium_base64_VARIANT_ORIGINAL);
+  };
+  crypto::SecretText csv(room);
+  csv.append(matter ? "device,passcode,manual_code,payload,file,discriminator,iterations,salt,verifier\n"
+                    : "device,pin,manual_code,payload,file\n");
   for (size_t i = 0; i < devices.size(); ++i) {
     const auto& r = rows[i];
-    csv += fmt::format("{},{},{},{},{}\n", csv_field(devices[i].id), r.code, r.manual, csv_field(r.payload),
-                       csv_field(r.file));
+    csv.append(csv_field(devices[i].id)).append(",").append(r.code).append(",").append(r.manual).append(",");
+    csv.append(csv_field(r.payload)).append(",").append(csv_field(r.file));
+    if (matter) {
+      csv.append(fmt::format(",{},{},", r.discriminator, iterations_of(o.pair)));
+      base64(csv, r.salt);
+      csv.append(",");
+      base64(csv, verifier_of(i));
+    }
+    csv.append("\n");
+  }
+  // Matter: the same verifiers in the layouts of connectedhomeip's `spake2p gen-verifier` and of
+  // esp-matter-mfg-tool's --csv (the keys) and --mcsv (one row a device), in the manifest's order.
+  std::vector<std::pair<std::string, crypto::SecretText>> extra;
+  if (matter) {
+    crypto::SecretText spake(room);
+    crypto::SecretText master(room);
+    spake.append("Index,PIN Code,Iteration Count,Salt,Verifier\n");
+    master.append("discriminator,iteration-count,salt,verifier\n");
+    for (size_t i = 0; i < devices.size(); ++i) {
+      spake.append(fmt::format("{},{},{},", i, rows[i].code, iterations_of(o.pair)));
+      base64(spake, rows[i].salt);
+      spake.append(",");
+      base64(spake, verifier_of(i));
+      spake.append("\n");
+      master.append(fmt::format("{},{},", rows[i].discriminator, iterations_of(o.pair)));
+      base64(master, rows[i].salt);
+      master.append(",");
+      base64(master, verifier_of(i));
+      master.append("\n");
+    }
+    crypto::SecretText config(256);
+    config.append("chip-factory,namespace,\ndiscriminator,data,u32\niteration-count,data,u32\n"
+                  "salt,data,string\nverifier,data,string\n");
+    extra.emplace_back(o.out_dir + "/spake2p.csv", std::move(spake));
+    extra.emplace_back(o.out_dir + "/esp-matter-config.csv", std::move(config));
+    extra.emplace_back(o.out_dir + "/esp-matter-master.csv", std::move(master));
   }
   auto& reg = fleet.registry();
-  std::optional<util::AtomicFile> manifest;
+  std::vector<std::unique_ptr<util::AtomicFile>> files; // the Matter files, then the manifest
   try {
     registry::Transaction tx(reg.db());
-    reg.audit("device.pair.batch", o.out_dir,
-              {{"count", result.count}, {"scheme", scheme_name(o.pair.scheme)}, {"manifest", result.manifest}});
-    manifest.emplace(result.manifest, o.overwrite);
-    manifest->write(csv);
+    nlohmann::json details = {
+        {"count", result.count}, {"scheme", scheme_name(o.pair.scheme)}, {"manifest", result.manifest}};
+    if (matter) {
+      details["iterations"] = iterations_of(o.pair);
+    }
+    reg.audit("device.pair.batch", o.out_dir, details);
+    for (const auto& [path, text] : extra) {
+      files.push_back(std::make_unique<util::AtomicFile>(path, o.overwrite));
+      files.back()->write(text.view());
+      result.matter_files.push_back(path);
+    }
+    files.push_back(std::make_unique<util::AtomicFile>(result.manifest, o.overwrite));
+    files.back()->write(csv.view());
     tx.commit();
   } catch (...) {
-    manifest.reset(); // its temporary file, before DIR is removed
+    files.clear(); // their temporary files, before DIR is removed
     remove_run();
     throw;
   }
-  manifest->commit();
+  for (auto& f : files) {
+    f->commit();
+  }
   return result;
 }
 

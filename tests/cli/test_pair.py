@@ -547,7 +547,7 @@ class PairTest(fk.FleetTest):
                                        "(decimal, or hexadecimal with 0x) from 1 to 99999998\n"), r.err)
         self.assertNotIn("2020", r.err)
         r = self.fails(fk.USAGE, "pair", "SN-42", "--passcode-file", self.passcode_file("20202021\n"))
-        self.assertIn("--passcode-file, --flow and --discovery need --scheme matter", r.err)
+        self.assertIn("--passcode-file, --flow, --discovery and --iterations need --scheme matter", r.err)
         # The option that put the passcode on the command line is gone.
         r = self.fails(fk.USAGE, *base, "--passcode", "20202021")
         self.assertIn("--passcode", r.err)
@@ -761,15 +761,18 @@ class PairTest(fk.FleetTest):
         self.assertLess(passcode("M-2", 0), 10**7)
         out = self.path("matter")
         self.fk("pair", "--all", "-o", out, "--scheme", "matter", "--vendor-id", "0xFFF1", "--product-id", "0x8000")
-        expected = "device,passcode,manual_code,payload,file\n"
-        for d in order:
+        expected = "device,passcode,manual_code,payload,file,discriminator,iterations,salt,verifier\n"
+        manifest = self.read(os.path.join(out, "manifest.csv"), "rb").decode("utf-8")
+        for d, line in zip(order, manifest.splitlines()[1:]):
             pc, disc = passcode(d, 0), discriminator(d, 0)
-            expected += "%s,%08d,%s,%s,%s\n" % (csv_field(d), pc, matter_manual(0xFFF1, 0x8000, 0, disc, pc),
-                                               csv_field(matter_qr(0xFFF1, 0x8000, 0, 2, disc, pc)),
-                                               csv_field(label_name(d, ".png")))
+            # The SPAKE2+ columns are checked against Python in test_pair_matter.py; here, their place.
+            spake = line.rsplit(",", 3)[1:]
+            expected += "%s,%08d,%s,%s,%s,%d,%s\n" % (csv_field(d), pc, matter_manual(0xFFF1, 0x8000, 0, disc, pc),
+                                                     csv_field(matter_qr(0xFFF1, 0x8000, 0, 2, disc, pc)),
+                                                     csv_field(label_name(d, ".png")), disc, ",".join(spake))
+            self.assertEqual(spake[0], "10000")
         self.assertIn("\nM-2,0%d," % passcode("M-2", 0), expected)
-        with open(os.path.join(out, "manifest.csv"), "rb") as f:
-            self.assertEqual(f.read(), expected.encode("utf-8"))
+        self.assertEqual(manifest, expected)
 
     def test_force_rewrites_labels_0600_and_never_through_a_link(self):
         ids = ["SN-42", "SN-43", "SN-44"]
@@ -820,9 +823,11 @@ class PairTest(fk.FleetTest):
         out = self.path("svg")
         self.fk("pair", "--from", listing, "-o", out, "--scheme", "matter", "--qr", "svg", "--discovery", "4")
         rows = self.read_manifest(out + "/manifest.csv")
-        self.assertEqual(rows[0], ["device", "passcode", "manual_code", "payload", "file"])
+        self.assertEqual(rows[0], ["device", "passcode", "manual_code", "payload", "file", "discriminator",
+                                   "iterations", "salt", "verifier"])
         self.assertEqual([r[0] for r in rows[1:]], ["M-3", "M-1", "M-4"])  # the file's order
-        for device, code, manual, payload, name in rows[1:]:
+        for device, code, manual, payload, name, disc_column, _, _, _ in rows[1:]:
+            self.assertEqual(disc_column, str(discriminator(device, 0)))
             pc, disc = passcode(device, 0), discriminator(device, 0)
             self.assertEqual(code, "%08d" % pc)
             self.assertEqual(manual, matter_manual(0xFFF1, 0x8001, 0, disc, pc))

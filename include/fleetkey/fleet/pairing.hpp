@@ -4,6 +4,7 @@
 
 #include <fleetkey/fleet/fleet.hpp>
 #include <fleetkey/pairing/matter.hpp>
+#include <fleetkey/pairing/spake2p.hpp>
 #include <fleetkey/pairing/stream.hpp>
 #include <fleetkey/qr/qr.hpp>
 #include <fleetkey/util/file.hpp>
@@ -32,6 +33,8 @@ struct MatterSettings
   std::optional<std::string> passcode;
   int flow = 0;
   int discovery = pairing::k_discovery_ble;
+  // PBKDF2 iterations of the SPAKE2+ verifier (1000-100000); unset: the default.
+  std::optional<long long> iterations;
 };
 
 struct PairOptions
@@ -60,12 +63,17 @@ struct PairingCode
   std::string manual_code; // fleetkey: same as code; matter: 11 or 21 digits
   std::string payload;     // the QR code's text
   std::optional<pairing::MatterPayload> matter;
+  // Matter: the SPAKE2+ verifier w0 || L (97 bytes) from the passcode, the derived salt and the
+  // iteration count.
+  uint32_t iterations = 0;
+  util::Bytes salt;
+  crypto::Secret verifier;
 };
 
 // The code of `device` at its pairing counter, from the streams keyed with its key K_dev(D):
-// no registry access.
+// no registry access. `spake2p` computes Matter's verifier (required for Matter, else unused).
 PairingCode make_pairing_code(const pairing::StreamDeriver& streams, const registry::DeviceRecord& device,
-                              const PairOptions& options);
+                              const PairOptions& options, const pairing::Spake2p* spake2p);
 
 // The label: terminal text, SVG text or PNG bytes.
 std::string render_label(std::string_view payload, const LabelOptions& label);
@@ -99,10 +107,13 @@ struct BatchResult
   size_t count = 0;
   std::string dir;
   std::string manifest;
+  std::vector<std::string> matter_files; // Matter: spake2p.csv, esp-matter-config.csv, esp-matter-master.csv
+  uint32_t iterations = 0;               // Matter: the verifiers' PBKDF2 iterations
 };
 
 // A production run: one label file per device and DIR/manifest.csv with the columns
-// device,pin|passcode,manual_code,payload,file. Keys are derived once per batch, on every core.
+// device,pin|passcode,manual_code,payload,file (Matter adds discriminator,iterations,salt,verifier,
+// and writes the factory tools' CSV files). Keys are derived once per batch, on every core.
 BatchResult pair_batch(Fleet& fleet, const BatchOptions& options);
 
 // The label's file name: the device id with bytes outside [A-Za-z0-9_.-] (and a leading '.')
