@@ -44,7 +44,7 @@ bundle=$("$fleetkey" --json user grant bob --device SN-0001 --role guest --ttl 7
 step device state SN-0001 -o "$home/state-1"
 step user revoke bob --device SN-0001 --reason "moved out"
 step device state SN-0001 -o "$home/state-2"
-python3 - "$(dirname "$(realpath "$0")")/cli" "$home" "$bundle" <<'EOF'
+/usr/bin/python3 - "$(dirname "$(realpath "$0")")/cli" "$home" "$bundle" <<'EOF'
 import base64, json, sys, time
 sys.path.insert(0, sys.argv[1])
 from lock import Lock

@@ -15,10 +15,9 @@ namespace fleetkey::fleet {
 
 namespace {
 
-// What every document of one run shares: the retired versions, and a deriver per master version.
+// What every document of one run shares: a deriver per master version.
 struct StateContext
 {
-  std::vector<uint32_t> retired;
   std::map<uint32_t, std::unique_ptr<crypto::MasterDeriver>> derivers;
   bool test_key = false;
 };
@@ -26,11 +25,6 @@ struct StateContext
 StateContext load_context(Fleet& fleet)
 {
   StateContext ctx;
-  for (const auto& mk : fleet.registry().master_keys()) {
-    if (mk.status == "retired") {
-      ctx.retired.push_back(mk.version);
-    }
-  }
   ctx.test_key = fleet.keyring().is_test_key();
   return ctx;
 }
@@ -60,9 +54,13 @@ void append_mac_structure(util::Bytes& out, util::ByteView protected_header, uti
   w.bytes(payload);
 }
 
-StateDocument build(Fleet& fleet, StateContext& ctx, const registry::DeviceRecord& d, int64_t now, int64_t max_age)
+StateDocument build(Fleet& fleet, StateContext& ctx, std::string_view id, int64_t now, int64_t max_age)
 {
   auto& reg = fleet.registry();
+  // One snapshot for the device row, its seq and what the document lists: a document never holds a
+  // seq newer than its contents.
+  const registry::ReadSnapshot snapshot(reg.db());
+  const auto d = show_device(fleet, id);
   StateDocument doc;
   doc.device = d.id;
   doc.key_version = d.key_version;
@@ -71,7 +69,11 @@ StateDocument build(Fleet& fleet, StateContext& ctx, const registry::DeviceRecor
   doc.iat = now;
   doc.exp = now + max_age;
   doc.revoked = d.status == "revoked";
-  doc.retired = ctx.retired;
+  for (const auto& mk : reg.master_keys()) {
+    if (mk.status == "retired") {
+      doc.retired.push_back(mk.version);
+    }
+  }
   doc.pairing = static_cast<uint64_t>(d.pairing_counter);
   doc.test_key = ctx.test_key;
 
@@ -177,20 +179,21 @@ void check_state_max_age(int64_t seconds)
 StateDocument make_state(Fleet& fleet, std::string_view device, int64_t now, int64_t max_age)
 {
   check_state_max_age(max_age);
-  const auto d = show_device(fleet, device);
+  show_device(fleet, device); // validated and found before the key file is read
   auto ctx = load_context(fleet);
-  return build(fleet, ctx, d, now, max_age);
+  return build(fleet, ctx, device, now, max_age);
 }
 
 void for_each_state(Fleet& fleet, int64_t now, int64_t max_age, const std::function<void(const StateDocument&)>& fn)
 {
   check_state_max_age(max_age);
   auto ctx = load_context(fleet);
-  // The ids first: building a document reads the registry, which must not happen inside the scan.
-  std::vector<registry::DeviceRecord> devices;
-  fleet.registry().for_each_device("", [&devices](const registry::DeviceRecord& d) { devices.push_back(d); });
-  for (const auto& d : devices) {
-    fn(build(fleet, ctx, d, now, max_age));
+  // The ids first (not the records: a million of them would not fit in memory as comfortably), since
+  // building a document reads the registry, which must not happen inside the scan.
+  std::vector<std::string> ids;
+  fleet.registry().for_each_device("", [&ids](const registry::DeviceRecord& d) { ids.push_back(d.id); });
+  for (const auto& id : ids) {
+    fn(build(fleet, ctx, id, now, max_age));
   }
 }
 

@@ -15,6 +15,20 @@ void raise_counter(Registry& reg)
 
 } // namespace
 
+ReadSnapshot::ReadSnapshot(Db& db)
+    : m_db(db)
+{
+  m_db.exec("BEGIN DEFERRED");
+}
+
+ReadSnapshot::~ReadSnapshot()
+{
+  try {
+    m_db.exec("COMMIT"); // nothing was written: this only ends the read
+  } catch (...) {
+  }
+}
+
 void raise_device_state(Registry& reg, std::string_view device)
 {
   raise_counter(reg);

@@ -18,7 +18,7 @@ import cbor2
 
 import fk
 import reference
-from fk import USAGE, NOT_FOUND, CONFLICT, TOKEN_REVOKED, TOKEN_UNKNOWN_KEY
+from fk import USAGE, NOT_FOUND, TOKEN_REVOKED
 from lock import Lock, decode_mac0, mac_structure
 
 EXCEEDS_GRANT = 7

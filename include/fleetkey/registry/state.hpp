@@ -13,6 +13,21 @@
 
 namespace fleetkey::registry {
 
+// A read transaction: every query until it ends sees one snapshot of the registry, so that a
+// document's seq and its contents agree although other processes write meanwhile (WAL readers do
+// not block writers).
+class ReadSnapshot
+{
+public:
+  explicit ReadSnapshot(Db& db);
+  ReadSnapshot(const ReadSnapshot&) = delete;
+  ReadSnapshot& operator=(const ReadSnapshot&) = delete;
+  ~ReadSnapshot();
+
+private:
+  Db& m_db;
+};
+
 // Raises the state sequence number of `device`; call inside the transaction of the change the
 // device's lock must learn (a grant added, replaced or revoked, the device revoked, a token for it
 // revoked, its pairing counter raised).
