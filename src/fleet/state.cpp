@@ -54,13 +54,13 @@ void append_mac_structure(util::Bytes& out, util::ByteView protected_header, uti
   w.bytes(payload);
 }
 
-StateDocument build(Fleet& fleet, StateContext& ctx, std::string_view id, int64_t now, int64_t max_age)
+StateDocument build(Fleet& fleet, StateContext& ctx, std::string_view device_id, int64_t now, int64_t max_age)
 {
   auto& reg = fleet.registry();
   // One snapshot for the device row, its seq and what the document lists: a document never holds a
   // seq newer than its contents.
   const registry::ReadSnapshot snapshot(reg.db());
-  const auto d = show_device(fleet, id);
+  const auto d = show_device(fleet, device_id);
   StateDocument doc;
   doc.device = d.id;
   doc.key_version = d.key_version;
