@@ -1,11 +1,21 @@
-// fleetkey device add | list | show | revoke | key
+// fleetkey device add | list | show | revoke | key | state
 #include "commands.hpp"
 #include "render.hpp"
 
 #include <fleetkey/fleet/devices.hpp>
 #include <fleetkey/fleet/keys.hpp>
+#include <fleetkey/fleet/state.hpp>
+#include <fleetkey/fleet/tokens.hpp>
+#include <fleetkey/fleet/users.hpp>
+#include <fleetkey/registry/state.hpp>
+#include <fleetkey/util/error.hpp>
+#include <fleetkey/util/file.hpp>
+#include <fleetkey/util/text.hpp>
 
 #include <fmt/format.h>
+
+#include <charconv>
+#include <sys/stat.h>
 
 namespace fleetkey::cmd {
 
@@ -30,6 +40,16 @@ struct DeviceRevokeOptions
 {
   std::string id;
   std::string reason;
+};
+
+struct DeviceStateOptions
+{
+  std::optional<std::string> id;
+  bool all = false;
+  std::optional<std::string> output;
+  std::string format = "base64url";
+  std::string max_age = "72h";
+  std::optional<std::string> now;
 };
 
 void print_device(Context& ctx, const registry::DeviceRecord& d)
@@ -92,10 +112,30 @@ void add_device_list(CLI::App& device, Context& ctx)
 void add_device_show(CLI::App& device, Context& ctx)
 {
   auto show_id = std::make_shared<std::string>();
-  auto* show = add_command(device, ctx, "show", "Show one device", [&ctx, show_id] {
-    const auto d = fleet::show_device(ctx.fleet(), *show_id);
-    ctx.json() ? ctx.print_json(to_json(d)) : print_device(ctx, d);
-  });
+  auto* show =
+      add_command(device, ctx, "show", "Show one device and the grants on it: who can open it", [&ctx, show_id] {
+        auto& reg = ctx.fleet().registry();
+        const auto d = fleet::show_device(ctx.fleet(), *show_id);
+        const auto grants = registry::grants_of_device(reg, d.id);
+        const auto seq = registry::device_state_seq(reg, d.id);
+        if (ctx.json()) {
+          Json j = to_json(d);
+          j["state_seq"] = seq;
+          j["grants"] = Json::array();
+          for (const auto& g : grants) {
+            j["grants"].push_back(to_json(g));
+          }
+          ctx.print_json(j);
+          return;
+        }
+        print_device(ctx, d);
+        ctx.print(fmt::format("state seq:    {}\ngrants:       {}\n", seq, grants.size()));
+        const int64_t now = util::unix_now();
+        for (const auto& g : grants) {
+          ctx.print(fmt::format("  {:<24} role {:<12} epoch {:<4} {:<8} expires {}\n", g.user, g.role, g.epoch,
+                                fleet::grant_status(g, now), g.expires.value_or("never")));
+        }
+      });
   show->add_option("ID", *show_id, "Device id")->required();
 }
 
@@ -139,13 +179,168 @@ void add_device_key(CLI::App& device, Context& ctx)
       ->type_name("NAME");
 }
 
+// --now for fixtures: TIME as token mint takes it (ISO 8601, a date, or @UNIX).
+int64_t state_now(const std::optional<std::string>& now)
+{
+  if (!now) {
+    return util::unix_now();
+  }
+  if (now->size() > 1 && (*now)[0] == '@') {
+    int64_t v = 0;
+    const auto [end, ec] = std::from_chars(now->data() + 1, now->data() + now->size(), v);
+    if (ec == std::errc() && end == now->data() + now->size()) {
+      fleet::check_now(v);
+      return v;
+    }
+  }
+  auto t = util::parse_time(*now);
+  if (!t) {
+    throw Error(Exit::usage, "--now: {}", t.error());
+  }
+  fleet::check_now(*t);
+  return *t;
+}
+
+Json state_json(const fleet::StateDocument& s)
+{
+  Json users = Json::array();
+  for (const auto& u : s.users) {
+    users.push_back(Json{{"user", u.user}, {"uid", util::to_hex(u.uid)}, {"min_epoch", u.min_epoch}});
+  }
+  Json revoked = Json::array();
+  for (const auto& id : s.revoked_ids) {
+    revoked.push_back(util::to_hex(id));
+  }
+  return Json{{"device", s.device},
+              {"kid", s.kid},
+              {"seq", s.seq},
+              {"iat", s.iat},
+              {"exp", s.exp},
+              {"issued", util::format_time(s.iat)},
+              {"expires", util::format_time(s.exp)},
+              {"status", s.revoked ? "revoked" : "active"},
+              {"users", users},
+              {"revoked", revoked},
+              {"retired", s.retired},
+              {"pairing", s.pairing},
+              {"size", s.encoded.size()},
+              {"test_key", s.test_key},
+              {"document", util::to_base64url(s.encoded)}};
+}
+
+// The document in the chosen encoding, as written to stdout or a file.
+std::string state_text(const fleet::StateDocument& s, std::string_view format)
+{
+  if (format == "raw") {
+    return {reinterpret_cast<const char*>(s.encoded.data()), s.encoded.size()};
+  }
+  if (format == "c") {
+    return fleet::state_c_array(s);
+  }
+  return util::to_base64url(s.encoded) + "\n";
+}
+
+std::string_view state_suffix(std::string_view format)
+{
+  return format == "raw" ? ".state" : format == "c" ? ".state.h" : ".state.b64";
+}
+
+void add_device_state(CLI::App& device, Context& ctx)
+{
+  auto so = std::make_shared<DeviceStateOptions>();
+  auto* state = add_command(
+      device, ctx, "state",
+      "Issue the device's state document, which its lock checks with its own key: the device's status, each user's "
+      "minimum key epoch, revoked token ids, retired master versions, the pairing counter, under a sequence number "
+      "and an expiry (fleetkey-state(5)). Changes nothing in the registry",
+      [&ctx, so] {
+        // Every option is checked before anything is read or written.
+        if (so->all == so->id.has_value()) {
+          throw Error(Exit::usage, so->all ? "give either ID or --all, not both" : "give a device ID, or --all -o DIR");
+        }
+        if (so->all && !so->output) {
+          throw Error(Exit::usage, "--all needs -o DIR");
+        }
+        const auto age = util::parse_duration(so->max_age);
+        if (!age) {
+          throw Error(Exit::usage, "--max-age: {}", age.error());
+        }
+        fleet::check_state_max_age(*age);
+        const int64_t now = state_now(so->now);
+        auto& fleet = ctx.fleet();
+        if (!so->all) {
+          const auto s = fleet::make_state(fleet, *so->id, now, *age);
+          const std::string text = state_text(s, so->format);
+          if (so->output) {
+            util::AtomicFile file(*so->output, util::Overwrite::yes);
+            file.write(text);
+            file.commit();
+          }
+          if (ctx.json()) {
+            Json j = state_json(s);
+            if (so->output) {
+              j["file"] = *so->output;
+            }
+            ctx.print_json(j);
+          } else if (so->output) {
+            ctx.note(fmt::format("wrote the state document of {} (seq {}, {} bytes, expires {}) to {}", s.device, s.seq,
+                                 s.encoded.size(), util::format_time(s.exp), *so->output));
+          } else {
+            ctx.print(text);
+          }
+          return;
+        }
+        struct stat st
+        {
+        };
+        if (::stat(so->output->c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+          throw Error(Exit::usage, "-o {}: not a directory (--all writes one file a device into an existing directory)",
+                      *so->output);
+        }
+        fleet.keyring(); // a passphrase prompt before the first file, not between two
+        uint64_t count = 0;
+        fleet::for_each_state(fleet, now, *age, [&](const fleet::StateDocument& s) {
+          const std::string path = *so->output + "/" + fleet::state_file_name(s.device, state_suffix(so->format));
+          util::AtomicFile file(path, util::Overwrite::yes);
+          file.write(state_text(s, so->format));
+          file.commit();
+          ++count;
+          if (ctx.json()) {
+            Json j = state_json(s);
+            j.erase("document");
+            j["file"] = path;
+            ctx.print_json(j);
+          }
+        });
+        ctx.note(fmt::format("wrote {} state document{} to {}", count, count == 1 ? "" : "s", *so->output));
+      });
+  state->add_option("ID", so->id, "Device id")->type_name("ID");
+  state->add_flag("--all", so->all, "One document per registered device (revoked ones too), into -o DIR");
+  state
+      ->add_option("-o,--output", so->output,
+                   "Write the document to FILE (replaced if it exists; with --all: into the existing directory DIR, "
+                   "one file a device, named ID.state, ID.state.b64 or ID.state.h by --format)")
+      ->type_name("FILE|DIR");
+  state
+      ->add_option("--format", so->format,
+                   "raw (the COSE_Mac0 bytes), base64url (unpadded, one line) or c (a C array for firmware)")
+      ->check(CLI::IsMember({"raw", "base64url", "c"}))
+      ->capture_default_str();
+  state->add_option("--max-age", so->max_age, "How long the lock may rely on it: exp = iat + DURATION, 1s to 366d")
+      ->type_name("DURATION")
+      ->capture_default_str();
+  state->add_option("--now", so->now, "Issue as of TIME (2026-11-22T00:12:17Z, 2026-11-22 or @UNIX) for fixtures")
+      ->type_name("TIME");
+}
+
 } // namespace
 
 void setup_device(CLI::App& app, Context& ctx)
 {
   static constexpr Command k_commands[] = {
-      {"add", add_device_add},   {"import", setup_device_import}, {"list", add_device_list},
-      {"show", add_device_show}, {"revoke", add_device_revoke},   {"key", add_device_key},
+      {"add", add_device_add},     {"import", setup_device_import}, {"list", add_device_list},
+      {"show", add_device_show},   {"revoke", add_device_revoke},   {"key", add_device_key},
+      {"state", add_device_state},
   };
   add_group(app, ctx, "device", "Register devices and derive their keys", k_commands);
 }

@@ -1,5 +1,8 @@
 #include "render.hpp"
 
+#include <fleetkey/fleet/users.hpp>
+#include <fleetkey/util/text.hpp>
+
 namespace fleetkey::cmd {
 
 namespace {
@@ -49,7 +52,7 @@ Json to_json(const registry::GrantRecord& r)
               {"device", r.device},
               {"role", r.role},
               {"epoch", r.epoch},
-              {"status", r.status},
+              {"status", fleet::grant_status(r, util::unix_now())}, // expired and revoked as they are
               {"created", r.created},
               {"expires", opt(r.expires)},
               {"revoked", opt(r.revoked)},

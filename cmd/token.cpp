@@ -22,7 +22,7 @@ struct MintOptions
   std::string sub;
   std::string role;
   std::optional<std::string> aud;
-  std::string ttl = "1h";
+  std::optional<std::string> ttl; // default 1h, cut to a grant's expiry
   std::vector<std::string> claims;
   std::string format = "cwt";
   std::optional<std::string> now;
@@ -168,33 +168,41 @@ std::string_view alg_name(token::Format f)
 void add_token_mint(CLI::App& tok, Context& ctx)
 {
   auto mo = std::make_shared<MintOptions>();
-  auto* mint = add_command(tok, ctx, "mint", "Mint a role token and print it", [&ctx, mo] {
-    fleet::MintRequest req;
-    req.subject = mo->sub;
-    req.role = mo->role;
-    req.audience = mo->aud;
-    auto ttl = util::parse_duration(mo->ttl);
-    if (!ttl) {
-      throw Error(Exit::usage, "--ttl: {}", ttl.error());
-    }
-    req.ttl = *ttl;
-    req.claims = mo->claims;
-    req.format = parse_format(mo->format);
-    req.now = parse_now(mo->now);
-    const auto t = fleet::mint_token(ctx.fleet(), req);
-    if (ctx.json()) {
-      std::string line = R"({"token":)";
-      token::append_json_string(line, t.text);
-      line += fmt::format(R"(,"format":"{}","kid":)", token::format_name(t.format));
-      token::append_json_string(line, t.kid);
-      line += R"(,"token_id":)";
-      token::append_json_string(line, t.token_id);
-      line += R"(,"claims":)" + claims_json(t.claims, t.format) + "}\n";
-      ctx.print(line);
-      return;
-    }
-    ctx.print(t.text + "\n");
-  });
+  auto* mint = add_command(tok, ctx, "mint",
+                           "Mint a role token and print it. With --aud D and a --sub that is a registered user, the "
+                           "token never exceeds the user's grant on D: its role, its expiry, its epoch (exit 7 "
+                           "otherwise; see fleetkey-tokens(5))",
+                           [&ctx, mo] {
+                             fleet::MintRequest req;
+                             req.subject = mo->sub;
+                             req.role = mo->role;
+                             req.audience = mo->aud;
+                             req.ttl = 3600;
+                             req.ttl_explicit = mo->ttl.has_value();
+                             if (mo->ttl) {
+                               auto ttl = util::parse_duration(*mo->ttl);
+                               if (!ttl) {
+                                 throw Error(Exit::usage, "--ttl: {}", ttl.error());
+                               }
+                               req.ttl = *ttl;
+                             }
+                             req.claims = mo->claims;
+                             req.format = parse_format(mo->format);
+                             req.now = parse_now(mo->now);
+                             const auto t = fleet::mint_token(ctx.fleet(), req);
+                             if (ctx.json()) {
+                               std::string line = R"({"token":)";
+                               token::append_json_string(line, t.text);
+                               line += fmt::format(R"(,"format":"{}","kid":)", token::format_name(t.format));
+                               token::append_json_string(line, t.kid);
+                               line += R"(,"token_id":)";
+                               token::append_json_string(line, t.token_id);
+                               line += R"(,"claims":)" + claims_json(t.claims, t.format) + "}\n";
+                               ctx.print(line);
+                               return;
+                             }
+                             ctx.print(t.text + "\n");
+                           });
   mint->add_option("--sub", mo->sub, "Subject: the user or service the token is for")->required()->type_name("NAME");
   mint->add_option("--role", mo->role, "Role, carried in the scope claim (a-z A-Z 0-9 _ . : -)")
       ->required()
@@ -203,7 +211,10 @@ void add_token_mint(CLI::App& tok, Context& ctx)
                    "Audience device: the token is MACed with that device's K_tok_dev so the device can check it "
                    "offline (default: a server token under K_tok)")
       ->type_name("DEVICE");
-  mint->add_option("--ttl", mo->ttl, "Lifetime, e.g. 90s, 15m, 12h, 30d")->type_name("DURATION")->capture_default_str();
+  mint->add_option("--ttl", mo->ttl,
+                   "Lifetime, e.g. 90s, 15m, 12h, 30d (default: 1h, or less to end with the subject's grant on --aud); "
+                   "one that outlives the grant is refused (exit 7)")
+      ->type_name("DURATION");
   mint->add_option("--claim", mo->claims, "Extra text claim KEY=VALUE (repeatable)")->type_name("K=V");
   mint->add_option("--format", mo->format,
                    "cwt (COSE_Mac0, HMAC 256/256), cwt64 (HMAC 256/64, for BLE links) or jwt (HS256)")

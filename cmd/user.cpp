@@ -90,8 +90,8 @@ void add_user_show(CLI::App& user, Context& ctx)
     ctx.print(fmt::format("name:     {}\nlabels:   {}\ncreated:  {}\ngrants:   {}\n", d.user.name,
                           labels_text(d.user.labels), d.user.created, d.grants.size()));
     for (const auto& g : d.grants) {
-      ctx.print(fmt::format("  {:<24} role {:<12} epoch {:<4} {:<8} expires {}\n", g.device, g.role, g.epoch, g.status,
-                            g.expires.value_or("never")));
+      ctx.print(fmt::format("  {:<24} role {:<12} epoch {:<4} {:<8} expires {}\n", g.device, g.role, g.epoch,
+                            fleet::grant_status(g, util::unix_now()), g.expires.value_or("never")));
     }
   });
   show->add_option("NAME", *show_name, "User name")->required();
@@ -105,10 +105,12 @@ void add_user_grant(CLI::App& user, Context& ctx)
       "Grant a user a role on a device and print their credential bundle: the user key and a "
       "token for the device. Granting a user who already has an active grant on the device replaces it: "
       "the key epoch goes up by one, so the previous user key and every token of the old grant stop "
-      "working, and the new grant has only the new --role and --ttl (none: no expiry)",
+      "working, and the new grant has only the new --role and --ttl",
       [&ctx, go] {
-        std::optional<int64_t> ttl;
-        if (go->ttl) {
+        std::optional<int64_t> ttl = fleet::k_default_grant_ttl;
+        if (go->ttl && *go->ttl == "never") {
+          ttl = std::nullopt;
+        } else if (go->ttl) {
           auto d = util::parse_duration(*go->ttl);
           if (!d) {
             throw fleetkey::Error(Exit::usage, "--ttl: {}", d.error());
@@ -186,8 +188,8 @@ void add_user_grant(CLI::App& user, Context& ctx)
   grant->add_option("--role", go->role, "Role, e.g. owner, guest, service")->required()->type_name("ROLE");
   grant
       ->add_option("--ttl", go->ttl,
-                   "Grant lifetime, 1s to 10 years, e.g. 90s, 12h, 30d, 1w2d (default: no expiry); also the "
-                   "token's. An expired grant's key and tokens are refused until the user is granted again")
+                   "Grant lifetime, 1s to 10 years, e.g. 90s, 12h, 30d, 1w2d, or never for no expiry (default: 30d); "
+                   "also the token's. An expired grant's key and tokens are refused until the user is granted again")
       ->type_name("DURATION");
   grant
       ->add_option("--qr", go->qr,

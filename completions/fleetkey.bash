@@ -36,7 +36,7 @@ _fleetkey_subcommands() {
   case "$1" in
     '') echo 'init master device user token pair audit' ;;
     'master') echo 'list rotate retire passwd' ;;
-    'device') echo 'add import list show revoke key' ;;
+    'device') echo 'add import list show revoke key state' ;;
     'user') echo 'add list show grant revoke key' ;;
     'token') echo 'mint verify inspect key revoke' ;;
     'pair') echo 'decode' ;;
@@ -60,6 +60,7 @@ _fleetkey_options() {
     'device show') echo '-h --help --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
     'device revoke') echo '-h --help --reason --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
     'device key') echo '-h --help --format --purpose --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
+    'device state') echo '-h --help --all -o --output --format --max-age --now --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
     'user') echo '-h --help --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
     'user add') echo '-h --help --label --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
     'user list') echo '-h --help --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
@@ -96,6 +97,7 @@ _fleetkey_values() {
     'device show') echo ' --home --registry --master-key --passphrase-file' ;;
     'device revoke') echo '--reason --home --registry --master-key --passphrase-file' ;;
     'device key') echo '--format --purpose --home --registry --master-key --passphrase-file' ;;
+    'device state') echo '-o --output --format --max-age --now --home --registry --master-key --passphrase-file' ;;
     'user') echo ' --home --registry --master-key --passphrase-file' ;;
     'user add') echo '--label --home --registry --master-key --passphrase-file' ;;
     'user list') echo ' --home --registry --master-key --passphrase-file' ;;
@@ -187,6 +189,15 @@ _fleetkey_choices() {
     'device key|--registry') echo '@file' ;;
     'device key|--master-key') echo '@file' ;;
     'device key|--passphrase-file') echo '@file' ;;
+    'device state|-o') echo '@file' ;;
+    'device state|--output') echo '@file' ;;
+    'device state|--format') echo 'raw base64url c' ;;
+    'device state|--max-age') echo '' ;;
+    'device state|--now') echo '' ;;
+    'device state|--home') echo '@dir' ;;
+    'device state|--registry') echo '@file' ;;
+    'device state|--master-key') echo '@file' ;;
+    'device state|--passphrase-file') echo '@file' ;;
     'user|--home') echo '@dir' ;;
     'user|--registry') echo '@file' ;;
     'user|--master-key') echo '@file' ;;

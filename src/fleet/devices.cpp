@@ -1,6 +1,8 @@
 #include <fleetkey/crypto/hierarchy.hpp>
 #include <fleetkey/fleet/devices.hpp>
 #include <fleetkey/fleet/keys.hpp>
+#include <fleetkey/fleet/users.hpp>
+#include <fleetkey/registry/state.hpp>
 #include <fleetkey/util/error.hpp>
 #include <fleetkey/util/text.hpp>
 
@@ -65,6 +67,13 @@ registry::DeviceRecord revoke_device(Fleet& fleet, std::string_view id, std::str
   reg.revoke_device(id, now, reason);
   reg.insert_revocation("device", std::string(id), std::nullopt, std::nullopt, reason, now);
   reg.audit("device.revoke", id, {{"reason", reason}});
+  // Its grants end with it, in the same transaction: no key or token of them is issued or accepted.
+  for (auto& g : registry::grants_of_device(reg, id)) {
+    if (g.status == "active") {
+      end_grant(reg, g, reason, now, {{"device_revoked", true}});
+    }
+  }
+  registry::raise_device_state(reg, id);
   tx.commit();
   return show_device(fleet, id);
 }

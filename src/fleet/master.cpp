@@ -1,5 +1,6 @@
 #include <fleetkey/crypto/hierarchy.hpp>
 #include <fleetkey/fleet/master.hpp>
+#include <fleetkey/registry/state.hpp>
 #include <fleetkey/util/bytes.hpp>
 #include <fleetkey/util/error.hpp>
 #include <fleetkey/util/file.hpp>
@@ -241,6 +242,7 @@ registry::MasterKeyRecord retire_master_key(Fleet& fleet, uint32_t version)
   const auto now = util::format_time(util::unix_now());
   reg.retire_master_key(version, now);
   reg.audit("master.retire", fmt::format("master:{}", version));
+  registry::raise_global_state(reg); // every lock learns it (fleetkey-state(5))
   tx.commit();
   return *reg.master_key(version);
 }

@@ -2,6 +2,7 @@
 #include <fleetkey/fleet/devices.hpp>
 #include <fleetkey/fleet/tokens.hpp>
 #include <fleetkey/qr/qr.hpp>
+#include <fleetkey/registry/state.hpp>
 #include <fleetkey/registry/tokens.hpp>
 #include <fleetkey/util/error.hpp>
 #include <fleetkey/util/text.hpp>
@@ -89,20 +90,43 @@ void check_ttl(const std::optional<int64_t>& ttl)
   }
 }
 
-// The epoch a token for `subject` on `device` must carry: none without a grant, else the active,
-// unexpired grant's (fleetkey-tokens(5): a subject with a grant on the device is bound to it).
-std::optional<uint64_t> grant_epoch_for(Fleet& fleet, std::string_view subject, std::string_view device, int64_t now)
+// Bounds a token for `req.subject` on `device` by the subject's grant there (fleetkey-tokens(5),
+// GRANT-BOUND TOKENS): returns the epoch it must carry (none for a subject that is no registered
+// user: a service, bound by its exp only) and cuts a default `ttl` to the grant's expiry.
+std::optional<uint64_t> bound_by_grant(Fleet& fleet, const MintRequest& req, std::string_view device, int64_t now,
+                                       std::optional<int64_t>& ttl)
 {
-  const auto g = fleet.registry().grant(subject, device);
+  auto& reg = fleet.registry();
+  const std::string_view subject = req.subject;
+  const auto g = reg.grant(subject, device);
   if (!g) {
+    if (reg.user(subject)) {
+      throw Error(Exit::exceeds_grant,
+                  "\"{}\" is a registered user with no grant on device \"{}\": a token for it would exceed the "
+                  "grant (use fleetkey user grant)",
+                  subject, device);
+    }
     return std::nullopt;
   }
   if (g->status != "active") {
     throw Error(Exit::conflict, "the grant of \"{}\" on device \"{}\" is revoked: no token for it", subject, device);
   }
-  if (const auto expiry = grant_expiry(*g); expiry && now >= *expiry) {
+  const auto expiry = grant_expiry(*g);
+  if (expiry && now >= *expiry) {
     throw Error(Exit::conflict, "the grant of \"{}\" on device \"{}\" expired at {}: no token for it", subject, device,
                 *g->expires);
+  }
+  if (req.role != g->role) {
+    throw Error(Exit::exceeds_grant, "--role {} exceeds the grant of \"{}\" on device \"{}\", which is for role {}",
+                req.role, subject, device, g->role);
+  }
+  if (expiry && ttl && now + *ttl > *expiry) {
+    if (req.ttl_explicit) {
+      throw Error(Exit::exceeds_grant,
+                  "--ttl {}s would outlive the grant of \"{}\" on device \"{}\", which expires at {} ({}s from now)",
+                  *ttl, subject, device, *g->expires, *expiry - now);
+    }
+    ttl = *expiry - now;
   }
   return g->epoch;
 }
@@ -140,10 +164,11 @@ MintedToken make_token(Fleet& fleet, const MintRequest& req)
   }
   const int64_t now = now_or_clock(req.now);
   std::optional<uint64_t> epoch = req.epoch;
+  std::optional<int64_t> ttl = req.ttl;
   if (req.audience && !epoch) {
-    epoch = grant_epoch_for(fleet, req.subject, *req.audience, now);
+    epoch = bound_by_grant(fleet, req, *req.audience, now, ttl);
   }
-  if (!req.ttl && !epoch) {
+  if (!ttl && !epoch) {
     // Verifiers reject such a token (fleetkey-tokens(5)): only a grant epoch can stand in for exp.
     throw Error(Exit::usage, "a token without an expiry must be bound to a grant");
   }
@@ -155,10 +180,10 @@ MintedToken make_token(Fleet& fleet, const MintRequest& req)
     c.present |= token::Claims::aud;
     c.aud_value = *req.audience;
   }
-  if (req.ttl) {
+  if (ttl) {
     c.present |= token::Claims::exp;
     // check_ttl and the range of now keep this far from overflow; checked all the same.
-    if (__builtin_add_overflow(now, *req.ttl, &c.exp_value)) {
+    if (__builtin_add_overflow(now, *ttl, &c.exp_value)) {
       throw Error(Exit::usage, "--now plus --ttl is past the largest time a token can carry");
     }
   }
@@ -261,15 +286,17 @@ TokenVerifier::TokenVerifier(Fleet& fleet, const VerifyOptions& options, Preload
   if (preload == Preload::all) {
     // Stored folded, as token_id() folds a token's (schema 3 folded rows recorded before).
     registry::for_each_revoked_token(reg, [this](std::string_view id) { m_revoked_tokens.emplace(id); });
-    registry::for_each_grant_state(reg, [this](std::string_view user, std::string_view device, uint64_t epoch,
-                                               std::string_view status, std::string_view expires) {
+    registry::for_each_grant_state(reg, [this](std::string_view user, std::string_view device, std::string_view role,
+                                               uint64_t epoch, std::string_view status, std::string_view expires) {
       std::string key;
       key.append(user).push_back('\0');
       key.append(device);
       m_grants.emplace(std::move(key),
                        Grant{epoch, status == "active",
-                             grant_expiry(user, device, expires.empty() ? std::nullopt : std::optional(expires))});
+                             grant_expiry(user, device, expires.empty() ? std::nullopt : std::optional(expires)),
+                             std::string(role)});
     });
+    registry::for_each_user_name(reg, [this](std::string_view name) { m_users.emplace(name); });
   }
 }
 
@@ -344,7 +371,16 @@ std::optional<TokenVerifier::Grant> TokenVerifier::grant(std::string_view user, 
   }
   std::lock_guard lock(m_mutex);
   const auto g = m_fleet.registry().grant(user, device);
-  return g ? std::optional(Grant{g->epoch, g->status == "active", grant_expiry(*g)}) : std::nullopt;
+  return g ? std::optional(Grant{g->epoch, g->status == "active", grant_expiry(*g), g->role}) : std::nullopt;
+}
+
+bool TokenVerifier::is_user(std::string_view name)
+{
+  if (m_preload == Preload::all) {
+    return m_users.find(name) != m_users.end();
+  }
+  std::lock_guard lock(m_mutex);
+  return m_fleet.registry().user(name).has_value();
 }
 
 token::Reason TokenVerifier::standing(const token::Claims& c, token::Format f, const token::Kid& kid, std::string& why)
@@ -394,7 +430,12 @@ token::Reason TokenVerifier::standing(const token::Claims& c, token::Format f, c
       why = fmt::format("\"{}\" has no grant on device \"{}\"", c.sub_value, device_id);
       return token::Reason::revoked;
     }
-    return token::Reason::valid;
+    if (is_user(c.sub_value)) {
+      // A registered user's token never grants more than the user's grant: here, none.
+      why = fmt::format("\"{}\" is a registered user with no grant on device \"{}\"", c.sub_value, device_id);
+      return token::Reason::revoked;
+    }
+    return token::Reason::valid; // a service: bound by its exp
   }
   if (!c.has(token::Claims::epoch)) {
     why = fmt::format("the token has no epoch, but \"{}\" has a grant on device \"{}\" ({}, epoch {})", c.sub_value,
@@ -421,6 +462,17 @@ token::Reason TokenVerifier::standing(const token::Claims& c, token::Format f, c
     why = fmt::format("grant of \"{}\" on device \"{}\" expired at {} (now {})", c.sub_value, device_id, *g->expires,
                       m_checks.now);
     return token::Reason::expired;
+  }
+  // Never more than the grant: its role, and no life beyond its expiry.
+  if (c.has(token::Claims::scope) && c.scope_value != g->role) {
+    why = fmt::format("the token's role {} exceeds the grant of \"{}\" on device \"{}\", which is for role {}",
+                      c.scope_value, c.sub_value, device_id, g->role);
+    return token::Reason::revoked;
+  }
+  if (g->expires && (!c.has(token::Claims::exp) || c.exp_value > *g->expires)) {
+    why = fmt::format("the token outlives the grant of \"{}\" on device \"{}\", which expires at @{}", c.sub_value,
+                      device_id, *g->expires);
+    return token::Reason::revoked;
   }
   return token::Reason::valid;
 }
@@ -780,6 +832,17 @@ RevokedToken revoke_token(Fleet& fleet, std::string_view token_or_id, std::strin
     if (v.claims.has(token::Claims::exp)) {
       out.exp = v.claims.exp_value;
     }
+    // The device it is for (its kid's, else its aud), if registered: only that lock must learn it.
+    token::Kid kid;
+    std::string_view device;
+    if (token::parse_kid(v.decoded.kid, kid) && !kid.device.empty()) {
+      device = kid.device;
+    } else if (v.claims.has(token::Claims::aud)) {
+      device = v.claims.aud_value;
+    }
+    if (!device.empty() && fleet.registry().device(device)) {
+      out.device = std::string(device);
+    }
   }
   auto& reg = fleet.registry();
   registry::Transaction tx(reg.db());
@@ -788,9 +851,11 @@ RevokedToken revoke_token(Fleet& fleet, std::string_view token_or_id, std::strin
   }
   out.reason = std::string(reason);
   out.created = util::format_time(util::unix_now());
-  registry::insert_token_revocation(reg, {out.token_id, out.reason, out.created, out.exp});
+  registry::insert_token_revocation(reg, {out.token_id, out.reason, out.created, out.exp, out.device});
   reg.audit("token.revoke", out.token_id,
             {{"reason", reason}, {"exp", out.exp ? nlohmann::json(*out.exp) : nlohmann::json(nullptr)}});
+  // The locks that must learn it: the token's device, or with none known every device.
+  out.device ? registry::raise_device_state(reg, *out.device) : registry::raise_global_state(reg);
   tx.commit();
   return out;
 }

@@ -1,6 +1,7 @@
 #include <fleetkey/crypto/hierarchy.hpp>
 #include <fleetkey/fleet/devices.hpp>
 #include <fleetkey/fleet/users.hpp>
+#include <fleetkey/registry/state.hpp>
 #include <fleetkey/util/error.hpp>
 #include <fleetkey/util/text.hpp>
 
@@ -56,6 +57,17 @@ void validate_role(std::string_view role)
   }
 }
 
+std::string_view grant_status(const registry::GrantRecord& grant, int64_t now)
+{
+  if (grant.status != "active") {
+    return "revoked";
+  }
+  if (const auto expiry = grant_expiry(grant); expiry && now >= *expiry) {
+    return "expired";
+  }
+  return "active";
+}
+
 std::optional<int64_t> grant_expiry(std::string_view user, std::string_view device,
                                     std::optional<std::string_view> expires)
 {
@@ -109,6 +121,7 @@ Grant grant_user(Fleet& fleet, registry::Transaction& /*tx*/, std::string_view n
     details["replaced_epoch"] = *previous_epoch;
   }
   reg.audit("user.grant", name, details);
+  registry::raise_device_state(reg, device_id);
   auto key = crypto::DeviceDeriver(device_key).user_key(name, g.epoch);
   auto fp = crypto::fingerprint(key.span());
   return {std::move(g), std::move(device), std::move(key), std::move(fp)};
@@ -147,16 +160,25 @@ std::vector<registry::GrantRecord> revoke_user(Fleet& fleet, std::string_view na
   }
   const auto now = util::format_time(util::unix_now());
   for (auto& g : targets) {
-    g.status = "revoked";
-    g.epoch += 1;
-    g.revoked = now;
-    g.revoke_reason = std::string(reason);
-    reg.upsert_grant(g);
-    reg.insert_revocation("grant", g.device, g.user, std::nullopt, reason, now);
-    reg.audit("user.revoke", name, {{"device", g.device}, {"reason", reason}, {"new_epoch", g.epoch}});
+    end_grant(reg, g, reason, now);
+    registry::raise_device_state(reg, g.device);
   }
   tx.commit();
   return targets;
+}
+
+void end_grant(registry::Registry& reg, registry::GrantRecord& g, std::string_view reason, std::string_view when,
+               const nlohmann::json& details)
+{
+  g.status = "revoked";
+  g.epoch += 1;
+  g.revoked = std::string(when);
+  g.revoke_reason = std::string(reason);
+  reg.upsert_grant(g);
+  reg.insert_revocation("grant", g.device, g.user, std::nullopt, reason, when);
+  nlohmann::json d = {{"device", g.device}, {"reason", reason}, {"new_epoch", g.epoch}};
+  d.update(details);
+  reg.audit("user.revoke", g.user, d);
 }
 
 Grant export_user_key(Fleet& fleet, std::string_view name, std::string_view device_id)

@@ -1,4 +1,5 @@
 #include <fleetkey/registry/pairing.hpp>
+#include <fleetkey/registry/state.hpp>
 #include <fleetkey/util/error.hpp>
 
 namespace fleetkey::registry {
@@ -11,6 +12,7 @@ int64_t bump_pairing_counter(Registry& reg, std::string_view device_id)
   if (reg.db().changes() != 1) {
     throw Error(Exit::not_found, "device \"{}\" is not registered", device_id);
   }
+  raise_device_state(reg, device_id); // the lock learns the new counter (fleetkey-state(5))
   Stmt st = reg.db().prepare("SELECT pairing_counter FROM devices WHERE id = ?");
   st.bind(1, device_id);
   if (!st.step()) {

@@ -10,7 +10,7 @@ std::optional<TokenRevocation> token_revocation(Registry& reg, std::string_view 
   if (!st.step()) {
     return std::nullopt;
   }
-  TokenRevocation r{st.text(0), st.text(1), st.text(2), std::nullopt};
+  TokenRevocation r{st.text(0), st.text(1), st.text(2), std::nullopt, std::nullopt};
   if (!st.is_null(3)) {
     r.token_exp = st.integer(3);
   }
@@ -20,13 +20,14 @@ std::optional<TokenRevocation> token_revocation(Registry& reg, std::string_view 
 void insert_token_revocation(Registry& reg, const TokenRevocation& r)
 {
   Stmt st = reg.db().prepare(
-      "INSERT INTO revocations (kind, token_id, reason, created, token_exp) VALUES ('token', ?, ?, ?, ?)");
+      "INSERT INTO revocations (kind, token_id, reason, created, token_exp, device) VALUES ('token', ?, ?, ?, ?, ?)");
   st.bind(1, r.token_id).bind(2, r.reason).bind(3, r.created);
   if (r.token_exp) {
     st.bind(4, *r.token_exp);
   } else {
     st.bind_null(4);
   }
+  st.bind(5, r.device);
   st.run();
 }
 
@@ -38,16 +39,25 @@ void for_each_revoked_token(Registry& reg, const std::function<void(std::string_
   }
 }
 
-void for_each_grant_state(Registry& reg,
-                          const std::function<void(std::string_view user, std::string_view device, uint64_t epoch,
-                                                   std::string_view status, std::string_view expires)>& fn)
+void for_each_grant_state(
+    Registry& reg, const std::function<void(std::string_view user, std::string_view device, std::string_view role,
+                                            uint64_t epoch, std::string_view status, std::string_view expires)>& fn)
 {
-  Stmt st = reg.db().prepare("SELECT user, device, epoch, status, coalesce(expires, '') FROM grants");
+  Stmt st = reg.db().prepare("SELECT user, device, epoch, status, coalesce(expires, ''), role FROM grants");
   while (st.step()) {
     const std::string user = st.text(0);
     const std::string device = st.text(1);
     const std::string status = st.text(3);
-    fn(user, device, static_cast<uint64_t>(st.integer(2)), status, st.text_view(4));
+    const std::string role = st.text(5);
+    fn(user, device, role, static_cast<uint64_t>(st.integer(2)), status, st.text_view(4));
+  }
+}
+
+void for_each_user_name(Registry& reg, const std::function<void(std::string_view name)>& fn)
+{
+  Stmt st = reg.db().prepare("SELECT name FROM users");
+  while (st.step()) {
+    fn(st.text_view(0));
   }
 }
 

@@ -29,7 +29,7 @@ ACTIONS = {
     "device.pair.batch": ({"count", "manifest", "scheme"}, set()),
     "user.add": (set(), set()),
     "user.grant": ({"device", "epoch", "expires", "role"}, {"replaced_epoch"}),
-    "user.revoke": ({"device", "new_epoch", "reason"}, set()),
+    "user.revoke": ({"device", "new_epoch", "reason"}, {"device_revoked"}),
     "user.key.export": ({"device", "epoch", "fingerprint"}, set()),
     "token.mint": ({"aud", "epoch", "exp", "format", "kid", "role", "token_id"}, set()),
     "token.revoke": ({"exp", "reason"}, set()),
@@ -259,7 +259,8 @@ class AuditActionsTest(fk.FleetTest):
         self.fk("token", "key")
         self.fk("token", "key", "--aud", "SN-0001", "--for", "cwt64")
         self.fk("user", "revoke", "alice", "--reason", "left")
-        self.fk("device", "revoke", "SN-0002", "--reason", "stolen")
+        self.fk("user", "grant", "alice", "--device", "SN-0002", "--role", "guest")
+        self.fk("device", "revoke", "SN-0002", "--reason", "stolen")  # ends alice's grant on it
         self.fk("master", "retire", "1")
 
         lines = self.fk("--json", "audit", "list").out.splitlines()
@@ -272,7 +273,8 @@ class AuditActionsTest(fk.FleetTest):
             ("user.add", "alice"), ("user.grant", "alice"), ("token.mint", "alice"), ("user.grant", "alice"),
             ("token.mint", "alice"), ("user.key.export", "alice"), ("token.mint", "svc"), ("token.revoke", cti),
             ("token.key.export", "v2"), ("token.key.export", "v2/SN-0001"), ("user.revoke", "alice"),
-            ("device.revoke", "SN-0002"), ("master.retire", "master:1")])
+            ("user.grant", "alice"), ("token.mint", "alice"), ("device.revoke", "SN-0002"), ("user.revoke", "alice"),
+            ("master.retire", "master:1")])
         self.assertRegex(cti, r"^[0-9a-f]+$")
         self.assertEqual(events[9]["details"]["file"], svg)
         self.assertEqual(events[11]["details"]["manifest"], os.path.join(labels, "manifest.csv"))

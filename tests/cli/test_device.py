@@ -90,7 +90,7 @@ class DeviceTest(fk.FleetTest):
         out = self.fk("device", "show", "SN-2").out
         self.assertRegex(out, r"^id:           SN-2\nmodel:        lock\nlabels:       -\nstatus:       revoked\n"
                               r"key version:  1\nfingerprint:  [0-9a-f]{32}\ncreated:      \S+Z\n"
-                              r"revoked:      \S+Z \(stolen\)\n$")
+                              r"revoked:      \S+Z \(stolen\)\nstate seq:    2\ngrants:       0\n$")
         j = self.fk("--json", "device", "show", "SN-2").json()
         self.assertEqual((j["status"], j["revoke_reason"]), ("revoked", "stolen"))
         self.fails(fk.USAGE, "device", "list", "--status", "lost")
@@ -217,12 +217,12 @@ class DeviceTest(fk.FleetTest):
             (["-q", "--home", self.home, "bogus", "x"], "unknown command: bogus (see fleetkey --help)"),
             (["device", "bogus"], "unknown command: device bogus (see fleetkey device --help)"),
             (["device", "--json", "ad"], "unknown command: device ad (see fleetkey device --help)"),
-            (["device"], "device needs a command: add, import, list, show, revoke, key (see fleetkey device --help)"),
+            (["device"], "device needs a command: add, import, list, show, revoke, key, state (see fleetkey device --help)"),
             (["-q"], "fleetkey needs a command: init, master, device, user, token, pair, audit (see fleetkey --help)"),
             (["bogus", "device"], "unknown command: bogus (see fleetkey --help)"),  # bogus is not device's
             (["--hme", "/tmp/x", "device"], "The following argument was not expected: --hme (see fleetkey --help)"),
             (["device", "--", "list"],
-             "device needs a command: add, import, list, show, revoke, key (see fleetkey device --help)"),
+             "device needs a command: add, import, list, show, revoke, key, state (see fleetkey device --help)"),
             (["device", "add"], "ID is required (see fleetkey device add --help)"),
             # Only the top-level help lists the global options.
             (["device", "add", "X", "--home"], "--home: 1 required DIR missing (see fleetkey --help)"),

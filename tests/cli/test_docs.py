@@ -163,7 +163,7 @@ class DocsTest(fk.FleetTest):
                   "_fleetkey_subcommands device; _fleetkey_choices 'device key' --format; "
                   "whence -w _fleetkey; print -- $_comps[fleetkey]")
         out = subprocess.run(["zsh", "-f", "-c", script], capture_output=True, text=True)
-        self.assertEqual(out.stdout.splitlines(), ["add import list show revoke key", "hex base64 c psk json",
+        self.assertEqual(out.stdout.splitlines(), ["add import list show revoke key state", "hex base64 c psk json",
                                                    "_fleetkey: function", "_fleetkey"], out.stderr)
 
     @fk.unittest.skipUnless(shutil.which("fish"), "fish is not installed")

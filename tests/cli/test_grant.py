@@ -65,8 +65,13 @@ class GrantTest(fk.FleetTest):
         r = self.run_fk("token", "verify", b["token"], "--aud", "LOCK-2")
         self.assertEqual(r.rc, TOKEN_WRONG_AUDIENCE)
 
-    def test_grant_without_ttl_has_no_exp(self):
+    def test_grant_without_ttl_expires_in_30_days_and_ttl_never_has_no_exp(self):
+        # Grants used to have no expiry unless --ttl gave one; now they expire after 30 days by default.
         b = self.grant()
+        c = cbor2.loads(cbor2.loads(b64d(b["token"])).value[2])
+        self.assertEqual(c[4] - c[6], 30 * 86400)
+        self.assertEqual(b["expires"], time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(c[4])))
+        b = self.grant("--ttl", "never")
         self.assertIsNone(b["expires"])
         self.assertNotIn(4, cbor2.loads(cbor2.loads(b64d(b["token"])).value[2]))
 
@@ -164,8 +169,9 @@ class GrantTest(fk.FleetTest):
         old = self.grant("--ttl", "30d")
         old_key = self.fk("user", "key", "alice", "--device", "LOCK-1").out
         self.fk("token", "verify", old["token"], "--aud", "LOCK-1")
-        # A re-grant with another role and no --ttl: a new epoch, a new key, no expiry.
-        new = self.fk("--json", "user", "grant", "alice", "--device", "LOCK-1", "--role", "guest").json()
+        # A re-grant with another role and --ttl never: a new epoch, a new key, no expiry.
+        new = self.fk("--json", "user", "grant", "alice", "--device", "LOCK-1", "--role", "guest", "--ttl",
+                      "never").json()
         self.assertEqual((new["epoch"], new["role"], new["expires"]), (2, "guest", None))
         self.assertNotEqual(new["user_key"], old["user_key"])
         new_key = self.fk("user", "key", "alice", "--device", "LOCK-1").out

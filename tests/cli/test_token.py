@@ -340,16 +340,17 @@ class TokenTest(fk.FleetTest):
                          [("token.revoke", id_a), ("token.revoke", id_b)])
 
     def test_revoked_device_and_grant(self):
-        self.fk("user", "add", "alice")
+        # Minted while "alice" is no registered user: service tokens (a user's need a grant).
         token = self.mint("--aud", "SN-2")
+        device_token = self.mint("--aud", "SN-1")
         self.fk("token", "verify", token, "--now", LATER)
+        self.fk("user", "add", "alice")
         self.fk("user", "grant", "alice", "--device", "SN-2", "--role", "owner")
         self.fk("user", "revoke", "alice", "--device", "SN-2", "--reason", "left")
         out = self.assert_rejected(token, TOKEN_REVOKED, "revoked")
         self.assertEqual(out["error"], 'the token has no epoch, but "alice" has a grant on device "SN-2" '
                                        '(revoked, epoch 2)')
         server = self.mint()
-        device_token = self.mint("--aud", "SN-1")
         self.fk("device", "revoke", "SN-1", "--reason", "stolen")
         out = self.assert_rejected(device_token, TOKEN_REVOKED, "revoked")
         self.assertEqual(out["error"], 'device "SN-1" is revoked')
@@ -397,10 +398,16 @@ class TokenTest(fk.FleetTest):
         self.assertEqual(r.jsonl()[7]["error"], 'device "X7" is not registered')
 
     def test_grant_binds_tokens_for_its_subject_and_device(self):
-        self.fk("user", "add", "alice")
-        # No grant: a device token without epoch, as before.
+        # A subject that is no registered user: a device token without epoch (a service token).
         plain = self.mint("--aud", "SN-1")
         self.assertNotIn("epoch", self.fk("--json", "token", "inspect", plain).json()["claims"])
+        self.fk("token", "verify", plain, "--now", LATER)
+        # Once alice is a registered user, a token for her device needs a grant (it used to be minted without).
+        self.fk("user", "add", "alice")
+        out = self.assert_rejected(plain, TOKEN_REVOKED, "revoked")
+        self.assertEqual(out["error"], '"alice" is a registered user with no grant on device "SN-1"')
+        r = self.fails(7, "token", "mint", "--sub", "alice", "--role", "owner", "--aud", "SN-1")
+        self.assertIn('"alice" is a registered user with no grant on device "SN-1"', r.err)
         self.fk("user", "grant", "alice", "--device", "SN-1", "--role", "owner")
         out = self.assert_rejected(plain, TOKEN_REVOKED, "revoked")
         self.assertEqual(out["error"], 'the token has no epoch, but "alice" has a grant on device "SN-1" '
@@ -442,7 +449,10 @@ class TokenTest(fk.FleetTest):
         # A grant-bound token without exp (built here: fleetkey gives it exp unless the grant has none).
         c = {k: v for k, v in claims({3: "SN-1", "epoch": 1}).items() if k != 4}
         token = make_cwt(self.key("--aud", "SN-1"), c, kid=b"v1/SN-1")
-        self.fk("token", "verify", token, "--now", LATER)
+        # Such a token exceeds a grant that expires (it used to be accepted until the grant's end).
+        out = self.assert_rejected(token, TOKEN_REVOKED, "revoked")
+        self.assertEqual(out["error"], 'the token outlives the grant of "alice" on device "SN-1", which expires at @%d'
+                         % calendar.timegm(time.strptime(expires, "%Y-%m-%dT%H:%M:%SZ")))
         after = "@%d" % calendar.timegm(time.strptime(expires, "%Y-%m-%dT%H:%M:%SZ"))
         for bulk in (False, True):
             if bulk:
@@ -518,11 +528,15 @@ class TokenTest(fk.FleetTest):
                          [("abcdef0123456789",), ("session-x1",)])
         self.assert_rejected(self.jwt_with_jti("SESSION-x1"), TOKEN_REVOKED, "revoked")
         # A row recorded before ids were folded (the jti as it was, schema 2) still revokes its token:
-        # opening the registry migrates it to schema 3, which folds it.
+        # opening the registry migrates it to schema 3, which folds it. (The registry is made a schema 2
+        # one again: what schema 4 added goes too, since opening applies it again.)
         con = sqlite3.connect(self.registry_path)
         with con:
             con.execute("INSERT INTO revocations (kind, token_id, reason, created) "
                         "VALUES ('token', 'Legacy-Q', 'old', '2026-01-01T00:00:00Z')")
+            con.execute("DROP INDEX revocations_tokens_by_device")
+            con.execute("DROP TABLE state")
+            con.execute("ALTER TABLE devices DROP COLUMN state_seq")
             con.execute("PRAGMA user_version = 2")
         con.close()
         legacy = self.jwt_with_jti("Legacy-Q")
@@ -655,7 +669,10 @@ class TokenTest(fk.FleetTest):
         self.assertIn(info.hex(), page)
         text = " ".join(page.split())
         self.assertNotIn("pushed with its revocation list", text)
-        self.assertIn("fleetkey does not yet produce a revocation list for devices", text)
+        # The device's side of revocation is the state document now (it said "fleetkey does not yet
+        # produce a revocation list for devices").
+        self.assertNotIn("does not yet produce a revocation list", text)
+        self.assertIn("fleetkey-state\\fR(5) specifies the document", text)
 
     def test_kid_that_is_not_utf8_is_malformed_and_output_stays_json(self):
         # No key needed: protected {1: 5, 4: h'FFFE22'} and a zero tag.

@@ -52,7 +52,7 @@ class UserTest(fk.FleetTest):
                          [("grant", "SN-0001", "alice", "phone lost")])
         r = self.fails(fk.CONFLICT, "user", "key", "alice", "--device", "SN-0001")
         self.assertIn("is revoked", r.err)
-        self.fk("user", "grant", "alice", "--device", "SN-0001", "--role", "guest")
+        self.fk("user", "grant", "alice", "--device", "SN-0001", "--role", "guest", "--ttl", "never")
         new = self.fk("user", "key", "alice", "--device", "SN-0001").out
         self.assertRegex(new, r"^[0-9a-f]{64}\n$")
         self.assertNotEqual(new, KUSER + "\n")
@@ -67,7 +67,7 @@ class UserTest(fk.FleetTest):
 
     def test_revoke_everywhere(self):
         self.fk("user", "add", "alice")
-        self.fk("user", "grant", "alice", "--device", "SN-0001", "--role", "owner")
+        self.fk("user", "grant", "alice", "--device", "SN-0001", "--role", "owner")  # expires in 30 days
         self.fk("user", "grant", "alice", "--device", "SN-0002", "--role", "guest")
         r = self.fk("--json", "user", "revoke", "alice", "--reason", "left")
         self.assertEqual([(g["device"], g["epoch"], g["status"]) for g in r.jsonl()],
@@ -78,7 +78,7 @@ class UserTest(fk.FleetTest):
         self.assertEqual(self.snapshot(), snap)
         out = self.fk("user", "show", "alice").out
         self.assertIn("grants:   2\n", out)
-        self.assertRegex(out, r"  SN-0001 +role owner +epoch 2 +revoked +expires never\n")
+        self.assertRegex(out, r"  SN-0001 +role owner +epoch 2 +revoked +expires \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\n")
 
     def test_errors_change_nothing(self):
         self.fk("user", "add", "alice")

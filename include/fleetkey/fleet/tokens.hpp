@@ -32,11 +32,16 @@ struct MintRequest
   std::string role;
   std::optional<std::string> audience; // a registered device: the token is MACed with K_tok_dev(D)
   std::optional<int64_t> ttl = 3600;   // nullopt: no exp claim (only for a token with an epoch)
-  std::vector<std::string> claims;     // K=V extras
+  // False when `ttl` is only the default: for a grant-bound token it is then cut to the grant's
+  // expiry, where an explicit one that outlives the grant is refused (Exit::exceeds_grant).
+  bool ttl_explicit = true;
+  std::vector<std::string> claims; // K=V extras
   token::Format format = token::Format::cwt;
   std::optional<int64_t> now; // default: the clock
-  // The grant epoch. Unset with an audience whose subject has a grant on it: the grant's current
-  // epoch if it is active and not expired, else the mint is refused (Exit::conflict).
+  // The grant epoch. Unset with an audience and a subject that is a registered user: the token is
+  // bounded by the user's grant on the device (fleetkey-tokens(5), GRANT-BOUND TOKENS): its epoch,
+  // its role, its expiry. No grant, another role or a longer life: Exit::exceeds_grant; a revoked or
+  // expired grant: Exit::conflict. A subject that is no registered user gets no epoch.
   std::optional<uint64_t> epoch;
 };
 
@@ -82,6 +87,7 @@ private:
     uint64_t epoch = 0;
     bool active = false;
     std::optional<int64_t> expires; // Unix seconds
+    std::string role;
   };
   struct Hash
   {
@@ -90,6 +96,7 @@ private:
   };
   const Device& device(std::string_view id); // call with m_mutex held; caches registered devices only
   std::optional<Grant> grant(std::string_view user, std::string_view device, std::string& scratch);
+  bool is_user(std::string_view name);
 
   Fleet& m_fleet;
   token::Checks m_checks;
@@ -98,6 +105,7 @@ private:
   std::map<uint32_t, std::unique_ptr<Version>> m_versions;
   std::unordered_set<std::string, Hash, std::equal_to<>> m_revoked_tokens;
   std::unordered_map<std::string, Grant, Hash, std::equal_to<>> m_grants;
+  std::unordered_set<std::string, Hash, std::equal_to<>> m_users;
   std::mutex m_mutex; // guards m_devices and every registry access after construction
   std::unordered_map<std::string, std::unique_ptr<Device>, Hash, std::equal_to<>> m_devices;
 };
@@ -144,6 +152,7 @@ struct RevokedToken
   std::optional<int64_t> exp;
   std::string reason;
   std::string created;
+  std::optional<std::string> device; // the registered device the token was for, when known
 };
 
 // TOKEN (which must decode and carry a valid MAC) or a token id (hex of 2 to 128 digits, either

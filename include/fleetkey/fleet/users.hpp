@@ -20,6 +20,13 @@ struct UserDetails
 UserDetails show_user(Fleet& fleet, std::string_view name); // throws Error(not_found)
 void list_users(Fleet& fleet, const std::function<void(const registry::UserRecord&)>& fn);
 
+// A grant's lifetime when `user grant` is given no --ttl: 30 days (`--ttl never` for none).
+inline constexpr int64_t k_default_grant_ttl = 30LL * 24 * 3600;
+
+// The grant's status as of `now` (Unix seconds): "revoked", "expired" (active in the registry,
+// past its expiry) or "active".
+std::string_view grant_status(const registry::GrantRecord& grant, int64_t now);
+
 // Roles: 1-64 characters of a-z A-Z 0-9 _ . : -
 void validate_role(std::string_view role);
 
@@ -49,9 +56,15 @@ inline std::optional<int64_t> grant_expiry(const registry::GrantRecord& grant)
 }
 
 // Revokes NAME's grant on DEVICE, or every active grant of NAME; each revoked grant's epoch is
-// bumped so that the old user key and tokens stop working. Returns the revoked grants.
+// bumped so that the old user key and tokens stop working, and each device's state sequence
+// number is raised. Returns the revoked grants.
 std::vector<registry::GrantRecord> revoke_user(Fleet& fleet, std::string_view name,
                                                const std::optional<std::string>& device, std::string_view reason);
+
+// Ends one grant inside the caller's transaction: status revoked, epoch + 1, a revocation row and a
+// "user.revoke" audit row (`details` added to it). Does not raise the device's state seq.
+void end_grant(registry::Registry& reg, registry::GrantRecord& grant, std::string_view reason, std::string_view when,
+               const nlohmann::json& details = nlohmann::json::object());
 
 // K_user(D, U, e) for NAME's active, unexpired grant on DEVICE; records the export in the audit trail.
 Grant export_user_key(Fleet& fleet, std::string_view name, std::string_view device);

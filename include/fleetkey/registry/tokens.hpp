@@ -17,6 +17,7 @@ struct TokenRevocation
   std::string reason;
   std::string created;
   std::optional<int64_t> token_exp;
+  std::optional<std::string> device; // the registered device the token was for, when known
 };
 
 std::optional<TokenRevocation> token_revocation(Registry& reg, std::string_view token_id);
@@ -25,9 +26,12 @@ void insert_token_revocation(Registry& reg, const TokenRevocation& r);
 // Streams every revoked token id, for loading a verifier once per batch.
 void for_each_revoked_token(Registry& reg, const std::function<void(std::string_view token_id)>& fn);
 
-// Streams (user, device, epoch, status, expires) of every grant; expires is "" for none.
-void for_each_grant_state(Registry& reg,
-                          const std::function<void(std::string_view user, std::string_view device, uint64_t epoch,
-                                                   std::string_view status, std::string_view expires)>& fn);
+// Streams (user, device, role, epoch, status, expires) of every grant; expires is "" for none.
+void for_each_grant_state(
+    Registry& reg, const std::function<void(std::string_view user, std::string_view device, std::string_view role,
+                                            uint64_t epoch, std::string_view status, std::string_view expires)>& fn);
+
+// Streams every user name, for loading a verifier once per batch.
+void for_each_user_name(Registry& reg, const std::function<void(std::string_view name)>& fn);
 
 } // namespace fleetkey::registry

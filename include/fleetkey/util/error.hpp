@@ -11,12 +11,13 @@ namespace fleetkey {
 // Exit codes are part of the command-line contract: documented in fleetkey(1), never renumbered.
 enum class Exit : int {
   ok = 0,
-  failure = 1,   // I/O, SQLite or another failure that is not the caller's input
-  usage = 2,     // bad arguments or malformed input
-  not_found = 3, // unknown device, user, grant, token or master key version
-  conflict = 4,  // already exists, already revoked, file exists
-  key = 5,       // passphrase missing or wrong, key file unsafe or corrupted
-  registry = 6,  // no registry, not a fleetkey registry, schema newer than this binary
+  failure = 1,       // I/O, SQLite or another failure that is not the caller's input
+  usage = 2,         // bad arguments or malformed input
+  not_found = 3,     // unknown device, user, grant, token or master key version
+  conflict = 4,      // already exists, already revoked, file exists
+  key = 5,           // passphrase missing or wrong, key file unsafe or corrupted
+  registry = 6,      // no registry, not a fleetkey registry, schema newer than this binary
+  exceeds_grant = 7, // token mint: more (role, lifetime, a grant at all) than the subject's grant on the device
   // token verify: one code per reason a token is rejected.
   token_malformed = 10,
   token_bad_mac = 11,
