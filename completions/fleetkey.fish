@@ -2,8 +2,8 @@
 
 # The command path typed so far ("device add"), skipping options and their values.
 function __fleetkey_path
-  set -l known 'init' 'master' 'master list' 'master rotate' 'master retire' 'master passwd' 'device' 'device add' 'device import' 'device list' 'device show' 'device revoke' 'device key' 'user' 'user add' 'user list' 'user show' 'user grant' 'user revoke' 'user key' 'token' 'token mint' 'token verify' 'token inspect' 'token key' 'token revoke' 'pair' 'pair decode' 'audit' 'audit list'
-  set -l takes_value --action --aud --claim --device --discovery --discriminator --ec --flow --for --format --from --home --jobs --kdf --keys-out --label --last --leeway --margin --master-key --model --new-passphrase-file --now --output --passcode-file --passphrase-file --pin-digits --product-id --progress --purpose --qr --reason --registry --role --scale --scheme --since --status --sub --subject --test-seed --ttl --vendor-id -o
+  set -l known 'init' 'master' 'master list' 'master rotate' 'master retire' 'master passwd' 'device' 'device add' 'device import' 'device list' 'device show' 'device revoke' 'device key' 'user' 'user add' 'user list' 'user show' 'user grant' 'user revoke' 'user key' 'token' 'token mint' 'token verify' 'token inspect' 'token key' 'token revoke' 'pair' 'pair decode' 'audit' 'audit list' 'audit verify' 'audit checkpoint'
+  set -l takes_value --action --aud --checkpoint --claim --device --discovery --discriminator --ec --flow --for --format --from --home --jobs --kdf --keys-out --label --last --leeway --margin --master-key --model --new-passphrase-file --now --output --passcode-file --passphrase-file --pin-digits --product-id --progress --purpose --qr --reason --registry --role --scale --scheme --since --status --sub --subject --test-seed --ttl --vendor-id -o
   set -l path ''
   set -l skip 0
   for w in (commandline -opc)[2..-1]
@@ -28,7 +28,7 @@ complete -c fleetkey -n 'test (__fleetkey_path) = ""' -a 'device' -d 'Register d
 complete -c fleetkey -n 'test (__fleetkey_path) = ""' -a 'user' -d 'Manage users, their grants and their per-device keys'
 complete -c fleetkey -n 'test (__fleetkey_path) = ""' -a 'token' -d 'Mint, verify, inspect and revoke role tokens (CWT and JWT)'
 complete -c fleetkey -n 'test (__fleetkey_path) = ""' -a 'pair' -d 'Show a device\'s pairing code (PIN or Matter passcode) and its QR code, or write labels for many devices'
-complete -c fleetkey -n 'test (__fleetkey_path) = ""' -a 'audit' -d 'Read the audit trail'
+complete -c fleetkey -n 'test (__fleetkey_path) = ""' -a 'audit' -d 'Read the audit trail, and check its hash chain'
 complete -c fleetkey -n 'test (__fleetkey_path) = ""' -l version -d 'Print the version and exit'
 complete -c fleetkey -n 'test (__fleetkey_path) = ""' -s h -l help -d 'Print this help and exit'
 complete -c fleetkey -n 'test (__fleetkey_path) = ""' -l home -r -F -d 'Directory of the registry and master key (default: $FLEETKEY_HOME, $XDG_DATA_HOME/fleetkey, ~/.local/share/fleetkey)'
@@ -375,6 +375,8 @@ complete -c fleetkey -n 'test (__fleetkey_path) = "pair decode"' -l json -d 'Pri
 complete -c fleetkey -n 'test (__fleetkey_path) = "pair decode"' -s q -l quiet -d 'Print only what a command exists to print'
 complete -c fleetkey -n 'test (__fleetkey_path) = "pair decode"' -s v -l verbose -d 'Say more on stderr (repeatable)'
 complete -c fleetkey -n 'test (__fleetkey_path) = "audit"' -a 'list' -d 'List audit events, oldest first, streaming'
+complete -c fleetkey -n 'test (__fleetkey_path) = "audit"' -a 'verify' -d 'Check the audit trail\'s hash chain, and name the first bad row'
+complete -c fleetkey -n 'test (__fleetkey_path) = "audit"' -a 'checkpoint' -d 'Print the head of a verified audit chain (seq, hash, time), to keep elsewhere for audit verify --checkpoint'
 complete -c fleetkey -n 'test (__fleetkey_path) = "audit"' -s h -l help -d 'Print this help and exit'
 complete -c fleetkey -n 'test (__fleetkey_path) = "audit"' -l version -d 'Print the version and exit'
 complete -c fleetkey -n 'test (__fleetkey_path) = "audit"' -l home -r -F -d 'Directory of the registry and master key (default: $FLEETKEY_HOME, $XDG_DATA_HOME/fleetkey, ~/.local/share/fleetkey)'
@@ -397,3 +399,22 @@ complete -c fleetkey -n 'test (__fleetkey_path) = "audit list"' -l passphrase-fi
 complete -c fleetkey -n 'test (__fleetkey_path) = "audit list"' -l json -d 'Print JSON (JSON Lines for lists and streams)'
 complete -c fleetkey -n 'test (__fleetkey_path) = "audit list"' -s q -l quiet -d 'Print only what a command exists to print'
 complete -c fleetkey -n 'test (__fleetkey_path) = "audit list"' -s v -l verbose -d 'Say more on stderr (repeatable)'
+complete -c fleetkey -n 'test (__fleetkey_path) = "audit verify"' -s h -l help -d 'Print this help and exit'
+complete -c fleetkey -n 'test (__fleetkey_path) = "audit verify"' -l checkpoint -r -F -d 'Also prove that the trail holds the head this checkpoint (from audit checkpoint) names, unchanged: FILE, or - for stdin'
+complete -c fleetkey -n 'test (__fleetkey_path) = "audit verify"' -l version -d 'Print the version and exit'
+complete -c fleetkey -n 'test (__fleetkey_path) = "audit verify"' -l home -r -F -d 'Directory of the registry and master key (default: $FLEETKEY_HOME, $XDG_DATA_HOME/fleetkey, ~/.local/share/fleetkey)'
+complete -c fleetkey -n 'test (__fleetkey_path) = "audit verify"' -l registry -r -F -d 'Registry file (default: HOME/registry.db, $FLEETKEY_REGISTRY)'
+complete -c fleetkey -n 'test (__fleetkey_path) = "audit verify"' -l master-key -r -F -d 'Master key file (default: HOME/master.key, $FLEETKEY_MASTER_KEY)'
+complete -c fleetkey -n 'test (__fleetkey_path) = "audit verify"' -l passphrase-file -r -F -d 'Read the master key passphrase from the first line of FILE, which group and others must not be able to read; at most 64 KiB (default: $FLEETKEY_PASSPHRASE_FILE)'
+complete -c fleetkey -n 'test (__fleetkey_path) = "audit verify"' -l json -d 'Print JSON (JSON Lines for lists and streams)'
+complete -c fleetkey -n 'test (__fleetkey_path) = "audit verify"' -s q -l quiet -d 'Print only what a command exists to print'
+complete -c fleetkey -n 'test (__fleetkey_path) = "audit verify"' -s v -l verbose -d 'Say more on stderr (repeatable)'
+complete -c fleetkey -n 'test (__fleetkey_path) = "audit checkpoint"' -s h -l help -d 'Print this help and exit'
+complete -c fleetkey -n 'test (__fleetkey_path) = "audit checkpoint"' -l version -d 'Print the version and exit'
+complete -c fleetkey -n 'test (__fleetkey_path) = "audit checkpoint"' -l home -r -F -d 'Directory of the registry and master key (default: $FLEETKEY_HOME, $XDG_DATA_HOME/fleetkey, ~/.local/share/fleetkey)'
+complete -c fleetkey -n 'test (__fleetkey_path) = "audit checkpoint"' -l registry -r -F -d 'Registry file (default: HOME/registry.db, $FLEETKEY_REGISTRY)'
+complete -c fleetkey -n 'test (__fleetkey_path) = "audit checkpoint"' -l master-key -r -F -d 'Master key file (default: HOME/master.key, $FLEETKEY_MASTER_KEY)'
+complete -c fleetkey -n 'test (__fleetkey_path) = "audit checkpoint"' -l passphrase-file -r -F -d 'Read the master key passphrase from the first line of FILE, which group and others must not be able to read; at most 64 KiB (default: $FLEETKEY_PASSPHRASE_FILE)'
+complete -c fleetkey -n 'test (__fleetkey_path) = "audit checkpoint"' -l json -d 'Print JSON (JSON Lines for lists and streams)'
+complete -c fleetkey -n 'test (__fleetkey_path) = "audit checkpoint"' -s q -l quiet -d 'Print only what a command exists to print'
+complete -c fleetkey -n 'test (__fleetkey_path) = "audit checkpoint"' -s v -l verbose -d 'Say more on stderr (repeatable)'
