@@ -32,10 +32,6 @@ void list_audit(Fleet& fleet, const AuditQuery& query, const std::function<void(
   fleet.registry().for_each_audit(filter, fn);
 }
 
-} // namespace fleetkey::fleet
-
-namespace fleetkey::fleet {
-
 namespace {
 
 constexpr std::string_view k_checkpoint_prefix = "fleetkey-audit-checkpoint ";
