@@ -321,6 +321,20 @@ class AuditChainTest(fk.FleetTest):
         self.fails(USAGE, "audit", "verify", "--checkpoint", os.path.join(self.tmp, "missing"))
 
 
+class AuditChainSpecTest(fk.FleetTest):
+    def test_worked_example_of_the_man_page(self):
+        page = self.read(os.path.join(fk.SOURCE_DIR, "man/fleetkey-formats.5"))
+        section = page.split("\n.SH AUDIT CHAIN\n", 1)[1].split("\n.SH ", 1)[0]
+        documented = dict(re.findall(r"^(hash\([12]\)) = ([0-9a-f]{64})$", section, re.M))
+        first = ("2026-11-22T00:12:17Z", "ops", "init", "master:1",
+                 '{"encrypted":true,"fingerprint":"aaeca906302c568504136144b31ee374","test_key":false}')
+        second = ("2026-11-22T00:12:18Z", "ops", "device.add", "SN-0001",
+                  '{"fingerprint":"88b6f8da00176499bbc36f301094cb15","key_version":1}')
+        h1 = link(ZERO, 1, *first)
+        self.assertEqual(documented, {"hash(1)": h1.hex(), "hash(2)": link(h1, 2, *second).hex()})
+        self.assertIn(f"hashed over {len(DOMAIN) + 32 + 8 + sum(4 + len(x.encode()) for x in first)} bytes", section)
+
+
 class AuditMigrationTest(fk.FleetTest):
     """A registry of schema 3 (before the chain) gets its chain when fleetkey first opens it."""
 
