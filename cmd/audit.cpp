@@ -1,7 +1,8 @@
-// fleetkey audit list
+// fleetkey audit list | verify | checkpoint
 #include "commands.hpp"
 
 #include <fleetkey/fleet/audit.hpp>
+#include <fleetkey/util/error.hpp>
 
 #include <fmt/format.h>
 
@@ -9,7 +10,7 @@ namespace fleetkey::cmd {
 
 void setup_audit(CLI::App& app, Context& ctx)
 {
-  auto* audit = app.add_subcommand("audit", "Read the audit trail");
+  auto* audit = app.add_subcommand("audit", "Read the audit trail, and check its hash chain");
   audit->require_subcommand(1);
 
   auto q = std::make_shared<fleet::AuditQuery>();
@@ -46,6 +47,61 @@ void setup_audit(CLI::App& app, Context& ctx)
   list->add_option("--since", q->since, "Only events at or after TIME (2026-11-22T10:00:00Z, 2026-11-22, @UNIX)")
       ->type_name("TIME");
   list->add_option("--last", q->last, "Only the last N matching events")->type_name("N");
+
+  auto checkpoint_path = std::make_shared<std::optional<std::string>>();
+  auto* verify = add_command(
+      *audit, ctx, "verify", "Check the audit trail's hash chain, and name the first bad row", [&ctx, checkpoint_path] {
+        std::optional<fleet::AuditCheckpoint> cp;
+        if (*checkpoint_path) {
+          cp = fleet::read_checkpoint(**checkpoint_path);
+        }
+        const auto v = fleet::verify_audit(ctx.fleet(), cp);
+        if (ctx.json()) {
+          Json bad = nullptr;
+          if (!v.ok()) {
+            bad = {{"problem", fleet::problem_name(v.problem)},
+                   {"seq", v.seq},
+                   {"id", v.id ? Json(*v.id) : Json(nullptr)},
+                   {"detail", v.detail}};
+          }
+          ctx.print_json(
+              {{"ok", v.ok()},
+               {"rows", v.rows},
+               {"head", {{"seq", v.head.seq}, {"hash", v.head.hash}, {"at", v.head.at}}},
+               {"checkpoint", cp ? Json{{"seq", cp->seq}, {"hash", cp->hash}, {"at", cp->at}} : Json(nullptr)},
+               {"first_bad", bad}});
+        }
+        if (!v.ok()) {
+          throw Error(Exit::audit_chain, "{}", fleet::verdict_message(v));
+        }
+        if (!ctx.json()) {
+          ctx.print(fmt::format("audit chain ok: {} rows\nhead:       seq {} hash {} at {}\n", v.rows, v.head.seq,
+                                v.head.hash, v.head.at));
+          if (cp) {
+            ctx.print(fmt::format("checkpoint: seq {} matches; no row after it is missing\n", cp->seq));
+          }
+        }
+      });
+  verify
+      ->add_option("--checkpoint", *checkpoint_path,
+                   "Also prove that the trail holds the head this checkpoint (from audit checkpoint) names, unchanged: "
+                   "FILE, or - for stdin")
+      ->type_name("FILE");
+  verify->footer("Exit status: 0 the chain verifies, 20 a row was changed, deleted or inserted, or rows after the "
+                 "checkpoint were cut off (the error names the first bad row). See fleetkey-formats(5), AUDIT CHAIN.");
+
+  add_command(*audit, ctx, "checkpoint",
+              "Print the head of a verified audit chain (seq, hash, time), to keep elsewhere for audit verify "
+              "--checkpoint",
+              [&ctx] {
+                const auto cp = fleet::audit_checkpoint(ctx.fleet());
+                if (ctx.json()) {
+                  ctx.print_json({{"seq", cp.seq}, {"hash", cp.hash}, {"at", cp.at}});
+                } else {
+                  ctx.print(fleet::format_checkpoint(cp));
+                }
+              })
+      ->footer("Exit status: 0, or 20 when the chain does not verify (as audit verify).");
 }
 
 } // namespace fleetkey::cmd

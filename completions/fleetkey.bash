@@ -40,7 +40,7 @@ _fleetkey_subcommands() {
     'user') echo 'add list show grant revoke key' ;;
     'token') echo 'mint verify inspect key revoke' ;;
     'pair') echo 'decode' ;;
-    'audit') echo 'list' ;;
+    'audit') echo 'list verify checkpoint' ;;
   esac
 }
 
@@ -78,6 +78,8 @@ _fleetkey_options() {
     'pair decode') echo '-h --help --scheme --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
     'audit') echo '-h --help --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
     'audit list') echo '-h --help --action --subject --since --last --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
+    'audit verify') echo '-h --help --checkpoint --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
+    'audit checkpoint') echo '-h --help --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
   esac
 }
 
@@ -115,6 +117,8 @@ _fleetkey_values() {
     'pair decode') echo '--scheme --home --registry --master-key --passphrase-file' ;;
     'audit') echo ' --home --registry --master-key --passphrase-file' ;;
     'audit list') echo '--action --subject --since --last --home --registry --master-key --passphrase-file' ;;
+    'audit verify') echo '--checkpoint --home --registry --master-key --passphrase-file' ;;
+    'audit checkpoint') echo ' --home --registry --master-key --passphrase-file' ;;
   esac
 }
 
@@ -313,6 +317,15 @@ _fleetkey_choices() {
     'audit list|--registry') echo '@file' ;;
     'audit list|--master-key') echo '@file' ;;
     'audit list|--passphrase-file') echo '@file' ;;
+    'audit verify|--checkpoint') echo '@file' ;;
+    'audit verify|--home') echo '@dir' ;;
+    'audit verify|--registry') echo '@file' ;;
+    'audit verify|--master-key') echo '@file' ;;
+    'audit verify|--passphrase-file') echo '@file' ;;
+    'audit checkpoint|--home') echo '@dir' ;;
+    'audit checkpoint|--registry') echo '@file' ;;
+    'audit checkpoint|--master-key') echo '@file' ;;
+    'audit checkpoint|--passphrase-file') echo '@file' ;;
   esac
 }
 

@@ -1037,6 +1037,16 @@ ImportFormat import_format_for(std::string_view source, const std::optional<Impo
   throw Error(Exit::usage, "cannot tell the format of {} from its name (.csv, .jsonl, .ndjson): use --format", source);
 }
 
+void read_import_rows(std::string_view text, ImportFormat format, const ImportRowFn& fn)
+{
+  util::InputBuffer in(text);
+  RowParser parser(in, format, Source{"input"});
+  Row row;
+  while (parser.next(row)) {
+    fn(row.line, row.id, row.model, row.labels.empty() ? std::string_view("{}") : row.labels);
+  }
+}
+
 ImportSummary import_devices(Fleet& fleet, const ImportOptions& options, const ProgressFn& progress)
 {
   const auto start = Clock::now();

@@ -5,6 +5,9 @@
 #include <fleetkey/util/file.hpp>
 #include <fleetkey/util/text.hpp>
 
+#include <sodium.h>
+#include <sqlite3.h>
+
 #include <cstdlib>
 #include <pwd.h>
 #include <unistd.h>
@@ -12,6 +15,9 @@
 namespace fleetkey::registry {
 
 namespace {
+
+// The migration whose rows are linked by code after its SQL runs (schema/0005_audit_chain.sql).
+constexpr int k_audit_chain_schema = 5;
 
 DeviceRecord read_device(const Stmt& st)
 {
@@ -126,6 +132,9 @@ void Registry::migrate(bool fresh)
   for (const auto& m : migrations()) {
     if (m.version > current) {
       m_db.exec(m.sql);
+      if (m.version == k_audit_chain_schema) {
+        link_audit_rows();
+      }
       changed = true;
     }
   }
@@ -167,13 +176,135 @@ std::string Registry::actor()
   return login_name(uid).value_or("uid:" + std::to_string(uid));
 }
 
+namespace {
+
+void put_field(crypto_hash_sha256_state& st, std::string_view x)
+{
+  const auto n = static_cast<uint32_t>(x.size());
+  const uint8_t len[4] = {static_cast<uint8_t>(n >> 24), static_cast<uint8_t>(n >> 16), static_cast<uint8_t>(n >> 8),
+                          static_cast<uint8_t>(n)};
+  crypto_hash_sha256_update(&st, len, sizeof len);
+  crypto_hash_sha256_update(&st, reinterpret_cast<const uint8_t*>(x.data()), x.size());
+}
+
+AuditChainRow read_chain_row(const Stmt& st)
+{
+  AuditChainRow r;
+  r.id = st.integer(0);
+  if (!st.is_null(1)) {
+    r.seq = st.integer(1);
+  }
+  r.hash = st.optional_text(2);
+  r.at = st.text(3);
+  r.actor = st.text(4);
+  r.action = st.text(5);
+  r.subject = st.text(6);
+  r.details = st.text(7);
+  return r;
+}
+
+} // namespace
+
+std::optional<AuditHash> audit_hash_from_hex(std::string_view hex)
+{
+  AuditHash out{};
+  const auto bytes = util::from_hex(hex);
+  if (!bytes || bytes->size() != out.size() || util::to_hex(*bytes) != hex) {
+    return std::nullopt; // the wrong length, or not in lower case
+  }
+  std::copy(bytes->begin(), bytes->end(), out.begin());
+  return out;
+}
+
+AuditHash audit_link(const AuditHash& prev, int64_t seq, const AuditChainRow& row)
+{
+  crypto_hash_sha256_state st;
+  crypto_hash_sha256_init(&st);
+  crypto_hash_sha256_update(&st, reinterpret_cast<const uint8_t*>(k_audit_domain.data()), k_audit_domain.size());
+  crypto_hash_sha256_update(&st, prev.data(), prev.size());
+  uint8_t be[8];
+  for (int i = 0; i < 8; ++i) {
+    be[i] = static_cast<uint8_t>(static_cast<uint64_t>(seq) >> (56 - 8 * i));
+  }
+  crypto_hash_sha256_update(&st, be, sizeof be);
+  put_field(st, row.at);
+  put_field(st, row.actor);
+  put_field(st, row.action);
+  put_field(st, row.subject);
+  put_field(st, row.details);
+  AuditHash out{};
+  crypto_hash_sha256_final(&st, out.data());
+  return out;
+}
+
+AuditHead Registry::audit_head()
+{
+  Stmt st = m_db.prepare("SELECT seq, hash, at FROM audit WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1");
+  if (!st.step()) {
+    return {0, util::to_hex(AuditHash{}), ""};
+  }
+  return {st.integer(0), st.optional_text(1).value_or(""), st.text(2)};
+}
+
 void Registry::audit(std::string_view action, std::string_view subject, const nlohmann::json& details)
 {
-  Stmt st = m_db.prepare("INSERT INTO audit (at, actor, action, subject, details) VALUES (?, ?, ?, ?, ?)");
-  st.bind(1, util::format_time(util::unix_now())).bind(2, actor()).bind(3, action).bind(4, subject);
+  std::optional<Transaction> own;
+  if (sqlite3_get_autocommit(m_db.get()) != 0) {
+    own.emplace(m_db);
+  }
+  // The head is read under the write lock that this change already holds, so no other writer
+  // can link to it too.
+  const AuditHead head = audit_head();
+  const auto prev = audit_hash_from_hex(head.hash);
+  if (!prev) {
+    throw Error(Exit::registry, "the audit trail's last row (seq {}) has no valid hash: run fleetkey audit verify",
+                head.seq);
+  }
+  AuditChainRow row;
+  row.at = util::format_time(util::unix_now());
+  row.actor = actor();
+  row.action = action;
+  row.subject = subject;
   // Details can quote bytes that are not UTF-8 (a file name); they become U+FFFD, as in --json output.
-  st.bind(5, details.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  row.details = details.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  const int64_t seq = head.seq + 1;
+  const std::string hash = util::to_hex(audit_link(*prev, seq, row));
+  Stmt st =
+      m_db.prepare("INSERT INTO audit (at, actor, action, subject, details, seq, hash) VALUES (?, ?, ?, ?, ?, ?, ?)");
+  st.bind(1, row.at).bind(2, row.actor).bind(3, row.action).bind(4, row.subject).bind(5, row.details);
+  st.bind(6, seq).bind(7, hash);
   st.run();
+  if (own) {
+    own->commit();
+  }
+}
+
+void Registry::link_audit_rows()
+{
+  const AuditHead head = audit_head();
+  auto prev = audit_hash_from_hex(head.hash);
+  if (!prev) {
+    throw Error(Exit::registry, "the audit trail's last row (seq {}) has no valid hash", head.seq);
+  }
+  int64_t seq = head.seq;
+  Stmt rows = m_db.prepare("SELECT id, seq, hash, at, actor, action, subject, details FROM audit"
+                           " WHERE hash IS NULL ORDER BY id");
+  Stmt set = m_db.prepare("UPDATE audit SET seq = ?, hash = ? WHERE id = ?");
+  while (rows.step()) {
+    const AuditChainRow row = read_chain_row(rows);
+    *prev = audit_link(*prev, ++seq, row);
+    set.bind(1, seq).bind(2, util::to_hex(*prev)).bind(3, row.id);
+    set.run();
+  }
+}
+
+void Registry::for_each_audit_row(const std::function<void(const AuditChainRow&)>& fn)
+{
+  Stmt st = m_db.prepare("SELECT id, seq, hash, at, actor, action, subject, details FROM audit"
+                         " ORDER BY seq IS NOT NULL, seq, id");
+  while (st.step()) {
+    fn(read_chain_row(st));
+  }
 }
 
 std::vector<AuditRecord> Registry::audit_events(int64_t limit)

@@ -107,7 +107,8 @@ Result<int64_t> parse_time(std::string_view text)
   }
   int year = 0, mon = 0, day = 0, hour = 0, min = 0, sec = 0;
   auto num = [&](size_t pos, size_t len, int& out) {
-    if (pos + len > text.size()) {
+    // Digits only: from_chars would take a sign ("-614-11-22", "T-1:-1:-1Z").
+    if (pos + len > text.size() || text.substr(pos, len).find_first_not_of("0123456789") != std::string_view::npos) {
       return false;
     }
     auto [p, ec] = std::from_chars(text.data() + pos, text.data() + pos + len, out);
@@ -128,7 +129,12 @@ Result<int64_t> parse_time(std::string_view text)
   if (!ymd.ok()) {
     return fail(fmt::format("invalid time \"{}\" (no such date)", text));
   }
-  return static_cast<int64_t>(sys_days{ymd}.time_since_epoch().count()) * 86400 + hour * 3600 + min * 60 + sec;
+  const int64_t t =
+      static_cast<int64_t>(sys_days{ymd}.time_since_epoch().count()) * 86400 + hour * 3600 + min * 60 + sec;
+  if (t > k_max_time) { // a leap second at the very end: 9999-12-31T23:59:60Z
+    return fail(fmt::format("time \"{}\" is out of range (0000-01-01T00:00:00Z to 9999-12-31T23:59:59Z)", text));
+  }
+  return t;
 }
 
 Result<int64_t> parse_duration(std::string_view text)

@@ -62,6 +62,13 @@ ImportFormat parse_import_format(std::string_view name);
 // --format if given, else from the file name; reading stdin requires --format.
 ImportFormat import_format_for(std::string_view source, const std::optional<ImportFormat>& format);
 
+// The first pass alone, over text in memory and without a registry (for the fuzzer and tests):
+// calls `fn` with each valid row's line, id, model and labels as stored (a JSON object), and
+// throws the Error(usage) that import_devices would for the first bad row.
+using ImportRowFn = std::function<void(uint64_t line, std::string_view id, std::optional<std::string_view> model,
+                                       std::string_view labels)>;
+void read_import_rows(std::string_view text, ImportFormat format, const ImportRowFn& fn);
+
 // Throws Error(usage) naming the line of the first bad row, Error(conflict) for an id already
 // registered (without --skip-existing); the registry is unchanged unless the import succeeds.
 ImportSummary import_devices(Fleet& fleet, const ImportOptions& options, const ProgressFn& progress = {});

@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -71,6 +72,41 @@ struct AuditRecord
   nlohmann::json details;
 };
 
+// The audit chain (fleetkey-formats(5), AUDIT CHAIN): row n carries seq = n and
+//   hash(n) = SHA-256(k_audit_domain || hash(n-1) || u64be(n) || f(at) || f(actor) || f(action)
+//                     || f(subject) || f(details)),   f(x) = u32be(len(x)) || x,
+// with hash(0) = 32 zero bytes; stored as 64 lower-case hex digits.
+inline constexpr std::string_view k_audit_domain = "fleetkey/audit/v1";
+using AuditHash = std::array<uint8_t, 32>;
+
+// An audit row as stored, for walking the chain: seq and hash are null only in a row that
+// fleetkey did not write.
+struct AuditChainRow
+{
+  int64_t id = 0;
+  std::optional<int64_t> seq;
+  std::optional<std::string> hash;
+  std::string at;
+  std::string actor;
+  std::string action;
+  std::string subject;
+  std::string details; // the JSON text as stored
+};
+
+// hash(seq) of `row`'s contents, given hash(seq - 1).
+AuditHash audit_link(const AuditHash& prev, int64_t seq, const AuditChainRow& row);
+
+// 64 lower-case hex digits, read back; nullopt for anything else.
+std::optional<AuditHash> audit_hash_from_hex(std::string_view hex);
+
+// The chain's last row.
+struct AuditHead
+{
+  int64_t seq = 0; // 0 and hash(0) for an empty trail
+  std::string hash;
+  std::string at;
+};
+
 // Which audit events to read; unset fields match everything.
 struct AuditFilter
 {
@@ -93,9 +129,15 @@ public:
   // The schema version this binary writes (the highest NNNN in schema/).
   static int latest_schema_version();
 
-  // Appends to the audit trail; call inside the transaction of the change it records.
+  // Appends to the audit trail, linked to the chain's head; call inside the transaction of the
+  // change it records (whose write lock keeps concurrent writers' rows in one order). Outside a
+  // transaction, it takes its own.
   void audit(std::string_view action, std::string_view subject,
              const nlohmann::json& details = nlohmann::json::object());
+  // The row with the highest seq; seq 0 when there is none.
+  AuditHead audit_head();
+  // Every row in chain order: rows without a seq first (by id), then by seq and id.
+  void for_each_audit_row(const std::function<void(const AuditChainRow&)>& fn);
   std::vector<AuditRecord> audit_events(int64_t limit); // the last `limit` events, oldest first
   // The matching events, oldest first, one at a time.
   void for_each_audit(const AuditFilter& filter, const std::function<void(const AuditRecord&)>& fn);
@@ -134,6 +176,8 @@ private:
   {
   }
   void migrate(bool fresh);
+  // Links the rows that have no hash yet, in id order, after the chain's head (migration 5).
+  void link_audit_rows();
 
   Db m_db;
 };

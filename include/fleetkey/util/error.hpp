@@ -26,6 +26,9 @@ enum class Exit : int {
   token_revoked = 14,
   token_unknown_key = 15,
   token_wrong_audience = 16,
+  // audit verify and audit checkpoint: a row of the audit trail was changed, deleted or inserted,
+  // or rows after a checkpoint were cut off.
+  audit_chain = 20,
 };
 
 class Error : public std::runtime_error
