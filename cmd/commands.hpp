@@ -10,6 +10,8 @@ namespace fleetkey::cmd {
 
 void setup_init(CLI::App& app, Context& ctx);
 void setup_master(CLI::App& app, Context& ctx);
+void add_master_backup(CLI::App& master, Context& ctx);  // cmd/backup.cpp
+void add_master_restore(CLI::App& master, Context& ctx); // cmd/backup.cpp
 void setup_device(CLI::App& app, Context& ctx);
 void setup_device_import(CLI::App& device, Context& ctx);
 void setup_user(CLI::App& app, Context& ctx);

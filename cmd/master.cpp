@@ -1,4 +1,4 @@
-// fleetkey master list | rotate | retire | passwd
+// fleetkey master list | rotate | retire | passwd (backup and restore: backup.cpp)
 #include "commands.hpp"
 #include "render.hpp"
 
@@ -93,10 +93,8 @@ void add_master_passwd(CLI::App& master, Context& ctx)
 void setup_master(CLI::App& app, Context& ctx)
 {
   static constexpr Command k_commands[] = {
-      {"list", add_master_list},
-      {"rotate", add_master_rotate},
-      {"retire", add_master_retire},
-      {"passwd", add_master_passwd},
+      {"list", add_master_list},     {"rotate", add_master_rotate}, {"retire", add_master_retire},
+      {"passwd", add_master_passwd}, {"backup", add_master_backup}, {"restore", add_master_restore},
   };
   add_group(app, ctx, "master", "Manage master key versions", k_commands);
 }

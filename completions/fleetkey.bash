@@ -35,7 +35,7 @@ _fleetkey() {
 _fleetkey_subcommands() {
   case "$1" in
     '') echo 'init master device user token pair audit' ;;
-    'master') echo 'list rotate retire passwd' ;;
+    'master') echo 'list rotate retire passwd backup restore' ;;
     'device') echo 'add import list show revoke key' ;;
     'user') echo 'add list show grant revoke key' ;;
     'token') echo 'mint verify inspect key revoke' ;;
@@ -53,6 +53,8 @@ _fleetkey_options() {
     'master rotate') echo '-h --help --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
     'master retire') echo '-h --help --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
     'master passwd') echo '-h --help --new-passphrase-file --kdf --no-passphrase --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
+    'master backup') echo '-h --help --shares --threshold -o --output --qr --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
+    'master restore') echo '-h --help --no-passphrase --kdf --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
     'device') echo '-h --help --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
     'device add') echo '-h --help --model --label --if-missing --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
     'device import') echo '-h --help --format --keys-out --skip-existing --progress --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
@@ -89,6 +91,8 @@ _fleetkey_values() {
     'master rotate') echo ' --home --registry --master-key --passphrase-file' ;;
     'master retire') echo ' --home --registry --master-key --passphrase-file' ;;
     'master passwd') echo '--new-passphrase-file --kdf --home --registry --master-key --passphrase-file' ;;
+    'master backup') echo '--shares --threshold -o --output --qr --home --registry --master-key --passphrase-file' ;;
+    'master restore') echo '--kdf --home --registry --master-key --passphrase-file' ;;
     'device') echo ' --home --registry --master-key --passphrase-file' ;;
     'device add') echo '--model --label --home --registry --master-key --passphrase-file' ;;
     'device import') echo '--format --keys-out --progress --home --registry --master-key --passphrase-file' ;;
@@ -150,6 +154,20 @@ _fleetkey_choices() {
     'master passwd|--registry') echo '@file' ;;
     'master passwd|--master-key') echo '@file' ;;
     'master passwd|--passphrase-file') echo '@file' ;;
+    'master backup|--shares') echo '' ;;
+    'master backup|--threshold') echo '' ;;
+    'master backup|-o') echo '@dir' ;;
+    'master backup|--output') echo '@dir' ;;
+    'master backup|--qr') echo 'png svg' ;;
+    'master backup|--home') echo '@dir' ;;
+    'master backup|--registry') echo '@file' ;;
+    'master backup|--master-key') echo '@file' ;;
+    'master backup|--passphrase-file') echo '@file' ;;
+    'master restore|--kdf') echo 'interactive moderate sensitive' ;;
+    'master restore|--home') echo '@dir' ;;
+    'master restore|--registry') echo '@file' ;;
+    'master restore|--master-key') echo '@file' ;;
+    'master restore|--passphrase-file') echo '@file' ;;
     'device|--home') echo '@dir' ;;
     'device|--registry') echo '@file' ;;
     'device|--master-key') echo '@file' ;;
@@ -306,6 +324,7 @@ _fleetkey_choices() {
 
 _fleetkey_positional() {
   case "$1" in
+    'master restore') echo @file ;;
     'device import') echo @file ;;
   esac
 }

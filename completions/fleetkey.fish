@@ -2,8 +2,8 @@
 
 # The command path typed so far ("device add"), skipping options and their values.
 function __fleetkey_path
-  set -l known 'init' 'master' 'master list' 'master rotate' 'master retire' 'master passwd' 'device' 'device add' 'device import' 'device list' 'device show' 'device revoke' 'device key' 'user' 'user add' 'user list' 'user show' 'user grant' 'user revoke' 'user key' 'token' 'token mint' 'token verify' 'token inspect' 'token key' 'token revoke' 'pair' 'pair decode' 'audit' 'audit list'
-  set -l takes_value --action --aud --claim --device --discovery --discriminator --ec --flow --for --format --from --home --jobs --kdf --keys-out --label --last --leeway --margin --master-key --model --new-passphrase-file --now --output --passcode-file --passphrase-file --pin-digits --product-id --progress --purpose --qr --reason --registry --role --scale --scheme --since --status --sub --subject --test-seed --ttl --vendor-id -o
+  set -l known 'init' 'master' 'master list' 'master rotate' 'master retire' 'master passwd' 'master backup' 'master restore' 'device' 'device add' 'device import' 'device list' 'device show' 'device revoke' 'device key' 'user' 'user add' 'user list' 'user show' 'user grant' 'user revoke' 'user key' 'token' 'token mint' 'token verify' 'token inspect' 'token key' 'token revoke' 'pair' 'pair decode' 'audit' 'audit list'
+  set -l takes_value --action --aud --claim --device --discovery --discriminator --ec --flow --for --format --from --home --jobs --kdf --keys-out --label --last --leeway --margin --master-key --model --new-passphrase-file --now --output --passcode-file --passphrase-file --pin-digits --product-id --progress --purpose --qr --reason --registry --role --scale --scheme --shares --since --status --sub --subject --test-seed --threshold --ttl --vendor-id -o
   set -l path ''
   set -l skip 0
   for w in (commandline -opc)[2..-1]
@@ -55,6 +55,8 @@ complete -c fleetkey -n 'test (__fleetkey_path) = "master"' -a 'list' -d 'List m
 complete -c fleetkey -n 'test (__fleetkey_path) = "master"' -a 'rotate' -d 'Add master key version v+1 and make it current (asks for the passphrase once, and keeps it)'
 complete -c fleetkey -n 'test (__fleetkey_path) = "master"' -a 'retire' -d 'Retire a master key version: its keys and tokens stop working'
 complete -c fleetkey -n 'test (__fleetkey_path) = "master"' -a 'passwd' -d 'Re-encrypt the master key file under a new passphrase'
+complete -c fleetkey -n 'test (__fleetkey_path) = "master"' -a 'backup' -d 'Split the master key file\'s secret (every version) into Shamir shares for paper: any --threshold of the --shares shares restore it (master restore)'
+complete -c fleetkey -n 'test (__fleetkey_path) = "master"' -a 'restore' -d 'Write a new master key file from enough shares of a master backup (from FILEs, or typed on the terminal), under a new passphrase'
 complete -c fleetkey -n 'test (__fleetkey_path) = "master"' -s h -l help -d 'Print this help and exit'
 complete -c fleetkey -n 'test (__fleetkey_path) = "master"' -l version -d 'Print the version and exit'
 complete -c fleetkey -n 'test (__fleetkey_path) = "master"' -l home -r -F -d 'Directory of the registry and master key (default: $FLEETKEY_HOME, $XDG_DATA_HOME/fleetkey, ~/.local/share/fleetkey)'
@@ -103,6 +105,31 @@ complete -c fleetkey -n 'test (__fleetkey_path) = "master passwd"' -l passphrase
 complete -c fleetkey -n 'test (__fleetkey_path) = "master passwd"' -l json -d 'Print JSON (JSON Lines for lists and streams)'
 complete -c fleetkey -n 'test (__fleetkey_path) = "master passwd"' -s q -l quiet -d 'Print only what a command exists to print'
 complete -c fleetkey -n 'test (__fleetkey_path) = "master passwd"' -s v -l verbose -d 'Say more on stderr (repeatable)'
+complete -c fleetkey -n 'test (__fleetkey_path) = "master backup"' -s h -l help -d 'Print this help and exit'
+complete -c fleetkey -n 'test (__fleetkey_path) = "master backup"' -l shares -x -d 'How many shares to make, 2-255'
+complete -c fleetkey -n 'test (__fleetkey_path) = "master backup"' -l threshold -x -d 'How many shares restore the key, 2 to --shares'
+complete -c fleetkey -n 'test (__fleetkey_path) = "master backup"' -s o -l output -r -F -d 'Write share-I.txt (and share-I.png or .svg with --qr) for each share into DIR, a new directory made 0700 (default: print the shares on stdout)'
+complete -c fleetkey -n 'test (__fleetkey_path) = "master backup"' -l qr -x -a 'png svg' -d 'Also write each share as a QR code: png or svg (needs -o)'
+complete -c fleetkey -n 'test (__fleetkey_path) = "master backup"' -l version -d 'Print the version and exit'
+complete -c fleetkey -n 'test (__fleetkey_path) = "master backup"' -l home -r -F -d 'Directory of the registry and master key (default: $FLEETKEY_HOME, $XDG_DATA_HOME/fleetkey, ~/.local/share/fleetkey)'
+complete -c fleetkey -n 'test (__fleetkey_path) = "master backup"' -l registry -r -F -d 'Registry file (default: HOME/registry.db, $FLEETKEY_REGISTRY)'
+complete -c fleetkey -n 'test (__fleetkey_path) = "master backup"' -l master-key -r -F -d 'Master key file (default: HOME/master.key, $FLEETKEY_MASTER_KEY)'
+complete -c fleetkey -n 'test (__fleetkey_path) = "master backup"' -l passphrase-file -r -F -d 'Read the master key passphrase from the first line of FILE, which group and others must not be able to read; at most 64 KiB (default: $FLEETKEY_PASSPHRASE_FILE)'
+complete -c fleetkey -n 'test (__fleetkey_path) = "master backup"' -l json -d 'Print JSON (JSON Lines for lists and streams)'
+complete -c fleetkey -n 'test (__fleetkey_path) = "master backup"' -s q -l quiet -d 'Print only what a command exists to print'
+complete -c fleetkey -n 'test (__fleetkey_path) = "master backup"' -s v -l verbose -d 'Say more on stderr (repeatable)'
+complete -c fleetkey -n 'test (__fleetkey_path) = "master restore"' -s h -l help -d 'Print this help and exit'
+complete -c fleetkey -n 'test (__fleetkey_path) = "master restore"' -F
+complete -c fleetkey -n 'test (__fleetkey_path) = "master restore"' -l no-passphrase -d 'Write the key file unencrypted (protect it otherwise)'
+complete -c fleetkey -n 'test (__fleetkey_path) = "master restore"' -l kdf -x -a 'interactive moderate sensitive' -d 'Argon2id cost of the new passphrase key'
+complete -c fleetkey -n 'test (__fleetkey_path) = "master restore"' -l version -d 'Print the version and exit'
+complete -c fleetkey -n 'test (__fleetkey_path) = "master restore"' -l home -r -F -d 'Directory of the registry and master key (default: $FLEETKEY_HOME, $XDG_DATA_HOME/fleetkey, ~/.local/share/fleetkey)'
+complete -c fleetkey -n 'test (__fleetkey_path) = "master restore"' -l registry -r -F -d 'Registry file (default: HOME/registry.db, $FLEETKEY_REGISTRY)'
+complete -c fleetkey -n 'test (__fleetkey_path) = "master restore"' -l master-key -r -F -d 'Master key file (default: HOME/master.key, $FLEETKEY_MASTER_KEY)'
+complete -c fleetkey -n 'test (__fleetkey_path) = "master restore"' -l passphrase-file -r -F -d 'Read the master key passphrase from the first line of FILE, which group and others must not be able to read; at most 64 KiB (default: $FLEETKEY_PASSPHRASE_FILE)'
+complete -c fleetkey -n 'test (__fleetkey_path) = "master restore"' -l json -d 'Print JSON (JSON Lines for lists and streams)'
+complete -c fleetkey -n 'test (__fleetkey_path) = "master restore"' -s q -l quiet -d 'Print only what a command exists to print'
+complete -c fleetkey -n 'test (__fleetkey_path) = "master restore"' -s v -l verbose -d 'Say more on stderr (repeatable)'
 complete -c fleetkey -n 'test (__fleetkey_path) = "device"' -a 'add' -d 'Register a device and derive its key K_dev(ID)'
 complete -c fleetkey -n 'test (__fleetkey_path) = "device"' -a 'import' -d 'Register many devices at once from CSV or JSON Lines, all or nothing'
 complete -c fleetkey -n 'test (__fleetkey_path) = "device"' -a 'list' -d 'List devices, streaming, in id order'
