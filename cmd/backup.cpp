@@ -113,6 +113,7 @@ void add_master_backup(CLI::App& master, Context& ctx)
           throw Error(Exit::conflict, "{} already exists", *o->output);
         }
         std::optional<OutputDir> dir;
+        ctx.fleet().use_key_file();
         const auto b = fleet::backup_master_key(ctx.fleet(), o->shares, o->threshold, [&](const fleet::Backup& made) {
           if (!o->output) {
             return;

@@ -34,13 +34,14 @@ _fleetkey() {
 
 _fleetkey_subcommands() {
   case "$1" in
-    '') echo 'init master device user token pair audit' ;;
+    '') echo 'init master device user token pair audit agent' ;;
     'master') echo 'list rotate retire passwd backup restore' ;;
     'device') echo 'add import list show revoke key' ;;
     'user') echo 'add list show grant revoke key' ;;
     'token') echo 'mint verify inspect key revoke' ;;
     'pair') echo 'decode' ;;
     'audit') echo 'list' ;;
+    'agent') echo 'start stop status' ;;
   esac
 }
 
@@ -79,6 +80,10 @@ _fleetkey_options() {
     'pair decode') echo '-h --help --scheme --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
     'audit') echo '-h --help --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
     'audit list') echo '-h --help --action --subject --since --last --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
+    'agent') echo '-h --help --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
+    'agent start') echo '-h --help --lifetime --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
+    'agent stop') echo '-h --help --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
+    'agent status') echo '-h --help --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
   esac
 }
 
@@ -117,6 +122,10 @@ _fleetkey_values() {
     'pair decode') echo '--scheme --home --registry --master-key --passphrase-file' ;;
     'audit') echo ' --home --registry --master-key --passphrase-file' ;;
     'audit list') echo '--action --subject --since --last --home --registry --master-key --passphrase-file' ;;
+    'agent') echo ' --home --registry --master-key --passphrase-file' ;;
+    'agent start') echo '--lifetime --home --registry --master-key --passphrase-file' ;;
+    'agent stop') echo ' --home --registry --master-key --passphrase-file' ;;
+    'agent status') echo ' --home --registry --master-key --passphrase-file' ;;
   esac
 }
 
@@ -319,6 +328,23 @@ _fleetkey_choices() {
     'audit list|--registry') echo '@file' ;;
     'audit list|--master-key') echo '@file' ;;
     'audit list|--passphrase-file') echo '@file' ;;
+    'agent|--home') echo '@dir' ;;
+    'agent|--registry') echo '@file' ;;
+    'agent|--master-key') echo '@file' ;;
+    'agent|--passphrase-file') echo '@file' ;;
+    'agent start|--lifetime') echo '' ;;
+    'agent start|--home') echo '@dir' ;;
+    'agent start|--registry') echo '@file' ;;
+    'agent start|--master-key') echo '@file' ;;
+    'agent start|--passphrase-file') echo '@file' ;;
+    'agent stop|--home') echo '@dir' ;;
+    'agent stop|--registry') echo '@file' ;;
+    'agent stop|--master-key') echo '@file' ;;
+    'agent stop|--passphrase-file') echo '@file' ;;
+    'agent status|--home') echo '@dir' ;;
+    'agent status|--registry') echo '@file' ;;
+    'agent status|--master-key') echo '@file' ;;
+    'agent status|--passphrase-file') echo '@file' ;;
   esac
 }
 

@@ -1,4 +1,5 @@
 #include <fleetkey/crypto/hierarchy.hpp>
+#include <fleetkey/fleet/agent.hpp>
 #include <fleetkey/fleet/fleet.hpp>
 #include <fleetkey/util/error.hpp>
 #include <fleetkey/util/file.hpp>
@@ -83,14 +84,22 @@ const crypto::Keyring& Fleet::keyring()
   // Kept once it has opened the file, so that rotate and passwd never ask for it again.
   std::optional<crypto::Secret> used;
   crypto::Secret text;
-  auto ring = std::make_unique<crypto::Keyring>(crypto::read_key_file(
-      m_paths.master_key,
-      [this, &used] {
-        auto pass = passphrase(Confirm::no);
-        used = crypto::Secret::copy_of(pass.span());
-        return pass;
-      },
-      &header, &text));
+  std::unique_ptr<crypto::Keyring> ring;
+  if (!m_key_file_only) {
+    if (auto held = agent::connect_ring(m_warn)) {
+      ring = std::make_unique<crypto::Keyring>(std::move(*held));
+    }
+  }
+  if (!ring) {
+    ring = std::make_unique<crypto::Keyring>(crypto::read_key_file(
+        m_paths.master_key,
+        [this, &used] {
+          auto pass = passphrase(Confirm::no);
+          used = crypto::Secret::copy_of(pass.span());
+          return pass;
+        },
+        &header, &text));
+  }
   // The key file must be the one this registry was made with, version by version.
   const auto records = reg.master_keys();
   for (const auto& rec : records) {
@@ -100,7 +109,7 @@ const crypto::Keyring& Fleet::keyring()
         mk = &k;
       }
     }
-    if (mk == nullptr || crypto::fingerprint(mk->key.span()) != rec.fingerprint) {
+    if (mk == nullptr || mk->fingerprint() != rec.fingerprint) {
       throw Error(Exit::key, "master key file {} does not belong to registry {} (version {} {})", m_paths.master_key,
                   m_paths.registry, rec.version, mk == nullptr ? "is missing" : "has another fingerprint");
     }

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Latency of `device add` and `user grant` through the agent, against the same commands with an
+# unencrypted key file (--no-passphrase) and with an encrypted one (the default Argon2id "moderate"
+# cost, what the agent saves). Target (issue 21): through the agent within 1 ms of --no-passphrase.
+#
+# Alternating rounds (ROUNDS x RUNS runs of each, a new id per run) so that the VM's drifting speed
+# hits every variant alike; the binary is measured as installed (see device_add.sh).
+# Usage: bench/agent.sh [build/fleetkey]
+set -euo pipefail
+rounds=${ROUNDS:-5}
+runs=${RUNS:-20}
+work=$(mktemp -d)
+agent_pid=
+cleanup() {
+  [ -n "$agent_pid" ] && kill "$agent_pid" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+install -m 0755 "$(realpath "${1:-build/fleetkey}")" "$work/fleetkey"
+fk=$work/fleetkey
+export XDG_RUNTIME_DIR=$work FLEETKEY_ACTOR=bench
+unset FLEETKEY_AGENT FLEETKEY_PASSPHRASE FLEETKEY_PASSPHRASE_FILE
+printf 'bench passphrase\n' >"$work/pass"
+chmod 600 "$work/pass"
+"$fk" --home "$work/plain" init --no-passphrase >/dev/null
+"$fk" --home "$work/enc" --passphrase-file "$work/pass" init >/dev/null
+for h in plain enc; do
+  "$fk" --home "$work/$h" user add alice >/dev/null
+  "$fk" --home "$work/$h" --passphrase-file "$work/pass" device add SN-G >/dev/null
+done
+eval "$("$fk" --home "$work/enc" --passphrase-file "$work/pass" agent start)"
+agent_pid=$("$fk" --json agent status | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["pid"])')
+
+# $1 = label; then the command, run RUNS times with {n} replaced by the run's number.
+measure() {
+  local label=$1 round=$2
+  shift 2
+  /usr/bin/python3 - "$work/$label.times" "$runs" "$label-$round" "$@" <<'PY'
+import os, subprocess, sys, time
+out, runs, tag, cmd = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4:]
+with open(out, "a") as f:
+    for n in range(runs):
+        argv = [a.replace("{n}", f"{tag}-{n}") for a in cmd]
+        t = time.perf_counter()
+        subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+        f.write(f"{(time.perf_counter() - t) * 1000}\n")
+PY
+}
+summary() {
+  /usr/bin/python3 - "$work/$1.times" "$2" <<'PY'
+import statistics, sys
+t = [float(x) for x in open(sys.argv[1])]
+print(f"{sys.argv[2]:<44} median {statistics.median(t):8.2f} ms  min {min(t):8.2f}  max {max(t):8.2f}  ({len(t)} runs)")
+PY
+}
+for r in $(seq "$rounds"); do
+  measure add_plain "$r" "$fk" --home "$work/plain" device add SN-{n}
+  measure add_agent "$r" "$fk" --home "$work/enc" device add SN-{n}
+  measure grant_plain "$r" "$fk" --home "$work/plain" user grant alice --device SN-G --role owner
+  measure grant_agent "$r" "$fk" --home "$work/enc" user grant alice --device SN-G --role owner
+done
+# Argon2id is slow: a few runs are enough.
+runs=3 measure add_pass 1 env -u FLEETKEY_AGENT "$fk" --home "$work/enc" --passphrase-file "$work/pass" device add SN-{n}
+runs=3 measure grant_pass 1 env -u FLEETKEY_AGENT "$fk" --home "$work/enc" --passphrase-file "$work/pass" user grant alice --device SN-G --role owner
+summary add_plain "device add, --no-passphrase key file"
+summary add_agent "device add, encrypted key file, through the agent"
+summary add_pass "device add, encrypted key file (Argon2id)"
+summary grant_plain "user grant, --no-passphrase key file"
+summary grant_agent "user grant, encrypted key file, through the agent"
+summary grant_pass "user grant, encrypted key file (Argon2id)"
+"$fk" agent stop >/dev/null
+agent_pid=
