@@ -25,21 +25,21 @@ def wait_gone(path, timeout=10):
 def request(path, body):
     """One request in the AGENT PROTOCOL of fleetkey-formats(5); the response body, or None when the agent
     closed the connection without one."""
+    data = b""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.settimeout(10)
         s.connect(path)
-        s.sendall(struct.pack(">I", len(body)) + body)
-        data = b""
-        while True:
-            try:
+        try:
+            s.sendall(struct.pack(">I", len(body)) + body)
+            while True:
                 chunk = s.recv(65536)
-            except ConnectionResetError:  # closed with the request unread
-                return None
-            if not chunk:
-                break
-            data += chunk
-            if len(data) >= 4 and len(data) >= 4 + struct.unpack(">I", data[:4])[0]:
-                break
+                if not chunk:
+                    break
+                data += chunk
+                if len(data) >= 4 and len(data) >= 4 + struct.unpack(">I", data[:4])[0]:
+                    break
+        except (BrokenPipeError, ConnectionResetError):  # closed on us, the request unread
+            return None
     if not data:
         return None
     n, = struct.unpack(">I", data[:4])
@@ -172,6 +172,13 @@ class AgentTest(fk.FleetTest):
         path2, _ = self.start()
         self.assertNotEqual(os.path.dirname(path2), os.path.dirname(path))
         self.fk("device", "add", "SN-1", env={"FLEETKEY_AGENT": path2})
+        # Another fleet's registry: a warning, then that fleet's key file.
+        other = os.path.join(self.tmp, "other")
+        self.fk("--home", other, "init", "--no-passphrase")
+        r = self.fk("--home", other, "device", "add", "SN-1", env={"FLEETKEY_AGENT": path2})
+        self.assertEqual(r.err, f"fleetkey: warning: the agent at {path2} holds the master key of another registry "
+                                f"than {other}/registry.db (version 1 has another fingerprint): using the master key "
+                                "file\n")
         # The stale socket: a warning, then the key file (unencrypted here) as without an agent.
         r = self.fk("device", "add", "SN-2", env={"FLEETKEY_AGENT": path})
         self.assertRegex(r.err, PASS_WARNING)
