@@ -4,7 +4,9 @@
 # cost, what the agent saves). Target (issue 21): through the agent within 1 ms of --no-passphrase.
 #
 # Alternating rounds (ROUNDS x RUNS runs of each, a new id per run) so that the VM's drifting speed
-# hits every variant alike; the binary is measured as installed (see device_add.sh).
+# hits every variant alike; the binary is measured as installed (see device_add.sh). Besides wall
+# time, the CPU time of the fleetkey process (not the agent's, whose share of the work is one HMAC
+# per key) is reported: on a loaded machine it is the steadier figure.
 # Usage: bench/agent.sh [build/fleetkey]
 set -euo pipefail
 rounds=${ROUNDS:-5}
@@ -39,24 +41,29 @@ measure() {
   local label=$1 round=$2 sock=$3
   shift 3
   /usr/bin/python3 - "$work/$label.times" "$runs" "$label-$round" "$sock" "$@" <<'PY'
-import os, subprocess, sys, time
+import os, resource, subprocess, sys, time
 out, runs, tag, sock, cmd = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5:]
 env = dict(os.environ)
 if sock != "-":
     env["FLEETKEY_AGENT"] = sock
+def cpu():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 with open(out, "a") as f:
     for n in range(runs):
         argv = [a.replace("{n}", f"{tag}-{n}") for a in cmd]
-        t = time.perf_counter()
+        c, t = cpu(), time.perf_counter()
         subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, env=env)
-        f.write(f"{(time.perf_counter() - t) * 1000}\n")
+        f.write(f"{(time.perf_counter() - t) * 1000} {(cpu() - c) * 1000}\n")
 PY
 }
 summary() {
   /usr/bin/python3 - "$work/$1.times" "$2" <<'PY'
 import statistics, sys
-t = [float(x) for x in open(sys.argv[1])]
-print(f"{sys.argv[2]:<44} median {statistics.median(t):8.2f} ms  min {min(t):8.2f}  max {max(t):8.2f}  ({len(t)} runs)")
+rows = [line.split() for line in open(sys.argv[1])]
+t, c = [float(r[0]) for r in rows], [float(r[1]) for r in rows]
+print(f"{sys.argv[2]:<52} wall median {statistics.median(t):8.2f} ms, min {min(t):8.2f}; "
+      f"CPU (user+sys of fleetkey) median {statistics.median(c):7.2f} ms  ({len(t)} runs)")
 PY
 }
 for r in $(seq "$rounds"); do
