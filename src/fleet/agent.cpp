@@ -16,6 +16,7 @@
 #include <map>
 #include <mutex>
 #include <poll.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -561,6 +562,8 @@ Started start(Fleet& fleet, std::optional<int64_t> lifetime)
   int code = 0;
   {
     ::setsid();
+    // No core dumps, and no ptrace by other processes of the same user (as ssh-agent).
+    ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     util::Fd null(::open("/dev/null", O_RDWR | O_CLOEXEC));
     for (int fd : {STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO}) {
       ::dup2(null.get(), fd);

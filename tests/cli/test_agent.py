@@ -152,12 +152,17 @@ class AgentTest(fk.FleetTest):
 
     def test_lifetime_and_sigterm_wipe_and_remove_the_socket(self):
         self.init_test_key()
-        path, pid = self.start("--lifetime", "1s")
+        path, pid = self.start("--lifetime", "2s")
         j = self.fk("--json", "agent", "status", env={"FLEETKEY_AGENT": path}).json()
+        self.assertEqual((j["pid"], j["socket"], j["test_key"], j["versions"]), (pid, path, True, [1]))
         self.assertRegex(j["expires"], fk.ISO_TIME)
         self.assertTrue(wait_gone(path))
         self.assertTrue(wait_gone(os.path.dirname(path)))
-        path, pid = self.start()
+        r = self.fk("--json", "agent", "start")
+        j = r.json()
+        self.pids.append(j["pid"])
+        self.assertEqual((list(j), j["expires"]), (["socket", "pid", "expires"], None))
+        path, pid = j["socket"], j["pid"]
         os.kill(pid, signal.SIGTERM)
         self.assertTrue(wait_gone(path))
         self.assertTrue(wait_gone(os.path.dirname(path)))
