@@ -603,9 +603,9 @@ Status stop()
 {
   const auto c = connect_or_throw();
   auto s = parse_info(*c, c->call(std::string(1, static_cast<char>(op_stop))), nullptr, nullptr);
-  // The agent removes its socket as it exits: wait for that (briefly), so that what follows
+  // The agent removes its socket as it exits: wait for that (up to 5 s), so that what follows
   // `agent stop` finds no agent.
-  for (int i = 0; i < 200 && ::access(s.socket.c_str(), F_OK) == 0; ++i) {
+  for (int i = 0; i < 1000 && ::access(s.socket.c_str(), F_OK) == 0; ++i) {
     ::usleep(5000);
   }
   return s;
