@@ -10,7 +10,7 @@ namespace {
 // Explicit on purpose: self-registering objects can be dropped by the linker from static libraries.
 constexpr Command k_command_groups[] = {
     {"init", setup_init},   {"master", setup_master}, {"device", setup_device}, {"user", setup_user},
-    {"token", setup_token}, {"pair", setup_pair},     {"audit", setup_audit},
+    {"token", setup_token}, {"pair", setup_pair},     {"audit", setup_audit},   {"agent", setup_agent},
 };
 
 // The global options that take a value (in build_app below).

@@ -10,12 +10,15 @@ namespace fleetkey::cmd {
 
 void setup_init(CLI::App& app, Context& ctx);
 void setup_master(CLI::App& app, Context& ctx);
+void add_master_backup(CLI::App& master, Context& ctx);  // cmd/backup.cpp
+void add_master_restore(CLI::App& master, Context& ctx); // cmd/backup.cpp
 void setup_device(CLI::App& app, Context& ctx);
 void setup_device_import(CLI::App& device, Context& ctx);
 void setup_user(CLI::App& app, Context& ctx);
 void setup_token(CLI::App& app, Context& ctx);
 void setup_pair(CLI::App& app, Context& ctx);
 void setup_audit(CLI::App& app, Context& ctx);
+void setup_agent(CLI::App& app, Context& ctx);
 
 // Builds the command line: global options and the command groups. With `args` (argv) naming a
 // group, only that group, and only the command named after it if there is one (add_group);

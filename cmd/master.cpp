@@ -1,4 +1,4 @@
-// fleetkey master list | rotate | retire | passwd
+// fleetkey master list | rotate | retire | passwd (backup and restore: backup.cpp)
 #include "commands.hpp"
 #include "render.hpp"
 
@@ -35,6 +35,7 @@ void add_master_rotate(CLI::App& master, Context& ctx)
 {
   add_command(master, ctx, "rotate",
               "Add master key version v+1 and make it current (asks for the passphrase once, and keeps it)", [&ctx] {
+                ctx.fleet().use_key_file(); // the agent's keys cannot be written to a file
                 const auto rec = fleet::rotate_master_key(ctx.fleet());
                 if (ctx.json()) {
                   ctx.print_json(to_json(rec));
@@ -67,6 +68,7 @@ void add_master_passwd(CLI::App& master, Context& ctx)
   auto po = std::make_shared<fleet::PasswdOptions>();
   auto* passwd =
       add_command(master, ctx, "passwd", "Re-encrypt the master key file under a new passphrase", [&ctx, po] {
+        ctx.fleet().use_key_file();
         fleet::change_passphrase(ctx.fleet(), *po);
         if (ctx.json()) {
           ctx.print_json({{"master_key", ctx.fleet().paths().master_key}, {"encrypted", !po->no_passphrase}});
@@ -93,10 +95,8 @@ void add_master_passwd(CLI::App& master, Context& ctx)
 void setup_master(CLI::App& app, Context& ctx)
 {
   static constexpr Command k_commands[] = {
-      {"list", add_master_list},
-      {"rotate", add_master_rotate},
-      {"retire", add_master_retire},
-      {"passwd", add_master_passwd},
+      {"list", add_master_list},     {"rotate", add_master_rotate}, {"retire", add_master_retire},
+      {"passwd", add_master_passwd}, {"backup", add_master_backup}, {"restore", add_master_restore},
   };
   add_group(app, ctx, "master", "Manage master key versions", k_commands);
 }

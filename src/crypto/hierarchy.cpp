@@ -1,6 +1,7 @@
 #include "crypto/sha256.hpp"
 
 #include <fleetkey/crypto/hierarchy.hpp>
+#include <fleetkey/crypto/keyfile.hpp>
 #include <fleetkey/util/error.hpp>
 
 #include <sodium.h>
@@ -24,9 +25,60 @@ MasterDeriver::MasterDeriver(const Secret& master_key)
 {
 }
 
+MasterDeriver::MasterDeriver(const MasterKey& master_key)
+    : m_version(master_key.version)
+{
+  if (master_key.source) {
+    m_keep = master_key.source;
+    m_source = m_keep.get();
+  } else {
+    m_prk.emplace(extract(master_key.key));
+  }
+}
+
+void MasterDeriver::expand(util::ByteView info, std::span<uint8_t> out) const
+{
+  if (m_prk) {
+    m_prk->expand(info, out);
+  } else {
+    m_source->expand(m_version, std::span(&info, 1), out.size(), out);
+  }
+}
+
+Secret MasterDeriver::expand(util::ByteView info, size_t length) const
+{
+  Secret out(length);
+  expand(info, out.span());
+  return out;
+}
+
 Secret MasterDeriver::device_key(std::string_view device_id) const
 {
-  return m_prk.expand(Info("device").add(device_id).bytes(), k_key_len);
+  return expand(Info("device").add(device_id).bytes(), k_key_len);
+}
+
+void MasterDeriver::device_keys(std::span<const std::string_view> device_ids, std::span<uint8_t> out) const
+{
+  if (out.size() != device_ids.size() * k_key_len) {
+    throw Error(Exit::failure, "internal error: device_keys needs 32 bytes a device");
+  }
+  if (m_prk) {
+    for (size_t i = 0; i < device_ids.size(); ++i) {
+      device_key(device_ids[i], out.subspan(i * k_key_len).first<k_key_len>());
+    }
+    return;
+  }
+  std::vector<util::Bytes> infos;
+  std::vector<util::ByteView> views;
+  infos.reserve(device_ids.size());
+  views.reserve(device_ids.size());
+  for (const auto id : device_ids) {
+    Info info("device");
+    const auto bytes = info.add(id).bytes();
+    infos.emplace_back(bytes.begin(), bytes.end());
+    views.emplace_back(infos.back());
+  }
+  m_source->expand(m_version, views, k_key_len, out);
 }
 
 void MasterDeriver::device_key(std::string_view device_id, std::span<uint8_t, k_key_len> out) const
@@ -43,17 +95,17 @@ void MasterDeriver::device_key(std::string_view device_id, std::span<uint8_t, k_
   info[8] = static_cast<uint8_t>(n >> 8);
   info[9] = static_cast<uint8_t>(n);
   std::memcpy(info + 10, device_id.data(), n);
-  m_prk.expand(util::ByteView(info, 10 + n), out);
+  expand(util::ByteView(info, 10 + n), out);
 }
 
 Secret MasterDeriver::token_key(std::string_view alg) const
 {
-  return m_prk.expand(Info("token").add(alg).bytes(), k_key_len);
+  return expand(Info("token").add(alg).bytes(), k_key_len);
 }
 
 Secret MasterDeriver::derive(const Info& info, size_t length) const
 {
-  return m_prk.expand(info.bytes(), length);
+  return expand(info.bytes(), length);
 }
 
 DeviceDeriver::DeviceDeriver(const Secret& device_key)

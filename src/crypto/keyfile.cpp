@@ -200,10 +200,28 @@ const MasterKey& Keyring::get(uint32_t version) const
   return *it;
 }
 
+std::string MasterKey::fingerprint() const
+{
+  return source ? source_fingerprint : crypto::fingerprint(key.span());
+}
+
+Keyring Keyring::held_elsewhere(std::vector<MasterKey> versions, uint32_t current, bool test_key)
+{
+  Keyring ring;
+  ring.m_versions = std::move(versions);
+  ring.m_current = current;
+  ring.m_remote_test = test_key;
+  ring.get(current);
+  return ring;
+}
+
 // "FKMK" | format u8 | flags u8 (bit 0: test key) | current u32 | count u16 |
 // count x (version u32 | created u64 | key[32]) | seed length u16 | seed
 Secret Keyring::serialize() const
 {
+  if (m_versions.front().source) {
+    throw Error(Exit::key, "this command needs the master key file itself, not the agent: unset FLEETKEY_AGENT");
+  }
   const size_t size = 4 + 1 + 1 + 4 + 2 + m_versions.size() * (4 + 8 + k_key_len) + 2 + m_test_seed.size();
   Secret out(size);
   uint8_t* p = out.data();

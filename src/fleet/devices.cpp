@@ -28,7 +28,7 @@ AddedDevice add_device(Fleet& fleet, const DeviceSpec& spec, IfMissing if_missin
   rec.model = spec.model;
   rec.labels = spec.labels;
   rec.key_version = mk.version;
-  rec.fingerprint = crypto::fingerprint(crypto::MasterDeriver(mk.key).device_key(spec.id).span());
+  rec.fingerprint = crypto::fingerprint(crypto::MasterDeriver(mk).device_key(spec.id).span());
   rec.created = util::format_time(util::unix_now());
   reg.insert_device(rec);
   reg.audit("device.add", spec.id, {{"key_version", rec.key_version}, {"fingerprint", rec.fingerprint}});
@@ -81,7 +81,7 @@ registry::DeviceRecord revoke_device(Fleet& fleet, std::string_view id, std::str
 crypto::Secret derive_device_key(Fleet& fleet, const registry::DeviceRecord& device)
 {
   const auto& mk = fleet.master_key(device.key_version);
-  auto key = crypto::MasterDeriver(mk.key).device_key(device.id);
+  auto key = crypto::MasterDeriver(mk).device_key(device.id);
   if (crypto::fingerprint(key.span()) != device.fingerprint) {
     throw Error(Exit::key, "device \"{}\": derived key does not match its registered fingerprint", device.id);
   }

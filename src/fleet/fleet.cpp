@@ -1,4 +1,5 @@
 #include <fleetkey/crypto/hierarchy.hpp>
+#include <fleetkey/fleet/agent.hpp>
 #include <fleetkey/fleet/fleet.hpp>
 #include <fleetkey/util/error.hpp>
 #include <fleetkey/util/file.hpp>
@@ -83,27 +84,47 @@ const crypto::Keyring& Fleet::keyring()
   // Kept once it has opened the file, so that rotate and passwd never ask for it again.
   std::optional<crypto::Secret> used;
   crypto::Secret text;
-  auto ring = std::make_unique<crypto::Keyring>(crypto::read_key_file(
-      m_paths.master_key,
-      [this, &used] {
-        auto pass = passphrase(Confirm::no);
-        used = crypto::Secret::copy_of(pass.span());
-        return pass;
-      },
-      &header, &text));
-  // The key file must be the one this registry was made with, version by version.
+  // The key ring must be the one this registry was made with, version by version: empty if so.
   const auto records = reg.master_keys();
-  for (const auto& rec : records) {
-    const crypto::MasterKey* mk = nullptr;
-    for (const auto& k : ring->versions()) {
-      if (k.version == rec.version) {
-        mk = &k;
+  const auto mismatch = [&records](const crypto::Keyring& r) -> std::string {
+    for (const auto& rec : records) {
+      const crypto::MasterKey* mk = nullptr;
+      for (const auto& k : r.versions()) {
+        if (k.version == rec.version) {
+          mk = &k;
+        }
+      }
+      if (mk == nullptr || mk->fingerprint() != rec.fingerprint) {
+        return fmt::format("version {} {}", rec.version, mk == nullptr ? "is missing" : "has another fingerprint");
       }
     }
-    if (mk == nullptr || crypto::fingerprint(mk->key.span()) != rec.fingerprint) {
-      throw Error(Exit::key, "master key file {} does not belong to registry {} (version {} {})", m_paths.master_key,
-                  m_paths.registry, rec.version, mk == nullptr ? "is missing" : "has another fingerprint");
+    return {};
+  };
+  std::unique_ptr<crypto::Keyring> ring;
+  if (!m_key_file_only) {
+    if (auto held = agent::connect_ring(m_warn)) {
+      if (const auto why = mismatch(*held); why.empty()) {
+        ring = std::make_unique<crypto::Keyring>(std::move(*held));
+      } else {
+        warn(fmt::format("the agent at {} holds the master key of another registry than {} ({}): using the master "
+                         "key file",
+                         std::getenv("FLEETKEY_AGENT"), m_paths.registry, why));
+      }
     }
+  }
+  if (!ring) {
+    ring = std::make_unique<crypto::Keyring>(crypto::read_key_file(
+        m_paths.master_key,
+        [this, &used] {
+          auto pass = passphrase(Confirm::no);
+          used = crypto::Secret::copy_of(pass.span());
+          return pass;
+        },
+        &header, &text));
+  }
+  if (const auto why = mismatch(*ring); !why.empty()) {
+    throw Error(Exit::key, "master key file {} does not belong to registry {} ({})", m_paths.master_key,
+                m_paths.registry, why);
   }
   // The registry says which version is current. The file may name a newer one that the registry
   // never recorded (a rotate interrupted between writing the file and committing the registry, or

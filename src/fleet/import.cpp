@@ -798,6 +798,7 @@ struct Batch
   crypto::Secret keys{k_batch_rows * crypto::k_key_len};
   crypto::Secret text{k_batch_rows * k_max_key_line}; // --keys-out lines
   std::vector<size_t> line_ends;
+  std::vector<std::string_view> ids; // into arena, for MasterDeriver::device_keys
   bool last = false;
 
   size_t size() const { return offsets.size(); }
@@ -879,7 +880,7 @@ public:
 
   Deriver(util::InputBuffer& spill, const crypto::MasterKey& mk, KeysOut keys_out, std::optional<Direct> direct)
       : m_spill(spill)
-      , m_key(mk.key)
+      , m_key(mk)
       , m_version(mk.version)
       , m_keys_out(keys_out)
       , m_direct(direct)
@@ -977,10 +978,15 @@ private:
     }
     b.last = b.offsets.size() < k_batch_rows;
     b.fingerprints.resize(b.size() * 32);
+    // The whole batch in one call: one request when the agent holds the key.
+    b.ids.clear();
+    for (size_t i = 0; i < b.size(); ++i) {
+      b.ids.push_back(b.id(i));
+    }
+    deriver.device_keys(b.ids, std::span(b.keys.data(), b.size() * crypto::k_key_len));
     size_t at = 0;
     for (size_t i = 0; i < b.size(); ++i) {
       const std::span<uint8_t, crypto::k_key_len> key(b.keys.data() + i * crypto::k_key_len, crypto::k_key_len);
-      deriver.device_key(b.id(i), key);
       uint8_t fp[16];
       crypto::fingerprint(key, fp);
       char hex[33];
@@ -994,7 +1000,7 @@ private:
   }
 
   util::InputBuffer& m_spill;
-  const crypto::Secret& m_key;
+  const crypto::MasterKey& m_key;
   uint32_t m_version;
   KeysOut m_keys_out;
   std::optional<Direct> m_direct;

@@ -565,7 +565,7 @@ BatchResult pair_batch(Fleet& fleet, const BatchOptions& o)
           const auto& d = devices[i];
           auto it = derivers.find(d.key_version);
           if (it == derivers.end()) {
-            it = derivers.emplace(d.key_version, crypto::MasterDeriver(masters.at(d.key_version)->key)).first;
+            it = derivers.emplace(d.key_version, crypto::MasterDeriver(*masters.at(d.key_version))).first;
           }
           it->second.device_key(d.id, std::span<uint8_t, crypto::k_key_len>(key.data(), crypto::k_key_len));
           crypto::fingerprint(key.span(), fp);

@@ -44,7 +44,7 @@ int64_t now_or_clock(const std::optional<int64_t>& now)
 crypto::Secret key_for(Fleet& fleet, const token::Kid& kid, token::Format f)
 {
   const auto& mk = fleet.master_key(kid.version);
-  const crypto::MasterDeriver master(mk.key);
+  const crypto::MasterDeriver master(mk);
   if (kid.device.empty()) {
     return master.token_key(token::key_label(f));
   }
@@ -72,7 +72,7 @@ std::string make_cti(Fleet& fleet, const token::Claims& claims, token::Format f)
     const auto payload = token::encode_cwt_claims(claims);
     crypto::Info info("test-cti");
     info.add(token::format_name(f)).add(payload);
-    raw = crypto::MasterDeriver(fleet.keyring().current().key).derive(info, n);
+    raw = crypto::MasterDeriver(fleet.keyring().current()).derive(info, n);
   } else {
     randombytes_buf(raw.data(), n);
   }
@@ -275,7 +275,7 @@ TokenVerifier::TokenVerifier(Fleet& fleet, const VerifyOptions& options, Preload
     v->retired = rec.status == "retired";
     if (!v->retired) {
       const auto& mk = ring.get(rec.version);
-      v->deriver = std::make_unique<crypto::MasterDeriver>(mk.key);
+      v->deriver = std::make_unique<crypto::MasterDeriver>(mk);
       for (auto f : k_formats) {
         const auto k = v->deriver->token_key(token::key_label(f));
         v->keys[format_index(f)] = std::make_unique<token::MacKey>(k.span());

@@ -20,6 +20,8 @@ ACTIONS = {
     "master.rotate": ({"fingerprint"}, set()),
     "master.retire": (set(), set()),
     "master.passwd": ({"encrypted"}, set()),
+    "master.backup": ({"backup", "fingerprint", "shares", "threshold", "versions"}, set()),
+    "master.restore": ({"backup", "encrypted", "fingerprint", "versions"}, set()),
     "device.add": ({"fingerprint", "key_version"}, set()),
     "device.import": ({"count", "format", "ids_sha256", "key_version", "skipped"}, set()),
     "device.revoke": ({"reason"}, set()),
@@ -262,6 +264,10 @@ class AuditActionsTest(fk.FleetTest):
         self.fk("user", "grant", "alice", "--device", "SN-0002", "--role", "guest")
         self.fk("device", "revoke", "SN-0002", "--reason", "stolen")  # ends alice's grant on it
         self.fk("master", "retire", "1")
+        shares = os.path.join(self.tmp, "shares")
+        self.fk("master", "backup", "--shares", "3", "--threshold", "2", "-o", shares)
+        os.rename(self.key_path, self.key_path + ".old")
+        self.fk("master", "restore", "--no-passphrase", *(os.path.join(shares, f"share-{i}.txt") for i in (1, 3)))
 
         lines = self.fk("--json", "audit", "list").out.splitlines()
         events = [json.loads(line) for line in lines]
@@ -274,7 +280,8 @@ class AuditActionsTest(fk.FleetTest):
             ("token.mint", "alice"), ("user.key.export", "alice"), ("token.mint", "svc"), ("token.revoke", cti),
             ("token.key.export", "v2"), ("token.key.export", "v2/SN-0001"), ("user.revoke", "alice"),
             ("user.grant", "alice"), ("token.mint", "alice"), ("device.revoke", "SN-0002"), ("user.revoke", "alice"),
-            ("master.retire", "master:1")])
+            ("master.retire", "master:1"),
+            ("master.backup", "master"), ("master.restore", "master")])
         self.assertRegex(cti, r"^[0-9a-f]+$")
         self.assertEqual(events[9]["details"]["file"], svg)
         self.assertEqual(events[11]["details"]["manifest"], os.path.join(labels, "manifest.csv"))

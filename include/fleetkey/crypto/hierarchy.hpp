@@ -12,8 +12,11 @@
 //   pairing(D, n)   = HKDF-Expand(PRK_dev(D), info("pairing", n), L)
 
 #include <fleetkey/crypto/hkdf.hpp>
+#include <fleetkey/crypto/keysource.hpp>
 
 #include <array>
+#include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -22,22 +25,34 @@ namespace fleetkey::crypto {
 inline constexpr std::string_view k_salt = "fleetkey/v1";
 inline constexpr size_t k_key_len = 32;
 
+struct MasterKey;
+
 // Derives from one master key version. Construct once per batch: the PRK's HMAC state is reused.
 class MasterDeriver
 {
 public:
   explicit MasterDeriver(const Secret& master_key);
+  // From a key ring's version, wherever its key lives (in this process or the agent's).
+  explicit MasterDeriver(const MasterKey& master_key);
 
   Secret device_key(std::string_view device_id) const;
   // The batch form: writes K_dev(D) into `out` without allocating.
   void device_key(std::string_view device_id, std::span<uint8_t, k_key_len> out) const;
+  // K_dev for many devices at once into out[i * 32, (i + 1) * 32): one request to the agent.
+  void device_keys(std::span<const std::string_view> device_ids, std::span<uint8_t> out) const;
   // `alg` names the MAC the key is for ("hmac256/256", "hmac256/64"), so no two algorithms share a key.
   Secret token_key(std::string_view alg) const;
   // Any other label under PRK[v], for extensions documented in fleetkey-formats(5).
   Secret derive(const Info& info, size_t length = k_key_len) const;
 
 private:
-  Expander m_prk;
+  void expand(util::ByteView info, std::span<uint8_t> out) const;
+  Secret expand(util::ByteView info, size_t length) const;
+
+  std::optional<Expander> m_prk;       // the key is here
+  const KeySource* m_source = nullptr; // or elsewhere
+  std::shared_ptr<const KeySource> m_keep;
+  uint32_t m_version = 0;
 };
 
 // Derives what one device can recompute from its own key K_dev(D).

@@ -2,10 +2,12 @@
 // The master key ring and its file: every master key version, encrypted at rest with a key from
 // Argon2id (crypto_pwhash) and XChaCha20-Poly1305. Layout in fleetkey-formats(5).
 
+#include <fleetkey/crypto/keysource.hpp>
 #include <fleetkey/crypto/secret.hpp>
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -16,7 +18,13 @@ struct MasterKey
 {
   uint32_t version = 0;
   int64_t created = 0; // Unix seconds
-  Secret key;          // 32 bytes
+  Secret key;          // 32 bytes; empty when the key is held elsewhere (`source`)
+  // Set when another process holds the key (the agent): derivations go to it, and the key's
+  // fingerprint is the one it reported.
+  std::shared_ptr<const KeySource> source;
+  std::string source_fingerprint;
+
+  std::string fingerprint() const; // crypto::fingerprint of the key, wherever it lives
 };
 
 class Keyring
@@ -34,10 +42,12 @@ public:
   const MasterKey& current() const { return get(m_current); }
   uint32_t current_version() const { return m_current; }
   const std::vector<MasterKey>& versions() const { return m_versions; }
-  bool is_test_key() const { return !m_test_seed.empty(); }
+  bool is_test_key() const { return !m_test_seed.empty() || m_remote_test; }
 
-  Secret serialize() const;
+  Secret serialize() const; // throws Error(key) for a ring whose keys are held elsewhere
   static Keyring deserialize(std::span<const uint8_t> plaintext); // throws Error(key)
+  // A ring whose keys another process holds: each version's `source` is set, its `key` empty.
+  static Keyring held_elsewhere(std::vector<MasterKey> versions, uint32_t current, bool test_key);
 
 private:
   Keyring() = default;
@@ -45,7 +55,8 @@ private:
 
   std::vector<MasterKey> m_versions;
   uint32_t m_current = 0;
-  Secret m_test_seed; // empty unless this is a test key
+  Secret m_test_seed;         // empty unless this is a test key
+  bool m_remote_test = false; // a test key held elsewhere (no seed here)
 };
 
 struct KdfParams

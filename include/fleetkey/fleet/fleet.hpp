@@ -45,8 +45,13 @@ public:
   ~Fleet();
 
   const Paths& paths() const { return m_paths; }
-  registry::Registry& registry();   // opens the existing registry on first use
-  const crypto::Keyring& keyring(); // reads and checks the key file on first use
+  registry::Registry& registry(); // opens the existing registry on first use
+  // Reads and checks the key file on first use, or asks the agent at $FLEETKEY_AGENT (fleet/agent.hpp)
+  // for its ring, whose keys stay in the agent.
+  const crypto::Keyring& keyring();
+  // For commands that rewrite or copy the key ring (rotate, passwd, backup, agent start): the key
+  // file itself, never the agent. Call before keyring().
+  void use_key_file() { m_key_file_only = true; }
   // The master key a record names; throws when the version is retired or unknown.
   const crypto::MasterKey& master_key(uint32_t version);
   // Whether the key file is encrypted, with which KDF parameters (valid after keyring()).
@@ -79,6 +84,7 @@ private:
   crypto::KeyFileHeader m_header;
   std::optional<crypto::Secret> m_passphrase; // the key file's, zeroed when the Fleet goes
   crypto::Secret m_key_file_text;
+  bool m_key_file_only = false;
 };
 
 // Reads a passphrase file (as crypto::read_private_file) and keeps its first line; refuses an
