@@ -38,6 +38,16 @@ public:
   std::string_view named_command;
 
   fleet::Fleet& fleet();
+  // For a command that delivers a credential or a code on stdout: its registry changes are committed
+  // only after its output is written and flushed (main calls commit_held), so that output that
+  // cannot be written (a full disk, a closed pipe) leaves the registry unchanged.
+  void commit_after_output() { fleet().hold_commits(); }
+  void commit_held()
+  {
+    if (m_fleet) {
+      m_fleet->commit_held();
+    }
+  }
   bool json() const { return globals.json; }
 
   void print(std::string_view text) const;             // stdout, as is

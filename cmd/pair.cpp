@@ -147,6 +147,7 @@ void run_pair(Context& ctx, const PairCliOptions& o)
   if (o.jobs != 0) {
     throw Error(Exit::usage, "--jobs is for production runs (--all or --from)");
   }
+  ctx.commit_after_output();
   const auto r = fleet::pair_device(ctx.fleet(), *o.device, po, label, o.out,
                                     o.rotate ? fleet::Rotate::yes : fleet::Rotate::no, overwrite);
   const auto& c = r.code;

@@ -131,6 +131,7 @@ void add_user_grant(CLI::App& user, Context& ctx)
           file.emplace(*go->output, util::Overwrite::no);
         }
         auto& fleet = ctx.fleet();
+        ctx.commit_after_output();
         std::optional<crypto::Secret> bundle;
         std::vector<uint8_t> qr;
         const auto b =

@@ -8,6 +8,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace fleetkey::fleet {
@@ -24,6 +25,19 @@ std::optional<std::string> env(const char* name)
 }
 
 } // namespace
+
+void check_owner(const std::string& path, std::string_view what)
+{
+  struct stat st
+  {
+  };
+  if (::stat(path.c_str(), &st) != 0) {
+    return; // a missing file is reported by whoever needs it
+  }
+  if (auto message = util::foreign_owner(st, what, path)) {
+    throw Error(Exit::registry, "{}", *message);
+  }
+}
 
 Paths resolve_paths(const Options& options)
 {
@@ -63,7 +77,26 @@ Fleet::~Fleet() = default;
 registry::Registry& Fleet::registry()
 {
   if (!m_registry) {
+    // Like ssh with its keys: what another user could have written is not trusted.
+    check_owner(m_paths.home, "home");
+    check_owner(m_paths.registry, "registry");
     m_registry.emplace(registry::Registry::open(m_paths.registry, registry::OpenMode::existing));
+    if (m_hold) {
+      m_registry->db().hold_commits();
+    }
+    // An init killed after its commit leaves a second name for the key file (MASTER_KEY.init, see
+    // fleet::init); it is ours to remove once the registry is in place.
+    const std::string staged = m_paths.master_key + ".init";
+    struct stat key
+    {
+    };
+    struct stat link
+    {
+    };
+    if (::lstat(staged.c_str(), &link) == 0 && ::lstat(m_paths.master_key.c_str(), &key) == 0
+        && key.st_ino == link.st_ino && key.st_dev == link.st_dev) {
+      ::unlink(staged.c_str());
+    }
   }
   return *m_registry;
 }
@@ -71,6 +104,21 @@ registry::Registry& Fleet::registry()
 void Fleet::set_registry(registry::Registry reg)
 {
   m_registry.emplace(std::move(reg));
+}
+
+void Fleet::hold_commits()
+{
+  m_hold = true;
+  if (m_registry) {
+    m_registry->db().hold_commits();
+  }
+}
+
+void Fleet::commit_held()
+{
+  if (m_registry) {
+    m_registry->db().commit_held();
+  }
 }
 
 const crypto::Keyring& Fleet::keyring()

@@ -9,7 +9,10 @@
 
 #include <array>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -24,13 +27,6 @@ registry::MasterKeyRecord record_of(const crypto::MasterKey& mk, bool test_key, 
 }
 
 constexpr std::array<const char*, 4> k_registry_suffixes{"", "-wal", "-shm", "-journal"};
-
-void remove_registry_files(const std::string& path)
-{
-  for (const char* suffix : k_registry_suffixes) {
-    ::unlink((path + suffix).c_str());
-  }
-}
 
 // What `init --force` replaces is moved aside, not deleted, until the new registry and key file
 // are in place; if anything fails first, it goes back, so that a failed init changes nothing. (A
@@ -86,7 +82,7 @@ private:
 crypto::Secret unchanged_key_file(Fleet& fleet)
 {
   const auto& path = fleet.paths().master_key;
-  auto text = crypto::read_private_file(path, "master key file");
+  auto text = crypto::read_private_file(path, "master key file", crypto::k_max_secret_file, true);
   if (!crypto::equal(text.span(), fleet.key_file_text().span())) {
     throw Error(Exit::conflict,
                 "master key file {} was replaced while this command ran (another rotate or passwd?): nothing was "
@@ -116,9 +112,69 @@ crypto::Secret write_key_file_and_commit(Fleet& fleet, registry::Transaction& tx
 
 } // namespace
 
+namespace {
+
+// init builds the registry and the key file under staging names (REGISTRY.init, MASTER_KEY.init), links
+// the key file into place, then renames the registry into place: the registry appearing is the commit.
+// A kill at any point leaves either a complete home or a state the next init recognises as its own
+// (the key file is the staged one, same inode, and no registry) and clears. See fleetkey(1), init.
+struct Staging
+{
+  explicit Staging(const Paths& p)
+      : registry(p.registry + ".init")
+      , key(p.master_key + ".init")
+      , final_key(p.master_key)
+      , final_registry(p.registry)
+  {
+  }
+  std::string registry;
+  std::string key;
+  const std::string& final_key;
+  const std::string& final_registry;
+
+  // A killed init's: the key file in place is the staged one (a hard link to it) and no registry.
+  bool half_made() const
+  {
+    struct stat k
+    {
+    };
+    struct stat staged
+    {
+    };
+    return !util::exists(final_registry) && ::lstat(final_key.c_str(), &k) == 0 && ::lstat(key.c_str(), &staged) == 0
+           && k.st_dev == staged.st_dev && k.st_ino == staged.st_ino;
+  }
+  void clear_registry() const
+  {
+    for (const char* suffix : k_registry_suffixes) {
+      ::unlink((registry + suffix).c_str());
+    }
+  }
+};
+
+// rename() that never replaces an existing `to`; link() and unlink() where the file system lacks
+// RENAME_NOREPLACE (a kill in between leaves a second name, which the next init removes).
+bool rename_no_replace(const std::string& from, const std::string& to)
+{
+  if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) == 0) {
+    return true;
+  }
+  if (errno != EINVAL && errno != ENOSYS) {
+    return false;
+  }
+  if (::link(from.c_str(), to.c_str()) != 0) {
+    return false;
+  }
+  ::unlink(from.c_str());
+  return true;
+}
+
+} // namespace
+
 registry::MasterKeyRecord init(Fleet& fleet, const InitOptions& options)
 {
   const auto& paths = fleet.paths();
+  const Staging staging(paths);
   std::optional<crypto::Secret> seed;
   if (options.test_seed_hex) {
     auto bytes = util::from_hex(*options.test_seed_hex);
@@ -128,7 +184,8 @@ registry::MasterKeyRecord init(Fleet& fleet, const InitOptions& options)
     seed = crypto::Secret::copy_of(*bytes);
   }
   const auto kdf = crypto::kdf_profile(options.kdf_profile);
-  if (!options.force) {
+  check_owner(paths.home, "home");
+  if (!options.force && !staging.half_made()) {
     for (const auto* p : {&paths.master_key, &paths.registry}) {
       if (util::exists(*p)) {
         throw Error(Exit::conflict, "{} already exists (use --force to replace it and lose every key derived from it)",
@@ -148,6 +205,25 @@ registry::MasterKeyRecord init(Fleet& fleet, const InitOptions& options)
   if (::stat(paths.home.c_str(), &home) != 0 || !S_ISDIR(home.st_mode)) {
     throw Error(Exit::failure, "home {} is not a directory", paths.home);
   }
+  // One init at a time in a registry's directory: the staging names are fixed.
+  util::Fd lock(::open(util::dirname(paths.registry).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!lock.valid()) {
+    throw Error(Exit::failure, "cannot create {}: {}", paths.registry, std::strerror(errno));
+  }
+  if (::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) {
+    throw Error(Exit::conflict, "another fleetkey init is running in {}", util::dirname(paths.registry));
+  }
+  // Under the lock: a killed init's leftovers go, and its key file with them if it was never committed.
+  const bool half_made = staging.half_made();
+  if (!options.force && !half_made && (util::exists(paths.master_key) || util::exists(paths.registry))) {
+    throw Error(Exit::conflict, "{} already exists (use --force to replace it and lose every key derived from it)",
+                util::exists(paths.master_key) ? paths.master_key : paths.registry);
+  }
+  if (half_made) {
+    ::unlink(paths.master_key.c_str());
+  }
+  ::unlink(staging.key.c_str());
+  staging.clear_registry();
 
   const int64_t now = util::unix_now();
   auto ring = std::make_unique<crypto::Keyring>(crypto::Keyring::create(now, std::move(seed)));
@@ -159,28 +235,57 @@ registry::MasterKeyRecord init(Fleet& fleet, const InitOptions& options)
     }
     replaced.move(paths.master_key);
   }
-  std::optional<registry::Registry> reg;
-  bool wrote_key_file = false;
+  bool linked_key_file = false;
   crypto::Secret text;
   try {
-    reg.emplace(registry::Registry::open(paths.registry, registry::OpenMode::create));
-    registry::Transaction tx(reg->db());
-    reg->insert_master_key(rec);
-    reg->audit("init", "master:1",
-               {{"fingerprint", rec.fingerprint}, {"test_key", rec.test_key}, {"encrypted", pass.has_value()}});
-    text = crypto::write_key_file(paths.master_key, *ring, pass ? &*pass : nullptr, kdf, crypto::Replace::no);
-    wrote_key_file = true;
-    tx.commit();
+    {
+      auto reg = registry::Registry::open(staging.registry, registry::OpenMode::create);
+      registry::Transaction tx(reg.db());
+      reg.insert_master_key(rec);
+      reg.audit("init", "master:1",
+                {{"fingerprint", rec.fingerprint}, {"test_key", rec.test_key}, {"encrypted", pass.has_value()}});
+      tx.commit();
+      // Everything into the database file, so that it can move without its WAL.
+      reg.db().exec("PRAGMA wal_checkpoint(TRUNCATE)");
+    }
+    ::unlink((staging.registry + "-wal").c_str());
+    ::unlink((staging.registry + "-shm").c_str());
+    try {
+      text = crypto::write_key_file(staging.key, *ring, pass ? &*pass : nullptr, kdf, crypto::Replace::no);
+    } catch (const Error& e) {
+      // Name the file the user asked for, not the staging name.
+      std::string message = e.what();
+      for (size_t at = 0; (at = message.find(staging.key, at)) != std::string::npos; at += paths.master_key.size()) {
+        message.replace(at, staging.key.size(), paths.master_key);
+      }
+      throw Error(e.code(), message);
+    }
+    if (::link(staging.key.c_str(), paths.master_key.c_str()) != 0) {
+      throw Error(errno == EEXIST ? Exit::conflict : Exit::failure, "cannot create {}: {}", paths.master_key,
+                  std::strerror(errno));
+    }
+    linked_key_file = true;
+    if (!rename_no_replace(staging.registry, paths.registry)) {
+      throw Error(errno == EEXIST ? Exit::conflict : Exit::failure, "cannot create {}: {}", paths.registry,
+                  std::strerror(errno));
+    }
   } catch (...) {
-    // A failed init leaves nothing of its own behind. The connection goes first: closing it later
-    // could delete the restored registry's WAL by name.
-    reg.reset();
-    remove_registry_files(paths.registry);
-    if (wrote_key_file) {
+    if (linked_key_file) {
       ::unlink(paths.master_key.c_str());
     }
+    ::unlink(staging.key.c_str());
+    staging.clear_registry();
     replaced.restore();
     throw;
+  }
+  // Committed: the registry is in place. The staging name of the key file goes (a kill before this
+  // leaves a second link to the key file, which the next command removes).
+  ::unlink(staging.key.c_str());
+  for (const auto& dir : {util::dirname(paths.registry), util::dirname(paths.master_key)}) {
+    util::Fd d(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (d.valid()) {
+      ::fsync(d.get());
+    }
   }
   replaced.drop();
   ::chmod(paths.home.c_str(), 0700); // an existing home too: it holds the key file
@@ -189,7 +294,7 @@ registry::MasterKeyRecord init(Fleet& fleet, const InitOptions& options)
     fleet.warn("created a TEST master key from --test-seed: never provision real devices with it");
   }
   fleet.reset_keyring(std::move(ring), header, std::move(pass), std::move(text));
-  fleet.set_registry(std::move(*reg));
+  fleet.set_registry(registry::Registry::open(paths.registry, registry::OpenMode::existing));
   return rec;
 }
 

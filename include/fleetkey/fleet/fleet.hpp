@@ -70,16 +70,25 @@ public:
   // After passwd: the same key ring, in a file encrypted differently (or not at all).
   void reset_key_file(crypto::KeyFileHeader header, std::optional<crypto::Secret> passphrase, crypto::Secret text);
   void set_registry(registry::Registry reg);
+  // The command's registry changes are committed only by commit_held(), once its output is delivered
+  // (registry::Db::hold_commits); nothing is committed if the command fails before.
+  void hold_commits();
+  void commit_held();
 
 private:
   Paths m_paths;
   Warn m_warn;
   std::optional<registry::Registry> m_registry;
+  bool m_hold = false;
   std::unique_ptr<crypto::Keyring> m_keyring;
   crypto::KeyFileHeader m_header;
   std::optional<crypto::Secret> m_passphrase; // the key file's, zeroed when the Fleet goes
   crypto::Secret m_key_file_text;
 };
+
+// Throws Error(registry) naming the chown that fixes it when `path` exists and is owned by neither the
+// caller nor root (util::foreign_owner); `what` names it ("home", "registry").
+void check_owner(const std::string& path, std::string_view what);
 
 // Reads a passphrase file (as crypto::read_private_file) and keeps its first line; refuses an
 // empty passphrase.

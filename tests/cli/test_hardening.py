@@ -1,0 +1,199 @@
+"""Issue 16, "Secrets" and "All or nothing": what an attack on fleetkey found, each case mended.
+
+No core dump holds a secret; files another user owns are not trusted; a command whose output cannot
+be delivered records nothing; a killed init or passwd leaves the old state or the new one, whole.
+"""
+import os
+import pwd
+import random
+import random
+import resource
+import signal
+import subprocess
+import time
+import unittest
+
+import fk
+from fk import CONFLICT, FAILURE, KEY, OK, REGISTRY
+
+
+def unknown_uid():
+    uid = 54321
+    while True:
+        try:
+            pwd.getpwuid(uid)
+            uid += 1
+        except KeyError:
+            return uid
+
+
+class NoCoreDumpTest(fk.FleetTest):
+    def dump_at_prompt(self, sig):
+        """Starts `master passwd` on a terminal with core dumps enabled (unlimited RLIMIT_CORE, a fresh
+        working directory), sends `sig` while it waits for the new passphrase, and returns (wait status,
+        the core limits it ran with, the files left in its working directory)."""
+        cwd = os.path.join(self.tmp, f"cwd-{sig}")
+        os.mkdir(cwd)
+        pid, fd = os.forkpty()
+        if pid == 0:
+            try:
+                resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+                os.chdir(cwd)
+                os.execve(fk.BIN, [fk.BIN, "master", "passwd"], self.env)
+            finally:
+                os._exit(127)
+        out = b""
+        deadline = time.monotonic() + 60
+        while not out.rstrip().endswith(b"New passphrase:") and time.monotonic() < deadline:
+            try:
+                out += os.read(fd, 4096)
+            except OSError:
+                break
+        self.assertTrue(out.rstrip().endswith(b"New passphrase:"), out)
+        with open(f"/proc/{pid}/limits") as f:
+            limits = [line.split()[4:6] for line in f if line.startswith("Max core file size")][0]
+        os.kill(pid, sig)
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+        return status, limits, os.listdir(cwd)
+
+    def test_no_core_dump_at_the_passphrase_prompt(self):
+        # At this prompt the master key is in memory (found in a core's saved registers before).
+        self.init_plain()
+        for sig in (signal.SIGQUIT, signal.SIGABRT, signal.SIGSEGV):
+            status, limits, files = self.dump_at_prompt(sig)
+            self.assertTrue(os.WIFSIGNALED(status) and os.WTERMSIG(status) == sig, status)
+            # Whatever core_pattern says (a file, or a pipe to a collector), a non-dumpable process dumps
+            # nothing: the kernel reports no core. Its own limit is 0 too, soft and hard.
+            self.assertFalse(os.WCOREDUMP(status), f"signal {sig} dumped core")
+            self.assertEqual(limits, ["0", "0"])
+            self.assertEqual(files, [])
+        # The key file is untouched.
+        self.fk("device", "add", "SN-1")
+
+
+@unittest.skipUnless(os.geteuid() == 0, "needs root to give files to another user")
+class ForeignOwnerTest(fk.FleetTest):
+    def setUp(self):
+        super().setUp()
+        self.other = unknown_uid()
+        self.init_plain()
+        self.fk("device", "add", "SN-1")
+
+    def test_key_file_of_another_user_refused_with_the_chown(self):
+        snap = self.snapshot()
+        os.chown(self.key_path, self.other, self.other)
+        r = self.fails(KEY, "device", "add", "SN-2")
+        self.assertEqual(r.err, f"fleetkey: error: master key file {self.key_path} is owned by uid {self.other}, not "
+                                f"by you (uid 0) or root: another user could have put it there; if it is yours, fix "
+                                f"it with: chown 0 {self.key_path}\n")
+        self.fails(KEY, "device", "key", "SN-1")
+        self.fails(KEY, "master", "rotate")
+        self.assertEqual(self.snapshot(), snap)
+        os.chown(self.key_path, 0, 0)
+        self.fk("device", "add", "SN-2")
+
+    def test_registry_and_home_of_another_user_refused_with_the_chown(self):
+        snap = self.snapshot()
+        for path, what in ((self.registry_path, "registry"), (self.home, "home")):
+            os.chown(path, self.other, self.other)
+            for args in (["device", "list"], ["device", "add", "SN-2"], ["init", "--no-passphrase", "--force"]):
+                if what == "registry" and args[0] == "init":
+                    continue  # init --force replaces the registry: only its home must be the caller's
+                r = self.fails(REGISTRY, *args)
+                self.assertEqual(r.err, f"fleetkey: error: {what} {path} is owned by uid {self.other}, not by you "
+                                        f"(uid 0) or root: another user could have put it there; if it is yours, fix "
+                                        f"it with: chown 0 {path}\n")
+            self.assertEqual(self.snapshot(), snap)
+            os.chown(path, 0, 0)
+        self.fk("device", "add", "SN-2")
+
+    def test_a_passphrase_file_of_another_user_refused(self):
+        pf = self.write_private("pass", "pw\n")
+        os.chown(pf, self.other, self.other)
+        r = self.fails(KEY, "--passphrase-file", pf, "master", "passwd", "--new-passphrase-file", pf)
+        self.assertIn(f"passphrase file {pf} is owned by uid {self.other}", r.err)
+
+
+class UndeliveredOutputTest(fk.FleetTest):
+    """A command whose output cannot be written commits nothing: the credential was never delivered."""
+
+    def run_to_full(self, *args):
+        with open("/dev/full", "w") as full:
+            p = subprocess.run([fk.BIN, *args], stdout=full, stderr=subprocess.PIPE, text=True, env=self.env,
+                               stdin=subprocess.DEVNULL, timeout=120)
+        return p.returncode, p.stderr
+
+    def test_full_stdout_commits_nothing(self):
+        self.init_plain()
+        self.fk("device", "add", "SN-1")
+        self.fk("user", "add", "alice")
+        full = (FAILURE, "fleetkey: error: cannot write to stdout: No space left on device\n")
+        for args in (["user", "grant", "alice", "--device", "SN-1", "--role", "owner"],
+                     ["--json", "user", "grant", "alice", "--device", "SN-1", "--role", "owner"],
+                     ["pair", "SN-1", "--rotate"], ["--json", "pair", "SN-1", "--rotate"],
+                     ["device", "add", "SN-2"], ["--json", "device", "add", "SN-2"]):
+            snap = self.snapshot()
+            self.assertEqual(self.run_to_full(*args), full, args)
+            self.assertEqual(self.snapshot(), snap, args)
+        # Delivered, they commit.
+        self.fk("user", "grant", "alice", "--device", "SN-1", "--role", "owner")
+        self.fk("pair", "SN-1", "--rotate")
+        self.fk("device", "add", "SN-2")
+        self.assertEqual(self.rows("SELECT epoch FROM grants"), [(1,)])
+        self.assertEqual(self.rows("SELECT pairing_counter FROM devices WHERE id = 'SN-1'"), [(1,)])
+        self.assertEqual([a for (a,) in self.rows("SELECT action FROM audit ORDER BY id")],
+                         ["init", "device.add", "user.add", "user.grant", "token.mint", "device.pair.rotate",
+                          "device.add"])
+
+
+class KilledInitTest(fk.FleetTest):
+    """init killed at random points (SIGKILL) leaves a complete home, or one the next init finishes."""
+
+    def start(self, home, args):
+        return subprocess.Popen([fk.BIN, "--home", home, *args], env=self.env, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def test_init_killed_anywhere_leaves_nothing_half_made(self):
+        pf = self.write_private("pass", "pw\n")
+        variants = (["init", "--no-passphrase"], ["--passphrase-file", pf, "init", "--kdf", "interactive"])
+        durations = []
+        for i, args in enumerate(variants):
+            t = time.monotonic()
+            self.assertEqual(self.start(os.path.join(self.tmp, f"timing{i}"), args).wait(), 0)
+            durations.append(time.monotonic() - t)
+        rng = random.Random(16)
+        outcomes = {"complete": 0, "resumed": 0}
+        for n in range(40):
+            home = os.path.join(self.tmp, f"h{n}")
+            args = variants[n % 2]
+            proc = self.start(home, args)
+            time.sleep(rng.uniform(0, durations[n % 2] * 1.1))
+            proc.kill()
+            proc.wait()
+            r = self.run_fk("--home", home, "--passphrase-file", pf, "device", "add", "SN-1")
+            if r.rc == OK:
+                outcomes["complete"] += 1
+            else:
+                # Nothing usable was made: no registry, and init (the same command again) succeeds.
+                self.assertEqual(r.rc, REGISTRY, (n, r))
+                self.assertFalse(os.path.exists(os.path.join(home, "registry.db")), n)
+                self.fk("--home", home, *args)
+                self.fk("--home", home, "--passphrase-file", pf, "device", "add", "SN-1")
+                outcomes["resumed"] += 1
+            # No stray file: no staging name, no temporary key file.
+            self.assertEqual(sorted(os.listdir(home)), ["master.key", "registry.db", "registry.db-shm",
+                                                        "registry.db-wal"], n)
+            self.assertEqual(self.fk("--home", home, "--passphrase-file", pf, "--json", "device", "show",
+                                     "SN-1").json()["key_version"], 1)
+        self.assertGreater(outcomes["resumed"], 0, outcomes)
+
+    def test_second_init_still_refused(self):
+        self.init_plain()
+        r = self.fails(CONFLICT, "init", "--no-passphrase")
+        self.assertEqual(r.err, f"fleetkey: error: {self.key_path} already exists (use --force to replace it and "
+                                f"lose every key derived from it)\n")
+
+
+if __name__ == "__main__":
+    fk.main()
