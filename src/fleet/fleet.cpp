@@ -6,8 +6,14 @@
 
 #include <sodium.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
 #include <cstdlib>
 #include <cstring>
+#include <dirent.h>
+#include <fcntl.h>
+#include <memory>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -23,6 +29,13 @@ std::optional<std::string> env(const char* name)
   }
   return std::string(v);
 }
+
+// The key file does not match the registry: an error, unless a rotate is half-way (see keyring()).
+class KeyFileMismatch : public std::runtime_error
+{
+public:
+  using std::runtime_error::runtime_error;
+};
 
 } // namespace
 
@@ -121,11 +134,140 @@ void Fleet::commit_held()
   }
 }
 
+std::string key_file_target(const std::string& path)
+{
+  struct stat st
+  {
+  };
+  if (::lstat(path.c_str(), &st) == 0 && S_ISLNK(st.st_mode)) {
+    std::unique_ptr<char, decltype(&std::free)> real(::realpath(path.c_str(), nullptr), &std::free);
+    if (real) {
+      return real.get();
+    }
+  }
+  return path;
+}
+
+namespace {
+
+// What a killed writer of the key file `target` can leave beside it: TARGET.pending-ID (complete, named
+// after the audit row of its change) and temporary names (TARGET.tmp.HEX, a pending file's own).
+struct Leftovers
+{
+  std::vector<std::pair<int64_t, std::string>> pending;
+  std::vector<std::string> temporary;
+  bool empty() const { return pending.empty() && temporary.empty(); }
+};
+
+Leftovers find_leftovers(const std::string& target)
+{
+  Leftovers out;
+  const auto slash = target.find_last_of('/');
+  const std::string dir = util::dirname(target);
+  const std::string base = slash == std::string::npos ? target : target.substr(slash + 1);
+  const std::string prefix = dir == "/" ? "/" : dir + "/";
+  std::unique_ptr<DIR, int (*)(DIR*)> d(::opendir(dir.c_str()), &::closedir);
+  if (!d) {
+    return out;
+  }
+  while (const dirent* e = ::readdir(d.get())) {
+    const std::string_view name = e->d_name;
+    if (name.size() <= base.size() || name.substr(0, base.size()) != base) {
+      continue;
+    }
+    const std::string_view rest = name.substr(base.size());
+    if (rest.starts_with(".pending-")) {
+      const auto digits = rest.substr(9);
+      int64_t id = 0;
+      const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), id);
+      if (ec == std::errc() && end == digits.data() + digits.size() && !digits.empty()) {
+        out.pending.emplace_back(id, prefix + std::string(name));
+      } else {
+        out.temporary.push_back(prefix + std::string(name));
+      }
+    } else if (rest.starts_with(".tmp.")) {
+      out.temporary.push_back(prefix + std::string(name));
+    }
+  }
+  std::sort(out.pending.begin(), out.pending.end());
+  return out;
+}
+
+} // namespace
+
+void remove_key_file_leftovers(const std::string& path)
+{
+  const auto found = find_leftovers(key_file_target(path));
+  for (const auto& [id, name] : found.pending) {
+    ::unlink(name.c_str());
+  }
+  for (const auto& name : found.temporary) {
+    ::unlink(name.c_str());
+  }
+}
+
+bool Fleet::settle_key_file(bool wait)
+{
+  const auto target = key_file_target(m_paths.master_key);
+  if (!wait && find_leftovers(target).empty()) {
+    return false;
+  }
+  auto& reg = registry();
+  // Under the registry's write lock (taken here, or already held by the caller), every writer of the
+  // key file has either committed its change or died before: a pending file whose audit row exists is
+  // the committed key file, any other leftover is the debris of a change that never happened.
+  std::optional<registry::Transaction> tx;
+  if (!reg.db().in_transaction()) {
+    tx.emplace(reg.db());
+  }
+  const auto found = find_leftovers(target);
+  bool changed = false;
+  for (const auto& [id, name] : found.pending) {
+    auto st = reg.db().prepare("SELECT action FROM audit WHERE id = ?");
+    st.bind(1, id);
+    const bool committed = st.step() && (st.text_view(0) == "master.passwd" || st.text_view(0) == "master.rotate");
+    if (committed) {
+      if (::rename(name.c_str(), target.c_str()) != 0 && errno != ENOENT) {
+        throw Error(Exit::failure, "cannot replace {}: {}", target, std::strerror(errno));
+      }
+      changed = true;
+    } else {
+      ::unlink(name.c_str());
+    }
+  }
+  for (const auto& name : found.temporary) {
+    ::unlink(name.c_str());
+  }
+  if (changed) {
+    util::Fd dir(::open(util::dirname(target).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (dir.valid()) {
+      ::fsync(dir.get());
+    }
+  }
+  return changed;
+}
+
 const crypto::Keyring& Fleet::keyring()
 {
   if (m_keyring) {
     return *m_keyring;
   }
+  settle_key_file(false);
+  // A rotate or passwd commits the registry, then renames its key file into place: a command that read
+  // the old file and the new registry in between waits for the lock, settles the rename and reads again.
+  for (int attempt = 1;; ++attempt) {
+    try {
+      return load_keyring();
+    } catch (const KeyFileMismatch& e) {
+      if (attempt == 2 || !settle_key_file(true)) {
+        throw Error(Exit::key, "{}", e.what());
+      }
+    }
+  }
+}
+
+const crypto::Keyring& Fleet::load_keyring()
+{
   auto& reg = registry();
   crypto::KeyFileHeader header;
   // Kept once it has opened the file, so that rotate and passwd never ask for it again.
@@ -134,7 +276,7 @@ const crypto::Keyring& Fleet::keyring()
   auto ring = std::make_unique<crypto::Keyring>(crypto::read_key_file(
       m_paths.master_key,
       [this, &used] {
-        auto pass = passphrase(Confirm::no);
+        auto pass = m_passphrase ? crypto::Secret::copy_of(m_passphrase->span()) : passphrase(Confirm::no);
         used = crypto::Secret::copy_of(pass.span());
         return pass;
       },
@@ -149,8 +291,13 @@ const crypto::Keyring& Fleet::keyring()
       }
     }
     if (mk == nullptr || crypto::fingerprint(mk->key.span()) != rec.fingerprint) {
-      throw Error(Exit::key, "master key file {} does not belong to registry {} (version {} {})", m_paths.master_key,
-                  m_paths.registry, rec.version, mk == nullptr ? "is missing" : "has another fingerprint");
+      if (!used && m_passphrase) {
+        used = crypto::Secret::copy_of(m_passphrase->span());
+      }
+      m_passphrase = std::move(used); // not asked for again
+      throw KeyFileMismatch(fmt::format("master key file {} does not belong to registry {} (version {} {})",
+                                        m_paths.master_key, m_paths.registry, rec.version,
+                                        mk == nullptr ? "is missing" : "has another fingerprint"));
     }
   }
   // The registry says which version is current. The file may name a newer one that the registry
@@ -164,7 +311,7 @@ const crypto::Keyring& Fleet::keyring()
       ring->make_current(rec.version);
     }
   }
-  if (ring->is_test_key()) {
+  if (ring->is_test_key() && !std::exchange(m_warned_test_key, true)) {
     warn("using a TEST master key (made with --test-seed): its keys are reproducible by anyone with the seed; never "
          "provision real devices with it");
   }
@@ -173,6 +320,19 @@ const crypto::Keyring& Fleet::keyring()
   m_passphrase = std::move(used);
   m_key_file_text = std::move(text);
   return *m_keyring;
+}
+
+const crypto::MasterKey& Fleet::current_master_key()
+{
+  const auto& ring = keyring();
+  for (const auto& rec : registry().master_keys()) {
+    if (rec.status == "current" && rec.version != ring.current_version()) {
+      // Rotated since the key file was read: read it again (under the caller's lock, settling the rotate).
+      m_keyring.reset();
+      return keyring().get(rec.version);
+    }
+  }
+  return ring.current();
 }
 
 const crypto::Secret* Fleet::key_file_passphrase()

@@ -76,11 +76,12 @@ private:
 };
 
 // Called with the registry's write lock held (BEGIN IMMEDIATE), which every command that writes
-// the key file takes first, so that they run one at a time. The key file must still be the one
-// this command read: if another rotate or passwd has replaced it since, writing now would undo
-// that change. Returns the file's bytes, to put back if the commit fails.
-crypto::Secret unchanged_key_file(Fleet& fleet)
+// the key file takes first, so that they run one at a time. A killed writer's change is settled
+// first. The key file must still be the one this command read: if another rotate or passwd has
+// replaced it since, writing now would undo that change.
+void check_unchanged_key_file(Fleet& fleet)
 {
+  fleet.settle_key_file(false);
   const auto& path = fleet.paths().master_key;
   auto text = crypto::read_private_file(path, "master key file", crypto::k_max_secret_file, true);
   if (!crypto::equal(text.span(), fleet.key_file_text().span())) {
@@ -89,30 +90,43 @@ crypto::Secret unchanged_key_file(Fleet& fleet)
                 "changed; run the command again",
                 path);
   }
-  return text;
 }
 
-// Writes the key file, then commits `tx`; if the commit fails, `before` goes back, so that file and
-// registry still agree. Returns the bytes written.
-crypto::Secret write_key_file_and_commit(Fleet& fleet, registry::Transaction& tx, const crypto::Secret& before,
-                                         const crypto::Keyring& ring, const crypto::Secret* pass, crypto::KdfParams kdf)
+// Writes the new key file complete under a pending name, MASTER_KEY.pending-ID after the audit row
+// that `tx` adds for the change, commits `tx`, then renames the file into place (beside a symbolic
+// link's target, replacing the target). The commit decides: a kill before it leaves a pending file
+// whose audit row never existed (removed by the next command), a kill after it one whose row exists
+// (put in place by the next command, Fleet::settle_key_file). Returns the bytes written.
+crypto::Secret write_key_file_and_commit(Fleet& fleet, registry::Transaction& tx, const crypto::Keyring& ring,
+                                         const crypto::Secret* pass, crypto::KdfParams kdf)
 {
-  const auto& path = fleet.paths().master_key;
-  auto text = crypto::write_key_file(path, ring, pass, kdf, crypto::Replace::yes);
+  auto& db = fleet.registry().db();
+  auto last = db.prepare("SELECT max(id) FROM audit");
+  if (!last.step() || last.is_null(0)) {
+    throw Error(Exit::failure, "internal error: the change has no audit row");
+  }
+  const std::string target = key_file_target(fleet.paths().master_key);
+  const std::string pending = fmt::format("{}.pending-{}", target, last.integer(0));
+  last.reset();
+  ::unlink(pending.c_str()); // a row id reused after a rollback: its file was never committed
+  auto text = crypto::write_key_file(pending, ring, pass, kdf, crypto::Replace::no);
   try {
     tx.commit();
   } catch (...) {
-    util::AtomicFile restore(path, util::Overwrite::yes);
-    restore.write(before.span());
-    restore.commit();
+    ::unlink(pending.c_str());
     throw;
+  }
+  // ENOENT: another command has settled it already.
+  if (::rename(pending.c_str(), target.c_str()) != 0 && errno != ENOENT) {
+    fleet.warn(
+        fmt::format("cannot rename {} to {}: {} (the next command retries)", pending, target, std::strerror(errno)));
+  }
+  util::Fd dir(::open(util::dirname(target).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (dir.valid()) {
+    ::fsync(dir.get());
   }
   return text;
 }
-
-} // namespace
-
-namespace {
 
 // init builds the registry and the key file under staging names (REGISTRY.init, MASTER_KEY.init), links
 // the key file into place, then renames the registry into place: the registry appearing is the commit.
@@ -234,6 +248,7 @@ registry::MasterKeyRecord init(Fleet& fleet, const InitOptions& options)
       replaced.move(paths.registry + suffix);
     }
     replaced.move(paths.master_key);
+    remove_key_file_leftovers(paths.master_key); // a killed rotate's or passwd's, for the replaced file
   }
   bool linked_key_file = false;
   crypto::Secret text;
@@ -316,13 +331,11 @@ registry::MasterKeyRecord rotate_master_key(Fleet& fleet)
   const auto& mk = ring.rotate(util::unix_now());
   const auto rec = record_of(mk, ring.is_test_key(), "current");
   registry::Transaction tx(reg.db());
-  const auto before = unchanged_key_file(fleet);
+  check_unchanged_key_file(fleet);
   reg.insert_master_key(rec);
   reg.set_current_master_key(rec.version);
   reg.audit("master.rotate", fmt::format("master:{}", rec.version), {{"fingerprint", rec.fingerprint}});
-  // A crash between writing the file and the commit leaves a file whose current version the
-  // registry does not know; Fleet::keyring then keeps using the registry's current version.
-  auto text = write_key_file_and_commit(fleet, tx, before, ring, pass, header.kdf);
+  auto text = write_key_file_and_commit(fleet, tx, ring, pass, header.kdf);
   header.current_version = rec.version;
   fleet.reset_keyring(std::make_unique<crypto::Keyring>(std::move(ring)), header,
                       pass ? std::optional(crypto::Secret::copy_of(pass->span())) : std::nullopt, std::move(text));
@@ -377,9 +390,9 @@ void change_passphrase(Fleet& fleet, const PasswdOptions& options)
                    : header.encrypted  ? header.kdf
                                        : crypto::kdf_profile("moderate");
   registry::Transaction tx(reg.db());
-  const auto before = unchanged_key_file(fleet);
+  check_unchanged_key_file(fleet);
   reg.audit("master.passwd", "master", {{"encrypted", pass.has_value()}});
-  auto text = write_key_file_and_commit(fleet, tx, before, ring, pass ? &*pass : nullptr, kdf);
+  auto text = write_key_file_and_commit(fleet, tx, ring, pass ? &*pass : nullptr, kdf);
   auto new_header = header;
   new_header.encrypted = pass.has_value();
   new_header.kdf = kdf;

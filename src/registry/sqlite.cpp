@@ -320,6 +320,11 @@ int64_t Db::changes() const
   return sqlite3_changes64(m_db);
 }
 
+bool Db::in_transaction() const noexcept
+{
+  return m_db != nullptr && sqlite3_get_autocommit(m_db) == 0;
+}
+
 void Db::commit_held()
 {
   m_hold = false;

@@ -6,7 +6,6 @@ be delivered records nothing; a killed init or passwd leaves the old state or th
 import os
 import pwd
 import random
-import random
 import resource
 import signal
 import subprocess
@@ -193,6 +192,55 @@ class KilledInitTest(fk.FleetTest):
         r = self.fails(CONFLICT, "init", "--no-passphrase")
         self.assertEqual(r.err, f"fleetkey: error: {self.key_path} already exists (use --force to replace it and "
                                 f"lose every key derived from it)\n")
+
+
+class KilledPasswdTest(fk.FleetTest):
+    """master passwd killed anywhere: the old key file or the new one, with its audit row, and no stray file."""
+
+    def test_passwd_killed_anywhere_is_all_or_nothing(self):
+        passes = {"A": self.write_private("a", "pass-a\n"), "B": self.write_private("b", "pass-b\n")}
+        cycle = {"A": "B", "B": "plain", "plain": "A"}
+        self.fk("--passphrase-file", passes["A"], "init", "--kdf", "interactive")
+        self.fk("--passphrase-file", passes["A"], "device", "add", "SN-1")
+        key = self.fk("--passphrase-file", passes["A"], "device", "key", "SN-1").out
+
+        def args(state):
+            new = cycle[state]
+            tail = ["--no-passphrase"] if new == "plain" else ["--new-passphrase-file", passes[new], "--kdf",
+                                                                   "interactive"]
+            return [fk.BIN, "--passphrase-file", passes.get(state, passes["A"]), "master", "passwd", *tail]
+
+        t = time.monotonic()
+        subprocess.run(args("A"), env=self.env, check=True, capture_output=True, stdin=subprocess.DEVNULL)
+        duration = time.monotonic() - t
+        state = "B"
+        rng = random.Random(5)
+        changed = 0
+        for n in range(36):
+            rows = self.rows("SELECT count(*) FROM audit WHERE action = 'master.passwd'")[0][0]
+            proc = subprocess.Popen(args(state), env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
+            if n % 2:
+                time.sleep(rng.uniform(0, duration * 1.2))
+            else:
+                # Near the end, where the file is replaced: as soon as a name beside the key file appears.
+                while proc.poll() is None and not any(f.startswith("master.key.") for f in os.listdir(self.home)):
+                    pass
+                time.sleep(rng.choice([0, 0, 0.0002, 0.001, 0.003]))
+            proc.kill()
+            proc.wait()
+            if self.rows("SELECT count(*) FROM audit WHERE action = 'master.passwd'")[0][0] == rows + 1:
+                state = cycle[state]
+                changed += 1
+            # The audit trail says which file is in place: the next command opens it (settling a pending
+            # rename) with that passphrase, and finds the same key.
+            r = self.run_fk("--passphrase-file", passes.get(state, passes["A"]), "device", "key", "SN-1")
+            self.assertEqual((r.rc, r.out), (OK, key), (n, state, r))
+            self.assertEqual(sorted(os.listdir(self.home)), ["master.key", "registry.db", "registry.db-shm",
+                                                             "registry.db-wal"], (n, state))
+            with open(self.key_path) as f:
+                self.assertEqual("encryption: none" in f.read(), state == "plain", (n, state))
+        self.assertGreater(changed, 0)
 
 
 if __name__ == "__main__":

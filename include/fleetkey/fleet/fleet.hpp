@@ -47,6 +47,15 @@ public:
   const Paths& paths() const { return m_paths; }
   registry::Registry& registry();   // opens the existing registry on first use
   const crypto::Keyring& keyring(); // reads and checks the key file on first use
+  // The registry's current master key, for a command that registers something under it: call inside
+  // the write transaction, so that a rotate or retire cannot come in between. Reads the key file again
+  // if a rotate has finished since it was read.
+  const crypto::MasterKey& current_master_key();
+  // Finishes or clears what a killed rotate or passwd left beside the key file (MASTER_KEY.pending-ID,
+  // committed when its audit row ID exists, else removed; temporary names, removed), holding the
+  // registry's write lock (taken here unless the caller holds it). Without `wait`, returns at once when
+  // there is nothing to settle. True when it put a pending file in place.
+  bool settle_key_file(bool wait);
   // The master key a record names; throws when the version is retired or unknown.
   const crypto::MasterKey& master_key(uint32_t version);
   // Whether the key file is encrypted, with which KDF parameters (valid after keyring()).
@@ -76,6 +85,8 @@ public:
   void commit_held();
 
 private:
+  const crypto::Keyring& load_keyring();
+
   Paths m_paths;
   Warn m_warn;
   std::optional<registry::Registry> m_registry;
@@ -83,8 +94,15 @@ private:
   std::unique_ptr<crypto::Keyring> m_keyring;
   crypto::KeyFileHeader m_header;
   std::optional<crypto::Secret> m_passphrase; // the key file's, zeroed when the Fleet goes
+  bool m_warned_test_key = false;
   crypto::Secret m_key_file_text;
 };
+
+// The file a key file path names: for a symbolic link, its target (realpath), so that a rotate or passwd
+// replaces the target, beside it, and never the link.
+std::string key_file_target(const std::string& path);
+// Removes every leftover of a killed rotate or passwd beside the key file `path` (init --force).
+void remove_key_file_leftovers(const std::string& path);
 
 // Throws Error(registry) naming the chown that fixes it when `path` exists and is owned by neither the
 // caller nor root (util::foreign_owner); `what` names it ("home", "registry").

@@ -76,6 +76,8 @@ public:
   void hold_commits() noexcept { m_hold = true; }
   bool holding() const noexcept { return m_hold; }
   void commit_held(); // throws Error
+  // Whether a transaction is open on this connection (every Transaction holds the write lock).
+  bool in_transaction() const noexcept;
 
 private:
   sqlite3* m_db = nullptr;
