@@ -3,12 +3,14 @@
 No core dump holds a secret; files another user owns are not trusted; a command whose output cannot
 be delivered records nothing; a killed init or passwd leaves the old state or the new one, whole.
 """
+import json
 import os
 import pwd
 import random
 import resource
 import signal
 import subprocess
+import threading
 import time
 import unittest
 
@@ -241,6 +243,62 @@ class KilledPasswdTest(fk.FleetTest):
             with open(self.key_path) as f:
                 self.assertEqual("encryption: none" in f.read(), state == "plain", (n, state))
         self.assertGreater(changed, 0)
+
+
+class RotationUnderLoadTest(fk.FleetTest):
+    def test_writers_rotate_and_retire_at_once(self):
+        # Writers register devices while master keys are rotated and retired: no writer fails (the key file
+        # they read may be a rotate behind: they settle it and read again), and each device gets the version
+        # that was current when it was registered, never a retired one.
+        self.init_test_key()
+        results = []
+
+        def writer(w):
+            for i in range(25):
+                r = self.run_fk("device", "add", f"SN-{w}-{i}")
+                results.append((r.rc, r.err.replace(fk.TEST_KEY_WARNING, "")))
+
+        threads = [threading.Thread(target=writer, args=(w,)) for w in range(6)]
+        for t in threads:
+            t.start()
+        for version in range(2, 7):
+            self.fk("master", "rotate")
+            self.fk("master", "retire", str(version - 1))
+            time.sleep(0.1)
+        for t in threads:
+            t.join()
+        self.assertEqual([r for r in results if r != (OK, "")], [])
+        current, checked = 1, 0
+        for action, subject, details in self.rows("SELECT action, subject, details FROM audit ORDER BY id"):
+            if action == "master.rotate":
+                current = int(subject.split(":")[1])
+            elif action == "device.add":
+                self.assertEqual(json.loads(details)["key_version"], current, subject)
+                checked += 1
+        self.assertEqual(checked, 150)
+        self.assertEqual(self.rows("SELECT count(*) FROM devices d JOIN master_keys m ON d.key_version = m.version "
+                                   "WHERE m.status = 'retired' AND d.created > m.retired"), [(0,)])
+
+
+class SymlinkedKeyFileTest(fk.FleetTest):
+    def test_rotate_and_passwd_replace_the_target_not_the_link(self):
+        vault = os.path.join(self.tmp, "vault")
+        os.mkdir(vault, 0o700)
+        target = os.path.join(vault, "real.key")
+        self.init_test_key()
+        os.rename(self.key_path, target)
+        os.symlink(target, self.key_path)
+        self.fk("device", "add", "SN-1")
+        self.fk("master", "rotate")
+        pf = self.write_private("pass", "pw\n")
+        self.fk("master", "passwd", "--new-passphrase-file", pf, "--kdf", "interactive")
+        self.assertTrue(os.path.islink(self.key_path))
+        self.assertEqual(os.readlink(self.key_path), target)
+        self.assertEqual(os.listdir(vault), ["real.key"])
+        self.assertEqual(os.stat(target).st_mode & 0o777, 0o600)
+        self.assertIn("current-version: 2\n", self.read(target))
+        self.fk("--passphrase-file", pf, "device", "add", "SN-2")
+        self.assertEqual(self.rows("SELECT id, key_version FROM devices ORDER BY id"), [("SN-1", 1), ("SN-2", 2)])
 
 
 if __name__ == "__main__":
