@@ -62,7 +62,7 @@ int main(int argc, char** argv)
     return 0;
   } catch (const Error& e) {
     std::fflush(stdout);
-    fmt::print(stderr, "fleetkey: error: {}\n", fleetkey::cmd::one_line(e.what()));
+    fmt::print(stderr, "fleetkey: error: {}\n", fleetkey::cmd::one_line(e.message()));
     return e.exit_code();
   } catch (const std::exception& e) {
     std::fflush(stdout);

@@ -424,6 +424,9 @@ void validate_name(std::string_view value, std::string_view what)
   if (!util::is_printable_utf8(value)) {
     throw Error(Exit::usage, "{} must be printable UTF-8 without control characters", what);
   }
+  if (const auto cp = util::invisible_or_bidi(value); cp >= 0) {
+    throw Error(Exit::usage, "{} must not contain invisible or bidirectional control characters (U+{:04X})", what, cp);
+  }
 }
 
 void validate_reason(std::string_view reason)

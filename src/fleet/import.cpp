@@ -87,7 +87,7 @@ void check_name(const Source& src, uint64_t line, std::string_view value, std::s
   try {
     validate_name(value, what);
   } catch (const Error& e) {
-    src.fail(e.code(), line, e.what());
+    src.fail(e.code(), line, e.message());
   }
 }
 
@@ -129,6 +129,10 @@ public:
     // nlohmann's lexer takes a NUL byte outside a string for the end of input.
     if (text.find('\0') != std::string_view::npos) {
       m_src.fail(Exit::usage, line, "invalid JSON (a NUL byte)");
+    }
+    // nlohmann skips a byte order mark at the start of what it parses: only the input's first line may.
+    if (text.starts_with("\xEF\xBB\xBF")) {
+      m_src.fail(Exit::usage, line, "a byte order mark is allowed only at the start of the input");
     }
     if (!json::sax_parse(text.begin(), text.end(), this)) {
       m_src.fail(Exit::usage, line, "invalid JSON");

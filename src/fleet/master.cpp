@@ -269,7 +269,7 @@ registry::MasterKeyRecord init(Fleet& fleet, const InitOptions& options)
       text = crypto::write_key_file(staging.key, *ring, pass ? &*pass : nullptr, kdf, crypto::Replace::no);
     } catch (const Error& e) {
       // Name the file the user asked for, not the staging name.
-      std::string message = e.what();
+      std::string message = e.message();
       for (size_t at = 0; (at = message.find(staging.key, at)) != std::string::npos; at += paths.master_key.size()) {
         message.replace(at, staging.key.size(), paths.master_key);
       }

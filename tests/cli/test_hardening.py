@@ -301,5 +301,96 @@ class SymlinkedKeyFileTest(fk.FleetTest):
         self.assertEqual(self.rows("SELECT id, key_version FROM devices ORDER BY id"), [("SN-1", 1), ("SN-2", 2)])
 
 
+class SmallInputTest(fk.FleetTest):
+    def test_a_fifo_as_key_file_is_refused_at_once(self):
+        self.init_plain()
+        os.unlink(self.key_path)
+        os.mkfifo(self.key_path, 0o600)
+        snap = self.snapshot()
+        r = self.fails(KEY, "device", "add", "SN-1")  # hung for ever before, waiting for a writer
+        self.assertEqual(r.err, f"fleetkey: error: master key file {self.key_path} is not a regular file\n")
+        self.assertEqual(self.snapshot(), snap)
+
+    def test_an_error_message_is_not_cut_at_a_nul_byte(self):
+        self.init_plain()
+        ids = os.path.join(self.tmp, "ids")
+        with open(ids, "wb") as f:
+            f.write(b"SN-1\0tail\n")
+        r = self.fails(fk.NOT_FOUND, "pair", "--from", ids, "-o", os.path.join(self.tmp, "out"))
+        self.assertEqual(r.err, f'fleetkey: error: {ids}:1: device "SN-1\\x00tail" is not registered\n')
+        csv = os.path.join(self.tmp, "nul.csv")
+        with open(csv, "wb") as f:
+            f.write(b"id,mo\0del\nSN-1,x\n")
+        r = self.fails(fk.USAGE, "device", "import", csv)
+        self.assertEqual(r.err, f'fleetkey: error: {csv}: line 1: label key "mo\\x00del" must be 1 to 64 characters '
+                                f'of A-Z a-z 0-9 _ . -\n')
+
+    def test_pair_from_a_huge_line_is_bounded(self):
+        self.init_plain()
+        ids = os.path.join(self.tmp, "ids")
+        with open(ids, "wb") as f:
+            f.write(b"A" * 100_000_000 + b"\n")
+        proc = subprocess.run(["/usr/bin/time", "-f", "%M", fk.BIN, "pair", "--from", ids, "-o",
+                               os.path.join(self.tmp, "out")], env=self.env, capture_output=True, text=True,
+                              stdin=subprocess.DEVNULL) if os.path.exists("/usr/bin/time") else None
+        r = self.fails(fk.USAGE, "pair", "--from", ids, "-o", os.path.join(self.tmp, "out"))
+        self.assertEqual(r.err, f"fleetkey: error: {ids}:1: line is longer than 128 bytes (the longest device id)\n")
+        if proc is not None:
+            max_rss_kb = int(proc.stderr.splitlines()[-1])
+            self.assertLess(max_rss_kb, 64 * 1024, proc.stderr)  # 395 MB before
+
+    def test_a_byte_order_mark_only_at_the_start_of_jsonl(self):
+        self.init_plain()
+        path = os.path.join(self.tmp, "rows.jsonl")
+        with open(path, "wb") as f:
+            f.write(b'\xef\xbb\xbf{"id":"SN-1"}\n\xef\xbb\xbf{"id":"SN-2"}\n')
+        snap = self.snapshot()
+        r = self.fails(fk.USAGE, "device", "import", path)
+        self.assertEqual(r.err, f"fleetkey: error: {path}: line 2: a byte order mark is allowed only at the start "
+                                f"of the input\n")
+        self.assertEqual(self.snapshot(), snap)
+        with open(path, "wb") as f:
+            f.write(b'\xef\xbb\xbf{"id":"SN-1"}\n{"id":"SN-2"}\n')
+        self.fk("device", "import", path)
+
+    def test_times_durations_and_margins_are_parsed_strictly(self):
+        self.init_plain()
+        self.fk("device", "add", "SN-1")
+        for args, err in (
+                (["token", "mint", "--sub", "a", "--role", "r", "--now", "2026-01-01T-1:-1:-1Z"],
+                 '--now: invalid time "2026-01-01T-1:-1:-1Z" (expected YYYY-MM-DDTHH:MM:SSZ or @UNIXSECONDS)'),
+                (["audit", "list", "--since", "-001-01-01"],
+                 '--since: invalid time "-001-01-01" (expected YYYY-MM-DDTHH:MM:SSZ or @UNIXSECONDS)'),
+                (["audit", "list", "--since", "2026-+1-01"],
+                 '--since: invalid time "2026-+1-01" (expected YYYY-MM-DDTHH:MM:SSZ or @UNIXSECONDS)'),
+                (["token", "mint", "--sub", "a", "--role", "r", "--ttl", "0s5"],
+                 '--ttl: invalid duration "0s5" (a unit is missing)'),
+                (["token", "mint", "--sub", "a", "--role", "r", "--ttl", "1h-0s"],
+                 '--ttl: invalid duration "1h-0s" (examples: 90s, 15m, 12h, 30d, 2w, 1d12h)'),
+                (["pair", "SN-1", "--margin", "-1"], "--margin -1 is out of range (0-64)")):
+            r = self.fails(fk.USAGE, *args)
+            self.assertEqual(r.err, f"fleetkey: error: {err}\n", args)
+        self.fk("token", "mint", "--sub", "a", "--role", "r", "--ttl", "90")
+        self.fk("token", "mint", "--sub", "a", "--role", "r", "--ttl", "1h30m", "--now", "2026-01-01T00:00:00Z")
+        self.fk("pair", "SN-1", "--margin", "0", "--qr", "svg")
+
+    def test_invisible_and_bidi_characters_in_ids_are_refused(self):
+        self.init_plain()
+        snap = self.snapshot()
+        for ch in ("\u202e", "\u200b", "\ufeff", "\u2066", "\u00ad", "\u061c", "\u200f"):
+            r = self.fails(fk.USAGE, "device", "add", f"SN{ch}1")
+            self.assertEqual(r.err, f"fleetkey: error: device id must not contain invisible or bidirectional control "
+                                    f"characters (U+{ord(ch):04X})\n")
+            self.fails(fk.USAGE, "user", "add", f"a{ch}")
+            path = os.path.join(self.tmp, "ids.csv")
+            with open(path, "w") as f:
+                f.write(f"id\nSN-ok\nSN{ch}2\n")
+            r = self.fails(fk.USAGE, "device", "import", path)
+            self.assertIn("line 3: device id must not contain invisible", r.err)
+        self.assertEqual(self.snapshot(), snap)
+        # Visible non-ASCII stays welcome.
+        self.fk("device", "add", "Zähler-Ω-1")
+
+
 if __name__ == "__main__":
     fk.main()
