@@ -3,6 +3,7 @@
 No core dump holds a secret; files another user owns are not trusted; a command whose output cannot
 be delivered records nothing; a killed init or passwd leaves the old state or the new one, whole.
 """
+import base64
 import json
 import os
 import pwd
@@ -390,6 +391,25 @@ class SmallInputTest(fk.FleetTest):
         self.assertEqual(self.snapshot(), snap)
         # Visible non-ASCII stays welcome.
         self.fk("device", "add", "Zähler-Ω-1")
+
+
+class TerminalInjectionTest(fk.FleetTest):
+    def test_token_inspect_escapes_control_characters_and_json_stays_exact(self):
+        def b64(data):
+            return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+        kid = "SN-1\x1b]0;owned\x07\u202e"
+        claims = {"sub": "a\x1b[31m\u0085\u2066", "jti": "j\x1b\x07", "role": "r", "exp": 1}
+        token = ".".join([b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": kid}).encode()),
+                          b64(json.dumps(claims, ensure_ascii=False).encode()), b64(b"x" * 32)])
+        out = self.fk("token", "inspect", token).out
+        self.assertIn("kid:      SN-1\\x1b]0;owned\\x07\\u202e\n", out)
+        self.assertIn("token id: j\\x1b\\x07\n", out)
+        # Nothing a terminal acts on: no C0 but the line feeds, no DEL, no C1, no bidi control.
+        self.assertEqual([c for c in out if (ord(c) < 0x20 and c != "\n") or 0x7f <= ord(c) <= 0x9f
+                          or c in "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"], [])
+        j = self.fk("--json", "token", "inspect", token).json()
+        self.assertEqual((j["kid"], j["token_id"], j["claims"]), (kid, "j\x1b\x07", claims))
 
 
 if __name__ == "__main__":
