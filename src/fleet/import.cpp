@@ -1062,7 +1062,7 @@ ImportSummary import_devices(Fleet& fleet, const ImportOptions& options, const P
   // Open everything that can fail for reasons other than the input first: the registry, the
   // key (which may ask for a passphrase) and the keys file.
   auto& reg = fleet.registry();
-  const crypto::MasterKey& mk = fleet.keyring().current();
+  fleet.keyring();
 
   util::Fd file;
   int fd = STDIN_FILENO;
@@ -1102,12 +1102,14 @@ ImportSummary import_devices(Fleet& fleet, const ImportOptions& options, const P
 
   ImportSummary summary;
   summary.rows = rows;
-  summary.key_version = mk.version;
   summary.keys_out = options.keys_out;
 
   // Pass 2: one transaction. BEGIN IMMEDIATE waits for other stations' imports to finish.
   registry::BulkSession session(reg);
   registry::Transaction tx(reg.db());
+  // Inside the transaction: a rotate or retire that finished meanwhile is seen, not refused.
+  const crypto::MasterKey& mk = fleet.current_master_key();
+  summary.key_version = mk.version;
   registry::DeviceBulkInsert insert(reg, mk.version, util::format_time(util::unix_now()));
   const bool probe = !insert.registry_was_empty();
   crypto_hash_sha256_state digest;

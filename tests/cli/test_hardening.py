@@ -259,7 +259,16 @@ class RotationUnderLoadTest(fk.FleetTest):
                 r = self.run_fk("device", "add", f"SN-{w}-{i}")
                 results.append((r.rc, r.err.replace(fk.TEST_KEY_WARNING, "")))
 
+        def importer():
+            for i in range(8):
+                path = os.path.join(self.tmp, f"batch{i}.csv")
+                with open(path, "w") as f:
+                    f.write("id\n" + "".join(f"IM-{i}-{k}\n" for k in range(50)))
+                r = self.run_fk("device", "import", path)
+                results.append((r.rc, r.err.replace(fk.TEST_KEY_WARNING, "")))
+
         threads = [threading.Thread(target=writer, args=(w,)) for w in range(6)]
+        threads.append(threading.Thread(target=importer))
         for t in threads:
             t.start()
         for version in range(2, 7):
@@ -273,10 +282,11 @@ class RotationUnderLoadTest(fk.FleetTest):
         for action, subject, details in self.rows("SELECT action, subject, details FROM audit ORDER BY id"):
             if action == "master.rotate":
                 current = int(subject.split(":")[1])
-            elif action == "device.add":
+            elif action in ("device.add", "device.import"):
                 self.assertEqual(json.loads(details)["key_version"], current, subject)
                 checked += 1
-        self.assertEqual(checked, 150)
+        self.assertEqual(checked, 158)
+        self.assertEqual(self.rows("SELECT count(*) FROM devices"), [(550,)])
         self.assertEqual(self.rows("SELECT count(*) FROM devices d JOIN master_keys m ON d.key_version = m.version "
                                    "WHERE m.status = 'retired' AND d.created > m.retired"), [(0,)])
 
