@@ -259,8 +259,13 @@ const crypto::Keyring& Fleet::keyring()
     try {
       return load_keyring();
     } catch (const KeyFileMismatch& e) {
-      if (attempt == 2 || !settle_key_file(true)) {
+      if (attempt == 2) {
         throw Error(Exit::key, "{}", e.what());
+      }
+      try {
+        settle_key_file(true); // waits for a writer that has committed to finish, or renames for it
+      } catch (const Error&) {
+        throw Error(Exit::key, "{}", e.what()); // a registry this user cannot lock: the mismatch is the news
       }
     }
   }
