@@ -150,7 +150,9 @@ void run_pair(Context& ctx, const PairCliOptions& o)
   if (o.jobs != 0) {
     throw Error(Exit::usage, "--jobs is for production runs (--all or --from)");
   }
-  ctx.commit_after_output();
+  if (!o.out) {
+    ctx.commit_after_output(); // with -o, the file is the delivery, named only once the registry has it
+  }
   const auto r = fleet::pair_device(ctx.fleet(), *o.device, po, label, o.out,
                                     o.rotate ? fleet::Rotate::yes : fleet::Rotate::no, overwrite);
   const auto& c = r.code;
