@@ -83,7 +83,10 @@ std::string one_line(std::string_view text)
     for (size_t k = 1; k < len; ++k) {
       cp = (cp << 6) | (static_cast<unsigned char>(seq[k]) & 0x3fu);
     }
-    if ((cp >= 0x80 && cp <= 0x9f) || cp == 0x2028 || cp == 0x2029) {
+    // C1 controls, line separators, and the bidi controls that make text display as other text.
+    const bool bidi =
+        cp == 0x61c || cp == 0x200e || cp == 0x200f || (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069);
+    if ((cp >= 0x80 && cp <= 0x9f) || cp == 0x2028 || cp == 0x2029 || bidi) {
       out += fmt::format("\\u{:04x}", cp);
     } else {
       out += seq;

@@ -38,6 +38,16 @@ public:
   std::string_view named_command;
 
   fleet::Fleet& fleet();
+  // For a command that delivers a credential or a code on stdout: its registry changes are committed
+  // only after its output is written and flushed (main calls commit_held), so that output that
+  // cannot be written (a full disk, a closed pipe) leaves the registry unchanged.
+  void commit_after_output() { fleet().hold_commits(); }
+  void commit_held()
+  {
+    if (m_fleet) {
+      m_fleet->commit_held();
+    }
+  }
   bool json() const { return globals.json; }
 
   void print(std::string_view text) const;             // stdout, as is
@@ -50,9 +60,11 @@ private:
   std::unique_ptr<fleet::Fleet> m_fleet;
 };
 
-// `text` made one line of printable text for stderr, since error messages quote raw input: C0
-// and C1 controls and DEL as \n, \t, \r, \xNN or \uNNNN (also U+2028 and U+2029), each byte of
-// invalid UTF-8 as \xNN. Anything else, backslashes included, is copied as is.
+// `text` made one line of printable text for stderr and for human output of untrusted text (a token's
+// kid and claims), since it can hold terminal escapes: C0 and C1 controls and DEL as \n, \t, \r, \xNN
+// or \uNNNN (also U+2028, U+2029 and the bidi controls U+061C, U+200E, U+200F, U+202A-U+202E,
+// U+2066-U+2069), each byte of invalid UTF-8 as \xNN. Anything else, backslashes included, is copied
+// as is.
 std::string one_line(std::string_view text);
 
 // Registers a subcommand whose callback hands `run` to main as the action to perform.

@@ -70,6 +70,7 @@ void add_device_add(CLI::App& device, Context& ctx)
 {
   auto ao = std::make_shared<DeviceAddOptions>();
   auto* add = add_command(device, ctx, "add", "Register a device and derive its key K_dev(ID)", [&ctx, ao] {
+    ctx.commit_after_output();
     const auto r = fleet::add_device(ctx.fleet(), {ao->id, ao->model, fleet::parse_labels(ao->labels)},
                                      ao->if_missing ? fleet::IfMissing::yes : fleet::IfMissing::no);
     if (ctx.json()) {

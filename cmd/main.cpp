@@ -7,13 +7,26 @@
 
 #include <fmt/format.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 int main(int argc, char** argv)
 {
   using fleetkey::Error;
   using fleetkey::Exit;
+  // First of all, before any secret exists: no core dump, whatever the signal (Ctrl-\ at a passphrase
+  // prompt would otherwise write the master key to disk), and no ptrace or /proc/PID/mem by another
+  // process of the same user. Non-dumpable also makes /proc/PID root's. For the whole life.
+  ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  const struct rlimit no_core
+  {
+    0, 0
+  };
+  ::setrlimit(RLIMIT_CORE, &no_core);
   // Everything fleetkey creates (home, registry, WAL, key files) is private to its owner.
   ::umask(077);
   fleetkey::cmd::Context ctx;
@@ -38,8 +51,10 @@ int main(int argc, char** argv)
       ctx.action();
     }
     if (std::fflush(stdout) != 0) {
-      throw Error(Exit::failure, "cannot write to stdout");
+      throw Error(Exit::failure, "cannot write to stdout: {}", std::strerror(errno));
     }
+    // The output is delivered: what the command held back (Context::commit_after_output) is committed.
+    ctx.commit_held();
     // The command line's ~50 commands and their options hold no secret and no resource: freeing
     // them one by one only delays the exit. Kept reachable, so leak checkers do not flag them.
     static CLI::App* const kept = app.release();
@@ -47,7 +62,7 @@ int main(int argc, char** argv)
     return 0;
   } catch (const Error& e) {
     std::fflush(stdout);
-    fmt::print(stderr, "fleetkey: error: {}\n", fleetkey::cmd::one_line(e.what()));
+    fmt::print(stderr, "fleetkey: error: {}\n", fleetkey::cmd::one_line(e.message()));
     return e.exit_code();
   } catch (const std::exception& e) {
     std::fflush(stdout);

@@ -30,7 +30,7 @@ struct PairCliOptions
   bool rotate = false;
   std::string ec = "M";
   int scale = 8;
-  int margin = -1;
+  std::optional<int> margin;
   fleet::MatterSettings matter;
   std::optional<std::string> passcode_file;
   bool all = false;
@@ -125,7 +125,10 @@ void run_pair(Context& ctx, const PairCliOptions& o)
     po.matter.passcode = read_passcode_file(*o.passcode_file);
   }
   const bool batch = o.all || o.from;
-  fleet::LabelOptions label{qr_format(o, batch), qr::parse_ec(o.ec), o.scale, o.margin};
+  if (o.margin && *o.margin < 0) {
+    throw Error(Exit::usage, "--margin {} is out of range (0-64)", *o.margin); // -1 is the default, never given
+  }
+  fleet::LabelOptions label{qr_format(o, batch), qr::parse_ec(o.ec), o.scale, o.margin.value_or(-1)};
   if (!o.out && ::isatty(STDOUT_FILENO) != 0) {
     label.colors = qr::Colors::black_on_white; // the same code in a dark and a light terminal
   }
@@ -165,6 +168,9 @@ void run_pair(Context& ctx, const PairCliOptions& o)
   }
   if (o.jobs != 0) {
     throw Error(Exit::usage, "--jobs is for production runs (--all or --from)");
+  }
+  if (!o.out) {
+    ctx.commit_after_output(); // with -o, the file is the delivery, named only once the registry has it
   }
   const auto r = fleet::pair_device(ctx.fleet(), *o.device, po, label, o.out,
                                     o.rotate ? fleet::Rotate::yes : fleet::Rotate::no, overwrite);

@@ -227,44 +227,45 @@ void add_token_mint(CLI::App& tok, Context& ctx)
 void add_token_verify(CLI::App& tok, Context& ctx)
 {
   auto vo = std::make_shared<VerifyOptions>();
-  auto* verify = add_command(tok, ctx, "verify",
-                             "Verify a token, or with - (or no argument) one token a line from stdin, printing one "
-                             "JSON line each; the exit code names the (first) reason a token was rejected",
-                             [&ctx, vo] {
-                               fleet::VerifyOptions o;
-                               o.audience = vo->aud;
-                               o.now = parse_now(vo->now);
-                               if (vo->leeway) {
-                                 o.leeway = parse_leeway(*vo->leeway);
-                               }
-                               if (vo->token == "-") {
-                                 const auto r = fleet::verify_stream(ctx.fleet(), STDIN_FILENO, stdout, o);
-                                 if (r.first_invalid != Exit::ok) {
-                                   throw Error(r.first_invalid,
-                                               "{} of {} tokens are invalid (the exit code is the first one's reason)",
-                                               r.invalid, r.total);
-                                 }
-                                 return;
-                               }
-                               const auto v = fleet::verify_token(ctx.fleet(), vo->token, o);
-                               const auto& ver = v->verification;
-                               if (ctx.json()) {
-                                 std::string line;
-                                 token::append_verdict_json(line, v->reason, ver);
-                                 ctx.print(line + "\n");
-                               }
-                               if (v->reason != token::Reason::valid) {
-                                 throw Error(token::reason_exit(v->reason), "token rejected ({}): {}",
-                                             token::reason_name(v->reason), ver.detail);
-                               }
-                               if (!ctx.json()) {
-                                 std::string id;
-                                 token::token_id(ver.claims, ver.decoded.format, id);
-                                 ctx.print(fmt::format("valid {} token\nkid:      {}\ntoken id: {}\nclaims:   {}\n",
-                                                       token::format_name(ver.decoded.format), ver.decoded.kid, id,
-                                                       claims_json(ver.claims, ver.decoded.format)));
-                               }
-                             });
+  auto* verify = add_command(
+      tok, ctx, "verify",
+      "Verify a token, or with - (or no argument) one token a line from stdin, printing one "
+      "JSON line each; the exit code names the (first) reason a token was rejected",
+      [&ctx, vo] {
+        fleet::VerifyOptions o;
+        o.audience = vo->aud;
+        o.now = parse_now(vo->now);
+        if (vo->leeway) {
+          o.leeway = parse_leeway(*vo->leeway);
+        }
+        if (vo->token == "-") {
+          const auto r = fleet::verify_stream(ctx.fleet(), STDIN_FILENO, stdout, o);
+          if (r.first_invalid != Exit::ok) {
+            throw Error(r.first_invalid, "{} of {} tokens are invalid (the exit code is the first one's reason)",
+                        r.invalid, r.total);
+          }
+          return;
+        }
+        const auto v = fleet::verify_token(ctx.fleet(), vo->token, o);
+        const auto& ver = v->verification;
+        if (ctx.json()) {
+          std::string line;
+          token::append_verdict_json(line, v->reason, ver);
+          ctx.print(line + "\n");
+        }
+        if (v->reason != token::Reason::valid) {
+          throw Error(token::reason_exit(v->reason), "token rejected ({}): {}", token::reason_name(v->reason),
+                      ver.detail);
+        }
+        if (!ctx.json()) {
+          std::string id;
+          token::token_id(ver.claims, ver.decoded.format, id);
+          // Escaped: a token's text is its maker's, terminal escapes included.
+          ctx.print(fmt::format("valid {} token\nkid:      {}\ntoken id: {}\nclaims:   {}\n",
+                                token::format_name(ver.decoded.format), one_line(ver.decoded.kid), one_line(id),
+                                one_line(claims_json(ver.claims, ver.decoded.format))));
+        }
+      });
   verify->footer("Exit status: 0 valid, 10 malformed, 11 bad MAC, 12 expired, 13 not yet valid, 14 revoked, 15 unknown "
                  "key, 16 wrong audience; for stdin, that of the first invalid token. See fleetkey-tokens(5).");
   verify->add_option("TOKEN", vo->token, "The token, or - for one token a line on stdin")->capture_default_str();
@@ -293,8 +294,8 @@ void add_token_inspect(CLI::App& tok, Context& ctx)
     }
     ctx.print(fmt::format("NOT VERIFIED: decoded only; the MAC, times and revocation were not checked\n"
                           "format:   {} ({})\nkid:      {}\ntoken id: {}\nclaims:   {}\n",
-                          token::format_name(v->decoded.format), alg_name(v->decoded.format), v->decoded.kid, id,
-                          claims_json(v->claims, v->decoded.format)));
+                          token::format_name(v->decoded.format), alg_name(v->decoded.format), one_line(v->decoded.kid),
+                          one_line(id), one_line(claims_json(v->claims, v->decoded.format))));
   });
   inspect
       ->add_option("TOKEN", *io,

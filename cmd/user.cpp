@@ -133,6 +133,9 @@ void add_user_grant(CLI::App& user, Context& ctx)
           file.emplace(*go->output, util::Overwrite::no);
         }
         auto& fleet = ctx.fleet();
+        if (!go->output) {
+          ctx.commit_after_output(); // with -o, the file is the delivery, named once the grant is committed
+        }
         std::optional<crypto::Secret> bundle;
         std::vector<uint8_t> qr;
         const auto b =

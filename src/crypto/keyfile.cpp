@@ -417,7 +417,7 @@ Keyring read_key_file(const std::string& path, const PassphraseSource& passphras
 {
   std::optional<Secret> text;
   try {
-    text.emplace(read_private_file(path, "master key file"));
+    text.emplace(read_private_file(path, "master key file", k_max_secret_file, true));
   } catch (const Error&) {
     // Looked at only when the open failed: every command reads this file.
     if (!util::exists(path)) {

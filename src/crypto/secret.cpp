@@ -227,12 +227,12 @@ Secret SecretText::take() &&
   return std::move(m_buf);
 }
 
-Secret read_private_file(const std::string& path, std::string_view what, size_t max_size)
+Secret read_private_file(const std::string& path, std::string_view what, size_t max_size, bool regular_only)
 {
   struct stat st
   {
   };
-  auto fd = util::open_private(path, what, &st);
+  auto fd = util::open_private(path, what, &st, regular_only ? util::FileKind::regular : util::FileKind::any);
   if (!fd) {
     throw Error(Exit::key, fd.error());
   }

@@ -15,8 +15,9 @@ AddedDevice add_device(Fleet& fleet, const DeviceSpec& spec, IfMissing if_missin
     validate_name(*spec.model, "model");
   }
   auto& reg = fleet.registry();
-  const auto& mk = fleet.keyring().current(); // before the transaction: it may ask for a passphrase
+  fleet.keyring(); // before the transaction: it may ask for a passphrase
   registry::Transaction tx(reg.db());
+  const auto& mk = fleet.current_master_key(); // inside: serialised with rotate and retire
   if (auto existing = reg.device(spec.id)) {
     if (if_missing == IfMissing::yes) {
       return {std::move(*existing), false};

@@ -7,8 +7,15 @@
 
 #include <sodium.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
 #include <cstdlib>
 #include <cstring>
+#include <dirent.h>
+#include <fcntl.h>
+#include <memory>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace fleetkey::fleet {
@@ -24,7 +31,27 @@ std::optional<std::string> env(const char* name)
   return std::string(v);
 }
 
+// The key file does not match the registry: an error, unless a rotate is half-way (see keyring()).
+class KeyFileMismatch : public std::runtime_error
+{
+public:
+  using std::runtime_error::runtime_error;
+};
+
 } // namespace
+
+void check_owner(const std::string& path, std::string_view what)
+{
+  struct stat st
+  {
+  };
+  if (::stat(path.c_str(), &st) != 0) {
+    return; // a missing file is reported by whoever needs it
+  }
+  if (auto message = util::foreign_owner(st, what, path)) {
+    throw Error(Exit::registry, "{}", *message);
+  }
+}
 
 Paths resolve_paths(const Options& options)
 {
@@ -64,7 +91,26 @@ Fleet::~Fleet() = default;
 registry::Registry& Fleet::registry()
 {
   if (!m_registry) {
+    // Like ssh with its keys: what another user could have written is not trusted.
+    check_owner(m_paths.home, "home");
+    check_owner(m_paths.registry, "registry");
     m_registry.emplace(registry::Registry::open(m_paths.registry, registry::OpenMode::existing));
+    if (m_hold) {
+      m_registry->db().hold_commits();
+    }
+    // An init killed after its commit leaves a second name for the key file (MASTER_KEY.init, see
+    // fleet::init); it is ours to remove once the registry is in place.
+    const std::string staged = m_paths.master_key + ".init";
+    struct stat key
+    {
+    };
+    struct stat link
+    {
+    };
+    if (::lstat(staged.c_str(), &link) == 0 && ::lstat(m_paths.master_key.c_str(), &key) == 0
+        && key.st_ino == link.st_ino && key.st_dev == link.st_dev) {
+      ::unlink(staged.c_str());
+    }
   }
   return *m_registry;
 }
@@ -74,11 +120,160 @@ void Fleet::set_registry(registry::Registry reg)
   m_registry.emplace(std::move(reg));
 }
 
+void Fleet::hold_commits()
+{
+  m_hold = true;
+  if (m_registry) {
+    m_registry->db().hold_commits();
+  }
+}
+
+void Fleet::commit_held()
+{
+  if (m_registry) {
+    m_registry->db().commit_held();
+  }
+}
+
+std::string key_file_target(const std::string& path)
+{
+  struct stat st
+  {
+  };
+  if (::lstat(path.c_str(), &st) == 0 && S_ISLNK(st.st_mode)) {
+    std::unique_ptr<char, decltype(&std::free)> real(::realpath(path.c_str(), nullptr), &std::free);
+    if (real) {
+      return real.get();
+    }
+  }
+  return path;
+}
+
+namespace {
+
+// What a killed writer of the key file `target` can leave beside it: TARGET.pending-ID (complete, named
+// after the audit row of its change) and temporary names (TARGET.tmp.HEX, a pending file's own).
+struct Leftovers
+{
+  std::vector<std::pair<int64_t, std::string>> pending;
+  std::vector<std::string> temporary;
+  bool empty() const { return pending.empty() && temporary.empty(); }
+};
+
+Leftovers find_leftovers(const std::string& target)
+{
+  Leftovers out;
+  const auto slash = target.find_last_of('/');
+  const std::string dir = util::dirname(target);
+  const std::string base = slash == std::string::npos ? target : target.substr(slash + 1);
+  const std::string prefix = dir == "/" ? "/" : dir + "/";
+  std::unique_ptr<DIR, int (*)(DIR*)> d(::opendir(dir.c_str()), &::closedir);
+  if (!d) {
+    return out;
+  }
+  while (const dirent* e = ::readdir(d.get())) {
+    const std::string_view name = e->d_name;
+    if (name.size() <= base.size() || name.substr(0, base.size()) != base) {
+      continue;
+    }
+    const std::string_view rest = name.substr(base.size());
+    if (rest.starts_with(".pending-")) {
+      const auto digits = rest.substr(9);
+      int64_t id = 0;
+      const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), id);
+      if (ec == std::errc() && end == digits.data() + digits.size() && !digits.empty()) {
+        out.pending.emplace_back(id, prefix + std::string(name));
+      } else {
+        out.temporary.push_back(prefix + std::string(name));
+      }
+    } else if (rest.starts_with(".tmp.")) {
+      out.temporary.push_back(prefix + std::string(name));
+    }
+  }
+  std::sort(out.pending.begin(), out.pending.end());
+  return out;
+}
+
+} // namespace
+
+void remove_key_file_leftovers(const std::string& path)
+{
+  const auto found = find_leftovers(key_file_target(path));
+  for (const auto& [id, name] : found.pending) {
+    ::unlink(name.c_str());
+  }
+  for (const auto& name : found.temporary) {
+    ::unlink(name.c_str());
+  }
+}
+
+bool Fleet::settle_key_file(bool wait)
+{
+  const auto target = key_file_target(m_paths.master_key);
+  if (!wait && find_leftovers(target).empty()) {
+    return false;
+  }
+  auto& reg = registry();
+  // Under the registry's write lock (taken here, or already held by the caller), every writer of the
+  // key file has either committed its change or died before: a pending file whose audit row exists is
+  // the committed key file, any other leftover is the debris of a change that never happened.
+  std::optional<registry::Transaction> tx;
+  if (!reg.db().in_transaction()) {
+    tx.emplace(reg.db());
+  }
+  const auto found = find_leftovers(target);
+  bool changed = false;
+  for (const auto& [id, name] : found.pending) {
+    auto st = reg.db().prepare("SELECT action FROM audit WHERE id = ?");
+    st.bind(1, id);
+    const bool committed = st.step() && (st.text_view(0) == "master.passwd" || st.text_view(0) == "master.rotate");
+    if (committed) {
+      if (::rename(name.c_str(), target.c_str()) != 0 && errno != ENOENT) {
+        throw Error(Exit::failure, "cannot replace {}: {}", target, std::strerror(errno));
+      }
+      changed = true;
+    } else {
+      ::unlink(name.c_str());
+    }
+  }
+  for (const auto& name : found.temporary) {
+    ::unlink(name.c_str());
+  }
+  if (changed) {
+    util::Fd dir(::open(util::dirname(target).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (dir.valid()) {
+      ::fsync(dir.get());
+    }
+  }
+  return changed;
+}
+
 const crypto::Keyring& Fleet::keyring()
 {
   if (m_keyring) {
     return *m_keyring;
   }
+  settle_key_file(false);
+  // A rotate or passwd commits the registry, then renames its key file into place: a command that read
+  // the old file and the new registry in between waits for the lock, settles the rename and reads again.
+  for (int attempt = 1;; ++attempt) {
+    try {
+      return load_keyring();
+    } catch (const KeyFileMismatch& e) {
+      if (attempt == 2) {
+        throw Error(Exit::key, "{}", e.what());
+      }
+      try {
+        settle_key_file(true); // waits for a writer that has committed to finish, or renames for it
+      } catch (const Error&) {
+        throw Error(Exit::key, "{}", e.what()); // a registry this user cannot lock: the mismatch is the news
+      }
+    }
+  }
+}
+
+const crypto::Keyring& Fleet::load_keyring()
+{
   auto& reg = registry();
   crypto::KeyFileHeader header;
   // Kept once it has opened the file, so that rotate and passwd never ask for it again.
@@ -116,15 +311,19 @@ const crypto::Keyring& Fleet::keyring()
     ring = std::make_unique<crypto::Keyring>(crypto::read_key_file(
         m_paths.master_key,
         [this, &used] {
-          auto pass = passphrase(Confirm::no);
+          auto pass = m_passphrase ? crypto::Secret::copy_of(m_passphrase->span()) : passphrase(Confirm::no);
           used = crypto::Secret::copy_of(pass.span());
           return pass;
         },
         &header, &text));
   }
   if (const auto why = mismatch(*ring); !why.empty()) {
-    throw Error(Exit::key, "master key file {} does not belong to registry {} ({})", m_paths.master_key,
-                m_paths.registry, why);
+    if (!used && m_passphrase) {
+      used = crypto::Secret::copy_of(m_passphrase->span());
+    }
+    m_passphrase = std::move(used); // not asked for again
+    throw KeyFileMismatch(fmt::format("master key file {} does not belong to registry {} ({})", m_paths.master_key,
+                                      m_paths.registry, why));
   }
   // The registry says which version is current. The file may name a newer one that the registry
   // never recorded (a rotate interrupted between writing the file and committing the registry, or
@@ -137,7 +336,7 @@ const crypto::Keyring& Fleet::keyring()
       ring->make_current(rec.version);
     }
   }
-  if (ring->is_test_key()) {
+  if (ring->is_test_key() && !std::exchange(m_warned_test_key, true)) {
     warn("using a TEST master key (made with --test-seed): its keys are reproducible by anyone with the seed; never "
          "provision real devices with it");
   }
@@ -146,6 +345,19 @@ const crypto::Keyring& Fleet::keyring()
   m_passphrase = std::move(used);
   m_key_file_text = std::move(text);
   return *m_keyring;
+}
+
+const crypto::MasterKey& Fleet::current_master_key()
+{
+  const auto& ring = keyring();
+  for (const auto& rec : registry().master_keys()) {
+    if (rec.status == "current" && rec.version != ring.current_version()) {
+      // Rotated since the key file was read: read it again (under the caller's lock, settling the rotate).
+      m_keyring.reset();
+      return keyring().get(rec.version);
+    }
+  }
+  return ring.current();
 }
 
 const crypto::Secret* Fleet::key_file_passphrase()
@@ -236,6 +448,9 @@ void validate_name(std::string_view value, std::string_view what)
   }
   if (!util::is_printable_utf8(value)) {
     throw Error(Exit::usage, "{} must be printable UTF-8 without control characters", what);
+  }
+  if (const auto cp = util::invisible_or_bidi(value); cp >= 0) {
+    throw Error(Exit::usage, "{} must not contain invisible or bidirectional control characters (U+{:04X})", what, cp);
   }
 }
 

@@ -87,7 +87,7 @@ void check_name(const Source& src, uint64_t line, std::string_view value, std::s
   try {
     validate_name(value, what);
   } catch (const Error& e) {
-    src.fail(e.code(), line, e.what());
+    src.fail(e.code(), line, e.message());
   }
 }
 
@@ -129,6 +129,10 @@ public:
     // nlohmann's lexer takes a NUL byte outside a string for the end of input.
     if (text.find('\0') != std::string_view::npos) {
       m_src.fail(Exit::usage, line, "invalid JSON (a NUL byte)");
+    }
+    // nlohmann skips a byte order mark at the start of what it parses: only the input's first line may.
+    if (text.starts_with("\xEF\xBB\xBF")) {
+      m_src.fail(Exit::usage, line, "a byte order mark is allowed only at the start of the input");
     }
     if (!json::sax_parse(text.begin(), text.end(), this)) {
       m_src.fail(Exit::usage, line, "invalid JSON");
@@ -1074,7 +1078,7 @@ ImportSummary import_devices(Fleet& fleet, const ImportOptions& options, const P
   // Open everything that can fail for reasons other than the input first: the registry, the
   // key (which may ask for a passphrase) and the keys file.
   auto& reg = fleet.registry();
-  const crypto::MasterKey& mk = fleet.keyring().current();
+  fleet.keyring();
 
   util::Fd file;
   int fd = STDIN_FILENO;
@@ -1114,12 +1118,14 @@ ImportSummary import_devices(Fleet& fleet, const ImportOptions& options, const P
 
   ImportSummary summary;
   summary.rows = rows;
-  summary.key_version = mk.version;
   summary.keys_out = options.keys_out;
 
   // Pass 2: one transaction. BEGIN IMMEDIATE waits for other stations' imports to finish.
   registry::BulkSession session(reg);
   registry::Transaction tx(reg.db());
+  // Inside the transaction: a rotate or retire that finished meanwhile is seen, not refused.
+  const crypto::MasterKey& mk = fleet.current_master_key();
+  summary.key_version = mk.version;
   registry::DeviceBulkInsert insert(reg, mk.version, util::format_time(util::unix_now()));
   const bool probe = !insert.registry_was_empty();
   crypto_hash_sha256_state digest;

@@ -10,7 +10,10 @@
 
 #include <array>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -25,13 +28,6 @@ registry::MasterKeyRecord record_of(const crypto::MasterKey& mk, bool test_key, 
 }
 
 constexpr std::array<const char*, 4> k_registry_suffixes{"", "-wal", "-shm", "-journal"};
-
-void remove_registry_files(const std::string& path)
-{
-  for (const char* suffix : k_registry_suffixes) {
-    ::unlink((path + suffix).c_str());
-  }
-}
 
 // What `init --force` replaces is moved aside, not deleted, until the new registry and key file
 // are in place; if anything fails first, it goes back, so that a failed init changes nothing. (A
@@ -81,38 +77,111 @@ private:
 };
 
 // Called with the registry's write lock held (BEGIN IMMEDIATE), which every command that writes
-// the key file takes first, so that they run one at a time. The key file must still be the one
-// this command read: if another rotate or passwd has replaced it since, writing now would undo
-// that change. Returns the file's bytes, to put back if the commit fails.
-crypto::Secret unchanged_key_file(Fleet& fleet)
+// the key file takes first, so that they run one at a time. A killed writer's change is settled
+// first. The key file must still be the one this command read: if another rotate or passwd has
+// replaced it since, writing now would undo that change.
+void check_unchanged_key_file(Fleet& fleet)
 {
+  fleet.settle_key_file(false);
   const auto& path = fleet.paths().master_key;
-  auto text = crypto::read_private_file(path, "master key file");
+  auto text = crypto::read_private_file(path, "master key file", crypto::k_max_secret_file, true);
   if (!crypto::equal(text.span(), fleet.key_file_text().span())) {
     throw Error(Exit::conflict,
                 "master key file {} was replaced while this command ran (another rotate or passwd?): nothing was "
                 "changed; run the command again",
                 path);
   }
-  return text;
 }
 
-// Writes the key file, then commits `tx`; if the commit fails, `before` goes back, so that file and
-// registry still agree. Returns the bytes written.
-crypto::Secret write_key_file_and_commit(Fleet& fleet, registry::Transaction& tx, const crypto::Secret& before,
-                                         const crypto::Keyring& ring, const crypto::Secret* pass, crypto::KdfParams kdf)
+// Writes the new key file complete under a pending name, MASTER_KEY.pending-ID after the audit row
+// that `tx` adds for the change, commits `tx`, then renames the file into place (beside a symbolic
+// link's target, replacing the target). The commit decides: a kill before it leaves a pending file
+// whose audit row never existed (removed by the next command), a kill after it one whose row exists
+// (put in place by the next command, Fleet::settle_key_file). Returns the bytes written.
+crypto::Secret write_key_file_and_commit(Fleet& fleet, registry::Transaction& tx, const crypto::Keyring& ring,
+                                         const crypto::Secret* pass, crypto::KdfParams kdf)
 {
-  const auto& path = fleet.paths().master_key;
-  auto text = crypto::write_key_file(path, ring, pass, kdf, crypto::Replace::yes);
+  auto& db = fleet.registry().db();
+  auto last = db.prepare("SELECT max(id) FROM audit");
+  if (!last.step() || last.is_null(0)) {
+    throw Error(Exit::failure, "internal error: the change has no audit row");
+  }
+  const std::string target = key_file_target(fleet.paths().master_key);
+  const std::string pending = fmt::format("{}.pending-{}", target, last.integer(0));
+  last.reset();
+  ::unlink(pending.c_str()); // a row id reused after a rollback: its file was never committed
+  auto text = crypto::write_key_file(pending, ring, pass, kdf, crypto::Replace::no);
   try {
     tx.commit();
   } catch (...) {
-    util::AtomicFile restore(path, util::Overwrite::yes);
-    restore.write(before.span());
-    restore.commit();
+    ::unlink(pending.c_str());
     throw;
   }
+  // ENOENT: another command has settled it already.
+  if (::rename(pending.c_str(), target.c_str()) != 0 && errno != ENOENT) {
+    fleet.warn(
+        fmt::format("cannot rename {} to {}: {} (the next command retries)", pending, target, std::strerror(errno)));
+  }
+  util::Fd dir(::open(util::dirname(target).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (dir.valid()) {
+    ::fsync(dir.get());
+  }
   return text;
+}
+
+// init builds the registry and the key file under staging names (REGISTRY.init, MASTER_KEY.init), links
+// the key file into place, then renames the registry into place: the registry appearing is the commit.
+// A kill at any point leaves either a complete home or a state the next init recognises as its own
+// (the key file is the staged one, same inode, and no registry) and clears. See fleetkey(1), init.
+struct Staging
+{
+  explicit Staging(const Paths& p)
+      : registry(p.registry + ".init")
+      , key(p.master_key + ".init")
+      , final_key(p.master_key)
+      , final_registry(p.registry)
+  {
+  }
+  std::string registry;
+  std::string key;
+  const std::string& final_key;
+  const std::string& final_registry;
+
+  // A killed init's: the key file in place is the staged one (a hard link to it) and no registry.
+  bool half_made() const
+  {
+    struct stat k
+    {
+    };
+    struct stat staged
+    {
+    };
+    return !util::exists(final_registry) && ::lstat(final_key.c_str(), &k) == 0 && ::lstat(key.c_str(), &staged) == 0
+           && k.st_dev == staged.st_dev && k.st_ino == staged.st_ino;
+  }
+  void clear_registry() const
+  {
+    for (const char* suffix : k_registry_suffixes) {
+      ::unlink((registry + suffix).c_str());
+    }
+  }
+};
+
+// rename() that never replaces an existing `to`; link() and unlink() where the file system lacks
+// RENAME_NOREPLACE (a kill in between leaves a second name, which the next init removes).
+bool rename_no_replace(const std::string& from, const std::string& to)
+{
+  if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) == 0) {
+    return true;
+  }
+  if (errno != EINVAL && errno != ENOSYS) {
+    return false;
+  }
+  if (::link(from.c_str(), to.c_str()) != 0) {
+    return false;
+  }
+  ::unlink(from.c_str());
+  return true;
 }
 
 } // namespace
@@ -120,6 +189,7 @@ crypto::Secret write_key_file_and_commit(Fleet& fleet, registry::Transaction& tx
 registry::MasterKeyRecord init(Fleet& fleet, const InitOptions& options)
 {
   const auto& paths = fleet.paths();
+  const Staging staging(paths);
   std::optional<crypto::Secret> seed;
   if (options.test_seed_hex) {
     auto bytes = util::from_hex(*options.test_seed_hex);
@@ -129,7 +199,8 @@ registry::MasterKeyRecord init(Fleet& fleet, const InitOptions& options)
     seed = crypto::Secret::copy_of(*bytes);
   }
   const auto kdf = crypto::kdf_profile(options.kdf_profile);
-  if (!options.force) {
+  check_owner(paths.home, "home");
+  if (!options.force && !staging.half_made()) {
     for (const auto* p : {&paths.master_key, &paths.registry}) {
       if (util::exists(*p)) {
         throw Error(Exit::conflict, "{} already exists (use --force to replace it and lose every key derived from it)",
@@ -149,6 +220,25 @@ registry::MasterKeyRecord init(Fleet& fleet, const InitOptions& options)
   if (::stat(paths.home.c_str(), &home) != 0 || !S_ISDIR(home.st_mode)) {
     throw Error(Exit::failure, "home {} is not a directory", paths.home);
   }
+  // One init at a time in a registry's directory: the staging names are fixed.
+  util::Fd lock(::open(util::dirname(paths.registry).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!lock.valid()) {
+    throw Error(Exit::failure, "cannot create {}: {}", paths.registry, std::strerror(errno));
+  }
+  if (::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) {
+    throw Error(Exit::conflict, "another fleetkey init is running in {}", util::dirname(paths.registry));
+  }
+  // Under the lock: a killed init's leftovers go, and its key file with them if it was never committed.
+  const bool half_made = staging.half_made();
+  if (!options.force && !half_made && (util::exists(paths.master_key) || util::exists(paths.registry))) {
+    throw Error(Exit::conflict, "{} already exists (use --force to replace it and lose every key derived from it)",
+                util::exists(paths.master_key) ? paths.master_key : paths.registry);
+  }
+  if (half_made) {
+    ::unlink(paths.master_key.c_str());
+  }
+  ::unlink(staging.key.c_str());
+  staging.clear_registry();
 
   const int64_t now = util::unix_now();
   auto ring = std::make_unique<crypto::Keyring>(crypto::Keyring::create(now, std::move(seed)));
@@ -159,29 +249,59 @@ registry::MasterKeyRecord init(Fleet& fleet, const InitOptions& options)
       replaced.move(paths.registry + suffix);
     }
     replaced.move(paths.master_key);
+    remove_key_file_leftovers(paths.master_key); // a killed rotate's or passwd's, for the replaced file
   }
-  std::optional<registry::Registry> reg;
-  bool wrote_key_file = false;
+  bool linked_key_file = false;
   crypto::Secret text;
   try {
-    reg.emplace(registry::Registry::open(paths.registry, registry::OpenMode::create));
-    registry::Transaction tx(reg->db());
-    reg->insert_master_key(rec);
-    reg->audit("init", "master:1",
-               {{"fingerprint", rec.fingerprint}, {"test_key", rec.test_key}, {"encrypted", pass.has_value()}});
-    text = crypto::write_key_file(paths.master_key, *ring, pass ? &*pass : nullptr, kdf, crypto::Replace::no);
-    wrote_key_file = true;
-    tx.commit();
+    {
+      auto reg = registry::Registry::open(staging.registry, registry::OpenMode::create);
+      registry::Transaction tx(reg.db());
+      reg.insert_master_key(rec);
+      reg.audit("init", "master:1",
+                {{"fingerprint", rec.fingerprint}, {"test_key", rec.test_key}, {"encrypted", pass.has_value()}});
+      tx.commit();
+      // Everything into the database file, so that it can move without its WAL.
+      reg.db().exec("PRAGMA wal_checkpoint(TRUNCATE)");
+    }
+    ::unlink((staging.registry + "-wal").c_str());
+    ::unlink((staging.registry + "-shm").c_str());
+    try {
+      text = crypto::write_key_file(staging.key, *ring, pass ? &*pass : nullptr, kdf, crypto::Replace::no);
+    } catch (const Error& e) {
+      // Name the file the user asked for, not the staging name.
+      std::string message = e.message();
+      for (size_t at = 0; (at = message.find(staging.key, at)) != std::string::npos; at += paths.master_key.size()) {
+        message.replace(at, staging.key.size(), paths.master_key);
+      }
+      throw Error(e.code(), message);
+    }
+    if (::link(staging.key.c_str(), paths.master_key.c_str()) != 0) {
+      throw Error(errno == EEXIST ? Exit::conflict : Exit::failure, "cannot create {}: {}", paths.master_key,
+                  std::strerror(errno));
+    }
+    linked_key_file = true;
+    if (!rename_no_replace(staging.registry, paths.registry)) {
+      throw Error(errno == EEXIST ? Exit::conflict : Exit::failure, "cannot create {}: {}", paths.registry,
+                  std::strerror(errno));
+    }
   } catch (...) {
-    // A failed init leaves nothing of its own behind. The connection goes first: closing it later
-    // could delete the restored registry's WAL by name.
-    reg.reset();
-    remove_registry_files(paths.registry);
-    if (wrote_key_file) {
+    if (linked_key_file) {
       ::unlink(paths.master_key.c_str());
     }
+    ::unlink(staging.key.c_str());
+    staging.clear_registry();
     replaced.restore();
     throw;
+  }
+  // Committed: the registry is in place. The staging name of the key file goes (a kill before this
+  // leaves a second link to the key file, which the next command removes).
+  ::unlink(staging.key.c_str());
+  for (const auto& dir : {util::dirname(paths.registry), util::dirname(paths.master_key)}) {
+    util::Fd d(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (d.valid()) {
+      ::fsync(d.get());
+    }
   }
   replaced.drop();
   ::chmod(paths.home.c_str(), 0700); // an existing home too: it holds the key file
@@ -190,7 +310,7 @@ registry::MasterKeyRecord init(Fleet& fleet, const InitOptions& options)
     fleet.warn("created a TEST master key from --test-seed: never provision real devices with it");
   }
   fleet.reset_keyring(std::move(ring), header, std::move(pass), std::move(text));
-  fleet.set_registry(std::move(*reg));
+  fleet.set_registry(registry::Registry::open(paths.registry, registry::OpenMode::existing));
   return rec;
 }
 
@@ -212,13 +332,11 @@ registry::MasterKeyRecord rotate_master_key(Fleet& fleet)
   const auto& mk = ring.rotate(util::unix_now());
   const auto rec = record_of(mk, ring.is_test_key(), "current");
   registry::Transaction tx(reg.db());
-  const auto before = unchanged_key_file(fleet);
+  check_unchanged_key_file(fleet);
   reg.insert_master_key(rec);
   reg.set_current_master_key(rec.version);
   reg.audit("master.rotate", fmt::format("master:{}", rec.version), {{"fingerprint", rec.fingerprint}});
-  // A crash between writing the file and the commit leaves a file whose current version the
-  // registry does not know; Fleet::keyring then keeps using the registry's current version.
-  auto text = write_key_file_and_commit(fleet, tx, before, ring, pass, header.kdf);
+  auto text = write_key_file_and_commit(fleet, tx, ring, pass, header.kdf);
   header.current_version = rec.version;
   fleet.reset_keyring(std::make_unique<crypto::Keyring>(std::move(ring)), header,
                       pass ? std::optional(crypto::Secret::copy_of(pass->span())) : std::nullopt, std::move(text));
@@ -274,9 +392,9 @@ void change_passphrase(Fleet& fleet, const PasswdOptions& options)
                    : header.encrypted  ? header.kdf
                                        : crypto::kdf_profile("moderate");
   registry::Transaction tx(reg.db());
-  const auto before = unchanged_key_file(fleet);
+  check_unchanged_key_file(fleet);
   reg.audit("master.passwd", "master", {{"encrypted", pass.has_value()}});
-  auto text = write_key_file_and_commit(fleet, tx, before, ring, pass ? &*pass : nullptr, kdf);
+  auto text = write_key_file_and_commit(fleet, tx, ring, pass ? &*pass : nullptr, kdf);
   auto new_header = header;
   new_header.encrypted = pass.has_value();
   new_header.kdf = kdf;

@@ -260,23 +260,39 @@ std::vector<registry::DeviceRecord> batch_devices(Fleet& fleet, const BatchOptio
     reg.for_each_device("active", [&](const registry::DeviceRecord& d) { devices.push_back(d); });
     return devices;
   }
-  auto text = util::read_file(*o.from, size_t{1} << 30);
-  if (!text) {
-    throw Error(Exit::failure, "{}", text.error());
+  // Read line by line, each bounded by the longest device id: a file of one huge line costs nothing.
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(o.from->c_str(), "re"), &std::fclose);
+  if (!file) {
+    throw Error(Exit::failure, "cannot read {}: {}", *o.from, std::strerror(errno));
   }
   std::set<std::string, std::less<>> seen;
   size_t line_no = 0;
-  std::string_view rest = *text;
-  while (!rest.empty()) {
-    const auto nl = rest.find('\n');
-    auto line = rest.substr(0, nl);
-    rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
+  std::string text;
+  for (bool more = true; more;) {
+    text.clear();
+    int c = 0;
+    while ((c = getc_unlocked(file.get())) != EOF && c != '\n' && text.size() <= 129) {
+      text.push_back(static_cast<char>(c));
+    }
+    if (c == EOF) {
+      if (std::ferror(file.get()) != 0) {
+        throw Error(Exit::failure, "cannot read {}: {}", *o.from, std::strerror(errno));
+      }
+      more = false;
+      if (text.empty()) {
+        break;
+      }
+    }
     ++line_no;
+    std::string_view line = text;
     if (!line.empty() && line.back() == '\r') {
       line.remove_suffix(1);
     }
     if (line.empty()) {
       continue;
+    }
+    if (line.size() > 128) {
+      throw Error(Exit::usage, "{}:{}: line is longer than 128 bytes (the longest device id)", *o.from, line_no);
     }
     if (!seen.emplace(line).second) {
       throw Error(Exit::usage, "{}:{}: device \"{}\" is listed twice", *o.from, line_no, line);

@@ -237,6 +237,9 @@ void close_db(sqlite3* db, const int* wal_frames)
   if (db == nullptr) {
     return;
   }
+  if (sqlite3_get_autocommit(db) == 0) {
+    sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr); // a held transaction (Db::hold_commits) never committed
+  }
   if ((wal_frames != nullptr && *wal_frames >= k_checkpoint_frames) || wal_too_large(db)) {
     checkpoint_and_restart(db);
   }
@@ -271,6 +274,7 @@ Db::Db(const std::string& path, bool create)
 Db::Db(Db&& other) noexcept
     : m_db(other.m_db)
     , m_path(std::move(other.m_path))
+    , m_hold(other.m_hold)
     , m_wal_frames(std::move(other.m_wal_frames))
 {
   other.m_db = nullptr;
@@ -282,6 +286,7 @@ Db& Db::operator=(Db&& other) noexcept
     close_db(m_db, m_wal_frames.get());
     m_db = other.m_db;
     m_path = std::move(other.m_path);
+    m_hold = other.m_hold;
     m_wal_frames.swap(other.m_wal_frames);
     other.m_db = nullptr;
   }
@@ -315,9 +320,28 @@ int64_t Db::changes() const
   return sqlite3_changes64(m_db);
 }
 
+bool Db::in_transaction() const noexcept
+{
+  return m_db != nullptr && sqlite3_get_autocommit(m_db) == 0;
+}
+
+void Db::commit_held()
+{
+  m_hold = false;
+  if (m_db != nullptr && sqlite3_get_autocommit(m_db) == 0) {
+    const int rc = sqlite3_exec(m_db, "COMMIT", nullptr, nullptr, nullptr);
+    if (rc != SQLITE_OK) {
+      throw_sqlite(m_db, rc, "registry");
+    }
+  }
+}
+
 Transaction::Transaction(Db& db)
     : m_db(db)
 {
+  if (db.holding() && sqlite3_get_autocommit(db.get()) == 0) {
+    return; // joins the held transaction (Db::hold_commits)
+  }
   // busy_timeout already waits; the retries with jitter only matter when several writers keep
   // the lock for longer than that, such as stations importing large batches at once.
   for (int attempt = 1;; ++attempt) {
@@ -342,6 +366,10 @@ Transaction::~Transaction()
 
 void Transaction::commit()
 {
+  if (m_db.holding()) {
+    m_done = true; // committed by Db::commit_held, or rolled back with the Db
+    return;
+  }
   const int rc = sqlite3_exec(m_db.get(), "COMMIT", nullptr, nullptr, nullptr);
   if (rc != SQLITE_OK) {
     throw_sqlite(m_db.get(), rc, "registry");

@@ -218,11 +218,23 @@ Result<std::string> read_file(const std::string& path, size_t max_size)
   return out;
 }
 
-Result<Fd> open_private(const std::string& path, std::string_view what, struct stat* st_out)
+std::optional<std::string> foreign_owner(const struct stat& st, std::string_view what, const std::string& path)
+{
+  const uid_t me = ::geteuid();
+  if (st.st_uid == me || st.st_uid == 0) {
+    return std::nullopt;
+  }
+  return fmt::format("{} {} is owned by uid {}, not by you (uid {}) or root: another user could have put it there; "
+                     "if it is yours, fix it with: chown {} {}",
+                     what, path, st.st_uid, me, me, path);
+}
+
+Result<Fd> open_private(const std::string& path, std::string_view what, struct stat* st_out, FileKind kind)
 {
   // Symbolic links are followed (Kubernetes secret mounts, --passphrase-file <(...)); what is checked
   // is the file actually opened, through its descriptor, so it cannot be swapped after the check.
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  // A file that must be regular is opened without blocking: opening a FIFO would wait for a writer.
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | (kind == FileKind::regular ? O_NONBLOCK : 0)));
   if (!fd.valid()) {
     return fail(fmt::format("cannot read {} {}: {}", what, path, std::strerror(errno)));
   }
@@ -231,6 +243,17 @@ Result<Fd> open_private(const std::string& path, std::string_view what, struct s
   };
   if (::fstat(fd.get(), &st) != 0) {
     return fail(fmt::format("cannot read {} {}: {}", what, path, std::strerror(errno)));
+  }
+  if (auto owner = foreign_owner(st, what, path)) {
+    return fail(*owner);
+  }
+  if (kind == FileKind::regular) {
+    if (!S_ISREG(st.st_mode)) {
+      return fail(fmt::format("{} {} is not a regular file", what, path));
+    }
+    if (::fcntl(fd.get(), F_SETFL, 0) != 0) {
+      return fail(fmt::format("cannot read {} {}: {}", what, path, std::strerror(errno)));
+    }
   }
   if ((st.st_mode & 077) != 0) {
     return fail(fmt::format("{} {} is accessible by group or others (mode {:04o}); fix it with: chmod 600 {}", what,

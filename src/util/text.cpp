@@ -60,6 +60,23 @@ bool is_valid_utf8(std::string_view s)
   return true;
 }
 
+int32_t invisible_or_bidi(std::string_view s)
+{
+  for (size_t i = 0; i < s.size();) {
+    const int32_t cp = decode_one(s, i);
+    if (cp < 0) {
+      return -1;
+    }
+    const bool hidden = cp == 0xAD || cp == 0x34F || cp == 0x61C || cp == 0x180E || (cp >= 0x200B && cp <= 0x200F)
+                        || (cp >= 0x202A && cp <= 0x202E) || (cp >= 0x2060 && cp <= 0x206F) || cp == 0xFEFF
+                        || (cp >= 0xFFF9 && cp <= 0xFFFB) || (cp >= 0xE0000 && cp <= 0xE007F);
+    if (hidden) {
+      return cp;
+    }
+  }
+  return -1;
+}
+
 bool is_printable_utf8(std::string_view s)
 {
   for (size_t i = 0; i < s.size();) {
@@ -111,6 +128,12 @@ Result<int64_t> parse_time(std::string_view text)
     if (pos + len > text.size() || text.substr(pos, len).find_first_not_of("0123456789") != std::string_view::npos) {
       return false;
     }
+    // Digits only: from_chars would take a sign ("T-1:-1:-1Z", "-001-01-01").
+    for (size_t k = pos; k < pos + len; ++k) {
+      if (text[k] < '0' || text[k] > '9') {
+        return false;
+      }
+    }
     auto [p, ec] = std::from_chars(text.data() + pos, text.data() + pos + len, out);
     return ec == std::errc() && p == text.data() + pos + len;
   };
@@ -145,9 +168,10 @@ Result<int64_t> parse_duration(std::string_view text)
   int64_t total = 0;
   size_t i = 0;
   while (i < text.size()) {
+    const size_t start = i;
     int64_t n = 0;
     auto [p, ec] = std::from_chars(text.data() + i, text.data() + text.size(), n);
-    if (ec != std::errc() || n < 0) {
+    if (ec != std::errc() || n < 0 || text[i] < '0' || text[i] > '9') {
       return fail(fmt::format("invalid duration \"{}\" (examples: 90s, 15m, 12h, 30d, 2w, 1d12h)", text));
     }
     i = static_cast<size_t>(p - text.data());
@@ -173,7 +197,8 @@ Result<int64_t> parse_duration(std::string_view text)
         return fail(fmt::format("invalid duration \"{}\" (examples: 90s, 15m, 12h, 30d, 2w, 1d12h)", text));
       }
       ++i;
-    } else if (i != static_cast<size_t>(p - text.data()) || total != 0) {
+    } else if (start != 0) {
+      // A bare number is seconds only as the whole duration: "0s5" is not 5 seconds.
       return fail(fmt::format("invalid duration \"{}\" (a unit is missing)", text));
     }
     if (n > (std::numeric_limits<int64_t>::max() / 4 - total) / unit) {

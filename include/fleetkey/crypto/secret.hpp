@@ -79,8 +79,11 @@ constexpr size_t k_max_secret_file = 64 * 1024;
 
 // Reads a file straight into guarded memory. Opens it once (following a symbolic link), refuses a
 // file that group or others can access (checked on the open descriptor) or that is larger than
-// `max_size`. `what` names it in messages ("passphrase file"). Throws Error(key).
-Secret read_private_file(const std::string& path, std::string_view what, size_t max_size = k_max_secret_file);
+// `max_size`, or owned by another user than the caller or root. `what` names it in messages
+// ("passphrase file"). With `regular_only`, anything but a regular file is refused without blocking
+// (a FIFO would wait for a writer for ever). Throws Error(key).
+Secret read_private_file(const std::string& path, std::string_view what, size_t max_size = k_max_secret_file,
+                         bool regular_only = false);
 // The first line of such a file (a passphrase, a passcode), without its "\n" or "\r\n", cut in place.
 Secret read_private_line(const std::string& path, std::string_view what, size_t max_size = k_max_secret_file);
 

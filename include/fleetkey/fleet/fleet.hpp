@@ -52,6 +52,15 @@ public:
   // For commands that rewrite or copy the key ring (rotate, passwd, backup, agent start): the key
   // file itself, never the agent. Call before keyring().
   void use_key_file() { m_key_file_only = true; }
+  // The registry's current master key, for a command that registers something under it: call inside
+  // the write transaction, so that a rotate or retire cannot come in between. Reads the key file again
+  // if a rotate has finished since it was read.
+  const crypto::MasterKey& current_master_key();
+  // Finishes or clears what a killed rotate or passwd left beside the key file (MASTER_KEY.pending-ID,
+  // committed when its audit row ID exists, else removed; temporary names, removed), holding the
+  // registry's write lock (taken here unless the caller holds it). Without `wait`, returns at once when
+  // there is nothing to settle. True when it put a pending file in place.
+  bool settle_key_file(bool wait);
   // The master key a record names; throws when the version is retired or unknown.
   const crypto::MasterKey& master_key(uint32_t version);
   // Whether the key file is encrypted, with which KDF parameters (valid after keyring()).
@@ -75,17 +84,35 @@ public:
   // After passwd: the same key ring, in a file encrypted differently (or not at all).
   void reset_key_file(crypto::KeyFileHeader header, std::optional<crypto::Secret> passphrase, crypto::Secret text);
   void set_registry(registry::Registry reg);
+  // The command's registry changes are committed only by commit_held(), once its output is delivered
+  // (registry::Db::hold_commits); nothing is committed if the command fails before.
+  void hold_commits();
+  void commit_held();
 
 private:
+  const crypto::Keyring& load_keyring();
+
   Paths m_paths;
   Warn m_warn;
   std::optional<registry::Registry> m_registry;
+  bool m_hold = false;
   std::unique_ptr<crypto::Keyring> m_keyring;
   crypto::KeyFileHeader m_header;
   std::optional<crypto::Secret> m_passphrase; // the key file's, zeroed when the Fleet goes
+  bool m_warned_test_key = false;
   crypto::Secret m_key_file_text;
   bool m_key_file_only = false;
 };
+
+// The file a key file path names: for a symbolic link, its target (realpath), so that a rotate or passwd
+// replaces the target, beside it, and never the link.
+std::string key_file_target(const std::string& path);
+// Removes every leftover of a killed rotate or passwd beside the key file `path` (init --force).
+void remove_key_file_leftovers(const std::string& path);
+
+// Throws Error(registry) naming the chown that fixes it when `path` exists and is owned by neither the
+// caller nor root (util::foreign_owner); `what` names it ("home", "registry").
+void check_owner(const std::string& path, std::string_view what);
 
 // Reads a passphrase file (as crypto::read_private_file) and keeps its first line; refuses an
 // empty passphrase.

@@ -70,9 +70,19 @@ public:
   const std::string& path() const { return m_path; }
   sqlite3* get() const noexcept { return m_db; }
 
+  // From now on a Transaction's commit() leaves the transaction open, and later Transactions join it,
+  // until commit_held(): a command commits only once its output is delivered. Its destructor, or a
+  // failure anywhere, rolls everything back.
+  void hold_commits() noexcept { m_hold = true; }
+  bool holding() const noexcept { return m_hold; }
+  void commit_held(); // throws Error
+  // Whether a transaction is open on this connection (every Transaction holds the write lock).
+  bool in_transaction() const noexcept;
+
 private:
   sqlite3* m_db = nullptr;
   std::string m_path;
+  bool m_hold = false;
   // Frames in the WAL after this connection's last commit (SQLite's WAL hook); on the heap, so
   // that the hook's pointer stays valid when the Db moves.
   std::unique_ptr<int> m_wal_frames = std::make_unique<int>(0);

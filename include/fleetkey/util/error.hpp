@@ -36,21 +36,24 @@ class Error : public std::runtime_error
 public:
   Error(Exit code, const std::string& message)
       : std::runtime_error(message)
+      , m_message(message)
       , m_code(code)
   {
   }
 
   template<typename... Args>
   Error(Exit code, fmt::format_string<Args...> format, Args&&... args)
-      : std::runtime_error(fmt::format(format, std::forward<Args>(args)...))
-      , m_code(code)
+      : Error(code, fmt::format(format, std::forward<Args>(args)...))
   {
   }
 
+  // The whole message: what() ends at the first NUL byte a quoted input may hold.
+  const std::string& message() const noexcept { return m_message; }
   Exit code() const noexcept { return m_code; }
   int exit_code() const noexcept { return static_cast<int>(m_code); }
 
 private:
+  std::string m_message;
   Exit m_code;
 };
 

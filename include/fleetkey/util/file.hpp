@@ -78,10 +78,18 @@ bool exists(const std::string& path);
 // Reads a whole file; `max_size` guards against reading a device or a huge file by mistake.
 Result<std::string> read_file(const std::string& path, size_t max_size = 1 << 20);
 
+// The error message for a file or directory (`what` `path`, with status `st`) owned by neither the
+// caller's effective uid nor root, naming the chown that fixes it; std::nullopt when the owner is fine.
+std::optional<std::string> foreign_owner(const struct stat& st, std::string_view what, const std::string& path);
+
 // Opens `path` for reading once (following a symbolic link) and checks through the descriptor that
-// group and others cannot access the file, so that the file checked is the file read. `what`
-// names the file in messages ("master key file"). `st`, if given, receives the file's status.
-Result<Fd> open_private(const std::string& path, std::string_view what, struct stat* st = nullptr);
+// group and others cannot access the file and that it is owned by the caller or root (foreign_owner),
+// so that the file checked is the file read. `what`
+// names the file in messages ("master key file"). `st`, if given, receives the file's status. With
+// FileKind::regular, anything but a regular file (a FIFO, a device) is refused without blocking.
+enum class FileKind { any, regular };
+Result<Fd> open_private(const std::string& path, std::string_view what, struct stat* st = nullptr,
+                        FileKind kind = FileKind::any);
 
 // Reads `fd` to its end straight into `out`, with no copy elsewhere; fails when the data does not
 // fit. Returns the number of bytes read. `name` names the file in messages.

@@ -13,6 +13,10 @@ namespace fleetkey::util {
 bool is_valid_utf8(std::string_view s);
 
 // Well-formed UTF-8 with no C0 or C1 control characters and no DEL. Space is allowed.
+// The first code point of `s` that is invisible or controls bidirectional text (U+00AD, U+034F, U+061C,
+// U+180E, U+200B-U+200F, U+202A-U+202E, U+2060-U+206F, U+FEFF, U+FFF9-U+FFFB, U+E0000-U+E007F), which
+// would let two ids look alike or an id display as another; -1 when there is none (or at invalid UTF-8).
+int32_t invisible_or_bidi(std::string_view s);
 bool is_printable_utf8(std::string_view s);
 
 // Seconds since the Unix epoch, UTC.
