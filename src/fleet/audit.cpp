@@ -24,8 +24,13 @@ void list_audit(Fleet& fleet, const AuditQuery& query, const std::function<void(
     filter.since = util::format_time(*t); // the registry's own form, which sorts as text
   }
   if (query.last) {
+    // CLI11 turns a number past int64 into INT64_MAX rather than refusing it: bound it here.
+    constexpr int64_t k_max_last = 1'000'000'000'000;
     if (*query.last < 1) {
       throw Error(Exit::usage, "--last must be at least 1");
+    }
+    if (*query.last > k_max_last) {
+      throw Error(Exit::usage, "--last must be at most {}", k_max_last);
     }
     filter.last = *query.last;
   }

@@ -222,8 +222,11 @@ class AuditTest(fk.FleetTest):
         before = self.snapshot()
         for args in (["--since", "yesterday"], ["--since", "2026-02-30"], ["--since", "@253402300800"],
                      ["--since", "@9223372036854775807"], ["--last", "0"], ["--last", "-3"], ["--last", "x"],
-                     ["--bogus"]):
+                     ["--last", "1000000000001"], ["--bogus"]):
             self.fails(USAGE, "audit", "list", *args)
+        # Past int64, CLI11 would hand over INT64_MAX: refused, not taken as "every event".
+        r = self.fails(USAGE, "audit", "list", "--last", "99999999999999999999")
+        self.assertEqual(r.err.splitlines()[-1], "fleetkey: error: --last must be at most 1000000000000")
         self.fails(USAGE, "audit")
         self.assertEqual(self.snapshot(), before)
         self.assertEqual(self.run_fk("audit", "list").rc, OK)
