@@ -1,6 +1,6 @@
 #include "json.hpp"
 
-#include <fleetkey/util/text.hpp>
+#include <fleetkey/util/utf8.hpp>
 
 #include <charconv>
 
@@ -44,15 +44,6 @@ int hex_value(char c)
 }
 
 } // namespace
-
-bool valid_utf8(std::string_view s)
-{
-  unsigned char any = 0;
-  for (const char c : s) {
-    any |= static_cast<unsigned char>(c);
-  }
-  return (any & 0x80) == 0 || util::is_valid_utf8(s);
-}
 
 bool Reader::fail(std::string_view why)
 {
@@ -204,7 +195,7 @@ bool Reader::string_raw(std::string* out)
   }
   const std::string_view raw = m_s.substr(start, m_p - start);
   ++m_p;
-  if (!valid_utf8(out != nullptr ? std::string_view(*out) : raw)) {
+  if (!util::is_valid_utf8(out != nullptr ? std::string_view(*out) : raw)) {
     return fail("JSON string is not valid UTF-8");
   }
   return true;

@@ -9,9 +9,6 @@
 
 namespace fleetkey::token::json {
 
-// UTF-8 validation with a fast path for ASCII, the common case in tokens.
-bool valid_utf8(std::string_view s);
-
 // Buffers a Reader reuses, so that decoding a token allocates nothing once they have grown.
 struct Scratch
 {
