@@ -4,7 +4,9 @@
 
 #include <fleetkey/util/json_escape.hpp>
 
+#include <array>
 #include <charconv>
+#include <cstring>
 
 namespace fleetkey::token {
 
@@ -12,7 +14,16 @@ namespace detail {
 
 namespace {
 
-constexpr char k_hex_digits[] = "0123456789abcdef";
+// The two lower-case hex digits of each byte: one 2-byte copy a byte (a token id is written twice
+// a verdict).
+constexpr auto k_hex_pairs = [] {
+  constexpr char digits[] = "0123456789abcdef";
+  std::array<std::array<char, 2>, 256> t{};
+  for (size_t b = 0; b < 256; ++b) {
+    t[b] = {digits[b >> 4], digits[b & 15]};
+  }
+  return t;
+}();
 constexpr size_t k_int_bound = 20;    // "-9223372036854775808"
 constexpr size_t k_member_bound = 12; // ',' + "\"epoch\"" + ':' and slack
 
@@ -22,24 +33,13 @@ char* put_int(char* o, Int v)
   return std::to_chars(o, o + k_int_bound, v).ptr;
 }
 
-// `"name":`
-char* put_name(char* o, std::string_view name)
-{
-  *o++ = '"';
-  o = put(o, name);
-  *o++ = '"';
-  *o++ = ':';
-  return o;
-}
-
 } // namespace
 
 char* put_hex(char* o, std::string_view bytes)
 {
   for (const char ch : bytes) {
-    const auto b = static_cast<uint8_t>(ch);
-    *o++ = k_hex_digits[b >> 4];
-    *o++ = k_hex_digits[b & 15];
+    std::memcpy(o, k_hex_pairs[static_cast<uint8_t>(ch)].data(), 2);
+    o += 2;
   }
   return o;
 }
@@ -98,7 +98,7 @@ char* put_claims_json(char* o, const Claims& c, Format f)
       continue;
     }
     separate();
-    o = put_name(o, jwt ? s.jwt_name : s.cwt_name);
+    o = put(o, jwt ? s.jwt_member : s.cwt_member);
     switch (s.kind) {
     case claim::Kind::text:
       o = util::put_json_string(o, c.*s.text);
