@@ -2,6 +2,7 @@
 
 #include <sodium.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <initializer_list>
 
@@ -116,7 +117,9 @@ bool self_test()
 
 bool sha256_fast_available()
 {
-  static const bool available = cpu_has_sha() && self_test();
+  // FLEETKEY_NO_SHA_EXT (any value) keeps every hash on libsodium, so that bench/tokens.sh can
+  // measure what the extensions gain.
+  static const bool available = std::getenv("FLEETKEY_NO_SHA_EXT") == nullptr && cpu_has_sha() && self_test();
   return available;
 }
 

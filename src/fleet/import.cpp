@@ -7,6 +7,7 @@
 #include <fleetkey/util/error.hpp>
 #include <fleetkey/util/file.hpp>
 #include <fleetkey/util/text.hpp>
+#include <fleetkey/util/thread_pool.hpp>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -892,7 +893,7 @@ public:
     for (size_t i = 0; i < k_batches_in_flight; ++i) {
       m_free.push_back(std::make_unique<Batch>());
     }
-    m_thread = std::thread([this] { run(); });
+    m_worker.enqueue([this] { run(); });
   }
 
   Deriver(const Deriver&) = delete;
@@ -905,7 +906,7 @@ public:
       m_cancel = true;
     }
     m_cv.notify_all();
-    m_thread.join();
+    m_worker.shut_down();
   }
 
   // The next batch in input order; rethrows the worker's error.
@@ -1014,7 +1015,7 @@ private:
   std::vector<std::unique_ptr<Batch>> m_free;
   std::exception_ptr m_error;
   bool m_cancel = false;
-  std::thread m_thread;
+  util::ThreadPool m_worker{1}; // last: starts after, and is joined before, the members above go
 };
 
 } // namespace

@@ -6,6 +6,7 @@
 #include <fleetkey/util/error.hpp>
 #include <fleetkey/util/file.hpp>
 #include <fleetkey/util/text.hpp>
+#include <fleetkey/util/thread_pool.hpp>
 
 #include <sodium.h>
 
@@ -618,14 +619,13 @@ BatchResult pair_batch(Fleet& fleet, const BatchOptions& o)
   const size_t per_thread = matter ? 4 : 64;
   const size_t jobs = o.jobs > 0 ? std::min(static_cast<size_t>(o.jobs), std::max<size_t>(devices.size(), 1))
                                  : std::min(cores, devices.size() / per_thread + 1);
-  std::vector<std::thread> threads;
-  for (size_t t = 1; t < jobs; ++t) {
-    threads.emplace_back(work);
-  }
-  work();
-  for (auto& t : threads) {
-    t.join();
-  }
+  {
+    util::ThreadPool pool(jobs - 1);
+    for (size_t t = 1; t < jobs; ++t) {
+      pool.enqueue(work);
+    }
+    work();
+  } // joins
   // Leaves no partial run behind: removes the labels this run wrote (a label that failed removed
   // itself) and DIR if this run created it.
   const auto remove_run = [&] {

@@ -6,6 +6,7 @@
 #include <fleetkey/registry/tokens.hpp>
 #include <fleetkey/util/error.hpp>
 #include <fleetkey/util/text.hpp>
+#include <fleetkey/util/thread_pool.hpp>
 
 #include <nlohmann/json.hpp>
 #include <sodium.h>
@@ -539,9 +540,10 @@ public:
   Pipeline(TokenVerifier& verifier, std::FILE* out, size_t workers)
       : m_verifier(verifier)
       , m_out(out)
+      , m_pool(workers)
   {
     for (size_t i = 0; i < workers; ++i) {
-      m_threads.emplace_back([this] { work(); });
+      m_pool.enqueue([this] { work(); });
     }
   }
 
@@ -555,9 +557,7 @@ public:
       m_closed = true;
     }
     m_work.notify_all();
-    for (auto& t : m_threads) {
-      t.join();
-    }
+    m_pool.shut_down();
   }
 
   // Queues a piece: lines to verify, or (`verified`) one whose output and counts are already
@@ -678,7 +678,7 @@ private:
   bool m_closed = false;
   std::exception_ptr m_error;
   StreamResult m_result;
-  std::vector<std::thread> m_threads;
+  util::ThreadPool m_pool; // one long-running work() a worker
 };
 
 } // namespace

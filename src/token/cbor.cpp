@@ -1,7 +1,5 @@
-#include "json.hpp"
-
 #include <fleetkey/token/cbor.hpp>
-#include <fleetkey/util/text.hpp>
+#include <fleetkey/util/utf8.hpp>
 
 #include <algorithm>
 
@@ -113,7 +111,7 @@ bool Reader::next(Item& item)
     item.str = m_in.subspan(m_pos, static_cast<size_t>(v));
     m_pos += static_cast<size_t>(v);
     if (item.major == Major::text
-        && !json::valid_utf8({reinterpret_cast<const char*>(item.str.data()), item.str.size()})) {
+        && !util::is_valid_utf8({reinterpret_cast<const char*>(item.str.data()), item.str.size()})) {
       return fail("CBOR text string is not valid UTF-8");
     }
     return true;

@@ -1,6 +1,6 @@
 #include "json.hpp"
 
-#include <fleetkey/util/text.hpp>
+#include <fleetkey/util/utf8.hpp>
 
 #include <charconv>
 
@@ -45,15 +45,6 @@ int hex_value(char c)
 
 } // namespace
 
-bool valid_utf8(std::string_view s)
-{
-  unsigned char any = 0;
-  for (const char c : s) {
-    any |= static_cast<unsigned char>(c);
-  }
-  return (any & 0x80) == 0 || util::is_valid_utf8(s);
-}
-
 bool Reader::fail(std::string_view why)
 {
   if (m_error.empty()) {
@@ -94,6 +85,98 @@ bool Reader::peek_number()
   return m_p < m_s.size() && (m_s[m_p] == '-' || (m_s[m_p] >= '0' && m_s[m_p] <= '9'));
 }
 
+namespace {
+
+// The character of a one-letter escape (RFC 8259 section 7), or 0 for none.
+char simple_escape(char e)
+{
+  switch (e) {
+  case '"':
+    return '"';
+  case '\\':
+    return '\\';
+  case '/':
+    return '/';
+  case 'b':
+    return '\b';
+  case 'f':
+    return '\f';
+  case 'n':
+    return '\n';
+  case 'r':
+    return '\r';
+  case 't':
+    return '\t';
+  default:
+    return 0;
+  }
+}
+
+} // namespace
+
+bool Reader::read_hex4(uint32_t& v)
+{
+  if (m_s.size() - m_p < 4) {
+    return false;
+  }
+  v = 0;
+  for (int i = 0; i < 4; ++i) {
+    const int h = hex_value(m_s[m_p++]);
+    if (h < 0) {
+      return false;
+    }
+    v = v << 4 | static_cast<uint32_t>(h);
+  }
+  return true;
+}
+
+// After "\u": a code point, or a surrogate pair written as two escapes, appended as UTF-8.
+bool Reader::unicode_escape(std::string* out)
+{
+  uint32_t cp = 0;
+  if (!read_hex4(cp)) {
+    return fail("bad \\u escape in JSON string");
+  }
+  if (cp >= 0xdc00 && cp <= 0xdfff) {
+    return fail("lone surrogate in JSON string");
+  }
+  if (cp >= 0xd800 && cp <= 0xdbff) {
+    uint32_t lo = 0;
+    if (m_s.size() - m_p < 2 || m_s[m_p] != '\\' || m_s[m_p + 1] != 'u') {
+      return fail("lone surrogate in JSON string");
+    }
+    m_p += 2;
+    if (!read_hex4(lo) || lo < 0xdc00 || lo > 0xdfff) {
+      return fail("lone surrogate in JSON string");
+    }
+    cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+  }
+  if (out != nullptr) {
+    append_utf8(*out, cp);
+  }
+  return true;
+}
+
+// At a backslash inside a string: one escape, its character appended to `out`.
+bool Reader::escape(std::string* out)
+{
+  if (++m_p >= m_s.size()) {
+    return fail("unterminated JSON string");
+  }
+  const char e = m_s[m_p++];
+  if (e == 'u') {
+    return unicode_escape(out);
+  }
+  const char plain = simple_escape(e);
+  if (plain == 0) {
+    return fail("bad escape in JSON string");
+  }
+  if (out != nullptr) {
+    out->push_back(plain);
+  }
+  return true;
+}
+
 bool Reader::string_raw(std::string* out)
 {
   if (!peek_string()) {
@@ -127,84 +210,13 @@ bool Reader::string_raw(std::string* out)
       m_p = end;
       continue;
     }
-    if (++m_p >= m_s.size()) {
-      return fail("unterminated JSON string");
-    }
-    const char e = m_s[m_p++];
-    char plain = 0;
-    switch (e) {
-    case '"':
-      plain = '"';
-      break;
-    case '\\':
-      plain = '\\';
-      break;
-    case '/':
-      plain = '/';
-      break;
-    case 'b':
-      plain = '\b';
-      break;
-    case 'f':
-      plain = '\f';
-      break;
-    case 'n':
-      plain = '\n';
-      break;
-    case 'r':
-      plain = '\r';
-      break;
-    case 't':
-      plain = '\t';
-      break;
-    case 'u': {
-      auto read4 = [this](uint32_t& v) {
-        if (m_s.size() - m_p < 4) {
-          return false;
-        }
-        v = 0;
-        for (int i = 0; i < 4; ++i) {
-          const int h = hex_value(m_s[m_p++]);
-          if (h < 0) {
-            return false;
-          }
-          v = v << 4 | static_cast<uint32_t>(h);
-        }
-        return true;
-      };
-      uint32_t cp = 0;
-      if (!read4(cp)) {
-        return fail("bad \\u escape in JSON string");
-      }
-      if (cp >= 0xdc00 && cp <= 0xdfff) {
-        return fail("lone surrogate in JSON string");
-      }
-      if (cp >= 0xd800 && cp <= 0xdbff) {
-        uint32_t lo = 0;
-        if (m_s.size() - m_p < 2 || m_s[m_p] != '\\' || m_s[m_p + 1] != 'u') {
-          return fail("lone surrogate in JSON string");
-        }
-        m_p += 2;
-        if (!read4(lo) || lo < 0xdc00 || lo > 0xdfff) {
-          return fail("lone surrogate in JSON string");
-        }
-        cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-      }
-      if (out != nullptr) {
-        append_utf8(*out, cp);
-      }
-      continue;
-    }
-    default:
-      return fail("bad escape in JSON string");
-    }
-    if (out != nullptr) {
-      out->push_back(plain);
+    if (!escape(out)) {
+      return false;
     }
   }
   const std::string_view raw = m_s.substr(start, m_p - start);
   ++m_p;
-  if (!valid_utf8(out != nullptr ? std::string_view(*out) : raw)) {
+  if (!util::is_valid_utf8(out != nullptr ? std::string_view(*out) : raw)) {
     return fail("JSON string is not valid UTF-8");
   }
   return true;

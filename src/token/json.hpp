@@ -9,9 +9,6 @@
 
 namespace fleetkey::token::json {
 
-// UTF-8 validation with a fast path for ASCII, the common case in tokens.
-bool valid_utf8(std::string_view s);
-
 // Buffers a Reader reuses, so that decoding a token allocates nothing once they have grown.
 struct Scratch
 {
@@ -51,6 +48,9 @@ private:
   bool next_item(char close, bool& closed);
   bool value(int depth);
   bool string_raw(std::string* out);
+  bool escape(std::string* out);
+  bool unicode_escape(std::string* out);
+  bool read_hex4(uint32_t& v);
   bool number(bool& integral);
   bool literal(std::string_view word);
   bool object_body(int depth, std::vector<std::string>& keys, std::string& key);

@@ -1,6 +1,11 @@
+#include "claims_json.hpp"
+
 #include <fleetkey/token/verify.hpp>
+#include <fleetkey/util/json_escape.hpp>
 
 #include <fmt/format.h>
+
+#include <cstdlib>
 
 namespace fleetkey::token {
 
@@ -181,6 +186,69 @@ Reason verify_cwt_bytes(util::ByteView cwt, util::ByteView key, Format format, c
     return Reason::malformed;
   }
   return after_decode(authority, checks, v, Kid{});
+}
+
+namespace {
+
+// FLEETKEY_NO_FAST_JSON (any value) turns the reserved-space writer's gain off for
+// bench/tokens.sh --no-fast-json: each verdict is then appended one character at a time, each
+// append checking the string's capacity, as the writer did before. The bytes are the same.
+bool fast_json()
+{
+  static const bool fast = std::getenv("FLEETKEY_NO_FAST_JSON") == nullptr;
+  return fast;
+}
+
+void append_verdict_json_fast(std::string& out, Reason reason, const Verification& v)
+{
+  using detail::put;
+  const bool valid = reason == Reason::valid;
+  const bool claims = reason != Reason::malformed;
+  const Format f = v.decoded.format;
+  size_t bound = 96 + util::json_string_bound(v.detail.size());
+  if (claims) {
+    bound += 64 + util::json_string_bound(v.decoded.kid.size()) + detail::token_id_json_bound(v.claims, f)
+             + detail::claims_json_bound(v.claims, f);
+  }
+  detail::append_bounded(out, bound, [&](char* o) {
+    if (valid) {
+      o = put(o, R"({"valid":true,"reason":"ok")");
+    } else {
+      o = put(o, R"({"valid":false,"reason":")");
+      o = put(o, reason_name(reason));
+      o = put(o, R"(","error":)");
+      o = util::put_json_string(o, v.detail);
+    }
+    if (!claims) {
+      return put(o, R"(,"claims":null})");
+    }
+    o = put(o, R"(,"format":")");
+    o = put(o, format_name(f));
+    o = put(o, R"(","kid":)");
+    o = util::put_json_string(o, v.decoded.kid);
+    o = put(o, R"(,"token_id":)");
+    o = v.claims.has(Claims::cti) ? detail::put_token_id_json(o, v.claims, f) : put(o, R"("")");
+    o = put(o, R"(,"claims":)");
+    o = detail::put_claims_json(o, v.claims, f);
+    *o++ = '}';
+    return o;
+  });
+}
+
+} // namespace
+
+void append_verdict_json(std::string& out, Reason reason, const Verification& v)
+{
+  if (fast_json()) {
+    append_verdict_json_fast(out, reason, v);
+    return;
+  }
+  thread_local std::string line;
+  line.clear();
+  append_verdict_json_fast(line, reason, v);
+  for (const char ch : line) {
+    out.push_back(ch);
+  }
 }
 
 } // namespace fleetkey::token

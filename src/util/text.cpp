@@ -50,16 +50,6 @@ int32_t decode_one(std::string_view s, size_t& i)
 
 } // namespace
 
-bool is_valid_utf8(std::string_view s)
-{
-  for (size_t i = 0; i < s.size();) {
-    if (decode_one(s, i) < 0) {
-      return false;
-    }
-  }
-  return true;
-}
-
 int32_t invisible_or_bidi(std::string_view s)
 {
   for (size_t i = 0; i < s.size();) {

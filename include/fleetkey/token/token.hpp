@@ -2,8 +2,9 @@
 // Role tokens: CWT (RFC 8392) in COSE_Mac0 (RFC 9052) and JWT HS256 (RFC 7519), minted and
 // decoded without a registry. The byte layout is specified in fleetkey-tokens(5).
 
-#include <fleetkey/crypto/secret.hpp>
+#include <fleetkey/crypto/hmac.hpp>
 #include <fleetkey/util/bytes.hpp>
+#include <fleetkey/util/json_escape.hpp>
 #include <fleetkey/util/result.hpp>
 
 #include <cstdint>
@@ -89,15 +90,7 @@ void token_id(const Claims& c, Format f, std::string& out);
 void fold_token_id(std::string& id);
 
 // A MAC key with its HMAC-SHA256 state precomputed, in guarded memory; mac() is thread-safe.
-class MacKey
-{
-public:
-  explicit MacKey(util::ByteView key);
-  void mac(util::ByteView data, uint8_t out[32]) const;
-
-private:
-  crypto::Secret m_state;
-};
+using MacKey = crypto::HmacSha256;
 
 // A decoded (not yet verified) token. Views point into the decoder's buffers and the input text.
 struct Decoded
@@ -119,6 +112,7 @@ public:
   bool decode_cwt(util::ByteView bin, Decoded& out, Claims& claims, std::string& error);
 
 private:
+  bool decode_jwt(std::string_view text, size_t dot1, Decoded& out, Claims& claims, std::string& error);
   bool decode_jwt_header(Decoded& out, std::string& error);
 
   struct JsonScratch;
@@ -137,8 +131,9 @@ std::string encode(Format f, const Claims& claims, std::string_view kid, const M
 // The deterministic CBOR claims map (payload) of a CWT, for the test-key cti and for tests.
 util::Bytes encode_cwt_claims(const Claims& claims);
 
-// Appends `s` as a JSON string (quoted and escaped).
-void append_json_string(std::string& out, std::string_view s);
+// Appends `s` as a JSON string (quoted and escaped): util's, named here for the callers that
+// reach it through this header.
+using util::append_json_string;
 // Appends the claims as one JSON object, in a fixed member order (fleetkey-tokens(5)).
 void append_claims_json(std::string& out, const Claims& c, Format f);
 

@@ -18,6 +18,10 @@ inline ByteView as_bytes(std::string_view s)
 {
   return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
 }
+inline std::string_view as_text(ByteView b)
+{
+  return {reinterpret_cast<const char*>(b.data()), b.size()};
+}
 
 std::string to_hex(ByteView data);
 Result<Bytes> from_hex(std::string_view hex);

@@ -2,15 +2,13 @@
 // Text validation and time formats. Knows nothing of fleetkey.
 
 #include <fleetkey/util/result.hpp>
+#include <fleetkey/util/utf8.hpp> // is_valid_utf8, here before util/utf8.hpp existed
 
 #include <cstdint>
 #include <string>
 #include <string_view>
 
 namespace fleetkey::util {
-
-// True if `s` is well-formed UTF-8 (no overlong forms, surrogates or code points past U+10FFFF).
-bool is_valid_utf8(std::string_view s);
 
 // Well-formed UTF-8 with no C0 or C1 control characters and no DEL. Space is allowed.
 // The first code point of `s` that is invisible or controls bidirectional text (U+00AD, U+034F, U+061C,
