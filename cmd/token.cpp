@@ -3,6 +3,7 @@
 
 #include <fleetkey/fleet/tokens.hpp>
 #include <fleetkey/util/error.hpp>
+#include <fleetkey/util/json_escape.hpp>
 #include <fleetkey/util/text.hpp>
 
 #include <fmt/format.h>
@@ -192,11 +193,11 @@ void add_token_mint(CLI::App& tok, Context& ctx)
                              const auto t = fleet::mint_token(ctx.fleet(), req);
                              if (ctx.json()) {
                                std::string line = R"({"token":)";
-                               token::append_json_string(line, t.text);
+                               util::append_json_string(line, t.text);
                                line += fmt::format(R"(,"format":"{}","kid":)", token::format_name(t.format));
-                               token::append_json_string(line, t.kid);
+                               util::append_json_string(line, t.kid);
                                line += R"(,"token_id":)";
-                               token::append_json_string(line, t.token_id);
+                               util::append_json_string(line, t.token_id);
                                line += R"(,"claims":)" + claims_json(t.claims, t.format) + "}\n";
                                ctx.print(line);
                                return;
@@ -285,9 +286,9 @@ void add_token_inspect(CLI::App& tok, Context& ctx)
     if (ctx.json()) {
       std::string line = fmt::format(R"({{"verified":false,"format":"{}","alg":"{}","kid":)",
                                      token::format_name(v->decoded.format), alg_name(v->decoded.format));
-      token::append_json_string(line, v->decoded.kid);
+      util::append_json_string(line, v->decoded.kid);
       line += R"(,"token_id":)";
-      token::append_json_string(line, id);
+      util::append_json_string(line, id);
       line += R"(,"claims":)" + claims_json(v->claims, v->decoded.format) + "}\n";
       ctx.print(line);
       return;
@@ -316,7 +317,7 @@ void add_token_key(CLI::App& tok, Context& ctx)
                             const auto k = fleet::export_token_key(ctx.fleet(), ko->aud, parse_format(for_format));
                             if (ctx.json()) {
                               std::string head = R"({"kid":)";
-                              token::append_json_string(head, k.kid);
+                              util::append_json_string(head, k.kid);
                               head += fmt::format(R"(,"for":"{}","fingerprint":"{}","test_key":{},"key":")",
                                                   token::format_name(k.format), k.fingerprint, k.test_key);
                               ctx.print(head);

@@ -1,11 +1,11 @@
 #include <fleetkey/crypto/hierarchy.hpp>
 #include <fleetkey/fleet/import.hpp>
 #include <fleetkey/registry/import.hpp>
-#include <fleetkey/token/token.hpp>
 #include <fleetkey/util/bytes.hpp>
 #include <fleetkey/util/csv.hpp>
 #include <fleetkey/util/error.hpp>
 #include <fleetkey/util/file.hpp>
+#include <fleetkey/util/json_escape.hpp>
 #include <fleetkey/util/text.hpp>
 #include <fleetkey/util/thread_pool.hpp>
 
@@ -317,9 +317,9 @@ private:
     for (auto it = begin; it != end; ++it) {
       m_labels += it == begin ? "{" : ",";
       // Printable text (checked): escaped exactly as nlohmann::json::dump() does.
-      token::append_json_string(m_labels, it->first);
+      util::append_json_string(m_labels, it->first);
       m_labels.push_back(':');
-      token::append_json_string(m_labels, it->second);
+      util::append_json_string(m_labels, it->second);
     }
     m_labels.push_back('}');
     return m_labels;
@@ -389,9 +389,9 @@ private:
       m_labels += m_labels.empty() ? "{" : ",";
       // For printable text (checked above) this escapes exactly as nlohmann::json::dump() does, so
       // imported labels are stored byte for byte as `device add` stores them.
-      token::append_json_string(m_labels, key);
+      util::append_json_string(m_labels, key);
       m_labels.push_back(':');
-      token::append_json_string(m_labels, value);
+      util::append_json_string(m_labels, value);
     }
     if (!m_labels.empty()) {
       m_labels.push_back('}');

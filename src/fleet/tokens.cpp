@@ -5,6 +5,7 @@
 #include <fleetkey/registry/state.hpp>
 #include <fleetkey/registry/tokens.hpp>
 #include <fleetkey/util/error.hpp>
+#include <fleetkey/util/json_escape.hpp>
 #include <fleetkey/util/text.hpp>
 #include <fleetkey/util/thread_pool.hpp>
 
@@ -794,7 +795,7 @@ crypto::Secret format_token_key(const TokenKey& key, std::string_view format)
     text.append_base64(key.key.span(), sodium_base64_VARIANT_ORIGINAL).append("\n");
   } else if (format == "jwk") {
     std::string head = R"({"kty":"oct","kid":)";
-    token::append_json_string(head, key.kid);
+    util::append_json_string(head, key.kid);
     if (key.format == token::Format::jwt) {
       head += R"(,"alg":"HS256")";
     }

@@ -4,7 +4,6 @@
 
 #include <fleetkey/crypto/hmac.hpp>
 #include <fleetkey/util/bytes.hpp>
-#include <fleetkey/util/json_escape.hpp>
 #include <fleetkey/util/result.hpp>
 
 #include <cstdint>
@@ -131,9 +130,6 @@ std::string encode(Format f, const Claims& claims, std::string_view kid, const M
 // The deterministic CBOR claims map (payload) of a CWT, for the test-key cti and for tests.
 util::Bytes encode_cwt_claims(const Claims& claims);
 
-// Appends `s` as a JSON string (quoted and escaped): util's, named here for the callers that
-// reach it through this header.
-using util::append_json_string;
 // Appends the claims as one JSON object, in a fixed member order (fleetkey-tokens(5)).
 void append_claims_json(std::string& out, const Claims& c, Format f);
 
