@@ -157,6 +157,9 @@ def main():
             fk.run("user", "add", u)
         fk.run("user", "grant", "alice", "--device", DEV, "--role", "owner")
         fk.run("user", "grant", "bob", "--device", DEV, "--role", "guest")
+        # alice's token for OTHER (a token the lock of DEV has no key for) needs her grant on OTHER:
+        # a registered user gets a device token only within a grant (fleetkey-tokens(5))
+        fk.run("user", "grant", "alice", "--device", OTHER, "--role", "owner")
         k_alice1 = base64.b64decode(json.loads(fk.run("--json", "user", "key", "alice", "--device", DEV,
                                                       "--format", "base64"))["key"])
         pair = json.loads(fk.run("--json", "pair", DEV))
