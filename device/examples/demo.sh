@@ -3,11 +3,10 @@
 # granted user, a replayed handshake refused, the user revoked, the new state document
 # delivered, the old phone refused.
 #   device/examples/demo.sh FLEETKEY_BIN EXAMPLES_DIR
-# The state documents come from device/tests/state_doc.py until `fleetkey device state` exists.
+# The state documents are issued by `fleetkey device state` (fleetkey-state(5)).
 set -euo pipefail
 fk_bin=$(realpath "$1")
 ex=$(realpath "$2")
-here=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 unset FLEETKEY_PASSPHRASE_FILE
@@ -15,7 +14,6 @@ export FLEETKEY_HOME=$work/home FLEETKEY_ACTOR=demo
 fk() { echo "\$ fleetkey $*" >&2; "$fk_bin" "$@"; }
 mkdir -p "$work/lock"
 umask 077
-now=$(date +%s)
 
 fk init --no-passphrase >/dev/null 2>&1
 fk device add LOCK-1 >&2
@@ -25,8 +23,7 @@ grant=$(fk --json user grant alice --device LOCK-1 --role owner --ttl 30d)
 token=$(printf '%s' "$grant" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
 printf '%s' "$grant" | /usr/bin/python3 -c \
   'import json,sys,base64; print(base64.b64decode(json.load(sys.stdin)["user_key"]).hex())' >"$work/k_user"
-state() { /usr/bin/python3 "$here/../tests/state_doc.py" --key "$(cat "$work/k_dev")" --device LOCK-1 --iat "$now" "$@"; }
-state --seq 1 --user alice=1 "$work/state1"
+fk device state LOCK-1 --format raw -o "$work/state1" >&2   # alice at epoch 1
 
 lock=("$ex/fk_lock_example" "$work/k_dev" LOCK-1 1 "$work/lock")
 phone() { "$ex/fk_phone_example" --id LOCK-1 "$@" -- "${lock[@]}"; }
@@ -40,7 +37,7 @@ echo "== someone replays the handshake they recorded over the air"
 if phone --replay "$work/recorded"; then echo "demo: FAILED: replay accepted"; exit 1; fi
 echo "== alice's phone is lost: her grant is revoked; the next state document says so"
 fk user revoke alice --device LOCK-1 --reason "phone lost" >&2
-state --seq 2 --user alice=2 "$work/state2"
+fk device state LOCK-1 --format raw -o "$work/state2" >&2   # alice's minimum epoch is now 2
 phone --deliver "$work/state2"
 echo "== the old phone tries again"
 if phone --token "$token" --user-key-file "$work/k_user" --open; then echo "demo: FAILED: old phone opened"; exit 1; fi

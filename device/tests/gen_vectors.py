@@ -3,13 +3,18 @@
 
     gen_vectors.py FLEETKEY_BIN OUT.h
 
-Keys, tokens, pairing codes and every token's expected reason come from the built fleetkey
-(init --test-seed, device key, user key, token mint --now, token verify --json, pair --json), so
-that the CLI and the library cannot drift. The state documents are made here from
-/work/spec/state.md (man/fleetkey-state.5 once it lands) with Python's hmac and cbor2: switch
-state_doc.make_state() to `fleetkey device state` once that command is on main. The handshake and the
-channel frames are computed here, independently of the C code, with hmac and python3-cryptography's
-ChaCha20Poly1305: this script is the oracle for fleetkey-device(7).
+Keys, tokens, pairing codes, the state documents and every token's expected reason come from the
+built fleetkey (init --test-seed, device key, user grant, user key, token mint --now, token verify
+--json, pair --json, device state --now --format raw), so that the CLI and the library cannot
+drift. The fleet is made as its users would make it: a user gets a token for a device only
+through a grant on it (fleetkey-tokens(5), GRANT-BOUND TOKENS). state_doc.make_state() is the
+independent oracle of man/fleetkey-state.5 (Python's hmac and cbor2): every document the CLI
+issues must be byte-identical to the oracle's for the same seq, iat and exp (as device state
+--json reports them) and the epochs, revoked ids and status this script expects; the negative
+documents the CLI cannot make (another device's, a wrong audience, an older seq, an expired one)
+are crafted with it. The handshake and the channel frames are computed here, independently of the
+C code, with hmac and python3-cryptography's ChaCha20Poly1305: this script is the oracle for
+fleetkey-device(7).
 """
 import base64
 import hashlib
@@ -29,6 +34,7 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 SEED = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
 T0 = 1796083200  # 2026-12-01T00:00:00Z
 DEV, OTHER = "SN-0001", "SN-0002"
+MAX_AGE = 72 * 3600  # device state's default --max-age
 
 
 def field(x):
@@ -80,6 +86,21 @@ class Fleet:
     def mint(self, sub, role, now, ttl="1h", aud=DEV, fmt="cwt"):
         return self.run("token", "mint", "--aud", aud, "--sub", sub, "--role", role, "--now", f"@{now}",
                         "--ttl", ttl, "--format", fmt)
+
+    def state(self, k_dev, dev, now, path, status, epochs, revoked):
+        """`fleetkey device state` as of now, checked byte for byte against the oracle; (doc, seq)."""
+        out = json.loads(self.run("--json", "device", "state", dev, "--now", f"@{now}", "--format", "raw",
+                                  "-o", path))
+        with open(path, "rb") as f:
+            doc = f.read()
+        if out["iat"] != now or out["exp"] != now + MAX_AGE or out["seq"] < 2:
+            sys.exit(f"gen_vectors: device state {dev} --now @{now}: seq {out['seq']}, iat {out['iat']}, "
+                     f"exp {out['exp']}")
+        oracle = make_state(k_dev, dev, dev, out["seq"], out["iat"], out["exp"], status, epochs, revoked, [], 0)
+        if doc != oracle:
+            sys.exit(f"gen_vectors: device state {dev} --now @{now} differs from state_doc.py:\n"
+                     f"  fleetkey   {doc.hex()}\n  state_doc  {oracle.hex()}")
+        return doc, out["seq"]
 
     def verify(self, token, now):
         out = self.run("--json", "token", "verify", token, "--aud", DEV, "--now", f"@{now}", ok=range(0, 17))
@@ -157,6 +178,9 @@ def main():
             fk.run("user", "add", u)
         fk.run("user", "grant", "alice", "--device", DEV, "--role", "owner")
         fk.run("user", "grant", "bob", "--device", DEV, "--role", "guest")
+        # alice's token for OTHER (a token the lock of DEV has no key for) needs her grant on OTHER:
+        # a registered user gets a device token only within a grant (fleetkey-tokens(5))
+        fk.run("user", "grant", "alice", "--device", OTHER, "--role", "owner")
         k_alice1 = base64.b64decode(json.loads(fk.run("--json", "user", "key", "alice", "--device", DEV,
                                                       "--format", "base64"))["key"])
         pair = json.loads(fk.run("--json", "pair", DEV))
@@ -207,23 +231,31 @@ def main():
         def state_step(name, doc, when, reason, kind="s"):
             steps.append((kind, name, doc, when, reason, None, None))
 
+        def doc_path(name):
+            return os.path.join(home, name + ".state")
+
         token_step("alice_e1", now, "stale")  # no state document yet: fail closed
-        exp = T0 + 72 * 3600
-        st_a = make_state(k_dev, DEV, DEV, 5, T0, exp, 0, {"alice": 1, "bob": 1}, revoked_a, [], 0)
-        state_step("state_wrong_kid", make_state(k_other, OTHER, OTHER, 5, T0, exp, 0, {}, [], [], 0), now,
+        exp = T0 + MAX_AGE
+        st_a, seq_a = fk.state(k_dev, DEV, T0, doc_path("a"), 0, {"alice": 1, "bob": 1}, revoked_a)
+        # the same state issued a second later: a fresher copy at the same seq
+        st_a2, seq_a2 = fk.state(k_dev, DEV, T0 + 1, doc_path("a2"), 0, {"alice": 1, "bob": 1}, revoked_a)
+        if seq_a2 != seq_a:
+            sys.exit(f"gen_vectors: device state {DEV}: seq {seq_a} then {seq_a2} with no change between")
+        state_step("state_wrong_kid", make_state(k_other, OTHER, OTHER, seq_a, T0, exp, 0, {}, [], [], 0), now,
                    "unknown_key")
         bad = bytearray(st_a)
         bad[-1] ^= 1
         state_step("state_bad_mac", bytes(bad), now, "bad_mac")
         state_step("state_truncated", st_a[:-1], now, "malformed")
-        state_step("state_wrong_aud", make_state(k_dev, DEV, DEV, 5, T0, exp, 0, {}, [], [], 0, aud=OTHER), now,
-                   "wrong_audience")
-        state_step("state_expired", make_state(k_dev, DEV, DEV, 5, T0 - 100, T0, 0, {}, [], [], 0), now, "expired")
+        state_step("state_wrong_aud", make_state(k_dev, DEV, DEV, seq_a, T0, exp, 0, {}, [], [], 0, aud=OTHER),
+                   now, "wrong_audience")
+        state_step("state_expired", make_state(k_dev, DEV, DEV, seq_a, T0 - 100, T0, 0, {}, [], [], 0), now,
+                   "expired")
         state_step("state_a", st_a, now, "ok")
         state_step("state_a_again", st_a, now, "replayed")
         state_step("state_a_restore", st_a, now, "ok", kind="r")
-        state_step("state_older", make_state(k_dev, DEV, DEV, 4, T0 + 10, exp, 0, {}, [], [], 0), now, "replayed")
-        st_a2 = make_state(k_dev, DEV, DEV, 5, T0 + 1, exp + 1, 0, {"alice": 1, "bob": 1}, revoked_a, [], 0)
+        state_step("state_older", make_state(k_dev, DEV, DEV, seq_a - 1, T0 + 10, exp, 0, {}, [], [], 0), now,
+                   "replayed")
         state_step("state_a_reissued", st_a2, now, "ok")
         state_step("state_a_restore_old", st_a, now, "replayed", kind="r")
         for name, reason in [("alice_e1", "ok"), ("alice_e1_cwt64", "ok"), ("bob_guest", "ok"),
@@ -243,8 +275,7 @@ def main():
         k_alice2 = base64.b64decode(json.loads(fk.run("--json", "user", "key", "alice", "--device", DEV,
                                                       "--format", "base64"))["key"])
         tok["alice_e2"] = fk.mint("alice", "owner", T0 + 120)
-        st_b = make_state(k_dev, DEV, DEV, 6, T0 + 120, T0 + 120 + 72 * 3600, 0, {"alice": 2, "bob": 1}, revoked_a,
-                          [], 0)
+        st_b, seq_b = fk.state(k_dev, DEV, T0 + 120, doc_path("b"), 0, {"alice": 2, "bob": 1}, revoked_a)
         state_step("state_b", st_b, T0 + 180, "ok")
         token_step("alice_e1", T0 + 180, "revoked")
         token_step("alice_e2", T0 + 180, "ok")
@@ -255,10 +286,11 @@ def main():
         m2, m3, p2l, l2p = handshake(k_alice2, DEV, n_lock, n_phone, token_bytes)
         frames = [frame(p2l, 0, b"open"), frame(l2p, 0, b"opened"), frame(p2l, 1, b"status")]
 
-        # Stage C: the device is revoked.
+        # Stage C: the device is revoked, which revokes its grants too (every epoch goes up).
         fk.run("device", "revoke", DEV, "--reason", "stolen")
-        st_c = make_state(k_dev, DEV, DEV, 7, T0 + 240, T0 + 240 + 72 * 3600, 1, {"alice": 2, "bob": 1}, revoked_a,
-                          [], 0)
+        st_c, seq_c = fk.state(k_dev, DEV, T0 + 240, doc_path("c"), 1, {"alice": 3, "bob": 2}, revoked_a)
+        if not seq_a < seq_b < seq_c:
+            sys.exit(f"gen_vectors: device state {DEV}: seq {seq_a}, {seq_b}, {seq_c} do not go up")
         state_step("state_c", st_c, T0 + 300, "ok")
         token_step("alice_e2", T0 + 300, "revoked")
 
@@ -273,6 +305,7 @@ def main():
            "#include <stddef.h>", "#include <stdint.h>", ""]
     out.append(f"#define V_DEVICE_ID {c_str(DEV)}")
     out.append(f"#define V_T0 {T0}u")
+    out.append(f"#define V_SEQ_C {seq_c}u /* the seq of state_c, the last document the lock accepts */")
     out.append(c_bytes("v_k_dev", k_dev))
     out.append(c_bytes("v_k_purpose_enc", k_purpose))
     out.append(c_bytes("v_k_user_alice_1", k_alice1))

@@ -277,7 +277,7 @@ static void test_steps(void)
   /* the persistent state survives a reboot; the document comes back with restore */
   CHECK(tp.stored && memcmp(tp.flash, "FKD\x01", 4) == 0);
   lock_new(&l, &pf, &tp, NULL);
-  CHECK(l.seq == 7 && l.doc_len == 0);
+  CHECK(l.seq == V_SEQ_C && l.doc_len == 0);
   CHECK_ST(check_text(&l, find_step("alice_e2")->token, NULL, &t), FK_STALE);
   tp.flash[0] ^= 1;
   CHECK_ST(fk_lock_init(&l, &pf, v_k_dev, V_DEVICE_ID, 7, 1, NULL, g_doc, sizeof g_doc), FK_PLATFORM_ERROR);
