@@ -467,6 +467,7 @@ Secret prompt_passphrase(const char* prompt)
   }
   [[maybe_unused]] auto w = ::write(tty.get(), prompt, std::strlen(prompt));
   Secret buf(1024);
+  wipe_vector_registers(); // the process may wait here for minutes, holding keys (master passwd)
   size_t len = 0;
   bool ok = true;
   for (;;) {

@@ -11,6 +11,14 @@
 #include <stdexcept>
 #include <sys/stat.h>
 
+#if defined(__x86_64__) && defined(__GNUC__)
+// glibc 2.33+; its inline functions return _Bool, which GCC's C++ accepts and clang's does not.
+#if __has_include(<sys/platform/x86.h>) && !defined(__clang__)
+#include <sys/platform/x86.h>
+#endif
+#define FLEETKEY_WIPE_X86 1
+#endif
+
 namespace fleetkey::crypto {
 
 namespace {
@@ -104,7 +112,66 @@ void release(uint8_t* p, size_t capacity)
   }
 }
 
+#ifdef FLEETKEY_WIPE_X86
+#define FK_X(n) "xmm" #n
+#define FK_CLOBBER_0_15                                                                                                \
+  FK_X(0), FK_X(1), FK_X(2), FK_X(3), FK_X(4), FK_X(5), FK_X(6), FK_X(7), FK_X(8), FK_X(9), FK_X(10), FK_X(11),        \
+      FK_X(12), FK_X(13), FK_X(14), FK_X(15)
+
+// VZEROALL clears all of ymm0-15 (zmm0-15 on AVX-512); zmm16-31 exist only with AVX-512.
+__attribute__((target("avx512f"))) void wipe_avx512() noexcept
+{
+  asm volatile("vpxord %%zmm16, %%zmm16, %%zmm16\n\tvpxord %%zmm17, %%zmm17, %%zmm17\n\t"
+               "vpxord %%zmm18, %%zmm18, %%zmm18\n\tvpxord %%zmm19, %%zmm19, %%zmm19\n\t"
+               "vpxord %%zmm20, %%zmm20, %%zmm20\n\tvpxord %%zmm21, %%zmm21, %%zmm21\n\t"
+               "vpxord %%zmm22, %%zmm22, %%zmm22\n\tvpxord %%zmm23, %%zmm23, %%zmm23\n\t"
+               "vpxord %%zmm24, %%zmm24, %%zmm24\n\tvpxord %%zmm25, %%zmm25, %%zmm25\n\t"
+               "vpxord %%zmm26, %%zmm26, %%zmm26\n\tvpxord %%zmm27, %%zmm27, %%zmm27\n\t"
+               "vpxord %%zmm28, %%zmm28, %%zmm28\n\tvpxord %%zmm29, %%zmm29, %%zmm29\n\t"
+               "vpxord %%zmm30, %%zmm30, %%zmm30\n\tvpxord %%zmm31, %%zmm31, %%zmm31\n\tvzeroall" ::
+                   : FK_CLOBBER_0_15, FK_X(16), FK_X(17), FK_X(18), FK_X(19), FK_X(20), FK_X(21), FK_X(22), FK_X(23),
+                     FK_X(24), FK_X(25), FK_X(26), FK_X(27), FK_X(28), FK_X(29), FK_X(30), FK_X(31), "memory");
+}
+
+__attribute__((target("avx"))) void wipe_avx() noexcept
+{
+  asm volatile("vzeroall" ::: FK_CLOBBER_0_15, "memory");
+}
+
+void wipe_sse() noexcept
+{
+  asm volatile("pxor %%xmm0, %%xmm0\n\tpxor %%xmm1, %%xmm1\n\tpxor %%xmm2, %%xmm2\n\tpxor %%xmm3, %%xmm3\n\t"
+               "pxor %%xmm4, %%xmm4\n\tpxor %%xmm5, %%xmm5\n\tpxor %%xmm6, %%xmm6\n\tpxor %%xmm7, %%xmm7\n\t"
+               "pxor %%xmm8, %%xmm8\n\tpxor %%xmm9, %%xmm9\n\tpxor %%xmm10, %%xmm10\n\tpxor %%xmm11, %%xmm11\n\t"
+               "pxor %%xmm12, %%xmm12\n\tpxor %%xmm13, %%xmm13\n\tpxor %%xmm14, %%xmm14\n\tpxor %%xmm15, %%xmm15" ::
+                   : FK_CLOBBER_0_15, "memory");
+}
+#undef FK_CLOBBER_0_15
+#undef FK_X
+#endif
+
 } // namespace
+
+void wipe_vector_registers() noexcept
+{
+#ifdef FLEETKEY_WIPE_X86
+#ifdef CPU_FEATURE_ACTIVE
+  // What glibc found at start-up: no CPUID (which traps to the hypervisor in a VM).
+  const bool avx512 = CPU_FEATURE_ACTIVE(AVX512F);
+  const bool avx = CPU_FEATURE_ACTIVE(AVX);
+#else
+  const bool avx512 = __builtin_cpu_supports("avx512f");
+  const bool avx = __builtin_cpu_supports("avx");
+#endif
+  if (avx512) {
+    wipe_avx512();
+  } else if (avx) {
+    wipe_avx();
+  } else {
+    wipe_sse();
+  }
+#endif
+}
 
 void init()
 {

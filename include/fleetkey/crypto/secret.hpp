@@ -45,6 +45,12 @@ private:
   size_t m_capacity = 0;
 };
 
+// Zeroes the CPU's vector registers (x86-64: xmm/ymm/zmm, every one the CPU has). Keys pass through
+// them (libsodium's ciphers and hashes, memcpy), and the register state is what a core dump or a
+// debugger saves even when every page of guarded memory is left out: called before the process
+// blocks at a prompt holding a key. A no-op on other architectures.
+void wipe_vector_registers() noexcept;
+
 // Constant-time equality; different lengths compare unequal (the lengths are not secret).
 bool equal(std::span<const uint8_t> a, std::span<const uint8_t> b) noexcept;
 
