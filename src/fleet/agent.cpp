@@ -546,7 +546,20 @@ Started start(Fleet& fleet, std::optional<int64_t> lifetime)
   }
   std::fflush(stdout);
   std::fflush(stderr);
+  // The agent's pid is printed as soon as fork returns: a SIGTERM sent at once must not find the child
+  // before its handler is in place (the default action would leave the socket behind). Blocked across
+  // the fork, the signals wait for the handler.
+  sigset_t stop_signals;
+  sigset_t old_mask;
+  ::sigemptyset(&stop_signals);
+  for (int sig : {SIGTERM, SIGINT, SIGHUP}) {
+    ::sigaddset(&stop_signals, sig);
+  }
+  ::sigprocmask(SIG_BLOCK, &stop_signals, &old_mask);
   const pid_t pid = ::fork();
+  if (pid != 0) {
+    ::sigprocmask(SIG_SETMASK, &old_mask, nullptr);
+  }
   if (pid < 0) {
     ::unlink(socket_path.c_str());
     ::rmdir(dir.c_str());
@@ -578,6 +591,7 @@ Started start(Fleet& fleet, std::optional<int64_t> lifetime)
     for (int sig : {SIGTERM, SIGINT, SIGHUP}) {
       ::sigaction(sig, &sa, nullptr);
     }
+    ::sigprocmask(SIG_SETMASK, &old_mask, nullptr); // a signal that came early is delivered now
     ::signal(SIGPIPE, SIG_IGN);
     try {
       auto copy = crypto::Keyring::deserialize(ring.serialize().span());

@@ -168,6 +168,17 @@ class AgentTest(fk.FleetTest):
         self.assertTrue(wait_gone(os.path.dirname(path)))
         self.fails(fk.USAGE, "agent", "start", "--lifetime", "forever")
 
+    def test_sigterm_at_once_after_start_still_removes_the_socket(self):
+        # `agent start` prints the pid as soon as it forks: a SIGTERM sent at once must wait for the
+        # agent's handler (it once met the default action, which left the socket and its directory).
+        self.init_test_key()
+        for _ in range(20):
+            j = self.fk("--json", "agent", "start").json()
+            self.pids.append(j["pid"])
+            os.kill(j["pid"], signal.SIGTERM)
+            self.assertTrue(wait_gone(j["socket"]))
+            self.assertTrue(wait_gone(os.path.dirname(j["socket"])))
+
     def test_killed_agent_leaves_nothing_a_later_agent_trips_over(self):
         self.init_test_key()
         path, pid = self.start()
