@@ -157,6 +157,7 @@ def main():
             fk.run("user", "add", u)
         fk.run("user", "grant", "alice", "--device", DEV, "--role", "owner")
         fk.run("user", "grant", "bob", "--device", DEV, "--role", "guest")
+        fk.run("user", "grant", "alice", "--device", OTHER, "--role", "owner")  # for "other_device"
         k_alice1 = base64.b64decode(json.loads(fk.run("--json", "user", "key", "alice", "--device", DEV,
                                                       "--format", "base64"))["key"])
         pair = json.loads(fk.run("--json", "pair", DEV))
