@@ -51,6 +51,48 @@ void Context::warn(std::string_view text) const
   fmt::print(stderr, "fleetkey: warning: {}\n", one_line(text));
 }
 
+std::string error_code(const Error& e)
+{
+  if (e.reason() != nullptr) {
+    return e.reason();
+  }
+  switch (e.code()) {
+  case Exit::ok:
+    return "ok";
+  case Exit::failure:
+    return "failure";
+  case Exit::usage:
+    return "usage";
+  case Exit::not_found:
+    return "not_found";
+  case Exit::conflict:
+    return "conflict";
+  case Exit::key:
+    return "key";
+  case Exit::registry:
+    return "registry";
+  case Exit::exceeds_grant:
+    return "exceeds_grant";
+  case Exit::token_malformed:
+    return "token_malformed";
+  case Exit::token_bad_mac:
+    return "token_bad_mac";
+  case Exit::token_expired:
+    return "token_expired";
+  case Exit::token_not_yet_valid:
+    return "token_not_yet_valid";
+  case Exit::token_revoked:
+    return "token_revoked";
+  case Exit::token_unknown_key:
+    return "token_unknown_key";
+  case Exit::token_wrong_audience:
+    return "token_wrong_audience";
+  case Exit::audit_chain:
+    return "audit_chain";
+  }
+  return "failure";
+}
+
 std::string one_line(std::string_view text)
 {
   std::string out;

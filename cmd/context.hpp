@@ -2,6 +2,7 @@
 // What every command file shares: the global options, the fleet they open, and output helpers.
 
 #include <fleetkey/fleet/fleet.hpp>
+#include <fleetkey/util/error.hpp>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -23,6 +24,7 @@ struct Globals
   std::optional<std::string> master_key;
   std::optional<std::string> passphrase_file;
   bool json = false;
+  bool json_errors = false; // --json-errors, $FLEETKEY_JSON_ERRORS=1
   bool quiet = false;
   int verbose = 0;
 };
@@ -66,6 +68,10 @@ private:
 // U+2066-U+2069), each byte of invalid UTF-8 as \xNN. Anything else, backslashes included, is copied
 // as is.
 std::string one_line(std::string_view text);
+
+// The error's error.code with --json (fleetkey(1), SCRIPTING): its reason if it has one (exists,
+// already_revoked, grant_revoked, grant_expired, device_revoked, file_exists), else its exit code's name.
+std::string error_code(const Error& e);
 
 // Registers a subcommand whose callback hands `run` to main as the action to perform.
 CLI::App* add_command(CLI::App& parent, Context& ctx, const std::string& name, const std::string& help,

@@ -40,6 +40,7 @@ struct DeviceRevokeOptions
 {
   std::string id;
   std::string reason;
+  bool if_not_revoked = false;
 };
 
 struct DeviceStateOptions
@@ -145,14 +146,32 @@ void add_device_revoke(CLI::App& device, Context& ctx)
   auto ro = std::make_shared<DeviceRevokeOptions>();
   auto* revoke =
       add_command(device, ctx, "revoke", "Revoke a device: no more keys, grants or tokens for it", [&ctx, ro] {
-        const auto d = fleet::revoke_device(ctx.fleet(), ro->id, ro->reason);
+        std::optional<registry::DeviceRecord> d;
+        try {
+          d = fleet::revoke_device(ctx.fleet(), ro->id, ro->reason);
+        } catch (const Error& e) {
+          if (!ro->if_not_revoked || !e.has_reason("already_revoked")) {
+            throw;
+          }
+        }
+        const bool already = !d;
+        if (already) {
+          d = fleet::show_device(ctx.fleet(), ro->id);
+        }
         if (ctx.json()) {
-          ctx.print_json(to_json(d));
+          Json j = to_json(*d);
+          if (ro->if_not_revoked) {
+            j["already_revoked"] = already;
+          }
+          ctx.print_json(j);
         } else {
-          ctx.note(fmt::format("revoked device {}", d.id));
+          ctx.note(already ? fmt::format("device {} is already revoked", d->id)
+                           : fmt::format("revoked device {}", d->id));
         }
       });
   revoke->add_option("ID", ro->id, "Device id")->required();
+  revoke->add_flag("--if-not-revoked", ro->if_not_revoked,
+                   "Succeed without change (exit 0, \"already revoked\") if the device is already revoked");
   revoke->add_option("--reason", ro->reason, "Why, for the audit trail (1 to 1024 bytes of printable text)")
       ->required()
       ->type_name("TEXT");

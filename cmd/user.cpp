@@ -22,6 +22,7 @@ struct UserAddOptions
 {
   std::string name;
   std::vector<std::string> labels;
+  bool if_missing = false;
 };
 
 struct GrantOptions
@@ -32,6 +33,7 @@ struct GrantOptions
   std::optional<std::string> ttl;
   std::optional<std::string> qr;
   std::optional<std::string> output;
+  bool keep_epoch = false;
 };
 
 struct UserRevokeOptions
@@ -39,6 +41,7 @@ struct UserRevokeOptions
   std::string name;
   std::optional<std::string> device;
   std::string reason;
+  bool if_not_revoked = false;
 };
 
 struct UserKeyOptions
@@ -52,11 +55,31 @@ void add_user_add(CLI::App& user, Context& ctx)
 {
   auto ao = std::make_shared<UserAddOptions>();
   auto* add = add_command(user, ctx, "add", "Add a user", [&ctx, ao] {
-    const auto u = fleet::add_user(ctx.fleet(), ao->name, fleet::parse_labels(ao->labels));
-    ctx.json() ? ctx.print_json(to_json(u)) : ctx.note(fmt::format("added user {}", u.name));
+    const auto labels = fleet::parse_labels(ao->labels);
+    std::optional<registry::UserRecord> u;
+    try {
+      u = fleet::add_user(ctx.fleet(), ao->name, labels);
+    } catch (const Error& e) {
+      if (!ao->if_missing || !e.has_reason("exists")) {
+        throw;
+      }
+    }
+    const bool added = u.has_value();
+    if (!added) {
+      u = fleet::show_user(ctx.fleet(), ao->name).user;
+    }
+    if (ctx.json()) {
+      Json j = to_json(*u);
+      j["added"] = added;
+      ctx.print_json(j);
+    } else {
+      ctx.note(added ? fmt::format("added user {}", u->name) : fmt::format("user {} already exists", u->name));
+    }
   });
   add->add_option("NAME", ao->name, "User name: 1-128 bytes of printable UTF-8")->required();
   add->add_option("--label", ao->labels, "Label KEY=VALUE")->type_name("K=V");
+  add->add_flag("--if-missing", ao->if_missing,
+                "Succeed without change if the user already exists (its labels are left as they are)");
 }
 
 void add_user_list(CLI::App& user, Context& ctx)
@@ -123,7 +146,7 @@ void add_user_grant(CLI::App& user, Context& ctx)
           throw fleetkey::Error(Exit::usage, "--qr {} needs -o FILE{}", *go->qr, ctx.json() ? " with --json" : "");
         }
         if (go->output && util::exists(*go->output)) {
-          throw fleetkey::Error(Exit::conflict, "{} already exists", *go->output);
+          throw fleetkey::Error(Exit::conflict, "{} already exists", *go->output).with_reason("file_exists");
         }
         // The output file exists (unnamed, or under a temporary name) before anything is recorded,
         // gets its content inside the grant's transaction, and is named only after the registry
@@ -138,8 +161,9 @@ void add_user_grant(CLI::App& user, Context& ctx)
         }
         std::optional<crypto::Secret> bundle;
         std::vector<uint8_t> qr;
-        const auto b =
-            fleet::grant_with_token(fleet, go->name, go->device, go->role, ttl, [&](const fleet::GrantBundle& made) {
+        const auto b = fleet::grant_with_token(
+            fleet, go->name, go->device, go->role, ttl,
+            [&](const fleet::GrantBundle& made) {
               bundle = fleet::bundle_json(made);
               if (qr_mode) {
                 // On a terminal, explicit colours: the same code in a dark and a light terminal.
@@ -155,7 +179,8 @@ void add_user_grant(CLI::App& user, Context& ctx)
                   file->write(std::string_view("\n"));
                 }
               }
-            });
+            },
+            go->keep_epoch ? fleet::KeepEpoch::yes : fleet::KeepEpoch::no);
         if (file) {
           // The grant is committed. Should naming the file fail now (the name was taken meanwhile,
           // or fsync fails), the command fails with the grant recorded and no file: the key was
@@ -185,6 +210,9 @@ void add_user_grant(CLI::App& user, Context& ctx)
         if (go->output) {
           ctx.note(fmt::format("wrote {} to {}", qr_mode ? "the QR code" : "the bundle", *go->output));
         }
+        if (g.kept) {
+          ctx.note(fmt::format("kept the active grant (epoch {}): only the token is new", g.grant.epoch));
+        }
       });
   grant->add_option("NAME", go->name, "User name")->required();
   grant->add_option("--device", go->device, "Device id")->required()->type_name("ID");
@@ -204,6 +232,10 @@ void add_user_grant(CLI::App& user, Context& ctx)
                    "Write the QR code (or, without --qr, the bundle JSON) to FILE, created 0600; stdout keeps the "
                    "summary. FILE must not exist; if it cannot be written, nothing is granted")
       ->type_name("FILE");
+  grant->add_flag("--keep-epoch", go->keep_epoch,
+                  "If the user's grant on the device is active, unexpired and for the same --role, keep it as it is "
+                  "(same epoch, user key and expiry; --ttl is not applied) and print it with a new token; else "
+                  "grant as without it. Safe to re-run");
 }
 
 void add_user_revoke(CLI::App& user, Context& ctx)
@@ -211,7 +243,17 @@ void add_user_revoke(CLI::App& user, Context& ctx)
   auto ro = std::make_shared<UserRevokeOptions>();
   auto* revoke =
       add_command(user, ctx, "revoke", "Revoke a user's grant on one device, or on every device", [&ctx, ro] {
-        const auto revoked = fleet::revoke_user(ctx.fleet(), ro->name, ro->device, ro->reason);
+        std::vector<registry::GrantRecord> revoked;
+        try {
+          revoked = fleet::revoke_user(ctx.fleet(), ro->name, ro->device, ro->reason);
+        } catch (const Error& e) {
+          if (!ro->if_not_revoked || !e.has_reason("already_revoked")) {
+            throw;
+          }
+          // Nothing left to revoke: the state asked for. With --json, no line (no grant revoked now).
+          ctx.note(ro->device ? fmt::format("{} on device {} is already revoked", ro->name, *ro->device)
+                              : fmt::format("{} has no active grant: already revoked", ro->name));
+        }
         for (const auto& g : revoked) {
           ctx.json() ? ctx.print_json(to_json(g))
                      : ctx.note(fmt::format("revoked {} on device {} (key epoch now {})", g.user, g.device, g.epoch));
@@ -219,6 +261,8 @@ void add_user_revoke(CLI::App& user, Context& ctx)
       });
   revoke->add_option("NAME", ro->name, "User name")->required();
   revoke->add_option("--device", ro->device, "Only this device (default: every device)")->type_name("ID");
+  revoke->add_flag("--if-not-revoked", ro->if_not_revoked,
+                   "Succeed without change (exit 0, \"already revoked\") if there is no active grant left to revoke");
   revoke->add_option("--reason", ro->reason, "Why, for the audit trail (1 to 1024 bytes of printable text)")
       ->required()
       ->type_name("TEXT");

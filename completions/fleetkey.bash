@@ -36,54 +36,57 @@ _fleetkey_subcommands() {
   case "$1" in
     '') echo 'init master device user token pair audit agent' ;;
     'master') echo 'list rotate retire passwd backup restore' ;;
-    'device') echo 'add import list show revoke key' ;;
+    'device') echo 'add import list show revoke key state' ;;
     'user') echo 'add list show grant revoke key' ;;
     'token') echo 'mint verify inspect key revoke' ;;
     'pair') echo 'decode' ;;
-    'audit') echo 'list' ;;
+    'audit') echo 'list verify checkpoint' ;;
     'agent') echo 'start stop status' ;;
   esac
 }
 
 _fleetkey_options() {
   case "$1" in
-    '') echo '--version -h --help --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
-    'init') echo '-h --help --no-passphrase --test-seed --kdf --force --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
-    'master') echo '-h --help --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
-    'master list') echo '-h --help --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
-    'master rotate') echo '-h --help --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
-    'master retire') echo '-h --help --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
-    'master passwd') echo '-h --help --new-passphrase-file --kdf --no-passphrase --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
-    'master backup') echo '-h --help --shares --threshold -o --output --qr --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
-    'master restore') echo '-h --help --no-passphrase --kdf --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
-    'device') echo '-h --help --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
-    'device add') echo '-h --help --model --label --if-missing --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
-    'device import') echo '-h --help --format --keys-out --skip-existing --progress --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
-    'device list') echo '-h --help --status --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
-    'device show') echo '-h --help --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
-    'device revoke') echo '-h --help --reason --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
-    'device key') echo '-h --help --format --purpose --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
-    'user') echo '-h --help --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
-    'user add') echo '-h --help --label --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
-    'user list') echo '-h --help --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
-    'user show') echo '-h --help --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
-    'user grant') echo '-h --help --device --role --ttl --qr -o --output --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
-    'user revoke') echo '-h --help --device --reason --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
-    'user key') echo '-h --help --device --format --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
-    'token') echo '-h --help --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
-    'token mint') echo '-h --help --sub --role --aud --ttl --claim --format --now --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
-    'token verify') echo '-h --help --aud --now --leeway --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
-    'token inspect') echo '-h --help --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
-    'token key') echo '-h --help --aud --format --for --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
-    'token revoke') echo '-h --help --reason --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
-    'pair') echo '-h --help --scheme --qr -o --output --pin-digits --rotate --ec --scale --margin --vendor-id --product-id --discriminator --passcode-file --flow --discovery --all --from --jobs --force --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
-    'pair decode') echo '-h --help --scheme --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
-    'audit') echo '-h --help --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
-    'audit list') echo '-h --help --action --subject --since --last --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
-    'agent') echo '-h --help --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
-    'agent start') echo '-h --help --lifetime --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
-    'agent stop') echo '-h --help --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
-    'agent status') echo '-h --help --version --home --registry --master-key --passphrase-file --json -q --quiet -v --verbose' ;;
+    '') echo '--version -h --help --home --registry --master-key --passphrase-file --json --json-errors -q --quiet -v --verbose' ;;
+    'init') echo '-h --help --no-passphrase --test-seed --kdf --if-missing --force --version --home --registry --master-key --passphrase-file --json --json-errors -q --quiet -v --verbose' ;;
+    'master') echo '-h --help --version --home --registry --master-key --passphrase-file --json --json-errors -q --quiet -v --verbose' ;;
+    'master list') echo '-h --help --version --home --registry --master-key --passphrase-file --json --json-errors -q --quiet -v --verbose' ;;
+    'master rotate') echo '-h --help --version --home --registry --master-key --passphrase-file --json --json-errors -q --quiet -v --verbose' ;;
+    'master retire') echo '-h --help --version --home --registry --master-key --passphrase-file --json --json-errors -q --quiet -v --verbose' ;;
+    'master passwd') echo '-h --help --new-passphrase-file --kdf --no-passphrase --version --home --registry --master-key --passphrase-file --json --json-errors -q --quiet -v --verbose' ;;
+    'master backup') echo '-h --help --shares --threshold -o --output --qr --version --home --registry --master-key --passphrase-file --json --json-errors -q --quiet -v --verbose' ;;
+    'master restore') echo '-h --help --no-passphrase --kdf --version --home --registry --master-key --passphrase-file --json --json-errors -q --quiet -v --verbose' ;;
+    'device') echo '-h --help --version --home --registry --master-key --passphrase-file --json --json-errors -q --quiet -v --verbose' ;;
+    'device add') echo '-h --help --model --label --if-missing --version --home --registry --master-key --passphrase-file --json --json-errors -q --quiet -v --verbose' ;;
+    'device import') echo '-h --help --format --keys-out --skip-existing --progress --version --home --registry --master-key --passphrase-file --json --json-errors -q --quiet -v --verbose' ;;
+    'device list') echo '-h --help --status --version --home --registry --master-key --passphrase-file --json --json-errors -q --quiet -v --verbose' ;;
+    'device show') echo '-h --help --version --home --registry --master-key --passphrase-file --json --json-errors -q --quiet -v --verbose' ;;
+    'device revoke') echo '-h --help --if-not-revoked --reason --version --home --registry --master-key --passphrase-file --json --json-errors -q --quiet -v --verbose' ;;
+    'device key') echo '-h --help --format --purpose --version --home --registry --master-key --passphrase-file --json --json-errors -q --quiet -v --verbose' ;;
+    'device state') echo '-h --help --all -o --output --format --max-age --now --version --home --registry --master-key --passphrase-file --json --json-errors -q --quiet -v --verbose' ;;
+    'user') echo '-h --help --version --home --registry --master-key --passphrase-file --json --json-errors -q --quiet -v --verbose' ;;
+    'user add') echo '-h --help --label --if-missing --version --home --registry --master-key --passphrase-file --json --json-errors -q --quiet -v --verbose' ;;
+    'user list') echo '-h --help --version --home --registry --master-key --passphrase-file --json --json-errors -q --quiet -v --verbose' ;;
+    'user show') echo '-h --help --version --home --registry --master-key --passphrase-file --json --json-errors -q --quiet -v --verbose' ;;
+    'user grant') echo '-h --help --device --role --ttl --qr -o --output --keep-epoch --version --home --registry --master-key --passphrase-file --json --json-errors -q --quiet -v --verbose' ;;
+    'user revoke') echo '-h --help --device --if-not-revoked --reason --version --home --registry --master-key --passphrase-file --json --json-errors -q --quiet -v --verbose' ;;
+    'user key') echo '-h --help --device --format --version --home --registry --master-key --passphrase-file --json --json-errors -q --quiet -v --verbose' ;;
+    'token') echo '-h --help --version --home --registry --master-key --passphrase-file --json --json-errors -q --quiet -v --verbose' ;;
+    'token mint') echo '-h --help --sub --role --aud --ttl --claim --format --now --version --home --registry --master-key --passphrase-file --json --json-errors -q --quiet -v --verbose' ;;
+    'token verify') echo '-h --help --aud --now --leeway --version --home --registry --master-key --passphrase-file --json --json-errors -q --quiet -v --verbose' ;;
+    'token inspect') echo '-h --help --version --home --registry --master-key --passphrase-file --json --json-errors -q --quiet -v --verbose' ;;
+    'token key') echo '-h --help --aud --format --for --version --home --registry --master-key --passphrase-file --json --json-errors -q --quiet -v --verbose' ;;
+    'token revoke') echo '-h --help --if-not-revoked --reason --version --home --registry --master-key --passphrase-file --json --json-errors -q --quiet -v --verbose' ;;
+    'pair') echo '-h --help --scheme --qr -o --output --pin-digits --rotate --ec --scale --margin --vendor-id --product-id --discriminator --passcode-file --flow --discovery --iterations --all --from --jobs --force --version --home --registry --master-key --passphrase-file --json --json-errors -q --quiet -v --verbose' ;;
+    'pair decode') echo '-h --help --scheme --version --home --registry --master-key --passphrase-file --json --json-errors -q --quiet -v --verbose' ;;
+    'audit') echo '-h --help --version --home --registry --master-key --passphrase-file --json --json-errors -q --quiet -v --verbose' ;;
+    'audit list') echo '-h --help --action --subject --since --last --version --home --registry --master-key --passphrase-file --json --json-errors -q --quiet -v --verbose' ;;
+    'audit verify') echo '-h --help --checkpoint --version --home --registry --master-key --passphrase-file --json --json-errors -q --quiet -v --verbose' ;;
+    'audit checkpoint') echo '-h --help --version --home --registry --master-key --passphrase-file --json --json-errors -q --quiet -v --verbose' ;;
+    'agent') echo '-h --help --version --home --registry --master-key --passphrase-file --json --json-errors -q --quiet -v --verbose' ;;
+    'agent start') echo '-h --help --lifetime --version --home --registry --master-key --passphrase-file --json --json-errors -q --quiet -v --verbose' ;;
+    'agent stop') echo '-h --help --version --home --registry --master-key --passphrase-file --json --json-errors -q --quiet -v --verbose' ;;
+    'agent status') echo '-h --help --version --home --registry --master-key --passphrase-file --json --json-errors -q --quiet -v --verbose' ;;
   esac
 }
 
@@ -105,6 +108,7 @@ _fleetkey_values() {
     'device show') echo ' --home --registry --master-key --passphrase-file' ;;
     'device revoke') echo '--reason --home --registry --master-key --passphrase-file' ;;
     'device key') echo '--format --purpose --home --registry --master-key --passphrase-file' ;;
+    'device state') echo '-o --output --format --max-age --now --home --registry --master-key --passphrase-file' ;;
     'user') echo ' --home --registry --master-key --passphrase-file' ;;
     'user add') echo '--label --home --registry --master-key --passphrase-file' ;;
     'user list') echo ' --home --registry --master-key --passphrase-file' ;;
@@ -118,10 +122,12 @@ _fleetkey_values() {
     'token inspect') echo ' --home --registry --master-key --passphrase-file' ;;
     'token key') echo '--aud --format --for --home --registry --master-key --passphrase-file' ;;
     'token revoke') echo '--reason --home --registry --master-key --passphrase-file' ;;
-    'pair') echo '--scheme --qr -o --output --pin-digits --ec --scale --margin --vendor-id --product-id --discriminator --passcode-file --flow --discovery --from --jobs --home --registry --master-key --passphrase-file' ;;
+    'pair') echo '--scheme --qr -o --output --pin-digits --ec --scale --margin --vendor-id --product-id --discriminator --passcode-file --flow --discovery --iterations --from --jobs --home --registry --master-key --passphrase-file' ;;
     'pair decode') echo '--scheme --home --registry --master-key --passphrase-file' ;;
     'audit') echo ' --home --registry --master-key --passphrase-file' ;;
     'audit list') echo '--action --subject --since --last --home --registry --master-key --passphrase-file' ;;
+    'audit verify') echo '--checkpoint --home --registry --master-key --passphrase-file' ;;
+    'audit checkpoint') echo ' --home --registry --master-key --passphrase-file' ;;
     'agent') echo ' --home --registry --master-key --passphrase-file' ;;
     'agent start') echo '--lifetime --home --registry --master-key --passphrase-file' ;;
     'agent stop') echo ' --home --registry --master-key --passphrase-file' ;;
@@ -214,6 +220,15 @@ _fleetkey_choices() {
     'device key|--registry') echo '@file' ;;
     'device key|--master-key') echo '@file' ;;
     'device key|--passphrase-file') echo '@file' ;;
+    'device state|-o') echo '@file' ;;
+    'device state|--output') echo '@file' ;;
+    'device state|--format') echo 'raw base64url c' ;;
+    'device state|--max-age') echo '' ;;
+    'device state|--now') echo '' ;;
+    'device state|--home') echo '@dir' ;;
+    'device state|--registry') echo '@file' ;;
+    'device state|--master-key') echo '@file' ;;
+    'device state|--passphrase-file') echo '@file' ;;
     'user|--home') echo '@dir' ;;
     'user|--registry') echo '@file' ;;
     'user|--master-key') echo '@file' ;;
@@ -305,6 +320,7 @@ _fleetkey_choices() {
     'pair|--passcode-file') echo '@file' ;;
     'pair|--flow') echo '' ;;
     'pair|--discovery') echo '' ;;
+    'pair|--iterations') echo '' ;;
     'pair|--from') echo '@file' ;;
     'pair|--jobs') echo '' ;;
     'pair|--home') echo '@dir' ;;
@@ -328,6 +344,15 @@ _fleetkey_choices() {
     'audit list|--registry') echo '@file' ;;
     'audit list|--master-key') echo '@file' ;;
     'audit list|--passphrase-file') echo '@file' ;;
+    'audit verify|--checkpoint') echo '@file' ;;
+    'audit verify|--home') echo '@dir' ;;
+    'audit verify|--registry') echo '@file' ;;
+    'audit verify|--master-key') echo '@file' ;;
+    'audit verify|--passphrase-file') echo '@file' ;;
+    'audit checkpoint|--home') echo '@dir' ;;
+    'audit checkpoint|--registry') echo '@file' ;;
+    'audit checkpoint|--master-key') echo '@file' ;;
+    'audit checkpoint|--passphrase-file') echo '@file' ;;
     'agent|--home') echo '@dir' ;;
     'agent|--registry') echo '@file' ;;
     'agent|--master-key') echo '@file' ;;

@@ -440,7 +440,7 @@ PairResult pair_device(Fleet& fleet, std::string_view id, const PairOptions& opt
     matter_field(options.matter.product_id, device, "product_id", 0xffff, "--product-id");
   }
   if (out && overwrite == util::Overwrite::no && util::exists(*out)) {
-    throw Error(Exit::conflict, "{} already exists (use --force to replace it)", *out);
+    throw Error(Exit::conflict, "{} already exists (use --force to replace it)", *out).with_reason("file_exists");
   }
   const auto key = derive_device_key(fleet, device); // before the transaction: it may ask for a passphrase
   std::optional<pairing::Spake2p> spake2p;
@@ -522,7 +522,8 @@ BatchResult pair_batch(Fleet& fleet, const BatchOptions& o)
       throw Error(Exit::conflict, "{} exists and is not a directory", o.out_dir);
     }
     if (o.overwrite == util::Overwrite::no && !directory_empty(o.out_dir)) {
-      throw Error(Exit::conflict, "output directory {} is not empty (use --force to write into it)", o.out_dir);
+      throw Error(Exit::conflict, "output directory {} is not empty (use --force to write into it)", o.out_dir)
+          .with_reason("file_exists");
     }
     // Refuse before any label is replaced; write_whole checks again as it opens each file.
     for (const auto& d : devices) {

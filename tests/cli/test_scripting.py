@@ -1,0 +1,172 @@
+"""fleetkey(1), SCRIPTING: the idempotent forms of the creating and revoking commands, and error.code."""
+import json
+import os
+import time
+
+import fk
+
+
+class ScriptingTest(fk.FleetTest):
+    def setUp(self):
+        super().setUp()
+        self.init_test_key()
+        self.fk("device", "add", "SN-0001")
+        self.fk("device", "add", "SN-0002")
+
+    def json_error(self, code, exit_code, *args, **kw):
+        """Runs fleetkey --json-errors, asserts `exit_code`, nothing on stdout and one JSON error object on stderr
+        (after the test-key warning) whose error.code is `code`; returns its message."""
+        r = self.run_fk("--json-errors", *args, **kw)
+        self.assertEqual(r.rc, exit_code, r)
+        self.assertEqual(r.out, "", r)
+        err = r.err[len(fk.TEST_KEY_WARNING):] if r.err.startswith(fk.TEST_KEY_WARNING) else r.err
+        self.assertTrue(err.endswith("\n") and err.count("\n") == 1, r)
+        j = json.loads(err)
+        self.assertEqual(list(j), ["error"])
+        self.assertEqual(list(j["error"]), ["code", "exit", "message"])
+        self.assertEqual((j["error"]["code"], j["error"]["exit"]), (code, exit_code))
+        return j["error"]["message"]
+
+    def test_init_if_missing(self):
+        snap = self.snapshot()
+        self.assertEqual(self.fk("init", "--if-missing", "--no-passphrase").out, f"{self.home} is initialised already\n")
+        r = self.fk("--json", "init", "--if-missing", "--no-passphrase")
+        self.assertEqual(r.json()["created"], False)
+        self.assertEqual(self.snapshot(), snap)
+        self.assertEqual(self.json_error("exists", fk.CONFLICT, "init", "--no-passphrase"),
+                         f"{self.home}/master.key already exists (use --force to replace it and lose every key "
+                         "derived from it)")
+        # A fresh home: --if-missing creates it.
+        other = {"FLEETKEY_HOME": os.path.join(self.tmp, "other")}
+        r = self.fk("--json", "init", "--if-missing", "--no-passphrase", env=other)
+        self.assertEqual(r.json()["created"], True)
+        self.assertEqual(r.json()["version"], 1)
+        # Half a home (no registry) is still refused.
+        os.unlink(os.path.join(self.tmp, "other", "registry.db"))
+        self.fails(fk.CONFLICT, "init", "--if-missing", "--no-passphrase", env=other)
+
+    def test_user_add_if_missing(self):
+        self.assertEqual(self.fk("user", "add", "alice", "--if-missing").out, "added user alice\n")
+        snap = self.snapshot()
+        self.assertEqual(self.fk("user", "add", "alice", "--if-missing", "--label", "x=y").out,
+                         "user alice already exists\n")
+        j = self.fk("--json", "user", "add", "alice", "--if-missing").json()
+        self.assertEqual((j["name"], j["labels"], j["added"]), ("alice", {}, False))
+        self.assertEqual(self.snapshot(), snap)
+        self.assertEqual(self.json_error("exists", fk.CONFLICT, "user", "add", "alice"),
+                         'user "alice" already exists')
+        self.assertEqual(self.fk("--json", "user", "add", "bob").json()["added"], True)
+
+    def test_revoke_if_not_revoked(self):
+        self.fk("user", "add", "alice")
+        self.fk("user", "grant", "alice", "--device", "SN-0001", "--role", "owner")
+        self.fk("user", "grant", "alice", "--device", "SN-0002", "--role", "owner")
+        self.fk("user", "revoke", "alice", "--device", "SN-0001", "--reason", "lost", "--if-not-revoked")
+        snap = self.snapshot()
+        r = self.fk("user", "revoke", "alice", "--device", "SN-0001", "--reason", "lost", "--if-not-revoked")
+        self.assertEqual(r.out, "alice on device SN-0001 is already revoked\n")
+        self.assertEqual(self.fk("--json", "user", "revoke", "alice", "--device", "SN-0001", "--reason", "lost",
+                                 "--if-not-revoked").out, "")
+        self.assertEqual(self.snapshot(), snap)
+        self.assertEqual(self.json_error("already_revoked", fk.CONFLICT, "user", "revoke", "alice", "--device",
+                                         "SN-0001", "--reason", "lost"),
+                         "user \"alice\"'s grant on device \"SN-0001\" is already revoked")
+        # Every device: the first revokes what is left, the second finds nothing to do.
+        r = self.fk("user", "revoke", "alice", "--reason", "left", "--if-not-revoked")
+        self.assertEqual(r.out, "revoked alice on device SN-0002 (key epoch now 2)\n")
+        r = self.fk("user", "revoke", "alice", "--reason", "left", "--if-not-revoked")
+        self.assertEqual(r.out, "alice has no active grant: already revoked\n")
+        # A user with no grant at all is still not found.
+        self.fk("user", "add", "bob")
+        self.fails(fk.NOT_FOUND, "user", "revoke", "bob", "--reason", "x", "--if-not-revoked")
+
+        # Devices.
+        j = self.fk("--json", "device", "revoke", "SN-0002", "--reason", "scrapped", "--if-not-revoked").json()
+        self.assertEqual((j["status"], j["already_revoked"]), ("revoked", False))
+        snap = self.snapshot()
+        r = self.fk("device", "revoke", "SN-0002", "--reason", "scrapped", "--if-not-revoked")
+        self.assertEqual(r.out, "device SN-0002 is already revoked\n")
+        j = self.fk("--json", "device", "revoke", "SN-0002", "--reason", "scrapped", "--if-not-revoked").json()
+        self.assertEqual((j["id"], j["status"], j["already_revoked"]), ("SN-0002", "revoked", True))
+        self.assertEqual(self.snapshot(), snap)
+        self.assertEqual(self.json_error("already_revoked", fk.CONFLICT, "device", "revoke", "SN-0002", "--reason",
+                                         "x"), 'device "SN-0002" is already revoked')
+        self.fails(fk.NOT_FOUND, "device", "revoke", "SN-0404", "--reason", "x", "--if-not-revoked")
+
+        # Tokens.
+        tok = self.fk("token", "mint", "--sub", "svc", "--aud", "SN-0001", "--role", "service").out.strip()
+        r = self.fk("--json", "token", "revoke", tok, "--reason", "leaked", "--if-not-revoked")
+        self.assertEqual(r.json()["already_revoked"], False)
+        tid = r.json()["token_id"]
+        snap = self.snapshot()
+        r = self.fk("token", "revoke", tid, "--reason", "leaked", "--if-not-revoked")
+        self.assertEqual(r.out, f"token {tid} is already revoked\n")
+        self.assertEqual(self.fk("--json", "token", "revoke", tid, "--reason", "leaked", "--if-not-revoked").json(),
+                         {"already_revoked": True})
+        self.assertEqual(self.snapshot(), snap)
+        self.json_error("already_revoked", fk.CONFLICT, "token", "revoke", tid, "--reason", "leaked")
+
+    def test_grant_keep_epoch(self):
+        self.fk("user", "add", "alice")
+        first = self.fk("--json", "user", "grant", "alice", "--device", "SN-0001", "--role", "owner",
+                        "--keep-epoch").json()
+        self.assertEqual(first["epoch"], 1)
+        grants = self.rows("SELECT role, epoch, status, created, expires FROM grants")
+        again = self.fk("--json", "user", "grant", "alice", "--device", "SN-0001", "--role", "owner", "--ttl", "1d",
+                        "--keep-epoch").json()
+        self.assertEqual((again["epoch"], again["user_key"], again["expires"]),
+                         (1, first["user_key"], first["expires"]))
+        self.assertEqual(self.rows("SELECT role, epoch, status, created, expires FROM grants"), grants)
+        self.assertEqual(self.rows("SELECT count(*) FROM audit WHERE action = 'user.grant'"), [(1,)])
+        # The new token works, and so does the first one: nothing was invalidated.
+        self.fk("token", "verify", again["token"], "--aud", "SN-0001")
+        self.fk("token", "verify", first["token"], "--aud", "SN-0001")
+        r = self.fk("user", "grant", "alice", "--device", "SN-0001", "--role", "owner", "--keep-epoch")
+        self.assertIn("epoch:        1\n", r.out)
+        self.assertTrue(r.out.endswith("kept the active grant (epoch 1): only the token is new\n"), r.out)
+        # Another role: a new grant, as without --keep-epoch.
+        j = self.fk("--json", "user", "grant", "alice", "--device", "SN-0001", "--role", "guest",
+                    "--keep-epoch").json()
+        self.assertEqual(j["epoch"], 2)
+        # Without it, a re-grant still moves the epoch.
+        self.assertEqual(self.fk("--json", "user", "grant", "alice", "--device", "SN-0001", "--role", "guest")
+                         .json()["epoch"], 3)
+        # A revoked grant is granted anew.
+        self.fk("user", "revoke", "alice", "--device", "SN-0001", "--reason", "x")
+        self.assertEqual(self.fk("--json", "user", "grant", "alice", "--device", "SN-0001", "--role", "guest",
+                                 "--keep-epoch").json()["epoch"], 4)
+
+    def test_error_codes(self):
+        self.fk("user", "add", "alice")
+        self.fk("user", "grant", "alice", "--device", "SN-0001", "--role", "owner", "--ttl", "1s")
+        self.fk("user", "grant", "alice", "--device", "SN-0002", "--role", "owner")
+        self.json_error("exists", fk.CONFLICT, "device", "add", "SN-0001")
+        self.json_error("not_found", fk.NOT_FOUND, "device", "show", "SN-0404")
+        self.json_error("usage", fk.USAGE, "user", "grant", "alice", "--device", "SN-0001", "--role", "owner",
+                        "--ttl", "forever")
+        out = os.path.join(self.tmp, "bundle.json")
+        self.write_private("bundle.json", "")
+        self.assertEqual(self.json_error("file_exists", fk.CONFLICT, "user", "grant", "alice", "--device", "SN-0002",
+                                         "--role", "owner", "-o", out), f"{out} already exists")
+        self.fk("user", "revoke", "alice", "--device", "SN-0002", "--reason", "x")
+        self.json_error("grant_revoked", fk.CONFLICT, "user", "key", "alice", "--device", "SN-0002")
+        time.sleep(1.1)
+        self.json_error("grant_expired", fk.CONFLICT, "user", "key", "alice", "--device", "SN-0001")
+        self.json_error("grant_expired", fk.CONFLICT, "token", "mint", "--sub", "alice", "--aud", "SN-0001",
+                        "--role", "owner")
+        self.fk("device", "revoke", "SN-0002", "--reason", "x")
+        self.json_error("device_revoked", fk.CONFLICT, "device", "key", "SN-0002")
+        # The environment variable, a command line error, and --json with them.
+        self.json_error("not_found", fk.NOT_FOUND, "device", "show", "SN-0404", env={"FLEETKEY_JSON_ERRORS": "0"})
+        r = self.run_fk("--json", "device", "show", "SN-0404", env={"FLEETKEY_JSON_ERRORS": "1"})
+        self.assertEqual((r.rc, r.out, json.loads(r.err)["error"]["code"]), (fk.NOT_FOUND, "", "not_found"))
+        r = self.run_fk("device", "show", "--bogus", env={"FLEETKEY_JSON_ERRORS": "1"})
+        self.assertEqual((r.rc, r.out, json.loads(r.err)["error"]["code"]), (fk.USAGE, "", "usage"))
+        # Without them, the one-line error as before, with --json too.
+        r = self.fails(fk.NOT_FOUND, "--json", "device", "show", "SN-0404")
+        r = self.fails(fk.CONFLICT, "user", "add", "alice")
+        self.assertEqual(r.err, 'fleetkey: error: user "alice" already exists\n')
+
+
+if __name__ == "__main__":
+    fk.main()
