@@ -37,6 +37,7 @@ struct PairCliOptions
   std::optional<std::string> from;
   int jobs = 0;
   bool force = false;
+  bool resume = false;
 };
 
 struct DecodeOptions
@@ -133,6 +134,9 @@ void run_pair(Context& ctx, const PairCliOptions& o)
     label.colors = qr::Colors::black_on_white; // the same code in a dark and a light terminal
   }
   const auto overwrite = o.force ? util::Overwrite::yes : util::Overwrite::no;
+  if (o.resume && !batch) {
+    throw Error(Exit::usage, "--resume completes a production run (--all or --from FILE)");
+  }
   if (batch) {
     if (o.device) {
       throw Error(Exit::usage, "give DEVICE, --all or --from FILE, not several");
@@ -146,7 +150,9 @@ void run_pair(Context& ctx, const PairCliOptions& o)
     if (!o.out) {
       throw Error(Exit::usage, "a production run needs -o DIR");
     }
-    const auto r = fleet::pair_batch(ctx.fleet(), {po, label, *o.out, o.from, o.jobs, overwrite});
+    fleet::BatchOptions bo{po, label, *o.out, o.from, o.jobs, overwrite};
+    bo.resume = o.resume;
+    const auto r = fleet::pair_batch(ctx.fleet(), bo);
     if (ctx.json()) {
       Json j{{"count", r.count}, {"dir", r.dir}, {"manifest", r.manifest}, {"scheme", o.scheme}};
       if (!r.matter_files.empty()) {
@@ -377,6 +383,10 @@ void setup_pair(CLI::App& app, Context& ctx)
   pair->add_option("--from", o->from, "Production run: the devices listed in FILE, one id a line")->type_name("FILE");
   pair->add_option("--jobs", o->jobs, "Threads for a production run (default: one per core)")->type_name("N");
   pair->add_flag("--force", o->force, "Replace an existing -o FILE, or write into a non-empty -o DIR");
+  pair->add_flag("--resume", o->resume,
+                 "Production run: complete a run into -o DIR that was cut off (killed, disk full): labels that hold "
+                 "what this run writes are kept untouched, the others written, the manifest written anew; "
+                 "safe to re-run");
 }
 
 } // namespace fleetkey::cmd

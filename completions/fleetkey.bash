@@ -77,7 +77,7 @@ _fleetkey_options() {
     'token inspect') echo '-h --help --version --home --registry --master-key --passphrase-file --json --json-errors -q --quiet -v --verbose' ;;
     'token key') echo '-h --help --aud --format --for --version --home --registry --master-key --passphrase-file --json --json-errors -q --quiet -v --verbose' ;;
     'token revoke') echo '-h --help --if-not-revoked --reason --version --home --registry --master-key --passphrase-file --json --json-errors -q --quiet -v --verbose' ;;
-    'pair') echo '-h --help --scheme --qr -o --output --pin-digits --rotate --ec --scale --margin --vendor-id --product-id --discriminator --passcode-file --flow --discovery --iterations --all --from --jobs --force --version --home --registry --master-key --passphrase-file --json --json-errors -q --quiet -v --verbose' ;;
+    'pair') echo '-h --help --scheme --qr -o --output --pin-digits --rotate --ec --scale --margin --vendor-id --product-id --discriminator --passcode-file --flow --discovery --iterations --all --from --jobs --force --resume --version --home --registry --master-key --passphrase-file --json --json-errors -q --quiet -v --verbose' ;;
     'pair decode') echo '-h --help --scheme --version --home --registry --master-key --passphrase-file --json --json-errors -q --quiet -v --verbose' ;;
     'audit') echo '-h --help --version --home --registry --master-key --passphrase-file --json --json-errors -q --quiet -v --verbose' ;;
     'audit list') echo '-h --help --action --subject --since --last --version --home --registry --master-key --passphrase-file --json --json-errors -q --quiet -v --verbose' ;;

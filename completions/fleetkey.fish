@@ -436,6 +436,7 @@ complete -c fleetkey -n 'test (__fleetkey_path) = "pair"' -l all -d 'Production 
 complete -c fleetkey -n 'test (__fleetkey_path) = "pair"' -l from -r -F -d 'Production run: the devices listed in FILE, one id a line'
 complete -c fleetkey -n 'test (__fleetkey_path) = "pair"' -l jobs -x -d 'Threads for a production run (default: one per core)'
 complete -c fleetkey -n 'test (__fleetkey_path) = "pair"' -l force -d 'Replace an existing -o FILE, or write into a non-empty -o DIR'
+complete -c fleetkey -n 'test (__fleetkey_path) = "pair"' -l resume -d 'Production run: complete a run into -o DIR that was cut off (killed, disk full): labels that hold what this run writes are kept untouched, the others written, the manifest written anew; safe to re-run'
 complete -c fleetkey -n 'test (__fleetkey_path) = "pair"' -l version -d 'Print the version and exit'
 complete -c fleetkey -n 'test (__fleetkey_path) = "pair"' -l home -r -F -d 'Directory of the registry and master key (default: $FLEETKEY_HOME, $XDG_DATA_HOME/fleetkey, ~/.local/share/fleetkey)'
 complete -c fleetkey -n 'test (__fleetkey_path) = "pair"' -l registry -r -F -d 'Registry file (default: HOME/registry.db, $FLEETKEY_REGISTRY)'

@@ -136,6 +136,27 @@ class ScriptingTest(fk.FleetTest):
         self.assertEqual(self.fk("--json", "user", "grant", "alice", "--device", "SN-0001", "--role", "guest",
                                  "--keep-epoch").json()["epoch"], 4)
 
+    def test_pair_resume(self):
+        self.fk("device", "add", "SN-0003")
+        out = os.path.join(self.tmp, "labels")
+        self.fk("pair", "--all", "-o", out)
+        names = sorted(os.listdir(out))
+        self.assertEqual(names, ["SN-0001.png", "SN-0002.png", "SN-0003.png", "manifest.csv"])
+        orig = {n: self.read(os.path.join(out, n), "rb") for n in names}
+        # A run cut off: one label missing, one cut short, no manifest.
+        os.unlink(os.path.join(out, "manifest.csv"))
+        os.unlink(os.path.join(out, "SN-0001.png"))
+        os.truncate(os.path.join(out, "SN-0002.png"), 10)
+        kept = os.stat(os.path.join(out, "SN-0003.png"))
+        self.assertEqual(self.json_error("file_exists", fk.CONFLICT, "pair", "--all", "-o", out),
+                         f"output directory {out} is not empty (use --force to write into it)")
+        for _ in range(2):  # and once more: re-running a complete run changes nothing
+            self.fk("pair", "--all", "-o", out, "--resume")
+            self.assertEqual({n: self.read(os.path.join(out, n), "rb") for n in sorted(os.listdir(out))}, orig)
+            again = os.stat(os.path.join(out, "SN-0003.png"))
+            self.assertEqual((again.st_ino, again.st_mtime_ns), (kept.st_ino, kept.st_mtime_ns))
+        self.fails(fk.USAGE, "pair", "SN-0001", "--resume")
+
     def test_error_codes(self):
         self.fk("user", "add", "alice")
         self.fk("user", "grant", "alice", "--device", "SN-0001", "--role", "owner", "--ttl", "1s")
