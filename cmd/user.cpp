@@ -192,19 +192,38 @@ void add_user_grant(CLI::App& user, Context& ctx)
           return;
         }
         sodium_memzero(qr.data(), qr.size());
+        const auto& g = b.grant;
+        if (ctx.json() && go->output) {
+          // The file is the delivery: stdout gets the bundle's members but the user key, and the file.
+          ctx.print_json({{"type", "fleetkey-grant"},
+                          {"version", 1},
+                          {"user", g.grant.user},
+                          {"device", g.device.id},
+                          {"role", g.grant.role},
+                          {"epoch", g.grant.epoch},
+                          {"key_version", g.device.key_version},
+                          {"expires", g.grant.expires ? Json(*g.grant.expires) : Json(nullptr)},
+                          {"fingerprint", g.fingerprint},
+                          {"test_key", b.test_key},
+                          {"token", b.token.text},
+                          {"token_id", b.token.token_id},
+                          {"file", *go->output}});
+          return;
+        }
         if (ctx.json()) {
           ctx.write_secret(*bundle);
           ctx.print("\n");
           return;
         }
-        const auto& g = b.grant;
         fleet::KeyMeta meta{"user",       g.device.id,          g.grant.user,  g.grant.epoch,
                             std::nullopt, g.device.key_version, g.fingerprint, b.test_key};
         ctx.print(
             fmt::format("user:         {}\ndevice:       {}\nrole:         {}\nepoch:        {}\nexpires:      {}\n",
                         g.grant.user, g.grant.device, g.grant.role, g.grant.epoch, g.grant.expires.value_or("never")));
-        ctx.print("user key:     ");
-        ctx.write_secret(fleet::format_key(fleet::KeyFormat::base64, g.user_key, meta));
+        if (!go->output) { // with -o, the key is in the file only
+          ctx.print("user key:     ");
+          ctx.write_secret(fleet::format_key(fleet::KeyFormat::base64, g.user_key, meta));
+        }
         ctx.print(fmt::format("fingerprint:  {}\ntoken:        {}\ntoken id:     {}\n", g.fingerprint, b.token.text,
                               b.token.token_id));
         if (go->output) {
@@ -230,7 +249,8 @@ void add_user_grant(CLI::App& user, Context& ctx)
   grant
       ->add_option("-o,--output", go->output,
                    "Write the QR code (or, without --qr, the bundle JSON) to FILE, created 0600; stdout keeps the "
-                   "summary. FILE must not exist; if it cannot be written, nothing is granted")
+                   "summary without the user key (with --json: the bundle's members but user_key, and \"file\"). "
+                   "FILE must not exist; if it cannot be written, nothing is granted")
       ->type_name("FILE");
   grant->add_flag("--keep-epoch", go->keep_epoch,
                   "If the user's grant on the device is active, unexpired and for the same --role, keep it as it is "

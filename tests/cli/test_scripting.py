@@ -157,6 +157,22 @@ class ScriptingTest(fk.FleetTest):
             self.assertEqual((again.st_ino, again.st_mtime_ns), (kept.st_ino, kept.st_mtime_ns))
         self.fails(fk.USAGE, "pair", "SN-0001", "--resume")
 
+    def test_grant_output_file_keeps_the_key_off_stdout(self):
+        self.fk("user", "add", "alice")
+        path = os.path.join(self.tmp, "bundle.json")
+        r = self.fk("user", "grant", "alice", "--device", "SN-0001", "--role", "owner", "-o", path)
+        bundle = json.loads(self.read(path))
+        self.assertNotIn("user key:", r.out)
+        self.assertNotIn(bundle["user_key"], r.out)
+        self.assertIn("fingerprint:  %s\n" % bundle["fingerprint"], r.out)
+        os.unlink(path)
+        j = self.fk("--json", "user", "grant", "alice", "--device", "SN-0001", "--role", "owner", "-o", path).json()
+        bundle = json.loads(self.read(path))
+        self.assertNotIn(bundle["user_key"], json.dumps(j))
+        self.assertEqual(j.pop("file"), path)
+        del bundle["user_key"]
+        self.assertEqual(j, bundle)
+
     def test_error_codes(self):
         self.fk("user", "add", "alice")
         self.fk("user", "grant", "alice", "--device", "SN-0001", "--role", "owner", "--ttl", "1s")
