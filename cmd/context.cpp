@@ -146,6 +146,25 @@ void Context::write_secret(const crypto::Secret& text) const
   }
 }
 
+SecretOutput::SecretOutput(const std::optional<std::string>& path)
+{
+  if (path && *path != "-") {
+    m_file = std::make_unique<util::AtomicFile>(*path, util::Overwrite::no);
+  }
+}
+
+SecretOutput::~SecretOutput() = default;
+
+void SecretOutput::write(const Context& ctx, const crypto::Secret& text)
+{
+  if (!m_file) {
+    ctx.write_secret(text);
+    return;
+  }
+  m_file->write(text.span());
+  m_file->commit();
+}
+
 CLI::App* add_command(CLI::App& parent, Context& ctx, const std::string& name, const std::string& help,
                       std::function<void()> run)
 {

@@ -3,6 +3,7 @@
 
 #include <fleetkey/fleet/fleet.hpp>
 #include <fleetkey/util/error.hpp>
+#include <fleetkey/util/file.hpp>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -72,6 +73,20 @@ std::string one_line(std::string_view text);
 // The error's error.code with --json (fleetkey(1), SCRIPTING): its reason if it has one (exists,
 // already_revoked, grant_revoked, grant_expired, device_revoked, file_exists), else its exit code's name.
 std::string error_code(const Error& e);
+
+// `-o FILE` of a command whose job is one secret (device key, user key): FILE is created 0600 under a
+// temporary name before the secret is derived (so that a taken name changes nothing, exit 4) and named
+// once written; none, or "-", is standard output.
+class SecretOutput
+{
+public:
+  explicit SecretOutput(const std::optional<std::string>& path);
+  ~SecretOutput();
+  void write(const Context& ctx, const crypto::Secret& text); // then names FILE
+
+private:
+  std::unique_ptr<util::AtomicFile> m_file;
+};
 
 // Registers a subcommand whose callback hands `run` to main as the action to perform.
 CLI::App* add_command(CLI::App& parent, Context& ctx, const std::string& name, const std::string& help,

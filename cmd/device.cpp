@@ -34,6 +34,7 @@ struct DeviceKeyOptions
   std::string id;
   std::string format = "hex";
   std::optional<std::string> purpose;
+  std::optional<std::string> output;
 };
 
 struct DeviceRevokeOptions
@@ -183,12 +184,17 @@ void add_device_key(CLI::App& device, Context& ctx)
   auto* key =
       add_command(device, ctx, "key", "Print the device's key (or a purpose subkey) and nothing else", [&ctx, ko] {
         const auto format = ctx.json() ? fleet::KeyFormat::json : fleet::parse_key_format(ko->format);
+        SecretOutput out(ko->output);
         auto& fleet = ctx.fleet();
         const auto k = fleet::export_device_key(fleet, ko->id, ko->purpose);
         fleet::KeyMeta meta{"device",    k.device.id,          std::nullopt,  std::nullopt,
                             ko->purpose, k.device.key_version, k.fingerprint, fleet.keyring().is_test_key()};
-        ctx.write_secret(fleet::format_key(format, k.key, meta));
+        out.write(ctx, fleet::format_key(format, k.key, meta));
       });
+  key->add_option("-o,--output", ko->output,
+                  "Write the key to FILE instead of stdout: created 0600 under a temporary name and named once "
+                  "complete; FILE must not exist (exit 4); - is stdout")
+      ->type_name("FILE");
   key->add_option("ID", ko->id, "Device id")->required();
   key->add_option("--format", ko->format, "Output format")
       ->check(CLI::IsMember({"hex", "base64", "c", "psk", "json"}))

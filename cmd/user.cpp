@@ -49,6 +49,7 @@ struct UserKeyOptions
   std::string name;
   std::string device;
   std::string format = "hex";
+  std::optional<std::string> output;
 };
 
 void add_user_add(CLI::App& user, Context& ctx)
@@ -297,12 +298,17 @@ void add_user_key(CLI::App& user, Context& ctx)
       "expired",
       [&ctx, ko] {
         const auto format = ctx.json() ? fleet::KeyFormat::json : fleet::parse_key_format(ko->format);
+        SecretOutput out(ko->output);
         auto& fleet = ctx.fleet();
         const auto k = fleet::export_user_key(fleet, ko->name, ko->device);
         fleet::KeyMeta meta{"user",       k.device.id,          k.grant.user,  k.grant.epoch,
                             std::nullopt, k.device.key_version, k.fingerprint, fleet.keyring().is_test_key()};
-        ctx.write_secret(fleet::format_key(format, k.user_key, meta));
+        out.write(ctx, fleet::format_key(format, k.user_key, meta));
       });
+  key->add_option("-o,--output", ko->output,
+                  "Write the key to FILE instead of stdout: created 0600 under a temporary name and named once "
+                  "complete; FILE must not exist (exit 4); - is stdout")
+      ->type_name("FILE");
   key->add_option("NAME", ko->name, "User name")->required();
   key->add_option("--device", ko->device, "Device id")->required()->type_name("ID");
   key->add_option("--format", ko->format, "Output format")

@@ -62,7 +62,7 @@ _fleetkey_options() {
     'device list') echo '-h --help --status --version --home --registry --master-key --passphrase-file --json --json-errors -q --quiet -v --verbose' ;;
     'device show') echo '-h --help --version --home --registry --master-key --passphrase-file --json --json-errors -q --quiet -v --verbose' ;;
     'device revoke') echo '-h --help --if-not-revoked --reason --version --home --registry --master-key --passphrase-file --json --json-errors -q --quiet -v --verbose' ;;
-    'device key') echo '-h --help --format --purpose --version --home --registry --master-key --passphrase-file --json --json-errors -q --quiet -v --verbose' ;;
+    'device key') echo '-h --help -o --output --format --purpose --version --home --registry --master-key --passphrase-file --json --json-errors -q --quiet -v --verbose' ;;
     'device state') echo '-h --help --all -o --output --format --max-age --now --version --home --registry --master-key --passphrase-file --json --json-errors -q --quiet -v --verbose' ;;
     'user') echo '-h --help --version --home --registry --master-key --passphrase-file --json --json-errors -q --quiet -v --verbose' ;;
     'user add') echo '-h --help --label --if-missing --version --home --registry --master-key --passphrase-file --json --json-errors -q --quiet -v --verbose' ;;
@@ -70,7 +70,7 @@ _fleetkey_options() {
     'user show') echo '-h --help --version --home --registry --master-key --passphrase-file --json --json-errors -q --quiet -v --verbose' ;;
     'user grant') echo '-h --help --device --role --ttl --qr -o --output --keep-epoch --version --home --registry --master-key --passphrase-file --json --json-errors -q --quiet -v --verbose' ;;
     'user revoke') echo '-h --help --device --if-not-revoked --reason --version --home --registry --master-key --passphrase-file --json --json-errors -q --quiet -v --verbose' ;;
-    'user key') echo '-h --help --device --format --version --home --registry --master-key --passphrase-file --json --json-errors -q --quiet -v --verbose' ;;
+    'user key') echo '-h --help -o --output --device --format --version --home --registry --master-key --passphrase-file --json --json-errors -q --quiet -v --verbose' ;;
     'token') echo '-h --help --version --home --registry --master-key --passphrase-file --json --json-errors -q --quiet -v --verbose' ;;
     'token mint') echo '-h --help --sub --role --aud --ttl --claim --format --now --version --home --registry --master-key --passphrase-file --json --json-errors -q --quiet -v --verbose' ;;
     'token verify') echo '-h --help --aud --now --leeway --version --home --registry --master-key --passphrase-file --json --json-errors -q --quiet -v --verbose' ;;
@@ -107,7 +107,7 @@ _fleetkey_values() {
     'device list') echo '--status --home --registry --master-key --passphrase-file' ;;
     'device show') echo ' --home --registry --master-key --passphrase-file' ;;
     'device revoke') echo '--reason --home --registry --master-key --passphrase-file' ;;
-    'device key') echo '--format --purpose --home --registry --master-key --passphrase-file' ;;
+    'device key') echo '-o --output --format --purpose --home --registry --master-key --passphrase-file' ;;
     'device state') echo '-o --output --format --max-age --now --home --registry --master-key --passphrase-file' ;;
     'user') echo ' --home --registry --master-key --passphrase-file' ;;
     'user add') echo '--label --home --registry --master-key --passphrase-file' ;;
@@ -115,7 +115,7 @@ _fleetkey_values() {
     'user show') echo ' --home --registry --master-key --passphrase-file' ;;
     'user grant') echo '--device --role --ttl --qr -o --output --home --registry --master-key --passphrase-file' ;;
     'user revoke') echo '--device --reason --home --registry --master-key --passphrase-file' ;;
-    'user key') echo '--device --format --home --registry --master-key --passphrase-file' ;;
+    'user key') echo '-o --output --device --format --home --registry --master-key --passphrase-file' ;;
     'token') echo ' --home --registry --master-key --passphrase-file' ;;
     'token mint') echo '--sub --role --aud --ttl --claim --format --now --home --registry --master-key --passphrase-file' ;;
     'token verify') echo '--aud --now --leeway --home --registry --master-key --passphrase-file' ;;
@@ -214,6 +214,8 @@ _fleetkey_choices() {
     'device revoke|--registry') echo '@file' ;;
     'device revoke|--master-key') echo '@file' ;;
     'device revoke|--passphrase-file') echo '@file' ;;
+    'device key|-o') echo '@file' ;;
+    'device key|--output') echo '@file' ;;
     'device key|--format') echo 'hex base64 c psk json' ;;
     'device key|--purpose') echo '' ;;
     'device key|--home') echo '@dir' ;;
@@ -262,6 +264,8 @@ _fleetkey_choices() {
     'user revoke|--registry') echo '@file' ;;
     'user revoke|--master-key') echo '@file' ;;
     'user revoke|--passphrase-file') echo '@file' ;;
+    'user key|-o') echo '@file' ;;
+    'user key|--output') echo '@file' ;;
     'user key|--device') echo '' ;;
     'user key|--format') echo 'hex base64 c psk json' ;;
     'user key|--home') echo '@dir' ;;

@@ -173,6 +173,23 @@ class ScriptingTest(fk.FleetTest):
         del bundle["user_key"]
         self.assertEqual(j, bundle)
 
+    def test_key_output_file(self):
+        self.fk("user", "add", "alice")
+        self.fk("user", "grant", "alice", "--device", "SN-0001", "--role", "owner")
+        for cmd in (["device", "key", "SN-0001"], ["user", "key", "alice", "--device", "SN-0001"]):
+            for fmt in ("hex", "c"):
+                printed = self.fk(*cmd, "--format", fmt).out
+                self.assertEqual(self.fk(*cmd, "--format", fmt, "-o", "-").out, printed)
+                path = os.path.join(self.tmp, f"{cmd[0]}-{fmt}.key")
+                self.assertEqual(self.fk(*cmd, "--format", fmt, "-o", path).out, "")
+                self.assertEqual(self.read(path), printed)
+                self.assertEqual(os.stat(path).st_mode & 0o777, 0o600)
+                snap = self.snapshot()
+                self.assertEqual(self.json_error("file_exists", fk.CONFLICT, *cmd, "-o", path),
+                                 f"{path} already exists")
+                self.assertEqual(self.snapshot(), snap)  # no export recorded
+                self.assertEqual(self.read(path), printed)
+
     def test_error_codes(self):
         self.fk("user", "add", "alice")
         self.fk("user", "grant", "alice", "--device", "SN-0001", "--role", "owner", "--ttl", "1s")
