@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <unistd.h>
 
@@ -18,6 +19,9 @@ fleet::Fleet& Context::fleet()
   if (!m_fleet) {
     fleet::Options o{globals.home, globals.registry, globals.master_key, globals.passphrase_file};
     m_fleet = std::make_unique<fleet::Fleet>(o, [this](std::string_view msg) { warn(msg); });
+    if (globals.quiet) {
+      m_fleet->hush_test_key();
+    }
     if (globals.verbose > 0) {
       const auto& p = m_fleet->paths();
       fmt::print(stderr, "fleetkey: home {}, registry {}, master key {}\n", one_line(p.home), one_line(p.registry),
@@ -144,6 +148,12 @@ void Context::write_secret(const crypto::Secret& text) const
   if (std::fflush(stdout) != 0 || !util::write_fully(STDOUT_FILENO, text.span())) {
     throw Error(Exit::failure, "cannot write to stdout: {}", std::strerror(errno));
   }
+}
+
+bool colour_allowed()
+{
+  const char* no_color = std::getenv("NO_COLOR");
+  return no_color == nullptr || *no_color == '\0';
 }
 
 SecretOutput::SecretOutput(const std::optional<std::string>& path)

@@ -70,6 +70,9 @@ private:
 // as is.
 std::string one_line(std::string_view text);
 
+// Whether colour escapes may go to a terminal: not when $NO_COLOR is set and not empty (no-color.org).
+bool colour_allowed();
+
 // The error's error.code with --json (fleetkey(1), SCRIPTING): its reason if it has one (exists,
 // already_revoked, grant_revoked, grant_expired, device_revoked, file_exists), else its exit code's name.
 std::string error_code(const Error& e);

@@ -130,7 +130,7 @@ void run_pair(Context& ctx, const PairCliOptions& o)
     throw Error(Exit::usage, "--margin {} is out of range (0-64)", *o.margin); // -1 is the default, never given
   }
   fleet::LabelOptions label{qr_format(o, batch), qr::parse_ec(o.ec), o.scale, o.margin.value_or(-1)};
-  if (!o.out && ::isatty(STDOUT_FILENO) != 0) {
+  if (!o.out && ::isatty(STDOUT_FILENO) != 0 && colour_allowed()) {
     label.colors = qr::Colors::black_on_white; // the same code in a dark and a light terminal
   }
   const auto overwrite = o.force ? util::Overwrite::yes : util::Overwrite::no;

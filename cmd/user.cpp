@@ -168,7 +168,7 @@ void add_user_grant(CLI::App& user, Context& ctx)
               bundle = fleet::bundle_json(made);
               if (qr_mode) {
                 // On a terminal, explicit colours: the same code in a dark and a light terminal.
-                const bool terminal = !go->output && ::isatty(STDOUT_FILENO) != 0;
+                const bool terminal = !go->output && ::isatty(STDOUT_FILENO) != 0 && colour_allowed();
                 qr = fleet::render_bundle_qr(*bundle, *qr_mode,
                                              terminal ? qr::Colors::black_on_white : qr::Colors::none);
               }

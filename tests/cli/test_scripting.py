@@ -190,6 +190,26 @@ class ScriptingTest(fk.FleetTest):
                 self.assertEqual(self.snapshot(), snap)  # no export recorded
                 self.assertEqual(self.read(path), printed)
 
+    def test_quiet_hushes_the_test_key_warning(self):
+        self.assertEqual(self.fk("device", "key", "SN-0001").err, fk.TEST_KEY_WARNING)
+        r = self.fk("-q", "device", "key", "SN-0001")
+        self.assertEqual((r.err, len(r.out)), ("", 65))
+        self.assertEqual(self.fk("device", "add", "SN-0003", "--quiet").err, "")
+
+    def test_no_color(self):
+        rc, out = self.run_on_pty(["pair", "SN-0001"])
+        self.assertEqual(rc, 0)
+        self.assertIn("\x1b[", out)
+        self.env["NO_COLOR"] = "1"
+        rc, out = self.run_on_pty(["pair", "SN-0001"])
+        self.assertEqual(rc, 0)
+        self.assertNotIn("\x1b", out)
+        self.fk("user", "add", "alice")
+        rc, out = self.run_on_pty(["user", "grant", "alice", "--device", "SN-0001", "--role", "owner", "--qr", "utf8"])
+        self.assertEqual(rc, 0)
+        self.assertNotIn("\x1b", out)
+        self.assertIn("\u2588", out)
+
     def test_error_codes(self):
         self.fk("user", "add", "alice")
         self.fk("user", "grant", "alice", "--device", "SN-0001", "--role", "owner", "--ttl", "1s")
