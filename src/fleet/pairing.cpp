@@ -444,14 +444,17 @@ std::string render_label(std::string_view payload, const LabelOptions& label)
 }
 
 PairResult pair_device(Fleet& fleet, std::string_view id, const PairOptions& options, const LabelOptions& label,
-                       const std::optional<std::string>& out, Rotate rotate, util::Overwrite overwrite)
+                       const std::optional<std::string>& out_arg, Rotate rotate, util::Overwrite overwrite)
 {
   check_options(options);
   check_label(label, false);
-  if ((label.format == QrFormat::png) && !out) {
+  // -o - is standard output: the rendering is returned (r.rendering), in any format, png included.
+  const bool to_stdout = out_arg && *out_arg == "-";
+  const auto out = to_stdout ? std::nullopt : out_arg;
+  if ((label.format == QrFormat::png) && !out && !to_stdout) {
     throw Error(Exit::usage, "--qr png writes a file: give -o FILE");
   }
-  if (label.format == QrFormat::none && out) {
+  if (label.format == QrFormat::none && out_arg) {
     throw Error(Exit::usage, "-o FILE needs a QR format other than none");
   }
   auto& reg = fleet.registry();

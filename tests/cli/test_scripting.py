@@ -210,6 +210,18 @@ class ScriptingTest(fk.FleetTest):
         self.assertNotIn("\x1b", out)
         self.assertIn("\u2588", out)
 
+    def test_pair_output_dash_is_stdout(self):
+        png = os.path.join(self.tmp, "label.png")
+        self.fk("pair", "SN-0001", "--qr", "png", "-o", png)
+        r = self.fk("pair", "SN-0001", "--qr", "png", "-o", "-", binary=True)
+        self.assertEqual(r.out, self.read(png, "rb"))
+        self.assertFalse(os.path.exists(os.path.join(self.tmp, "-")))
+        r = self.fk("pair", "SN-0001", "--qr", "svg", "-o", "-")
+        self.assertTrue(r.out.startswith("<") and r.out.endswith("</svg>\n"), r.out[-40:])
+        self.assertEqual(self.rows("SELECT count(*) FROM audit WHERE action = 'device.pair'"), [(3,)])
+        self.fails(fk.USAGE, "--json", "pair", "SN-0001", "-o", "-")
+        self.fails(fk.USAGE, "pair", "--all", "-o", "-")
+
     def test_error_codes(self):
         self.fk("user", "add", "alice")
         self.fk("user", "grant", "alice", "--device", "SN-0001", "--role", "owner", "--ttl", "1s")
