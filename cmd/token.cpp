@@ -50,6 +50,8 @@ struct TokenRevokeOptions
   bool if_not_revoked = false;
 };
 
+} // namespace
+
 std::optional<int64_t> parse_now(const std::optional<std::string>& now)
 {
   if (!now) {
@@ -72,6 +74,8 @@ std::optional<int64_t> parse_now(const std::optional<std::string>& now)
   fleet::check_now(*t);
   return *t;
 }
+
+namespace {
 
 // --leeway: a duration, or zero (the default), which parse_duration refuses: a text whose every
 // number is 0 ("0", "0s", "0m0s") is zero when the same text with each number 1 is a duration.

@@ -34,6 +34,7 @@ struct GrantOptions
   std::optional<std::string> qr;
   std::optional<std::string> output;
   bool keep_epoch = false;
+  std::optional<std::string> now;
 };
 
 struct UserRevokeOptions
@@ -141,6 +142,7 @@ void add_user_grant(CLI::App& user, Context& ctx)
           }
           ttl = *d;
         }
+        const auto now = parse_now(go->now);
         const auto qr_mode = go->qr ? std::optional(fleet::parse_qr_mode(*go->qr)) : std::nullopt;
         // Checked before anything is recorded, so that bad options change nothing.
         if (qr_mode && !go->output && (ctx.json() || *qr_mode == fleet::QrMode::png)) {
@@ -181,7 +183,7 @@ void add_user_grant(CLI::App& user, Context& ctx)
                 }
               }
             },
-            go->keep_epoch ? fleet::KeepEpoch::yes : fleet::KeepEpoch::no);
+            go->keep_epoch ? fleet::KeepEpoch::yes : fleet::KeepEpoch::no, now);
         if (file) {
           // The grant is committed. Should naming the file fail now (the name was taken meanwhile,
           // or fsync fails), the command fails with the grant recorded and no file: the key was
@@ -257,6 +259,11 @@ void add_user_grant(CLI::App& user, Context& ctx)
                   "If the user's grant on the device is active, unexpired and for the same --role, keep it as it is "
                   "(same epoch, user key and expiry; --ttl is not applied) and print it with a new token; else "
                   "grant as without it. Safe to re-run");
+  grant
+      ->add_option("--now", go->now,
+                   "Grant as of TIME (2026-11-22T00:12:17Z, 2026-11-22 or @UNIX): created, expires and the token's "
+                   "iat and exp, for reproducible fixtures")
+      ->type_name("TIME");
 }
 
 void add_user_revoke(CLI::App& user, Context& ctx)

@@ -68,7 +68,7 @@ _fleetkey_options() {
     'user add') echo '-h --help --label --if-missing --version --home --registry --master-key --passphrase-file --json --json-errors -q --quiet -v --verbose' ;;
     'user list') echo '-h --help --version --home --registry --master-key --passphrase-file --json --json-errors -q --quiet -v --verbose' ;;
     'user show') echo '-h --help --version --home --registry --master-key --passphrase-file --json --json-errors -q --quiet -v --verbose' ;;
-    'user grant') echo '-h --help --device --role --ttl --qr -o --output --keep-epoch --version --home --registry --master-key --passphrase-file --json --json-errors -q --quiet -v --verbose' ;;
+    'user grant') echo '-h --help --device --role --ttl --qr -o --output --keep-epoch --now --version --home --registry --master-key --passphrase-file --json --json-errors -q --quiet -v --verbose' ;;
     'user revoke') echo '-h --help --device --if-not-revoked --reason --version --home --registry --master-key --passphrase-file --json --json-errors -q --quiet -v --verbose' ;;
     'user key') echo '-h --help -o --output --device --format --version --home --registry --master-key --passphrase-file --json --json-errors -q --quiet -v --verbose' ;;
     'token') echo '-h --help --version --home --registry --master-key --passphrase-file --json --json-errors -q --quiet -v --verbose' ;;
@@ -113,7 +113,7 @@ _fleetkey_values() {
     'user add') echo '--label --home --registry --master-key --passphrase-file' ;;
     'user list') echo ' --home --registry --master-key --passphrase-file' ;;
     'user show') echo ' --home --registry --master-key --passphrase-file' ;;
-    'user grant') echo '--device --role --ttl --qr -o --output --home --registry --master-key --passphrase-file' ;;
+    'user grant') echo '--device --role --ttl --qr -o --output --now --home --registry --master-key --passphrase-file' ;;
     'user revoke') echo '--device --reason --home --registry --master-key --passphrase-file' ;;
     'user key') echo '-o --output --device --format --home --registry --master-key --passphrase-file' ;;
     'token') echo ' --home --registry --master-key --passphrase-file' ;;
@@ -254,6 +254,7 @@ _fleetkey_choices() {
     'user grant|--qr') echo 'utf8 png svg' ;;
     'user grant|-o') echo '@file' ;;
     'user grant|--output') echo '@file' ;;
+    'user grant|--now') echo '' ;;
     'user grant|--home') echo '@dir' ;;
     'user grant|--registry') echo '@file' ;;
     'user grant|--master-key') echo '@file' ;;

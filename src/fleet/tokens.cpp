@@ -864,7 +864,8 @@ RevokedToken revoke_token(Fleet& fleet, std::string_view token_or_id, std::strin
 
 GrantBundle grant_with_token(Fleet& fleet, std::string_view user, std::string_view device, std::string_view role,
                              std::optional<int64_t> ttl_seconds,
-                             const std::function<void(const GrantBundle&)>& before_commit, KeepEpoch keep)
+                             const std::function<void(const GrantBundle&)>& before_commit, KeepEpoch keep,
+                             std::optional<int64_t> now_arg)
 {
   // Everything that can be checked without the registry is checked before it is written to.
   validate_name(user, "user name");
@@ -878,8 +879,9 @@ GrantBundle grant_with_token(Fleet& fleet, std::string_view user, std::string_vi
   fleet.keyring(); // a passphrase prompt must not hold the registry's write lock
   auto& reg = fleet.registry();
   registry::Transaction tx(reg.db());
-  // One clock reading for the grant and its token: created = iat, and expires = exp exactly.
-  const int64_t now = util::unix_now();
+  // One clock reading for the grant and its token: created = iat, and expires = exp exactly
+  // (user grant --now: that time instead, for fixtures).
+  const int64_t now = now_arg.value_or(util::unix_now());
   GrantBundle b;
   b.grant = grant_user(fleet, tx, user, device, role, ttl_seconds, now, keep);
   MintRequest req;

@@ -222,6 +222,23 @@ class ScriptingTest(fk.FleetTest):
         self.fails(fk.USAGE, "--json", "pair", "SN-0001", "-o", "-")
         self.fails(fk.USAGE, "pair", "--all", "-o", "-")
 
+    def test_grant_now_is_reproducible(self):
+        outs = []
+        for home in ("a", "b"):
+            env = {"FLEETKEY_HOME": os.path.join(self.tmp, home)}
+            self.fk("init", "--no-passphrase", "--test-seed", fk.TEST_SEED, env=env)
+            self.fk("device", "add", "SN-0001", env=env)
+            self.fk("user", "add", "alice", env=env)
+            outs.append(self.fk("--json", "user", "grant", "alice", "--device", "SN-0001", "--role", "owner", "--ttl",
+                                "30d", "--now", "2026-11-22T00:00:00Z", env=env).out)
+            if home == "a":
+                time.sleep(1.1)
+        self.assertEqual(outs[0], outs[1])
+        j = json.loads(outs[0])
+        self.assertEqual(j["expires"], "2026-12-22T00:00:00Z")
+        self.assertEqual(j["token"], json.loads(outs[1])["token"])
+        self.fails(fk.USAGE, "user", "grant", "alice", "--device", "SN-0001", "--role", "owner", "--now", "soon")
+
     def test_error_codes(self):
         self.fk("user", "add", "alice")
         self.fk("user", "grant", "alice", "--device", "SN-0001", "--role", "owner", "--ttl", "1s")
