@@ -15,7 +15,7 @@ constexpr Command k_command_groups[] = {
 
 // The global options that take a value (in build_app below).
 constexpr std::string_view k_global_valued[] = {"--home", "--registry", "--master-key", "--passphrase-file"};
-constexpr std::string_view k_global_flags[] = {"--json", "-q", "--quiet", "-v", "--verbose"};
+constexpr std::string_view k_global_flags[] = {"--json", "--json-errors", "-q", "--quiet", "-v", "--verbose"};
 
 bool is_one_of(std::string_view arg, std::span<const std::string_view> names)
 {
@@ -109,6 +109,9 @@ std::unique_ptr<CLI::App> build_app(Context& ctx, std::span<char* const> args)
          "read; at most 64 KiB (default: $FLEETKEY_PASSPHRASE_FILE)")
       ->type_name("FILE");
   app->add_flag("--json", g.json, "Print JSON (JSON Lines for lists and streams)");
+  app->add_flag("--json-errors", g.json_errors,
+                "Write an error as one JSON object {\"error\": {\"code\", \"exit\", \"message\"}} on stderr instead "
+                "of the \"fleetkey: error:\" line (also $FLEETKEY_JSON_ERRORS=1); see SCRIPTING in fleetkey(1)");
   app->add_flag("-q,--quiet", g.quiet, "Print only what a command exists to print");
   app->add_flag("-v,--verbose", g.verbose, "Say more on stderr (repeatable)");
   app->option_defaults()->group("Options");

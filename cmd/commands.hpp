@@ -28,6 +28,10 @@ std::unique_ptr<CLI::App> build_app(Context& ctx, std::span<char* const> args = 
 // The one-line message for a parse error, ending in where to look for help. In fleetkey's words
 // where CLI11's would mislead: it says "A subcommand is required" both for a group given no
 // command and for a word that is no command.
+// --now TIME of token mint, token verify and user grant (2026-11-22T00:12:17Z, 2026-11-22 or @UNIX),
+// checked against a token's time range; none without it. In cmd/token.cpp.
+std::optional<int64_t> parse_now(const std::optional<std::string>& now);
+
 std::string parse_error_message(const CLI::App& app, const CLI::ParseError& e, std::span<char* const> args);
 
 } // namespace fleetkey::cmd

@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <unistd.h>
 
@@ -18,6 +19,9 @@ fleet::Fleet& Context::fleet()
   if (!m_fleet) {
     fleet::Options o{globals.home, globals.registry, globals.master_key, globals.passphrase_file};
     m_fleet = std::make_unique<fleet::Fleet>(o, [this](std::string_view msg) { warn(msg); });
+    if (globals.quiet) {
+      m_fleet->hush_test_key();
+    }
     if (globals.verbose > 0) {
       const auto& p = m_fleet->paths();
       fmt::print(stderr, "fleetkey: home {}, registry {}, master key {}\n", one_line(p.home), one_line(p.registry),
@@ -49,6 +53,48 @@ void Context::note(std::string_view text) const
 void Context::warn(std::string_view text) const
 {
   fmt::print(stderr, "fleetkey: warning: {}\n", one_line(text));
+}
+
+std::string error_code(const Error& e)
+{
+  if (e.reason() != nullptr) {
+    return e.reason();
+  }
+  switch (e.code()) {
+  case Exit::ok:
+    return "ok";
+  case Exit::failure:
+    return "failure";
+  case Exit::usage:
+    return "usage";
+  case Exit::not_found:
+    return "not_found";
+  case Exit::conflict:
+    return "conflict";
+  case Exit::key:
+    return "key";
+  case Exit::registry:
+    return "registry";
+  case Exit::exceeds_grant:
+    return "exceeds_grant";
+  case Exit::token_malformed:
+    return "token_malformed";
+  case Exit::token_bad_mac:
+    return "token_bad_mac";
+  case Exit::token_expired:
+    return "token_expired";
+  case Exit::token_not_yet_valid:
+    return "token_not_yet_valid";
+  case Exit::token_revoked:
+    return "token_revoked";
+  case Exit::token_unknown_key:
+    return "token_unknown_key";
+  case Exit::token_wrong_audience:
+    return "token_wrong_audience";
+  case Exit::audit_chain:
+    return "audit_chain";
+  }
+  return "failure";
 }
 
 std::string one_line(std::string_view text)
@@ -102,6 +148,31 @@ void Context::write_secret(const crypto::Secret& text) const
   if (std::fflush(stdout) != 0 || !util::write_fully(STDOUT_FILENO, text.span())) {
     throw Error(Exit::failure, "cannot write to stdout: {}", std::strerror(errno));
   }
+}
+
+bool colour_allowed()
+{
+  const char* no_color = std::getenv("NO_COLOR");
+  return no_color == nullptr || *no_color == '\0';
+}
+
+SecretOutput::SecretOutput(const std::optional<std::string>& path)
+{
+  if (path && *path != "-") {
+    m_file = std::make_unique<util::AtomicFile>(*path, util::Overwrite::no);
+  }
+}
+
+SecretOutput::~SecretOutput() = default;
+
+void SecretOutput::write(const Context& ctx, const crypto::Secret& text)
+{
+  if (!m_file) {
+    ctx.write_secret(text);
+    return;
+  }
+  m_file->write(text.span());
+  m_file->commit();
 }
 
 CLI::App* add_command(CLI::App& parent, Context& ctx, const std::string& name, const std::string& help,

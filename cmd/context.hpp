@@ -2,6 +2,8 @@
 // What every command file shares: the global options, the fleet they open, and output helpers.
 
 #include <fleetkey/fleet/fleet.hpp>
+#include <fleetkey/util/error.hpp>
+#include <fleetkey/util/file.hpp>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -23,6 +25,7 @@ struct Globals
   std::optional<std::string> master_key;
   std::optional<std::string> passphrase_file;
   bool json = false;
+  bool json_errors = false; // --json-errors, $FLEETKEY_JSON_ERRORS=1
   bool quiet = false;
   int verbose = 0;
 };
@@ -66,6 +69,27 @@ private:
 // U+2066-U+2069), each byte of invalid UTF-8 as \xNN. Anything else, backslashes included, is copied
 // as is.
 std::string one_line(std::string_view text);
+
+// Whether colour escapes may go to a terminal: not when $NO_COLOR is set and not empty (no-color.org).
+bool colour_allowed();
+
+// The error's error.code with --json (fleetkey(1), SCRIPTING): its reason if it has one (exists,
+// already_revoked, grant_revoked, grant_expired, device_revoked, file_exists), else its exit code's name.
+std::string error_code(const Error& e);
+
+// `-o FILE` of a command whose job is one secret (device key, user key): FILE is created 0600 under a
+// temporary name before the secret is derived (so that a taken name changes nothing, exit 4) and named
+// once written; none, or "-", is standard output.
+class SecretOutput
+{
+public:
+  explicit SecretOutput(const std::optional<std::string>& path);
+  ~SecretOutput();
+  void write(const Context& ctx, const crypto::Secret& text); // then names FILE
+
+private:
+  std::unique_ptr<util::AtomicFile> m_file;
+};
 
 // Registers a subcommand whose callback hands `run` to main as the action to perform.
 CLI::App* add_command(CLI::App& parent, Context& ctx, const std::string& name, const std::string& help,

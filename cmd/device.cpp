@@ -34,12 +34,14 @@ struct DeviceKeyOptions
   std::string id;
   std::string format = "hex";
   std::optional<std::string> purpose;
+  std::optional<std::string> output;
 };
 
 struct DeviceRevokeOptions
 {
   std::string id;
   std::string reason;
+  bool if_not_revoked = false;
 };
 
 struct DeviceStateOptions
@@ -145,14 +147,32 @@ void add_device_revoke(CLI::App& device, Context& ctx)
   auto ro = std::make_shared<DeviceRevokeOptions>();
   auto* revoke =
       add_command(device, ctx, "revoke", "Revoke a device: no more keys, grants or tokens for it", [&ctx, ro] {
-        const auto d = fleet::revoke_device(ctx.fleet(), ro->id, ro->reason);
+        std::optional<registry::DeviceRecord> d;
+        try {
+          d = fleet::revoke_device(ctx.fleet(), ro->id, ro->reason);
+        } catch (const Error& e) {
+          if (!ro->if_not_revoked || !e.has_reason("already_revoked")) {
+            throw;
+          }
+        }
+        const bool already = !d;
+        if (already) {
+          d = fleet::show_device(ctx.fleet(), ro->id);
+        }
         if (ctx.json()) {
-          ctx.print_json(to_json(d));
+          Json j = to_json(*d);
+          if (ro->if_not_revoked) {
+            j["already_revoked"] = already;
+          }
+          ctx.print_json(j);
         } else {
-          ctx.note(fmt::format("revoked device {}", d.id));
+          ctx.note(already ? fmt::format("device {} is already revoked", d->id)
+                           : fmt::format("revoked device {}", d->id));
         }
       });
   revoke->add_option("ID", ro->id, "Device id")->required();
+  revoke->add_flag("--if-not-revoked", ro->if_not_revoked,
+                   "Succeed without change (exit 0, \"already revoked\") if the device is already revoked");
   revoke->add_option("--reason", ro->reason, "Why, for the audit trail (1 to 1024 bytes of printable text)")
       ->required()
       ->type_name("TEXT");
@@ -164,12 +184,17 @@ void add_device_key(CLI::App& device, Context& ctx)
   auto* key =
       add_command(device, ctx, "key", "Print the device's key (or a purpose subkey) and nothing else", [&ctx, ko] {
         const auto format = ctx.json() ? fleet::KeyFormat::json : fleet::parse_key_format(ko->format);
+        SecretOutput out(ko->output);
         auto& fleet = ctx.fleet();
         const auto k = fleet::export_device_key(fleet, ko->id, ko->purpose);
         fleet::KeyMeta meta{"device",    k.device.id,          std::nullopt,  std::nullopt,
                             ko->purpose, k.device.key_version, k.fingerprint, fleet.keyring().is_test_key()};
-        ctx.write_secret(fleet::format_key(format, k.key, meta));
+        out.write(ctx, fleet::format_key(format, k.key, meta));
       });
+  key->add_option("-o,--output", ko->output,
+                  "Write the key to FILE instead of stdout: created 0600 under a temporary name and named once "
+                  "complete; FILE must not exist (exit 4); - is stdout")
+      ->type_name("FILE");
   key->add_option("ID", ko->id, "Device id")->required();
   key->add_option("--format", ko->format, "Output format")
       ->check(CLI::IsMember({"hex", "base64", "c", "psk", "json"}))

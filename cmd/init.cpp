@@ -2,6 +2,7 @@
 #include "commands.hpp"
 
 #include <fleetkey/fleet/master.hpp>
+#include <fleetkey/util/file.hpp>
 
 #include <fmt/format.h>
 
@@ -10,9 +11,20 @@ namespace fleetkey::cmd {
 void setup_init(CLI::App& app, Context& ctx)
 {
   auto o = std::make_shared<fleet::InitOptions>();
-  auto* sub = add_command(app, ctx, "init", "Create the home, the registry and master key version 1", [&ctx, o] {
-    const auto rec = fleet::init(ctx.fleet(), *o);
+  auto skip = std::make_shared<bool>(false); // --if-missing
+  auto* sub = add_command(app, ctx, "init", "Create the home, the registry and master key version 1", [&ctx, o, skip] {
     const auto& p = ctx.fleet().paths();
+    if (*skip && !o->force && util::exists(p.registry) && util::exists(p.master_key)) {
+      // Initialised already: checked to be a fleetkey registry (exit 6 if not), and left as it is.
+      ctx.fleet().registry();
+      if (ctx.json()) {
+        ctx.print_json({{"home", p.home}, {"registry", p.registry}, {"master_key", p.master_key}, {"created", false}});
+      } else {
+        ctx.note(fmt::format("{} is initialised already", p.home));
+      }
+      return;
+    }
+    const auto rec = fleet::init(ctx.fleet(), *o);
     if (ctx.json()) {
       ctx.print_json({{"home", p.home},
                       {"registry", p.registry},
@@ -20,7 +32,8 @@ void setup_init(CLI::App& app, Context& ctx)
                       {"version", rec.version},
                       {"fingerprint", rec.fingerprint},
                       {"encrypted", !o->no_passphrase},
-                      {"test_key", rec.test_key}});
+                      {"test_key", rec.test_key},
+                      {"created", true}});
       return;
     }
     ctx.note(fmt::format("created master key v{} ({}{}) in {}", rec.version,
@@ -36,6 +49,9 @@ void setup_init(CLI::App& app, Context& ctx)
   sub->add_option("--kdf", o->kdf_profile, "Argon2id cost of the passphrase key")
       ->check(CLI::IsMember({"interactive", "moderate", "sensitive"}))
       ->capture_default_str();
+  sub->add_flag("--if-missing", *skip,
+                "Succeed without change if the registry and the master key file exist already (and are a fleetkey "
+                "registry); a home with only one of them is still refused");
   sub->add_flag("--force", o->force, "Replace an existing registry and master key (every derived key changes)");
 }
 

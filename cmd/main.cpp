@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -42,10 +43,8 @@ int main(int argc, char** argv)
     } catch (const CLI::CallForVersion& e) {
       return app->exit(e);
     } catch (const CLI::ParseError& e) {
-      fmt::print(stderr, "fleetkey: error: {}\n",
-                 fleetkey::cmd::one_line(fleetkey::cmd::parse_error_message(
-                     *app, e, std::span<char* const>(argv, static_cast<size_t>(argc)))));
-      return static_cast<int>(Exit::usage);
+      throw Error(Exit::usage, "{}",
+                  fleetkey::cmd::parse_error_message(*app, e, std::span<char* const>(argv, static_cast<size_t>(argc))));
     }
     if (ctx.action) {
       ctx.action();
@@ -62,7 +61,17 @@ int main(int argc, char** argv)
     return 0;
   } catch (const Error& e) {
     std::fflush(stdout);
-    fmt::print(stderr, "fleetkey: error: {}\n", fleetkey::cmd::one_line(e.message()));
+    const char* env = std::getenv("FLEETKEY_JSON_ERRORS");
+    if (ctx.globals.json_errors || (env != nullptr && std::string_view(env) == "1")) {
+      // fleetkey(1), SCRIPTING: one JSON object on stderr, error.code a stable name for the reason.
+      const fleetkey::cmd::Json j = {{"error",
+                                      {{"code", fleetkey::cmd::error_code(e)},
+                                       {"exit", e.exit_code()},
+                                       {"message", fleetkey::cmd::one_line(e.message())}}}};
+      fmt::print(stderr, "{}\n", j.dump());
+    } else {
+      fmt::print(stderr, "fleetkey: error: {}\n", fleetkey::cmd::one_line(e.message()));
+    }
     return e.exit_code();
   } catch (const std::exception& e) {
     std::fflush(stdout);

@@ -37,6 +37,7 @@ struct PairCliOptions
   std::optional<std::string> from;
   int jobs = 0;
   bool force = false;
+  bool resume = false;
 };
 
 struct DecodeOptions
@@ -129,10 +130,13 @@ void run_pair(Context& ctx, const PairCliOptions& o)
     throw Error(Exit::usage, "--margin {} is out of range (0-64)", *o.margin); // -1 is the default, never given
   }
   fleet::LabelOptions label{qr_format(o, batch), qr::parse_ec(o.ec), o.scale, o.margin.value_or(-1)};
-  if (!o.out && ::isatty(STDOUT_FILENO) != 0) {
+  if ((!o.out || *o.out == "-") && ::isatty(STDOUT_FILENO) != 0 && colour_allowed()) {
     label.colors = qr::Colors::black_on_white; // the same code in a dark and a light terminal
   }
   const auto overwrite = o.force ? util::Overwrite::yes : util::Overwrite::no;
+  if (o.resume && !batch) {
+    throw Error(Exit::usage, "--resume completes a production run (--all or --from FILE)");
+  }
   if (batch) {
     if (o.device) {
       throw Error(Exit::usage, "give DEVICE, --all or --from FILE, not several");
@@ -143,10 +147,12 @@ void run_pair(Context& ctx, const PairCliOptions& o)
     if (o.rotate) {
       throw Error(Exit::usage, "--rotate works on one device at a time");
     }
-    if (!o.out) {
+    if (!o.out || *o.out == "-") {
       throw Error(Exit::usage, "a production run needs -o DIR");
     }
-    const auto r = fleet::pair_batch(ctx.fleet(), {po, label, *o.out, o.from, o.jobs, overwrite});
+    fleet::BatchOptions bo{po, label, *o.out, o.from, o.jobs, overwrite};
+    bo.resume = o.resume;
+    const auto r = fleet::pair_batch(ctx.fleet(), bo);
     if (ctx.json()) {
       Json j{{"count", r.count}, {"dir", r.dir}, {"manifest", r.manifest}, {"scheme", o.scheme}};
       if (!r.matter_files.empty()) {
@@ -169,12 +175,20 @@ void run_pair(Context& ctx, const PairCliOptions& o)
   if (o.jobs != 0) {
     throw Error(Exit::usage, "--jobs is for production runs (--all or --from)");
   }
-  if (!o.out) {
+  const bool to_stdout = o.out && *o.out == "-"; // -o -: the rendering alone on stdout
+  if (to_stdout && ctx.json()) {
+    throw Error(Exit::usage, "-o - writes the QR rendering to stdout: not with --json");
+  }
+  if (!o.out || to_stdout) {
     ctx.commit_after_output(); // with -o, the file is the delivery, named only once the registry has it
   }
   const auto r = fleet::pair_device(ctx.fleet(), *o.device, po, label, o.out,
                                     o.rotate ? fleet::Rotate::yes : fleet::Rotate::no, overwrite);
   const auto& c = r.code;
+  if (to_stdout) {
+    ctx.print(r.rendering);
+    return;
+  }
   if (ctx.json()) {
     Json j{{"device", c.device}, {"scheme", o.scheme}, {"counter", c.counter}};
     if (c.matter) {
@@ -340,7 +354,8 @@ void setup_pair(CLI::App& app, Context& ctx)
                    "QR rendering: utf8 (half blocks), ansi (half blocks with colours), png, svg or none (default: "
                    "from -o's extension, else utf8; png for --all and --from)")
       ->check(CLI::IsMember({"utf8", "ansi", "png", "svg", "none"}));
-  pair->add_option("-o,--output", o->out, "Write the QR rendering to FILE (a production run: label files into DIR)")
+  pair->add_option("-o,--output", o->out,
+                   "Write the QR rendering to FILE, or with - to stdout alone (a production run: label files into DIR)")
       ->type_name("FILE|DIR");
   pair->add_option("--pin-digits", o->pin_digits, "PIN length before the check digit (6-12)")->capture_default_str();
   pair->add_flag("--rotate", o->rotate, "Issue a new code: add one to the device's pairing counter (audited)");
@@ -377,6 +392,10 @@ void setup_pair(CLI::App& app, Context& ctx)
   pair->add_option("--from", o->from, "Production run: the devices listed in FILE, one id a line")->type_name("FILE");
   pair->add_option("--jobs", o->jobs, "Threads for a production run (default: one per core)")->type_name("N");
   pair->add_flag("--force", o->force, "Replace an existing -o FILE, or write into a non-empty -o DIR");
+  pair->add_flag("--resume", o->resume,
+                 "Production run: complete a run into -o DIR that was cut off (killed, disk full): labels that hold "
+                 "what this run writes are kept untouched, the others written, the manifest written anew; "
+                 "safe to re-run");
 }
 
 } // namespace fleetkey::cmd

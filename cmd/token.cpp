@@ -48,7 +48,10 @@ struct TokenRevokeOptions
 {
   std::string token;
   std::string reason;
+  bool if_not_revoked = false;
 };
+
+} // namespace
 
 std::optional<int64_t> parse_now(const std::optional<std::string>& now)
 {
@@ -72,6 +75,8 @@ std::optional<int64_t> parse_now(const std::optional<std::string>& now)
   fleet::check_now(*t);
   return *t;
 }
+
+namespace {
 
 // --leeway: a duration, or zero (the default), which parse_duration refuses: a text whose every
 // number is 0 ("0", "0s", "0m0s") is zero when the same text with each number 1 is a duration.
@@ -348,10 +353,24 @@ void add_token_revoke(CLI::App& tok, Context& ctx)
 {
   auto ro = std::make_shared<TokenRevokeOptions>();
   auto* revoke = add_command(tok, ctx, "revoke", "Revoke a token by its text or its token id", [&ctx, ro] {
-    const auto r = fleet::revoke_token(ctx.fleet(), token_argument(ro->token), ro->reason);
+    std::optional<fleet::RevokedToken> revoked;
+    try {
+      revoked = fleet::revoke_token(ctx.fleet(), token_argument(ro->token), ro->reason);
+    } catch (const Error& e) {
+      if (!ro->if_not_revoked || !e.has_reason("already_revoked")) {
+        throw;
+      }
+      // e.message() names the token id: "token ID is already revoked".
+      ctx.json() ? ctx.print_json(Json{{"already_revoked", true}}) : ctx.note(e.message());
+      return;
+    }
+    const auto& r = *revoked;
     if (ctx.json()) {
       Json j{{"token_id", r.token_id}, {"reason", r.reason}, {"created", r.created}};
       j["exp"] = r.exp ? Json(*r.exp) : Json(nullptr);
+      if (ro->if_not_revoked) {
+        j["already_revoked"] = false;
+      }
       ctx.print_json(j);
       return;
     }
@@ -362,7 +381,10 @@ void add_token_revoke(CLI::App& tok, Context& ctx)
                    "The token, its id (hex of the cti, or the jti; hex in either case), or - to read the token or id "
                    "from stdin (a token on the command line is visible to other users in ps)")
       ->required();
-  revoke->footer("Exit status: 0 revoked, 2 usage, 4 already revoked, 10 malformed, 11 bad MAC, 15 unknown key "
+  revoke->add_flag("--if-not-revoked", ro->if_not_revoked,
+                   "Succeed without change (exit 0, \"already revoked\") if the token is already revoked");
+  revoke->footer("Exit status: 0 revoked (or, with --if-not-revoked, already revoked), 2 usage, 4 already revoked, 10 "
+                 "malformed, 11 bad MAC, 15 unknown key "
                  "(a token must be one of this registry's keys; an id is taken as given). See fleetkey-tokens(5).");
   revoke->add_option("--reason", ro->reason, "Why, for the audit trail (1 to 1024 bytes of printable text)")
       ->required()

@@ -22,6 +22,7 @@ struct UserAddOptions
 {
   std::string name;
   std::vector<std::string> labels;
+  bool if_missing = false;
 };
 
 struct GrantOptions
@@ -32,6 +33,8 @@ struct GrantOptions
   std::optional<std::string> ttl;
   std::optional<std::string> qr;
   std::optional<std::string> output;
+  bool keep_epoch = false;
+  std::optional<std::string> now;
 };
 
 struct UserRevokeOptions
@@ -39,6 +42,7 @@ struct UserRevokeOptions
   std::string name;
   std::optional<std::string> device;
   std::string reason;
+  bool if_not_revoked = false;
 };
 
 struct UserKeyOptions
@@ -46,17 +50,38 @@ struct UserKeyOptions
   std::string name;
   std::string device;
   std::string format = "hex";
+  std::optional<std::string> output;
 };
 
 void add_user_add(CLI::App& user, Context& ctx)
 {
   auto ao = std::make_shared<UserAddOptions>();
   auto* add = add_command(user, ctx, "add", "Add a user", [&ctx, ao] {
-    const auto u = fleet::add_user(ctx.fleet(), ao->name, fleet::parse_labels(ao->labels));
-    ctx.json() ? ctx.print_json(to_json(u)) : ctx.note(fmt::format("added user {}", u.name));
+    const auto labels = fleet::parse_labels(ao->labels);
+    std::optional<registry::UserRecord> u;
+    try {
+      u = fleet::add_user(ctx.fleet(), ao->name, labels);
+    } catch (const Error& e) {
+      if (!ao->if_missing || !e.has_reason("exists")) {
+        throw;
+      }
+    }
+    const bool added = u.has_value();
+    if (!added) {
+      u = fleet::show_user(ctx.fleet(), ao->name).user;
+    }
+    if (ctx.json()) {
+      Json j = to_json(*u);
+      j["added"] = added;
+      ctx.print_json(j);
+    } else {
+      ctx.note(added ? fmt::format("added user {}", u->name) : fmt::format("user {} already exists", u->name));
+    }
   });
   add->add_option("NAME", ao->name, "User name: 1-128 bytes of printable UTF-8")->required();
   add->add_option("--label", ao->labels, "Label KEY=VALUE")->type_name("K=V");
+  add->add_flag("--if-missing", ao->if_missing,
+                "Succeed without change if the user already exists (its labels are left as they are)");
 }
 
 void add_user_list(CLI::App& user, Context& ctx)
@@ -117,13 +142,14 @@ void add_user_grant(CLI::App& user, Context& ctx)
           }
           ttl = *d;
         }
+        const auto now = parse_now(go->now);
         const auto qr_mode = go->qr ? std::optional(fleet::parse_qr_mode(*go->qr)) : std::nullopt;
         // Checked before anything is recorded, so that bad options change nothing.
         if (qr_mode && !go->output && (ctx.json() || *qr_mode == fleet::QrMode::png)) {
           throw fleetkey::Error(Exit::usage, "--qr {} needs -o FILE{}", *go->qr, ctx.json() ? " with --json" : "");
         }
         if (go->output && util::exists(*go->output)) {
-          throw fleetkey::Error(Exit::conflict, "{} already exists", *go->output);
+          throw fleetkey::Error(Exit::conflict, "{} already exists", *go->output).with_reason("file_exists");
         }
         // The output file exists (unnamed, or under a temporary name) before anything is recorded,
         // gets its content inside the grant's transaction, and is named only after the registry
@@ -138,12 +164,13 @@ void add_user_grant(CLI::App& user, Context& ctx)
         }
         std::optional<crypto::Secret> bundle;
         std::vector<uint8_t> qr;
-        const auto b =
-            fleet::grant_with_token(fleet, go->name, go->device, go->role, ttl, [&](const fleet::GrantBundle& made) {
+        const auto b = fleet::grant_with_token(
+            fleet, go->name, go->device, go->role, ttl,
+            [&](const fleet::GrantBundle& made) {
               bundle = fleet::bundle_json(made);
               if (qr_mode) {
                 // On a terminal, explicit colours: the same code in a dark and a light terminal.
-                const bool terminal = !go->output && ::isatty(STDOUT_FILENO) != 0;
+                const bool terminal = !go->output && ::isatty(STDOUT_FILENO) != 0 && colour_allowed();
                 qr = fleet::render_bundle_qr(*bundle, *qr_mode,
                                              terminal ? qr::Colors::black_on_white : qr::Colors::none);
               }
@@ -155,7 +182,8 @@ void add_user_grant(CLI::App& user, Context& ctx)
                   file->write(std::string_view("\n"));
                 }
               }
-            });
+            },
+            go->keep_epoch ? fleet::KeepEpoch::yes : fleet::KeepEpoch::no, now);
         if (file) {
           // The grant is committed. Should naming the file fail now (the name was taken meanwhile,
           // or fsync fails), the command fails with the grant recorded and no file: the key was
@@ -167,23 +195,45 @@ void add_user_grant(CLI::App& user, Context& ctx)
           return;
         }
         sodium_memzero(qr.data(), qr.size());
+        const auto& g = b.grant;
+        if (ctx.json() && go->output) {
+          // The file is the delivery: stdout gets the bundle's members but the user key, and the file.
+          ctx.print_json({{"type", "fleetkey-grant"},
+                          {"version", 1},
+                          {"user", g.grant.user},
+                          {"device", g.device.id},
+                          {"role", g.grant.role},
+                          {"epoch", g.grant.epoch},
+                          {"key_version", g.device.key_version},
+                          {"expires", g.grant.expires ? Json(*g.grant.expires) : Json(nullptr)},
+                          {"fingerprint", g.fingerprint},
+                          {"test_key", b.test_key},
+                          {"token", b.token.text},
+                          {"token_id", b.token.token_id},
+                          {"file", *go->output}});
+          return;
+        }
         if (ctx.json()) {
           ctx.write_secret(*bundle);
           ctx.print("\n");
           return;
         }
-        const auto& g = b.grant;
         fleet::KeyMeta meta{"user",       g.device.id,          g.grant.user,  g.grant.epoch,
                             std::nullopt, g.device.key_version, g.fingerprint, b.test_key};
         ctx.print(
             fmt::format("user:         {}\ndevice:       {}\nrole:         {}\nepoch:        {}\nexpires:      {}\n",
                         g.grant.user, g.grant.device, g.grant.role, g.grant.epoch, g.grant.expires.value_or("never")));
-        ctx.print("user key:     ");
-        ctx.write_secret(fleet::format_key(fleet::KeyFormat::base64, g.user_key, meta));
+        if (!go->output) { // with -o, the key is in the file only
+          ctx.print("user key:     ");
+          ctx.write_secret(fleet::format_key(fleet::KeyFormat::base64, g.user_key, meta));
+        }
         ctx.print(fmt::format("fingerprint:  {}\ntoken:        {}\ntoken id:     {}\n", g.fingerprint, b.token.text,
                               b.token.token_id));
         if (go->output) {
           ctx.note(fmt::format("wrote {} to {}", qr_mode ? "the QR code" : "the bundle", *go->output));
+        }
+        if (g.kept) {
+          ctx.note(fmt::format("kept the active grant (epoch {}): only the token is new", g.grant.epoch));
         }
       });
   grant->add_option("NAME", go->name, "User name")->required();
@@ -202,8 +252,18 @@ void add_user_grant(CLI::App& user, Context& ctx)
   grant
       ->add_option("-o,--output", go->output,
                    "Write the QR code (or, without --qr, the bundle JSON) to FILE, created 0600; stdout keeps the "
-                   "summary. FILE must not exist; if it cannot be written, nothing is granted")
+                   "summary without the user key (with --json: the bundle's members but user_key, and \"file\"). "
+                   "FILE must not exist; if it cannot be written, nothing is granted")
       ->type_name("FILE");
+  grant->add_flag("--keep-epoch", go->keep_epoch,
+                  "If the user's grant on the device is active, unexpired and for the same --role, keep it as it is "
+                  "(same epoch, user key and expiry; --ttl is not applied) and print it with a new token; else "
+                  "grant as without it. Safe to re-run");
+  grant
+      ->add_option("--now", go->now,
+                   "Grant as of TIME (2026-11-22T00:12:17Z, 2026-11-22 or @UNIX): created, expires and the token's "
+                   "iat and exp, for reproducible fixtures")
+      ->type_name("TIME");
 }
 
 void add_user_revoke(CLI::App& user, Context& ctx)
@@ -211,7 +271,17 @@ void add_user_revoke(CLI::App& user, Context& ctx)
   auto ro = std::make_shared<UserRevokeOptions>();
   auto* revoke =
       add_command(user, ctx, "revoke", "Revoke a user's grant on one device, or on every device", [&ctx, ro] {
-        const auto revoked = fleet::revoke_user(ctx.fleet(), ro->name, ro->device, ro->reason);
+        std::vector<registry::GrantRecord> revoked;
+        try {
+          revoked = fleet::revoke_user(ctx.fleet(), ro->name, ro->device, ro->reason);
+        } catch (const Error& e) {
+          if (!ro->if_not_revoked || !e.has_reason("already_revoked")) {
+            throw;
+          }
+          // Nothing left to revoke: the state asked for. With --json, no line (no grant revoked now).
+          ctx.note(ro->device ? fmt::format("{} on device {} is already revoked", ro->name, *ro->device)
+                              : fmt::format("{} has no active grant: already revoked", ro->name));
+        }
         for (const auto& g : revoked) {
           ctx.json() ? ctx.print_json(to_json(g))
                      : ctx.note(fmt::format("revoked {} on device {} (key epoch now {})", g.user, g.device, g.epoch));
@@ -219,6 +289,8 @@ void add_user_revoke(CLI::App& user, Context& ctx)
       });
   revoke->add_option("NAME", ro->name, "User name")->required();
   revoke->add_option("--device", ro->device, "Only this device (default: every device)")->type_name("ID");
+  revoke->add_flag("--if-not-revoked", ro->if_not_revoked,
+                   "Succeed without change (exit 0, \"already revoked\") if there is no active grant left to revoke");
   revoke->add_option("--reason", ro->reason, "Why, for the audit trail (1 to 1024 bytes of printable text)")
       ->required()
       ->type_name("TEXT");
@@ -233,12 +305,17 @@ void add_user_key(CLI::App& user, Context& ctx)
       "expired",
       [&ctx, ko] {
         const auto format = ctx.json() ? fleet::KeyFormat::json : fleet::parse_key_format(ko->format);
+        SecretOutput out(ko->output);
         auto& fleet = ctx.fleet();
         const auto k = fleet::export_user_key(fleet, ko->name, ko->device);
         fleet::KeyMeta meta{"user",       k.device.id,          k.grant.user,  k.grant.epoch,
                             std::nullopt, k.device.key_version, k.fingerprint, fleet.keyring().is_test_key()};
-        ctx.write_secret(fleet::format_key(format, k.user_key, meta));
+        out.write(ctx, fleet::format_key(format, k.user_key, meta));
       });
+  key->add_option("-o,--output", ko->output,
+                  "Write the key to FILE instead of stdout: created 0600 under a temporary name and named once "
+                  "complete; FILE must not exist (exit 4); - is stdout")
+      ->type_name("FILE");
   key->add_option("NAME", ko->name, "User name")->required();
   key->add_option("--device", ko->device, "Device id")->required()->type_name("ID");
   key->add_option("--format", ko->format, "Output format")

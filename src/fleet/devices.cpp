@@ -22,7 +22,8 @@ AddedDevice add_device(Fleet& fleet, const DeviceSpec& spec, IfMissing if_missin
     if (if_missing == IfMissing::yes) {
       return {std::move(*existing), false};
     }
-    throw Error(Exit::conflict, "device \"{}\" is already registered (use --if-missing to skip)", spec.id);
+    throw Error(Exit::conflict, "device \"{}\" is already registered (use --if-missing to skip)", spec.id)
+        .with_reason("exists");
   }
   registry::DeviceRecord rec;
   rec.id = spec.id;
@@ -62,7 +63,7 @@ registry::DeviceRecord revoke_device(Fleet& fleet, std::string_view id, std::str
   registry::Transaction tx(reg.db());
   auto rec = show_device(fleet, id);
   if (rec.status == "revoked") {
-    throw Error(Exit::conflict, "device \"{}\" is already revoked", id);
+    throw Error(Exit::conflict, "device \"{}\" is already revoked", id).with_reason("already_revoked");
   }
   const auto now = util::format_time(util::unix_now());
   reg.revoke_device(id, now, reason);
@@ -96,7 +97,8 @@ DeviceKey export_device_key(Fleet& fleet, std::string_view id, const std::option
   }
   auto rec = show_device(fleet, id);
   if (rec.status == "revoked") {
-    throw Error(Exit::conflict, "device \"{}\" is revoked: its key is no longer issued", id);
+    throw Error(Exit::conflict, "device \"{}\" is revoked: its key is no longer issued", id)
+        .with_reason("device_revoked");
   }
   auto key = derive_device_key(fleet, rec);
   if (purpose) {

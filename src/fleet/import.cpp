@@ -1072,7 +1072,8 @@ ImportSummary import_devices(Fleet& fleet, const ImportOptions& options, const P
     }
     keys_out = ends_with(*options.keys_out, ".csv") ? KeysOut::csv : KeysOut::jsonl;
     if (util::exists(*options.keys_out)) {
-      throw Error(Exit::conflict, "--keys-out {} already exists (keys files are never overwritten)", *options.keys_out);
+      throw Error(Exit::conflict, "--keys-out {} already exists (keys files are never overwritten)", *options.keys_out)
+          .with_reason("file_exists");
     }
   }
 

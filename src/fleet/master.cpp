@@ -204,7 +204,8 @@ registry::MasterKeyRecord init(Fleet& fleet, const InitOptions& options)
     for (const auto* p : {&paths.master_key, &paths.registry}) {
       if (util::exists(*p)) {
         throw Error(Exit::conflict, "{} already exists (use --force to replace it and lose every key derived from it)",
-                    *p);
+                    *p)
+            .with_reason("exists");
       }
     }
   }
@@ -232,7 +233,8 @@ registry::MasterKeyRecord init(Fleet& fleet, const InitOptions& options)
   const bool half_made = staging.half_made();
   if (!options.force && !half_made && (util::exists(paths.master_key) || util::exists(paths.registry))) {
     throw Error(Exit::conflict, "{} already exists (use --force to replace it and lose every key derived from it)",
-                util::exists(paths.master_key) ? paths.master_key : paths.registry);
+                util::exists(paths.master_key) ? paths.master_key : paths.registry)
+        .with_reason("exists");
   }
   if (half_made) {
     ::unlink(paths.master_key.c_str());

@@ -187,6 +187,31 @@ std::string csv_field(std::string_view s)
   return out + "\"";
 }
 
+// Whether `path` is a regular file with one name that holds exactly `data` (pair --resume).
+bool holds(const std::string& path, std::string_view data)
+{
+  util::Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
+  struct stat st
+  {
+  };
+  if (!fd.valid() || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink > 1
+      || static_cast<size_t>(st.st_size) != data.size()) {
+    return false;
+  }
+  std::string have(data.size(), '\0');
+  size_t got = 0;
+  while (got < have.size()) {
+    const auto n = ::read(fd.get(), have.data() + got, have.size() - got);
+    if (n <= 0) {
+      return false;
+    }
+    got += static_cast<size_t>(n);
+  }
+  const bool same = sodium_memcmp(have.data(), data.data(), data.size()) == 0;
+  sodium_memzero(have.data(), have.size());
+  return same;
+}
+
 // Labels carry PINs: a label is written only into a regular file of its own that ends up 0600.
 // O_NOFOLLOW refuses a symbolic link, O_NONBLOCK a FIFO without a reader; an existing file is
 // truncated only once it is known to be a regular file with no other name. On failure the file is
@@ -420,14 +445,17 @@ std::string render_label(std::string_view payload, const LabelOptions& label)
 }
 
 PairResult pair_device(Fleet& fleet, std::string_view id, const PairOptions& options, const LabelOptions& label,
-                       const std::optional<std::string>& out, Rotate rotate, util::Overwrite overwrite)
+                       const std::optional<std::string>& out_arg, Rotate rotate, util::Overwrite overwrite)
 {
   check_options(options);
   check_label(label, false);
-  if ((label.format == QrFormat::png) && !out) {
+  // -o - is standard output: the rendering is returned (r.rendering), in any format, png included.
+  const bool to_stdout = out_arg && *out_arg == "-";
+  const auto out = to_stdout ? std::nullopt : out_arg;
+  if ((label.format == QrFormat::png) && !out && !to_stdout) {
     throw Error(Exit::usage, "--qr png writes a file: give -o FILE");
   }
-  if (label.format == QrFormat::none && out) {
+  if (label.format == QrFormat::none && out_arg) {
     throw Error(Exit::usage, "-o FILE needs a QR format other than none");
   }
   auto& reg = fleet.registry();
@@ -441,7 +469,7 @@ PairResult pair_device(Fleet& fleet, std::string_view id, const PairOptions& opt
     matter_field(options.matter.product_id, device, "product_id", 0xffff, "--product-id");
   }
   if (out && overwrite == util::Overwrite::no && util::exists(*out)) {
-    throw Error(Exit::conflict, "{} already exists (use --force to replace it)", *out);
+    throw Error(Exit::conflict, "{} already exists (use --force to replace it)", *out).with_reason("file_exists");
   }
   const auto key = derive_device_key(fleet, device); // before the transaction: it may ask for a passphrase
   std::optional<pairing::Spake2p> spake2p;
@@ -522,8 +550,9 @@ BatchResult pair_batch(Fleet& fleet, const BatchOptions& o)
     if (!S_ISDIR(st.st_mode)) {
       throw Error(Exit::conflict, "{} exists and is not a directory", o.out_dir);
     }
-    if (o.overwrite == util::Overwrite::no && !directory_empty(o.out_dir)) {
-      throw Error(Exit::conflict, "output directory {} is not empty (use --force to write into it)", o.out_dir);
+    if (o.overwrite == util::Overwrite::no && !o.resume && !directory_empty(o.out_dir)) {
+      throw Error(Exit::conflict, "output directory {} is not empty (use --force to write into it)", o.out_dir)
+          .with_reason("file_exists");
     }
     // Refuse before any label is replaced; write_whole checks again as it opens each file.
     for (const auto& d : devices) {
@@ -553,6 +582,7 @@ BatchResult pair_batch(Fleet& fleet, const BatchOptions& o)
     std::string file;
     uint16_t discriminator = 0; // Matter
     util::Bytes salt;           // Matter
+    bool kept = false;          // --resume: the label was there already
   };
   std::vector<Row> rows(devices.size());
   // Matter: the verifiers, 97 bytes a device, in guarded memory.
@@ -593,7 +623,12 @@ BatchResult pair_batch(Fleet& fleet, const BatchOptions& o)
           const auto code = make_pairing_code(streams, d, o.pair, spake2p ? &*spake2p : nullptr);
           Row& row = rows[i];
           row.file = label_file_name(d.id, o.label.format);
-          write_whole(o.out_dir + "/" + row.file, render_label(code.payload, o.label), o.overwrite);
+          const auto path = o.out_dir + "/" + row.file;
+          const auto label = render_label(code.payload, o.label);
+          row.kept = o.resume && holds(path, label);
+          if (!row.kept) {
+            write_whole(path, label, o.resume ? util::Overwrite::yes : o.overwrite);
+          }
           row.code = code.code;
           row.manual = code.manual_code;
           if (code.matter) {
@@ -630,7 +665,7 @@ BatchResult pair_batch(Fleet& fleet, const BatchOptions& o)
   // itself) and DIR if this run created it.
   const auto remove_run = [&] {
     for (const auto& row : rows) {
-      if (!row.payload.empty()) {
+      if (!row.payload.empty() && !row.kept) {
         ::unlink((o.out_dir + "/" + row.file).c_str());
       }
     }
@@ -714,11 +749,11 @@ BatchResult pair_batch(Fleet& fleet, const BatchOptions& o)
     }
     reg.audit("device.pair.batch", o.out_dir, details);
     for (const auto& [path, text] : extra) {
-      files.push_back(std::make_unique<util::AtomicFile>(path, o.overwrite));
+      files.push_back(std::make_unique<util::AtomicFile>(path, o.resume ? util::Overwrite::yes : o.overwrite));
       files.back()->write(text.view());
       result.matter_files.push_back(path);
     }
-    files.push_back(std::make_unique<util::AtomicFile>(result.manifest, o.overwrite));
+    files.push_back(std::make_unique<util::AtomicFile>(result.manifest, o.resume ? util::Overwrite::yes : o.overwrite));
     files.back()->write(csv.view());
     tx.commit();
   } catch (...) {

@@ -59,7 +59,7 @@ registry::DeviceRecord usable_device(Fleet& fleet, std::string_view id)
 {
   auto device = show_device(fleet, id);
   if (device.status == "revoked") {
-    throw Error(Exit::conflict, "device \"{}\" is revoked", id);
+    throw Error(Exit::conflict, "device \"{}\" is revoked", id).with_reason("device_revoked");
   }
   return device;
 }
@@ -111,12 +111,14 @@ std::optional<uint64_t> bound_by_grant(Fleet& fleet, const MintRequest& req, std
     return std::nullopt;
   }
   if (g->status != "active") {
-    throw Error(Exit::conflict, "the grant of \"{}\" on device \"{}\" is revoked: no token for it", subject, device);
+    throw Error(Exit::conflict, "the grant of \"{}\" on device \"{}\" is revoked: no token for it", subject, device)
+        .with_reason("grant_revoked");
   }
   const auto expiry = grant_expiry(*g);
   if (expiry && now >= *expiry) {
     throw Error(Exit::conflict, "the grant of \"{}\" on device \"{}\" expired at {}: no token for it", subject, device,
-                *g->expires);
+                *g->expires)
+        .with_reason("grant_expired");
   }
   if (req.role != g->role) {
     throw Error(Exit::exceeds_grant, "--role {} exceeds the grant of \"{}\" on device \"{}\", which is for role {}",
@@ -848,7 +850,7 @@ RevokedToken revoke_token(Fleet& fleet, std::string_view token_or_id, std::strin
   auto& reg = fleet.registry();
   registry::Transaction tx(reg.db());
   if (registry::token_revocation(reg, out.token_id)) {
-    throw Error(Exit::conflict, "token {} is already revoked", out.token_id);
+    throw Error(Exit::conflict, "token {} is already revoked", out.token_id).with_reason("already_revoked");
   }
   out.reason = std::string(reason);
   out.created = util::format_time(util::unix_now());
@@ -863,7 +865,8 @@ RevokedToken revoke_token(Fleet& fleet, std::string_view token_or_id, std::strin
 
 GrantBundle grant_with_token(Fleet& fleet, std::string_view user, std::string_view device, std::string_view role,
                              std::optional<int64_t> ttl_seconds,
-                             const std::function<void(const GrantBundle&)>& before_commit)
+                             const std::function<void(const GrantBundle&)>& before_commit, KeepEpoch keep,
+                             std::optional<int64_t> now_arg)
 {
   // Everything that can be checked without the registry is checked before it is written to.
   validate_name(user, "user name");
@@ -877,10 +880,11 @@ GrantBundle grant_with_token(Fleet& fleet, std::string_view user, std::string_vi
   fleet.keyring(); // a passphrase prompt must not hold the registry's write lock
   auto& reg = fleet.registry();
   registry::Transaction tx(reg.db());
-  // One clock reading for the grant and its token: created = iat, and expires = exp exactly.
-  const int64_t now = util::unix_now();
+  // One clock reading for the grant and its token: created = iat, and expires = exp exactly
+  // (user grant --now: that time instead, for fixtures).
+  const int64_t now = now_arg.value_or(util::unix_now());
   GrantBundle b;
-  b.grant = grant_user(fleet, tx, user, device, role, ttl_seconds, now);
+  b.grant = grant_user(fleet, tx, user, device, role, ttl_seconds, now, keep);
   MintRequest req;
   req.subject = std::string(user);
   req.role = std::string(role);

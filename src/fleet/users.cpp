@@ -27,7 +27,7 @@ registry::UserRecord add_user(Fleet& fleet, const std::string& name, const nlohm
   auto& reg = fleet.registry();
   registry::Transaction tx(reg.db());
   if (reg.user(name)) {
-    throw Error(Exit::conflict, "user \"{}\" already exists", name);
+    throw Error(Exit::conflict, "user \"{}\" already exists", name).with_reason("exists");
   }
   registry::UserRecord rec{name, labels, util::format_time(util::unix_now())};
   reg.insert_user(rec);
@@ -83,19 +83,25 @@ std::optional<int64_t> grant_expiry(std::string_view user, std::string_view devi
 }
 
 Grant grant_user(Fleet& fleet, registry::Transaction& /*tx*/, std::string_view name, std::string_view device_id,
-                 std::string_view role, std::optional<int64_t> ttl_seconds, int64_t now)
+                 std::string_view role, std::optional<int64_t> ttl_seconds, int64_t now, KeepEpoch keep)
 {
   validate_role(role);
   auto& reg = fleet.registry();
   require_user(reg, name);
   auto device = show_device(fleet, device_id);
   if (device.status == "revoked") {
-    throw Error(Exit::conflict, "device \"{}\" is revoked", device_id);
+    throw Error(Exit::conflict, "device \"{}\" is revoked", device_id).with_reason("device_revoked");
   }
   const auto device_key = derive_device_key(fleet, device);
   registry::GrantRecord g;
   std::optional<uint64_t> previous_epoch;
   if (auto old = reg.grant(name, device_id)) {
+    if (keep == KeepEpoch::yes && old->role == role && grant_status(*old, now) == "active") {
+      // Nothing changes: the same epoch's key, and no audit row (the caller's token mint has its own).
+      auto key = crypto::DeviceDeriver(device_key).user_key(name, old->epoch);
+      auto fp = crypto::fingerprint(key.span());
+      return {std::move(*old), std::move(device), std::move(key), std::move(fp), true};
+    }
     g = std::move(*old);
     // A revoked grant's epoch was bumped when it was revoked. An active one (expired or not) is
     // bumped now: whatever the new role or expiry, nothing issued under the old grant stays valid.
@@ -142,7 +148,8 @@ std::vector<registry::GrantRecord> revoke_user(Fleet& fleet, std::string_view na
       throw Error(Exit::not_found, "user \"{}\" has no grant on device \"{}\"", name, *device);
     }
     if (g->status == "revoked") {
-      throw Error(Exit::conflict, "user \"{}\"'s grant on device \"{}\" is already revoked", name, *device);
+      throw Error(Exit::conflict, "user \"{}\"'s grant on device \"{}\" is already revoked", name, *device)
+          .with_reason("already_revoked");
     }
     targets.push_back(std::move(*g));
   } else {
@@ -155,7 +162,7 @@ std::vector<registry::GrantRecord> revoke_user(Fleet& fleet, std::string_view na
       if (reg.grants_of_user(name).empty()) {
         throw Error(Exit::not_found, "user \"{}\" has no grant", name);
       }
-      throw Error(Exit::conflict, "user \"{}\" has no active grant to revoke", name);
+      throw Error(Exit::conflict, "user \"{}\" has no active grant to revoke", name).with_reason("already_revoked");
     }
   }
   const auto now = util::format_time(util::unix_now());
@@ -192,14 +199,16 @@ Grant export_user_key(Fleet& fleet, std::string_view name, std::string_view devi
                 device_id);
   }
   if (g->status == "revoked") {
-    throw Error(Exit::conflict, "user \"{}\"'s grant on device \"{}\" is revoked", name, device_id);
+    throw Error(Exit::conflict, "user \"{}\"'s grant on device \"{}\" is revoked", name, device_id)
+        .with_reason("grant_revoked");
   }
   if (const auto expiry = grant_expiry(*g); expiry && util::unix_now() >= *expiry) {
     throw Error(Exit::conflict, "grant of \"{}\" on device \"{}\" expired at {} (renew it with fleetkey user grant)",
-                name, device_id, *g->expires);
+                name, device_id, *g->expires)
+        .with_reason("grant_expired");
   }
   if (device.status == "revoked") {
-    throw Error(Exit::conflict, "device \"{}\" is revoked", device_id);
+    throw Error(Exit::conflict, "device \"{}\" is revoked", device_id).with_reason("device_revoked");
   }
   auto key = crypto::DeviceDeriver(derive_device_key(fleet, device)).user_key(name, g->epoch);
   auto fp = crypto::fingerprint(key.span());

@@ -87,7 +87,7 @@ AtomicFile::AtomicFile(std::string path, Overwrite overwrite)
   };
   if (::lstat(m_path.c_str(), &st) == 0) {
     if (overwrite == Overwrite::no) {
-      throw Error(Exit::conflict, "{} already exists", m_path);
+      throw Error(Exit::conflict, "{} already exists", m_path).with_reason("file_exists");
     }
     if (S_ISDIR(st.st_mode)) {
       throw Error(Exit::failure, "cannot replace {}: it is a directory", m_path);

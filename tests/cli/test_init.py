@@ -27,7 +27,7 @@ class InitTest(fk.FleetTest):
         r = self.fk("--json", "init", "--no-passphrase", "--test-seed", fk.TEST_SEED)
         self.assertEqual(r.json(), {"home": self.home, "registry": self.registry_path, "master_key": self.key_path,
                                     "version": 1, "fingerprint": "46dd0fcf04f1426d2a34d8aaa19c08dd",
-                                    "encrypted": False, "test_key": True})
+                                    "encrypted": False, "test_key": True, "created": True})
 
     def test_key_file_layout(self):
         self.init_test_key()

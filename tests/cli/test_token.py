@@ -652,7 +652,8 @@ class TokenTest(fk.FleetTest):
         self.assertEqual(self.snapshot(), before)
 
     def test_grant_bundle_qr_holds_the_bundle_json_without_its_newline(self):
-        """fleetkey-tokens(5) GRANT BUNDLE: the QR code's content is the --json output less its newline."""
+        """fleetkey-tokens(5) GRANT BUNDLE: the QR code's content is the bundle's JSON text less its newline;
+        with -o, --json prints its members but user_key, and file."""
         self.fk("user", "add", "alice")
         for device, extra in (("SN-1", []), ("SN-2", ["--ttl", "30d"])):
             png = os.path.join(self.tmp, device + ".png")
@@ -660,7 +661,12 @@ class TokenTest(fk.FleetTest):
                         "-o", png, *extra)
             self.assertTrue(r.out.endswith("}\n"), r.out)
             self.assertNotIn("\n", r.out[:-1])
-            self.assertEqual(fk.zbar(png), [r.out[:-1]])
+            text, = fk.zbar(png)
+            bundle = json.loads(text)
+            self.assertEqual(json.dumps(bundle, separators=(",", ":")), text)
+            self.assertEqual(list(bundle)[-1], "user_key")
+            del bundle["user_key"]
+            self.assertEqual(json.loads(r.out), {**bundle, "file": png})
 
     def test_man_page_lengths_and_claims(self):
         page = man_page()

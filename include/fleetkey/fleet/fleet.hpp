@@ -77,6 +77,8 @@ public:
   crypto::Secret passphrase(Confirm confirm, const char* prompt = "Passphrase: ");
 
   void warn(std::string_view message) const { m_warn(message); }
+  // -q: no "using a TEST master key" warning (init still warns when it creates one).
+  void hush_test_key() { m_warned_test_key = true; }
 
   // Replaces the cached handles after init, rotate and passwd; `text` is the file written.
   void reset_keyring(std::unique_ptr<crypto::Keyring> ring, crypto::KeyFileHeader header,

@@ -100,6 +100,10 @@ struct BatchOptions
   std::optional<std::string> from; // one device id a line; else every active device
   int jobs = 0;                    // 0: one per core
   util::Overwrite overwrite = util::Overwrite::no;
+  // --resume: complete a run into DIR that was cut off. DIR may hold files; a label that holds what
+  // this run writes is kept untouched, any other (missing, cut short) is written; the manifest is
+  // written anew.
+  bool resume = false;
 };
 
 struct BatchResult

@@ -171,7 +171,8 @@ struct GrantBundle
 };
 GrantBundle grant_with_token(Fleet& fleet, std::string_view user, std::string_view device, std::string_view role,
                              std::optional<int64_t> ttl_seconds,
-                             const std::function<void(const GrantBundle&)>& before_commit = {});
+                             const std::function<void(const GrantBundle&)>& before_commit = {},
+                             KeepEpoch keep = KeepEpoch::no, std::optional<int64_t> now = std::nullopt);
 // The bundle for the user's phone, documented in fleetkey-tokens(5); one line, no newline.
 crypto::Secret bundle_json(const GrantBundle& bundle);
 

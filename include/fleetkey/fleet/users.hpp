@@ -36,7 +36,12 @@ struct Grant
   registry::DeviceRecord device;
   crypto::Secret user_key; // K_user(D, U, e)
   std::string fingerprint; // of user_key
+  bool kept = false;       // an existing grant kept as it was (KeepEpoch::yes)
 };
+
+// `user grant --keep-epoch`: an active, unexpired grant with the same role is kept as it is (epoch,
+// created, expires), so that re-running a grant does not invalidate the user key and tokens.
+enum class KeepEpoch { no, yes };
 
 // Records (or renews) NAME's grant on DEVICE with ROLE, and its audit row, inside the caller's
 // transaction `tx` (which it does not commit), and derives the user key for its epoch. A new grant
@@ -45,7 +50,8 @@ struct Grant
 // Read the key file (fleet.keyring()) before opening `tx`: a passphrase prompt must not hold the lock.
 // `now` (Unix seconds) is the grant's creation time; the caller mints the grant's token at the same.
 Grant grant_user(Fleet& fleet, registry::Transaction& tx, std::string_view name, std::string_view device,
-                 std::string_view role, std::optional<int64_t> ttl_seconds, int64_t now);
+                 std::string_view role, std::optional<int64_t> ttl_seconds, int64_t now,
+                 KeepEpoch keep = KeepEpoch::no);
 
 // The Unix time the grant expires at, if it has an expiry (`expires` as stored).
 std::optional<int64_t> grant_expiry(std::string_view user, std::string_view device,

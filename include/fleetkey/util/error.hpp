@@ -5,6 +5,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 namespace fleetkey {
 
@@ -51,10 +52,21 @@ public:
   const std::string& message() const noexcept { return m_message; }
   Exit code() const noexcept { return m_code; }
   int exit_code() const noexcept { return static_cast<int>(m_code); }
+  // A stable name for the reason, more precise than the exit code (fleetkey(1), SCRIPTING): printed
+  // as error.code with --json, and what an idempotent form (--if-missing, --if-not-revoked) accepts.
+  // `throw Error(Exit::conflict, "...").with_reason("exists");`
+  Error&& with_reason(const char* reason) && noexcept
+  {
+    m_reason = reason;
+    return std::move(*this);
+  }
+  const char* reason() const noexcept { return m_reason; }
+  bool has_reason(std::string_view reason) const noexcept { return m_reason != nullptr && reason == m_reason; }
 
 private:
   std::string m_message;
   Exit m_code;
+  const char* m_reason = nullptr;
 };
 
 } // namespace fleetkey
