@@ -1139,20 +1139,24 @@ ImportSummary import_devices(Fleet& fleet, const ImportOptions& options, const P
       direct = Deriver::Direct{&digest, out ? &*out : nullptr};
     }
     Deriver deriver(*sorted, mk, keys_out, direct);
-    std::vector<bool> skipped;
+    // Rows whose key line stays out of the keys file: skipped devices whose registered key is not the
+    // one derived here (another master version) or that are revoked. A skipped active device under this
+    // version keeps its line, so that a re-run after a kill between commit and keys file completes it.
+    std::vector<bool> no_key;
     for (bool last = false; !last;) {
       auto b = deriver.pop();
       last = b->last;
-      skipped.assign(b->size(), false);
+      no_key.assign(b->size(), false);
       for (size_t i = 0; i < b->size(); ++i) {
         const auto& o = b->offsets[i];
         const std::string_view id = b->id(i);
-        if (probe && insert.exists(id)) {
+        const std::string_view fingerprint(b->fingerprints.data() + i * 32, 32);
+        if (const auto existing = probe ? insert.registered(id) : std::nullopt) {
           if (options.skip_existing == SkipExisting::no) {
             src.fail(Exit::conflict, o.line,
                      fmt::format("device \"{}\" is already registered (use --skip-existing to skip it)", id));
           }
-          skipped[i] = true;
+          no_key[i] = !existing->active || existing->fingerprint != fingerprint;
           ++summary.skipped;
           continue;
         }
@@ -1163,7 +1167,7 @@ ImportSummary import_devices(Fleet& fleet, const ImportOptions& options, const P
         }
         d.labels =
             o.labels_len == 0 ? std::string_view("{}") : std::string_view(b->arena.data() + o.labels, o.labels_len);
-        d.fingerprint = std::string_view(b->fingerprints.data() + i * 32, 32);
+        d.fingerprint = fingerprint;
         insert.add(d);
         if (probe) {
           hash_id(digest, id);
@@ -1171,11 +1175,11 @@ ImportSummary import_devices(Fleet& fleet, const ImportOptions& options, const P
       }
       insert.flush();
       if (out && probe) {
-        // Runs of imported rows' lines, in input order.
+        // Runs of kept rows' lines, in input order.
         const auto* text = reinterpret_cast<const char*>(b->text.data());
         size_t begin = 0;
         for (size_t i = 0; i < b->size(); ++i) {
-          if (skipped[i]) {
+          if (no_key[i]) {
             const size_t line_begin = i == 0 ? 0 : b->line_ends[i - 1];
             out->write(std::string_view(text + begin, line_begin - begin));
             begin = b->line_ends[i];

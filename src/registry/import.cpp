@@ -55,16 +55,19 @@ DeviceBulkInsert::DeviceBulkInsert(Registry& reg, uint32_t key_version, std::str
   }
   Stmt any = db.prepare("SELECT EXISTS (SELECT 1 FROM devices)");
   m_was_empty = !any.step() || any.integer(0) == 0;
-  m_exists = db.prepare("SELECT 1 FROM devices WHERE id = ?");
+  m_exists = db.prepare("SELECT fingerprint, status = 'active' FROM devices WHERE id = ?");
   m_one = db.prepare(insert_sql(1));
   m_many = db.prepare(insert_sql(k_chunk));
 }
 
-bool DeviceBulkInsert::exists(std::string_view id)
+std::optional<DeviceBulkInsert::Registered> DeviceBulkInsert::registered(std::string_view id)
 {
   sqlite3_stmt* st = m_exists.get();
   sqlite3_bind_text(st, 1, id.data(), static_cast<int>(id.size()), SQLITE_STATIC);
-  const bool found = m_exists.step();
+  std::optional<Registered> found;
+  if (m_exists.step()) {
+    found = Registered{std::string(m_exists.text_view(0)), m_exists.integer(1) != 0};
+  }
   sqlite3_reset(st);
   return found;
 }

@@ -332,13 +332,30 @@ class ImportTest(fk.FleetTest):
         self.assertEqual([(d[0], d[1]) for d in self.devices()], [("SN-1", None), ("SN-2", "old"), ("SN-3", None)])
         self.assertEqual(self.import_events()[0][1]["ids_sha256"], ids_digest(["SN-1", "SN-3"]))
         self.assertEqual(self.import_events()[0][1]["skipped"], 1)
+        # The skipped SN-2 is active under this master version: its key (the one derived) is written too,
+        # so that a re-run after a kill between the commit and the keys file completes the file.
         with open(keys) as f:
-            self.assertEqual([json.loads(line)["id"] for line in f], ["SN-1", "SN-3"])
+            lines = [json.loads(line) for line in f]
+        self.assertEqual([k["id"] for k in lines], ["SN-1", "SN-2", "SN-3"])
+        sn2 = base64.b64decode(lines[1]["key"]).hex()
+        self.assertEqual(sn2, self.fk("device", "key", "SN-2").out.strip())
         # Everything registered: a re-run changes nothing and writes no audit event.
         before = self.snapshot()
         r = self.fk("device", "import", path, "--skip-existing")
         self.assertRegex(r.out, r"^imported 0 devices, skipped 3, in ")
         self.assertEqual(self.snapshot(), before)
+
+    def test_skip_existing_keys_out_leaves_out_revoked_and_other_versions(self):
+        self.fk("device", "add", "OLD-1")           # master version 1
+        self.fk("device", "add", "GONE-1")
+        self.fk("device", "revoke", "GONE-1", "--reason", "returned")
+        self.fk("master", "rotate")                # the import derives under version 2
+        path = self.write_ids("d.csv", ["GONE-1", "NEW-1", "OLD-1"])
+        keys = os.path.join(self.tmp, "keys.jsonl")
+        r = self.fk("device", "import", path, "--skip-existing", "--keys-out", keys)
+        self.assertRegex(r.out, r"^imported 1 devices, skipped 2, in ")
+        with open(keys) as f:
+            self.assertEqual([json.loads(line)["id"] for line in f], ["NEW-1"])
 
     def test_keys_out_matches_device_key(self):
         ids = [f"SN-{i:05d}" for i in range(3000)] + ['odd,"id"', "\u00e9t\u00e9-1"]
@@ -462,9 +479,13 @@ class ImportTest(fk.FleetTest):
             outcomes.append(count)
             if count == n:
                 break
-        r = self.fk("device", "import", path, "--skip-existing")
+        if os.path.exists(keys):
+            os.unlink(keys)  # as if killed between the commit and the keys file: the re-run writes it whole
+        r = self.fk("device", "import", path, "--skip-existing", "--keys-out", keys)
         done = outcomes[-1] == n
         self.assertRegex(r.out, rf"^imported {0 if done else n} devices, skipped {n if done else 0}, in ")
+        with open(keys) as f:
+            self.assertEqual([json.loads(line)["id"] for line in f], sorted(ids, key=lambda i: i.encode()))
         self.assertEqual(self.rows("SELECT count(*) FROM devices")[0][0], n)
         self.assertEqual(self.rows("SELECT min(id), max(id) FROM devices"), [(ids[0], ids[-1])])
         self.assertEqual(self.rows("PRAGMA integrity_check"), [("ok",)])

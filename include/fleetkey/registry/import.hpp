@@ -48,7 +48,14 @@ public:
   // Whether the registry held any device when the batch began (in the caller's transaction).
   bool registry_was_empty() const { return m_was_empty; }
   // A point lookup, for --skip-existing and for naming the line of an already registered id.
-  bool exists(std::string_view id);
+  bool exists(std::string_view id) { return registered(id).has_value(); }
+  // The same lookup, telling what is registered: the device's key fingerprint and whether it is active.
+  struct Registered
+  {
+    std::string fingerprint;
+    bool active = false;
+  };
+  std::optional<Registered> registered(std::string_view id);
 
   // Queues a row; every k_chunk rows are inserted with one statement.
   void add(const BulkDevice& row);
