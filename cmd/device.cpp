@@ -14,7 +14,6 @@
 
 #include <fmt/format.h>
 
-#include <charconv>
 #include <sys/stat.h>
 
 namespace fleetkey::cmd {
@@ -119,7 +118,7 @@ void add_device_show(CLI::App& device, Context& ctx)
       add_command(device, ctx, "show", "Show one device and the grants on it: who can open it", [&ctx, show_id] {
         auto& reg = ctx.fleet().registry();
         const auto d = fleet::show_device(ctx.fleet(), *show_id);
-        const auto grants = registry::grants_of_device(reg, d.id);
+        const auto grants = reg.grants_of_device(d.id);
         const auto seq = registry::device_state_seq(reg, d.id);
         if (ctx.json()) {
           Json j = to_json(d);
@@ -208,23 +207,7 @@ void add_device_key(CLI::App& device, Context& ctx)
 // --now for fixtures: TIME as token mint takes it (ISO 8601, a date, or @UNIX).
 int64_t state_now(const std::optional<std::string>& now)
 {
-  if (!now) {
-    return util::unix_now();
-  }
-  if (now->size() > 1 && (*now)[0] == '@') {
-    int64_t v = 0;
-    const auto [end, ec] = std::from_chars(now->data() + 1, now->data() + now->size(), v);
-    if (ec == std::errc() && end == now->data() + now->size()) {
-      fleet::check_now(v);
-      return v;
-    }
-  }
-  auto t = util::parse_time(*now);
-  if (!t) {
-    throw Error(Exit::usage, "--now: {}", t.error());
-  }
-  fleet::check_now(*t);
-  return *t;
+  return parse_now(now).value_or(util::unix_now());
 }
 
 Json state_json(const fleet::StateDocument& s)

@@ -70,7 +70,7 @@ registry::DeviceRecord revoke_device(Fleet& fleet, std::string_view id, std::str
   reg.insert_revocation("device", std::string(id), std::nullopt, std::nullopt, reason, now);
   reg.audit("device.revoke", id, {{"reason", reason}});
   // Its grants end with it, in the same transaction: no key or token of them is issued or accepted.
-  for (auto& g : registry::grants_of_device(reg, id)) {
+  for (auto& g : reg.grants_of_device(id)) {
     if (g.status == "active") {
       end_grant(reg, g, reason, now, {{"device_revoked", true}});
     }

@@ -78,7 +78,7 @@ StateDocument build(Fleet& fleet, StateContext& ctx, std::string_view device_id,
   doc.test_key = ctx.test_key;
 
   const crypto::DeviceDeriver device(state_device_key(fleet, ctx, d));
-  for (const auto& g : registry::grants_of_device(reg, d.id)) {
+  for (const auto& g : reg.grants_of_device(d.id)) {
     StateUser u;
     u.user = g.user;
     const auto uid = device.derive(crypto::Info("state-user").add(g.user), k_state_uid_size);

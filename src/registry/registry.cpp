@@ -466,6 +466,17 @@ std::vector<GrantRecord> Registry::grants_of_user(std::string_view user)
   return out;
 }
 
+std::vector<GrantRecord> Registry::grants_of_device(std::string_view device)
+{
+  Stmt st = m_db.prepare(fmt::format("SELECT {} FROM grants WHERE device = ? ORDER BY user", k_grant_columns));
+  st.bind(1, device);
+  std::vector<GrantRecord> out;
+  while (st.step()) {
+    out.push_back(read_grant(st));
+  }
+  return out;
+}
+
 void Registry::upsert_grant(const GrantRecord& r)
 {
   Stmt st = m_db.prepare(

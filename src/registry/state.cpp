@@ -54,28 +54,6 @@ uint64_t device_state_seq(Registry& reg, std::string_view device)
   return static_cast<uint64_t>(st.integer(0));
 }
 
-std::vector<GrantRecord> grants_of_device(Registry& reg, std::string_view device)
-{
-  Stmt st = reg.db().prepare("SELECT user, device, role, epoch, status, created, expires, revoked, revoke_reason "
-                             "FROM grants WHERE device = ? ORDER BY user");
-  st.bind(1, device);
-  std::vector<GrantRecord> out;
-  while (st.step()) {
-    GrantRecord r;
-    r.user = st.text(0);
-    r.device = st.text(1);
-    r.role = st.text(2);
-    r.epoch = static_cast<uint64_t>(st.integer(3));
-    r.status = st.text(4);
-    r.created = st.text(5);
-    r.expires = st.optional_text(6);
-    r.revoked = st.optional_text(7);
-    r.revoke_reason = st.optional_text(8);
-    out.push_back(std::move(r));
-  }
-  return out;
-}
-
 void for_each_live_revoked_token(Registry& reg, std::string_view device, int64_t at,
                                  const std::function<void(std::string_view token_id)>& fn)
 {

@@ -162,6 +162,8 @@ public:
   void for_each_user(const std::function<void(const UserRecord&)>& fn);
   std::optional<GrantRecord> grant(std::string_view user, std::string_view device);
   std::vector<GrantRecord> grants_of_user(std::string_view user);
+  // Every grant row on a device, in user order: who can open it, and who could.
+  std::vector<GrantRecord> grants_of_device(std::string_view device);
   void upsert_grant(const GrantRecord& r);
 
   void insert_revocation(std::string_view kind, std::optional<std::string> device, std::optional<std::string> user,

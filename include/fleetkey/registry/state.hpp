@@ -39,9 +39,6 @@ void raise_global_state(Registry& reg);
 // seq(D) for a registered device (>= 1).
 uint64_t device_state_seq(Registry& reg, std::string_view device);
 
-// Every grant row on `device` (active, expired or revoked), in user order.
-std::vector<GrantRecord> grants_of_device(Registry& reg, std::string_view device);
-
 // The ids of revoked tokens for `device`, or revoked with no known device, whose exp is unknown or
 // later than `at` (Unix seconds); in no particular order.
 void for_each_live_revoked_token(Registry& reg, std::string_view device, int64_t at,
