@@ -11,15 +11,6 @@
 
 namespace fleetkey::registry {
 
-struct TokenRevocation
-{
-  std::string token_id;
-  std::string reason;
-  std::string created;
-  std::optional<int64_t> token_exp;
-  std::optional<std::string> device; // the registered device the token was for, when known
-};
-
 std::optional<TokenRevocation> token_revocation(Registry& reg, std::string_view token_id);
 void insert_token_revocation(Registry& reg, const TokenRevocation& r);
 
