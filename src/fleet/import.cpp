@@ -75,6 +75,97 @@ util::InputBuffer& validate_input(util::InputBuffer& in, ImportFormat format, co
   return spill.finish();
 }
 
+// The kind of keys file --keys-out names (by its extension); refuses - and an existing file.
+KeysOut keys_out_of(const ImportOptions& options)
+{
+  KeysOut keys_out = KeysOut::none;
+  if (options.keys_out) {
+    if (*options.keys_out == "-" || options.keys_out->empty()) {
+      throw Error(Exit::usage, "--keys-out needs a file name: keys are written to a new file created 0600");
+    }
+    keys_out = ends_with(*options.keys_out, ".csv") ? KeysOut::csv : KeysOut::jsonl;
+    if (util::exists(*options.keys_out)) {
+      throw Error(Exit::conflict, "--keys-out {} already exists (keys files are never overwritten)", *options.keys_out)
+          .with_reason("file_exists");
+    }
+  }
+  return keys_out;
+}
+
+// The input's descriptor: stdin, or the file opened into `file`, whose size (a regular file's) goes
+// to `input_size` for the progress report.
+int open_source(const ImportOptions& options, util::Fd& file, uint64_t& input_size)
+{
+  int fd = STDIN_FILENO;
+  if (options.source != "-") {
+    file = util::Fd(::open(options.source.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!file.valid()) {
+      throw Error(errno == ENOENT ? Exit::not_found : Exit::failure, "cannot read {}: {}", options.source,
+                  std::strerror(errno));
+    }
+    fd = file.get();
+    struct stat st
+    {
+    };
+    if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+      input_size = static_cast<uint64_t>(st.st_size);
+    }
+  }
+  return fd;
+}
+
+// Inserts a batch's new devices; with `probe` (the registry held devices), a registered one is
+// refused or, with --skip-existing, skipped, and `no_key` marks the skipped rows whose key line
+// stays out of the keys file. `digest`, if given, takes the inserted ids. Returns the rows skipped.
+uint64_t insert_batch(const Batch& b, registry::DeviceBulkInsert& insert, bool probe, SkipExisting skip_existing,
+                      const Source& src, crypto_hash_sha256_state* digest, std::vector<bool>& no_key)
+{
+  uint64_t skipped = 0;
+  for (size_t i = 0; i < b.size(); ++i) {
+    const auto& o = b.offsets[i];
+    const std::string_view id = b.id(i);
+    const std::string_view fingerprint(b.fingerprints.data() + i * 32, 32);
+    if (const auto existing = probe ? insert.registered(id) : std::nullopt) {
+      if (skip_existing == SkipExisting::no) {
+        src.fail(Exit::conflict, o.line,
+                 fmt::format("device \"{}\" is already registered (use --skip-existing to skip it)", id));
+      }
+      no_key[i] = !existing->active || existing->fingerprint != fingerprint;
+      ++skipped;
+      continue;
+    }
+    registry::BulkDevice d;
+    d.id = id;
+    if (o.has_model) {
+      d.model = std::string_view(b.arena.data() + o.model, o.model_len);
+    }
+    d.labels = o.labels_len == 0 ? std::string_view("{}") : std::string_view(b.arena.data() + o.labels, o.labels_len);
+    d.fingerprint = fingerprint;
+    insert.add(d);
+    if (digest != nullptr) {
+      hash_id(*digest, id);
+    }
+  }
+  return skipped;
+}
+
+// The batch's keys file lines in input order, but for the rows `no_key` marks.
+void write_kept_lines(util::AtomicFile& out, const Batch& b, const std::vector<bool>& no_key)
+{
+  // Runs of kept rows' lines, in input order.
+  const auto* text = reinterpret_cast<const char*>(b.text.data());
+  size_t begin = 0;
+  for (size_t i = 0; i < b.size(); ++i) {
+    if (no_key[i]) {
+      const size_t line_begin = i == 0 ? 0 : b.line_ends[i - 1];
+      out.write(std::string_view(text + begin, line_begin - begin));
+      begin = b.line_ends[i];
+    }
+  }
+  const size_t end = b.size() == 0 ? 0 : b.line_ends.back();
+  out.write(std::string_view(text + begin, end - begin));
+}
+
 } // namespace
 
 ImportFormat parse_import_format(std::string_view name)
@@ -119,20 +210,9 @@ ImportSummary import_devices(Fleet& fleet, const ImportOptions& options, const P
 {
   const auto start = Clock::now();
   const ImportFormat format = import_format_for(options.source, options.format);
-  const bool from_stdin = options.source == "-";
-  const Source src{from_stdin ? std::string("stdin") : options.source};
+  const Source src{options.source == "-" ? std::string("stdin") : options.source};
 
-  KeysOut keys_out = KeysOut::none;
-  if (options.keys_out) {
-    if (*options.keys_out == "-" || options.keys_out->empty()) {
-      throw Error(Exit::usage, "--keys-out needs a file name: keys are written to a new file created 0600");
-    }
-    keys_out = ends_with(*options.keys_out, ".csv") ? KeysOut::csv : KeysOut::jsonl;
-    if (util::exists(*options.keys_out)) {
-      throw Error(Exit::conflict, "--keys-out {} already exists (keys files are never overwritten)", *options.keys_out)
-          .with_reason("file_exists");
-    }
-  }
+  const KeysOut keys_out = keys_out_of(options);
 
   // Open everything that can fail for reasons other than the input first: the registry, the
   // key (which may ask for a passphrase) and the keys file.
@@ -140,22 +220,8 @@ ImportSummary import_devices(Fleet& fleet, const ImportOptions& options, const P
   fleet.keyring();
 
   util::Fd file;
-  int fd = STDIN_FILENO;
   uint64_t input_size = 0;
-  if (!from_stdin) {
-    file = util::Fd(::open(options.source.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!file.valid()) {
-      throw Error(errno == ENOENT ? Exit::not_found : Exit::failure, "cannot read {}: {}", options.source,
-                  std::strerror(errno));
-    }
-    fd = file.get();
-    struct stat st
-    {
-    };
-    if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
-      input_size = static_cast<uint64_t>(st.st_size);
-    }
-  }
+  const int fd = open_source(options, file, input_size);
   std::optional<util::AtomicFile> out;
   if (options.keys_out) {
     out.emplace(*options.keys_out, util::Overwrite::no);
@@ -204,46 +270,10 @@ ImportSummary import_devices(Fleet& fleet, const ImportOptions& options, const P
       auto b = deriver.pop();
       last = b->last;
       no_key.assign(b->size(), false);
-      for (size_t i = 0; i < b->size(); ++i) {
-        const auto& o = b->offsets[i];
-        const std::string_view id = b->id(i);
-        const std::string_view fingerprint(b->fingerprints.data() + i * 32, 32);
-        if (const auto existing = probe ? insert.registered(id) : std::nullopt) {
-          if (options.skip_existing == SkipExisting::no) {
-            src.fail(Exit::conflict, o.line,
-                     fmt::format("device \"{}\" is already registered (use --skip-existing to skip it)", id));
-          }
-          no_key[i] = !existing->active || existing->fingerprint != fingerprint;
-          ++summary.skipped;
-          continue;
-        }
-        registry::BulkDevice d;
-        d.id = id;
-        if (o.has_model) {
-          d.model = std::string_view(b->arena.data() + o.model, o.model_len);
-        }
-        d.labels =
-            o.labels_len == 0 ? std::string_view("{}") : std::string_view(b->arena.data() + o.labels, o.labels_len);
-        d.fingerprint = fingerprint;
-        insert.add(d);
-        if (probe) {
-          hash_id(digest, id);
-        }
-      }
+      summary.skipped += insert_batch(*b, insert, probe, options.skip_existing, src, probe ? &digest : nullptr, no_key);
       insert.flush();
       if (out && probe) {
-        // Runs of kept rows' lines, in input order.
-        const auto* text = reinterpret_cast<const char*>(b->text.data());
-        size_t begin = 0;
-        for (size_t i = 0; i < b->size(); ++i) {
-          if (no_key[i]) {
-            const size_t line_begin = i == 0 ? 0 : b->line_ends[i - 1];
-            out->write(std::string_view(text + begin, line_begin - begin));
-            begin = b->line_ends[i];
-          }
-        }
-        const size_t end = b->size() == 0 ? 0 : b->line_ends.back();
-        out->write(std::string_view(text + begin, end - begin));
+        write_kept_lines(*out, *b, no_key);
       }
       deriver.recycle(std::move(b));
       if (progress) {

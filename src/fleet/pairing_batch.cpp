@@ -22,6 +22,7 @@
 #include <dirent.h>
 #include <exception>
 #include <fcntl.h>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -198,9 +199,20 @@ std::vector<registry::DeviceRecord> batch_devices(Fleet& fleet, const BatchOptio
   return devices;
 }
 
-} // namespace
+// One device's label and its manifest row, filled by a worker.
+struct LabelRow
+{
+  std::string code;
+  std::string manual;
+  std::string payload;
+  std::string file;
+  uint16_t discriminator = 0; // Matter
+  util::Bytes salt;           // Matter
+  bool kept = false;          // --resume: the label was there already
+};
 
-BatchResult pair_batch(Fleet& fleet, const BatchOptions& o)
+// What a production run refuses before it reads the registry.
+void check_batch_options(const BatchOptions& o)
 {
   check_options(o.pair);
   check_label(o.label, true);
@@ -213,14 +225,13 @@ BatchResult pair_batch(Fleet& fleet, const BatchOptions& o)
   if (o.jobs < 0 || o.jobs > 256) {
     throw Error(Exit::usage, "--jobs {} is out of range (0-256)", o.jobs);
   }
-  auto devices = batch_devices(fleet, o);
-  if (o.pair.scheme == PairScheme::matter) {
-    for (const auto& d : devices) {
-      // Refuse a missing vendor or product id before any file is written.
-      matter_field(o.pair.matter.vendor_id, d, "vendor_id", 0xffff, "--vendor-id");
-      matter_field(o.pair.matter.product_id, d, "product_id", 0xffff, "--product-id");
-    }
-  }
+}
+
+// Refuses an -o DIR that is not a directory, that is not empty (without --force or --resume), or
+// where a label's name is something else than a regular file with one name; returns whether DIR
+// exists.
+bool check_out_dir(const BatchOptions& o, const std::vector<registry::DeviceRecord>& devices)
+{
   struct stat st
   {
   };
@@ -241,31 +252,16 @@ BatchResult pair_batch(Fleet& fleet, const BatchOptions& o)
       }
     }
   }
-  // Every master key version the devices need, loaded once before the workers start.
-  std::map<uint32_t, const crypto::MasterKey*> masters;
-  for (const auto& d : devices) {
-    if (!masters.count(d.key_version)) {
-      masters[d.key_version] = &fleet.master_key(d.key_version);
-    }
-  }
-  if (!dir_exists) {
-    util::make_directories(o.out_dir, 0700);
-  }
+  return dir_exists;
+}
 
+// Writes every device's label, by default on a thread per core (the caller's included), filling
+// `rows` and, for Matter, `verifiers`; returns the first error, after which the workers stop.
+std::exception_ptr write_labels(const BatchOptions& o, const std::vector<registry::DeviceRecord>& devices,
+                                const std::map<uint32_t, const crypto::MasterKey*>& masters,
+                                std::vector<LabelRow>& rows, crypto::Secret& verifiers)
+{
   const bool matter = o.pair.scheme == PairScheme::matter;
-  struct Row
-  {
-    std::string code;
-    std::string manual;
-    std::string payload;
-    std::string file;
-    uint16_t discriminator = 0; // Matter
-    util::Bytes salt;           // Matter
-    bool kept = false;          // --resume: the label was there already
-  };
-  std::vector<Row> rows(devices.size());
-  // Matter: the verifiers, 97 bytes a device, in guarded memory.
-  crypto::Secret verifiers(matter ? devices.size() * pairing::k_spake2p_verifier_len : 0);
   std::atomic<size_t> next{0};
   std::atomic<bool> failed{false};
   std::exception_ptr error;
@@ -300,7 +296,7 @@ BatchResult pair_batch(Fleet& fleet, const BatchOptions& o)
           }
           streams.rekey(key.span());
           const auto code = make_pairing_code(streams, d, o.pair, spake2p ? &*spake2p : nullptr);
-          Row& row = rows[i];
+          LabelRow& row = rows[i];
           row.file = label_file_name(d.id, o.label.format);
           const auto path = o.out_dir + "/" + row.file;
           const auto label = render_label(code.payload, o.label);
@@ -340,6 +336,139 @@ BatchResult pair_batch(Fleet& fleet, const BatchOptions& o)
     }
     work();
   } // joins
+  return error;
+}
+
+std::span<const uint8_t> verifier_of(const crypto::Secret& verifiers, size_t i)
+{
+  return std::span<const uint8_t>(verifiers.data() + i * pairing::k_spake2p_verifier_len,
+                                  pairing::k_spake2p_verifier_len);
+}
+
+void append_base64(crypto::SecretText& t, std::span<const uint8_t> bytes)
+{
+  t.append_base64(bytes, sodium_base64_VARIANT_ORIGINAL);
+}
+
+// DIR/manifest.csv: one row a device (fleetkey-formats(5)).
+crypto::SecretText manifest_text(const BatchOptions& o, const std::vector<registry::DeviceRecord>& devices,
+                                 const std::vector<LabelRow>& rows, const crypto::Secret& verifiers, size_t room)
+{
+  const bool matter = o.pair.scheme == PairScheme::matter;
+  crypto::SecretText csv(room);
+  csv.append(matter ? "device,passcode,manual_code,payload,file,discriminator,iterations,salt,verifier\n"
+                    : "device,pin,manual_code,payload,file\n");
+  for (size_t i = 0; i < devices.size(); ++i) {
+    const auto& r = rows[i];
+    csv.append(csv_field(devices[i].id)).append(",").append(r.code).append(",").append(r.manual).append(",");
+    csv.append(csv_field(r.payload)).append(",").append(csv_field(r.file));
+    if (matter) {
+      csv.append(fmt::format(",{},{},", r.discriminator, iterations_of(o.pair)));
+      append_base64(csv, r.salt);
+      csv.append(",");
+      append_base64(csv, verifier_of(verifiers, i));
+    }
+    csv.append("\n");
+  }
+  return csv;
+}
+
+// Matter: the same verifiers in the layouts of connectedhomeip's `spake2p gen-verifier` and of
+// esp-matter-mfg-tool's --csv (the keys) and --mcsv (one row a device), in the manifest's order.
+std::vector<std::pair<std::string, crypto::SecretText>>
+matter_files(const BatchOptions& o, const std::vector<LabelRow>& rows, const crypto::Secret& verifiers, size_t room)
+{
+  std::vector<std::pair<std::string, crypto::SecretText>> extra;
+  crypto::SecretText spake(room);
+  crypto::SecretText master(room);
+  spake.append("Index,PIN Code,Iteration Count,Salt,Verifier\n");
+  master.append("discriminator,iteration-count,salt,verifier\n");
+  for (size_t i = 0; i < rows.size(); ++i) {
+    spake.append(fmt::format("{},{},{},", i, rows[i].code, iterations_of(o.pair)));
+    append_base64(spake, rows[i].salt);
+    spake.append(",");
+    append_base64(spake, verifier_of(verifiers, i));
+    spake.append("\n");
+    master.append(fmt::format("{},{},", rows[i].discriminator, iterations_of(o.pair)));
+    append_base64(master, rows[i].salt);
+    master.append(",");
+    append_base64(master, verifier_of(verifiers, i));
+    master.append("\n");
+  }
+  crypto::SecretText config(256);
+  config.append("chip-factory,namespace,\ndiscriminator,data,u32\niteration-count,data,u32\n"
+                "salt,data,string\nverifier,data,string\n");
+  extra.emplace_back(o.out_dir + "/spake2p.csv", std::move(spake));
+  extra.emplace_back(o.out_dir + "/esp-matter-config.csv", std::move(config));
+  extra.emplace_back(o.out_dir + "/esp-matter-master.csv", std::move(master));
+  return extra;
+}
+
+// The audit row, then the Matter files and the manifest, which appear once the registry has
+// committed; on a failure `remove_run` removes the labels.
+void commit_run(Fleet& fleet, const BatchOptions& o, BatchResult& result,
+                const std::vector<std::pair<std::string, crypto::SecretText>>& extra, const crypto::SecretText& csv,
+                const std::function<void()>& remove_run)
+{
+  const bool matter = o.pair.scheme == PairScheme::matter;
+  auto& reg = fleet.registry();
+  std::vector<std::unique_ptr<util::AtomicFile>> files; // the Matter files, then the manifest
+  try {
+    registry::Transaction tx(reg.db());
+    nlohmann::json details = {
+        {"count", result.count}, {"scheme", scheme_name(o.pair.scheme)}, {"manifest", result.manifest}};
+    if (matter) {
+      details["iterations"] = iterations_of(o.pair);
+    }
+    reg.audit("device.pair.batch", o.out_dir, details);
+    for (const auto& [path, text] : extra) {
+      files.push_back(std::make_unique<util::AtomicFile>(path, o.resume ? util::Overwrite::yes : o.overwrite));
+      files.back()->write(text.view());
+      result.matter_files.push_back(path);
+    }
+    files.push_back(std::make_unique<util::AtomicFile>(result.manifest, o.resume ? util::Overwrite::yes : o.overwrite));
+    files.back()->write(csv.view());
+    tx.commit();
+  } catch (...) {
+    files.clear(); // their temporary files, before DIR is removed
+    remove_run();
+    throw;
+  }
+  for (auto& f : files) {
+    f->commit();
+  }
+}
+
+} // namespace
+
+BatchResult pair_batch(Fleet& fleet, const BatchOptions& o)
+{
+  check_batch_options(o);
+  auto devices = batch_devices(fleet, o);
+  if (o.pair.scheme == PairScheme::matter) {
+    for (const auto& d : devices) {
+      // Refuse a missing vendor or product id before any file is written.
+      matter_field(o.pair.matter.vendor_id, d, "vendor_id", 0xffff, "--vendor-id");
+      matter_field(o.pair.matter.product_id, d, "product_id", 0xffff, "--product-id");
+    }
+  }
+  const bool dir_exists = check_out_dir(o, devices);
+  // Every master key version the devices need, loaded once before the workers start.
+  std::map<uint32_t, const crypto::MasterKey*> masters;
+  for (const auto& d : devices) {
+    if (!masters.count(d.key_version)) {
+      masters[d.key_version] = &fleet.master_key(d.key_version);
+    }
+  }
+  if (!dir_exists) {
+    util::make_directories(o.out_dir, 0700);
+  }
+
+  const bool matter = o.pair.scheme == PairScheme::matter;
+  std::vector<LabelRow> rows(devices.size());
+  // Matter: the verifiers, 97 bytes a device, in guarded memory.
+  crypto::Secret verifiers(matter ? devices.size() * pairing::k_spake2p_verifier_len : 0);
+  const std::exception_ptr error = write_labels(o, devices, masters, rows, verifiers);
   // Leaves no partial run behind: removes the labels this run wrote (a label that failed removed
   // itself) and DIR if this run created it.
   const auto remove_run = [&] {
@@ -368,81 +497,12 @@ BatchResult pair_batch(Fleet& fleet, const BatchOptions& o)
   for (size_t i = 0; i < devices.size(); ++i) {
     room += csv_field(devices[i].id).size() + csv_field(rows[i].payload).size() + csv_field(rows[i].file).size() + 256;
   }
-  const auto verifier_of = [&](size_t i) {
-    return std::span<const uint8_t>(verifiers.data() + i * pairing::k_spake2p_verifier_len,
-                                    pairing::k_spake2p_verifier_len);
-  };
-  const auto base64 = [](crypto::SecretText& t, std::span<const uint8_t> bytes) {
-    t.append_base64(bytes, sodium_base64_VARIANT_ORIGINAL);
-  };
-  crypto::SecretText csv(room);
-  csv.append(matter ? "device,passcode,manual_code,payload,file,discriminator,iterations,salt,verifier\n"
-                    : "device,pin,manual_code,payload,file\n");
-  for (size_t i = 0; i < devices.size(); ++i) {
-    const auto& r = rows[i];
-    csv.append(csv_field(devices[i].id)).append(",").append(r.code).append(",").append(r.manual).append(",");
-    csv.append(csv_field(r.payload)).append(",").append(csv_field(r.file));
-    if (matter) {
-      csv.append(fmt::format(",{},{},", r.discriminator, iterations_of(o.pair)));
-      base64(csv, r.salt);
-      csv.append(",");
-      base64(csv, verifier_of(i));
-    }
-    csv.append("\n");
-  }
-  // Matter: the same verifiers in the layouts of connectedhomeip's `spake2p gen-verifier` and of
-  // esp-matter-mfg-tool's --csv (the keys) and --mcsv (one row a device), in the manifest's order.
+  const crypto::SecretText csv = manifest_text(o, devices, rows, verifiers, room);
   std::vector<std::pair<std::string, crypto::SecretText>> extra;
   if (matter) {
-    crypto::SecretText spake(room);
-    crypto::SecretText master(room);
-    spake.append("Index,PIN Code,Iteration Count,Salt,Verifier\n");
-    master.append("discriminator,iteration-count,salt,verifier\n");
-    for (size_t i = 0; i < devices.size(); ++i) {
-      spake.append(fmt::format("{},{},{},", i, rows[i].code, iterations_of(o.pair)));
-      base64(spake, rows[i].salt);
-      spake.append(",");
-      base64(spake, verifier_of(i));
-      spake.append("\n");
-      master.append(fmt::format("{},{},", rows[i].discriminator, iterations_of(o.pair)));
-      base64(master, rows[i].salt);
-      master.append(",");
-      base64(master, verifier_of(i));
-      master.append("\n");
-    }
-    crypto::SecretText config(256);
-    config.append("chip-factory,namespace,\ndiscriminator,data,u32\niteration-count,data,u32\n"
-                  "salt,data,string\nverifier,data,string\n");
-    extra.emplace_back(o.out_dir + "/spake2p.csv", std::move(spake));
-    extra.emplace_back(o.out_dir + "/esp-matter-config.csv", std::move(config));
-    extra.emplace_back(o.out_dir + "/esp-matter-master.csv", std::move(master));
+    extra = matter_files(o, rows, verifiers, room);
   }
-  auto& reg = fleet.registry();
-  std::vector<std::unique_ptr<util::AtomicFile>> files; // the Matter files, then the manifest
-  try {
-    registry::Transaction tx(reg.db());
-    nlohmann::json details = {
-        {"count", result.count}, {"scheme", scheme_name(o.pair.scheme)}, {"manifest", result.manifest}};
-    if (matter) {
-      details["iterations"] = iterations_of(o.pair);
-    }
-    reg.audit("device.pair.batch", o.out_dir, details);
-    for (const auto& [path, text] : extra) {
-      files.push_back(std::make_unique<util::AtomicFile>(path, o.resume ? util::Overwrite::yes : o.overwrite));
-      files.back()->write(text.view());
-      result.matter_files.push_back(path);
-    }
-    files.push_back(std::make_unique<util::AtomicFile>(result.manifest, o.resume ? util::Overwrite::yes : o.overwrite));
-    files.back()->write(csv.view());
-    tx.commit();
-  } catch (...) {
-    files.clear(); // their temporary files, before DIR is removed
-    remove_run();
-    throw;
-  }
-  for (auto& f : files) {
-    f->commit();
-  }
+  commit_run(fleet, o, result, extra, csv, remove_run);
   return result;
 }
 
