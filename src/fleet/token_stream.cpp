@@ -17,6 +17,7 @@
 #include <mutex>
 #include <thread>
 #include <unistd.h>
+#include <vector>
 
 namespace fleetkey::fleet {
 
@@ -63,6 +64,42 @@ void run_piece(TokenVerifier& verifier, token::Verification& v, Piece& p)
     p.out += '\n';
   }
 }
+
+// Input buffers of `size` bytes, reused once every piece cut from one is verified: a new buffer
+// would cost a zero fill of 4 MiB and, once the allocator returns it to the system, a page fault
+// a page. The pool must outlive every buffer it handed out.
+class ChunkPool
+{
+public:
+  explicit ChunkPool(size_t size)
+      : m_size(size)
+  {
+  }
+
+  std::shared_ptr<std::string> get()
+  {
+    std::unique_ptr<std::string> chunk;
+    {
+      std::lock_guard lock(m_mutex);
+      if (!m_free.empty()) {
+        chunk = std::move(m_free.back());
+        m_free.pop_back();
+      }
+    }
+    if (!chunk) {
+      chunk = std::make_unique<std::string>(m_size, '\0');
+    }
+    return {chunk.release(), [this](std::string* c) {
+              std::lock_guard lock(m_mutex);
+              m_free.emplace_back(c);
+            }};
+  }
+
+private:
+  size_t m_size;
+  std::mutex m_mutex;
+  std::vector<std::unique_ptr<std::string>> m_free;
+};
 
 // The bulk path as a pipeline: the calling thread reads and cuts the input into pieces, one
 // worker per core verifies them, and whichever worker completes the next piece in input order
@@ -111,6 +148,19 @@ public:
     m_queue.push_back(std::move(p));
     lock.unlock();
     m_work.notify_one();
+  }
+
+  // A piece to fill: one already written, reused (its output keeps its capacity: no growing by
+  // copies, no page faults of fresh memory), or a new one.
+  std::unique_ptr<Piece> piece()
+  {
+    std::lock_guard lock(m_mutex);
+    if (m_spare.empty()) {
+      return std::make_unique<Piece>();
+    }
+    auto p = std::move(m_spare.back());
+    m_spare.pop_back();
+    return p;
   }
 
   // Waits until every piece is written.
@@ -193,6 +243,12 @@ private:
       }
       ++m_next_write;
       --m_in_flight;
+      next->out.clear();
+      next->chunk.reset();
+      next->lines = {};
+      next->first_invalid = Exit::ok;
+      next->total = next->invalid = 0;
+      m_spare.push_back(std::move(next));
       m_space.notify_all();
     }
     m_writing = false;
@@ -205,6 +261,7 @@ private:
   std::condition_variable m_space; // pieces written, or an error
   std::deque<std::unique_ptr<Piece>> m_queue;
   std::map<uint64_t, std::unique_ptr<Piece>> m_ready; // verified, waiting for their turn
+  std::vector<std::unique_ptr<Piece>> m_spare;        // written, for piece() to reuse
   uint64_t m_next_seq = 0;
   uint64_t m_next_write = 0;
   size_t m_in_flight = 0; // queued, being verified or waiting to be written
@@ -225,12 +282,13 @@ StreamResult verify_stream(Fleet& fleet, int fd, std::FILE* out, const VerifyOpt
   constexpr size_t k_piece = size_t{64} << 10;
   token::Verification oversized;
   oversized.detail = fmt::format("token is longer than {} bytes", token::k_max_token_size);
+  ChunkPool chunks(k_chunk); // before the pipeline, whose pieces hold its buffers
   Pipeline pipeline(verifier, out, workers);
   std::string carry; // the start of a line that the previous chunk cut
   bool eof = false;
   bool discarding = false; // inside a line longer than a chunk
   while (!eof) {
-    auto chunk = std::make_shared<std::string>(k_chunk, '\0');
+    auto chunk = chunks.get();
     size_t have = carry.size();
     std::memcpy(chunk->data(), carry.data(), carry.size());
     carry.clear();
@@ -250,7 +308,7 @@ StreamResult verify_stream(Fleet& fleet, int fd, std::FILE* out, const VerifyOpt
     if (end == std::string_view::npos && !eof) {
       // A full chunk without a newline: one line too long to be a token.
       if (!discarding) {
-        auto p = std::make_unique<Piece>();
+        auto p = pipeline.piece();
         token::append_verdict_json(p->out, token::Reason::malformed, oversized);
         p->out += '\n';
         p->total = p->invalid = 1;
@@ -274,7 +332,7 @@ StreamResult verify_stream(Fleet& fleet, int fd, std::FILE* out, const VerifyOpt
         const size_t nl = lines.find('\n', k_piece - 1);
         cut = nl == std::string_view::npos ? lines.size() : nl + 1;
       }
-      auto p = std::make_unique<Piece>();
+      auto p = pipeline.piece();
       p->chunk = chunk;
       p->lines = lines.substr(0, cut);
       pipeline.push(std::move(p));
