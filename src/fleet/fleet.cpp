@@ -1,3 +1,7 @@
+// The Fleet context every command runs in: the home and its paths, the registry opened on first
+// use, the master key file (settling a half-written one, the passphrase, the key ring) and held
+// commits. A little over 400 lines: the key file's settling and the key ring's loading share the
+// context's state and are read together.
 #include <fleetkey/crypto/hierarchy.hpp>
 #include <fleetkey/fleet/agent.hpp>
 #include <fleetkey/fleet/fleet.hpp>
