@@ -119,76 +119,45 @@ fleet::QrFormat qr_format(const PairCliOptions& o, bool batch)
   return ends(".png") ? fleet::QrFormat::png : ends(".svg") ? fleet::QrFormat::svg : fleet::QrFormat::utf8;
 }
 
-void run_pair(Context& ctx, const PairCliOptions& o)
+// A production run (--all or --from FILE).
+void run_pair_batch(Context& ctx, const PairCliOptions& o, const fleet::PairOptions& po,
+                    const fleet::LabelOptions& label, util::Overwrite overwrite)
 {
-  fleet::PairOptions po{fleet::parse_pair_scheme(o.scheme), o.pin_digits, o.matter};
-  if (o.passcode_file) {
-    po.matter.passcode = read_passcode_file(*o.passcode_file);
+  if (o.device) {
+    throw Error(Exit::usage, "give DEVICE, --all or --from FILE, not several");
   }
-  const bool batch = o.all || o.from;
-  if (o.margin && *o.margin < 0) {
-    throw Error(Exit::usage, "--margin {} is out of range (0-64)", *o.margin); // -1 is the default, never given
+  if (o.all && o.from) {
+    throw Error(Exit::usage, "--all and --from are exclusive");
   }
-  fleet::LabelOptions label{qr_format(o, batch), qr::parse_ec(o.ec), o.scale, o.margin.value_or(-1)};
-  if ((!o.out || *o.out == "-") && ::isatty(STDOUT_FILENO) != 0 && colour_allowed()) {
-    label.colors = qr::Colors::black_on_white; // the same code in a dark and a light terminal
+  if (o.rotate) {
+    throw Error(Exit::usage, "--rotate works on one device at a time");
   }
-  const auto overwrite = o.force ? util::Overwrite::yes : util::Overwrite::no;
-  if (o.resume && !batch) {
-    throw Error(Exit::usage, "--resume completes a production run (--all or --from FILE)");
+  if (!o.out || *o.out == "-") {
+    throw Error(Exit::usage, "a production run needs -o DIR");
   }
-  if (batch) {
-    if (o.device) {
-      throw Error(Exit::usage, "give DEVICE, --all or --from FILE, not several");
+  fleet::BatchOptions bo{po, label, *o.out, o.from, o.jobs, overwrite};
+  bo.resume = o.resume;
+  const auto r = fleet::pair_batch(ctx.fleet(), bo);
+  if (ctx.json()) {
+    Json j{{"count", r.count}, {"dir", r.dir}, {"manifest", r.manifest}, {"scheme", o.scheme}};
+    if (!r.matter_files.empty()) {
+      j["iterations"] = r.iterations;
+      j["matter_files"] = r.matter_files;
     }
-    if (o.all && o.from) {
-      throw Error(Exit::usage, "--all and --from are exclusive");
-    }
-    if (o.rotate) {
-      throw Error(Exit::usage, "--rotate works on one device at a time");
-    }
-    if (!o.out || *o.out == "-") {
-      throw Error(Exit::usage, "a production run needs -o DIR");
-    }
-    fleet::BatchOptions bo{po, label, *o.out, o.from, o.jobs, overwrite};
-    bo.resume = o.resume;
-    const auto r = fleet::pair_batch(ctx.fleet(), bo);
-    if (ctx.json()) {
-      Json j{{"count", r.count}, {"dir", r.dir}, {"manifest", r.manifest}, {"scheme", o.scheme}};
-      if (!r.matter_files.empty()) {
-        j["iterations"] = r.iterations;
-        j["matter_files"] = r.matter_files;
-      }
-      ctx.print_json(j);
-    } else if (r.matter_files.empty()) {
-      ctx.note(fmt::format("wrote {} labels and {}", r.count, r.manifest));
-    } else {
-      // "wrote 3 labels, DIR/manifest.csv, DIR/spake2p.csv, ... and DIR/esp-matter-master.csv"
-      ctx.note(fmt::format("wrote {} labels, {}, {} and {}", r.count, r.manifest,
-                           fmt::join(r.matter_files.begin(), r.matter_files.end() - 1, ", "), r.matter_files.back()));
-    }
-    return;
+    ctx.print_json(j);
+  } else if (r.matter_files.empty()) {
+    ctx.note(fmt::format("wrote {} labels and {}", r.count, r.manifest));
+  } else {
+    // "wrote 3 labels, DIR/manifest.csv, DIR/spake2p.csv, ... and DIR/esp-matter-master.csv"
+    ctx.note(fmt::format("wrote {} labels, {}, {} and {}", r.count, r.manifest,
+                         fmt::join(r.matter_files.begin(), r.matter_files.end() - 1, ", "), r.matter_files.back()));
   }
-  if (!o.device) {
-    throw Error(Exit::usage, "pair needs DEVICE, --all or --from FILE (or: pair decode CODE)");
-  }
-  if (o.jobs != 0) {
-    throw Error(Exit::usage, "--jobs is for production runs (--all or --from)");
-  }
-  const bool to_stdout = o.out && *o.out == "-"; // -o -: the rendering alone on stdout
-  if (to_stdout && ctx.json()) {
-    throw Error(Exit::usage, "-o - writes the QR rendering to stdout: not with --json");
-  }
-  if (!o.out || to_stdout) {
-    ctx.commit_after_output(); // with -o, the file is the delivery, named only once the registry has it
-  }
-  const auto r = fleet::pair_device(ctx.fleet(), *o.device, po, label, o.out,
-                                    o.rotate ? fleet::Rotate::yes : fleet::Rotate::no, overwrite);
+}
+
+// What `pair DEVICE` prints: the code and payload (with --json, as an object), then the rendering.
+void print_pairing(Context& ctx, const PairCliOptions& o, const fleet::PairResult& r)
+{
   const auto& c = r.code;
-  if (to_stdout) {
-    ctx.print(r.rendering);
-    return;
-  }
   if (ctx.json()) {
     Json j{{"device", c.device}, {"scheme", o.scheme}, {"counter", c.counter}};
     if (c.matter) {
@@ -233,6 +202,50 @@ void run_pair(Context& ctx, const PairCliOptions& o)
   if (r.file) {
     ctx.note(fmt::format("wrote {}", *r.file));
   }
+}
+
+void run_pair(Context& ctx, const PairCliOptions& o)
+{
+  fleet::PairOptions po{fleet::parse_pair_scheme(o.scheme), o.pin_digits, o.matter};
+  if (o.passcode_file) {
+    po.matter.passcode = read_passcode_file(*o.passcode_file);
+  }
+  const bool batch = o.all || o.from;
+  if (o.margin && *o.margin < 0) {
+    throw Error(Exit::usage, "--margin {} is out of range (0-64)", *o.margin); // -1 is the default, never given
+  }
+  fleet::LabelOptions label{qr_format(o, batch), qr::parse_ec(o.ec), o.scale, o.margin.value_or(-1)};
+  if ((!o.out || *o.out == "-") && ::isatty(STDOUT_FILENO) != 0 && colour_allowed()) {
+    label.colors = qr::Colors::black_on_white; // the same code in a dark and a light terminal
+  }
+  const auto overwrite = o.force ? util::Overwrite::yes : util::Overwrite::no;
+  if (o.resume && !batch) {
+    throw Error(Exit::usage, "--resume completes a production run (--all or --from FILE)");
+  }
+  if (batch) {
+    run_pair_batch(ctx, o, po, label, overwrite);
+    return;
+  }
+  if (!o.device) {
+    throw Error(Exit::usage, "pair needs DEVICE, --all or --from FILE (or: pair decode CODE)");
+  }
+  if (o.jobs != 0) {
+    throw Error(Exit::usage, "--jobs is for production runs (--all or --from)");
+  }
+  const bool to_stdout = o.out && *o.out == "-"; // -o -: the rendering alone on stdout
+  if (to_stdout && ctx.json()) {
+    throw Error(Exit::usage, "-o - writes the QR rendering to stdout: not with --json");
+  }
+  if (!o.out || to_stdout) {
+    ctx.commit_after_output(); // with -o, the file is the delivery, named only once the registry has it
+  }
+  const auto r = fleet::pair_device(ctx.fleet(), *o.device, po, label, o.out,
+                                    o.rotate ? fleet::Rotate::yes : fleet::Rotate::no, overwrite);
+  if (to_stdout) {
+    ctx.print(r.rendering);
+    return;
+  }
+  print_pairing(ctx, o, r);
 }
 
 void run_decode(Context& ctx, const DecodeOptions& o)

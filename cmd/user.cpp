@@ -122,120 +122,129 @@ void add_user_show(CLI::App& user, Context& ctx)
   show->add_option("NAME", *show_name, "User name")->required();
 }
 
+// What `user grant` prints once the grant is committed (unless the QR code went to stdout).
+void print_grant(Context& ctx, const GrantOptions& go, const fleet::GrantBundle& b, const crypto::Secret& bundle,
+                 bool qr)
+{
+  const auto& g = b.grant;
+  if (ctx.json() && go.output) {
+    // The file is the delivery: stdout gets the bundle's members but the user key, and the file.
+    ctx.print_json({{"type", "fleetkey-grant"},
+                    {"version", 1},
+                    {"user", g.grant.user},
+                    {"device", g.device.id},
+                    {"role", g.grant.role},
+                    {"epoch", g.grant.epoch},
+                    {"key_version", g.device.key_version},
+                    {"expires", g.grant.expires ? Json(*g.grant.expires) : Json(nullptr)},
+                    {"fingerprint", g.fingerprint},
+                    {"test_key", b.test_key},
+                    {"token", b.token.text},
+                    {"token_id", b.token.token_id},
+                    {"file", *go.output}});
+    return;
+  }
+  if (ctx.json()) {
+    ctx.write_secret(bundle);
+    ctx.print("\n");
+    return;
+  }
+  fleet::KeyMeta meta{"user",       g.device.id,          g.grant.user,  g.grant.epoch,
+                      std::nullopt, g.device.key_version, g.fingerprint, b.test_key};
+  ctx.print(fmt::format("user:         {}\ndevice:       {}\nrole:         {}\nepoch:        {}\nexpires:      {}\n",
+                        g.grant.user, g.grant.device, g.grant.role, g.grant.epoch, g.grant.expires.value_or("never")));
+  if (!go.output) { // with -o, the key is in the file only
+    ctx.print("user key:     ");
+    ctx.write_secret(fleet::format_key(fleet::KeyFormat::base64, g.user_key, meta));
+  }
+  ctx.print(fmt::format("fingerprint:  {}\ntoken:        {}\ntoken id:     {}\n", g.fingerprint, b.token.text,
+                        b.token.token_id));
+  if (go.output) {
+    ctx.note(fmt::format("wrote {} to {}", qr ? "the QR code" : "the bundle", *go.output));
+  }
+  if (g.kept) {
+    ctx.note(fmt::format("kept the active grant (epoch {}): only the token is new", g.grant.epoch));
+  }
+}
+
+// `user grant`: the grant and its bundle, written to -o FILE or stdout.
+void run_user_grant(Context& ctx, const GrantOptions& go)
+{
+  std::optional<int64_t> ttl = fleet::k_default_grant_ttl;
+  if (go.ttl && *go.ttl == "never") {
+    ttl = std::nullopt;
+  } else if (go.ttl) {
+    auto d = util::parse_duration(*go.ttl);
+    if (!d) {
+      throw fleetkey::Error(Exit::usage, "--ttl: {}", d.error());
+    }
+    ttl = *d;
+  }
+  const auto now = parse_now(go.now);
+  const auto qr_mode = go.qr ? std::optional(fleet::parse_qr_mode(*go.qr)) : std::nullopt;
+  // Checked before anything is recorded, so that bad options change nothing.
+  if (qr_mode && !go.output && (ctx.json() || *qr_mode == fleet::QrMode::png)) {
+    throw fleetkey::Error(Exit::usage, "--qr {} needs -o FILE{}", *go.qr, ctx.json() ? " with --json" : "");
+  }
+  if (go.output && util::exists(*go.output)) {
+    throw fleetkey::Error(Exit::conflict, "{} already exists", *go.output).with_reason("file_exists");
+  }
+  // The output file exists (unnamed, or under a temporary name) before anything is recorded,
+  // gets its content inside the grant's transaction, and is named only after the registry
+  // commit: a file that cannot be created or written leaves the registry unchanged.
+  std::optional<util::AtomicFile> file;
+  if (go.output) {
+    file.emplace(*go.output, util::Overwrite::no);
+  }
+  auto& fleet = ctx.fleet();
+  if (!go.output) {
+    ctx.commit_after_output(); // with -o, the file is the delivery, named once the grant is committed
+  }
+  std::optional<crypto::Secret> bundle;
+  std::vector<uint8_t> qr;
+  const auto b = fleet::grant_with_token(
+      fleet, go.name, go.device, go.role, ttl,
+      [&](const fleet::GrantBundle& made) {
+        bundle = fleet::bundle_json(made);
+        if (qr_mode) {
+          // On a terminal, explicit colours: the same code in a dark and a light terminal.
+          const bool terminal = !go.output && ::isatty(STDOUT_FILENO) != 0 && colour_allowed();
+          qr = fleet::render_bundle_qr(*bundle, *qr_mode, terminal ? qr::Colors::black_on_white : qr::Colors::none);
+        }
+        if (file) {
+          if (qr_mode) {
+            file->write(std::span<const uint8_t>(qr));
+          } else {
+            file->write(bundle->span());
+            file->write(std::string_view("\n"));
+          }
+        }
+      },
+      go.keep_epoch ? fleet::KeepEpoch::yes : fleet::KeepEpoch::no, now);
+  if (file) {
+    // The grant is committed. Should naming the file fail now (the name was taken meanwhile,
+    // or fsync fails), the command fails with the grant recorded and no file: the key was
+    // never written anywhere, and a new `user grant` replaces it (bumping the epoch).
+    file->commit();
+  } else if (qr_mode) {
+    ctx.print({reinterpret_cast<const char*>(qr.data()), qr.size()});
+    sodium_memzero(qr.data(), qr.size());
+    return;
+  }
+  sodium_memzero(qr.data(), qr.size());
+  print_grant(ctx, go, b, *bundle, qr_mode.has_value());
+}
+
 void add_user_grant(CLI::App& user, Context& ctx)
 {
   auto go = std::make_shared<GrantOptions>();
-  auto* grant = add_command(
-      user, ctx, "grant",
-      "Grant a user a role on a device and print their credential bundle: the user key and a "
-      "token for the device. Granting a user who already has an active grant on the device replaces it: "
-      "the key epoch goes up by one, so the previous user key and every token of the old grant stop "
-      "working, and the new grant has only the new --role and --ttl",
-      [&ctx, go] {
-        std::optional<int64_t> ttl = fleet::k_default_grant_ttl;
-        if (go->ttl && *go->ttl == "never") {
-          ttl = std::nullopt;
-        } else if (go->ttl) {
-          auto d = util::parse_duration(*go->ttl);
-          if (!d) {
-            throw fleetkey::Error(Exit::usage, "--ttl: {}", d.error());
-          }
-          ttl = *d;
-        }
-        const auto now = parse_now(go->now);
-        const auto qr_mode = go->qr ? std::optional(fleet::parse_qr_mode(*go->qr)) : std::nullopt;
-        // Checked before anything is recorded, so that bad options change nothing.
-        if (qr_mode && !go->output && (ctx.json() || *qr_mode == fleet::QrMode::png)) {
-          throw fleetkey::Error(Exit::usage, "--qr {} needs -o FILE{}", *go->qr, ctx.json() ? " with --json" : "");
-        }
-        if (go->output && util::exists(*go->output)) {
-          throw fleetkey::Error(Exit::conflict, "{} already exists", *go->output).with_reason("file_exists");
-        }
-        // The output file exists (unnamed, or under a temporary name) before anything is recorded,
-        // gets its content inside the grant's transaction, and is named only after the registry
-        // commit: a file that cannot be created or written leaves the registry unchanged.
-        std::optional<util::AtomicFile> file;
-        if (go->output) {
-          file.emplace(*go->output, util::Overwrite::no);
-        }
-        auto& fleet = ctx.fleet();
-        if (!go->output) {
-          ctx.commit_after_output(); // with -o, the file is the delivery, named once the grant is committed
-        }
-        std::optional<crypto::Secret> bundle;
-        std::vector<uint8_t> qr;
-        const auto b = fleet::grant_with_token(
-            fleet, go->name, go->device, go->role, ttl,
-            [&](const fleet::GrantBundle& made) {
-              bundle = fleet::bundle_json(made);
-              if (qr_mode) {
-                // On a terminal, explicit colours: the same code in a dark and a light terminal.
-                const bool terminal = !go->output && ::isatty(STDOUT_FILENO) != 0 && colour_allowed();
-                qr = fleet::render_bundle_qr(*bundle, *qr_mode,
-                                             terminal ? qr::Colors::black_on_white : qr::Colors::none);
-              }
-              if (file) {
-                if (qr_mode) {
-                  file->write(std::span<const uint8_t>(qr));
-                } else {
-                  file->write(bundle->span());
-                  file->write(std::string_view("\n"));
-                }
-              }
-            },
-            go->keep_epoch ? fleet::KeepEpoch::yes : fleet::KeepEpoch::no, now);
-        if (file) {
-          // The grant is committed. Should naming the file fail now (the name was taken meanwhile,
-          // or fsync fails), the command fails with the grant recorded and no file: the key was
-          // never written anywhere, and a new `user grant` replaces it (bumping the epoch).
-          file->commit();
-        } else if (qr_mode) {
-          ctx.print({reinterpret_cast<const char*>(qr.data()), qr.size()});
-          sodium_memzero(qr.data(), qr.size());
-          return;
-        }
-        sodium_memzero(qr.data(), qr.size());
-        const auto& g = b.grant;
-        if (ctx.json() && go->output) {
-          // The file is the delivery: stdout gets the bundle's members but the user key, and the file.
-          ctx.print_json({{"type", "fleetkey-grant"},
-                          {"version", 1},
-                          {"user", g.grant.user},
-                          {"device", g.device.id},
-                          {"role", g.grant.role},
-                          {"epoch", g.grant.epoch},
-                          {"key_version", g.device.key_version},
-                          {"expires", g.grant.expires ? Json(*g.grant.expires) : Json(nullptr)},
-                          {"fingerprint", g.fingerprint},
-                          {"test_key", b.test_key},
-                          {"token", b.token.text},
-                          {"token_id", b.token.token_id},
-                          {"file", *go->output}});
-          return;
-        }
-        if (ctx.json()) {
-          ctx.write_secret(*bundle);
-          ctx.print("\n");
-          return;
-        }
-        fleet::KeyMeta meta{"user",       g.device.id,          g.grant.user,  g.grant.epoch,
-                            std::nullopt, g.device.key_version, g.fingerprint, b.test_key};
-        ctx.print(
-            fmt::format("user:         {}\ndevice:       {}\nrole:         {}\nepoch:        {}\nexpires:      {}\n",
-                        g.grant.user, g.grant.device, g.grant.role, g.grant.epoch, g.grant.expires.value_or("never")));
-        if (!go->output) { // with -o, the key is in the file only
-          ctx.print("user key:     ");
-          ctx.write_secret(fleet::format_key(fleet::KeyFormat::base64, g.user_key, meta));
-        }
-        ctx.print(fmt::format("fingerprint:  {}\ntoken:        {}\ntoken id:     {}\n", g.fingerprint, b.token.text,
-                              b.token.token_id));
-        if (go->output) {
-          ctx.note(fmt::format("wrote {} to {}", qr_mode ? "the QR code" : "the bundle", *go->output));
-        }
-        if (g.kept) {
-          ctx.note(fmt::format("kept the active grant (epoch {}): only the token is new", g.grant.epoch));
-        }
-      });
+  auto* grant =
+      add_command(user, ctx, "grant",
+                  "Grant a user a role on a device and print their credential bundle: the user key and a "
+                  "token for the device. Granting a user who already has an active grant on the device replaces it: "
+                  "the key epoch goes up by one, so the previous user key and every token of the old grant stop "
+                  "working, and the new grant has only the new --role and --ttl",
+                  [&ctx, go] { run_user_grant(ctx, *go); });
   grant->add_option("NAME", go->name, "User name")->required();
   grant->add_option("--device", go->device, "Device id")->required()->type_name("ID");
   grant->add_option("--role", go->role, "Role, e.g. owner, guest, service")->required()->type_name("ROLE");

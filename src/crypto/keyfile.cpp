@@ -1,3 +1,7 @@
+// The master key file: the key ring's binary payload (Keyring::serialize), the text header around
+// it and its optional passphrase encryption (fleetkey-formats(5), MASTER KEY FILE). Over 400 lines on
+// purpose: the three layers of one format share its constants and its corrupt() error, and are
+// read and changed together.
 #include <fleetkey/crypto/hierarchy.hpp>
 #include <fleetkey/crypto/hkdf.hpp>
 #include <fleetkey/crypto/keyfile.hpp>
@@ -12,7 +16,6 @@
 #include <charconv>
 #include <cstring>
 #include <fcntl.h>
-#include <termios.h>
 #include <unistd.h>
 
 namespace fleetkey::crypto {
@@ -329,18 +332,11 @@ Secret encode_key_file(const Keyring& ring, const Secret* passphrase, KdfParams 
   return with_payload(header, payload);
 }
 
-Keyring decode_key_file(std::string_view text, const PassphraseSource& passphrase, KeyFileHeader* header_out)
+namespace {
+
+// The "name: value" lines of a key file's header, after its comment line.
+Fields header_fields(std::string_view header)
 {
-  init();
-  if (text.substr(0, k_comment.size()) != k_comment) {
-    throw Error(Exit::key, "not a fleetkey master key file");
-  }
-  const auto payload_at = text.find("\npayload: ");
-  if (payload_at == std::string_view::npos || text.back() != '\n') {
-    throw corrupt("no payload");
-  }
-  const std::string_view header = text.substr(0, payload_at + 1);
-  const std::string_view payload_b64 = text.substr(payload_at + 10, text.size() - payload_at - 11);
   Fields fields;
   std::string_view rest = header.substr(k_comment.size());
   while (!rest.empty()) {
@@ -353,6 +349,56 @@ Keyring decode_key_file(std::string_view text, const PassphraseSource& passphras
     }
     fields.items.emplace_back(line.substr(0, colon), line.substr(colon + 2));
   }
+  return fields;
+}
+
+// An encrypted key file's key ring: the file key from the passphrase (Argon2id with the header's
+// parameters, which go to `info`), then XChaCha20-Poly1305 with the header as associated data.
+Secret decrypt_payload(const Fields& fields, std::string_view header, const Secret& payload,
+                       const PassphraseSource& passphrase, KeyFileHeader& info)
+{
+  if (fields.items.size() != 10 || fields.get("kdf") != "argon2id13") {
+    throw corrupt("unexpected header lines");
+  }
+  info.encrypted = true;
+  info.kdf.opslimit = parse_uint(fields.get("kdf-opslimit"), "kdf-opslimit");
+  info.kdf.memlimit = parse_uint(fields.get("kdf-memlimit"), "kdf-memlimit");
+  if (info.kdf.opslimit < crypto_pwhash_OPSLIMIT_MIN || info.kdf.opslimit > k_max_opslimit
+      || info.kdf.memlimit < crypto_pwhash_MEMLIMIT_MIN || info.kdf.memlimit > k_max_memlimit) {
+    throw corrupt("KDF parameters out of range");
+  }
+  const auto salt = parse_hex(fields.get("kdf-salt"), k_salt_len, "kdf-salt");
+  const auto nonce = parse_hex(fields.get("nonce"), k_nonce_len, "nonce");
+  if (payload.size() < crypto_aead_xchacha20poly1305_ietf_ABYTES) {
+    throw corrupt("payload is truncated");
+  }
+  const Secret pass = passphrase();
+  const Secret file_key = derive_file_key(pass, salt, info.kdf);
+  Secret plaintext(payload.size() - crypto_aead_xchacha20poly1305_ietf_ABYTES);
+  if (crypto_aead_xchacha20poly1305_ietf_decrypt(plaintext.data(), nullptr, nullptr, payload.data(), payload.size(),
+                                                 reinterpret_cast<const uint8_t*>(header.data()), header.size(),
+                                                 nonce.data(), file_key.data())
+      != 0) {
+    throw Error(Exit::key, "cannot decrypt the master key: wrong passphrase, or the key file was modified");
+  }
+  return plaintext;
+}
+
+} // namespace
+
+Keyring decode_key_file(std::string_view text, const PassphraseSource& passphrase, KeyFileHeader* header_out)
+{
+  init();
+  if (text.substr(0, k_comment.size()) != k_comment) {
+    throw Error(Exit::key, "not a fleetkey master key file");
+  }
+  const auto payload_at = text.find("\npayload: ");
+  if (payload_at == std::string_view::npos || text.back() != '\n') {
+    throw corrupt("no payload");
+  }
+  const std::string_view header = text.substr(0, payload_at + 1);
+  const std::string_view payload_b64 = text.substr(payload_at + 10, text.size() - payload_at - 11);
+  const Fields fields = header_fields(header);
   if (fields.get("format") != "fleetkey-master-key 1") {
     throw Error(Exit::key, "unsupported master key file format \"{}\"", fields.get("format"));
   }
@@ -374,30 +420,7 @@ Keyring decode_key_file(std::string_view text, const PassphraseSource& passphras
     }
     plaintext = std::move(payload); // unencrypted: the key ring itself
   } else if (encryption == "xchacha20poly1305") {
-    if (fields.items.size() != 10 || fields.get("kdf") != "argon2id13") {
-      throw corrupt("unexpected header lines");
-    }
-    info.encrypted = true;
-    info.kdf.opslimit = parse_uint(fields.get("kdf-opslimit"), "kdf-opslimit");
-    info.kdf.memlimit = parse_uint(fields.get("kdf-memlimit"), "kdf-memlimit");
-    if (info.kdf.opslimit < crypto_pwhash_OPSLIMIT_MIN || info.kdf.opslimit > k_max_opslimit
-        || info.kdf.memlimit < crypto_pwhash_MEMLIMIT_MIN || info.kdf.memlimit > k_max_memlimit) {
-      throw corrupt("KDF parameters out of range");
-    }
-    const auto salt = parse_hex(fields.get("kdf-salt"), k_salt_len, "kdf-salt");
-    const auto nonce = parse_hex(fields.get("nonce"), k_nonce_len, "nonce");
-    if (payload.size() < crypto_aead_xchacha20poly1305_ietf_ABYTES) {
-      throw corrupt("payload is truncated");
-    }
-    const Secret pass = passphrase();
-    const Secret file_key = derive_file_key(pass, salt, info.kdf);
-    plaintext = Secret(payload.size() - crypto_aead_xchacha20poly1305_ietf_ABYTES);
-    if (crypto_aead_xchacha20poly1305_ietf_decrypt(plaintext.data(), nullptr, nullptr, payload.data(), payload.size(),
-                                                   reinterpret_cast<const uint8_t*>(header.data()), header.size(),
-                                                   nonce.data(), file_key.data())
-        != 0) {
-      throw Error(Exit::key, "cannot decrypt the master key: wrong passphrase, or the key file was modified");
-    }
+    plaintext = decrypt_payload(fields, header, payload, passphrase, info);
   } else {
     throw Error(Exit::key, "unsupported master key encryption \"{}\"", encryption);
   }
@@ -447,53 +470,6 @@ Secret write_key_file(const std::string& path, const Keyring& ring, const Secret
   file.write(text.span());
   file.commit();
   return text;
-}
-
-Secret prompt_passphrase(const char* prompt)
-{
-  util::Fd tty(::open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY));
-  if (!tty.valid()) {
-    throw Error(Exit::key, "no terminal to ask for the passphrase (use --passphrase-file or FLEETKEY_PASSPHRASE_FILE)");
-  }
-  struct termios old
-  {
-  };
-  const bool have_termios = ::tcgetattr(tty.get(), &old) == 0;
-  if (have_termios) {
-    struct termios quiet = old;
-    quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
-    quiet.c_lflag |= ECHONL;
-    ::tcsetattr(tty.get(), TCSAFLUSH, &quiet);
-  }
-  [[maybe_unused]] auto w = ::write(tty.get(), prompt, std::strlen(prompt));
-  Secret buf(1024);
-  wipe_vector_registers(); // the process may wait here for minutes, holding keys (master passwd)
-  size_t len = 0;
-  bool ok = true;
-  for (;;) {
-    uint8_t c = 0;
-    const ssize_t n = ::read(tty.get(), &c, 1);
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
-    if (n <= 0 || c == '\n') {
-      ok = n > 0;
-      break;
-    }
-    if (len == buf.size()) {
-      ok = false;
-      break;
-    }
-    buf.data()[len++] = c;
-  }
-  if (have_termios) {
-    ::tcsetattr(tty.get(), TCSAFLUSH, &old);
-  }
-  if (!ok) {
-    throw Error(Exit::key, "could not read a passphrase from the terminal");
-  }
-  buf.truncate(len);
-  return buf;
 }
 
 } // namespace fleetkey::crypto

@@ -339,7 +339,25 @@ bool equal(std::span<const uint8_t> a, std::span<const uint8_t> b) noexcept
   if (a.size() != b.size()) {
     return false;
   }
-  return a.empty() || sodium_memcmp(a.data(), b.data(), a.size()) == 0;
+  // Eight bytes at a time, every byte read whatever the data: the empty asm makes `diff` opaque to
+  // the compiler, which can then not turn the loop into one that stops at the first difference.
+  // (sodium_memcmp reads a byte at a time through volatile pointers: about 40 ns for a 32-byte
+  // tag, a twentieth of a CWT's verification in bench/tokens.sh.)
+  uint64_t diff = 0;
+  size_t i = 0;
+  for (; i + 8 <= a.size(); i += 8) {
+    uint64_t x = 0;
+    uint64_t y = 0;
+    std::memcpy(&x, a.data() + i, 8);
+    std::memcpy(&y, b.data() + i, 8);
+    diff |= x ^ y;
+    __asm__("" : "+r"(diff));
+  }
+  for (; i < a.size(); ++i) {
+    diff |= static_cast<uint64_t>(a[i] ^ b[i]);
+    __asm__("" : "+r"(diff));
+  }
+  return diff == 0;
 }
 
 } // namespace fleetkey::crypto

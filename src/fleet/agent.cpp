@@ -1,3 +1,7 @@
+// The key agent, both ends of its private protocol: the client (Client, connect_ring, status, stop)
+// and the daemon (Server, start). Over 400 lines on purpose: the frame layout, the ops and the
+// checks of each request are read and changed together, on both sides, in one file (fleetkey-formats(5),
+// AGENT PROTOCOL); the halves share the framing helpers at the top and nothing else.
 #include <fleetkey/crypto/hierarchy.hpp>
 #include <fleetkey/fleet/agent.hpp>
 #include <fleetkey/util/error.hpp>

@@ -1,3 +1,8 @@
+// Pairing one device: the pairing code (PIN or Matter passcode) from the device key, its payload,
+// the label, and the options both `pair` and a production run check. The production run is in
+// pairing_batch.cpp.
+#include "pairing_checks.hpp"
+
 #include <fleetkey/crypto/hierarchy.hpp>
 #include <fleetkey/fleet/devices.hpp>
 #include <fleetkey/fleet/pairing.hpp>
@@ -72,6 +77,24 @@ std::optional<std::string> label_of(const registry::DeviceRecord& d, const char*
   }
   return std::nullopt;
 }
+
+const char* extension(QrFormat f)
+{
+  switch (f) {
+  case QrFormat::png:
+    return ".png";
+  case QrFormat::svg:
+    return ".svg";
+  case QrFormat::utf8:
+  case QrFormat::ansi:
+    return ".txt";
+  case QrFormat::none:
+    return "";
+  }
+  return "";
+}
+
+} // namespace
 
 void check_options(const PairOptions& o)
 {
@@ -156,191 +179,10 @@ void check_label(const LabelOptions& label, bool batch)
   }
 }
 
-const char* extension(QrFormat f)
-{
-  switch (f) {
-  case QrFormat::png:
-    return ".png";
-  case QrFormat::svg:
-    return ".svg";
-  case QrFormat::utf8:
-  case QrFormat::ansi:
-    return ".txt";
-  case QrFormat::none:
-    return "";
-  }
-  return "";
-}
-
-std::string csv_field(std::string_view s)
-{
-  if (s.find_first_of(",\"\r\n") == std::string_view::npos && (s.empty() || (s.front() != ' ' && s.back() != ' '))) {
-    return std::string(s);
-  }
-  std::string out = "\"";
-  for (char c : s) {
-    out += c;
-    if (c == '"') {
-      out += '"';
-    }
-  }
-  return out + "\"";
-}
-
-// Whether `path` is a regular file with one name that holds exactly `data` (pair --resume).
-bool holds(const std::string& path, std::string_view data)
-{
-  util::Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
-  struct stat st
-  {
-  };
-  if (!fd.valid() || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink > 1
-      || static_cast<size_t>(st.st_size) != data.size()) {
-    return false;
-  }
-  std::string have(data.size(), '\0');
-  size_t got = 0;
-  while (got < have.size()) {
-    const auto n = ::read(fd.get(), have.data() + got, have.size() - got);
-    if (n <= 0) {
-      return false;
-    }
-    got += static_cast<size_t>(n);
-  }
-  const bool same = sodium_memcmp(have.data(), data.data(), data.size()) == 0;
-  sodium_memzero(have.data(), have.size());
-  return same;
-}
-
-// Labels carry PINs: a label is written only into a regular file of its own that ends up 0600.
-// O_NOFOLLOW refuses a symbolic link, O_NONBLOCK a FIFO without a reader; an existing file is
-// truncated only once it is known to be a regular file with no other name. On failure the file is
-// removed if this call created or truncated it, so that a full disk leaves no partial label.
-void write_whole(const std::string& path, std::string_view data, util::Overwrite overwrite)
-{
-  const int flags = O_WRONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK;
-  // O_EXCL first: a file this call creates is known to be its own to remove.
-  util::Fd fd(::open(path.c_str(), flags | O_CREAT | O_EXCL, 0600));
-  const bool created = fd.valid();
-  if (!created && errno == EEXIST && overwrite == util::Overwrite::yes) {
-    fd = util::Fd(::open(path.c_str(), flags));
-  }
-  if (!fd.valid()) {
-    if (errno == ELOOP) {
-      throw Error(Exit::conflict, "{} is a symbolic link: a label is never written through one", path);
-    }
-    throw Error(errno == EEXIST ? Exit::conflict : Exit::failure, "cannot create {}: {}", path, std::strerror(errno));
-  }
-  struct RemoveOnFailure
-  {
-    const std::string& path;
-    bool armed;
-    ~RemoveOnFailure()
-    {
-      if (armed) {
-        ::unlink(path.c_str());
-      }
-    }
-  } remove{path, created};
-  struct stat st
-  {
-  };
-  if (::fstat(fd.get(), &st) != 0) {
-    throw Error(Exit::failure, "cannot write {}: {}", path, std::strerror(errno));
-  }
-  if (!S_ISREG(st.st_mode) || st.st_nlink > 1) {
-    throw Error(Exit::conflict, "{} is not a regular file with one name: a label is never written into it", path);
-  }
-  remove.armed = true;
-  if (((st.st_mode & 07777) != 0600 && ::fchmod(fd.get(), 0600) != 0) || ::ftruncate(fd.get(), 0) != 0) {
-    throw Error(Exit::failure, "cannot write {}: {}", path, std::strerror(errno));
-  }
-  if (!util::write_fully(fd.get(), data)) {
-    throw Error(Exit::failure, "cannot write {}: {}", path, std::strerror(errno));
-  }
-  if (::close(fd.release()) != 0) {
-    throw Error(Exit::failure, "cannot write {}: {}", path, std::strerror(errno));
-  }
-  remove.armed = false;
-}
-
-bool directory_empty(const std::string& path)
-{
-  std::unique_ptr<DIR, int (*)(DIR*)> dir(::opendir(path.c_str()), ::closedir);
-  if (!dir) {
-    throw Error(Exit::failure, "cannot read directory {}: {}", path, std::strerror(errno));
-  }
-  while (const dirent* e = ::readdir(dir.get())) {
-    if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) {
-      return false;
-    }
-  }
-  return true;
-}
-
-std::vector<registry::DeviceRecord> batch_devices(Fleet& fleet, const BatchOptions& o)
-{
-  std::vector<registry::DeviceRecord> devices;
-  auto& reg = fleet.registry();
-  if (!o.from) {
-    reg.for_each_device("active", [&](const registry::DeviceRecord& d) { devices.push_back(d); });
-    return devices;
-  }
-  // Read line by line, each bounded by the longest device id: a file of one huge line costs nothing.
-  std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(o.from->c_str(), "re"), &std::fclose);
-  if (!file) {
-    throw Error(Exit::failure, "cannot read {}: {}", *o.from, std::strerror(errno));
-  }
-  std::set<std::string, std::less<>> seen;
-  size_t line_no = 0;
-  std::string text;
-  for (bool more = true; more;) {
-    text.clear();
-    int c = 0;
-    while ((c = getc_unlocked(file.get())) != EOF && c != '\n' && text.size() <= 129) {
-      text.push_back(static_cast<char>(c));
-    }
-    if (c == EOF) {
-      if (std::ferror(file.get()) != 0) {
-        throw Error(Exit::failure, "cannot read {}: {}", *o.from, std::strerror(errno));
-      }
-      more = false;
-      if (text.empty()) {
-        break;
-      }
-    }
-    ++line_no;
-    std::string_view line = text;
-    if (!line.empty() && line.back() == '\r') {
-      line.remove_suffix(1);
-    }
-    if (line.empty()) {
-      continue;
-    }
-    if (line.size() > 128) {
-      throw Error(Exit::usage, "{}:{}: line is longer than 128 bytes (the longest device id)", *o.from, line_no);
-    }
-    if (!seen.emplace(line).second) {
-      throw Error(Exit::usage, "{}:{}: device \"{}\" is listed twice", *o.from, line_no, line);
-    }
-    auto d = reg.device(line);
-    if (!d) {
-      throw Error(Exit::not_found, "{}:{}: device \"{}\" is not registered", *o.from, line_no, line);
-    }
-    if (d->status != "active") {
-      throw Error(Exit::conflict, "{}:{}: device \"{}\" is revoked", *o.from, line_no, line);
-    }
-    devices.push_back(std::move(*d));
-  }
-  return devices;
-}
-
 const char* scheme_name(PairScheme s)
 {
   return s == PairScheme::matter ? "matter" : "fleetkey";
 }
-
-} // namespace
 
 PairScheme parse_pair_scheme(std::string_view name)
 {
@@ -519,252 +361,6 @@ std::string label_file_name(std::string_view device_id, QrFormat format)
     out = out.substr(0, 200) + "~" + util::to_hex(util::ByteView(digest, 8));
   }
   return out + extension(format);
-}
-
-BatchResult pair_batch(Fleet& fleet, const BatchOptions& o)
-{
-  check_options(o.pair);
-  check_label(o.label, true);
-  if (o.pair.matter.passcode) {
-    throw Error(Exit::usage, "--passcode-file gives one passcode: a production run derives one per device");
-  }
-  if (o.out_dir.empty()) {
-    throw Error(Exit::usage, "a production run needs -o DIR");
-  }
-  if (o.jobs < 0 || o.jobs > 256) {
-    throw Error(Exit::usage, "--jobs {} is out of range (0-256)", o.jobs);
-  }
-  auto devices = batch_devices(fleet, o);
-  if (o.pair.scheme == PairScheme::matter) {
-    for (const auto& d : devices) {
-      // Refuse a missing vendor or product id before any file is written.
-      matter_field(o.pair.matter.vendor_id, d, "vendor_id", 0xffff, "--vendor-id");
-      matter_field(o.pair.matter.product_id, d, "product_id", 0xffff, "--product-id");
-    }
-  }
-  struct stat st
-  {
-  };
-  const bool dir_exists = ::stat(o.out_dir.c_str(), &st) == 0;
-  if (dir_exists) {
-    if (!S_ISDIR(st.st_mode)) {
-      throw Error(Exit::conflict, "{} exists and is not a directory", o.out_dir);
-    }
-    if (o.overwrite == util::Overwrite::no && !o.resume && !directory_empty(o.out_dir)) {
-      throw Error(Exit::conflict, "output directory {} is not empty (use --force to write into it)", o.out_dir)
-          .with_reason("file_exists");
-    }
-    // Refuse before any label is replaced; write_whole checks again as it opens each file.
-    for (const auto& d : devices) {
-      const auto path = o.out_dir + "/" + label_file_name(d.id, o.label.format);
-      if (::lstat(path.c_str(), &st) == 0 && (!S_ISREG(st.st_mode) || st.st_nlink > 1)) {
-        throw Error(Exit::conflict, "{} is not a regular file with one name: a label is never written into it", path);
-      }
-    }
-  }
-  // Every master key version the devices need, loaded once before the workers start.
-  std::map<uint32_t, const crypto::MasterKey*> masters;
-  for (const auto& d : devices) {
-    if (!masters.count(d.key_version)) {
-      masters[d.key_version] = &fleet.master_key(d.key_version);
-    }
-  }
-  if (!dir_exists) {
-    util::make_directories(o.out_dir, 0700);
-  }
-
-  const bool matter = o.pair.scheme == PairScheme::matter;
-  struct Row
-  {
-    std::string code;
-    std::string manual;
-    std::string payload;
-    std::string file;
-    uint16_t discriminator = 0; // Matter
-    util::Bytes salt;           // Matter
-    bool kept = false;          // --resume: the label was there already
-  };
-  std::vector<Row> rows(devices.size());
-  // Matter: the verifiers, 97 bytes a device, in guarded memory.
-  crypto::Secret verifiers(matter ? devices.size() * pairing::k_spake2p_verifier_len : 0);
-  std::atomic<size_t> next{0};
-  std::atomic<bool> failed{false};
-  std::exception_ptr error;
-  std::mutex error_mutex;
-  const auto work = [&] {
-    try {
-      std::map<uint32_t, crypto::MasterDeriver> derivers; // one per thread: an Expander is not shared
-      crypto::Secret key(crypto::k_key_len);
-      pairing::StreamDeriver streams; // rekeyed per device: no allocation per key
-      std::optional<pairing::Spake2p> spake2p;
-      if (matter) {
-        spake2p.emplace();
-      }
-      uint8_t fp[16];
-      // Small blocks of devices per fetch keep both cores busy to the end.
-      constexpr size_t k_block = 16;
-      while (!failed) {
-        const size_t begin = next.fetch_add(k_block);
-        if (begin >= devices.size()) {
-          break;
-        }
-        for (size_t i = begin; i < std::min(begin + k_block, devices.size()); ++i) {
-          const auto& d = devices[i];
-          auto it = derivers.find(d.key_version);
-          if (it == derivers.end()) {
-            it = derivers.emplace(d.key_version, crypto::MasterDeriver(*masters.at(d.key_version))).first;
-          }
-          it->second.device_key(d.id, std::span<uint8_t, crypto::k_key_len>(key.data(), crypto::k_key_len));
-          crypto::fingerprint(key.span(), fp);
-          if (util::to_hex(fp) != d.fingerprint) {
-            throw Error(Exit::key, "device \"{}\": derived key does not match its registered fingerprint", d.id);
-          }
-          streams.rekey(key.span());
-          const auto code = make_pairing_code(streams, d, o.pair, spake2p ? &*spake2p : nullptr);
-          Row& row = rows[i];
-          row.file = label_file_name(d.id, o.label.format);
-          const auto path = o.out_dir + "/" + row.file;
-          const auto label = render_label(code.payload, o.label);
-          row.kept = o.resume && holds(path, label);
-          if (!row.kept) {
-            write_whole(path, label, o.resume ? util::Overwrite::yes : o.overwrite);
-          }
-          row.code = code.code;
-          row.manual = code.manual_code;
-          if (code.matter) {
-            row.discriminator = code.matter->discriminator;
-            row.salt = code.salt;
-            std::copy(code.verifier.span().begin(), code.verifier.span().end(),
-                      verifiers.data() + i * pairing::k_spake2p_verifier_len);
-          }
-          row.payload = code.payload;
-        }
-      }
-    } catch (...) {
-      std::lock_guard lock(error_mutex);
-      if (!error) {
-        error = std::current_exception();
-      }
-      failed = true;
-    }
-  };
-  const size_t cores = std::max(1u, std::thread::hardware_concurrency());
-  // By default a thread per core, but none for fewer than 64 devices (4 with Matter's verifiers,
-  // whose PBKDF2 is the run's work); --jobs N as asked.
-  const size_t per_thread = matter ? 4 : 64;
-  const size_t jobs = o.jobs > 0 ? std::min(static_cast<size_t>(o.jobs), std::max<size_t>(devices.size(), 1))
-                                 : std::min(cores, devices.size() / per_thread + 1);
-  {
-    util::ThreadPool pool(jobs - 1);
-    for (size_t t = 1; t < jobs; ++t) {
-      pool.enqueue(work);
-    }
-    work();
-  } // joins
-  // Leaves no partial run behind: removes the labels this run wrote (a label that failed removed
-  // itself) and DIR if this run created it.
-  const auto remove_run = [&] {
-    for (const auto& row : rows) {
-      if (!row.payload.empty() && !row.kept) {
-        ::unlink((o.out_dir + "/" + row.file).c_str());
-      }
-    }
-    if (!dir_exists) {
-      ::rmdir(o.out_dir.c_str());
-    }
-  };
-  if (error) {
-    remove_run();
-    std::rethrow_exception(error);
-  }
-
-  BatchResult result;
-  result.count = devices.size();
-  result.dir = o.out_dir;
-  result.manifest = o.out_dir + "/manifest.csv";
-  result.iterations = matter ? iterations_of(o.pair) : 0;
-  // The files hold passcodes and verifiers: their text is built in guarded memory. Bounds: the
-  // quoted fields' lengths plus at most 256 bytes for the rest of a line.
-  size_t room = 512;
-  for (size_t i = 0; i < devices.size(); ++i) {
-    room += csv_field(devices[i].id).size() + csv_field(rows[i].payload).size() + csv_field(rows[i].file).size() + 256;
-  }
-  const auto verifier_of = [&](size_t i) {
-    return std::span<const uint8_t>(verifiers.data() + i * pairing::k_spake2p_verifier_len,
-                                    pairing::k_spake2p_verifier_len);
-  };
-  const auto base64 = [](crypto::SecretText& t, std::span<const uint8_t> bytes) {
-    t.append_base64(bytes, sodium_base64_VARIANT_ORIGINAL);
-  };
-  crypto::SecretText csv(room);
-  csv.append(matter ? "device,passcode,manual_code,payload,file,discriminator,iterations,salt,verifier\n"
-                    : "device,pin,manual_code,payload,file\n");
-  for (size_t i = 0; i < devices.size(); ++i) {
-    const auto& r = rows[i];
-    csv.append(csv_field(devices[i].id)).append(",").append(r.code).append(",").append(r.manual).append(",");
-    csv.append(csv_field(r.payload)).append(",").append(csv_field(r.file));
-    if (matter) {
-      csv.append(fmt::format(",{},{},", r.discriminator, iterations_of(o.pair)));
-      base64(csv, r.salt);
-      csv.append(",");
-      base64(csv, verifier_of(i));
-    }
-    csv.append("\n");
-  }
-  // Matter: the same verifiers in the layouts of connectedhomeip's `spake2p gen-verifier` and of
-  // esp-matter-mfg-tool's --csv (the keys) and --mcsv (one row a device), in the manifest's order.
-  std::vector<std::pair<std::string, crypto::SecretText>> extra;
-  if (matter) {
-    crypto::SecretText spake(room);
-    crypto::SecretText master(room);
-    spake.append("Index,PIN Code,Iteration Count,Salt,Verifier\n");
-    master.append("discriminator,iteration-count,salt,verifier\n");
-    for (size_t i = 0; i < devices.size(); ++i) {
-      spake.append(fmt::format("{},{},{},", i, rows[i].code, iterations_of(o.pair)));
-      base64(spake, rows[i].salt);
-      spake.append(",");
-      base64(spake, verifier_of(i));
-      spake.append("\n");
-      master.append(fmt::format("{},{},", rows[i].discriminator, iterations_of(o.pair)));
-      base64(master, rows[i].salt);
-      master.append(",");
-      base64(master, verifier_of(i));
-      master.append("\n");
-    }
-    crypto::SecretText config(256);
-    config.append("chip-factory,namespace,\ndiscriminator,data,u32\niteration-count,data,u32\n"
-                  "salt,data,string\nverifier,data,string\n");
-    extra.emplace_back(o.out_dir + "/spake2p.csv", std::move(spake));
-    extra.emplace_back(o.out_dir + "/esp-matter-config.csv", std::move(config));
-    extra.emplace_back(o.out_dir + "/esp-matter-master.csv", std::move(master));
-  }
-  auto& reg = fleet.registry();
-  std::vector<std::unique_ptr<util::AtomicFile>> files; // the Matter files, then the manifest
-  try {
-    registry::Transaction tx(reg);
-    nlohmann::json details = {
-        {"count", result.count}, {"scheme", scheme_name(o.pair.scheme)}, {"manifest", result.manifest}};
-    if (matter) {
-      details["iterations"] = iterations_of(o.pair);
-    }
-    reg.audit("device.pair.batch", o.out_dir, details);
-    for (const auto& [path, text] : extra) {
-      files.push_back(std::make_unique<util::AtomicFile>(path, o.resume ? util::Overwrite::yes : o.overwrite));
-      files.back()->write(text.view());
-      result.matter_files.push_back(path);
-    }
-    files.push_back(std::make_unique<util::AtomicFile>(result.manifest, o.resume ? util::Overwrite::yes : o.overwrite));
-    files.back()->write(csv.view());
-    tx.commit();
-  } catch (...) {
-    files.clear(); // their temporary files, before DIR is removed
-    remove_run();
-    throw;
-  }
-  for (auto& f : files) {
-    f->commit();
-  }
-  return result;
 }
 
 } // namespace fleetkey::fleet

@@ -4,6 +4,7 @@
 #include "claims_json.hpp"
 #include "encode.hpp"
 
+#include <fleetkey/crypto/secret.hpp>
 #include <fleetkey/token/token.hpp>
 #include <fleetkey/util/base64url.hpp>
 
@@ -124,7 +125,7 @@ bool check_mac(const Decoded& d, const MacKey& key)
   }
   uint8_t full[32];
   key.mac(d.mac_input, full);
-  const bool ok = sodium_memcmp(full, d.tag, d.tag_len) == 0;
+  const bool ok = crypto::equal({full, d.tag_len}, {d.tag, d.tag_len});
   sodium_memzero(full, sizeof full);
   return ok;
 }

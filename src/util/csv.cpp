@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <unistd.h>
 
 namespace fleetkey::util {
@@ -163,6 +164,77 @@ Result<bool> CsvReader::next(std::vector<std::string_view>& fields)
   return r;
 }
 
+std::optional<Failure> CsvReader::quoted_field()
+{
+  m_in.get();
+  const uint64_t opened = m_line;
+  for (;;) {
+    m_in.append_until(m_record, k_stops.quoted, k_max_record);
+    const int c = m_in.get();
+    if (c < 0) {
+      return error(m_record_line, fmt::format("unterminated quoted field (opened on line {})", opened));
+    }
+    if (c == '\n') {
+      ++m_line;
+      m_record.push_back('\n');
+    } else if (m_in.peek() == '"') { // a doubled quote stands for one
+      m_in.get();
+      m_record.push_back('"');
+    } else {
+      break;
+    }
+    if (m_record.size() > k_max_record) {
+      return error(m_record_line, "record is longer than 1 MiB");
+    }
+  }
+  const int after = m_in.peek();
+  if (after != ',' && after != '\n' && after != '\r' && after >= 0) {
+    return error(m_record_line, fmt::format("unexpected text after a closing quote{} (a quote inside a field is "
+                                            "written \"\")",
+                                            on_line()));
+  }
+  return std::nullopt;
+}
+
+std::optional<Failure> CsvReader::record(bool& quoted)
+{
+  bool line_end = false;
+  while (!line_end) {
+    // One field per iteration; the loop ends at a line end or the end of input.
+    if (m_in.peek() == '"') {
+      quoted = true;
+      if (auto failure = quoted_field()) {
+        return failure;
+      }
+    } else {
+      m_in.append_until(m_record, k_stops.unquoted, k_max_record);
+      if (m_in.peek() == '"') {
+        return error(m_record_line, fmt::format("quote inside an unquoted field{} (quote the whole field and double "
+                                                "the quote)",
+                                                on_line()));
+      }
+    }
+    if (m_record.size() > k_max_record) {
+      return error(m_record_line, "record is longer than 1 MiB");
+    }
+    m_ends.push_back(m_record.size());
+    int c = m_in.get();
+    if (c == '\r') {
+      if (m_in.get() != '\n') {
+        return error(m_record_line, fmt::format("carriage return{} not followed by a line feed", on_line()));
+      }
+      c = '\n';
+    }
+    if (c == '\n') {
+      ++m_line;
+      line_end = true;
+    } else if (c < 0) {
+      line_end = true;
+    }
+  }
+  return std::nullopt;
+}
+
 Result<bool> CsvReader::parse(std::vector<std::string_view>& fields)
 {
   if (!m_started) {
@@ -178,64 +250,9 @@ Result<bool> CsvReader::parse(std::vector<std::string_view>& fields)
     if (m_in.peek() < 0) {
       return false;
     }
-    bool line_end = false;
     bool quoted = false;
-    while (!line_end) {
-      // One field per iteration; the loop ends at a line end or the end of input.
-      if (m_in.peek() == '"') {
-        m_in.get();
-        quoted = true;
-        const uint64_t opened = m_line;
-        for (;;) {
-          m_in.append_until(m_record, k_stops.quoted, k_max_record);
-          const int c = m_in.get();
-          if (c < 0) {
-            return error(m_record_line, fmt::format("unterminated quoted field (opened on line {})", opened));
-          }
-          if (c == '\n') {
-            ++m_line;
-            m_record.push_back('\n');
-          } else if (m_in.peek() == '"') { // a doubled quote stands for one
-            m_in.get();
-            m_record.push_back('"');
-          } else {
-            break;
-          }
-          if (m_record.size() > k_max_record) {
-            return error(m_record_line, "record is longer than 1 MiB");
-          }
-        }
-        const int after = m_in.peek();
-        if (after != ',' && after != '\n' && after != '\r' && after >= 0) {
-          return error(m_record_line, fmt::format("unexpected text after a closing quote{} (a quote inside a field is "
-                                                  "written \"\")",
-                                                  on_line()));
-        }
-      } else {
-        m_in.append_until(m_record, k_stops.unquoted, k_max_record);
-        if (m_in.peek() == '"') {
-          return error(m_record_line, fmt::format("quote inside an unquoted field{} (quote the whole field and double "
-                                                  "the quote)",
-                                                  on_line()));
-        }
-      }
-      if (m_record.size() > k_max_record) {
-        return error(m_record_line, "record is longer than 1 MiB");
-      }
-      m_ends.push_back(m_record.size());
-      int c = m_in.get();
-      if (c == '\r') {
-        if (m_in.get() != '\n') {
-          return error(m_record_line, fmt::format("carriage return{} not followed by a line feed", on_line()));
-        }
-        c = '\n';
-      }
-      if (c == '\n') {
-        ++m_line;
-        line_end = true;
-      } else if (c < 0) {
-        line_end = true;
-      }
+    if (auto failure = record(quoted)) {
+      return *failure;
     }
     if (m_ends.size() == 1 && m_ends[0] == 0 && !quoted) {
       // An empty line; `""` alone is a record with one empty field.

@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -89,6 +90,11 @@ public:
 
 private:
   Result<bool> parse(std::vector<std::string_view>& fields);
+  // Reads a record's fields into m_record and m_ends, through its line end; `quoted`: whether a
+  // field was quoted.
+  std::optional<Failure> record(bool& quoted);
+  // Reads a quoted field (at its opening quote) into m_record, through its closing quote.
+  std::optional<Failure> quoted_field();
   Failure error(uint64_t line, std::string_view what) const;
   // " on line N" when the current line is not the one the record started on.
   std::string on_line() const;
