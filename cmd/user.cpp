@@ -47,6 +47,7 @@ struct UserRevokeOptions
 
 struct UserKeyOptions
 {
+  std::optional<std::string> key_format;
   std::string name;
   std::string device;
   std::string format = "hex";
@@ -305,11 +306,13 @@ void add_user_key(CLI::App& user, Context& ctx)
       "expired",
       [&ctx, ko] {
         const auto format = ctx.json() ? fleet::KeyFormat::json : fleet::parse_key_format(ko->format);
+        const auto encoding = json_key_encoding(format, ko->key_format);
         SecretOutput out(ko->output);
         auto& fleet = ctx.fleet();
         const auto k = fleet::export_user_key(fleet, ko->name, ko->device);
         fleet::KeyMeta meta{"user",       k.device.id,          k.grant.user,  k.grant.epoch,
                             std::nullopt, k.device.key_version, k.fingerprint, fleet.keyring().is_test_key()};
+        meta.encoding = encoding;
         out.write(ctx, fleet::format_key(format, k.user_key, meta));
       });
   key->add_option("-o,--output", ko->output,
@@ -321,6 +324,7 @@ void add_user_key(CLI::App& user, Context& ctx)
   key->add_option("--format", ko->format, "Output format")
       ->check(CLI::IsMember({"hex", "base64", "c", "psk", "json"}))
       ->capture_default_str();
+  add_key_format_option(*key, ko->key_format);
 }
 
 } // namespace

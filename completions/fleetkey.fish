@@ -3,7 +3,7 @@
 # The command path typed so far ("device add"), skipping options and their values.
 function __fleetkey_path
   set -l known 'init' 'master' 'master list' 'master rotate' 'master retire' 'master passwd' 'master backup' 'master restore' 'device' 'device add' 'device import' 'device list' 'device show' 'device revoke' 'device key' 'device state' 'user' 'user add' 'user list' 'user show' 'user grant' 'user revoke' 'user key' 'token' 'token mint' 'token verify' 'token inspect' 'token key' 'token revoke' 'pair' 'pair decode' 'audit' 'audit list' 'audit verify' 'audit checkpoint' 'agent' 'agent start' 'agent stop' 'agent status'
-  set -l takes_value --action --aud --checkpoint --claim --device --discovery --discriminator --ec --flow --for --format --from --home --iterations --jobs --kdf --keys-out --label --last --leeway --lifetime --margin --master-key --max-age --model --new-passphrase-file --now --output --passcode-file --passphrase-file --pin-digits --product-id --progress --purpose --qr --reason --registry --role --scale --scheme --shares --since --status --sub --subject --test-seed --threshold --ttl --vendor-id -o
+  set -l takes_value --action --aud --checkpoint --claim --device --discovery --discriminator --ec --flow --for --format --from --home --input-format --iterations --jobs --kdf --key-format --keys-out --keys-out-format --label --last --leeway --lifetime --margin --master-key --max-age --model --new-passphrase-file --now --output --passcode-file --passphrase-file --pin-digits --product-id --progress --purpose --qr --reason --registry --role --scale --scheme --shares --since --status --sub --subject --test-seed --threshold --ttl --type --vendor-id -o
   set -l path ''
   set -l skip 0
   for w in (commandline -opc)[2..-1]
@@ -117,7 +117,7 @@ complete -c fleetkey -n 'test (__fleetkey_path) = "master passwd"' -s v -l verbo
 complete -c fleetkey -n 'test (__fleetkey_path) = "master backup"' -s h -l help -d 'Print this help and exit'
 complete -c fleetkey -n 'test (__fleetkey_path) = "master backup"' -l shares -x -d 'How many shares to make, 2-255'
 complete -c fleetkey -n 'test (__fleetkey_path) = "master backup"' -l threshold -x -d 'How many shares restore the key, 2 to --shares'
-complete -c fleetkey -n 'test (__fleetkey_path) = "master backup"' -s o -l output -r -F -d 'Write share-I.txt (and share-I.png or .svg with --qr) for each share into DIR, a new directory made 0700 (default: print the shares on stdout)'
+complete -c fleetkey -n 'test (__fleetkey_path) = "master backup"' -s o -l output -r -F -d 'Write share-I.txt (and share-I.png or .svg with --qr) for each share into DIR, a new directory made 0700 (default, or -: print the shares on stdout)'
 complete -c fleetkey -n 'test (__fleetkey_path) = "master backup"' -l qr -x -a 'png svg' -d 'Also write each share as a QR code: png or svg (needs -o)'
 complete -c fleetkey -n 'test (__fleetkey_path) = "master backup"' -l version -d 'Print the version and exit'
 complete -c fleetkey -n 'test (__fleetkey_path) = "master backup"' -l home -r -F -d 'Directory of the registry and master key (default: $FLEETKEY_HOME, $XDG_DATA_HOME/fleetkey, ~/.local/share/fleetkey)'
@@ -173,8 +173,10 @@ complete -c fleetkey -n 'test (__fleetkey_path) = "device add"' -s q -l quiet -d
 complete -c fleetkey -n 'test (__fleetkey_path) = "device add"' -s v -l verbose -d 'Say more on stderr (repeatable)'
 complete -c fleetkey -n 'test (__fleetkey_path) = "device import"' -s h -l help -d 'Print this help and exit'
 complete -c fleetkey -n 'test (__fleetkey_path) = "device import"' -F
-complete -c fleetkey -n 'test (__fleetkey_path) = "device import"' -l format -x -a 'csv jsonl ndjson' -d 'Input format (default: from the file name; required for stdin)'
-complete -c fleetkey -n 'test (__fleetkey_path) = "device import"' -l keys-out -r -F -d 'Also write the imported devices\' keys to FILE (JSON Lines, or CSV if it ends in .csv), created 0600 once the registry has committed; never overwritten'
+complete -c fleetkey -n 'test (__fleetkey_path) = "device import"' -l input-format -x -a 'csv jsonl ndjson' -d 'Input format (default: from the file name; required for stdin)'
+complete -c fleetkey -n 'test (__fleetkey_path) = "device import"' -l keys-out -r -F -d 'Also write the imported devices\' keys to FILE, created 0600 and named once the registry has committed (never overwritten); or, after the commit, to - (stdout: the summary then goes to stderr), a FIFO or /dev/fd/N, written in place'
+complete -c fleetkey -n 'test (__fleetkey_path) = "device import"' -l keys-out-format -x -a 'jsonl csv nvs' -d 'Keys file format: jsonl, csv, or nvs (ESP-IDF nvs_partition_gen.py CSV) (default: csv if FILE ends in .csv, else jsonl)'
+complete -c fleetkey -n 'test (__fleetkey_path) = "device import"' -l key-format -x -a 'base64 hex' -d 'Encoding of the keys in the keys file'
 complete -c fleetkey -n 'test (__fleetkey_path) = "device import"' -l skip-existing -d 'Skip ids that are already registered (and count them) instead of failing'
 complete -c fleetkey -n 'test (__fleetkey_path) = "device import"' -l progress -x -a 'auto always never' -d 'When to show a progress bar on stderr (auto: when stderr is a terminal)'
 complete -c fleetkey -n 'test (__fleetkey_path) = "device import"' -l version -d 'Print the version and exit'
@@ -223,6 +225,8 @@ complete -c fleetkey -n 'test (__fleetkey_path) = "device key"' -s h -l help -d 
 complete -c fleetkey -n 'test (__fleetkey_path) = "device key"' -s o -l output -r -F -d 'Write the key to FILE instead of stdout: created 0600 under a temporary name and named once complete; FILE must not exist (exit 4); - is stdout'
 complete -c fleetkey -n 'test (__fleetkey_path) = "device key"' -l format -x -a 'hex base64 c psk json' -d 'Output format'
 complete -c fleetkey -n 'test (__fleetkey_path) = "device key"' -l purpose -x -d 'Derive the subkey for NAME (e.g. enc, mac) instead of K_dev; NAME is 1-32 characters of a-z 0-9 _ . -'
+complete -c fleetkey -n 'test (__fleetkey_path) = "device key"' -l key-format -x -a 'base64 hex' -d 'Encoding of the key in JSON output (--json, --format json): base64 (the default) or hex'
+complete -c fleetkey -n 'test (__fleetkey_path) = "device key"' -l from -r -F -d 'The keys of the devices listed in FILE (or - for stdin), one id a line, as JSON Lines (--format json), in one unlock and batched derivation; every id is checked first (an unknown, revoked or repeated id fails naming its line, and nothing is printed)'
 complete -c fleetkey -n 'test (__fleetkey_path) = "device key"' -l version -d 'Print the version and exit'
 complete -c fleetkey -n 'test (__fleetkey_path) = "device key"' -l home -r -F -d 'Directory of the registry and master key (default: $FLEETKEY_HOME, $XDG_DATA_HOME/fleetkey, ~/.local/share/fleetkey)'
 complete -c fleetkey -n 'test (__fleetkey_path) = "device key"' -l registry -r -F -d 'Registry file (default: HOME/registry.db, $FLEETKEY_REGISTRY)'
@@ -234,7 +238,7 @@ complete -c fleetkey -n 'test (__fleetkey_path) = "device key"' -s q -l quiet -d
 complete -c fleetkey -n 'test (__fleetkey_path) = "device key"' -s v -l verbose -d 'Say more on stderr (repeatable)'
 complete -c fleetkey -n 'test (__fleetkey_path) = "device state"' -s h -l help -d 'Print this help and exit'
 complete -c fleetkey -n 'test (__fleetkey_path) = "device state"' -l all -d 'One document per registered device (revoked ones too), into -o DIR'
-complete -c fleetkey -n 'test (__fleetkey_path) = "device state"' -s o -l output -r -F -d 'Write the document to FILE (replaced if it exists; with --all: into the existing directory DIR, one file a device, named ID.state, ID.state.b64 or ID.state.h by --format)'
+complete -c fleetkey -n 'test (__fleetkey_path) = "device state"' -s o -l output -r -F -d 'Write the document to FILE (replaced if it exists; - is stdout; with --all: into the existing directory DIR, one file a device, named ID.state, ID.state.b64 or ID.state.h by --format)'
 complete -c fleetkey -n 'test (__fleetkey_path) = "device state"' -l format -x -a 'raw base64url c' -d 'raw (the COSE_Mac0 bytes), base64url (unpadded, one line) or c (a C array for firmware)'
 complete -c fleetkey -n 'test (__fleetkey_path) = "device state"' -l max-age -x -d 'How long the lock may rely on it: exp = iat + DURATION, 1s to 366d'
 complete -c fleetkey -n 'test (__fleetkey_path) = "device state"' -l now -x -d 'Issue as of TIME (2026-11-22T00:12:17Z, 2026-11-22 or @UNIX) for fixtures'
@@ -329,6 +333,7 @@ complete -c fleetkey -n 'test (__fleetkey_path) = "user key"' -s h -l help -d 'P
 complete -c fleetkey -n 'test (__fleetkey_path) = "user key"' -s o -l output -r -F -d 'Write the key to FILE instead of stdout: created 0600 under a temporary name and named once complete; FILE must not exist (exit 4); - is stdout'
 complete -c fleetkey -n 'test (__fleetkey_path) = "user key"' -l device -x -d 'Device id'
 complete -c fleetkey -n 'test (__fleetkey_path) = "user key"' -l format -x -a 'hex base64 c psk json' -d 'Output format'
+complete -c fleetkey -n 'test (__fleetkey_path) = "user key"' -l key-format -x -a 'base64 hex' -d 'Encoding of the key in JSON output (--json, --format json): base64 (the default) or hex'
 complete -c fleetkey -n 'test (__fleetkey_path) = "user key"' -l version -d 'Print the version and exit'
 complete -c fleetkey -n 'test (__fleetkey_path) = "user key"' -l home -r -F -d 'Directory of the registry and master key (default: $FLEETKEY_HOME, $XDG_DATA_HOME/fleetkey, ~/.local/share/fleetkey)'
 complete -c fleetkey -n 'test (__fleetkey_path) = "user key"' -l registry -r -F -d 'Registry file (default: HOME/registry.db, $FLEETKEY_REGISTRY)'
@@ -359,7 +364,7 @@ complete -c fleetkey -n 'test (__fleetkey_path) = "token mint"' -l role -x -d 'R
 complete -c fleetkey -n 'test (__fleetkey_path) = "token mint"' -l aud -x -d 'Audience device: the token is MACed with that device\'s K_tok_dev so the device can check it offline (default: a server token under K_tok)'
 complete -c fleetkey -n 'test (__fleetkey_path) = "token mint"' -l ttl -x -d 'Lifetime, e.g. 90s, 15m, 12h, 30d (default: 1h, or less to end with the subject\'s grant on --aud); one that outlives the grant is refused (exit 7)'
 complete -c fleetkey -n 'test (__fleetkey_path) = "token mint"' -l claim -x -d 'Extra text claim KEY=VALUE (repeatable)'
-complete -c fleetkey -n 'test (__fleetkey_path) = "token mint"' -l format -x -a 'cwt cwt64 jwt' -d 'cwt (COSE_Mac0, HMAC 256/256), cwt64 (HMAC 256/64, for BLE links) or jwt (HS256)'
+complete -c fleetkey -n 'test (__fleetkey_path) = "token mint"' -l type -x -a 'cwt cwt64 jwt' -d 'Token type: cwt (COSE_Mac0, HMAC 256/256), cwt64 (HMAC 256/64, for BLE links) or jwt (HS256)'
 complete -c fleetkey -n 'test (__fleetkey_path) = "token mint"' -l now -x -d 'Issue as of TIME (2026-11-22T00:12:17Z, 2026-11-22 or @UNIX) for fixtures'
 complete -c fleetkey -n 'test (__fleetkey_path) = "token mint"' -l version -d 'Print the version and exit'
 complete -c fleetkey -n 'test (__fleetkey_path) = "token mint"' -l home -r -F -d 'Directory of the registry and master key (default: $FLEETKEY_HOME, $XDG_DATA_HOME/fleetkey, ~/.local/share/fleetkey)'
@@ -395,8 +400,9 @@ complete -c fleetkey -n 'test (__fleetkey_path) = "token inspect"' -s q -l quiet
 complete -c fleetkey -n 'test (__fleetkey_path) = "token inspect"' -s v -l verbose -d 'Say more on stderr (repeatable)'
 complete -c fleetkey -n 'test (__fleetkey_path) = "token key"' -s h -l help -d 'Print this help and exit'
 complete -c fleetkey -n 'test (__fleetkey_path) = "token key"' -l aud -x -d 'The key of this device\'s tokens, K_tok_dev(DEVICE) (default: K_tok)'
-complete -c fleetkey -n 'test (__fleetkey_path) = "token key"' -l format -x -a 'hex base64 jwk' -d 'Output: hex, base64 or jwk (RFC 7517; implies --for jwt unless --for is given). With --json, ignored: the JSON object always holds the key in hex, as with device key --json'
+complete -c fleetkey -n 'test (__fleetkey_path) = "token key"' -l format -x -a 'hex base64 jwk' -d 'Output: hex, base64 or jwk (RFC 7517; implies --for jwt unless --for is given). Ignored with --json, whose object holds the key as --key-format says'
 complete -c fleetkey -n 'test (__fleetkey_path) = "token key"' -l for -x -a 'cwt cwt64 jwt' -d 'The token format the key verifies: cwt, cwt64 or jwt (each has its own key; default: jwt with --format jwk, else cwt)'
+complete -c fleetkey -n 'test (__fleetkey_path) = "token key"' -l key-format -x -a 'base64 hex' -d 'Encoding of the key in JSON output (--json, --format json): base64 (the default) or hex'
 complete -c fleetkey -n 'test (__fleetkey_path) = "token key"' -l version -d 'Print the version and exit'
 complete -c fleetkey -n 'test (__fleetkey_path) = "token key"' -l home -r -F -d 'Directory of the registry and master key (default: $FLEETKEY_HOME, $XDG_DATA_HOME/fleetkey, ~/.local/share/fleetkey)'
 complete -c fleetkey -n 'test (__fleetkey_path) = "token key"' -l registry -r -F -d 'Registry file (default: HOME/registry.db, $FLEETKEY_REGISTRY)'

@@ -1,5 +1,6 @@
 #include <fleetkey/crypto/hierarchy.hpp>
 #include <fleetkey/fleet/import.hpp>
+#include <fleetkey/fleet/keys_sink.hpp>
 #include <fleetkey/registry/import.hpp>
 #include <fleetkey/util/bytes.hpp>
 #include <fleetkey/util/csv.hpp>
@@ -810,7 +811,13 @@ struct Batch
   std::string_view id(size_t i) const { return {arena.data() + offsets[i].id, offsets[i].id_len}; }
 };
 
-void append_key_line(Batch& b, size_t i, size_t& at, bool csv, uint32_t key_version)
+enum class KeysOut { none, jsonl, csv, nvs };
+
+// The NVS namespace of --keys-out-format nvs, and the longest key name NVS stores.
+constexpr std::string_view k_nvs_namespace = "fleetkey";
+constexpr size_t k_nvs_key_max = 15;
+
+void append_key_line(Batch& b, size_t i, size_t& at, KeysOut format, KeyEncoding encoding, uint32_t key_version)
 {
   char* out = reinterpret_cast<char*>(b.text.data());
   const auto put = [&](std::string_view s) {
@@ -818,25 +825,45 @@ void append_key_line(Batch& b, size_t i, size_t& at, bool csv, uint32_t key_vers
     at += s.size();
   };
   const std::string_view id = b.id(i);
-  char b64[sodium_base64_ENCODED_LEN(crypto::k_key_len, sodium_base64_VARIANT_ORIGINAL)];
-  sodium_bin2base64(b64, sizeof b64, b.keys.data() + i * crypto::k_key_len, crypto::k_key_len,
-                    sodium_base64_VARIANT_ORIGINAL);
+  const auto put_csv_field = [&](std::string_view field) {
+    // Ids are printable: only a comma or a quote makes the field need quoting.
+    if (field.find_first_of(",\"") == std::string_view::npos) {
+      put(field);
+      return;
+    }
+    put("\"");
+    for (char c : field) {
+      put(c == '"' ? std::string_view("\"\"") : std::string_view(&c, 1));
+    }
+    put("\"");
+  };
+  // Base64 (44 characters) or hex (64) of the key, with its terminating NUL.
+  char encoded[2 * crypto::k_key_len + 1];
+  const uint8_t* key = b.keys.data() + i * crypto::k_key_len;
+  if (encoding == KeyEncoding::hex) {
+    sodium_bin2hex(encoded, sizeof encoded, key, crypto::k_key_len);
+  } else {
+    sodium_bin2base64(encoded, sizeof encoded, key, crypto::k_key_len, sodium_base64_VARIANT_ORIGINAL);
+  }
+  const std::string_view key_text(encoded);
   char version[16];
   const auto vlen = fmt::format_to_n(version, sizeof version, "{}", key_version).size;
   const std::string_view fp(b.fingerprints.data() + i * 32, 32);
-  if (csv) {
-    // Ids are printable: only a comma or a quote makes the field need quoting.
-    if (id.find_first_of(",\"") == std::string_view::npos) {
-      put(id);
-    } else {
-      put("\"");
-      for (char c : id) {
-        put(c == '"' ? std::string_view("\"\"") : std::string_view(&c, 1));
-      }
-      put("\"");
+  if (format == KeysOut::nvs) {
+    if (id.size() > k_nvs_key_max) {
+      throw Error(Exit::usage,
+                  "line {}: device id \"{}\" is longer than {} bytes, the longest NVS key: --keys-out-format nvs "
+                  "names each entry by its device id",
+                  b.offsets[i].line, id, k_nvs_key_max);
     }
+    put_csv_field(id);
+    put(encoding == KeyEncoding::hex ? ",data,hex2bin," : ",data,base64,");
+    put(key_text);
+    put("\n");
+  } else if (format == KeysOut::csv) {
+    put_csv_field(id);
     put(",");
-    put(b64);
+    put(key_text);
     put(",");
     put({version, vlen});
     put(",");
@@ -851,17 +878,15 @@ void append_key_line(Batch& b, size_t i, size_t& at, bool csv, uint32_t key_vers
       put(std::string_view(&c, 1));
     }
     put("\",\"key\":\"");
-    put(b64);
+    put(key_text);
     put("\",\"key_version\":");
     put({version, vlen});
     put(",\"fingerprint\":\"");
     put(fp);
     put("\"}\n");
   }
-  sodium_memzero(b64, sizeof b64);
+  sodium_memzero(encoded, sizeof encoded);
 }
-
-enum class KeysOut { none, jsonl, csv };
 
 // The audit digest: SHA-256 over each imported id followed by a line feed.
 void hash_id(crypto_hash_sha256_state& digest, std::string_view id)
@@ -880,14 +905,16 @@ public:
   struct Direct
   {
     crypto_hash_sha256_state* digest = nullptr;
-    util::AtomicFile* out = nullptr;
+    KeysSink* out = nullptr;
   };
 
-  Deriver(util::InputBuffer& spill, const crypto::MasterKey& mk, KeysOut keys_out, std::optional<Direct> direct)
+  Deriver(util::InputBuffer& spill, const crypto::MasterKey& mk, KeysOut keys_out, KeyEncoding encoding,
+          std::optional<Direct> direct)
       : m_spill(spill)
       , m_key(mk)
       , m_version(mk.version)
       , m_keys_out(keys_out)
+      , m_encoding(encoding)
       , m_direct(direct)
   {
     for (size_t i = 0; i < k_batches_in_flight; ++i) {
@@ -998,7 +1025,7 @@ private:
       sodium_bin2hex(hex, sizeof hex, fp, sizeof fp);
       std::memcpy(b.fingerprints.data() + i * 32, hex, 32);
       if (m_keys_out != KeysOut::none) {
-        append_key_line(b, i, at, m_keys_out == KeysOut::csv, m_version);
+        append_key_line(b, i, at, m_keys_out, m_encoding, m_version);
         b.line_ends.push_back(at);
       }
     }
@@ -1008,6 +1035,7 @@ private:
   const crypto::MasterKey& m_key;
   uint32_t m_version;
   KeysOut m_keys_out;
+  KeyEncoding m_encoding;
   std::optional<Direct> m_direct;
   std::mutex m_mutex;
   std::condition_variable m_cv;
@@ -1019,6 +1047,20 @@ private:
 };
 
 } // namespace
+
+KeysOutFormat parse_keys_out_format(std::string_view name)
+{
+  if (name == "jsonl") {
+    return KeysOutFormat::jsonl;
+  }
+  if (name == "csv") {
+    return KeysOutFormat::csv;
+  }
+  if (name == "nvs") {
+    return KeysOutFormat::nvs;
+  }
+  throw Error(Exit::usage, "unknown keys file format \"{}\" (jsonl, csv or nvs)", name);
+}
 
 ImportFormat parse_import_format(std::string_view name)
 {
@@ -1067,14 +1109,12 @@ ImportSummary import_devices(Fleet& fleet, const ImportOptions& options, const P
 
   KeysOut keys_out = KeysOut::none;
   if (options.keys_out) {
-    if (*options.keys_out == "-" || options.keys_out->empty()) {
-      throw Error(Exit::usage, "--keys-out needs a file name: keys are written to a new file created 0600");
-    }
-    keys_out = ends_with(*options.keys_out, ".csv") ? KeysOut::csv : KeysOut::jsonl;
-    if (util::exists(*options.keys_out)) {
-      throw Error(Exit::conflict, "--keys-out {} already exists (keys files are never overwritten)", *options.keys_out)
-          .with_reason("file_exists");
-    }
+    const auto f = options.keys_out_format.value_or(ends_with(*options.keys_out, ".csv") ? KeysOutFormat::csv
+                                                                                         : KeysOutFormat::jsonl);
+    keys_out = f == KeysOutFormat::csv ? KeysOut::csv : f == KeysOutFormat::nvs ? KeysOut::nvs : KeysOut::jsonl;
+    KeysSink::check(*options.keys_out);
+  } else if (options.keys_out_format) {
+    throw Error(Exit::usage, "--keys-out-format needs --keys-out");
   }
 
   // Open everything that can fail for reasons other than the input first: the registry, the
@@ -1099,11 +1139,13 @@ ImportSummary import_devices(Fleet& fleet, const ImportOptions& options, const P
       input_size = static_cast<uint64_t>(st.st_size);
     }
   }
-  std::optional<util::AtomicFile> out;
+  std::optional<KeysSink> out;
   if (options.keys_out) {
-    out.emplace(*options.keys_out, util::Overwrite::no);
+    out.emplace(*options.keys_out);
     if (keys_out == KeysOut::csv) {
       out->write(std::string_view("id,key,key_version,fingerprint\n"));
+    } else if (keys_out == KeysOut::nvs) {
+      out->write(fmt::format("key,type,encoding,value\n{},namespace,,\n", k_nvs_namespace));
     }
   }
 
@@ -1121,6 +1163,7 @@ ImportSummary import_devices(Fleet& fleet, const ImportOptions& options, const P
   ImportSummary summary;
   summary.rows = rows;
   summary.keys_out = options.keys_out;
+  summary.keys_to_stdout = out && out->stdout_stream();
 
   // Pass 2: one transaction. BEGIN IMMEDIATE waits for other stations' imports to finish.
   registry::BulkSession session(reg);
@@ -1138,7 +1181,7 @@ ImportSummary import_devices(Fleet& fleet, const ImportOptions& options, const P
     if (!probe) {
       direct = Deriver::Direct{&digest, out ? &*out : nullptr};
     }
-    Deriver deriver(*sorted, mk, keys_out, direct);
+    Deriver deriver(*sorted, mk, keys_out, options.key_encoding, direct);
     // Rows whose key line stays out of the keys file: skipped devices whose registered key is not the
     // one derived here (another master version) or that are revoked. A skipped active device under this
     // version keeps its line, so that a re-run after a kill between commit and keys file completes it.

@@ -25,6 +25,20 @@ KeyFormat parse_key_format(std::string_view name)
   throw Error(Exit::usage, "unknown key format \"{}\" (hex, base64, c, psk or json)", name);
 }
 
+KeyEncoding parse_key_encoding(std::string_view name)
+{
+  if (name == "base64")
+    return KeyEncoding::base64;
+  if (name == "hex")
+    return KeyEncoding::hex;
+  throw Error(Exit::usage, "unknown key encoding \"{}\" (base64 or hex)", name);
+}
+
+std::string_view key_encoding_name(KeyEncoding encoding)
+{
+  return encoding == KeyEncoding::hex ? "hex" : "base64";
+}
+
 void validate_purpose(std::string_view purpose)
 {
   if (purpose.empty() || purpose.size() > 32
@@ -121,7 +135,13 @@ crypto::Secret format_key(KeyFormat format, const crypto::Secret& key, const Key
     // The key is spliced in last, so that the json object never holds it.
     std::string head = j.dump();
     head.pop_back();
-    text.append(head).append(",\"key\":\"").append_base64(key.span(), sodium_base64_VARIANT_ORIGINAL).append("\"}\n");
+    text.append(head).append(",\"key\":\"");
+    if (meta.encoding == KeyEncoding::hex) {
+      text.append_hex(key.span());
+    } else {
+      text.append_base64(key.span(), sodium_base64_VARIANT_ORIGINAL);
+    }
+    text.append("\"}\n");
     break;
   }
   }
