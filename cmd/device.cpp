@@ -204,14 +204,14 @@ void run_device_keys_from(Context& ctx, const DeviceKeyOptions& ko)
   // Standard output is written once every key is derived and the export recorded; a file is created
   // 0600 and named then, as --keys-out's.
   fleet::KeysSink out(ko.output.value_or("-"));
-  fleet::export_device_keys(fleet, devices, ko.purpose,
-                            [&](const registry::DeviceRecord& d, const crypto::Secret& key, const std::string& fp) {
-                              fleet::KeyMeta meta{"device",   d.id,          std::nullopt, std::nullopt,
-                                                  ko.purpose, d.key_version, fp,           test_key};
-                              meta.encoding = encoding;
-                              const auto line = fleet::format_key(fleet::KeyFormat::json, key, meta);
-                              out.write(std::string_view(reinterpret_cast<const char*>(line.data()), line.size()));
-                            });
+  fleet::export_device_keys(
+      fleet, *ko.from == "-" ? std::string_view("stdin") : std::string_view(*ko.from), devices, ko.purpose,
+      [&](const registry::DeviceRecord& d, const crypto::Secret& key, const std::string& fp) {
+        fleet::KeyMeta meta{"device", d.id, std::nullopt, std::nullopt, ko.purpose, d.key_version, fp, test_key};
+        meta.encoding = encoding;
+        const auto line = fleet::format_key(fleet::KeyFormat::json, key, meta);
+        out.write(std::string_view(reinterpret_cast<const char*>(line.data()), line.size()));
+      });
   std::fflush(stdout);
   out.commit();
 }

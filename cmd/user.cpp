@@ -145,8 +145,16 @@ void add_user_grant(CLI::App& user, Context& ctx)
         }
         const auto now = parse_now(go->now);
         const auto qr_mode = go->qr ? std::optional(fleet::parse_qr_mode(*go->qr)) : std::nullopt;
+        // -o -: the bundle (or its QR code, png included) alone on stdout, as -o FILE would hold it.
+        const bool to_stdout = go->output == "-";
+        if (to_stdout) {
+          if (ctx.json()) {
+            throw fleetkey::Error(Exit::usage, "-o - writes the bundle (or its QR code) to stdout: not with --json");
+          }
+          go->output.reset();
+        }
         // Checked before anything is recorded, so that bad options change nothing.
-        if (qr_mode && !go->output && (ctx.json() || *qr_mode == fleet::QrMode::png)) {
+        if (qr_mode && !go->output && !to_stdout && (ctx.json() || *qr_mode == fleet::QrMode::png)) {
           throw fleetkey::Error(Exit::usage, "--qr {} needs -o FILE{}", *go->qr, ctx.json() ? " with --json" : "");
         }
         if (go->output && util::exists(*go->output)) {
@@ -196,6 +204,11 @@ void add_user_grant(CLI::App& user, Context& ctx)
           return;
         }
         sodium_memzero(qr.data(), qr.size());
+        if (to_stdout) {
+          ctx.write_secret(*bundle);
+          ctx.print("\n");
+          return;
+        }
         const auto& g = b.grant;
         if (ctx.json() && go->output) {
           // The file is the delivery: stdout gets the bundle's members but the user key, and the file.
@@ -254,7 +267,8 @@ void add_user_grant(CLI::App& user, Context& ctx)
       ->add_option("-o,--output", go->output,
                    "Write the QR code (or, without --qr, the bundle JSON) to FILE, created 0600; stdout keeps the "
                    "summary without the user key (with --json: the bundle's members but user_key, and \"file\"). "
-                   "FILE must not exist; if it cannot be written, nothing is granted")
+                   "FILE must not exist; if it cannot be written, nothing is granted. - is stdout: the bundle or "
+                   "QR code alone (png included; not with --json)")
       ->type_name("FILE");
   grant->add_flag("--keep-epoch", go->keep_epoch,
                   "If the user's grant on the device is active, unexpired and for the same --role, keep it as it is "

@@ -1,9 +1,11 @@
 #include <fleetkey/crypto/hierarchy.hpp>
 #include <fleetkey/fleet/key_batch.hpp>
 #include <fleetkey/fleet/keys.hpp>
+#include <fleetkey/util/bytes.hpp>
 #include <fleetkey/util/error.hpp>
 
 #include <nlohmann/json.hpp>
+#include <sodium.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -81,7 +83,7 @@ std::vector<registry::DeviceRecord> read_device_list(Fleet& fleet, const std::st
   return devices;
 }
 
-void export_device_keys(Fleet& fleet, const std::vector<registry::DeviceRecord>& devices,
+void export_device_keys(Fleet& fleet, std::string_view source, const std::vector<registry::DeviceRecord>& devices,
                         const std::optional<std::string>& purpose, const DeviceKeyFn& fn)
 {
   if (purpose) {
@@ -126,12 +128,29 @@ void export_device_keys(Fleet& fleet, const std::vector<registry::DeviceRecord>&
       if (purpose) {
         key = crypto::DeviceDeriver(key).purpose_key(*purpose);
       }
-      const auto fp = crypto::fingerprint(key.span());
-      reg.audit("device.key.export", d.id,
-                {{"purpose", purpose ? nlohmann::json(*purpose) : nlohmann::json(nullptr)}, {"fingerprint", fp}});
-      fn(d, key, fp);
+      fn(d, key, crypto::fingerprint(key.span()));
     }
   }
+  // One event for the batch, as device import records one: reading the actor and linking the audit chain
+  // once a device would cost more than deriving the keys.
+  std::vector<std::string_view> sorted;
+  sorted.reserve(devices.size());
+  for (const auto& d : devices) {
+    sorted.emplace_back(d.id);
+  }
+  std::sort(sorted.begin(), sorted.end());
+  crypto_hash_sha256_state digest;
+  crypto_hash_sha256_init(&digest);
+  for (const auto id : sorted) {
+    crypto_hash_sha256_update(&digest, reinterpret_cast<const uint8_t*>(id.data()), id.size());
+    crypto_hash_sha256_update(&digest, reinterpret_cast<const uint8_t*>("\n"), 1);
+  }
+  uint8_t hash[crypto_hash_sha256_BYTES];
+  crypto_hash_sha256_final(&digest, hash);
+  reg.audit("device.keys.export", source,
+            {{"count", devices.size()},
+             {"ids_sha256", util::to_hex(hash)},
+             {"purpose", purpose ? nlohmann::json(*purpose) : nlohmann::json(nullptr)}});
   tx.commit();
 }
 

@@ -82,10 +82,16 @@ std::string c_comment_safe(std::string_view s)
 
 crypto::Secret format_key(KeyFormat format, const crypto::Secret& key, const KeyMeta& meta)
 {
-  // Room for the longest form, the C array: under 500 bytes of fixed text, ids and names quoted at
-  // most 4 bytes for each of theirs, 6 to 7 bytes a key byte. Small, so that it is a slot of the
-  // secure heap rather than a region of its own.
-  crypto::SecretText text(768 + 4 * (meta.device.size() + (meta.user ? meta.user->size() : 0)) + 8 * key.size());
+  // Room for the form asked for, small enough for most ids to be a slot of the secure heap rather than a
+  // region of its own (device key --from formats thousands). The C array: under 500 bytes of fixed text,
+  // ids and names quoted at most 4 bytes for each of theirs, 6 to 7 bytes a key byte. JSON: under 256
+  // bytes of names, numbers and the fingerprint, ids and names escaped at most 6 bytes for each of theirs
+  // (the purpose is at most 32), the key in hex or base64. The rest: a name, a colon, the key in hex.
+  const size_t names = meta.device.size() + (meta.user ? meta.user->size() : 0);
+  const size_t capacity = format == KeyFormat::c      ? 768 + 4 * names + 8 * key.size()
+                          : format == KeyFormat::json ? 320 + 6 * names + 2 * key.size()
+                                                      : 16 + names + 2 * key.size();
+  crypto::SecretText text(capacity);
   switch (format) {
   case KeyFormat::hex:
     text.append_hex(key.span()).append("\n");

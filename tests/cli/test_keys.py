@@ -2,6 +2,9 @@
 """Keys out to pipes, key encodings, the NVS keys file, device key --from, and -o - (issue 20, "Secrets and
 pipes"). Every expected key is derived here by reference.py (Python's hmac), never by fleetkey."""
 import base64
+import binascii
+import csv
+import hashlib
 import json
 import os
 import re
@@ -121,6 +124,14 @@ class KeysTest(fk.FleetTest):
         self.assertEqual(oct(os.stat(path).st_mode & 0o777), "0o600")
         self.assertEqual(self.read(path), "key,type,encoding,value\nfleetkey,namespace,,\n" + "".join(
             f"{csv_field(i)},data,hex2bin,{k_dev(i).hex()}\n" for i in sorted_ids(IDS)))
+        # Read as nvs_partition_gen.py reads it: csv.DictReader, then binascii for hex2bin and base64.
+        for path_, decode in ((path, binascii.a2b_hex), (self.import_nvs_base64(), binascii.a2b_base64)):
+            with open(path_, newline="") as f:
+                rows = list(csv.DictReader(f, delimiter=","))
+            self.assertEqual((rows[0]["key"], rows[0]["type"]), ("fleetkey", "namespace"))
+            got = {r["key"]: decode(r["value"]) for r in rows[1:] if r["type"] == "data"}
+            self.assertEqual(got, {i: k_dev(i) for i in IDS})
+            self.assertTrue(all(len(k.encode()) <= 15 for k in got))
         # An id longer than NVS's 15-byte key names: refused, nothing registered, no file.
         before = self.snapshot()
         long_input = self.write_private("long.csv", "id\nSN-0009\nSERIAL-0123456789\n")
@@ -132,6 +143,14 @@ class KeysTest(fk.FleetTest):
         self.assertEqual(self.snapshot(), before)
         self.assertFalse(os.path.exists(other))
         self.fails(fk.USAGE, "device", "import", long_input, "--keys-out-format", "nvs")
+
+    def import_nvs_base64(self):
+        path = os.path.join(self.tmp, "keys-b64.nvs.csv")
+        src = self.write_private("nvs-b64.csv", "id\n" + "".join(csv_field(i) + "\n" for i in IDS))
+        env = {"FLEETKEY_HOME": os.path.join(self.tmp, "other")}
+        self.fk("init", "--no-passphrase", "--test-seed", fk.TEST_SEED, env=env)
+        self.fk("device", "import", src, "--keys-out", path, "--keys-out-format", "nvs", env=env)
+        return path
 
     def test_key_format_in_json_everywhere(self):
         self.fk("device", "add", "SN-0001")
@@ -168,14 +187,18 @@ class KeysTest(fk.FleetTest):
         self.fk("device", "import", self.input)
         listing = self.write_private("ids.txt", 'SN-0002\r\n\nSN-0001\nSN,"3"\n')
         expect = "".join(key_json(i) for i in ["SN-0002", "SN-0001", 'SN,"3"'])
-        audit_before = self.rows("SELECT count(*) FROM audit WHERE action = 'device.key.export'")[0][0]
         r = self.fk("device", "key", "--from", listing)
         self.assertEqual(r.out, expect)
-        self.assertEqual(self.rows("SELECT count(*) FROM audit WHERE action = 'device.key.export'")[0][0],
-                         audit_before + 3)
+        digest = hashlib.sha256(b"".join(i.encode() + b"\n" for i in sorted_ids(IDS))).hexdigest()
+        events = [(subject, json.loads(details)) for subject, details in
+                  self.rows("SELECT subject, details FROM audit WHERE action = 'device.keys.export'")]
+        self.assertEqual(events, [(listing, {"count": 3, "ids_sha256": digest, "purpose": None})])
+        self.assertEqual(self.rows("SELECT count(*) FROM audit WHERE action = 'device.key.export'"), [(0,)])
         r = self.fk("device", "key", "--from", "-", "--key-format", "hex", "--purpose", "enc",
                     input="SN-0001\nSN-0002\n")
         self.assertEqual(r.out, key_json("SN-0001", bytes.hex, "enc") + key_json("SN-0002", bytes.hex, "enc"))
+        subject, details = self.rows("SELECT subject, details FROM audit ORDER BY id DESC LIMIT 1")[0]
+        self.assertEqual((subject, json.loads(details)["purpose"]), ("stdin", "enc"))
         # -o FILE: 0600, named once complete.
         out = os.path.join(self.tmp, "keys.jsonl")
         self.fk("-q", "device", "key", "--from", listing, "-o", out)
@@ -216,6 +239,16 @@ class KeysTest(fk.FleetTest):
         self.assertEqual(r.out, k_dev("SN-0001").hex() + "\n")
         r = self.fk("master", "backup", "--shares", "3", "--threshold", "2", "-o", "-")
         self.assertEqual(r.out.count("# fleetkey master key share"), 3, r.out)
+        # user grant -o -: what -o FILE would hold (the bundle, or its QR code, png included), alone.
+        self.fk("user", "add", "alice")
+        grant = ["user", "grant", "alice", "--device", "SN-0001", "--role", "owner", "--now", "2026-11-22T00:00:00Z"]
+        bundle = self.fk("--json", *grant).out
+        r = self.fk(*grant, "--keep-epoch", "-o", "-")
+        self.assertEqual(json.loads(r.out)["user_key"], json.loads(bundle)["user_key"])
+        self.assertEqual(r.out.count("\n"), 1)
+        r = self.fk(*grant, "--keep-epoch", "--qr", "png", "-o", "-", binary=True)
+        self.assertTrue(r.out.startswith(b"\x89PNG\r\n"), r.out[:8])
+        self.fails(fk.USAGE, "--json", *grant, "-o", "-")
         self.assertFalse(os.path.exists(os.path.join(self.tmp, "-")))
 
     # --- one JSON shape ---------------------------------------------------------------------------------

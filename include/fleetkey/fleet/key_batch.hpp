@@ -8,6 +8,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace fleetkey::fleet {
@@ -20,11 +21,12 @@ std::vector<registry::DeviceRecord> read_device_list(Fleet& fleet, const std::st
 
 // Derives K_dev (or K_purpose with a purpose) of each device, in order, under the master key version
 // each was registered with, checking each against its registered fingerprint, in batches; calls `fn`
-// with each device, its key and the key's fingerprint. Records one device.key.export audit event a
-// device, as `device key` does, in one transaction committed before it returns.
+// with each device, its key and the key's fingerprint. Records one device.keys.export audit event for the
+// batch (subject `source`: the list's name, or "stdin"; details count, ids_sha256 as device import's,
+// purpose), committed before it returns.
 using DeviceKeyFn = std::function<void(const registry::DeviceRecord& device, const crypto::Secret& key,
                                        const std::string& fingerprint)>;
-void export_device_keys(Fleet& fleet, const std::vector<registry::DeviceRecord>& devices,
+void export_device_keys(Fleet& fleet, std::string_view source, const std::vector<registry::DeviceRecord>& devices,
                         const std::optional<std::string>& purpose, const DeviceKeyFn& fn);
 
 } // namespace fleetkey::fleet
