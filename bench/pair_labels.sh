@@ -17,7 +17,7 @@ echo "bench: registering $n devices" >&2
 seq -f "LBL-%06g" 1 "$n" > "$work/ids"
 if "$bin" device --help 2>/dev/null | grep -qE "^ +import( |$)"; then
   { echo id; cat "$work/ids"; } > "$work/ids.csv"
-  "$bin" -q device import "$work/ids.csv" --format csv 2>/dev/null >/dev/null
+  "$bin" -q device import "$work/ids.csv" --input-format csv 2>/dev/null >/dev/null
 else
   # No bulk import in this build: insert the rows fleetkey-formats(5) specifies, fingerprints included.
   /usr/bin/python3 - "$work/home/registry.db" "$seed" "$work/ids" <<'PY'

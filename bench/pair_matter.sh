@@ -16,7 +16,7 @@ export FLEETKEY_HOME=$work/home FLEETKEY_ACTOR=bench
 
 echo "bench: registering $n devices" >&2
 { echo id; seq -f "LBL-%06g" 1 "$n"; } > "$work/ids.csv"
-"$bin" -q device import "$work/ids.csv" --format csv 2>/dev/null >/dev/null
+"$bin" -q device import "$work/ids.csv" --input-format csv 2>/dev/null >/dev/null
 
 matter="--scheme matter --vendor-id 0xFFF1 --product-id 0x8000"
 commands=()

@@ -106,6 +106,9 @@ void add_master_backup(CLI::App& master, Context& ctx)
       "Split the master key file's secret (every version) into Shamir shares for paper: any --threshold of the "
       "--shares shares restore it (master restore)",
       [&ctx, o] {
+        if (o->output == "-") {
+          o->output.reset(); // -o -: the shares on standard output, as without -o
+        }
         if (o->qr && !o->output) {
           throw Error(Exit::usage, "--qr needs -o DIR");
         }
@@ -164,7 +167,7 @@ void add_master_backup(CLI::App& master, Context& ctx)
   backup
       ->add_option("-o,--output", o->output,
                    "Write share-I.txt (and share-I.png or .svg with --qr) for each share into DIR, a new directory "
-                   "made 0700 (default: print the shares on stdout)")
+                   "made 0700 (default, or -: print the shares on stdout)")
       ->type_name("DIR");
   backup->add_option("--qr", o->qr, "Also write each share as a QR code: png or svg (needs -o)")
       ->check(CLI::IsMember({"png", "svg"}));

@@ -175,6 +175,27 @@ void SecretOutput::write(const Context& ctx, const crypto::Secret& text)
   m_file->commit();
 }
 
+void add_key_format_option(CLI::App& command, std::optional<std::string>& key_format)
+{
+  command
+      .add_option("--key-format", key_format,
+                  "Encoding of the key in JSON output (--json, --format json): base64 (the default) or hex")
+      ->check(CLI::IsMember({"base64", "hex"}))
+      ->type_name("ENCODING");
+}
+
+fleet::KeyEncoding json_key_encoding(fleet::KeyFormat format, const std::optional<std::string>& key_format)
+{
+  if (!key_format) {
+    return fleet::KeyEncoding::base64;
+  }
+  if (format != fleet::KeyFormat::json) {
+    throw Error(Exit::usage, "--key-format sets the key's encoding in JSON output (--json or --format json); "
+                             "--format hex or base64 prints the key alone");
+  }
+  return fleet::parse_key_encoding(*key_format);
+}
+
 CLI::App* add_command(CLI::App& parent, Context& ctx, const std::string& name, const std::string& help,
                       std::function<void()> run)
 {

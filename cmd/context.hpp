@@ -2,6 +2,7 @@
 // What every command file shares: the global options, the fleet they open, and output helpers.
 
 #include <fleetkey/fleet/fleet.hpp>
+#include <fleetkey/fleet/keys.hpp>
 #include <fleetkey/util/error.hpp>
 #include <fleetkey/util/file.hpp>
 
@@ -90,6 +91,11 @@ public:
 private:
   std::unique_ptr<util::AtomicFile> m_file;
 };
+
+// --key-format base64|hex: the key's encoding in a command's JSON output (fleetkey(1), KEY FORMATS).
+void add_key_format_option(CLI::App& command, std::optional<std::string>& key_format);
+// The encoding of the key in JSON output of `format`; --key-format with any other output is refused (usage).
+fleet::KeyEncoding json_key_encoding(fleet::KeyFormat format, const std::optional<std::string>& key_format);
 
 // Registers a subcommand whose callback hands `run` to main as the action to perform.
 CLI::App* add_command(CLI::App& parent, Context& ctx, const std::string& name, const std::string& help,

@@ -3,7 +3,9 @@
 #include "render.hpp"
 
 #include <fleetkey/fleet/devices.hpp>
+#include <fleetkey/fleet/key_batch.hpp>
 #include <fleetkey/fleet/keys.hpp>
+#include <fleetkey/fleet/keys_sink.hpp>
 #include <fleetkey/fleet/state.hpp>
 #include <fleetkey/fleet/tokens.hpp>
 #include <fleetkey/fleet/users.hpp>
@@ -30,10 +32,13 @@ struct DeviceAddOptions
 
 struct DeviceKeyOptions
 {
-  std::string id;
+  std::optional<std::string> id;
   std::string format = "hex";
   std::optional<std::string> purpose;
   std::optional<std::string> output;
+  std::optional<std::string> key_format;
+  std::optional<std::string> from;
+  const CLI::Option* format_option = nullptr;
 };
 
 struct DeviceRevokeOptions
@@ -177,31 +182,80 @@ void add_device_revoke(CLI::App& device, Context& ctx)
       ->type_name("TEXT");
 }
 
+// device key --from FILE|-: JSON Lines of many devices' keys, all checked before any is derived.
+void run_device_keys_from(Context& ctx, const DeviceKeyOptions& ko)
+{
+  if (ko.id) {
+    throw Error(Exit::usage, "give a device ID or --from FILE, not both");
+  }
+  if (ko.format_option->count() > 0 && ko.format != "json") {
+    throw Error(Exit::usage, "--from prints JSON Lines (--format json) only");
+  }
+  const auto encoding = json_key_encoding(fleet::KeyFormat::json, ko.key_format);
+  if (ko.purpose) {
+    fleet::validate_purpose(*ko.purpose);
+  }
+  if (ko.output) {
+    fleet::KeysSink::check(*ko.output);
+  }
+  auto& fleet = ctx.fleet();
+  const auto devices = fleet::read_device_list(fleet, *ko.from);
+  const bool test_key = fleet.keyring().is_test_key();
+  // Standard output is written once every key is derived and the export recorded; a file is created
+  // 0600 and named then, as --keys-out's.
+  fleet::KeysSink out(ko.output.value_or("-"));
+  fleet::export_device_keys(
+      fleet, *ko.from == "-" ? std::string_view("stdin") : std::string_view(*ko.from), devices, ko.purpose,
+      [&](const registry::DeviceRecord& d, const crypto::Secret& key, const std::string& fp) {
+        fleet::KeyMeta meta{"device", d.id, std::nullopt, std::nullopt, ko.purpose, d.key_version, fp, test_key};
+        meta.encoding = encoding;
+        const auto line = fleet::format_key(fleet::KeyFormat::json, key, meta);
+        out.write(std::string_view(reinterpret_cast<const char*>(line.data()), line.size()));
+      });
+  std::fflush(stdout);
+  out.commit();
+}
+
 void add_device_key(CLI::App& device, Context& ctx)
 {
   auto ko = std::make_shared<DeviceKeyOptions>();
   auto* key =
       add_command(device, ctx, "key", "Print the device's key (or a purpose subkey) and nothing else", [&ctx, ko] {
+        if (ko->from) {
+          run_device_keys_from(ctx, *ko);
+          return;
+        }
+        if (!ko->id) {
+          throw Error(Exit::usage, "give a device ID, or --from FILE");
+        }
         const auto format = ctx.json() ? fleet::KeyFormat::json : fleet::parse_key_format(ko->format);
+        const auto encoding = json_key_encoding(format, ko->key_format);
         SecretOutput out(ko->output);
         auto& fleet = ctx.fleet();
-        const auto k = fleet::export_device_key(fleet, ko->id, ko->purpose);
+        const auto k = fleet::export_device_key(fleet, *ko->id, ko->purpose);
         fleet::KeyMeta meta{"device",    k.device.id,          std::nullopt,  std::nullopt,
                             ko->purpose, k.device.key_version, k.fingerprint, fleet.keyring().is_test_key()};
+        meta.encoding = encoding;
         out.write(ctx, fleet::format_key(format, k.key, meta));
       });
   key->add_option("-o,--output", ko->output,
                   "Write the key to FILE instead of stdout: created 0600 under a temporary name and named once "
                   "complete; FILE must not exist (exit 4); - is stdout")
       ->type_name("FILE");
-  key->add_option("ID", ko->id, "Device id")->required();
-  key->add_option("--format", ko->format, "Output format")
-      ->check(CLI::IsMember({"hex", "base64", "c", "psk", "json"}))
-      ->capture_default_str();
+  key->add_option("ID", ko->id, "Device id (or --from)")->type_name("ID");
+  ko->format_option = key->add_option("--format", ko->format, "Output format")
+                          ->check(CLI::IsMember({"hex", "base64", "c", "psk", "json"}))
+                          ->capture_default_str();
   key->add_option(
          "--purpose", ko->purpose,
          "Derive the subkey for NAME (e.g. enc, mac) instead of K_dev; NAME is 1-32 characters of a-z 0-9 _ . -")
       ->type_name("NAME");
+  add_key_format_option(*key, ko->key_format);
+  key->add_option("--from", ko->from,
+                  "The keys of the devices listed in FILE (or - for stdin), one id a line, as JSON Lines (--format "
+                  "json), in one unlock and batched derivation; every id is checked first (an unknown, revoked or "
+                  "repeated id fails naming its line, and nothing is printed)")
+      ->type_name("FILE");
 }
 
 // --now for fixtures: TIME as token mint takes it (ISO 8601, a date, or @UNIX).
@@ -267,7 +321,7 @@ void add_device_state(CLI::App& device, Context& ctx)
         if (so->all == so->id.has_value()) {
           throw Error(Exit::usage, so->all ? "give either ID or --all, not both" : "give a device ID, or --all -o DIR");
         }
-        if (so->all && !so->output) {
+        if (so->all && (!so->output || *so->output == "-")) {
           throw Error(Exit::usage, "--all needs -o DIR");
         }
         const auto age = util::parse_duration(so->max_age);
@@ -278,6 +332,9 @@ void add_device_state(CLI::App& device, Context& ctx)
         const int64_t now = state_now(so->now);
         auto& fleet = ctx.fleet();
         if (!so->all) {
+          if (so->output == "-") {
+            so->output.reset(); // -o -: standard output, as without -o
+          }
           const auto s = fleet::make_state(fleet, *so->id, now, *age);
           const std::string text = state_text(s, so->format);
           if (so->output) {
@@ -327,7 +384,8 @@ void add_device_state(CLI::App& device, Context& ctx)
   state->add_flag("--all", so->all, "One document per registered device (revoked ones too), into -o DIR");
   state
       ->add_option("-o,--output", so->output,
-                   "Write the document to FILE (replaced if it exists; with --all: into the existing directory DIR, "
+                   "Write the document to FILE (replaced if it exists; - is stdout; with --all: into the existing "
+                   "directory DIR, "
                    "one file a device, named ID.state, ID.state.b64 or ID.state.h by --format)")
       ->type_name("FILE|DIR");
   state

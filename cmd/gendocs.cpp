@@ -85,6 +85,9 @@ void collect(const CLI::App* app, const std::string& path, std::vector<Command>&
   c.path = path;
   c.help = app->get_description();
   for (const CLI::Option* o : app->get_options()) {
+    if (o->get_group().empty()) {
+      continue; // hidden: a deprecated spelling, documented by hand (fleetkey(1), SCRIPTING)
+    }
     c.options.push_back(to_opt(o));
   }
   const auto subs = app->get_subcommands([](const CLI::App*) { return true; });

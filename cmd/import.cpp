@@ -18,6 +18,8 @@ struct ImportOptions
   std::string source;
   std::optional<std::string> format;
   std::optional<std::string> keys_out;
+  std::optional<std::string> keys_out_format;
+  std::string key_format = "base64";
   bool skip_existing = false;
   std::string progress = "auto";
 };
@@ -94,6 +96,10 @@ void setup_device_import(CLI::App& device, Context& ctx)
           opts.format = fleet::parse_import_format(*o->format);
         }
         opts.keys_out = o->keys_out;
+        if (o->keys_out_format) {
+          opts.keys_out_format = fleet::parse_keys_out_format(*o->keys_out_format);
+        }
+        opts.key_encoding = fleet::parse_key_encoding(o->key_format);
         opts.skip_existing = o->skip_existing ? fleet::SkipExisting::yes : fleet::SkipExisting::no;
         const bool show = o->progress == "always" || (o->progress == "auto" && ::isatty(STDERR_FILENO) != 0);
         std::optional<ProgressBar> bar;
@@ -105,21 +111,30 @@ void setup_device_import(CLI::App& device, Context& ctx)
         const auto s = fleet::import_devices(ctx.fleet(), opts, progress);
         bar.reset();
         const double rate = s.seconds > 0 ? static_cast<double>(s.imported) / s.seconds : 0.0;
+        // --keys-out -: standard output holds the keys alone, the summary goes to standard error.
+        const auto summary = [&ctx, to_stderr = s.keys_to_stdout](const std::string& text) {
+          if (to_stderr) {
+            std::fputs(text.c_str(), stderr);
+          } else {
+            ctx.print(text);
+          }
+        };
         if (ctx.json()) {
-          ctx.print_json(
-              {{"rows", s.rows},
-               {"imported", s.imported},
-               {"skipped", s.skipped},
-               {"key_version", s.key_version},
-               {"ids_sha256", s.ids_sha256},
-               {"keys_out", s.keys_out ? Json(*s.keys_out) : Json(nullptr)},
-               {"seconds", s.seconds},
-               {"rate", rate},
-               {"phases",
-                {{"validate", s.validate_seconds}, {"insert", s.insert_seconds}, {"commit", s.commit_seconds}}}});
+          summary(Json{{"rows", s.rows},
+                       {"imported", s.imported},
+                       {"skipped", s.skipped},
+                       {"key_version", s.key_version},
+                       {"ids_sha256", s.ids_sha256},
+                       {"keys_out", s.keys_out ? Json(*s.keys_out) : Json(nullptr)},
+                       {"seconds", s.seconds},
+                       {"rate", rate},
+                       {"phases",
+                        {{"validate", s.validate_seconds}, {"insert", s.insert_seconds}, {"commit", s.commit_seconds}}}}
+                      .dump(-1, ' ', false, Json::error_handler_t::replace)
+                  + "\n");
         } else if (!ctx.globals.quiet) {
-          ctx.print(fmt::format("imported {} devices, skipped {}, in {:.2f} s ({} devices/s)\n", s.imported, s.skipped,
-                                s.seconds, static_cast<uint64_t>(rate)));
+          summary(fmt::format("imported {} devices, skipped {}, in {:.2f} s ({} devices/s)\n", s.imported, s.skipped,
+                              s.seconds, static_cast<uint64_t>(rate)));
         }
         if (ctx.globals.verbose > 0) {
           fmt::print(stderr, "fleetkey: validate {:.3f} s, derive and insert {:.3f} s, commit {:.3f} s\n",
@@ -128,12 +143,23 @@ void setup_device_import(CLI::App& device, Context& ctx)
       });
   sub->add_option("FILE", o->source, "CSV or JSON Lines file of devices (fleetkey-import(5)), or - for stdin")
       ->required();
-  sub->add_option("--format", o->format, "Input format (default: from the file name; required for stdin)")
+  sub->add_option("--input-format", o->format, "Input format (default: from the file name; required for stdin)")
       ->check(CLI::IsMember({"csv", "jsonl", "ndjson"}));
+  // The spelling before --format came to mean an output encoding (fleetkey(1), SCRIPTING): deprecated.
+  sub->add_option("--format", o->format)->check(CLI::IsMember({"csv", "jsonl", "ndjson"}))->group("");
   sub->add_option("--keys-out", o->keys_out,
-                  "Also write the imported devices' keys to FILE (JSON Lines, or CSV if it ends in .csv), created 0600 "
-                  "once the registry has committed; never overwritten")
+                  "Also write the imported devices' keys to FILE, created 0600 and named once the registry has "
+                  "committed (never overwritten); or, after the commit, to - (stdout: the summary then goes to "
+                  "stderr), a FIFO or /dev/fd/N, written in place")
       ->type_name("FILE");
+  sub->add_option("--keys-out-format", o->keys_out_format,
+                  "Keys file format: jsonl, csv, or nvs (ESP-IDF nvs_partition_gen.py CSV) (default: csv if FILE ends "
+                  "in .csv, else jsonl)")
+      ->check(CLI::IsMember({"jsonl", "csv", "nvs"}))
+      ->type_name("FORMAT");
+  sub->add_option("--key-format", o->key_format, "Encoding of the keys in the keys file")
+      ->check(CLI::IsMember({"base64", "hex"}))
+      ->capture_default_str();
   sub->add_flag("--skip-existing", o->skip_existing,
                 "Skip ids that are already registered (and count them) instead of failing");
   sub->add_option("--progress", o->progress, "When to show a progress bar on stderr (auto: when stderr is a terminal)")

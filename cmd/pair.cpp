@@ -68,11 +68,21 @@ const char* flow_text(unsigned flow)
   return k_flows[flow & 3];
 }
 
+// A Matter passcode in JSON: a string of 8 digits, zero-padded ("04311742"), as it is printed and typed.
+std::string passcode_text(uint32_t passcode)
+{
+  return fmt::format("{:08}", passcode);
+}
+
 Json matter_json(const pairing::MatterPayload& p)
 {
-  return Json{{"version", p.version},  {"vendor_id", p.vendor_id}, {"product_id", p.product_id},
-              {"flow", p.flow},        {"discovery", p.discovery}, {"discriminator", p.discriminator},
-              {"passcode", p.passcode}};
+  return Json{{"version", p.version},
+              {"vendor_id", p.vendor_id},
+              {"product_id", p.product_id},
+              {"flow", p.flow},
+              {"discovery", p.discovery},
+              {"discriminator", p.discriminator},
+              {"passcode", passcode_text(p.passcode)}};
 }
 
 void print_matter(Context& ctx, const pairing::MatterPayload& p)
@@ -302,9 +312,12 @@ void run_decode(Context& ctx, const DecodeOptions& o)
   } else {
     const auto& c = std::get<pairing::ManualCode>(*r);
     if (json) {
-      Json j{{"kind", "matter-manual"},         {"scheme", "matter"},
-             {"digits", c.long_code ? 21 : 11}, {"short_discriminator", c.short_discriminator},
-             {"passcode", c.passcode},          {"check_digit", "ok"}};
+      Json j{{"kind", "matter-manual"},
+             {"scheme", "matter"},
+             {"digits", c.long_code ? 21 : 11},
+             {"short_discriminator", c.short_discriminator},
+             {"passcode", passcode_text(c.passcode)},
+             {"check_digit", "ok"}};
       if (c.long_code) {
         j["vendor_id"] = c.vendor_id;
         j["product_id"] = c.product_id;

@@ -42,6 +42,7 @@ struct TokenKeyOptions
   std::optional<std::string> aud;
   std::string format = "hex";
   std::optional<std::string> for_format; // default: jwt for --format jwk, else cwt
+  std::optional<std::string> key_format; // of "key" with --json
 };
 
 struct TokenRevokeOptions
@@ -222,10 +223,12 @@ void add_token_mint(CLI::App& tok, Context& ctx)
                    "one that outlives the grant is refused (exit 7)")
       ->type_name("DURATION");
   mint->add_option("--claim", mo->claims, "Extra text claim KEY=VALUE (repeatable)")->type_name("K=V");
-  mint->add_option("--format", mo->format,
-                   "cwt (COSE_Mac0, HMAC 256/256), cwt64 (HMAC 256/64, for BLE links) or jwt (HS256)")
+  mint->add_option("--type", mo->format,
+                   "Token type: cwt (COSE_Mac0, HMAC 256/256), cwt64 (HMAC 256/64, for BLE links) or jwt (HS256)")
       ->check(CLI::IsMember({"cwt", "cwt64", "jwt"}))
       ->capture_default_str();
+  // The spelling before --format came to mean an output encoding (fleetkey(1), SCRIPTING): deprecated.
+  mint->add_option("--format", mo->format)->check(CLI::IsMember({"cwt", "cwt64", "jwt"}))->group("");
   mint->add_option("--now", mo->now, "Issue as of TIME (2026-11-22T00:12:17Z, 2026-11-22 or @UNIX) for fixtures")
       ->type_name("TIME");
 }
@@ -318,6 +321,10 @@ void add_token_key(CLI::App& tok, Context& ctx)
                           "Print the verifying key, for servers that check tokens with their own JOSE or COSE library",
                           [&ctx, ko] {
                             // A JWK is a JOSE key: it verifies JWTs unless --for says otherwise.
+                            if (ko->key_format && !ctx.json()) {
+                              throw Error(Exit::usage, "--key-format sets the key's encoding in JSON output "
+                                                       "(--json); --format hex or base64 prints the key alone");
+                            }
                             const auto for_format = ko->for_format.value_or(ko->format == "jwk" ? "jwt" : "cwt");
                             const auto k = fleet::export_token_key(ctx.fleet(), ko->aud, parse_format(for_format));
                             if (ctx.json()) {
@@ -326,9 +333,10 @@ void add_token_key(CLI::App& tok, Context& ctx)
                               head += fmt::format(R"(,"for":"{}","fingerprint":"{}","test_key":{},"key":")",
                                                   token::format_name(k.format), k.fingerprint, k.test_key);
                               ctx.print(head);
-                              auto hex = fleet::format_token_key(k, "hex");
-                              hex.truncate(hex.size() - 1);
-                              ctx.write_secret(hex);
+                              // As device key --json: base64 unless --key-format hex.
+                              auto text = fleet::format_token_key(k, ko->key_format.value_or("base64"));
+                              text.truncate(text.size() - 1);
+                              ctx.write_secret(text);
                               ctx.print("\"}\n");
                               return;
                             }
@@ -337,8 +345,8 @@ void add_token_key(CLI::App& tok, Context& ctx)
   key->add_option("--aud", ko->aud, "The key of this device's tokens, K_tok_dev(DEVICE) (default: K_tok)")
       ->type_name("DEVICE");
   key->add_option("--format", ko->format,
-                  "Output: hex, base64 or jwk (RFC 7517; implies --for jwt unless --for is given). With --json, "
-                  "ignored: the JSON object always holds the key in hex, as with device key --json")
+                  "Output: hex, base64 or jwk (RFC 7517; implies --for jwt unless --for is given). Ignored with "
+                  "--json, whose object holds the key as --key-format says")
       ->check(CLI::IsMember({"hex", "base64", "jwk"}))
       ->capture_default_str();
   key->add_option("--for", ko->for_format,
@@ -346,7 +354,9 @@ void add_token_key(CLI::App& tok, Context& ctx)
                   "--format jwk, else cwt)")
       ->check(CLI::IsMember({"cwt", "cwt64", "jwt"}))
       ->type_name("FORMAT");
-  key->footer("With --json: one object {\"kid\", \"for\", \"fingerprint\", \"test_key\", \"key\"}, key in hex.");
+  add_key_format_option(*key, ko->key_format);
+  key->footer("With --json: one object {\"kid\", \"for\", \"fingerprint\", \"test_key\", \"key\"}, the key in "
+              "base64 (--key-format hex: in hex), as device key --json.");
 }
 
 void add_token_revoke(CLI::App& tok, Context& ctx)

@@ -47,6 +47,7 @@ struct UserRevokeOptions
 
 struct UserKeyOptions
 {
+  std::optional<std::string> key_format;
   std::string name;
   std::string device;
   std::string format = "hex";
@@ -168,7 +169,7 @@ void print_grant(Context& ctx, const GrantOptions& go, const fleet::GrantBundle&
 }
 
 // `user grant`: the grant and its bundle, written to -o FILE or stdout.
-void run_user_grant(Context& ctx, const GrantOptions& go)
+void run_user_grant(Context& ctx, GrantOptions go)
 {
   std::optional<int64_t> ttl = fleet::k_default_grant_ttl;
   if (go.ttl && *go.ttl == "never") {
@@ -182,8 +183,16 @@ void run_user_grant(Context& ctx, const GrantOptions& go)
   }
   const auto now = parse_now(go.now);
   const auto qr_mode = go.qr ? std::optional(fleet::parse_qr_mode(*go.qr)) : std::nullopt;
+  // -o -: the bundle (or its QR code, png included) alone on stdout, as -o FILE would hold it.
+  const bool to_stdout = go.output == "-";
+  if (to_stdout) {
+    if (ctx.json()) {
+      throw fleetkey::Error(Exit::usage, "-o - writes the bundle (or its QR code) to stdout: not with --json");
+    }
+    go.output.reset();
+  }
   // Checked before anything is recorded, so that bad options change nothing.
-  if (qr_mode && !go.output && (ctx.json() || *qr_mode == fleet::QrMode::png)) {
+  if (qr_mode && !go.output && !to_stdout && (ctx.json() || *qr_mode == fleet::QrMode::png)) {
     throw fleetkey::Error(Exit::usage, "--qr {} needs -o FILE{}", *go.qr, ctx.json() ? " with --json" : "");
   }
   if (go.output && util::exists(*go.output)) {
@@ -232,6 +241,11 @@ void run_user_grant(Context& ctx, const GrantOptions& go)
     return;
   }
   sodium_memzero(qr.data(), qr.size());
+  if (to_stdout) {
+    ctx.write_secret(*bundle);
+    ctx.print("\n");
+    return;
+  }
   print_grant(ctx, go, b, *bundle, qr_mode.has_value());
 }
 
@@ -262,7 +276,8 @@ void add_user_grant(CLI::App& user, Context& ctx)
       ->add_option("-o,--output", go->output,
                    "Write the QR code (or, without --qr, the bundle JSON) to FILE, created 0600; stdout keeps the "
                    "summary without the user key (with --json: the bundle's members but user_key, and \"file\"). "
-                   "FILE must not exist; if it cannot be written, nothing is granted")
+                   "FILE must not exist; if it cannot be written, nothing is granted. - is stdout: the bundle or "
+                   "QR code alone (png included; not with --json)")
       ->type_name("FILE");
   grant->add_flag("--keep-epoch", go->keep_epoch,
                   "If the user's grant on the device is active, unexpired and for the same --role, keep it as it is "
@@ -314,11 +329,13 @@ void add_user_key(CLI::App& user, Context& ctx)
       "expired",
       [&ctx, ko] {
         const auto format = ctx.json() ? fleet::KeyFormat::json : fleet::parse_key_format(ko->format);
+        const auto encoding = json_key_encoding(format, ko->key_format);
         SecretOutput out(ko->output);
         auto& fleet = ctx.fleet();
         const auto k = fleet::export_user_key(fleet, ko->name, ko->device);
         fleet::KeyMeta meta{"user",       k.device.id,          k.grant.user,  k.grant.epoch,
                             std::nullopt, k.device.key_version, k.fingerprint, fleet.keyring().is_test_key()};
+        meta.encoding = encoding;
         out.write(ctx, fleet::format_key(format, k.user_key, meta));
       });
   key->add_option("-o,--output", ko->output,
@@ -330,6 +347,7 @@ void add_user_key(CLI::App& user, Context& ctx)
   key->add_option("--format", ko->format, "Output format")
       ->check(CLI::IsMember({"hex", "base64", "c", "psk", "json"}))
       ->capture_default_str();
+  add_key_format_option(*key, ko->key_format);
 }
 
 } // namespace

@@ -75,21 +75,33 @@ util::InputBuffer& validate_input(util::InputBuffer& in, ImportFormat format, co
   return spill.finish();
 }
 
-// The kind of keys file --keys-out names (by its extension); refuses - and an existing file.
+// The kind of keys file --keys-out names (--keys-out-format, else by its extension); refuses an existing
+// regular file.
 KeysOut keys_out_of(const ImportOptions& options)
 {
   KeysOut keys_out = KeysOut::none;
   if (options.keys_out) {
-    if (*options.keys_out == "-" || options.keys_out->empty()) {
-      throw Error(Exit::usage, "--keys-out needs a file name: keys are written to a new file created 0600");
-    }
-    keys_out = ends_with(*options.keys_out, ".csv") ? KeysOut::csv : KeysOut::jsonl;
-    if (util::exists(*options.keys_out)) {
-      throw Error(Exit::conflict, "--keys-out {} already exists (keys files are never overwritten)", *options.keys_out)
-          .with_reason("file_exists");
-    }
+    const auto f = options.keys_out_format.value_or(ends_with(*options.keys_out, ".csv") ? KeysOutFormat::csv
+                                                                                         : KeysOutFormat::jsonl);
+    keys_out = f == KeysOutFormat::csv ? KeysOut::csv : f == KeysOutFormat::nvs ? KeysOut::nvs : KeysOut::jsonl;
+    KeysSink::check(*options.keys_out);
+  } else if (options.keys_out_format) {
+    throw Error(Exit::usage, "--keys-out-format needs --keys-out");
   }
   return keys_out;
+}
+
+// The keys file (or stream) opened with its header; nothing is delivered before the commit.
+void open_keys_out(const ImportOptions& options, KeysOut keys_out, std::optional<KeysSink>& out)
+{
+  if (options.keys_out) {
+    out.emplace(*options.keys_out);
+    if (keys_out == KeysOut::csv) {
+      out->write(std::string_view("id,key,key_version,fingerprint\n"));
+    } else if (keys_out == KeysOut::nvs) {
+      out->write(fmt::format("key,type,encoding,value\n{},namespace,,\n", k_nvs_namespace));
+    }
+  }
 }
 
 // The input's descriptor: stdin, or the file opened into `file`, whose size (a regular file's) goes
@@ -150,7 +162,7 @@ uint64_t insert_batch(const Batch& b, registry::DeviceBulkInsert& insert, bool p
 }
 
 // The batch's keys file lines in input order, but for the rows `no_key` marks.
-void write_kept_lines(util::AtomicFile& out, const Batch& b, const std::vector<bool>& no_key)
+void write_kept_lines(KeysSink& out, const Batch& b, const std::vector<bool>& no_key)
 {
   // Runs of kept rows' lines, in input order.
   const auto* text = reinterpret_cast<const char*>(b.text.data());
@@ -167,6 +179,20 @@ void write_kept_lines(util::AtomicFile& out, const Batch& b, const std::vector<b
 }
 
 } // namespace
+
+KeysOutFormat parse_keys_out_format(std::string_view name)
+{
+  if (name == "jsonl") {
+    return KeysOutFormat::jsonl;
+  }
+  if (name == "csv") {
+    return KeysOutFormat::csv;
+  }
+  if (name == "nvs") {
+    return KeysOutFormat::nvs;
+  }
+  throw Error(Exit::usage, "unknown keys file format \"{}\" (jsonl, csv or nvs)", name);
+}
 
 ImportFormat parse_import_format(std::string_view name)
 {
@@ -222,13 +248,8 @@ ImportSummary import_devices(Fleet& fleet, const ImportOptions& options, const P
   util::Fd file;
   uint64_t input_size = 0;
   const int fd = open_source(options, file, input_size);
-  std::optional<util::AtomicFile> out;
-  if (options.keys_out) {
-    out.emplace(*options.keys_out, util::Overwrite::no);
-    if (keys_out == KeysOut::csv) {
-      out->write(std::string_view("id,key,key_version,fingerprint\n"));
-    }
-  }
+  std::optional<KeysSink> out;
+  open_keys_out(options, keys_out, out);
 
   // Pass 1: everything is validated before the registry is touched.
   Spill spill(src, std::max<size_t>(options.sort_run_bytes, 4096));
@@ -244,6 +265,7 @@ ImportSummary import_devices(Fleet& fleet, const ImportOptions& options, const P
   ImportSummary summary;
   summary.rows = rows;
   summary.keys_out = options.keys_out;
+  summary.keys_to_stdout = out && out->stdout_stream();
 
   // Pass 2: one transaction. BEGIN IMMEDIATE waits for other stations' imports to finish.
   registry::Transaction tx(reg);
@@ -261,7 +283,7 @@ ImportSummary import_devices(Fleet& fleet, const ImportOptions& options, const P
     if (!probe) {
       direct = Deriver::Direct{&digest, out ? &*out : nullptr};
     }
-    Deriver deriver(*sorted, mk, keys_out, direct);
+    Deriver deriver(*sorted, mk, keys_out, options.key_encoding, direct);
     // Rows whose key line stays out of the keys file: skipped devices whose registered key is not the
     // one derived here (another master version) or that are revoked. A skipped active device under this
     // version keeps its line, so that a re-run after a kill between commit and keys file completes it.

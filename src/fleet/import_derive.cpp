@@ -10,7 +10,7 @@ namespace fleetkey::fleet {
 
 namespace {
 
-void append_key_line(Batch& b, size_t i, size_t& at, bool csv, uint32_t key_version)
+void append_key_line(Batch& b, size_t i, size_t& at, KeysOut format, KeyEncoding encoding, uint32_t key_version)
 {
   char* out = reinterpret_cast<char*>(b.text.data());
   const auto put = [&](std::string_view s) {
@@ -18,25 +18,45 @@ void append_key_line(Batch& b, size_t i, size_t& at, bool csv, uint32_t key_vers
     at += s.size();
   };
   const std::string_view id = b.id(i);
-  char b64[sodium_base64_ENCODED_LEN(crypto::k_key_len, sodium_base64_VARIANT_ORIGINAL)];
-  sodium_bin2base64(b64, sizeof b64, b.keys.data() + i * crypto::k_key_len, crypto::k_key_len,
-                    sodium_base64_VARIANT_ORIGINAL);
+  const auto put_csv_field = [&](std::string_view field) {
+    // Ids are printable: only a comma or a quote makes the field need quoting.
+    if (field.find_first_of(",\"") == std::string_view::npos) {
+      put(field);
+      return;
+    }
+    put("\"");
+    for (char c : field) {
+      put(c == '"' ? std::string_view("\"\"") : std::string_view(&c, 1));
+    }
+    put("\"");
+  };
+  // Base64 (44 characters) or hex (64) of the key, with its terminating NUL.
+  char encoded[2 * crypto::k_key_len + 1];
+  const uint8_t* key = b.keys.data() + i * crypto::k_key_len;
+  if (encoding == KeyEncoding::hex) {
+    sodium_bin2hex(encoded, sizeof encoded, key, crypto::k_key_len);
+  } else {
+    sodium_bin2base64(encoded, sizeof encoded, key, crypto::k_key_len, sodium_base64_VARIANT_ORIGINAL);
+  }
+  const std::string_view key_text(encoded);
   char version[16];
   const auto vlen = fmt::format_to_n(version, sizeof version, "{}", key_version).size;
   const std::string_view fp(b.fingerprints.data() + i * 32, 32);
-  if (csv) {
-    // Ids are printable: only a comma or a quote makes the field need quoting.
-    if (id.find_first_of(",\"") == std::string_view::npos) {
-      put(id);
-    } else {
-      put("\"");
-      for (char c : id) {
-        put(c == '"' ? std::string_view("\"\"") : std::string_view(&c, 1));
-      }
-      put("\"");
+  if (format == KeysOut::nvs) {
+    if (id.size() > k_nvs_key_max) {
+      throw Error(Exit::usage,
+                  "line {}: device id \"{}\" is longer than {} bytes, the longest NVS key: --keys-out-format nvs "
+                  "names each entry by its device id",
+                  b.offsets[i].line, id, k_nvs_key_max);
     }
+    put_csv_field(id);
+    put(encoding == KeyEncoding::hex ? ",data,hex2bin," : ",data,base64,");
+    put(key_text);
+    put("\n");
+  } else if (format == KeysOut::csv) {
+    put_csv_field(id);
     put(",");
-    put(b64);
+    put(key_text);
     put(",");
     put({version, vlen});
     put(",");
@@ -51,14 +71,14 @@ void append_key_line(Batch& b, size_t i, size_t& at, bool csv, uint32_t key_vers
       put(std::string_view(&c, 1));
     }
     put("\",\"key\":\"");
-    put(b64);
+    put(key_text);
     put("\",\"key_version\":");
     put({version, vlen});
     put(",\"fingerprint\":\"");
     put(fp);
     put("\"}\n");
   }
-  sodium_memzero(b64, sizeof b64);
+  sodium_memzero(encoded, sizeof encoded);
 }
 
 } // namespace
@@ -70,11 +90,13 @@ void hash_id(crypto_hash_sha256_state& digest, std::string_view id)
   crypto_hash_sha256_update(&digest, reinterpret_cast<const uint8_t*>("\n"), 1);
 }
 
-Deriver::Deriver(util::InputBuffer& spill, const crypto::MasterKey& mk, KeysOut keys_out, std::optional<Direct> direct)
+Deriver::Deriver(util::InputBuffer& spill, const crypto::MasterKey& mk, KeysOut keys_out, KeyEncoding encoding,
+                 std::optional<Direct> direct)
     : m_spill(spill)
     , m_key(mk)
     , m_version(mk.version)
     , m_keys_out(keys_out)
+    , m_encoding(encoding)
     , m_direct(direct)
 {
   for (size_t i = 0; i < k_batches_in_flight; ++i) {
@@ -180,7 +202,7 @@ void Deriver::fill(Batch& b, const crypto::MasterDeriver& deriver)
     sodium_bin2hex(hex, sizeof hex, fp, sizeof fp);
     std::memcpy(b.fingerprints.data() + i * 32, hex, 32);
     if (m_keys_out != KeysOut::none) {
-      append_key_line(b, i, at, m_keys_out == KeysOut::csv, m_version);
+      append_key_line(b, i, at, m_keys_out, m_encoding, m_version);
       b.line_ends.push_back(at);
     }
   }

@@ -6,6 +6,8 @@
 
 #include <fleetkey/crypto/hierarchy.hpp>
 #include <fleetkey/crypto/secret.hpp>
+#include <fleetkey/fleet/import.hpp>
+#include <fleetkey/fleet/keys_sink.hpp>
 #include <fleetkey/util/file.hpp>
 #include <fleetkey/util/thread_pool.hpp>
 
@@ -46,7 +48,11 @@ struct Batch
   std::string_view id(size_t i) const { return {arena.data() + offsets[i].id, offsets[i].id_len}; }
 };
 
-enum class KeysOut { none, jsonl, csv };
+enum class KeysOut { none, jsonl, csv, nvs };
+
+// The NVS namespace of --keys-out-format nvs, and the longest key name NVS stores.
+constexpr std::string_view k_nvs_namespace = "fleetkey";
+constexpr size_t k_nvs_key_max = 15;
 
 // The audit digest: SHA-256 over each imported id followed by a line feed.
 void hash_id(crypto_hash_sha256_state& digest, std::string_view id);
@@ -61,10 +67,11 @@ public:
   struct Direct
   {
     crypto_hash_sha256_state* digest = nullptr;
-    util::AtomicFile* out = nullptr;
+    KeysSink* out = nullptr;
   };
 
-  Deriver(util::InputBuffer& spill, const crypto::MasterKey& mk, KeysOut keys_out, std::optional<Direct> direct);
+  Deriver(util::InputBuffer& spill, const crypto::MasterKey& mk, KeysOut keys_out, KeyEncoding encoding,
+          std::optional<Direct> direct);
 
   Deriver(const Deriver&) = delete;
   Deriver& operator=(const Deriver&) = delete;
@@ -85,6 +92,7 @@ private:
   const crypto::MasterKey& m_key;
   uint32_t m_version;
   KeysOut m_keys_out;
+  KeyEncoding m_encoding;
   std::optional<Direct> m_direct;
   std::mutex m_mutex;
   std::condition_variable m_cv;

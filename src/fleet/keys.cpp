@@ -25,6 +25,20 @@ KeyFormat parse_key_format(std::string_view name)
   throw Error(Exit::usage, "unknown key format \"{}\" (hex, base64, c, psk or json)", name);
 }
 
+KeyEncoding parse_key_encoding(std::string_view name)
+{
+  if (name == "base64")
+    return KeyEncoding::base64;
+  if (name == "hex")
+    return KeyEncoding::hex;
+  throw Error(Exit::usage, "unknown key encoding \"{}\" (base64 or hex)", name);
+}
+
+std::string_view key_encoding_name(KeyEncoding encoding)
+{
+  return encoding == KeyEncoding::hex ? "hex" : "base64";
+}
+
 void validate_purpose(std::string_view purpose)
 {
   if (purpose.empty() || purpose.size() > 32
@@ -68,10 +82,16 @@ std::string c_comment_safe(std::string_view s)
 
 crypto::Secret format_key(KeyFormat format, const crypto::Secret& key, const KeyMeta& meta)
 {
-  // Room for the longest form, the C array: under 500 bytes of fixed text, ids and names quoted at
-  // most 4 bytes for each of theirs, 6 to 7 bytes a key byte. Small, so that it is a slot of the
-  // secure heap rather than a region of its own.
-  crypto::SecretText text(768 + 4 * (meta.device.size() + (meta.user ? meta.user->size() : 0)) + 8 * key.size());
+  // Room for the form asked for, small enough for most ids to be a slot of the secure heap rather than a
+  // region of its own (device key --from formats thousands). The C array: under 500 bytes of fixed text,
+  // ids and names quoted at most 4 bytes for each of theirs, 6 to 7 bytes a key byte. JSON: under 256
+  // bytes of names, numbers and the fingerprint, ids and names escaped at most 6 bytes for each of theirs
+  // (the purpose is at most 32), the key in hex or base64. The rest: a name, a colon, the key in hex.
+  const size_t names = meta.device.size() + (meta.user ? meta.user->size() : 0);
+  const size_t capacity = format == KeyFormat::c      ? 768 + 4 * names + 8 * key.size()
+                          : format == KeyFormat::json ? 320 + 6 * names + 2 * key.size()
+                                                      : 16 + names + 2 * key.size();
+  crypto::SecretText text(capacity);
   switch (format) {
   case KeyFormat::hex:
     text.append_hex(key.span()).append("\n");
@@ -121,7 +141,13 @@ crypto::Secret format_key(KeyFormat format, const crypto::Secret& key, const Key
     // The key is spliced in last, so that the json object never holds it.
     std::string head = j.dump();
     head.pop_back();
-    text.append(head).append(",\"key\":\"").append_base64(key.span(), sodium_base64_VARIANT_ORIGINAL).append("\"}\n");
+    text.append(head).append(",\"key\":\"");
+    if (meta.encoding == KeyEncoding::hex) {
+      text.append_hex(key.span());
+    } else {
+      text.append_base64(key.span(), sodium_base64_VARIANT_ORIGINAL);
+    }
+    text.append("\"}\n");
     break;
   }
   }

@@ -26,6 +26,7 @@ ACTIONS = {
     "device.import": ({"count", "format", "ids_sha256", "key_version", "skipped"}, set()),
     "device.revoke": ({"reason"}, set()),
     "device.key.export": ({"fingerprint", "purpose"}, set()),
+    "device.keys.export": ({"count", "ids_sha256", "purpose"}, set()),
     "device.pair": ({"counter", "scheme"}, {"file"}),
     "device.pair.rotate": ({"counter", "scheme"}, {"file"}),
     "device.pair.batch": ({"count", "manifest", "scheme"}, set()),
@@ -250,6 +251,7 @@ class AuditActionsTest(fk.FleetTest):
         self.fk("device", "import", ids)
         self.fk("device", "key", "SN-0001")
         self.fk("device", "key", "SN-0001", "--purpose", "enc")
+        self.fk("device", "key", "--from", "-", input="SN-0001\n")
         self.fk("pair", "SN-0001", "--qr", "none")
         self.fk("pair", "SN-0001", "-o", svg)
         self.fk("pair", "SN-0001", "--rotate", "-o", svg + ".2", "--qr", "svg")
@@ -258,7 +260,7 @@ class AuditActionsTest(fk.FleetTest):
         self.fk("user", "grant", "alice", "--device", "SN-0001", "--role", "owner")
         self.fk("user", "grant", "alice", "--device", "SN-0001", "--role", "guest", "--ttl", "1d")
         self.fk("user", "key", "alice", "--device", "SN-0001")
-        cti = self.fk("--json", "token", "mint", "--sub", "svc", "--role", "admin", "--format", "jwt").json()[
+        cti = self.fk("--json", "token", "mint", "--sub", "svc", "--role", "admin", "--type", "jwt").json()[
             "token_id"]
         self.fk("token", "revoke", cti, "--reason", "leaked")
         self.fk("token", "key")
@@ -277,7 +279,8 @@ class AuditActionsTest(fk.FleetTest):
         self.assertEqual([(e["action"], e["subject"]) for e in events], [
             ("init", "master:1"), ("master.rotate", "master:2"), ("master.passwd", "master"),
             ("device.add", "SN-0001"), ("device.add", "SN-0002"), ("device.import", ids),
-            ("device.key.export", "SN-0001"), ("device.key.export", "SN-0001"), ("device.pair", "SN-0001"),
+            ("device.key.export", "SN-0001"), ("device.key.export", "SN-0001"), ("device.keys.export", "stdin"),
+            ("device.pair", "SN-0001"),
             ("device.pair", "SN-0001"), ("device.pair.rotate", "SN-0001"), ("device.pair.batch", labels),
             ("user.add", "alice"), ("user.grant", "alice"), ("token.mint", "alice"), ("user.grant", "alice"),
             ("token.mint", "alice"), ("user.key.export", "alice"), ("token.mint", "svc"), ("token.revoke", cti),
@@ -286,9 +289,9 @@ class AuditActionsTest(fk.FleetTest):
             ("master.retire", "master:1"),
             ("master.backup", "master"), ("master.restore", "master")])
         self.assertRegex(cti, r"^[0-9a-f]+$")
-        self.assertEqual(events[9]["details"]["file"], svg)
-        self.assertEqual(events[11]["details"]["manifest"], os.path.join(labels, "manifest.csv"))
-        self.assertEqual(events[15]["details"]["replaced_epoch"], 1)
+        self.assertEqual(events[10]["details"]["file"], svg)
+        self.assertEqual(events[12]["details"]["manifest"], os.path.join(labels, "manifest.csv"))
+        self.assertEqual(events[16]["details"]["replaced_epoch"], 1)
 
         # Members: the documented names, and in every event only those; each "only" member seen.
         doc = documented_actions()

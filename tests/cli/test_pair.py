@@ -383,7 +383,7 @@ class PairTest(fk.FleetTest):
         j = self.pair_json(device)
         self.assertEqual((j["pin"], j["pin_grouped"], j["payload"]), (ex["code"], ex["shown"], ex["payload"]))
         j = self.pair_json(device, "--scheme", "matter", "--vendor-id", "0xFFF1", "--product-id", "0x8000")
-        self.assertEqual((j["passcode"], j["discriminator"]), (int(ex["passcode"]), int(ex["discrim"])))
+        self.assertEqual((j["passcode"], j["discriminator"]), ("%08d" % int(ex["passcode"]), int(ex["discrim"])))
         self.assertEqual((j["payload"], j["manual_code"]), (ex["matter-qr"], ex["manual"]))
         self.assertEqual(matter_qr(0xFFF1, 0x8000, 0, 2, int(ex["discrim"]), int(ex["passcode"])), ex["matter-qr"])
 
@@ -485,7 +485,7 @@ class PairTest(fk.FleetTest):
             self.assertEqual(j["manual_code"], v["manual"])
             self.assertEqual(j["manual_code_grouped"], "3497-011-2332")
             self.assertEqual((j["vendor_id"], j["product_id"], j["discriminator"], j["passcode"]),
-                             (v["vendor"], v["product"], v["discriminator"], v["passcode"]))
+                             (v["vendor"], v["product"], v["discriminator"], "%08d" % v["passcode"]))
             self.assertEqual(fk.zbar(out), [v["qr"]])
             self.assertEqual(matter_qr(v["vendor"], v["product"], v["flow"], v["discovery"], v["discriminator"],
                                        v["passcode"]), v["qr"])  # the reference agrees with the vectors too
@@ -496,14 +496,14 @@ class PairTest(fk.FleetTest):
             j = self.pair_json("LOCK-1", "--scheme", "matter", *extra)
             pc, disc = passcode("LOCK-1", counter), discriminator("LOCK-1", counter)
             self.assertEqual((j["passcode"], j["discriminator"], j["vendor_id"], j["product_id"], j["discovery"]),
-                             (pc, disc, 0xFFF1, 32769, 2))
+                             ("%08d" % pc, disc, 0xFFF1, 32769, 2))
             self.assertEqual(j["payload"], matter_qr(0xFFF1, 32769, 0, 2, disc, pc))
             self.assertEqual(j["manual_code"], matter_manual(0xFFF1, 32769, 0, disc, pc))
         # Options override labels; a flow other than standard gives the 21-digit code.
         j = self.pair_json("LOCK-1", "--scheme", "matter", "--vendor-id", "7", "--flow", "2", "--discovery", "6")
-        self.assertEqual(j["manual_code"], matter_manual(7, 32769, 2, j["discriminator"], j["passcode"]))
+        self.assertEqual(j["manual_code"], matter_manual(7, 32769, 2, j["discriminator"], int(j["passcode"])))
         self.assertEqual(len(j["manual_code"]), 21)
-        self.assertEqual(j["payload"], matter_qr(7, 32769, 2, 6, j["discriminator"], j["passcode"]))
+        self.assertEqual(j["payload"], matter_qr(7, 32769, 2, 6, j["discriminator"], int(j["passcode"])))
 
     def test_matter_refusals(self):
         before = self.snapshot()
@@ -529,7 +529,7 @@ class PairTest(fk.FleetTest):
         for content in ("20202021\n", "20202021", "20202021\r\nsecond line\n", "0x1344225\n"):
             j = self.pair_json(*base[1:], "--passcode-file", self.passcode_file(content))
             self.assertEqual((j["passcode"], j["payload"], j["manual_code"]),
-                             (20202021, "MT:Y.K9042C00KA0648G00", "34970112332"), content)
+                             ("20202021", "MT:Y.K9042C00KA0648G00", "34970112332"), content)
         before = self.snapshot()
         # Group- or world-readable: refused like a passphrase file, and nothing changes.
         for mode in (0o640, 0o604):

@@ -172,7 +172,10 @@ class TokenTest(fk.FleetTest):
         self.assertEqual(base64.b64decode(self.fk("token", "key", "--format", "base64").out), self.key())
         j = self.fk("--json", "token", "key", "--aud", "SN-1").json()
         self.assertEqual((j["kid"], j["for"], j["test_key"], j["key"]), ("v1/SN-1", "cwt", True,
-                                                                         self.key("--aud", "SN-1").hex()))
+                                                                         base64.b64encode(self.key("--aud", "SN-1")).decode()))
+        # --key-format hex: the encoding token key --json had before it agreed with device key --json.
+        j = self.fk("--json", "token", "key", "--aud", "SN-1", "--key-format", "hex").json()
+        self.assertEqual(j["key"], self.key("--aud", "SN-1").hex())
         self.fails(NOT_FOUND, "token", "key", "--aud", "nope")
 
     def test_device_token_checks_with_the_device_key_only(self):
@@ -553,11 +556,11 @@ class TokenTest(fk.FleetTest):
                                     options={"verify_exp": False})["sub"], "alice")
         jwk = json.loads(self.fk("token", "key", "--format", "jwk", "--for", "cwt").out)
         self.assertEqual(jwk, {"kty": "oct", "kid": "v1", "use": "sig", "k": b64e(self.key())})
-        # --json ignores --format (like device key --json): the key in hex, and "for" names it.
-        j = self.fk("--json", "token", "key", "--format", "base64").json()
-        self.assertEqual((j["for"], j["key"]), ("cwt", self.key().hex()))
+        # --json ignores --format (like device key --json): the key in base64, and "for" names it.
+        j = self.fk("--json", "token", "key", "--format", "hex").json()
+        self.assertEqual((j["for"], j["key"]), ("cwt", base64.b64encode(self.key()).decode()))
         j = self.fk("--json", "token", "key", "--format", "jwk").json()
-        self.assertEqual((j["for"], j["key"]), ("jwt", self.key("--for", "jwt").hex()))
+        self.assertEqual((j["for"], j["key"]), ("jwt", base64.b64encode(self.key("--for", "jwt")).decode()))
 
     def test_token_key_output_is_byte_for_byte_as_documented(self):
         """fleetkey-tokens(5) KEYS: hex and base64 lines, and the JWK object with its members in the order

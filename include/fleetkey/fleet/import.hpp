@@ -9,6 +9,7 @@
 // event records it. Memory stays bounded whatever the input size.
 
 #include <fleetkey/fleet/fleet.hpp>
+#include <fleetkey/fleet/keys.hpp>
 
 #include <cstdint>
 #include <functional>
@@ -20,12 +21,17 @@ namespace fleetkey::fleet {
 
 enum class ImportFormat { csv, jsonl };
 enum class SkipExisting { no, yes };
+// --keys-out-format: JSON Lines, CSV, or the ESP-IDF NVS partition generator's CSV (fleetkey-import(5)).
+enum class KeysOutFormat { jsonl, csv, nvs };
+KeysOutFormat parse_keys_out_format(std::string_view name); // throws Error(usage)
 
 struct ImportOptions
 {
-  std::string source;                  // a file, or "-" for stdin
-  std::optional<ImportFormat> format;  // required for stdin; else from the extension
-  std::optional<std::string> keys_out; // JSON Lines, or CSV when the name ends in .csv
+  std::string source;                           // a file, or "-" for stdin
+  std::optional<ImportFormat> format;           // required for stdin; else from the extension
+  std::optional<std::string> keys_out;          // a new file, "-" (stdout), or a FIFO or /dev/fd/N (KeysSink)
+  std::optional<KeysOutFormat> keys_out_format; // default: CSV when the name ends in .csv, else JSON Lines
+  KeyEncoding key_encoding = KeyEncoding::base64;
   SkipExisting skip_existing = SkipExisting::no;
   // Unsorted input is sorted in memory runs of this size, then merged from a temporary file.
   size_t sort_run_bytes = size_t{16} << 20;
@@ -49,6 +55,7 @@ struct ImportSummary
   uint32_t key_version = 0;
   std::string ids_sha256; // hex SHA-256 of the imported ids, each followed by "\n", in byte order
   std::optional<std::string> keys_out;
+  bool keys_to_stdout = false; // --keys-out - (or /dev/stdout): stdout holds the keys
   double seconds = 0;
   // Where the time went: reading and validating; deriving and inserting; the commit (with its
   // WAL checkpoint) and the keys file.

@@ -13,6 +13,12 @@ namespace fleetkey::fleet {
 enum class KeyFormat { hex, base64, c, psk, json };
 KeyFormat parse_key_format(std::string_view name); // throws Error(usage)
 
+// How a key is written inside JSON and keys files (--key-format): standard base64 with padding (the
+// default everywhere) or lower-case hex.
+enum class KeyEncoding { base64, hex };
+KeyEncoding parse_key_encoding(std::string_view name); // "base64" or "hex"; throws Error(usage)
+std::string_view key_encoding_name(KeyEncoding encoding);
+
 struct KeyMeta
 {
   std::string kind; // "device" or "user"
@@ -23,6 +29,7 @@ struct KeyMeta
   uint32_t key_version = 0;
   std::string fingerprint;
   bool test_key = false;
+  KeyEncoding encoding = KeyEncoding::base64; // of "key" in KeyFormat::json
 };
 
 // The text, newline included, in guarded memory: the caller writes it out and lets it go.
