@@ -1,10 +1,12 @@
 // fleetkey user add | list | show | grant | revoke | key
 #include "commands.hpp"
 #include "render.hpp"
+#include "terminal.hpp"
 
 #include <fleetkey/fleet/keys.hpp>
 #include <fleetkey/fleet/tokens.hpp>
 #include <fleetkey/fleet/users.hpp>
+#include <fleetkey/qr/qr.hpp>
 #include <fleetkey/util/error.hpp>
 #include <fleetkey/util/file.hpp>
 #include <fleetkey/util/text.hpp>
@@ -12,6 +14,7 @@
 #include <fmt/format.h>
 #include <sodium.h>
 
+#include <algorithm>
 #include <unistd.h>
 
 namespace fleetkey::cmd {
@@ -28,7 +31,8 @@ struct UserAddOptions
 struct GrantOptions
 {
   std::string name;
-  std::string device;
+  std::vector<std::string> devices;
+  std::optional<std::string> devices_from;
   std::string role;
   std::optional<std::string> ttl;
   std::optional<std::string> qr;
@@ -52,6 +56,93 @@ struct UserKeyOptions
   std::string format = "hex";
   std::optional<std::string> output;
 };
+
+// --qr utf8: half blocks (two module rows a line, one module a column) at the width of the terminal
+// (terminal_columns): error correction M with a quiet zone of 2 modules if that fits, else L, else L with
+// a quiet zone of 1; else that last one with a warning that it is wider than the terminal.
+std::vector<uint8_t> terminal_qr(const Context& ctx, const crypto::Secret& bundle, qr::Colors colors)
+{
+  const std::string_view payload(reinterpret_cast<const char*>(bundle.data()), bundle.size());
+  const int columns = terminal_columns();
+  struct Fit
+  {
+    qr::Ec ec;
+    int margin;
+  };
+  std::optional<qr::Matrix> m;
+  std::optional<qr::Ec> encoded;
+  int margin = 2;
+  for (const Fit fit : {Fit{qr::Ec::M, 2}, Fit{qr::Ec::L, 2}, Fit{qr::Ec::L, 1}}) {
+    if (encoded != fit.ec) {
+      m = qr::encode(payload, fit.ec);
+      encoded = fit.ec;
+    }
+    margin = fit.margin;
+    if (m->size() + 2 * margin <= columns) {
+      break;
+    }
+  }
+  const int width = m->size() + 2 * margin;
+  if (width > columns) {
+    ctx.warn(fmt::format("the QR code is {} columns wide and the terminal {}: it wraps and cannot be scanned (widen "
+                         "the terminal, or use --qr png -o FILE)",
+                         width, columns));
+  }
+  std::string text = qr::render_utf8(*m, margin, colors);
+  std::vector<uint8_t> out(text.begin(), text.end());
+  sodium_memzero(text.data(), text.size());
+  return out;
+}
+
+// The devices of user grant: every --device, then --devices-from's (FILE, or - for stdin: one id a line;
+// blank lines and lines starting with # are skipped). Each once; at least one.
+std::vector<std::string> grant_devices(const GrantOptions& o)
+{
+  std::vector<std::string> out = o.devices;
+  if (o.devices_from) {
+    auto text = util::read_file(*o.devices_from == "-" ? std::string("/dev/stdin") : *o.devices_from, 64u << 20);
+    if (!text) {
+      throw Error(Exit::usage, "--devices-from: {}", text.error());
+    }
+    std::string_view rest = *text;
+    while (!rest.empty()) {
+      const size_t nl = rest.find('\n');
+      std::string_view line = rest.substr(0, nl);
+      rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
+      if (!line.empty() && line.back() == '\r') {
+        line.remove_suffix(1);
+      }
+      if (!line.empty() && line.front() != '#') {
+        out.emplace_back(line);
+      }
+    }
+  }
+  if (out.empty()) {
+    throw Error(Exit::usage, "user grant needs --device ID or --devices-from FILE (with at least one id)");
+  }
+  std::vector<std::string_view> seen(out.begin(), out.end());
+  std::sort(seen.begin(), seen.end());
+  if (const auto dup = std::adjacent_find(seen.begin(), seen.end()); dup != seen.end()) {
+    throw Error(Exit::usage, "device {} is named twice", one_line(*dup));
+  }
+  return out;
+}
+
+// The human output of one grant: its summary, with the user key unless it went to a file.
+void print_grant(const Context& ctx, const fleet::GrantBundle& b, bool with_key)
+{
+  const auto& g = b.grant;
+  fleet::KeyMeta meta{"user",       g.device.id,          g.grant.user,  g.grant.epoch,
+                      std::nullopt, g.device.key_version, g.fingerprint, b.test_key};
+  ctx.print(fmt::format("user:         {}\ndevice:       {}\nrole:         {}\nepoch:        {}\nexpires:      {}\n",
+                        g.grant.user, g.grant.device, g.grant.role, g.grant.epoch, g.grant.expires.value_or("never")));
+  if (with_key) {
+    ctx.print("user key:     ");
+    ctx.write_secret(fleet::format_key(fleet::KeyFormat::base64, g.user_key, meta));
+  }
+  ctx.print(fmt::format("fingerprint:  {}\ntoken:        {}\ntoken id:     {}\n", g.fingerprint, b.token.text,
+                        b.token.token_id));
+}
 
 void add_user_add(CLI::App& user, Context& ctx)
 {
@@ -143,6 +234,36 @@ void add_user_grant(CLI::App& user, Context& ctx)
           ttl = *d;
         }
         const auto now = parse_now(go->now);
+        const auto devices = grant_devices(*go);
+        const auto keep = go->keep_epoch ? fleet::KeepEpoch::yes : fleet::KeepEpoch::no;
+        if (devices.size() > 1) {
+          // Several devices: one transaction, committed once every bundle is printed (a device that
+          // fails fails the command, and nothing is granted); nothing is printed before all are made.
+          if (go->output || go->qr) {
+            throw fleetkey::Error(Exit::usage, "-o and --qr deliver one bundle: give one device");
+          }
+          auto& fleet = ctx.fleet();
+          ctx.commit_after_output();
+          std::vector<fleet::GrantBundle> made;
+          for (const auto& device : devices) {
+            made.push_back(fleet::grant_with_token(fleet, go->name, device, go->role, ttl, {}, keep, now));
+          }
+          for (size_t i = 0; i < made.size(); ++i) {
+            if (ctx.json()) {
+              ctx.write_secret(fleet::bundle_json(made[i])); // JSON Lines: one bundle a device
+              ctx.print("\n");
+              continue;
+            }
+            ctx.print(i > 0 ? "\n" : "");
+            print_grant(ctx, made[i], true);
+            if (made[i].grant.kept) {
+              ctx.note(
+                  fmt::format("kept the active grant (epoch {}): only the token is new", made[i].grant.grant.epoch));
+            }
+          }
+          return;
+        }
+        const std::string& device = devices.front();
         const auto qr_mode = go->qr ? std::optional(fleet::parse_qr_mode(*go->qr)) : std::nullopt;
         // Checked before anything is recorded, so that bad options change nothing.
         if (qr_mode && !go->output && (ctx.json() || *qr_mode == fleet::QrMode::png)) {
@@ -165,14 +286,15 @@ void add_user_grant(CLI::App& user, Context& ctx)
         std::optional<crypto::Secret> bundle;
         std::vector<uint8_t> qr;
         const auto b = fleet::grant_with_token(
-            fleet, go->name, go->device, go->role, ttl,
+            fleet, go->name, device, go->role, ttl,
             [&](const fleet::GrantBundle& made) {
               bundle = fleet::bundle_json(made);
               if (qr_mode) {
                 // On a terminal, explicit colours: the same code in a dark and a light terminal.
                 const bool terminal = !go->output && ::isatty(STDOUT_FILENO) != 0 && colour_allowed();
-                qr = fleet::render_bundle_qr(*bundle, *qr_mode,
-                                             terminal ? qr::Colors::black_on_white : qr::Colors::none);
+                const auto colors = terminal ? qr::Colors::black_on_white : qr::Colors::none;
+                qr = *qr_mode == fleet::QrMode::utf8 ? terminal_qr(ctx, *bundle, colors)
+                                                     : fleet::render_bundle_qr(*bundle, *qr_mode, colors);
               }
               if (file) {
                 if (qr_mode) {
@@ -183,7 +305,7 @@ void add_user_grant(CLI::App& user, Context& ctx)
                 }
               }
             },
-            go->keep_epoch ? fleet::KeepEpoch::yes : fleet::KeepEpoch::no, now);
+            keep, now);
         if (file) {
           // The grant is committed. Should naming the file fail now (the name was taken meanwhile,
           // or fsync fails), the command fails with the grant recorded and no file: the key was
@@ -218,17 +340,7 @@ void add_user_grant(CLI::App& user, Context& ctx)
           ctx.print("\n");
           return;
         }
-        fleet::KeyMeta meta{"user",       g.device.id,          g.grant.user,  g.grant.epoch,
-                            std::nullopt, g.device.key_version, g.fingerprint, b.test_key};
-        ctx.print(
-            fmt::format("user:         {}\ndevice:       {}\nrole:         {}\nepoch:        {}\nexpires:      {}\n",
-                        g.grant.user, g.grant.device, g.grant.role, g.grant.epoch, g.grant.expires.value_or("never")));
-        if (!go->output) { // with -o, the key is in the file only
-          ctx.print("user key:     ");
-          ctx.write_secret(fleet::format_key(fleet::KeyFormat::base64, g.user_key, meta));
-        }
-        ctx.print(fmt::format("fingerprint:  {}\ntoken:        {}\ntoken id:     {}\n", g.fingerprint, b.token.text,
-                              b.token.token_id));
+        print_grant(ctx, b, !go->output); // with -o, the key is in the file only
         if (go->output) {
           ctx.note(fmt::format("wrote {} to {}", qr_mode ? "the QR code" : "the bundle", *go->output));
         }
@@ -237,7 +349,15 @@ void add_user_grant(CLI::App& user, Context& ctx)
         }
       });
   grant->add_option("NAME", go->name, "User name")->required();
-  grant->add_option("--device", go->device, "Device id")->required()->type_name("ID");
+  grant
+      ->add_option("--device", go->devices,
+                   "Device id; repeat it (or use --devices-from) to grant the user on several devices in one "
+                   "transaction: all or nothing, one bundle per device (with --json, one line each)")
+      ->type_name("ID");
+  grant
+      ->add_option("--devices-from", go->devices_from,
+                   "Also the devices listed in FILE, - for stdin: one id a line, blank lines and # comments skipped")
+      ->type_name("FILE");
   grant->add_option("--role", go->role, "Role, e.g. owner, guest, service")->required()->type_name("ROLE");
   grant
       ->add_option("--ttl", go->ttl,

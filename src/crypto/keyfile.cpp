@@ -449,6 +449,12 @@ Secret write_key_file(const std::string& path, const Keyring& ring, const Secret
   return text;
 }
 
+bool have_terminal()
+{
+  const util::Fd tty(::open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY));
+  return tty.valid();
+}
+
 Secret prompt_passphrase(const char* prompt)
 {
   util::Fd tty(::open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY));

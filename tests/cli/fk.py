@@ -1,7 +1,8 @@
 """Shared helpers for the CLI tests: run the built fleetkey in a fresh temporary home.
 
 Every test gets its own home, an environment with no FLEETKEY_* variable leaking in from the
-caller, and stdin closed (not a terminal), so that nothing can prompt.
+caller, stdin closed and no controlling terminal (a new session: fleetkey prompts on /dev/tty), so
+that nothing can prompt.
 """
 import json
 import os
@@ -75,7 +76,7 @@ class FleetTest(unittest.TestCase):
             e.update(env)
         proc = subprocess.run([BIN, *args], input=input, capture_output=True, env=e,
                               stdin=None if input is not None else subprocess.DEVNULL,
-                              text=not binary, timeout=300)
+                              text=not binary, timeout=300, start_new_session=True)
         return Run(proc)
 
     def fk(self, *args, **kw):
