@@ -1,8 +1,12 @@
 """The terminal (issue 20): the passphrase prompt on /dev/tty with stdin a pipe and retries, help wrapped to
 the terminal's width, the terminal QR code that fits 80 columns."""
+import fcntl
 import os
+import pty
 import select
+import struct
 import subprocess
+import termios
 import time
 
 import fk
@@ -102,6 +106,118 @@ class TerminalTest(fk.FleetTest):
         r = self.fails(fk.KEY, "device", "import", "-", "--format", "csv", input="id\nSN-1\n")
         self.assertEqual(r.err, "fleetkey: error: a passphrase is needed and there is no terminal to ask: use "
                                 "--passphrase-file, FLEETKEY_PASSPHRASE_FILE or FLEETKEY_PASSPHRASE\n")
+
+    # -- help wrapped to the terminal's width --
+
+    def help_at(self, columns, *path):
+        return self.fk(*path, "--help", env={"COLUMNS": str(columns)}).out
+
+    def test_help_wrapped_at_60_and_100_columns(self):
+        self.assertEqual(self.help_at(60, "user", "revoke"), """\
+Revoke a user's grant on one device, or on every device
+
+Usage: fleetkey user revoke [OPTIONS] NAME
+
+Positionals:
+  NAME TEXT REQUIRED          User name
+
+Options:
+  -h,--help                   Print this help and exit
+  --device ID                 Only this device (default:
+                              every device)
+  --if-not-revoked            Succeed without change (exit
+                              0, "already revoked") if there
+                              is no active grant left to
+                              revoke
+  --reason TEXT REQUIRED      Why, for the audit trail (1 to
+                              1024 bytes of printable text)
+
+""")
+        self.assertEqual(self.help_at(100, "user", "revoke").splitlines()[9:12], [
+            '  --device ID                 Only this device (default: every device)',
+            '  --if-not-revoked            Succeed without change (exit 0, "already revoked") if there is no',
+            '                              active grant left to revoke'])
+
+    def test_help_never_breaks_a_word(self):
+        for path in [(), ("user", "grant"), ("device", "import"), ("pair",), ("token", "mint")]:
+            wide = self.help_at(1000, *path)
+            for columns in (60, 100):
+                text = self.help_at(columns, *path)
+                for line in text.splitlines():
+                    # Only the usage line (not wrapped) and a single word longer than the column may exceed it.
+                    if not line.startswith("Usage:") and len(line.split()) > 1:
+                        self.assertLessEqual(len(line), columns, (path, columns, line))
+                self.assertEqual(text.split(), wide.split(), (path, columns))
+        # Unknown width (no terminal, no $COLUMNS): 80.
+        self.assertEqual(self.fk("user", "revoke", "--help").out, self.help_at(80, "user", "revoke"))
+
+    def test_help_takes_the_width_of_the_terminal(self):
+        pid, fd = pty.fork()
+        if pid == 0:
+            env = {k: v for k, v in self.env.items() if k != "COLUMNS"}
+            fcntl.ioctl(1, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 60, 0, 0))
+            os.execve(fk.BIN, [fk.BIN, "user", "revoke", "--help"], env)
+        out = b""
+        while True:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+        os.waitpid(pid, 0)
+        os.close(fd)
+        self.assertEqual(out.decode().replace("\r\n", "\n"), self.help_at(60, "user", "revoke"))
+
+    # -- user grant --qr utf8 fits the terminal --
+
+    def qr_grant(self, columns):
+        self.init_test_key()
+        self.fk("-q", "device", "add", "LOCK-1")
+        self.fk("-q", "user", "add", "alice")
+        return self.run_fk("-q", "user", "grant", "alice", "--device", "LOCK-1", "--role", "owner", "--now",
+                           "2026-11-22T00:00:00Z", "--qr", "utf8", env={"COLUMNS": str(columns)})
+
+    def decode_terminal_qr(self, text):
+        """What a phone reads from `text` (half blocks, light modules drawn) on a dark terminal."""
+        lines = text.splitlines()
+        width, pad, scale = max(len(line) for line in lines), 8, 4
+        rows = []
+        for line in lines:
+            rows.append([c in "\u2580\u2588" for c in line.ljust(width)])
+            rows.append([c in "\u2584\u2588" for c in line.ljust(width)])
+        full = [[False] * (width + 2 * pad)] * pad + [[False] * pad + r + [False] * pad for r in rows] + \
+            [[False] * (width + 2 * pad)] * pad
+        path = os.path.join(self.tmp, "qr.pgm")
+        with open(path, "wb") as f:
+            f.write(b"P5 %d %d 255\n" % (len(full[0]) * scale, len(full) * scale))
+            for r in full:
+                f.write(b"".join(bytes([255 if v else 0]) * scale for v in r) * scale)
+        return fk.zbar(path)[0]
+
+    def test_qr_fits_80_columns(self):
+        r = self.qr_grant(80)
+        self.assertEqual((r.rc, r.err), (0, ""))
+        lines = r.out.splitlines()
+        # The 485-byte bundle: version 17 (85 modules) at M, version 15 (77) at L, with a quiet zone of 1.
+        self.assertEqual({len(line) for line in lines}, {79})
+        self.assertEqual(len(lines), 40)
+        bundle = self.decode_terminal_qr(r.out)
+        self.assertTrue(bundle.startswith('{"type":"fleetkey-grant","version":1,"user":"alice","device":"LOCK-1"'))
+
+    def test_qr_at_m_when_the_terminal_is_wide(self):
+        r = self.qr_grant(200)
+        self.assertEqual((r.rc, r.err), (0, ""))
+        self.assertEqual({len(line) for line in r.out.splitlines()}, {89})  # 85 modules + 2 + 2
+        self.assertIn('"user":"alice"', self.decode_terminal_qr(r.out))
+
+    def test_qr_too_wide_for_the_terminal_warns(self):
+        r = self.qr_grant(60)
+        self.assertEqual(r.rc, 0)
+        self.assertEqual({len(line) for line in r.out.splitlines()}, {79})
+        self.assertEqual(r.err, "fleetkey: warning: the QR code is 79 columns wide and the terminal 60: it wraps and "
+                                "cannot be scanned (widen the terminal, or use --qr png -o FILE)\n")
 
 
 if __name__ == "__main__":
