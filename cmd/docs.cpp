@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <sstream>
+#include <stdexcept>
+#include <vector>
 
 namespace fleetkey::cmd::docs {
 

@@ -365,9 +365,11 @@ void add_user_grant(CLI::App& user, Context& ctx)
                    "also the token's. An expired grant's key and tokens are refused until the user is granted again")
       ->type_name("DURATION");
   grant
-      ->add_option("--qr", go->qr,
-                   "Also render the bundle as a QR code for the phone: utf8 (terminal), png or svg; png (and any "
-                   "mode with --json) needs -o")
+      ->add_option(
+          "--qr", go->qr,
+          "Also render the bundle as a QR code for the phone: utf8 (terminal: half blocks, made to fit its width, see "
+          "SCRIPTING in fleetkey(1)), png or svg; png (and any "
+          "mode with --json) needs -o")
       ->check(CLI::IsMember({"utf8", "png", "svg"}));
   grant
       ->add_option("-o,--output", go->output,
