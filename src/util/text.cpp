@@ -83,9 +83,14 @@ namespace {
 std::optional<int64_t> g_pinned_clock;
 }
 
+int64_t system_now()
+{
+  return static_cast<int64_t>(std::time(nullptr));
+}
+
 int64_t unix_now()
 {
-  return g_pinned_clock ? *g_pinned_clock : static_cast<int64_t>(std::time(nullptr));
+  return g_pinned_clock ? *g_pinned_clock : system_now();
 }
 
 void pin_clock(int64_t unix_seconds)
