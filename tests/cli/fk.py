@@ -1,7 +1,7 @@
 """Shared helpers for the CLI tests: run the built fleetkey in a fresh temporary home.
 
-Every test gets its own home, an environment with no FLEETKEY_* variable leaking in from the
-caller, stdin closed and no controlling terminal (a new session: fleetkey prompts on /dev/tty), so
+Every test gets its own home, an environment with no FLEETKEY_* variable (nor COLUMNS, SOURCE_DATE_EPOCH or
+NO_COLOR) leaking in from the caller, stdin closed and no controlling terminal (a new session: fleetkey prompts on /dev/tty), so
 that nothing can prompt.
 """
 import json
@@ -64,7 +64,8 @@ class FleetTest(unittest.TestCase):
         self._tmp = tempfile.TemporaryDirectory(prefix="fleetkey-test-")
         self.tmp = self._tmp.name
         self.home = os.path.join(self.tmp, "home")
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("FLEETKEY_")}
+        self.env = {k: v for k, v in os.environ.items()
+                    if not k.startswith("FLEETKEY_") and k not in ("COLUMNS", "SOURCE_DATE_EPOCH", "NO_COLOR")}
         self.env.update({"FLEETKEY_HOME": self.home, "FLEETKEY_ACTOR": "tester", "LC_ALL": "C.UTF-8"})
 
     def tearDown(self):
