@@ -1,8 +1,8 @@
 """Shared helpers for the CLI tests: run the built fleetkey in a fresh temporary home.
 
-Every test gets its own home, an environment with no FLEETKEY_* variable (nor COLUMNS, SOURCE_DATE_EPOCH or
-NO_COLOR) leaking in from the caller, stdin closed and no controlling terminal (a new session: fleetkey prompts on /dev/tty), so
-that nothing can prompt.
+Every test gets its own home, an environment with no FLEETKEY_* variable (nor COLUMNS, SOURCE_DATE_EPOCH
+or NO_COLOR) leaking in from the caller, stdin closed and no controlling terminal (a new session:
+fleetkey prompts on /dev/tty), so that nothing can prompt.
 """
 import json
 import os
