@@ -1,4 +1,5 @@
 #include "commands.hpp"
+#include "terminal.hpp"
 
 #include <algorithm>
 #include <stdexcept>
@@ -9,8 +10,10 @@ namespace {
 
 // Explicit on purpose: self-registering objects can be dropped by the linker from static libraries.
 constexpr Command k_command_groups[] = {
-    {"init", setup_init},   {"master", setup_master}, {"device", setup_device}, {"user", setup_user},
-    {"token", setup_token}, {"pair", setup_pair},     {"audit", setup_audit},   {"agent", setup_agent},
+    {"init", setup_init},           {"master", setup_master}, {"device", setup_device},
+    {"user", setup_user},           {"token", setup_token},   {"pair", setup_pair},
+    {"audit", setup_audit},         {"agent", setup_agent},   {"completion", setup_completion},
+    {"__complete", setup_complete},
 };
 
 // The global options that take a value (in build_app below).
@@ -91,6 +94,8 @@ std::unique_ptr<CLI::App> build_app(Context& ctx, std::span<char* const> args)
       "fleetkey");
   app->set_version_flag("--version", std::string("fleetkey ") + FLEETKEY_VERSION, "Print the version and exit");
   app->set_help_flag("-h,--help", "Print this help and exit");
+  // Before any command is added: each inherits its parent's formatter.
+  app->formatter(wrapping_formatter(terminal_columns()));
   app->require_subcommand(1);
   app->fallthrough();
   auto& g = ctx.globals;
@@ -191,7 +196,7 @@ std::string parse_error_message(const CLI::App& app, const CLI::ParseError& e, s
     return fmt::format("unknown command: {}{}{} (see {})", where, where.empty() ? "" : " ", word, help(level));
   }
   std::string names;
-  for (const CLI::App* sub : cur->get_subcommands([](const CLI::App*) { return true; })) {
+  for (const CLI::App* sub : cur->get_subcommands([](const CLI::App* s) { return !s->get_group().empty(); })) {
     names += (names.empty() ? "" : ", ") + sub->get_name();
   }
   const std::string where = path(chain.size() - 1);

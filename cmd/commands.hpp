@@ -19,6 +19,8 @@ void setup_token(CLI::App& app, Context& ctx);
 void setup_pair(CLI::App& app, Context& ctx);
 void setup_audit(CLI::App& app, Context& ctx);
 void setup_agent(CLI::App& app, Context& ctx);
+void setup_completion(CLI::App& app, Context& ctx); // cmd/completion.cpp
+void setup_complete(CLI::App& app, Context& ctx);   // cmd/completion.cpp: the hidden __complete
 
 // Builds the command line: global options and the command groups. With `args` (argv) naming a
 // group, only that group, and only the command named after it if there is one (add_group);

@@ -53,6 +53,9 @@ public:
     }
   }
   bool json() const { return globals.json; }
+  // Before the command runs: with $SOURCE_DATE_EPOCH set, opens the registry, which pins the clock to it
+  // when its master keys are test keys (fleet::pin_clock_to_source_date_epoch).
+  void pin_clock();
 
   void print(std::string_view text) const;             // stdout, as is
   void print_json(const Json& value) const;            // stdout, one line

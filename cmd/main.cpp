@@ -47,6 +47,7 @@ int main(int argc, char** argv)
                   fleetkey::cmd::parse_error_message(*app, e, std::span<char* const>(argv, static_cast<size_t>(argc))));
     }
     if (ctx.action) {
+      ctx.pin_clock();
       ctx.action();
     }
     if (std::fflush(stdout) != 0) {

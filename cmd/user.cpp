@@ -1,10 +1,12 @@
 // fleetkey user add | list | show | grant | revoke | key
 #include "commands.hpp"
 #include "render.hpp"
+#include "terminal.hpp"
 
 #include <fleetkey/fleet/keys.hpp>
 #include <fleetkey/fleet/tokens.hpp>
 #include <fleetkey/fleet/users.hpp>
+#include <fleetkey/qr/qr.hpp>
 #include <fleetkey/util/error.hpp>
 #include <fleetkey/util/file.hpp>
 #include <fleetkey/util/text.hpp>
@@ -12,6 +14,7 @@
 #include <fmt/format.h>
 #include <sodium.h>
 
+#include <algorithm>
 #include <unistd.h>
 
 namespace fleetkey::cmd {
@@ -28,7 +31,8 @@ struct UserAddOptions
 struct GrantOptions
 {
   std::string name;
-  std::string device;
+  std::vector<std::string> devices;
+  std::optional<std::string> devices_from;
   std::string role;
   std::optional<std::string> ttl;
   std::optional<std::string> qr;
@@ -53,6 +57,77 @@ struct UserKeyOptions
   std::string format = "hex";
   std::optional<std::string> output;
 };
+
+// --qr utf8: half blocks (two module rows a line, one module a column) at the width of the terminal
+// (terminal_columns): error correction M with a quiet zone of 2 modules if that fits, else L, else L with
+// a quiet zone of 1; else that last one with a warning that it is wider than the terminal.
+std::vector<uint8_t> terminal_qr(const Context& ctx, const crypto::Secret& bundle, qr::Colors colors)
+{
+  const std::string_view payload(reinterpret_cast<const char*>(bundle.data()), bundle.size());
+  const int columns = terminal_columns();
+  struct Fit
+  {
+    qr::Ec ec;
+    int margin;
+  };
+  std::optional<qr::Matrix> m;
+  std::optional<qr::Ec> encoded;
+  int margin = 2;
+  for (const Fit fit : {Fit{qr::Ec::M, 2}, Fit{qr::Ec::L, 2}, Fit{qr::Ec::L, 1}}) {
+    if (encoded != fit.ec) {
+      m = qr::encode(payload, fit.ec);
+      encoded = fit.ec;
+    }
+    margin = fit.margin;
+    if (m->size() + 2 * margin <= columns) {
+      break;
+    }
+  }
+  const int width = m->size() + 2 * margin;
+  if (width > columns) {
+    ctx.warn(fmt::format("the QR code is {} columns wide and the terminal {}: it wraps and cannot be scanned (widen "
+                         "the terminal, or use --qr png -o FILE)",
+                         width, columns));
+  }
+  std::string text = qr::render_utf8(*m, margin, colors);
+  std::vector<uint8_t> out(text.begin(), text.end());
+  sodium_memzero(text.data(), text.size());
+  return out;
+}
+
+// The devices of user grant: every --device, then --devices-from's (FILE, or - for stdin: one id a line;
+// blank lines and lines starting with # are skipped). Each once; at least one.
+std::vector<std::string> grant_devices(const GrantOptions& o)
+{
+  std::vector<std::string> out = o.devices;
+  if (o.devices_from) {
+    auto text = util::read_file(*o.devices_from == "-" ? std::string("/dev/stdin") : *o.devices_from, 64u << 20);
+    if (!text) {
+      throw Error(Exit::usage, "--devices-from: {}", text.error());
+    }
+    std::string_view rest = *text;
+    while (!rest.empty()) {
+      const size_t nl = rest.find('\n');
+      std::string_view line = rest.substr(0, nl);
+      rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
+      if (!line.empty() && line.back() == '\r') {
+        line.remove_suffix(1);
+      }
+      if (!line.empty() && line.front() != '#') {
+        out.emplace_back(line);
+      }
+    }
+  }
+  if (out.empty()) {
+    throw Error(Exit::usage, "user grant needs --device ID or --devices-from FILE (with at least one id)");
+  }
+  std::vector<std::string_view> seen(out.begin(), out.end());
+  std::sort(seen.begin(), seen.end());
+  if (const auto dup = std::adjacent_find(seen.begin(), seen.end()); dup != seen.end()) {
+    throw Error(Exit::usage, "device {} is named twice", one_line(*dup));
+  }
+  return out;
+}
 
 void add_user_add(CLI::App& user, Context& ctx)
 {
@@ -124,6 +199,22 @@ void add_user_show(CLI::App& user, Context& ctx)
 }
 
 // What `user grant` prints once the grant is committed (unless the QR code went to stdout).
+// The human output of one grant: its summary, with the user key unless it went to a file.
+void print_grant_summary(const Context& ctx, const fleet::GrantBundle& b, bool with_key)
+{
+  const auto& g = b.grant;
+  fleet::KeyMeta meta{"user",       g.device.id,          g.grant.user,  g.grant.epoch,
+                      std::nullopt, g.device.key_version, g.fingerprint, b.test_key};
+  ctx.print(fmt::format("user:         {}\ndevice:       {}\nrole:         {}\nepoch:        {}\nexpires:      {}\n",
+                        g.grant.user, g.grant.device, g.grant.role, g.grant.epoch, g.grant.expires.value_or("never")));
+  if (with_key) {
+    ctx.print("user key:     ");
+    ctx.write_secret(fleet::format_key(fleet::KeyFormat::base64, g.user_key, meta));
+  }
+  ctx.print(fmt::format("fingerprint:  {}\ntoken:        {}\ntoken id:     {}\n", g.fingerprint, b.token.text,
+                        b.token.token_id));
+}
+
 void print_grant(Context& ctx, const GrantOptions& go, const fleet::GrantBundle& b, const crypto::Secret& bundle,
                  bool qr)
 {
@@ -150,21 +241,40 @@ void print_grant(Context& ctx, const GrantOptions& go, const fleet::GrantBundle&
     ctx.print("\n");
     return;
   }
-  fleet::KeyMeta meta{"user",       g.device.id,          g.grant.user,  g.grant.epoch,
-                      std::nullopt, g.device.key_version, g.fingerprint, b.test_key};
-  ctx.print(fmt::format("user:         {}\ndevice:       {}\nrole:         {}\nepoch:        {}\nexpires:      {}\n",
-                        g.grant.user, g.grant.device, g.grant.role, g.grant.epoch, g.grant.expires.value_or("never")));
-  if (!go.output) { // with -o, the key is in the file only
-    ctx.print("user key:     ");
-    ctx.write_secret(fleet::format_key(fleet::KeyFormat::base64, g.user_key, meta));
-  }
-  ctx.print(fmt::format("fingerprint:  {}\ntoken:        {}\ntoken id:     {}\n", g.fingerprint, b.token.text,
-                        b.token.token_id));
+  print_grant_summary(ctx, b, !go.output); // with -o, the key is in the file only
   if (go.output) {
     ctx.note(fmt::format("wrote {} to {}", qr ? "the QR code" : "the bundle", *go.output));
   }
   if (g.kept) {
     ctx.note(fmt::format("kept the active grant (epoch {}): only the token is new", g.grant.epoch));
+  }
+}
+
+// user grant on several devices: one transaction, committed once every bundle is printed (a device that
+// fails fails the command, and nothing is granted); nothing is printed before all are made.
+void grant_many(Context& ctx, const GrantOptions& go, const std::vector<std::string>& devices,
+                std::optional<int64_t> ttl, fleet::KeepEpoch keep, std::optional<int64_t> now)
+{
+  if (go.output || go.qr) {
+    throw fleetkey::Error(Exit::usage, "-o and --qr deliver one bundle: give one device");
+  }
+  auto& fleet = ctx.fleet();
+  ctx.commit_after_output();
+  std::vector<fleet::GrantBundle> made;
+  for (const auto& device : devices) {
+    made.push_back(fleet::grant_with_token(fleet, go.name, device, go.role, ttl, {}, keep, now));
+  }
+  for (size_t i = 0; i < made.size(); ++i) {
+    if (ctx.json()) {
+      ctx.write_secret(fleet::bundle_json(made[i])); // JSON Lines: one bundle a device
+      ctx.print("\n");
+      continue;
+    }
+    ctx.print(i > 0 ? "\n" : "");
+    print_grant_summary(ctx, made[i], true);
+    if (made[i].grant.kept) {
+      ctx.note(fmt::format("kept the active grant (epoch {}): only the token is new", made[i].grant.grant.epoch));
+    }
   }
 }
 
@@ -182,6 +292,13 @@ void run_user_grant(Context& ctx, GrantOptions go)
     ttl = *d;
   }
   const auto now = parse_now(go.now);
+  const auto devices = grant_devices(go);
+  const auto keep = go.keep_epoch ? fleet::KeepEpoch::yes : fleet::KeepEpoch::no;
+  if (devices.size() > 1) {
+    grant_many(ctx, go, devices, ttl, keep, now);
+    return;
+  }
+  const std::string& device = devices.front();
   const auto qr_mode = go.qr ? std::optional(fleet::parse_qr_mode(*go.qr)) : std::nullopt;
   // -o -: the bundle (or its QR code, png included) alone on stdout, as -o FILE would hold it.
   const bool to_stdout = go.output == "-";
@@ -212,13 +329,15 @@ void run_user_grant(Context& ctx, GrantOptions go)
   std::optional<crypto::Secret> bundle;
   std::vector<uint8_t> qr;
   const auto b = fleet::grant_with_token(
-      fleet, go.name, go.device, go.role, ttl,
+      fleet, go.name, device, go.role, ttl,
       [&](const fleet::GrantBundle& made) {
         bundle = fleet::bundle_json(made);
         if (qr_mode) {
           // On a terminal, explicit colours: the same code in a dark and a light terminal.
           const bool terminal = !go.output && ::isatty(STDOUT_FILENO) != 0 && colour_allowed();
-          qr = fleet::render_bundle_qr(*bundle, *qr_mode, terminal ? qr::Colors::black_on_white : qr::Colors::none);
+          const auto colors = terminal ? qr::Colors::black_on_white : qr::Colors::none;
+          qr = *qr_mode == fleet::QrMode::utf8 ? terminal_qr(ctx, *bundle, colors)
+                                               : fleet::render_bundle_qr(*bundle, *qr_mode, colors);
         }
         if (file) {
           if (qr_mode) {
@@ -229,7 +348,7 @@ void run_user_grant(Context& ctx, GrantOptions go)
           }
         }
       },
-      go.keep_epoch ? fleet::KeepEpoch::yes : fleet::KeepEpoch::no, now);
+      keep, now);
   if (file) {
     // The grant is committed. Should naming the file fail now (the name was taken meanwhile,
     // or fsync fails), the command fails with the grant recorded and no file: the key was
@@ -260,7 +379,15 @@ void add_user_grant(CLI::App& user, Context& ctx)
                   "working, and the new grant has only the new --role and --ttl",
                   [&ctx, go] { run_user_grant(ctx, *go); });
   grant->add_option("NAME", go->name, "User name")->required();
-  grant->add_option("--device", go->device, "Device id")->required()->type_name("ID");
+  grant
+      ->add_option("--device", go->devices,
+                   "Device id; repeat it (or use --devices-from) to grant the user on several devices in one "
+                   "transaction: all or nothing, one bundle per device (with --json, one line each)")
+      ->type_name("ID");
+  grant
+      ->add_option("--devices-from", go->devices_from,
+                   "Also the devices listed in FILE, - for stdin: one id a line, blank lines and # comments skipped")
+      ->type_name("FILE");
   grant->add_option("--role", go->role, "Role, e.g. owner, guest, service")->required()->type_name("ROLE");
   grant
       ->add_option("--ttl", go->ttl,
@@ -268,9 +395,11 @@ void add_user_grant(CLI::App& user, Context& ctx)
                    "also the token's. An expired grant's key and tokens are refused until the user is granted again")
       ->type_name("DURATION");
   grant
-      ->add_option("--qr", go->qr,
-                   "Also render the bundle as a QR code for the phone: utf8 (terminal), png or svg; png (and any "
-                   "mode with --json) needs -o")
+      ->add_option(
+          "--qr", go->qr,
+          "Also render the bundle as a QR code for the phone: utf8 (terminal: half blocks, made to fit its width, see "
+          "SCRIPTING in fleetkey(1)), png or svg; png (and any "
+          "mode with --json) needs -o")
       ->check(CLI::IsMember({"utf8", "png", "svg"}));
   grant
       ->add_option("-o,--output", go->output,

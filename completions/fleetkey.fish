@@ -2,8 +2,8 @@
 
 # The command path typed so far ("device add"), skipping options and their values.
 function __fleetkey_path
-  set -l known 'init' 'master' 'master list' 'master rotate' 'master retire' 'master passwd' 'master backup' 'master restore' 'device' 'device add' 'device import' 'device list' 'device show' 'device revoke' 'device key' 'device state' 'user' 'user add' 'user list' 'user show' 'user grant' 'user revoke' 'user key' 'token' 'token mint' 'token verify' 'token inspect' 'token key' 'token revoke' 'pair' 'pair decode' 'audit' 'audit list' 'audit verify' 'audit checkpoint' 'agent' 'agent start' 'agent stop' 'agent status'
-  set -l takes_value --action --aud --checkpoint --claim --device --discovery --discriminator --ec --flow --for --format --from --home --input-format --iterations --jobs --kdf --key-format --keys-out --keys-out-format --label --last --leeway --lifetime --margin --master-key --max-age --model --new-passphrase-file --now --output --passcode-file --passphrase-file --pin-digits --product-id --progress --purpose --qr --reason --registry --role --scale --scheme --shares --since --status --sub --subject --test-seed --threshold --ttl --type --vendor-id -o
+  set -l known 'init' 'master' 'master list' 'master rotate' 'master retire' 'master passwd' 'master backup' 'master restore' 'device' 'device add' 'device import' 'device list' 'device show' 'device revoke' 'device key' 'device state' 'user' 'user add' 'user list' 'user show' 'user grant' 'user revoke' 'user key' 'token' 'token mint' 'token verify' 'token inspect' 'token key' 'token revoke' 'pair' 'pair decode' 'audit' 'audit list' 'audit verify' 'audit checkpoint' 'agent' 'agent start' 'agent stop' 'agent status' 'completion'
+  set -l takes_value --action --aud --checkpoint --claim --device --devices-from --discovery --discriminator --ec --flow --for --format --from --home --input-format --iterations --jobs --kdf --key-format --keys-out --keys-out-format --label --last --leeway --lifetime --margin --master-key --max-age --model --new-passphrase-file --now --output --passcode-file --passphrase-file --pin-digits --product-id --progress --purpose --qr --reason --registry --role --scale --scheme --shares --since --status --sub --subject --test-seed --threshold --ttl --type --vendor-id -o
   set -l path ''
   set -l skip 0
   for w in (commandline -opc)[2..-1]
@@ -21,6 +21,20 @@ function __fleetkey_path
   echo $path
 end
 
+# Device ids or user names ($argv[1]: devices, users) from the registry of the --home and --registry typed.
+function __fleetkey_registry
+  set -l words (commandline -opc)
+  set -l globals
+  for i in (seq 2 (count $words))
+    if contains -- $words[$i] --home --registry; and test $i -lt (count $words)
+      set -a globals $words[$i] $words[(math $i + 1)]
+    else if string match -q -- '--home=*' $words[$i]; or string match -q -- '--registry=*' $words[$i]
+      set -a globals $words[$i]
+    end
+  end
+  $words[1] $globals __complete $argv[1] (commandline -ct) 2>/dev/null
+end
+
 complete -c fleetkey -f
 complete -c fleetkey -n 'test (__fleetkey_path) = ""' -a 'init' -d 'Create the home, the registry and master key version 1'
 complete -c fleetkey -n 'test (__fleetkey_path) = ""' -a 'master' -d 'Manage master key versions'
@@ -30,6 +44,7 @@ complete -c fleetkey -n 'test (__fleetkey_path) = ""' -a 'token' -d 'Mint, verif
 complete -c fleetkey -n 'test (__fleetkey_path) = ""' -a 'pair' -d 'Show a device\'s pairing code (PIN or Matter passcode) and its QR code, or write labels for many devices'
 complete -c fleetkey -n 'test (__fleetkey_path) = ""' -a 'audit' -d 'Read the audit trail, and check its hash chain'
 complete -c fleetkey -n 'test (__fleetkey_path) = ""' -a 'agent' -d 'Keep the master key unlocked in a background agent'
+complete -c fleetkey -n 'test (__fleetkey_path) = ""' -a 'completion' -d 'Print the completion script for SHELL (the same as completions/ in the source tree), for example `source <(fleetkey completion bash)` in ~/.bashrc, `fleetkey completion fish > ~/.config/fish/completions/fleetkey.fish`, or for zsh into a file named _fleetkey in a directory of $fpath. It completes commands and options, and device ids and user names from the registry'
 complete -c fleetkey -n 'test (__fleetkey_path) = ""' -l version -d 'Print the version and exit'
 complete -c fleetkey -n 'test (__fleetkey_path) = ""' -s h -l help -d 'Print this help and exit'
 complete -c fleetkey -n 'test (__fleetkey_path) = ""' -l home -r -F -d 'Directory of the registry and master key (default: $FLEETKEY_HOME, $XDG_DATA_HOME/fleetkey, ~/.local/share/fleetkey)'
@@ -199,6 +214,7 @@ complete -c fleetkey -n 'test (__fleetkey_path) = "device list"' -l json -d 'Pri
 complete -c fleetkey -n 'test (__fleetkey_path) = "device list"' -l json-errors -d 'Write an error as one JSON object {"error": {"code", "exit", "message"}} on stderr instead of the "fleetkey: error:" line (also $FLEETKEY_JSON_ERRORS=1); see SCRIPTING in fleetkey(1)'
 complete -c fleetkey -n 'test (__fleetkey_path) = "device list"' -s q -l quiet -d 'Print only what a command exists to print'
 complete -c fleetkey -n 'test (__fleetkey_path) = "device list"' -s v -l verbose -d 'Say more on stderr (repeatable)'
+complete -c fleetkey -n 'test (__fleetkey_path) = "device show"' -a '(__fleetkey_registry devices)'
 complete -c fleetkey -n 'test (__fleetkey_path) = "device show"' -s h -l help -d 'Print this help and exit'
 complete -c fleetkey -n 'test (__fleetkey_path) = "device show"' -l version -d 'Print the version and exit'
 complete -c fleetkey -n 'test (__fleetkey_path) = "device show"' -l home -r -F -d 'Directory of the registry and master key (default: $FLEETKEY_HOME, $XDG_DATA_HOME/fleetkey, ~/.local/share/fleetkey)'
@@ -209,6 +225,7 @@ complete -c fleetkey -n 'test (__fleetkey_path) = "device show"' -l json -d 'Pri
 complete -c fleetkey -n 'test (__fleetkey_path) = "device show"' -l json-errors -d 'Write an error as one JSON object {"error": {"code", "exit", "message"}} on stderr instead of the "fleetkey: error:" line (also $FLEETKEY_JSON_ERRORS=1); see SCRIPTING in fleetkey(1)'
 complete -c fleetkey -n 'test (__fleetkey_path) = "device show"' -s q -l quiet -d 'Print only what a command exists to print'
 complete -c fleetkey -n 'test (__fleetkey_path) = "device show"' -s v -l verbose -d 'Say more on stderr (repeatable)'
+complete -c fleetkey -n 'test (__fleetkey_path) = "device revoke"' -a '(__fleetkey_registry devices)'
 complete -c fleetkey -n 'test (__fleetkey_path) = "device revoke"' -s h -l help -d 'Print this help and exit'
 complete -c fleetkey -n 'test (__fleetkey_path) = "device revoke"' -l if-not-revoked -d 'Succeed without change (exit 0, "already revoked") if the device is already revoked'
 complete -c fleetkey -n 'test (__fleetkey_path) = "device revoke"' -l reason -x -d 'Why, for the audit trail (1 to 1024 bytes of printable text)'
@@ -221,6 +238,7 @@ complete -c fleetkey -n 'test (__fleetkey_path) = "device revoke"' -l json -d 'P
 complete -c fleetkey -n 'test (__fleetkey_path) = "device revoke"' -l json-errors -d 'Write an error as one JSON object {"error": {"code", "exit", "message"}} on stderr instead of the "fleetkey: error:" line (also $FLEETKEY_JSON_ERRORS=1); see SCRIPTING in fleetkey(1)'
 complete -c fleetkey -n 'test (__fleetkey_path) = "device revoke"' -s q -l quiet -d 'Print only what a command exists to print'
 complete -c fleetkey -n 'test (__fleetkey_path) = "device revoke"' -s v -l verbose -d 'Say more on stderr (repeatable)'
+complete -c fleetkey -n 'test (__fleetkey_path) = "device key"' -a '(__fleetkey_registry devices)'
 complete -c fleetkey -n 'test (__fleetkey_path) = "device key"' -s h -l help -d 'Print this help and exit'
 complete -c fleetkey -n 'test (__fleetkey_path) = "device key"' -s o -l output -r -F -d 'Write the key to FILE instead of stdout: created 0600 under a temporary name and named once complete; FILE must not exist (exit 4); - is stdout'
 complete -c fleetkey -n 'test (__fleetkey_path) = "device key"' -l format -x -a 'hex base64 c psk json' -d 'Output format'
@@ -236,6 +254,7 @@ complete -c fleetkey -n 'test (__fleetkey_path) = "device key"' -l json -d 'Prin
 complete -c fleetkey -n 'test (__fleetkey_path) = "device key"' -l json-errors -d 'Write an error as one JSON object {"error": {"code", "exit", "message"}} on stderr instead of the "fleetkey: error:" line (also $FLEETKEY_JSON_ERRORS=1); see SCRIPTING in fleetkey(1)'
 complete -c fleetkey -n 'test (__fleetkey_path) = "device key"' -s q -l quiet -d 'Print only what a command exists to print'
 complete -c fleetkey -n 'test (__fleetkey_path) = "device key"' -s v -l verbose -d 'Say more on stderr (repeatable)'
+complete -c fleetkey -n 'test (__fleetkey_path) = "device state"' -a '(__fleetkey_registry devices)'
 complete -c fleetkey -n 'test (__fleetkey_path) = "device state"' -s h -l help -d 'Print this help and exit'
 complete -c fleetkey -n 'test (__fleetkey_path) = "device state"' -l all -d 'One document per registered device (revoked ones too), into -o DIR'
 complete -c fleetkey -n 'test (__fleetkey_path) = "device state"' -s o -l output -r -F -d 'Write the document to FILE (replaced if it exists; - is stdout; with --all: into the existing directory DIR, one file a device, named ID.state, ID.state.b64 or ID.state.h by --format)'
@@ -289,6 +308,7 @@ complete -c fleetkey -n 'test (__fleetkey_path) = "user list"' -l json -d 'Print
 complete -c fleetkey -n 'test (__fleetkey_path) = "user list"' -l json-errors -d 'Write an error as one JSON object {"error": {"code", "exit", "message"}} on stderr instead of the "fleetkey: error:" line (also $FLEETKEY_JSON_ERRORS=1); see SCRIPTING in fleetkey(1)'
 complete -c fleetkey -n 'test (__fleetkey_path) = "user list"' -s q -l quiet -d 'Print only what a command exists to print'
 complete -c fleetkey -n 'test (__fleetkey_path) = "user list"' -s v -l verbose -d 'Say more on stderr (repeatable)'
+complete -c fleetkey -n 'test (__fleetkey_path) = "user show"' -a '(__fleetkey_registry users)'
 complete -c fleetkey -n 'test (__fleetkey_path) = "user show"' -s h -l help -d 'Print this help and exit'
 complete -c fleetkey -n 'test (__fleetkey_path) = "user show"' -l version -d 'Print the version and exit'
 complete -c fleetkey -n 'test (__fleetkey_path) = "user show"' -l home -r -F -d 'Directory of the registry and master key (default: $FLEETKEY_HOME, $XDG_DATA_HOME/fleetkey, ~/.local/share/fleetkey)'
@@ -299,11 +319,13 @@ complete -c fleetkey -n 'test (__fleetkey_path) = "user show"' -l json -d 'Print
 complete -c fleetkey -n 'test (__fleetkey_path) = "user show"' -l json-errors -d 'Write an error as one JSON object {"error": {"code", "exit", "message"}} on stderr instead of the "fleetkey: error:" line (also $FLEETKEY_JSON_ERRORS=1); see SCRIPTING in fleetkey(1)'
 complete -c fleetkey -n 'test (__fleetkey_path) = "user show"' -s q -l quiet -d 'Print only what a command exists to print'
 complete -c fleetkey -n 'test (__fleetkey_path) = "user show"' -s v -l verbose -d 'Say more on stderr (repeatable)'
+complete -c fleetkey -n 'test (__fleetkey_path) = "user grant"' -a '(__fleetkey_registry users)'
 complete -c fleetkey -n 'test (__fleetkey_path) = "user grant"' -s h -l help -d 'Print this help and exit'
-complete -c fleetkey -n 'test (__fleetkey_path) = "user grant"' -l device -x -d 'Device id'
+complete -c fleetkey -n 'test (__fleetkey_path) = "user grant"' -l device -x -a '(__fleetkey_registry devices)' -d 'Device id; repeat it (or use --devices-from) to grant the user on several devices in one transaction: all or nothing, one bundle per device (with --json, one line each)'
+complete -c fleetkey -n 'test (__fleetkey_path) = "user grant"' -l devices-from -r -F -d 'Also the devices listed in FILE, - for stdin: one id a line, blank lines and # comments skipped'
 complete -c fleetkey -n 'test (__fleetkey_path) = "user grant"' -l role -x -d 'Role, e.g. owner, guest, service'
 complete -c fleetkey -n 'test (__fleetkey_path) = "user grant"' -l ttl -x -d 'Grant lifetime, 1s to 10 years, e.g. 90s, 12h, 30d, 1w2d, or never for no expiry (default: 30d); also the token\'s. An expired grant\'s key and tokens are refused until the user is granted again'
-complete -c fleetkey -n 'test (__fleetkey_path) = "user grant"' -l qr -x -a 'utf8 png svg' -d 'Also render the bundle as a QR code for the phone: utf8 (terminal), png or svg; png (and any mode with --json) needs -o'
+complete -c fleetkey -n 'test (__fleetkey_path) = "user grant"' -l qr -x -a 'utf8 png svg' -d 'Also render the bundle as a QR code for the phone: utf8 (terminal: half blocks, made to fit its width, see SCRIPTING in fleetkey(1)), png or svg; png (and any mode with --json) needs -o'
 complete -c fleetkey -n 'test (__fleetkey_path) = "user grant"' -s o -l output -r -F -d 'Write the QR code (or, without --qr, the bundle JSON) to FILE, created 0600; stdout keeps the summary without the user key (with --json: the bundle\'s members but user_key, and "file"). FILE must not exist; if it cannot be written, nothing is granted. - is stdout: the bundle or QR code alone (png included; not with --json)'
 complete -c fleetkey -n 'test (__fleetkey_path) = "user grant"' -l keep-epoch -d 'If the user\'s grant on the device is active, unexpired and for the same --role, keep it as it is (same epoch, user key and expiry; --ttl is not applied) and print it with a new token; else grant as without it. Safe to re-run'
 complete -c fleetkey -n 'test (__fleetkey_path) = "user grant"' -l now -x -d 'Grant as of TIME (2026-11-22T00:12:17Z, 2026-11-22 or @UNIX): created, expires and the token\'s iat and exp, for reproducible fixtures'
@@ -316,8 +338,9 @@ complete -c fleetkey -n 'test (__fleetkey_path) = "user grant"' -l json -d 'Prin
 complete -c fleetkey -n 'test (__fleetkey_path) = "user grant"' -l json-errors -d 'Write an error as one JSON object {"error": {"code", "exit", "message"}} on stderr instead of the "fleetkey: error:" line (also $FLEETKEY_JSON_ERRORS=1); see SCRIPTING in fleetkey(1)'
 complete -c fleetkey -n 'test (__fleetkey_path) = "user grant"' -s q -l quiet -d 'Print only what a command exists to print'
 complete -c fleetkey -n 'test (__fleetkey_path) = "user grant"' -s v -l verbose -d 'Say more on stderr (repeatable)'
+complete -c fleetkey -n 'test (__fleetkey_path) = "user revoke"' -a '(__fleetkey_registry users)'
 complete -c fleetkey -n 'test (__fleetkey_path) = "user revoke"' -s h -l help -d 'Print this help and exit'
-complete -c fleetkey -n 'test (__fleetkey_path) = "user revoke"' -l device -x -d 'Only this device (default: every device)'
+complete -c fleetkey -n 'test (__fleetkey_path) = "user revoke"' -l device -x -a '(__fleetkey_registry devices)' -d 'Only this device (default: every device)'
 complete -c fleetkey -n 'test (__fleetkey_path) = "user revoke"' -l if-not-revoked -d 'Succeed without change (exit 0, "already revoked") if there is no active grant left to revoke'
 complete -c fleetkey -n 'test (__fleetkey_path) = "user revoke"' -l reason -x -d 'Why, for the audit trail (1 to 1024 bytes of printable text)'
 complete -c fleetkey -n 'test (__fleetkey_path) = "user revoke"' -l version -d 'Print the version and exit'
@@ -329,9 +352,10 @@ complete -c fleetkey -n 'test (__fleetkey_path) = "user revoke"' -l json -d 'Pri
 complete -c fleetkey -n 'test (__fleetkey_path) = "user revoke"' -l json-errors -d 'Write an error as one JSON object {"error": {"code", "exit", "message"}} on stderr instead of the "fleetkey: error:" line (also $FLEETKEY_JSON_ERRORS=1); see SCRIPTING in fleetkey(1)'
 complete -c fleetkey -n 'test (__fleetkey_path) = "user revoke"' -s q -l quiet -d 'Print only what a command exists to print'
 complete -c fleetkey -n 'test (__fleetkey_path) = "user revoke"' -s v -l verbose -d 'Say more on stderr (repeatable)'
+complete -c fleetkey -n 'test (__fleetkey_path) = "user key"' -a '(__fleetkey_registry users)'
 complete -c fleetkey -n 'test (__fleetkey_path) = "user key"' -s h -l help -d 'Print this help and exit'
 complete -c fleetkey -n 'test (__fleetkey_path) = "user key"' -s o -l output -r -F -d 'Write the key to FILE instead of stdout: created 0600 under a temporary name and named once complete; FILE must not exist (exit 4); - is stdout'
-complete -c fleetkey -n 'test (__fleetkey_path) = "user key"' -l device -x -d 'Device id'
+complete -c fleetkey -n 'test (__fleetkey_path) = "user key"' -l device -x -a '(__fleetkey_registry devices)' -d 'Device id'
 complete -c fleetkey -n 'test (__fleetkey_path) = "user key"' -l format -x -a 'hex base64 c psk json' -d 'Output format'
 complete -c fleetkey -n 'test (__fleetkey_path) = "user key"' -l key-format -x -a 'base64 hex' -d 'Encoding of the key in JSON output (--json, --format json): base64 (the default) or hex'
 complete -c fleetkey -n 'test (__fleetkey_path) = "user key"' -l version -d 'Print the version and exit'
@@ -361,7 +385,7 @@ complete -c fleetkey -n 'test (__fleetkey_path) = "token"' -s v -l verbose -d 'S
 complete -c fleetkey -n 'test (__fleetkey_path) = "token mint"' -s h -l help -d 'Print this help and exit'
 complete -c fleetkey -n 'test (__fleetkey_path) = "token mint"' -l sub -x -d 'Subject: the user or service the token is for'
 complete -c fleetkey -n 'test (__fleetkey_path) = "token mint"' -l role -x -d 'Role, carried in the scope claim (a-z A-Z 0-9 _ . : -)'
-complete -c fleetkey -n 'test (__fleetkey_path) = "token mint"' -l aud -x -d 'Audience device: the token is MACed with that device\'s K_tok_dev so the device can check it offline (default: a server token under K_tok)'
+complete -c fleetkey -n 'test (__fleetkey_path) = "token mint"' -l aud -x -a '(__fleetkey_registry devices)' -d 'Audience device: the token is MACed with that device\'s K_tok_dev so the device can check it offline (default: a server token under K_tok)'
 complete -c fleetkey -n 'test (__fleetkey_path) = "token mint"' -l ttl -x -d 'Lifetime, e.g. 90s, 15m, 12h, 30d (default: 1h, or less to end with the subject\'s grant on --aud); one that outlives the grant is refused (exit 7)'
 complete -c fleetkey -n 'test (__fleetkey_path) = "token mint"' -l claim -x -d 'Extra text claim KEY=VALUE (repeatable)'
 complete -c fleetkey -n 'test (__fleetkey_path) = "token mint"' -l type -x -a 'cwt cwt64 jwt' -d 'Token type: cwt (COSE_Mac0, HMAC 256/256), cwt64 (HMAC 256/64, for BLE links) or jwt (HS256)'
@@ -376,7 +400,7 @@ complete -c fleetkey -n 'test (__fleetkey_path) = "token mint"' -l json-errors -
 complete -c fleetkey -n 'test (__fleetkey_path) = "token mint"' -s q -l quiet -d 'Print only what a command exists to print'
 complete -c fleetkey -n 'test (__fleetkey_path) = "token mint"' -s v -l verbose -d 'Say more on stderr (repeatable)'
 complete -c fleetkey -n 'test (__fleetkey_path) = "token verify"' -s h -l help -d 'Print this help and exit'
-complete -c fleetkey -n 'test (__fleetkey_path) = "token verify"' -l aud -x -d 'Require this audience (the device checking the token)'
+complete -c fleetkey -n 'test (__fleetkey_path) = "token verify"' -l aud -x -a '(__fleetkey_registry devices)' -d 'Require this audience (the device checking the token)'
 complete -c fleetkey -n 'test (__fleetkey_path) = "token verify"' -l now -x -d 'Check exp and nbf as of TIME instead of the clock'
 complete -c fleetkey -n 'test (__fleetkey_path) = "token verify"' -l leeway -x -d 'Clock skew allowed on exp and nbf, e.g. 30s (default: 0)'
 complete -c fleetkey -n 'test (__fleetkey_path) = "token verify"' -l version -d 'Print the version and exit'
@@ -399,7 +423,7 @@ complete -c fleetkey -n 'test (__fleetkey_path) = "token inspect"' -l json-error
 complete -c fleetkey -n 'test (__fleetkey_path) = "token inspect"' -s q -l quiet -d 'Print only what a command exists to print'
 complete -c fleetkey -n 'test (__fleetkey_path) = "token inspect"' -s v -l verbose -d 'Say more on stderr (repeatable)'
 complete -c fleetkey -n 'test (__fleetkey_path) = "token key"' -s h -l help -d 'Print this help and exit'
-complete -c fleetkey -n 'test (__fleetkey_path) = "token key"' -l aud -x -d 'The key of this device\'s tokens, K_tok_dev(DEVICE) (default: K_tok)'
+complete -c fleetkey -n 'test (__fleetkey_path) = "token key"' -l aud -x -a '(__fleetkey_registry devices)' -d 'The key of this device\'s tokens, K_tok_dev(DEVICE) (default: K_tok)'
 complete -c fleetkey -n 'test (__fleetkey_path) = "token key"' -l format -x -a 'hex base64 jwk' -d 'Output: hex, base64 or jwk (RFC 7517; implies --for jwt unless --for is given). Ignored with --json, whose object holds the key as --key-format says'
 complete -c fleetkey -n 'test (__fleetkey_path) = "token key"' -l for -x -a 'cwt cwt64 jwt' -d 'The token format the key verifies: cwt, cwt64 or jwt (each has its own key; default: jwt with --format jwk, else cwt)'
 complete -c fleetkey -n 'test (__fleetkey_path) = "token key"' -l key-format -x -a 'base64 hex' -d 'Encoding of the key in JSON output (--json, --format json): base64 (the default) or hex'
@@ -424,7 +448,8 @@ complete -c fleetkey -n 'test (__fleetkey_path) = "token revoke"' -l json -d 'Pr
 complete -c fleetkey -n 'test (__fleetkey_path) = "token revoke"' -l json-errors -d 'Write an error as one JSON object {"error": {"code", "exit", "message"}} on stderr instead of the "fleetkey: error:" line (also $FLEETKEY_JSON_ERRORS=1); see SCRIPTING in fleetkey(1)'
 complete -c fleetkey -n 'test (__fleetkey_path) = "token revoke"' -s q -l quiet -d 'Print only what a command exists to print'
 complete -c fleetkey -n 'test (__fleetkey_path) = "token revoke"' -s v -l verbose -d 'Say more on stderr (repeatable)'
-complete -c fleetkey -n 'test (__fleetkey_path) = "pair"' -a 'decode' -d 'Read a QR payload, PIN or Matter manual code back and check it'
+complete -c fleetkey -n 'test (__fleetkey_path) = "pair"' -a '(__fleetkey_registry devices)'
+complete -c fleetkey -n 'test (__fleetkey_path) = "pair"; and test -n (commandline -ct)' -a 'decode' -d 'Read a QR payload, PIN or Matter manual code back and check it'
 complete -c fleetkey -n 'test (__fleetkey_path) = "pair"' -s h -l help -d 'Print this help and exit'
 complete -c fleetkey -n 'test (__fleetkey_path) = "pair"' -l scheme -x -a 'fleetkey matter' -d 'Pairing scheme'
 complete -c fleetkey -n 'test (__fleetkey_path) = "pair"' -l qr -x -a 'utf8 ansi png svg none' -d 'QR rendering: utf8 (half blocks), ansi (half blocks with colours), png, svg or none (default: from -o\'s extension, else utf8; png for --all and --from)'
@@ -558,3 +583,13 @@ complete -c fleetkey -n 'test (__fleetkey_path) = "agent status"' -l json -d 'Pr
 complete -c fleetkey -n 'test (__fleetkey_path) = "agent status"' -l json-errors -d 'Write an error as one JSON object {"error": {"code", "exit", "message"}} on stderr instead of the "fleetkey: error:" line (also $FLEETKEY_JSON_ERRORS=1); see SCRIPTING in fleetkey(1)'
 complete -c fleetkey -n 'test (__fleetkey_path) = "agent status"' -s q -l quiet -d 'Print only what a command exists to print'
 complete -c fleetkey -n 'test (__fleetkey_path) = "agent status"' -s v -l verbose -d 'Say more on stderr (repeatable)'
+complete -c fleetkey -n 'test (__fleetkey_path) = "completion"' -s h -l help -d 'Print this help and exit'
+complete -c fleetkey -n 'test (__fleetkey_path) = "completion"' -l version -d 'Print the version and exit'
+complete -c fleetkey -n 'test (__fleetkey_path) = "completion"' -l home -r -F -d 'Directory of the registry and master key (default: $FLEETKEY_HOME, $XDG_DATA_HOME/fleetkey, ~/.local/share/fleetkey)'
+complete -c fleetkey -n 'test (__fleetkey_path) = "completion"' -l registry -r -F -d 'Registry file (default: HOME/registry.db, $FLEETKEY_REGISTRY)'
+complete -c fleetkey -n 'test (__fleetkey_path) = "completion"' -l master-key -r -F -d 'Master key file (default: HOME/master.key, $FLEETKEY_MASTER_KEY)'
+complete -c fleetkey -n 'test (__fleetkey_path) = "completion"' -l passphrase-file -r -F -d 'Read the master key passphrase from the first line of FILE, which group and others must not be able to read; at most 64 KiB (default: $FLEETKEY_PASSPHRASE_FILE)'
+complete -c fleetkey -n 'test (__fleetkey_path) = "completion"' -l json -d 'Print JSON (JSON Lines for lists and streams)'
+complete -c fleetkey -n 'test (__fleetkey_path) = "completion"' -l json-errors -d 'Write an error as one JSON object {"error": {"code", "exit", "message"}} on stderr instead of the "fleetkey: error:" line (also $FLEETKEY_JSON_ERRORS=1); see SCRIPTING in fleetkey(1)'
+complete -c fleetkey -n 'test (__fleetkey_path) = "completion"' -s q -l quiet -d 'Print only what a command exists to print'
+complete -c fleetkey -n 'test (__fleetkey_path) = "completion"' -s v -l verbose -d 'Say more on stderr (repeatable)'

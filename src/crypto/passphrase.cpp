@@ -12,6 +12,12 @@
 
 namespace fleetkey::crypto {
 
+bool have_terminal()
+{
+  const util::Fd tty(::open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY));
+  return tty.valid();
+}
+
 Secret prompt_passphrase(const char* prompt)
 {
   util::Fd tty(::open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY));

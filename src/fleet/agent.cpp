@@ -313,7 +313,7 @@ public:
     while (!m_stop) {
       int timeout_ms = 1000;
       if (m_expires) {
-        const int64_t left = *m_expires - util::unix_now();
+        const int64_t left = *m_expires - util::system_now(); // real time, even when pinned
         if (left <= 0) {
           return;
         }
@@ -542,7 +542,7 @@ Started start(Fleet& fleet, std::optional<int64_t> lifetime)
   }
   std::optional<int64_t> expires;
   if (lifetime) {
-    expires = util::unix_now() + *lifetime;
+    expires = util::system_now() + *lifetime;
   }
   int signal_pipe[2];
   if (::pipe2(signal_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {

@@ -99,6 +99,13 @@ registry::Store& Fleet::registry()
     check_owner(m_paths.home, "home");
     check_owner(m_paths.registry, "registry");
     m_registry = registry::Store::open(m_paths.registry, registry::OpenMode::existing);
+    // A registry of test keys only: SOURCE_DATE_EPOCH, when set, is every time written (fixtures).
+    if (const char* sde = std::getenv("SOURCE_DATE_EPOCH"); sde != nullptr && *sde != '\0') {
+      const auto keys = m_registry->master_keys();
+      if (!keys.empty() && std::all_of(keys.begin(), keys.end(), [](const auto& k) { return k.test_key; })) {
+        pin_clock_to_source_date_epoch();
+      }
+    }
     if (m_hold) {
       m_registry->hold_commits();
     }
@@ -310,15 +317,30 @@ const crypto::Keyring& Fleet::load_keyring()
       }
     }
   }
-  if (!ring) {
-    ring = std::make_unique<crypto::Keyring>(crypto::read_key_file(
-        m_paths.master_key,
-        [this, &used] {
-          auto pass = m_passphrase ? crypto::Secret::copy_of(m_passphrase->span()) : passphrase(Confirm::no);
-          used = crypto::Secret::copy_of(pass.span());
-          return pass;
-        },
-        &header, &text));
+  // A passphrase typed at the prompt gets k_prompt_attempts tries, as ssh gives; one from a file or
+  // the environment gets one.
+  constexpr int k_prompt_attempts = 3;
+  for (int attempt = 1; !ring; ++attempt) {
+    bool prompted = false;
+    try {
+      ring = std::make_unique<crypto::Keyring>(crypto::read_key_file(
+          m_paths.master_key,
+          [this, &used, &prompted] {
+            const char* env = std::getenv("FLEETKEY_PASSPHRASE");
+            prompted = !m_passphrase && !m_paths.passphrase_file && (env == nullptr || *env == '\0');
+            auto pass = m_passphrase ? crypto::Secret::copy_of(m_passphrase->span()) : passphrase(Confirm::no);
+            used = crypto::Secret::copy_of(pass.span());
+            return pass;
+          },
+          &header, &text));
+    } catch (const Error& e) {
+      // After the passphrase was asked for, the only key error is a failed decryption.
+      if (!prompted || !used || e.code() != Exit::key || attempt == k_prompt_attempts) {
+        throw;
+      }
+      used.reset();
+      warn(fmt::format("wrong passphrase, try again ({} of {})", attempt + 1, k_prompt_attempts));
+    }
   }
   if (const auto why = mismatch(*ring); !why.empty()) {
     if (!used && m_passphrase) {
@@ -410,6 +432,22 @@ const crypto::Secret& Fleet::key_file_text()
   return m_key_file_text;
 }
 
+void pin_clock_to_source_date_epoch()
+{
+  const char* env = std::getenv("SOURCE_DATE_EPOCH");
+  if (env == nullptr || *env == '\0') {
+    return;
+  }
+  const std::string_view v(env);
+  int64_t t = 0;
+  const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), t);
+  if (ec != std::errc() || end != v.data() + v.size() || t < util::k_min_time || t > util::k_max_time) {
+    throw Error(Exit::usage, "SOURCE_DATE_EPOCH must be a number of seconds since 1970-01-01T00:00:00Z (got \"{}\")",
+                v);
+  }
+  util::pin_clock(t);
+}
+
 crypto::Secret read_passphrase_file(const std::string& path)
 {
   auto secret = crypto::read_private_line(path, "passphrase file");
@@ -427,8 +465,9 @@ crypto::Secret Fleet::passphrase(Confirm confirm, const char* prompt)
   if (const char* v = std::getenv("FLEETKEY_PASSPHRASE"); v != nullptr && *v != '\0') {
     return crypto::Secret::copy_of(util::as_bytes(v));
   }
-  if (::isatty(STDIN_FILENO) == 0) {
-    throw Error(Exit::key, "a passphrase is needed and stdin is not a terminal: use --passphrase-file, "
+  // Asked on the controlling terminal, as ssh and age do, so that stdin can be a pipe.
+  if (!crypto::have_terminal()) {
+    throw Error(Exit::key, "a passphrase is needed and there is no terminal to ask: use --passphrase-file, "
                            "FLEETKEY_PASSPHRASE_FILE or FLEETKEY_PASSPHRASE");
   }
   auto first = crypto::prompt_passphrase(prompt);

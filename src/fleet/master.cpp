@@ -195,6 +195,7 @@ registry::MasterKeyRecord init(Fleet& fleet, const InitOptions& options)
       throw Error(Exit::usage, "--test-seed must be 1 to 64 bytes of hex");
     }
     seed = crypto::Secret::copy_of(*bytes);
+    pin_clock_to_source_date_epoch(); // a test key: SOURCE_DATE_EPOCH, when set, is every time written
   }
   const auto kdf = crypto::kdf_profile(options.kdf_profile);
   check_owner(paths.home, "home");
@@ -378,8 +379,8 @@ void change_passphrase(Fleet& fleet, const PasswdOptions& options)
     if (options.new_passphrase_file) {
       pass = read_passphrase_file(*options.new_passphrase_file);
     } else {
-      if (::isatty(STDIN_FILENO) == 0) {
-        throw Error(Exit::key, "a new passphrase is needed and stdin is not a terminal: use --new-passphrase-file");
+      if (!crypto::have_terminal()) {
+        throw Error(Exit::key, "a new passphrase is needed and there is no terminal to ask: use --new-passphrase-file");
       }
       pass = crypto::prompt_passphrase("New passphrase: ");
       auto again = crypto::prompt_passphrase("Repeat new passphrase: ");

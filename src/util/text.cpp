@@ -6,6 +6,7 @@
 #include <chrono>
 #include <ctime>
 #include <limits>
+#include <optional>
 
 namespace fleetkey::util {
 
@@ -78,9 +79,23 @@ bool is_printable_utf8(std::string_view s)
   return true;
 }
 
-int64_t unix_now()
+namespace {
+std::optional<int64_t> g_pinned_clock;
+}
+
+int64_t system_now()
 {
   return static_cast<int64_t>(std::time(nullptr));
+}
+
+int64_t unix_now()
+{
+  return g_pinned_clock ? *g_pinned_clock : system_now();
+}
+
+void pin_clock(int64_t unix_seconds)
+{
+  g_pinned_clock = unix_seconds;
 }
 
 // Civil time in UTC by calendar arithmetic (std::chrono): glibc's gmtime_r and timegm load the

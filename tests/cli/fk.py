@@ -1,7 +1,8 @@
 """Shared helpers for the CLI tests: run the built fleetkey in a fresh temporary home.
 
-Every test gets its own home, an environment with no FLEETKEY_* variable leaking in from the
-caller, and stdin closed (not a terminal), so that nothing can prompt.
+Every test gets its own home, an environment with no FLEETKEY_* variable (nor COLUMNS, SOURCE_DATE_EPOCH
+or NO_COLOR) leaking in from the caller, stdin closed and no controlling terminal (a new session:
+fleetkey prompts on /dev/tty), so that nothing can prompt.
 """
 import json
 import os
@@ -63,7 +64,8 @@ class FleetTest(unittest.TestCase):
         self._tmp = tempfile.TemporaryDirectory(prefix="fleetkey-test-")
         self.tmp = self._tmp.name
         self.home = os.path.join(self.tmp, "home")
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("FLEETKEY_")}
+        self.env = {k: v for k, v in os.environ.items()
+                    if not k.startswith("FLEETKEY_") and k not in ("COLUMNS", "SOURCE_DATE_EPOCH", "NO_COLOR")}
         self.env.update({"FLEETKEY_HOME": self.home, "FLEETKEY_ACTOR": "tester", "LC_ALL": "C.UTF-8"})
 
     def tearDown(self):
@@ -75,7 +77,7 @@ class FleetTest(unittest.TestCase):
             e.update(env)
         proc = subprocess.run([BIN, *args], input=input, capture_output=True, env=e,
                               stdin=None if input is not None else subprocess.DEVNULL,
-                              text=not binary, timeout=300)
+                              text=not binary, timeout=300, start_new_session=True)
         return Run(proc)
 
     def fk(self, *args, **kw):

@@ -110,7 +110,7 @@ class AgentTest(fk.FleetTest):
         r = self.run_fk("device", "add", "SN-2", env=agent)
         self.assertEqual(r.rc, KEY, r)
         self.assertRegex(r.err, PASS_WARNING)
-        self.assertRegex(r.err, r"\nfleetkey: error: a passphrase is needed and stdin is not a terminal")
+        self.assertRegex(r.err, r"\nfleetkey: error: a passphrase is needed and there is no terminal to ask")
         self.fails(KEY, "agent", "status", env=agent)
         self.fails(KEY, "agent", "status")
 

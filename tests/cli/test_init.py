@@ -71,7 +71,7 @@ class InitTest(fk.FleetTest):
 
     def test_missing_passphrase_without_terminal_creates_nothing(self):
         r = self.fails(fk.KEY, "init")
-        self.assertIn("stdin is not a terminal", r.err)
+        self.assertIn("there is no terminal to ask", r.err)
         self.assertFalse(os.path.exists(self.home))
 
     def test_empty_passphrase_refused(self):

@@ -490,7 +490,8 @@ class TokenTest(fk.FleetTest):
         self.fk("token", "revoke", "-", "--reason", "lost", input=other + "\n")
         self.assertEqual(self.rows("SELECT token_id FROM revocations ORDER BY id"), [(tid,), (other,)])
         for cmd in ("inspect", "revoke"):
-            self.assertIn("visible to other users", self.fk("token", cmd, "--help").out)
+            help_text = " ".join(self.fk("token", cmd, "--help").out.split())  # wrapped to the width
+            self.assertIn("visible to other users", help_text)
 
     def test_revoke_by_upper_case_id(self):
         token = self.mint()

@@ -93,7 +93,10 @@ enum class Replace { no, yes };
 Secret write_key_file(const std::string& path, const Keyring& ring, const Secret* passphrase, KdfParams kdf,
                       Replace replace);
 
-// Reads a passphrase from the controlling terminal with echo off.
+// Reads a passphrase from the controlling terminal (/dev/tty, as ssh and age do: stdin may be a
+// pipe) with echo off.
 Secret prompt_passphrase(const char* prompt); // throws Error(key)
+// Whether the process has a controlling terminal to prompt on (/dev/tty opens).
+bool have_terminal();
 
 } // namespace fleetkey::crypto

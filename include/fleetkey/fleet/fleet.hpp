@@ -116,6 +116,11 @@ void remove_key_file_leftovers(const std::string& path);
 // caller nor root (util::foreign_owner); `what` names it ("home", "registry").
 void check_owner(const std::string& path, std::string_view what);
 
+// $SOURCE_DATE_EPOCH (reproducible-builds.org), for a test key only (fleetkey(1), SCRIPTING): when set
+// and not empty, every time fleetkey writes from now on is that time (util::pin_clock). Throws
+// Error(usage) when it is not a decimal number of seconds in k_min_time to k_max_time.
+void pin_clock_to_source_date_epoch();
+
 // Reads a passphrase file (as crypto::read_private_file) and keeps its first line; refuses an
 // empty passphrase.
 crypto::Secret read_passphrase_file(const std::string& path);

@@ -17,8 +17,12 @@ namespace fleetkey::util {
 int32_t invisible_or_bidi(std::string_view s);
 bool is_printable_utf8(std::string_view s);
 
-// Seconds since the Unix epoch, UTC.
+// Seconds since the Unix epoch, UTC: the system clock's, or the time pin_clock fixed.
 int64_t unix_now();
+// From now on unix_now() returns `unix_seconds` (SOURCE_DATE_EPOCH with a test key: fleet::Fleet).
+void pin_clock(int64_t unix_seconds);
+// The system clock, never pinned: for time that must pass (the agent's lifetime).
+int64_t system_now();
 // "2026-11-22T00:12:17Z"
 std::string format_time(int64_t unix_seconds);
 // Accepts "2026-11-22T00:12:17Z", "2026-11-22" (midnight UTC), or "@1700000000", in the years 0000
