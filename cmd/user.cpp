@@ -58,7 +58,7 @@ void add_user_add(CLI::App& user, Context& ctx)
   auto ao = std::make_shared<UserAddOptions>();
   auto* add = add_command(user, ctx, "add", "Add a user", [&ctx, ao] {
     const auto labels = fleet::parse_labels(ao->labels);
-    std::optional<registry::UserRecord> u;
+    std::optional<fleet::User> u;
     try {
       u = fleet::add_user(ctx.fleet(), ao->name, labels);
     } catch (const Error& e) {
@@ -91,7 +91,7 @@ void add_user_list(CLI::App& user, Context& ctx)
     if (!ctx.json()) {
       ctx.print(fmt::format("{:<24} {:<21} {}\n", "NAME", "CREATED", "LABELS"));
     }
-    fleet::list_users(ctx.fleet(), [&ctx](const registry::UserRecord& u) {
+    fleet::list_users(ctx.fleet(), [&ctx](const fleet::User& u) {
       ctx.json() ? ctx.print_json(to_json(u))
                  : ctx.print(fmt::format("{:<24} {:<21} {}\n", u.name, u.created, labels_text(u.labels)));
     });
@@ -271,7 +271,7 @@ void add_user_revoke(CLI::App& user, Context& ctx)
   auto ro = std::make_shared<UserRevokeOptions>();
   auto* revoke =
       add_command(user, ctx, "revoke", "Revoke a user's grant on one device, or on every device", [&ctx, ro] {
-        std::vector<registry::GrantRecord> revoked;
+        std::vector<fleet::GrantInfo> revoked;
         try {
           revoked = fleet::revoke_user(ctx.fleet(), ro->name, ro->device, ro->reason);
         } catch (const Error& e) {

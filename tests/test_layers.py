@@ -3,6 +3,8 @@ registry::Store (include/fleetkey/registry/store.hpp).
 
 - src/fleet and cmd include neither sqlite3.h nor a private registry header (src/registry/*, or a
   public registry header other than store.hpp and records.hpp);
+- cmd includes no registry header at all and names no registry:: type: fleet's API hands it the
+  fleet's own values (include/fleetkey/fleet/types.hpp);
 - no string literal in src/fleet or cmd holds SQL (SELECT/INSERT/UPDATE/DELETE ... FROM/INTO/SET/
   WHERE, PRAGMA, BEGIN/COMMIT/ROLLBACK as statements);
 
@@ -68,9 +70,15 @@ def literals(text):
     return joined
 
 
+def code_only(text):
+    """The code without comments and without the contents of string literals."""
+    return LITERAL.sub('""', strip_comments(text))
+
+
 def problems(name, text):
     """What is wrong with one source file of src/fleet or cmd."""
     found = []
+    in_cmd = name.startswith("cmd/")
     for m in INCLUDE.finditer(strip_comments(text)):
         quote, path = m.group(1), m.group(2)
         if path == "sqlite3.h":
@@ -79,6 +87,10 @@ def problems(name, text):
             found.append(f"{name}: includes the private registry header \"{path}\"")
         elif path.startswith("fleetkey/registry/") and path not in PUBLIC_REGISTRY:
             found.append(f"{name}: includes <{path}> (the registry's public headers are store.hpp and records.hpp)")
+        elif in_cmd and path.startswith("fleetkey/registry/"):
+            found.append(f"{name}: includes <{path}> (cmd reaches the registry only through fleet)")
+    if in_cmd and re.search(r"\bregistry::", code_only(text)):
+        found.append(f"{name}: names a registry:: type or function (cmd reaches the registry only through fleet)")
     for lit in literals(text):
         if any(p.search(lit) for p in SQL):
             found.append(f"{name}: SQL in a string literal: \"{lit[:80]}\"")
@@ -95,6 +107,8 @@ def self_test():
         "f.cpp": 'db.exec("PRAGMA wal_checkpoint(TRUNCATE)");\n',
         "g.cpp": 'db.exec("INSERT INTO t VALUES (1)");\n',
         "h.cpp": 'db.exec("UPDATE devices SET x = 1");\n',
+        "cmd/i.cpp": '#include <fleetkey/registry/store.hpp>\n',
+        "cmd/j.cpp": 'void f(const registry::DeviceRecord& d);\n',
     }
     for name, text in bad.items():
         assert problems(name, text), f"the checker misses {text!r}"
@@ -105,6 +119,8 @@ def self_test():
         'auto s = "a \\" SELECT";\n'
     )
     assert problems("good.cpp", good) == [], problems("good.cpp", good)
+    cmd_good = 'ctx.note("see the registry:: namespace"); // registry::Store\n'
+    assert problems("cmd/good.cpp", cmd_good) == [], problems("cmd/good.cpp", cmd_good)
 
 
 def main():
@@ -124,7 +140,7 @@ def main():
         print(p)
     if found:
         sys.exit(1)
-    print(f"{checked} sources in src/fleet and cmd: no SQL, no SQLite, no private registry header")
+    print(f"{checked} sources in src/fleet and cmd: no SQL, no SQLite, no private registry header, no registry in cmd")
 
 
 if __name__ == "__main__":

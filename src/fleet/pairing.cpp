@@ -1,3 +1,5 @@
+#include "fleet/convert.hpp"
+
 #include <fleetkey/crypto/hierarchy.hpp>
 #include <fleetkey/fleet/devices.hpp>
 #include <fleetkey/fleet/pairing.hpp>
@@ -459,7 +461,7 @@ PairResult pair_device(Fleet& fleet, std::string_view id, const PairOptions& opt
     throw Error(Exit::usage, "-o FILE needs a QR format other than none");
   }
   auto& reg = fleet.registry();
-  auto device = show_device(fleet, id);
+  auto device = require_device(fleet, id);
   if (device.status != "active") {
     throw Error(Exit::conflict, "device \"{}\" is revoked: it is not paired any more", id);
   }

@@ -1,3 +1,5 @@
+#include "fleet/convert.hpp"
+
 #include <fleetkey/crypto/hierarchy.hpp>
 #include <fleetkey/fleet/devices.hpp>
 #include <fleetkey/fleet/tokens.hpp>
@@ -56,7 +58,7 @@ crypto::Secret key_for(Fleet& fleet, const token::Kid& kid, token::Format f)
 // A registered, active device whose key the caller may use; throws otherwise.
 registry::DeviceRecord usable_device(Fleet& fleet, std::string_view id)
 {
-  auto device = show_device(fleet, id);
+  auto device = require_device(fleet, id);
   if (device.status == "revoked") {
     throw Error(Exit::conflict, "device \"{}\" is revoked", id).with_reason("device_revoked");
   }
