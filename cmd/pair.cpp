@@ -94,11 +94,12 @@ crypto::SecretText base64_text(const crypto::Secret& bytes)
 }
 
 // A Matter passcode is a pairing secret, so it comes from a private file, never from argv: the
-// first line, without its line ending. fleet::check_options validates it.
-std::string read_passcode_file(const std::string& path)
+// first line, without its line ending, kept in guarded memory. fleet::check_options validates it.
+std::shared_ptr<const crypto::Secret> read_passcode_file(const std::string& path)
 {
-  std::string passcode(crypto::as_text(crypto::read_private_line(path, "passcode file", 4096))); // throws Error(key)
-  if (passcode.empty()) {
+  auto passcode = std::make_shared<const crypto::Secret>(
+      crypto::read_private_line(path, "passcode file", 4096)); // throws Error(key)
+  if (passcode->empty()) {
     throw Error(Exit::usage, "passcode file {} holds no passcode on its first line", path);
   }
   return passcode;

@@ -109,7 +109,7 @@ void check_options(const PairOptions& o)
   if (o.matter.passcode) {
     uint64_t pc = 0;
     try {
-      pc = parse_number(*o.matter.passcode, 0xffffffff, "passcode");
+      pc = parse_number(crypto::as_text(*o.matter.passcode), 0xffffffff, "passcode");
     } catch (const Error&) {
       // Its message would quote the file's first line, which may be a mistyped secret.
       throw Error(Exit::usage, "--passcode-file refused: its first line is not a number (decimal, or hexadecimal "
@@ -396,8 +396,9 @@ PairingCode make_pairing_code(const pairing::StreamDeriver& deriver, const regis
   } else {
     p.discriminator = pairing::derive_discriminator(deriver, c.counter);
   }
-  p.passcode = m.passcode ? static_cast<uint32_t>(parse_number(*m.passcode, 0xffffffff, "--passcode-file"))
-                          : pairing::derive_passcode(deriver, c.counter);
+  p.passcode = m.passcode
+                   ? static_cast<uint32_t>(parse_number(crypto::as_text(*m.passcode), 0xffffffff, "--passcode-file"))
+                   : pairing::derive_passcode(deriver, c.counter);
   p.flow = static_cast<uint8_t>(m.flow);
   p.discovery = static_cast<uint8_t>(m.discovery);
   if (auto problem = pairing::payload_problem(p)) {

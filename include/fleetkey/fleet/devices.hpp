@@ -40,9 +40,6 @@ struct DeviceDetails
 };
 DeviceDetails device_details(Fleet& fleet, std::string_view id); // throws Error(not_found)
 
-// K_dev(D) under the master key version the device was registered with.
-crypto::Secret derive_device_key(Fleet& fleet, const registry::DeviceRecord& device);
-
 struct DeviceKey
 {
   Device device;

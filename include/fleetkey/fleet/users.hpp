@@ -44,16 +44,6 @@ struct Grant
 // created, expires), so that re-running a grant does not invalidate the user key and tokens.
 enum class KeepEpoch { no, yes };
 
-// Records (or renews) NAME's grant on DEVICE with ROLE, and its audit row, inside the caller's
-// transaction `tx` (which it does not commit), and derives the user key for its epoch. A new grant
-// has epoch 1; renewing an active grant bumps its epoch (a revoked grant's was bumped by
-// revoke_user), so that the previous user key and every token bound to the old epoch stop working.
-// Read the key file (fleet.keyring()) before opening `tx`: a passphrase prompt must not hold the lock.
-// `now` (Unix seconds) is the grant's creation time; the caller mints the grant's token at the same.
-Grant grant_user(Fleet& fleet, registry::Transaction& tx, std::string_view name, std::string_view device,
-                 std::string_view role, std::optional<int64_t> ttl_seconds, int64_t now,
-                 KeepEpoch keep = KeepEpoch::no);
-
 // The Unix time the grant expires at, if it has an expiry (`expires` as stored).
 std::optional<int64_t> grant_expiry(std::string_view user, std::string_view device,
                                     std::optional<std::string_view> expires);
@@ -67,11 +57,6 @@ inline std::optional<int64_t> grant_expiry(const GrantInfo& grant)
 // number is raised. Returns the revoked grants.
 std::vector<GrantInfo> revoke_user(Fleet& fleet, std::string_view name, const std::optional<std::string>& device,
                                    std::string_view reason);
-
-// Ends one grant inside the caller's transaction: status revoked, epoch + 1, a revocation row and a
-// "user.revoke" audit row (`details` added to it). Does not raise the device's state seq.
-void end_grant(registry::Store& reg, registry::GrantRecord& grant, std::string_view reason, std::string_view when,
-               const nlohmann::json& details = nlohmann::json::object());
 
 // K_user(D, U, e) for NAME's active, unexpired grant on DEVICE; records the export in the audit trail.
 Grant export_user_key(Fleet& fleet, std::string_view name, std::string_view device);
