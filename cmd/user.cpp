@@ -2,6 +2,7 @@
 #include "commands.hpp"
 #include "render.hpp"
 
+#include <fleetkey/fleet/grant.hpp>
 #include <fleetkey/fleet/keys.hpp>
 #include <fleetkey/fleet/tokens.hpp>
 #include <fleetkey/fleet/users.hpp>
@@ -10,7 +11,6 @@
 #include <fleetkey/util/text.hpp>
 
 #include <fmt/format.h>
-#include <sodium.h>
 
 #include <unistd.h>
 
@@ -148,53 +148,23 @@ void add_user_grant(CLI::App& user, Context& ctx)
         if (qr_mode && !go->output && (ctx.json() || *qr_mode == fleet::QrMode::png)) {
           throw fleetkey::Error(Exit::usage, "--qr {} needs -o FILE{}", *go->qr, ctx.json() ? " with --json" : "");
         }
-        if (go->output && util::exists(*go->output)) {
-          throw fleetkey::Error(Exit::conflict, "{} already exists", *go->output).with_reason("file_exists");
-        }
-        // The output file exists (unnamed, or under a temporary name) before anything is recorded,
-        // gets its content inside the grant's transaction, and is named only after the registry
-        // commit: a file that cannot be created or written leaves the registry unchanged.
-        std::optional<util::AtomicFile> file;
-        if (go->output) {
-          file.emplace(*go->output, util::Overwrite::no);
-        }
         auto& fleet = ctx.fleet();
         if (!go->output) {
           ctx.commit_after_output(); // with -o, the file is the delivery, named once the grant is committed
         }
-        std::optional<crypto::Secret> bundle;
-        std::vector<uint8_t> qr;
-        const auto b = fleet::grant_with_token(
-            fleet, go->name, go->device, go->role, ttl,
-            [&](const fleet::GrantBundle& made) {
-              bundle = fleet::bundle_json(made);
-              if (qr_mode) {
-                // On a terminal, explicit colours: the same code in a dark and a light terminal.
-                const bool terminal = !go->output && ::isatty(STDOUT_FILENO) != 0 && colour_allowed();
-                qr = fleet::render_bundle_qr(*bundle, *qr_mode,
-                                             terminal ? qr::Colors::black_on_white : qr::Colors::none);
-              }
-              if (file) {
-                if (qr_mode) {
-                  file->write(std::span<const uint8_t>(qr));
-                } else {
-                  file->write(bundle->span());
-                  file->write(std::string_view("\n"));
-                }
-              }
-            },
-            go->keep_epoch ? fleet::KeepEpoch::yes : fleet::KeepEpoch::no, now);
-        if (file) {
-          // The grant is committed. Should naming the file fail now (the name was taken meanwhile,
-          // or fsync fails), the command fails with the grant recorded and no file: the key was
-          // never written anywhere, and a new `user grant` replaces it (bumping the epoch).
-          file->commit();
-        } else if (qr_mode) {
-          ctx.print({reinterpret_cast<const char*>(qr.data()), qr.size()});
-          sodium_memzero(qr.data(), qr.size());
+        fleet::GrantDelivery delivery{go->output, qr_mode, qr::Colors::none};
+        if (qr_mode && !go->output && ::isatty(STDOUT_FILENO) != 0 && colour_allowed()) {
+          // On a terminal, explicit colours: the same code in a dark and a light terminal.
+          delivery.colors = qr::Colors::black_on_white;
+        }
+        const auto delivered =
+            fleet::grant_and_deliver(fleet, go->name, go->device, go->role, ttl,
+                                     go->keep_epoch ? fleet::KeepEpoch::yes : fleet::KeepEpoch::no, now, delivery);
+        if (delivered.qr) {
+          ctx.write_secret(*delivered.qr);
           return;
         }
-        sodium_memzero(qr.data(), qr.size());
+        const auto& b = delivered.bundle;
         const auto& g = b.grant;
         if (ctx.json() && go->output) {
           // The file is the delivery: stdout gets the bundle's members but the user key, and the file.
@@ -214,7 +184,7 @@ void add_user_grant(CLI::App& user, Context& ctx)
           return;
         }
         if (ctx.json()) {
-          ctx.write_secret(*bundle);
+          ctx.write_secret(delivered.json);
           ctx.print("\n");
           return;
         }
