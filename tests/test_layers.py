@@ -25,7 +25,6 @@ PUBLIC_REGISTRY = {"fleetkey/registry/store.hpp", "fleetkey/registry/records.hpp
 CMD_EXCEPTIONS = {
     ("cmd/main.cpp", "fleetkey/crypto/secret.hpp"),  # crypto::init() at start-up
     ("cmd/pair.cpp", "fleetkey/crypto/secret.hpp"),  # base64 of the Matter verifier
-    ("cmd/pair.cpp", "fleetkey/pairing/decode.hpp"),  # `pair decode` prints pairing::decode's result
     ("cmd/backup.cpp", "fleetkey/qr/qr.hpp"),  # the shares' QR codes
 }
 INCLUDE = re.compile(r'^\s*#\s*include\s*([<"])([^>"]+)[>"]', re.M)
