@@ -18,7 +18,6 @@ GrantInfo grant_of(const registry::GrantRecord& r);
 MasterKeyVersion master_key_of(const registry::MasterKeyRecord& r);
 AuditEvent audit_event_of(const registry::AuditRecord& r);
 
-class Fleet;
 // The registered device `id` as the registry holds it; throws Error(not_found).
 registry::DeviceRecord require_device(Fleet& fleet, std::string_view id);
 // K_dev(D) under the master key version the device was registered with; checks the registered
