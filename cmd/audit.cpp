@@ -16,7 +16,7 @@ void setup_audit(CLI::App& app, Context& ctx)
   auto q = std::make_shared<fleet::AuditQuery>();
   auto* list = add_command(*audit, ctx, "list", "List audit events, oldest first, streaming", [&ctx, q] {
     bool header = false;
-    fleet::list_audit(ctx.fleet(), *q, [&](const registry::AuditRecord& e) {
+    fleet::list_audit(ctx.fleet(), *q, [&](const fleet::AuditEvent& e) {
       if (ctx.json()) {
         ctx.print_json({{"id", e.id},
                         {"at", e.at},

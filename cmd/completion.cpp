@@ -56,13 +56,13 @@ void setup_complete(CLI::App& app, Context& ctx)
       auto& fleet = ctx.fleet();
       std::string out;
       if (o->what == "devices") {
-        fleet::list_devices(fleet, "", [&](const registry::DeviceRecord& d) {
+        fleet::list_devices(fleet, "", [&](const fleet::Device& d) {
           if (candidate(d.id, o->prefix)) {
             out += d.id + "\n";
           }
         });
       } else if (o->what == "users") {
-        fleet::list_users(fleet, [&](const registry::UserRecord& u) {
+        fleet::list_users(fleet, [&](const fleet::User& u) {
           if (candidate(u.name, o->prefix)) {
             out += u.name + "\n";
           }

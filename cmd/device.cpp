@@ -9,7 +9,6 @@
 #include <fleetkey/fleet/state.hpp>
 #include <fleetkey/fleet/tokens.hpp>
 #include <fleetkey/fleet/users.hpp>
-#include <fleetkey/registry/store.hpp>
 #include <fleetkey/util/error.hpp>
 #include <fleetkey/util/file.hpp>
 #include <fleetkey/util/text.hpp>
@@ -58,7 +57,7 @@ struct DeviceStateOptions
   std::optional<std::string> now;
 };
 
-void print_device(Context& ctx, const registry::DeviceRecord& d)
+void print_device(Context& ctx, const fleet::Device& d)
 {
   ctx.print(fmt::format("id:           {}\n", d.id));
   ctx.print(fmt::format("model:        {}\n", d.model.value_or("-")));
@@ -104,7 +103,7 @@ void add_device_list(CLI::App& device, Context& ctx)
     if (!ctx.json()) {
       ctx.print(fmt::format("{:<24} {:<16} {:<8} {:<4} {}\n", "ID", "MODEL", "STATUS", "KEY", "CREATED"));
     }
-    fleet::list_devices(ctx.fleet(), *status, [&ctx](const registry::DeviceRecord& d) {
+    fleet::list_devices(ctx.fleet(), *status, [&ctx](const fleet::Device& d) {
       if (ctx.json()) {
         ctx.print_json(to_json(d));
       } else {
@@ -121,10 +120,10 @@ void add_device_show(CLI::App& device, Context& ctx)
   auto show_id = std::make_shared<std::string>();
   auto* show =
       add_command(device, ctx, "show", "Show one device and the grants on it: who can open it", [&ctx, show_id] {
-        auto& reg = ctx.fleet().registry();
-        const auto d = fleet::show_device(ctx.fleet(), *show_id);
-        const auto grants = reg.grants_of_device(d.id);
-        const auto seq = reg.device_state_seq(d.id);
+        const auto details = fleet::device_details(ctx.fleet(), *show_id);
+        const auto& d = details.device;
+        const auto& grants = details.grants;
+        const auto seq = details.state_seq;
         if (ctx.json()) {
           Json j = to_json(d);
           j["state_seq"] = seq;
@@ -151,7 +150,7 @@ void add_device_revoke(CLI::App& device, Context& ctx)
   auto ro = std::make_shared<DeviceRevokeOptions>();
   auto* revoke =
       add_command(device, ctx, "revoke", "Revoke a device: no more keys, grants or tokens for it", [&ctx, ro] {
-        std::optional<registry::DeviceRecord> d;
+        std::optional<fleet::Device> d;
         try {
           d = fleet::revoke_device(ctx.fleet(), ro->id, ro->reason);
         } catch (const Error& e) {
@@ -204,14 +203,14 @@ void run_device_keys_from(Context& ctx, const DeviceKeyOptions& ko)
   // Standard output is written once every key is derived and the export recorded; a file is created
   // 0600 and named then, as --keys-out's.
   fleet::KeysSink out(ko.output.value_or("-"));
-  fleet::export_device_keys(
-      fleet, *ko.from == "-" ? std::string_view("stdin") : std::string_view(*ko.from), devices, ko.purpose,
-      [&](const registry::DeviceRecord& d, const crypto::Secret& key, const std::string& fp) {
-        fleet::KeyMeta meta{"device", d.id, std::nullopt, std::nullopt, ko.purpose, d.key_version, fp, test_key};
-        meta.encoding = encoding;
-        const auto line = fleet::format_key(fleet::KeyFormat::json, key, meta);
-        out.write(std::string_view(reinterpret_cast<const char*>(line.data()), line.size()));
-      });
+  fleet::export_device_keys(fleet, *ko.from == "-" ? std::string_view("stdin") : std::string_view(*ko.from), devices,
+                            ko.purpose, [&](const fleet::Device& d, const crypto::Secret& key, const std::string& fp) {
+                              fleet::KeyMeta meta{"device",   d.id,          std::nullopt, std::nullopt,
+                                                  ko.purpose, d.key_version, fp,           test_key};
+                              meta.encoding = encoding;
+                              const auto line = fleet::format_key(fleet::KeyFormat::json, key, meta);
+                              out.write(std::string_view(reinterpret_cast<const char*>(line.data()), line.size()));
+                            });
   std::fflush(stdout);
   out.commit();
 }

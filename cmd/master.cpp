@@ -10,7 +10,7 @@ namespace fleetkey::cmd {
 
 namespace {
 
-void print_master_table(Context& ctx, const std::vector<registry::MasterKeyRecord>& keys)
+void print_master_table(Context& ctx, const std::vector<fleet::MasterKeyVersion>& keys)
 {
   if (ctx.json()) {
     for (const auto& k : keys) {

@@ -6,8 +6,8 @@
 #include "commands.hpp"
 
 #include <fleetkey/crypto/secret.hpp>
+#include <fleetkey/fleet/decode.hpp>
 #include <fleetkey/fleet/pairing.hpp>
-#include <fleetkey/pairing/decode.hpp>
 #include <fleetkey/util/error.hpp>
 
 #include <fmt/format.h>
@@ -104,11 +104,12 @@ crypto::SecretText base64_text(const crypto::Secret& bytes)
 }
 
 // A Matter passcode is a pairing secret, so it comes from a private file, never from argv: the
-// first line, without its line ending. fleet::check_options validates it.
-std::string read_passcode_file(const std::string& path)
+// first line, without its line ending, kept in guarded memory. fleet::check_options validates it.
+std::shared_ptr<const crypto::Secret> read_passcode_file(const std::string& path)
 {
-  std::string passcode(crypto::as_text(crypto::read_private_line(path, "passcode file", 4096))); // throws Error(key)
-  if (passcode.empty()) {
+  auto passcode = std::make_shared<const crypto::Secret>(
+      crypto::read_private_line(path, "passcode file", 4096)); // throws Error(key)
+  if (passcode->empty()) {
     throw Error(Exit::usage, "passcode file {} holds no passcode on its first line", path);
   }
   return passcode;
@@ -260,57 +261,50 @@ void run_pair(Context& ctx, const PairCliOptions& o)
 
 void run_decode(Context& ctx, const DecodeOptions& o)
 {
-  const auto hint = o.scheme == "matter"     ? pairing::SchemeHint::matter
-                    : o.scheme == "fleetkey" ? pairing::SchemeHint::fleetkey
-                                             : pairing::SchemeHint::any;
-  const auto r = pairing::decode(o.code, hint);
-  if (!r) {
-    throw Error(Exit::usage, "bad pairing code: {}", r.error());
-  }
+  using Kind = fleet::DecodedCode::Kind;
+  const auto d = fleet::decode_pairing_code(o.code, o.scheme);
   const bool json = ctx.json();
-  if (const auto* p = std::get_if<pairing::NativePayload>(&*r)) {
-    const auto pin = p->code.substr(0, p->code.size() - 1);
+  if (d.kind == Kind::fleetkey_payload) {
     if (json) {
       ctx.print_json(Json{{"kind", "fleetkey-payload"},
                           {"scheme", "fleetkey"},
-                          {"version", pairing::k_payload_version},
-                          {"device", p->device},
-                          {"pin", p->code},
-                          {"pin_grouped", pairing::group_code(p->code)},
-                          {"pin_digits", pin.size()},
+                          {"version", d.version},
+                          {"device", d.device},
+                          {"pin", d.pin},
+                          {"pin_grouped", d.pin_grouped},
+                          {"pin_digits", d.pin_digits},
                           {"check_digit", "ok"}});
       return;
     }
-    ctx.print(fmt::format("kind:          fleetkey payload, version {}\n", pairing::k_payload_version));
-    ctx.print(fmt::format("device:        {}\n", p->device));
-    ctx.print(fmt::format("PIN:           {} ({} digits, check digit ok)\n", pairing::group_code(p->code), pin.size()));
-  } else if (const auto* n = std::get_if<pairing::DecodedNativeCode>(&*r)) {
-    const auto digits = n->code.size() - 1;
+    ctx.print(fmt::format("kind:          fleetkey payload, version {}\n", d.version));
+    ctx.print(fmt::format("device:        {}\n", d.device));
+    ctx.print(fmt::format("PIN:           {} ({} digits, check digit ok)\n", d.pin_grouped, d.pin_digits));
+  } else if (d.kind == Kind::fleetkey_pin) {
     if (json) {
       ctx.print_json(Json{{"kind", "fleetkey-pin"},
                           {"scheme", "fleetkey"},
-                          {"pin", n->code},
-                          {"pin_grouped", pairing::group_code(n->code)},
-                          {"pin_digits", digits},
+                          {"pin", d.pin},
+                          {"pin_grouped", d.pin_grouped},
+                          {"pin_digits", d.pin_digits},
                           {"check_digit", "ok"}});
       return;
     }
     ctx.print("kind:          fleetkey PIN\n");
-    ctx.print(fmt::format("PIN:           {} ({} digits, check digit ok)\n", pairing::group_code(n->code), digits));
-  } else if (const auto* m = std::get_if<pairing::MatterPayload>(&*r)) {
-    const auto manual = pairing::matter_manual_code(*m);
+    ctx.print(fmt::format("PIN:           {} ({} digits, check digit ok)\n", d.pin_grouped, d.pin_digits));
+  } else if (d.kind == Kind::matter_qr) {
+    const auto& m = *d.matter;
     if (json) {
       Json j{{"kind", "matter-qr"}, {"scheme", "matter"}};
-      j.update(matter_json(*m));
-      j["manual_code"] = manual;
+      j.update(matter_json(m));
+      j["manual_code"] = d.manual_code;
       ctx.print_json(j);
       return;
     }
-    ctx.print(fmt::format("kind:          Matter QR payload, version {}\n", m->version));
-    print_matter(ctx, *m);
-    ctx.print(fmt::format("manual code:   {}\n", pairing::group_manual_code(manual)));
+    ctx.print(fmt::format("kind:          Matter QR payload, version {}\n", m.version));
+    print_matter(ctx, m);
+    ctx.print(fmt::format("manual code:   {}\n", d.manual_grouped));
   } else {
-    const auto& c = std::get<pairing::ManualCode>(*r);
+    const auto& c = *d.manual;
     if (json) {
       Json j{{"kind", "matter-manual"},
              {"scheme", "matter"},

@@ -10,24 +10,24 @@ Json opt(const std::optional<std::string>& v)
 {
   return v ? Json(*v) : Json(nullptr);
 }
-Json labels_json(const nlohmann::json& labels)
+Json labels_json(const fleet::Labels& labels)
 {
   Json out = Json::object();
-  for (const auto& [k, v] : labels.items()) {
+  for (const auto& [k, v] : labels) {
     out[k] = v;
   }
   return out;
 }
 } // namespace
 
-Json to_json(const registry::MasterKeyRecord& r)
+Json to_json(const fleet::MasterKeyVersion& r)
 {
   return Json{{"version", r.version},     {"status", r.status},           {"current", r.status == "current"},
               {"created", r.created},     {"fingerprint", r.fingerprint}, {"test_key", r.test_key},
               {"retired", opt(r.retired)}};
 }
 
-Json to_json(const registry::DeviceRecord& r)
+Json to_json(const fleet::Device& r)
 {
   return Json{{"id", r.id},
               {"model", opt(r.model)},
@@ -41,12 +41,12 @@ Json to_json(const registry::DeviceRecord& r)
               {"revoke_reason", opt(r.revoke_reason)}};
 }
 
-Json to_json(const registry::UserRecord& r)
+Json to_json(const fleet::User& r)
 {
   return Json{{"name", r.name}, {"labels", labels_json(r.labels)}, {"created", r.created}};
 }
 
-Json to_json(const registry::GrantRecord& r)
+Json to_json(const fleet::GrantInfo& r)
 {
   return Json{{"user", r.user},
               {"device", r.device},
@@ -59,11 +59,11 @@ Json to_json(const registry::GrantRecord& r)
               {"revoke_reason", opt(r.revoke_reason)}};
 }
 
-std::string labels_text(const nlohmann::json& labels)
+std::string labels_text(const fleet::Labels& labels)
 {
   std::string out;
-  for (const auto& [k, v] : labels.items()) {
-    out += (out.empty() ? "" : ", ") + k + "=" + v.get<std::string>();
+  for (const auto& [k, v] : labels) {
+    out += (out.empty() ? "" : ", ") + k + "=" + v;
   }
   return out.empty() ? "-" : out;
 }

@@ -3,16 +3,15 @@
 #include "render.hpp"
 #include "terminal.hpp"
 
+#include <fleetkey/fleet/grant.hpp>
 #include <fleetkey/fleet/keys.hpp>
 #include <fleetkey/fleet/tokens.hpp>
 #include <fleetkey/fleet/users.hpp>
-#include <fleetkey/qr/qr.hpp>
 #include <fleetkey/util/error.hpp>
 #include <fleetkey/util/file.hpp>
 #include <fleetkey/util/text.hpp>
 
 #include <fmt/format.h>
-#include <sodium.h>
 
 #include <algorithm>
 #include <unistd.h>
@@ -58,43 +57,6 @@ struct UserKeyOptions
   std::optional<std::string> output;
 };
 
-// --qr utf8: half blocks (two module rows a line, one module a column) at the width of the terminal
-// (terminal_columns): error correction M with a quiet zone of 2 modules if that fits, else L, else L with
-// a quiet zone of 1; else that last one with a warning that it is wider than the terminal.
-std::vector<uint8_t> terminal_qr(const Context& ctx, const crypto::Secret& bundle, qr::Colors colors)
-{
-  const std::string_view payload(reinterpret_cast<const char*>(bundle.data()), bundle.size());
-  const int columns = terminal_columns();
-  struct Fit
-  {
-    qr::Ec ec;
-    int margin;
-  };
-  std::optional<qr::Matrix> m;
-  std::optional<qr::Ec> encoded;
-  int margin = 2;
-  for (const Fit fit : {Fit{qr::Ec::M, 2}, Fit{qr::Ec::L, 2}, Fit{qr::Ec::L, 1}}) {
-    if (encoded != fit.ec) {
-      m = qr::encode(payload, fit.ec);
-      encoded = fit.ec;
-    }
-    margin = fit.margin;
-    if (m->size() + 2 * margin <= columns) {
-      break;
-    }
-  }
-  const int width = m->size() + 2 * margin;
-  if (width > columns) {
-    ctx.warn(fmt::format("the QR code is {} columns wide and the terminal {}: it wraps and cannot be scanned (widen "
-                         "the terminal, or use --qr png -o FILE)",
-                         width, columns));
-  }
-  std::string text = qr::render_utf8(*m, margin, colors);
-  std::vector<uint8_t> out(text.begin(), text.end());
-  sodium_memzero(text.data(), text.size());
-  return out;
-}
-
 // The devices of user grant: every --device, then --devices-from's (FILE, or - for stdin: one id a line;
 // blank lines and lines starting with # are skipped). Each once; at least one.
 std::vector<std::string> grant_devices(const GrantOptions& o)
@@ -134,7 +96,7 @@ void add_user_add(CLI::App& user, Context& ctx)
   auto ao = std::make_shared<UserAddOptions>();
   auto* add = add_command(user, ctx, "add", "Add a user", [&ctx, ao] {
     const auto labels = fleet::parse_labels(ao->labels);
-    std::optional<registry::UserRecord> u;
+    std::optional<fleet::User> u;
     try {
       u = fleet::add_user(ctx.fleet(), ao->name, labels);
     } catch (const Error& e) {
@@ -167,7 +129,7 @@ void add_user_list(CLI::App& user, Context& ctx)
     if (!ctx.json()) {
       ctx.print(fmt::format("{:<24} {:<21} {}\n", "NAME", "CREATED", "LABELS"));
     }
-    fleet::list_users(ctx.fleet(), [&ctx](const registry::UserRecord& u) {
+    fleet::list_users(ctx.fleet(), [&ctx](const fleet::User& u) {
       ctx.json() ? ctx.print_json(to_json(u))
                  : ctx.print(fmt::format("{:<24} {:<21} {}\n", u.name, u.created, labels_text(u.labels)));
     });
@@ -312,60 +274,29 @@ void run_user_grant(Context& ctx, GrantOptions go)
   if (qr_mode && !go.output && !to_stdout && (ctx.json() || *qr_mode == fleet::QrMode::png)) {
     throw fleetkey::Error(Exit::usage, "--qr {} needs -o FILE{}", *go.qr, ctx.json() ? " with --json" : "");
   }
-  if (go.output && util::exists(*go.output)) {
-    throw fleetkey::Error(Exit::conflict, "{} already exists", *go.output).with_reason("file_exists");
-  }
-  // The output file exists (unnamed, or under a temporary name) before anything is recorded,
-  // gets its content inside the grant's transaction, and is named only after the registry
-  // commit: a file that cannot be created or written leaves the registry unchanged.
-  std::optional<util::AtomicFile> file;
-  if (go.output) {
-    file.emplace(*go.output, util::Overwrite::no);
-  }
   auto& fleet = ctx.fleet();
   if (!go.output) {
     ctx.commit_after_output(); // with -o, the file is the delivery, named once the grant is committed
   }
-  std::optional<crypto::Secret> bundle;
-  std::vector<uint8_t> qr;
-  const auto b = fleet::grant_with_token(
-      fleet, go.name, device, go.role, ttl,
-      [&](const fleet::GrantBundle& made) {
-        bundle = fleet::bundle_json(made);
-        if (qr_mode) {
-          // On a terminal, explicit colours: the same code in a dark and a light terminal.
-          const bool terminal = !go.output && ::isatty(STDOUT_FILENO) != 0 && colour_allowed();
-          const auto colors = terminal ? qr::Colors::black_on_white : qr::Colors::none;
-          qr = *qr_mode == fleet::QrMode::utf8 ? terminal_qr(ctx, *bundle, colors)
-                                               : fleet::render_bundle_qr(*bundle, *qr_mode, colors);
-        }
-        if (file) {
-          if (qr_mode) {
-            file->write(std::span<const uint8_t>(qr));
-          } else {
-            file->write(bundle->span());
-            file->write(std::string_view("\n"));
-          }
-        }
-      },
-      keep, now);
-  if (file) {
-    // The grant is committed. Should naming the file fail now (the name was taken meanwhile,
-    // or fsync fails), the command fails with the grant recorded and no file: the key was
-    // never written anywhere, and a new `user grant` replaces it (bumping the epoch).
-    file->commit();
-  } else if (qr_mode) {
-    ctx.print({reinterpret_cast<const char*>(qr.data()), qr.size()});
-    sodium_memzero(qr.data(), qr.size());
+  fleet::GrantDelivery delivery{go.output, qr_mode, qr::Colors::none};
+  if (qr_mode && !go.output && ::isatty(STDOUT_FILENO) != 0 && colour_allowed()) {
+    // On a terminal, explicit colours: the same code in a dark and a light terminal.
+    delivery.colors = qr::Colors::black_on_white;
+  }
+  if (qr_mode) {
+    delivery.fit_columns = terminal_columns(); // --qr utf8 is drawn to fit the terminal
+  }
+  const auto delivered = fleet::grant_and_deliver(fleet, go.name, device, go.role, ttl, keep, now, delivery);
+  if (delivered.qr) {
+    ctx.write_secret(*delivered.qr);
     return;
   }
-  sodium_memzero(qr.data(), qr.size());
   if (to_stdout) {
-    ctx.write_secret(*bundle);
+    ctx.write_secret(delivered.json);
     ctx.print("\n");
     return;
   }
-  print_grant(ctx, go, b, *bundle, qr_mode.has_value());
+  print_grant(ctx, go, delivered.bundle, delivered.json, qr_mode.has_value());
 }
 
 void add_user_grant(CLI::App& user, Context& ctx)
@@ -424,7 +355,7 @@ void add_user_revoke(CLI::App& user, Context& ctx)
   auto ro = std::make_shared<UserRevokeOptions>();
   auto* revoke =
       add_command(user, ctx, "revoke", "Revoke a user's grant on one device, or on every device", [&ctx, ro] {
-        std::vector<registry::GrantRecord> revoked;
+        std::vector<fleet::GrantInfo> revoked;
         try {
           revoked = fleet::revoke_user(ctx.fleet(), ro->name, ro->device, ro->reason);
         } catch (const Error& e) {

@@ -1,3 +1,5 @@
+#include "fleet/convert.hpp"
+
 #include <fleetkey/fleet/audit.hpp>
 #include <fleetkey/util/error.hpp>
 #include <fleetkey/util/file.hpp>
@@ -11,7 +13,7 @@
 
 namespace fleetkey::fleet {
 
-void list_audit(Fleet& fleet, const AuditQuery& query, const std::function<void(const registry::AuditRecord&)>& fn)
+void list_audit(Fleet& fleet, const AuditQuery& query, const std::function<void(const AuditEvent&)>& fn)
 {
   registry::AuditFilter filter;
   filter.action = query.action;
@@ -34,7 +36,7 @@ void list_audit(Fleet& fleet, const AuditQuery& query, const std::function<void(
     }
     filter.last = *query.last;
   }
-  fleet.registry().for_each_audit(filter, fn);
+  fleet.registry().for_each_audit(filter, [&fn](const registry::AuditRecord& e) { fn(audit_event_of(e)); });
 }
 
 namespace {

@@ -1,3 +1,5 @@
+#include "fleet/convert.hpp"
+
 #include <fleetkey/crypto/hierarchy.hpp>
 #include <fleetkey/fleet/devices.hpp>
 #include <fleetkey/fleet/keys.hpp>
@@ -20,7 +22,7 @@ AddedDevice add_device(Fleet& fleet, const DeviceSpec& spec, IfMissing if_missin
   const auto& mk = fleet.current_master_key(); // inside: serialised with rotate and retire
   if (auto existing = reg.device(spec.id)) {
     if (if_missing == IfMissing::yes) {
-      return {std::move(*existing), false};
+      return {device_of(*existing), false};
     }
     throw Error(Exit::conflict, "device \"{}\" is already registered (use --if-missing to skip)", spec.id)
         .with_reason("exists");
@@ -28,17 +30,17 @@ AddedDevice add_device(Fleet& fleet, const DeviceSpec& spec, IfMissing if_missin
   registry::DeviceRecord rec;
   rec.id = spec.id;
   rec.model = spec.model;
-  rec.labels = spec.labels;
+  rec.labels = labels_json(spec.labels);
   rec.key_version = mk.version;
   rec.fingerprint = crypto::fingerprint(crypto::MasterDeriver(mk).device_key(spec.id).span());
   rec.created = util::format_time(util::unix_now());
   reg.insert_device(rec);
   reg.audit("device.add", spec.id, {{"key_version", rec.key_version}, {"fingerprint", rec.fingerprint}});
   tx.commit();
-  return {std::move(rec), true};
+  return {device_of(rec), true};
 }
 
-registry::DeviceRecord show_device(Fleet& fleet, std::string_view id)
+registry::DeviceRecord require_device(Fleet& fleet, std::string_view id)
 {
   validate_name(id, "device id");
   auto rec = fleet.registry().device(id);
@@ -48,20 +50,36 @@ registry::DeviceRecord show_device(Fleet& fleet, std::string_view id)
   return std::move(*rec);
 }
 
-void list_devices(Fleet& fleet, std::string_view status, const std::function<void(const registry::DeviceRecord&)>& fn)
+Device show_device(Fleet& fleet, std::string_view id)
+{
+  return device_of(require_device(fleet, id));
+}
+
+DeviceDetails device_details(Fleet& fleet, std::string_view id)
+{
+  auto& reg = fleet.registry();
+  const auto d = require_device(fleet, id);
+  DeviceDetails out{device_of(d), {}, reg.device_state_seq(d.id)};
+  for (const auto& g : reg.grants_of_device(d.id)) {
+    out.grants.push_back(grant_of(g));
+  }
+  return out;
+}
+
+void list_devices(Fleet& fleet, std::string_view status, const std::function<void(const Device&)>& fn)
 {
   if (!status.empty() && status != "active" && status != "revoked") {
     throw Error(Exit::usage, "unknown status \"{}\" (active or revoked)", status);
   }
-  fleet.registry().for_each_device(status, fn);
+  fleet.registry().for_each_device(status, [&fn](const registry::DeviceRecord& d) { fn(device_of(d)); });
 }
 
-registry::DeviceRecord revoke_device(Fleet& fleet, std::string_view id, std::string_view reason)
+Device revoke_device(Fleet& fleet, std::string_view id, std::string_view reason)
 {
   validate_reason(reason);
   auto& reg = fleet.registry();
   registry::Transaction tx(reg);
-  auto rec = show_device(fleet, id);
+  auto rec = require_device(fleet, id);
   if (rec.status == "revoked") {
     throw Error(Exit::conflict, "device \"{}\" is already revoked", id).with_reason("already_revoked");
   }
@@ -95,7 +113,7 @@ DeviceKey export_device_key(Fleet& fleet, std::string_view id, const std::option
   if (purpose) {
     validate_purpose(*purpose);
   }
-  auto rec = show_device(fleet, id);
+  auto rec = require_device(fleet, id);
   if (rec.status == "revoked") {
     throw Error(Exit::conflict, "device \"{}\" is revoked: its key is no longer issued", id)
         .with_reason("device_revoked");
@@ -110,7 +128,7 @@ DeviceKey export_device_key(Fleet& fleet, std::string_view id, const std::option
   reg.audit("device.key.export", id,
             {{"purpose", purpose ? nlohmann::json(*purpose) : nlohmann::json(nullptr)}, {"fingerprint", fp}});
   tx.commit();
-  return {std::move(rec), std::move(key), std::move(fp)};
+  return {device_of(rec), std::move(key), std::move(fp)};
 }
 
 } // namespace fleetkey::fleet

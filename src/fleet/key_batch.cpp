@@ -1,3 +1,5 @@
+#include "fleet/convert.hpp"
+
 #include <fleetkey/crypto/hierarchy.hpp>
 #include <fleetkey/fleet/key_batch.hpp>
 #include <fleetkey/fleet/keys.hpp>
@@ -23,7 +25,7 @@ constexpr size_t k_batch = 2048;
 
 } // namespace
 
-std::vector<registry::DeviceRecord> read_device_list(Fleet& fleet, const std::string& path)
+std::vector<Device> read_device_list(Fleet& fleet, const std::string& path)
 {
   const bool from_stdin = path == "-";
   const std::string name = from_stdin ? std::string("stdin") : path;
@@ -34,7 +36,7 @@ std::vector<registry::DeviceRecord> read_device_list(Fleet& fleet, const std::st
   }
   std::FILE* file = from_stdin ? stdin : owned.get();
   auto& reg = fleet.registry();
-  std::vector<registry::DeviceRecord> devices;
+  std::vector<Device> devices;
   std::set<std::string, std::less<>> seen;
   size_t line_no = 0;
   std::string text;
@@ -78,12 +80,12 @@ std::vector<registry::DeviceRecord> read_device_list(Fleet& fleet, const std::st
       throw Error(Exit::conflict, "{}:{}: device \"{}\" is revoked: its key is no longer issued", name, line_no, line)
           .with_reason("device_revoked");
     }
-    devices.push_back(std::move(*d));
+    devices.push_back(device_of(*d));
   }
   return devices;
 }
 
-void export_device_keys(Fleet& fleet, std::string_view source, const std::vector<registry::DeviceRecord>& devices,
+void export_device_keys(Fleet& fleet, std::string_view source, const std::vector<Device>& devices,
                         const std::optional<std::string>& purpose, const DeviceKeyFn& fn)
 {
   if (purpose) {

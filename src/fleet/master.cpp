@@ -1,3 +1,5 @@
+#include "fleet/convert.hpp"
+
 #include <fleetkey/crypto/hierarchy.hpp>
 #include <fleetkey/fleet/master.hpp>
 #include <fleetkey/registry/store.hpp>
@@ -184,7 +186,7 @@ bool rename_no_replace(const std::string& from, const std::string& to)
 
 } // namespace
 
-registry::MasterKeyRecord init(Fleet& fleet, const InitOptions& options)
+MasterKeyVersion init(Fleet& fleet, const InitOptions& options)
 {
   const auto& paths = fleet.paths();
   const Staging staging(paths);
@@ -312,15 +314,19 @@ registry::MasterKeyRecord init(Fleet& fleet, const InitOptions& options)
   }
   fleet.reset_keyring(std::move(ring), header, std::move(pass), std::move(text));
   fleet.set_registry(registry::Store::open(paths.registry, registry::OpenMode::existing));
-  return rec;
+  return master_key_of(rec);
 }
 
-std::vector<registry::MasterKeyRecord> list_master_keys(Fleet& fleet)
+std::vector<MasterKeyVersion> list_master_keys(Fleet& fleet)
 {
-  return fleet.registry().master_keys();
+  std::vector<MasterKeyVersion> out;
+  for (const auto& r : fleet.registry().master_keys()) {
+    out.push_back(master_key_of(r));
+  }
+  return out;
 }
 
-registry::MasterKeyRecord rotate_master_key(Fleet& fleet)
+MasterKeyVersion rotate_master_key(Fleet& fleet)
 {
   auto& reg = fleet.registry();
   auto ring = crypto::Keyring::deserialize(fleet.keyring().serialize().span());
@@ -341,10 +347,10 @@ registry::MasterKeyRecord rotate_master_key(Fleet& fleet)
   header.current_version = rec.version;
   fleet.reset_keyring(std::make_unique<crypto::Keyring>(std::move(ring)), header,
                       pass ? std::optional(crypto::Secret::copy_of(pass->span())) : std::nullopt, std::move(text));
-  return rec;
+  return master_key_of(rec);
 }
 
-registry::MasterKeyRecord retire_master_key(Fleet& fleet, uint32_t version)
+MasterKeyVersion retire_master_key(Fleet& fleet, uint32_t version)
 {
   auto& reg = fleet.registry();
   registry::Transaction tx(reg);
@@ -363,7 +369,7 @@ registry::MasterKeyRecord retire_master_key(Fleet& fleet, uint32_t version)
   reg.audit("master.retire", fmt::format("master:{}", version));
   reg.raise_global_state(); // every lock learns it (fleetkey-state(5))
   tx.commit();
-  return *reg.master_key(version);
+  return master_key_of(*reg.master_key(version));
 }
 
 void change_passphrase(Fleet& fleet, const PasswdOptions& options)

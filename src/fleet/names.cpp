@@ -52,15 +52,15 @@ std::pair<std::string, std::string> parse_label(std::string_view text, std::stri
   return {std::string(key), std::string(value)};
 }
 
-nlohmann::json parse_labels(const std::vector<std::string>& labels)
+std::map<std::string, std::string> parse_labels(const std::vector<std::string>& labels)
 {
-  auto out = nlohmann::json::object();
+  std::map<std::string, std::string> out;
   for (const auto& l : labels) {
     auto [k, v] = parse_label(l);
     if (out.contains(k)) {
       throw Error(Exit::usage, "label \"{}\" is given twice", k);
     }
-    out[k] = v;
+    out.emplace(std::move(k), std::move(v));
   }
   return out;
 }

@@ -1,6 +1,7 @@
 // Pairing one device: the pairing code (PIN or Matter passcode) from the device key, its payload,
 // the label, and the options both `pair` and a production run check. The production run is in
 // pairing_batch.cpp.
+#include "fleet/convert.hpp"
 #include "pairing_checks.hpp"
 
 #include <fleetkey/crypto/hierarchy.hpp>
@@ -130,7 +131,7 @@ void check_options(const PairOptions& o)
   if (o.matter.passcode) {
     uint64_t pc = 0;
     try {
-      pc = parse_number(*o.matter.passcode, 0xffffffff, "passcode");
+      pc = parse_number(crypto::as_text(*o.matter.passcode), 0xffffffff, "passcode");
     } catch (const Error&) {
       // Its message would quote the file's first line, which may be a mistyped secret.
       throw Error(Exit::usage, "--passcode-file refused: its first line is not a number (decimal, or hexadecimal "
@@ -236,8 +237,9 @@ PairingCode make_pairing_code(const pairing::StreamDeriver& deriver, const regis
   } else {
     p.discriminator = pairing::derive_discriminator(deriver, c.counter);
   }
-  p.passcode = m.passcode ? static_cast<uint32_t>(parse_number(*m.passcode, 0xffffffff, "--passcode-file"))
-                          : pairing::derive_passcode(deriver, c.counter);
+  p.passcode = m.passcode
+                   ? static_cast<uint32_t>(parse_number(crypto::as_text(*m.passcode), 0xffffffff, "--passcode-file"))
+                   : pairing::derive_passcode(deriver, c.counter);
   p.flow = static_cast<uint8_t>(m.flow);
   p.discovery = static_cast<uint8_t>(m.discovery);
   if (auto problem = pairing::payload_problem(p)) {
@@ -301,7 +303,7 @@ PairResult pair_device(Fleet& fleet, std::string_view id, const PairOptions& opt
     throw Error(Exit::usage, "-o FILE needs a QR format other than none");
   }
   auto& reg = fleet.registry();
-  auto device = show_device(fleet, id);
+  auto device = require_device(fleet, id);
   if (device.status != "active") {
     throw Error(Exit::conflict, "device \"{}\" is revoked: it is not paired any more", id);
   }

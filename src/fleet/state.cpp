@@ -1,3 +1,5 @@
+#include "fleet/convert.hpp"
+
 #include <fleetkey/crypto/hierarchy.hpp>
 #include <fleetkey/fleet/devices.hpp>
 #include <fleetkey/fleet/state.hpp>
@@ -60,7 +62,7 @@ StateDocument build(Fleet& fleet, StateContext& ctx, std::string_view device_id,
   // One snapshot for the device row, its seq and what the document lists: a document never holds a
   // seq newer than its contents.
   const registry::ReadSnapshot snapshot(reg);
-  const auto d = show_device(fleet, device_id);
+  const auto d = require_device(fleet, device_id);
   StateDocument doc;
   doc.device = d.id;
   doc.key_version = d.key_version;
@@ -179,7 +181,7 @@ void check_state_max_age(int64_t seconds)
 StateDocument make_state(Fleet& fleet, std::string_view device, int64_t now, int64_t max_age)
 {
   check_state_max_age(max_age);
-  show_device(fleet, device); // validated and found before the key file is read
+  require_device(fleet, device); // validated and found before the key file is read
   auto ctx = load_context(fleet);
   return build(fleet, ctx, device, now, max_age);
 }

@@ -1,6 +1,7 @@
 // Minting and revoking tokens: the claims, the grant that bounds a token, the MAC key from the
 // hierarchy and the audit record. The verifier is in token_verifier.cpp, the bulk stream in
 // token_stream.cpp, exported token keys in token_keys.cpp and the grant bundle in grant_bundle.cpp.
+#include "fleet/convert.hpp"
 #include "token_mint.hpp"
 
 #include <fleetkey/crypto/hierarchy.hpp>
@@ -109,7 +110,7 @@ crypto::Secret key_for(Fleet& fleet, const token::Kid& kid, token::Format f)
 // A registered, active device whose key the caller may use; throws otherwise.
 registry::DeviceRecord usable_device(Fleet& fleet, std::string_view id)
 {
-  auto device = show_device(fleet, id);
+  auto device = require_device(fleet, id);
   if (device.status == "revoked") {
     throw Error(Exit::conflict, "device \"{}\" is revoked", id).with_reason("device_revoked");
   }

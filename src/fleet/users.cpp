@@ -1,3 +1,5 @@
+#include "fleet/convert.hpp"
+
 #include <fleetkey/crypto/hierarchy.hpp>
 #include <fleetkey/fleet/devices.hpp>
 #include <fleetkey/fleet/users.hpp>
@@ -21,7 +23,7 @@ registry::UserRecord require_user(registry::Store& reg, std::string_view name)
 
 } // namespace
 
-registry::UserRecord add_user(Fleet& fleet, const std::string& name, const nlohmann::json& labels)
+User add_user(Fleet& fleet, const std::string& name, const Labels& labels)
 {
   validate_name(name, "user name");
   auto& reg = fleet.registry();
@@ -29,23 +31,26 @@ registry::UserRecord add_user(Fleet& fleet, const std::string& name, const nlohm
   if (reg.user(name)) {
     throw Error(Exit::conflict, "user \"{}\" already exists", name).with_reason("exists");
   }
-  registry::UserRecord rec{name, labels, util::format_time(util::unix_now())};
+  registry::UserRecord rec{name, labels_json(labels), util::format_time(util::unix_now())};
   reg.insert_user(rec);
   reg.audit("user.add", name);
   tx.commit();
-  return rec;
+  return user_of(rec);
 }
 
 UserDetails show_user(Fleet& fleet, std::string_view name)
 {
   auto& reg = fleet.registry();
-  auto user = require_user(reg, name);
-  return {std::move(user), reg.grants_of_user(name)};
+  UserDetails out{user_of(require_user(reg, name)), {}};
+  for (const auto& g : reg.grants_of_user(name)) {
+    out.grants.push_back(grant_of(g));
+  }
+  return out;
 }
 
-void list_users(Fleet& fleet, const std::function<void(const registry::UserRecord&)>& fn)
+void list_users(Fleet& fleet, const std::function<void(const User&)>& fn)
 {
-  fleet.registry().for_each_user(fn);
+  fleet.registry().for_each_user([&fn](const registry::UserRecord& u) { fn(user_of(u)); });
 }
 
 void validate_role(std::string_view role)
@@ -57,15 +62,34 @@ void validate_role(std::string_view role)
   }
 }
 
-std::string_view grant_status(const registry::GrantRecord& grant, int64_t now)
+namespace {
+
+std::string_view status_at(std::string_view status, std::optional<int64_t> expiry, int64_t now)
 {
-  if (grant.status != "active") {
+  if (status != "active") {
     return "revoked";
   }
-  if (const auto expiry = grant_expiry(grant); expiry && now >= *expiry) {
+  if (expiry && now >= *expiry) {
     return "expired";
   }
   return "active";
+}
+
+} // namespace
+
+std::string_view grant_status(const registry::GrantRecord& grant, int64_t now)
+{
+  return status_at(grant.status, grant_expiry(grant), now);
+}
+
+std::string_view grant_status(const GrantInfo& grant, int64_t now)
+{
+  return status_at(grant.status, grant_expiry(grant), now);
+}
+
+std::optional<int64_t> grant_expiry(const registry::GrantRecord& grant)
+{
+  return grant_expiry(grant.user, grant.device, grant.expires);
 }
 
 std::optional<int64_t> grant_expiry(std::string_view user, std::string_view device,
@@ -88,7 +112,7 @@ Grant grant_user(Fleet& fleet, registry::Transaction& /*tx*/, std::string_view n
   validate_role(role);
   auto& reg = fleet.registry();
   require_user(reg, name);
-  auto device = show_device(fleet, device_id);
+  auto device = require_device(fleet, device_id);
   if (device.status == "revoked") {
     throw Error(Exit::conflict, "device \"{}\" is revoked", device_id).with_reason("device_revoked");
   }
@@ -100,7 +124,7 @@ Grant grant_user(Fleet& fleet, registry::Transaction& /*tx*/, std::string_view n
       // Nothing changes: the same epoch's key, and no audit row (the caller's token mint has its own).
       auto key = crypto::DeviceDeriver(device_key).user_key(name, old->epoch);
       auto fp = crypto::fingerprint(key.span());
-      return {std::move(*old), std::move(device), std::move(key), std::move(fp), true};
+      return {grant_of(*old), device_of(device), std::move(key), std::move(fp), true};
     }
     g = std::move(*old);
     // A revoked grant's epoch was bumped when it was revoked. An active one (expired or not) is
@@ -130,11 +154,11 @@ Grant grant_user(Fleet& fleet, registry::Transaction& /*tx*/, std::string_view n
   reg.raise_device_state(device_id);
   auto key = crypto::DeviceDeriver(device_key).user_key(name, g.epoch);
   auto fp = crypto::fingerprint(key.span());
-  return {std::move(g), std::move(device), std::move(key), std::move(fp)};
+  return {grant_of(g), device_of(device), std::move(key), std::move(fp)};
 }
 
-std::vector<registry::GrantRecord> revoke_user(Fleet& fleet, std::string_view name,
-                                               const std::optional<std::string>& device, std::string_view reason)
+std::vector<GrantInfo> revoke_user(Fleet& fleet, std::string_view name, const std::optional<std::string>& device,
+                                   std::string_view reason)
 {
   validate_reason(reason);
   auto& reg = fleet.registry();
@@ -142,7 +166,7 @@ std::vector<registry::GrantRecord> revoke_user(Fleet& fleet, std::string_view na
   require_user(reg, name);
   std::vector<registry::GrantRecord> targets;
   if (device) {
-    show_device(fleet, *device);
+    require_device(fleet, *device);
     auto g = reg.grant(name, *device);
     if (!g) {
       throw Error(Exit::not_found, "user \"{}\" has no grant on device \"{}\"", name, *device);
@@ -171,7 +195,11 @@ std::vector<registry::GrantRecord> revoke_user(Fleet& fleet, std::string_view na
     reg.raise_device_state(g.device);
   }
   tx.commit();
-  return targets;
+  std::vector<GrantInfo> out;
+  for (const auto& g : targets) {
+    out.push_back(grant_of(g));
+  }
+  return out;
 }
 
 void end_grant(registry::Store& reg, registry::GrantRecord& g, std::string_view reason, std::string_view when,
@@ -192,7 +220,7 @@ Grant export_user_key(Fleet& fleet, std::string_view name, std::string_view devi
 {
   auto& reg = fleet.registry();
   require_user(reg, name);
-  auto device = show_device(fleet, device_id);
+  auto device = require_device(fleet, device_id);
   auto g = reg.grant(name, device_id);
   if (!g) {
     throw Error(Exit::not_found, "user \"{}\" has no grant on device \"{}\" (use fleetkey user grant)", name,
@@ -215,7 +243,7 @@ Grant export_user_key(Fleet& fleet, std::string_view name, std::string_view devi
   registry::Transaction tx(reg);
   reg.audit("user.key.export", name, {{"device", device_id}, {"epoch", g->epoch}, {"fingerprint", fp}});
   tx.commit();
-  return {std::move(*g), std::move(device), std::move(key), std::move(fp)};
+  return {grant_of(*g), device_of(device), std::move(key), std::move(fp)};
 }
 
 } // namespace fleetkey::fleet

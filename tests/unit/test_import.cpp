@@ -1,5 +1,7 @@
 // device import at the library level: formats, the audit digest, keys equal to derive_device_key,
 // all-or-nothing on bad input, --skip-existing, progress callbacks.
+#include "fleet/convert.hpp"
+
 #include <fleetkey/crypto/hierarchy.hpp>
 #include <fleetkey/fleet/devices.hpp>
 #include <fleetkey/fleet/import.hpp>

@@ -3,6 +3,7 @@
 // and its hash chain checked (fleetkey-formats(5), AUDIT CHAIN).
 
 #include <fleetkey/fleet/fleet.hpp>
+#include <fleetkey/fleet/types.hpp>
 
 #include <functional>
 #include <optional>
@@ -20,7 +21,7 @@ struct AuditQuery
 
 // Calls `fn` for each matching event, oldest first, without holding them all. Throws
 // Error(usage) for an unreadable time or a count below 1.
-void list_audit(Fleet& fleet, const AuditQuery& query, const std::function<void(const registry::AuditRecord&)>& fn);
+void list_audit(Fleet& fleet, const AuditQuery& query, const std::function<void(const AuditEvent&)>& fn);
 
 // The chain's head as an operator keeps it elsewhere, to prove later that no row up to it changed
 // and none after it was cut off. Text form, one line:

@@ -6,6 +6,7 @@
 #include <fleetkey/registry/store.hpp>
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -132,6 +133,7 @@ void validate_reason(std::string_view reason);
 // Labels: KEY=VALUE with KEY of 1-64 characters [A-Za-z0-9_.-] and VALUE of 0-256 bytes printable UTF-8.
 // `what` names the argument in errors: "label", or "--claim" for a token's extra claims.
 std::pair<std::string, std::string> parse_label(std::string_view text, std::string_view what = "label");
-nlohmann::json parse_labels(const std::vector<std::string>& labels);
+// Labels given as KEY=VALUE arguments (parse_label each); a key given twice is refused.
+std::map<std::string, std::string> parse_labels(const std::vector<std::string>& labels);
 
 } // namespace fleetkey::fleet

@@ -2,6 +2,7 @@
 // Creating the fleet and managing master key versions.
 
 #include <fleetkey/fleet/fleet.hpp>
+#include <fleetkey/fleet/types.hpp>
 
 #include <optional>
 #include <string>
@@ -17,15 +18,15 @@ struct InitOptions
 };
 
 // Creates the home (0700), the registry and master key version 1.
-registry::MasterKeyRecord init(Fleet& fleet, const InitOptions& options);
+MasterKeyVersion init(Fleet& fleet, const InitOptions& options);
 
-std::vector<registry::MasterKeyRecord> list_master_keys(Fleet& fleet);
+std::vector<MasterKeyVersion> list_master_keys(Fleet& fleet);
 
 // Adds version v+1 to the key file and the registry and makes it current.
-registry::MasterKeyRecord rotate_master_key(Fleet& fleet);
+MasterKeyVersion rotate_master_key(Fleet& fleet);
 
 // Marks a non-current version retired: its devices' keys and its tokens stop being served.
-registry::MasterKeyRecord retire_master_key(Fleet& fleet, uint32_t version);
+MasterKeyVersion retire_master_key(Fleet& fleet, uint32_t version);
 
 struct PasswdOptions
 {

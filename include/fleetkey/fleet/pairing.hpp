@@ -2,6 +2,7 @@
 // Pairing codes for one device or a production run: PIN or Matter passcode, QR payload and
 // label. Formats in fleetkey-pairing(5).
 
+#include <fleetkey/crypto/secret.hpp>
 #include <fleetkey/fleet/fleet.hpp>
 #include <fleetkey/pairing/matter.hpp>
 #include <fleetkey/pairing/spake2p.hpp>
@@ -10,6 +11,7 @@
 #include <fleetkey/util/file.hpp>
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -30,7 +32,8 @@ struct MatterSettings
   std::optional<std::string> vendor_id;
   std::optional<std::string> product_id;
   std::optional<std::string> discriminator;
-  std::optional<std::string> passcode;
+  // The passcode as typed (--passcode-file's first line), kept in guarded memory: a pairing secret.
+  std::shared_ptr<const crypto::Secret> passcode;
   int flow = 0;
   int discovery = pairing::k_discovery_ble;
   // PBKDF2 iterations of the SPAKE2+ verifier (1000-100000); unset: the default.
