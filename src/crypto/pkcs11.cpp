@@ -11,12 +11,14 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <dlfcn.h>
 #include <gnu/libc-version.h>
 #include <map>
 #include <mutex>
+#include <thread>
 
 namespace fleetkey::crypto::pkcs11 {
 
@@ -27,6 +29,7 @@ struct Module
 {
   ck::FUNCTION_LIST* f = nullptr;
   bool os_locking = false;
+  bool initialized_here = false; // not by another part of the process before
 };
 
 } // namespace detail
@@ -171,6 +174,7 @@ const Module& load_module(const std::string& path)
   if (rv != CKR_OK && rv != CKR_CRYPTOKI_ALREADY_INITIALIZED) {
     fail("C_Initialize", rv);
   }
+  m.initialized_here = rv == CKR_OK;
   return loaded.emplace(path, m).first->second; // loaded until exit
 }
 
@@ -408,18 +412,10 @@ void expand_one(const Token::State& st, SESSION_HANDLE s, OBJECT_HANDLE key, uti
 
 } // namespace
 
-std::shared_ptr<Token> Token::open(const Uri& uri, const PinSource& pin)
+namespace {
+
+std::vector<std::pair<SLOT_ID, TOKEN_INFO>> matching_tokens(const Module& m, const Uri& uri)
 {
-  std::string path = uri.module_path;
-  if (path.empty()) {
-    if (const char* v = std::getenv("FLEETKEY_PKCS11_MODULE"); v != nullptr && *v != '\0') {
-      path = v;
-    }
-  }
-  if (path.empty()) {
-    throw Error(Exit::key, "no PKCS#11 module: add ?module-path=FILE to the URI or set FLEETKEY_PKCS11_MODULE");
-  }
-  const Module& m = load_module(path);
   ULONG count = 0;
   check("C_GetSlotList", m.f->C_GetSlotList(k_true, nullptr, &count));
   std::vector<SLOT_ID> slots(count);
@@ -440,8 +436,36 @@ std::shared_ptr<Token> Token::open(const Uri& uri, const PinSource& pin)
     }
     matches.emplace_back(slot, info);
   }
-  if (matches.empty()) {
-    throw Error(Exit::key, "no PKCS#11 token matches {} in {}", uri.text(), path);
+  return matches;
+}
+
+} // namespace
+
+std::shared_ptr<Token> Token::open(const Uri& uri, const PinSource& pin)
+{
+  std::string path = uri.module_path;
+  if (path.empty()) {
+    if (const char* v = std::getenv("FLEETKEY_PKCS11_MODULE"); v != nullptr && *v != '\0') {
+      path = v;
+    }
+  }
+  if (path.empty()) {
+    throw Error(Exit::key, "no PKCS#11 module: add ?module-path=FILE to the URI or set FLEETKEY_PKCS11_MODULE");
+  }
+  const Module& m = load_module(path);
+  std::vector<std::pair<SLOT_ID, TOKEN_INFO>> matches;
+  // A module whose token store another process is rewriting (SoftHSM2's files, when several fleetkey
+  // processes work at once) can show the token as missing for a moment: look again a few times, the
+  // module initialized anew so that it reads its store again.
+  for (int attempt = 0; matches.empty() && attempt < 5; ++attempt) {
+    if (attempt > 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20 * attempt));
+      if (m.initialized_here && m.f->C_Finalize(nullptr) == CKR_OK) {
+        C_INITIALIZE_ARGS args{nullptr, nullptr, nullptr, nullptr, m.os_locking ? CKF_OS_LOCKING_OK : 0, nullptr};
+        check("C_Initialize", m.f->C_Initialize(m.os_locking ? &args : nullptr));
+      }
+    }
+    matches = matching_tokens(m, uri);
   }
   if (matches.size() > 1) {
     throw Error(Exit::key, "{} PKCS#11 tokens match {}: name one with token= or serial=", matches.size(), uri.text());

@@ -381,12 +381,13 @@ registry::MasterKeyRecord init(Fleet& fleet, const InitOptions& options)
       auto reg = registry::Registry::open(staging.registry, registry::OpenMode::create);
       registry::Transaction tx(reg.db());
       reg.insert_master_key(rec);
-      auto details =
-          nlohmann::json{{"fingerprint", rec.fingerprint}, {"test_key", rec.test_key}, {"encrypted", pass.has_value()}};
+      reg.audit("init", "master:1",
+                {{"fingerprint", rec.fingerprint}, {"test_key", rec.test_key}, {"encrypted", pass.has_value()}});
       if (uri) {
-        details["pkcs11"] = uri->text();
+        // As if imported at once (master import-to-hsm): the trail says where the key went.
+        reg.audit("master.import_to_hsm", "master",
+                  {{"pkcs11", uri->text()}, {"token", token->label()}, {"versions", std::vector<uint32_t>{1}}});
       }
-      reg.audit("init", "master:1", details);
       tx.commit();
       // Everything into the database file, so that it can move without its WAL.
       reg.db().exec("PRAGMA wal_checkpoint(TRUNCATE)");
