@@ -102,4 +102,14 @@ if [ "${PERF:-1}" = 1 ] && command -v perf >/dev/null; then
     echo "perf: by shared object (self)"
     perf report -i "$work/perf.data" --stdio --no-children --sort dso 2>/dev/null | grep -E '^ +[0-9]' | head -12
   fi
+  # And of 20 `device add` through the token: what a one-device command pays besides its C_Sign.
+  if perf record -q -F 20000 -g -o "$work/perf_add.data" -- bash -c \
+    "for i in \$(seq 20); do '$fk' -q --home '$work/ip' device add SN-perf-\$i >/dev/null; done" 2>/dev/null; then
+    echo "perf: 20 device add through SoftHSM2, by shared object (self)"
+    perf report -i "$work/perf_add.data" --stdio --no-children --comm fleetkey --sort dso 2>/dev/null \
+      | grep -E '^ +[0-9]' | head -12
+    echo "perf: the same, top symbols (children included)"
+    perf report -i "$work/perf_add.data" --stdio --children --comm fleetkey --sort dso,symbol 2>/dev/null \
+      | grep -E '^ +[0-9]' | head -30
+  fi
 fi

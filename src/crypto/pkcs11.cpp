@@ -10,15 +10,17 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <charconv>
-#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <gnu/libc-version.h>
 #include <map>
 #include <mutex>
-#include <thread>
+#include <sys/file.h>
+#include <unistd.h>
 
 namespace fleetkey::crypto::pkcs11 {
 
@@ -29,7 +31,6 @@ struct Module
 {
   ck::FUNCTION_LIST* f = nullptr;
   bool os_locking = false;
-  bool initialized_here = false; // not by another part of the process before
 };
 
 } // namespace detail
@@ -174,7 +175,6 @@ const Module& load_module(const std::string& path)
   if (rv != CKR_OK && rv != CKR_CRYPTOKI_ALREADY_INITIALIZED) {
     fail("C_Initialize", rv);
   }
-  m.initialized_here = rv == CKR_OK;
   return loaded.emplace(path, m).first->second; // loaded until exit
 }
 
@@ -299,6 +299,7 @@ std::string check_value(const Secret& prk)
 struct Token::State
 {
   const detail::Module* module = nullptr;
+  std::string module_path;
   SLOT_ID slot = 0;
   std::string label;
   mutable std::mutex mutex; // the session pool and the objects; every call when the module cannot lock
@@ -414,6 +415,34 @@ void expand_one(const Token::State& st, SESSION_HANDLE s, OBJECT_HANDLE key, uti
 
 namespace {
 
+// A token whose store is files (SoftHSM2) can show up as uninitialized to a process that starts while
+// another one rewrites the store (a login updates the token's flags, an import adds an object): four
+// imports at once saw it. fleetkey's processes therefore start, log in, create and destroy objects one
+// at a time, under an exclusive flock(2) of the module's file (which every user may read).
+class ModuleLock
+{
+public:
+  explicit ModuleLock(const std::string& module_path)
+      : m_fd(::open(module_path.c_str(), O_RDONLY | O_CLOEXEC))
+  {
+    if (m_fd >= 0) {
+      while (::flock(m_fd, LOCK_EX) != 0 && errno == EINTR) {
+      }
+    }
+  }
+  ~ModuleLock()
+  {
+    if (m_fd >= 0) {
+      ::close(m_fd);
+    }
+  }
+  ModuleLock(const ModuleLock&) = delete;
+  ModuleLock& operator=(const ModuleLock&) = delete;
+
+private:
+  int m_fd;
+};
+
 std::vector<std::pair<SLOT_ID, TOKEN_INFO>> matching_tokens(const Module& m, const Uri& uri)
 {
   ULONG count = 0;
@@ -452,20 +481,13 @@ std::shared_ptr<Token> Token::open(const Uri& uri, const PinSource& pin)
   if (path.empty()) {
     throw Error(Exit::key, "no PKCS#11 module: add ?module-path=FILE to the URI or set FLEETKEY_PKCS11_MODULE");
   }
+  // Start-up and login, which SoftHSM2 records in its token file, one fleetkey process at a time (see
+  // ModuleLock).
+  const ModuleLock lock(path);
   const Module& m = load_module(path);
-  std::vector<std::pair<SLOT_ID, TOKEN_INFO>> matches;
-  // A module whose token store another process is rewriting (SoftHSM2's files, when several fleetkey
-  // processes work at once) can show the token as missing for a moment: look again a few times, the
-  // module initialized anew so that it reads its store again.
-  for (int attempt = 0; matches.empty() && attempt < 5; ++attempt) {
-    if (attempt > 0) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(20 * attempt));
-      if (m.initialized_here && m.f->C_Finalize(nullptr) == CKR_OK) {
-        C_INITIALIZE_ARGS args{nullptr, nullptr, nullptr, nullptr, m.os_locking ? CKF_OS_LOCKING_OK : 0, nullptr};
-        check("C_Initialize", m.f->C_Initialize(m.os_locking ? &args : nullptr));
-      }
-    }
-    matches = matching_tokens(m, uri);
+  const auto matches = matching_tokens(m, uri);
+  if (matches.empty()) {
+    throw Error(Exit::key, "no PKCS#11 token matches {} in {}", uri.text(), path);
   }
   if (matches.size() > 1) {
     throw Error(Exit::key, "{} PKCS#11 tokens match {}: name one with token= or serial=", matches.size(), uri.text());
@@ -474,6 +496,7 @@ std::shared_ptr<Token> Token::open(const Uri& uri, const PinSource& pin)
   token->m_state = std::make_unique<State>();
   auto& st = *token->m_state;
   st.module = &m;
+  st.module_path = path;
   st.slot = matches.front().first;
   st.label = field(matches.front().second.label, 32);
   Session s(st);
@@ -515,6 +538,7 @@ bool Token::has_object(const std::string& label) const
 
 void Token::import_secret(const std::string& label, const Secret& prk)
 {
+  const ModuleLock lock(m_state->module_path);
   Session s(*m_state);
   OBJECT_CLASS cls = CKO_SECRET_KEY;
   KEY_TYPE type = CKK_GENERIC_SECRET;
@@ -543,6 +567,7 @@ void Token::import_secret(const std::string& label, const Secret& prk)
 
 size_t Token::destroy(const std::string& label)
 {
+  const ModuleLock lock(m_state->module_path);
   Session s(*m_state);
   const auto found = find_secret_keys(*m_state, s.get(), label);
   for (const auto h : found) {
