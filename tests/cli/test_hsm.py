@@ -215,6 +215,22 @@ class HsmTest(fk.FleetTest):
         self.fails(fk.KEY, "init", "--pkcs11", "pkcs11:token=fleetkey?module-path=/nonexistent/p11.so")
         self.assertFalse(os.path.exists(self.key_path) or os.path.exists(self.registry_path))
 
+    def test_pair_all_in_threads(self):
+        # A production run derives in several threads at once, each in a session of its own.
+        sw, hsm = self.other_home("sw"), self.other_home("hsm")
+        ids = self.write_private("ids.csv", "id\n" + "".join(f"D{i}\n" for i in range(200)))
+        for env in (sw, hsm):
+            self.fk("-q", "init", "--no-passphrase", "--test-seed", fk.TEST_SEED, env=env)
+        self.fk("-q", "master", "import-to-hsm", URI, env=hsm)
+        labels = {}
+        for name, env in (("sw", sw), ("hsm", hsm)):
+            self.fk("-q", "device", "import", ids, env=env)
+            out = os.path.join(self.tmp, f"labels-{name}")
+            self.fk("-q", "pair", "--all", "-o", out, "--qr", "svg", "--jobs", "4", env=env)
+            labels[name] = {f: self.read(os.path.join(out, f)) for f in sorted(os.listdir(out))}
+        self.assertEqual(len(labels["sw"]), 201)
+        self.assertEqual(labels["sw"], labels["hsm"])
+
     def test_import_many_devices(self):
         # device import goes through the token in batches, from several threads.
         self.fk("init", "--test-seed", fk.TEST_SEED, "--pkcs11", URI)
