@@ -17,7 +17,8 @@ constexpr Command k_command_groups[] = {
 };
 
 // The global options that take a value (in build_app below).
-constexpr std::string_view k_global_valued[] = {"--home", "--registry", "--master-key", "--passphrase-file"};
+constexpr std::string_view k_global_valued[] = {"--home", "--registry", "--master-key", "--passphrase-file",
+                                                "--pin-file"};
 constexpr std::string_view k_global_flags[] = {"--json", "--json-errors", "-q", "--quiet", "-v", "--verbose"};
 
 bool is_one_of(std::string_view arg, std::span<const std::string_view> names)
@@ -112,6 +113,11 @@ std::unique_ptr<CLI::App> build_app(Context& ctx, std::span<char* const> args)
          "--passphrase-file", g.passphrase_file,
          "Read the master key passphrase from the first line of FILE, which group and others must not be able to "
          "read; at most 64 KiB (default: $FLEETKEY_PASSPHRASE_FILE)")
+      ->type_name("FILE");
+  app->add_option("--pin-file", g.pin_file,
+                  "Read the user PIN of the PKCS#11 token that holds the master key (init --pkcs11) from the first "
+                  "line of FILE, which group and others must not be able to read (default: $FLEETKEY_PKCS11_PIN_FILE, "
+                  "then $FLEETKEY_PKCS11_PIN, then the terminal)")
       ->type_name("FILE");
   app->add_flag("--json", g.json, "Print JSON (JSON Lines for lists and streams)");
   app->add_flag("--json-errors", g.json_errors,

@@ -17,7 +17,7 @@ namespace fleetkey::cmd {
 fleet::Fleet& Context::fleet()
 {
   if (!m_fleet) {
-    fleet::Options o{globals.home, globals.registry, globals.master_key, globals.passphrase_file};
+    fleet::Options o{globals.home, globals.registry, globals.master_key, globals.passphrase_file, globals.pin_file};
     m_fleet = std::make_unique<fleet::Fleet>(o, [this](std::string_view msg) { warn(msg); });
     if (globals.quiet) {
       m_fleet->hush_test_key();

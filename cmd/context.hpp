@@ -25,6 +25,7 @@ struct Globals
   std::optional<std::string> registry;
   std::optional<std::string> master_key;
   std::optional<std::string> passphrase_file;
+  std::optional<std::string> pin_file;
   bool json = false;
   bool json_errors = false; // --json-errors, $FLEETKEY_JSON_ERRORS=1
   bool quiet = false;

@@ -26,19 +26,28 @@ void setup_init(CLI::App& app, Context& ctx)
     }
     const auto rec = fleet::init(ctx.fleet(), *o);
     if (ctx.json()) {
-      ctx.print_json({{"home", p.home},
-                      {"registry", p.registry},
-                      {"master_key", p.master_key},
-                      {"version", rec.version},
-                      {"fingerprint", rec.fingerprint},
-                      {"encrypted", !o->no_passphrase},
-                      {"test_key", rec.test_key},
-                      {"created", true}});
+      Json j{{"home", p.home},
+             {"registry", p.registry},
+             {"master_key", p.master_key},
+             {"version", rec.version},
+             {"fingerprint", rec.fingerprint},
+             {"encrypted", !o->no_passphrase && !o->pkcs11_uri},
+             {"test_key", rec.test_key},
+             {"created", true}};
+      if (o->pkcs11_uri) {
+        j["pkcs11"] = true;
+      }
+      ctx.print_json(j);
       return;
     }
-    ctx.note(fmt::format("created master key v{} ({}{}) in {}", rec.version,
-                         o->no_passphrase ? "unencrypted" : "encrypted", rec.test_key ? ", TEST KEY" : "",
-                         p.master_key));
+    if (o->pkcs11_uri) {
+      ctx.note(fmt::format("created master key v{} in the PKCS#11 token{} (reference in {})", rec.version,
+                           rec.test_key ? ", TEST KEY" : "", p.master_key));
+    } else {
+      ctx.note(fmt::format("created master key v{} ({}{}) in {}", rec.version,
+                           o->no_passphrase ? "unencrypted" : "encrypted", rec.test_key ? ", TEST KEY" : "",
+                           p.master_key));
+    }
     ctx.note(fmt::format("fingerprint {}", rec.fingerprint));
     ctx.note(fmt::format("created registry {}", p.registry));
   });
@@ -52,6 +61,11 @@ void setup_init(CLI::App& app, Context& ctx)
   sub->add_flag("--if-missing", *skip,
                 "Succeed without change if the registry and the master key file exist already (and are a fleetkey "
                 "registry); a home with only one of them is still refused");
+  sub->add_option("--pkcs11", o->pkcs11_uri,
+                  "Keep the master key in the PKCS#11 token URI names (RFC 7512: token=, serial=, object= for the "
+                  "label prefix, ?module-path= or $FLEETKEY_PKCS11_MODULE); the PIN comes from --pin-file or "
+                  "$FLEETKEY_PKCS11_PIN, the key file becomes a reference to the token, and no passphrase is asked")
+      ->type_name("URI");
   sub->add_flag("--force", o->force, "Replace an existing registry and master key (every derived key changes)");
 }
 

@@ -5,6 +5,7 @@
 #include <fleetkey/fleet/master.hpp>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 namespace fleetkey::cmd {
 
@@ -90,13 +91,41 @@ void add_master_passwd(CLI::App& master, Context& ctx)
       ->excludes(kdf);
 }
 
+void add_master_import_to_hsm(CLI::App& master, Context& ctx)
+{
+  auto uri = std::make_shared<std::string>();
+  auto* cmd = add_command(
+      master, ctx, "import-to-hsm",
+      "Move every master key version into a PKCS#11 token and replace the key file by a reference to it (take "
+      "master backup first: the keys cannot leave the token)",
+      [&ctx, uri] {
+        ctx.fleet().use_key_file();
+        const auto r = fleet::import_to_hsm(ctx.fleet(), *uri);
+        if (ctx.json()) {
+          ctx.print_json({{"pkcs11", r.uri}, {"token", r.token}, {"versions", r.versions}});
+        } else {
+          ctx.note(fmt::format("imported master key version{} {} into PKCS#11 token \"{}\" ({})",
+                               r.versions.size() == 1 ? "" : "s", fmt::join(r.versions, ", "), r.token, r.uri));
+          ctx.note(fmt::format("{} now refers to the token", ctx.fleet().paths().master_key));
+        }
+      });
+  cmd->add_option("URI", *uri,
+                  "RFC 7512 PKCS#11 URI of the token (token=, serial=, object= for the label prefix, ?module-path=)")
+      ->required();
+}
+
 } // namespace
 
 void setup_master(CLI::App& app, Context& ctx)
 {
   static constexpr Command k_commands[] = {
-      {"list", add_master_list},     {"rotate", add_master_rotate}, {"retire", add_master_retire},
-      {"passwd", add_master_passwd}, {"backup", add_master_backup}, {"restore", add_master_restore},
+      {"list", add_master_list},
+      {"rotate", add_master_rotate},
+      {"retire", add_master_retire},
+      {"passwd", add_master_passwd},
+      {"backup", add_master_backup},
+      {"restore", add_master_restore},
+      {"import-to-hsm", add_master_import_to_hsm},
   };
   add_group(app, ctx, "master", "Manage master key versions", k_commands);
 }

@@ -4,6 +4,7 @@
 // AGENT PROTOCOL); the halves share the framing helpers at the top and nothing else.
 #include <fleetkey/crypto/hierarchy.hpp>
 #include <fleetkey/fleet/agent.hpp>
+#include <fleetkey/fleet/hsm.hpp>
 #include <fleetkey/util/error.hpp>
 #include <fleetkey/util/file.hpp>
 #include <fleetkey/util/text.hpp>
@@ -509,6 +510,7 @@ std::optional<crypto::Keyring> connect_ring(const Fleet::Warn& warn)
 Started start(Fleet& fleet, std::optional<int64_t> lifetime)
 {
   fleet.use_key_file();
+  hsm::refuse_in_hsm(fleet, "agent start", "the token does the key's work and keeps its own login: no agent is needed");
   const auto& ring = fleet.keyring(); // asks for the passphrase, checks the registry
   char resolved[PATH_MAX];
   if (::realpath(fleet.paths().master_key.c_str(), resolved) == nullptr) {

@@ -1,6 +1,7 @@
 #include <fleetkey/crypto/hierarchy.hpp>
 #include <fleetkey/crypto/shamir.hpp>
 #include <fleetkey/fleet/backup.hpp>
+#include <fleetkey/fleet/hsm.hpp>
 #include <fleetkey/util/bytes.hpp>
 #include <fleetkey/util/error.hpp>
 #include <fleetkey/util/file.hpp>
@@ -188,6 +189,8 @@ Backup backup_master_key(Fleet& fleet, unsigned shares, unsigned threshold,
                 "of {})",
                 threshold, shares);
   }
+  hsm::refuse_in_hsm(fleet, "master backup",
+                     "its keys cannot leave the token (not extractable): take the backup before master import-to-hsm");
   auto& reg = fleet.registry();
   const auto& ring = fleet.keyring();
   const auto secret = ring.serialize();

@@ -5,6 +5,7 @@
 #include <fleetkey/crypto/hierarchy.hpp>
 #include <fleetkey/fleet/agent.hpp>
 #include <fleetkey/fleet/fleet.hpp>
+#include <fleetkey/fleet/hsm.hpp>
 #include <fleetkey/util/error.hpp>
 #include <fleetkey/util/file.hpp>
 #include <fleetkey/util/text.hpp>
@@ -81,6 +82,7 @@ Paths resolve_paths(const Options& options)
   p.registry = options.registry.value_or(env("FLEETKEY_REGISTRY").value_or(p.home + "/registry.db"));
   p.master_key = options.master_key.value_or(env("FLEETKEY_MASTER_KEY").value_or(p.home + "/master.key"));
   p.passphrase_file = options.passphrase_file ? options.passphrase_file : env("FLEETKEY_PASSPHRASE_FILE");
+  p.pin_file = options.pin_file ? options.pin_file : env("FLEETKEY_PKCS11_PIN_FILE");
   return p;
 }
 
@@ -236,7 +238,8 @@ bool Fleet::settle_key_file(bool wait)
   bool changed = false;
   for (const auto& [id, name] : found.pending) {
     const auto action = reg.audit_action(id);
-    const bool committed = action && (*action == "master.passwd" || *action == "master.rotate");
+    const bool committed =
+        action && (*action == "master.passwd" || *action == "master.rotate" || *action == "master.import_to_hsm");
     if (committed) {
       if (::rename(name.c_str(), target.c_str()) != 0 && errno != ENOENT) {
         throw Error(Exit::failure, "cannot replace {}: {}", target, std::strerror(errno));
@@ -316,6 +319,14 @@ const crypto::Keyring& Fleet::load_keyring()
                          std::getenv("FLEETKEY_AGENT"), m_paths.registry, why));
       }
     }
+  }
+  if (!ring && hsm::key_file_in_hsm(m_paths.master_key)) {
+    // The master key is in a PKCS#11 token: the key file is a reference to it (fleet/hsm.hpp).
+    text = crypto::read_private_file(m_paths.master_key, "master key file", crypto::k_max_secret_file, true);
+    ring = hsm::load_ring(m_paths, crypto::as_text(text));
+    header.hsm = true;
+    header.test_key = ring->is_test_key();
+    header.current_version = ring->current_version();
   }
   // A passphrase typed at the prompt gets k_prompt_attempts tries, as ssh gives; one from a file or
   // the environment gets one.

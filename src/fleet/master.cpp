@@ -1,6 +1,8 @@
 #include "fleet/convert.hpp"
 
 #include <fleetkey/crypto/hierarchy.hpp>
+#include <fleetkey/crypto/pkcs11.hpp>
+#include <fleetkey/fleet/hsm.hpp>
 #include <fleetkey/fleet/master.hpp>
 #include <fleetkey/registry/store.hpp>
 #include <fleetkey/util/bytes.hpp>
@@ -15,6 +17,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fcntl.h>
+#include <functional>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -100,8 +103,29 @@ void check_unchanged_key_file(Fleet& fleet)
 // link's target, replacing the target). The commit decides: a kill before it leaves a pending file
 // whose audit row never existed (removed by the next command), a kill after it one whose row exists
 // (put in place by the next command, Fleet::settle_key_file). Returns the bytes written.
+crypto::Secret write_and_commit(Fleet& fleet, registry::Transaction& tx,
+                                const std::function<crypto::Secret(const std::string&)>& write);
+
 crypto::Secret write_key_file_and_commit(Fleet& fleet, registry::Transaction& tx, const crypto::Keyring& ring,
                                          const crypto::Secret* pass, crypto::KdfParams kdf)
+{
+  return write_and_commit(fleet, tx, [&](const std::string& path) {
+    return crypto::write_key_file(path, ring, pass, kdf, crypto::Replace::no);
+  });
+}
+
+// A key file's text (an HSM reference) written 0600 and atomically at `path`, which must not exist.
+crypto::Secret write_text_file(const std::string& path, std::string_view text)
+{
+  util::AtomicFile file(path, util::Overwrite::no);
+  file.write(text);
+  file.commit();
+  return crypto::Secret::copy_of(util::as_bytes(text));
+}
+
+// As write_key_file_and_commit, for whatever `write` writes at the path it is given.
+crypto::Secret write_and_commit(Fleet& fleet, registry::Transaction& tx,
+                                const std::function<crypto::Secret(const std::string&)>& write)
 {
   const int64_t last = fleet.registry().last_audit_id();
   if (last == 0) {
@@ -110,7 +134,7 @@ crypto::Secret write_key_file_and_commit(Fleet& fleet, registry::Transaction& tx
   const std::string target = key_file_target(fleet.paths().master_key);
   const std::string pending = fmt::format("{}.pending-{}", target, last);
   ::unlink(pending.c_str()); // a row id reused after a rollback: its file was never committed
-  auto text = crypto::write_key_file(pending, ring, pass, kdf, crypto::Replace::no);
+  auto text = write(pending);
   try {
     tx.commit();
   } catch (...) {
@@ -184,6 +208,90 @@ bool rename_no_replace(const std::string& from, const std::string& to)
   return true;
 }
 
+// The prefix of the object labels in the token: the URI's object=, else "fleetkey-" and 8 random hex
+// digits, so that two homes never share a label by accident.
+void choose_object(crypto::pkcs11::Uri& uri)
+{
+  if (uri.object.empty()) {
+    uint8_t tag[4];
+    randombytes_buf(tag, sizeof tag);
+    uri.object = "fleetkey-" + util::to_hex(tag);
+  }
+}
+
+// Objects created in the token by a command that then failed are destroyed again (best effort).
+class CreatedObjects
+{
+public:
+  explicit CreatedObjects(std::shared_ptr<crypto::pkcs11::Token> token)
+      : m_token(std::move(token))
+  {
+  }
+  CreatedObjects(const CreatedObjects&) = delete;
+  CreatedObjects& operator=(const CreatedObjects&) = delete;
+  ~CreatedObjects()
+  {
+    for (const auto& label : m_labels) {
+      try {
+        m_token->destroy(label);
+      } catch (...) { // NOLINT(bugprone-empty-catch): the command's own error is the one to report
+      }
+    }
+  }
+  void add(std::string label) { m_labels.push_back(std::move(label)); }
+  void keep() { m_labels.clear(); } // committed
+
+private:
+  std::shared_ptr<crypto::pkcs11::Token> m_token;
+  std::vector<std::string> m_labels;
+};
+
+// PRK[v] of MK as the token holds it, and what the reference records of it.
+crypto::pkcs11::ReferenceVersion import_version(crypto::pkcs11::Token& token, CreatedObjects& created,
+                                                const std::string& label, const crypto::MasterKey& mk)
+{
+  const auto prk = crypto::hkdf_extract(util::as_bytes(crypto::k_salt), mk.key.span());
+  token.import_secret(label, prk);
+  created.add(label);
+  return {mk.version, mk.created, crypto::fingerprint(mk.key.span()), crypto::pkcs11::check_value(prk)};
+}
+
+// Every version of `ring` into the token (none if one of its labels is taken), as a reference.
+crypto::pkcs11::Reference import_ring(crypto::pkcs11::Token& token, CreatedObjects& created,
+                                      const crypto::pkcs11::Uri& uri, const crypto::Keyring& ring)
+{
+  for (const auto& mk : ring.versions()) {
+    const auto label = crypto::pkcs11::object_label(uri.object, mk.version);
+    if (token.has_object(label)) {
+      throw Error(Exit::conflict,
+                  "PKCS#11 token \"{}\" holds an object labelled \"{}\" already: name another prefix with object= "
+                  "in the URI",
+                  token.label(), label)
+          .with_reason("exists");
+    }
+  }
+  crypto::pkcs11::Reference ref;
+  ref.uri = uri.text();
+  ref.test_key = ring.is_test_key();
+  ref.current = ring.current_version();
+  if (ring.is_test_key()) {
+    ref.test_seed_hex = util::to_hex(ring.test_seed().span());
+  }
+  for (const auto& mk : ring.versions()) {
+    ref.versions.push_back(import_version(token, created, crypto::pkcs11::object_label(uri.object, mk.version), mk));
+  }
+  return ref;
+}
+
+crypto::KeyFileHeader hsm_header(const crypto::pkcs11::Reference& ref)
+{
+  crypto::KeyFileHeader h;
+  h.hsm = true;
+  h.test_key = ref.test_key;
+  h.current_version = ref.current;
+  return h;
+}
+
 } // namespace
 
 MasterKeyVersion init(Fleet& fleet, const InitOptions& options)
@@ -210,9 +318,14 @@ MasterKeyVersion init(Fleet& fleet, const InitOptions& options)
       }
     }
   }
+  std::optional<crypto::pkcs11::Uri> uri;
+  if (options.pkcs11_uri) {
+    uri = crypto::pkcs11::parse_uri(*options.pkcs11_uri);
+    choose_object(*uri);
+  }
   // Ask for the passphrase before anything is created, so that a refusal changes nothing.
   std::optional<crypto::Secret> pass;
-  if (!options.no_passphrase) {
+  if (!options.no_passphrase && !uri) {
     pass = fleet.passphrase(Confirm::yes, "New passphrase for the master key: ");
   }
   util::make_directories(paths.home, 0700);
@@ -246,6 +359,14 @@ MasterKeyVersion init(Fleet& fleet, const InitOptions& options)
   const int64_t now = util::unix_now();
   auto ring = std::make_unique<crypto::Keyring>(crypto::Keyring::create(now, std::move(seed)));
   const auto rec = record_of(ring->current(), ring->is_test_key(), "current");
+  // With --pkcs11, the token (logged in now, before anything changes) gets PRK[1]; the plaintext key
+  // exists only in `ring`, in guarded memory, until init returns.
+  std::shared_ptr<crypto::pkcs11::Token> token;
+  std::optional<crypto::pkcs11::Reference> ref;
+  if (uri) {
+    token = crypto::pkcs11::Token::open(*uri, hsm::pin_source(paths));
+  }
+  CreatedObjects created(token);
   SetAside replaced;
   if (options.force) {
     for (const char* suffix : k_registry_suffixes) {
@@ -263,6 +384,11 @@ MasterKeyVersion init(Fleet& fleet, const InitOptions& options)
       reg->insert_master_key(rec);
       reg->audit("init", "master:1",
                  {{"fingerprint", rec.fingerprint}, {"test_key", rec.test_key}, {"encrypted", pass.has_value()}});
+      if (uri) {
+        // As if imported at once (master import-to-hsm): the trail says where the key went.
+        reg->audit("master.import_to_hsm", "master",
+                   {{"pkcs11", uri->text()}, {"token", token->label()}, {"versions", std::vector<uint32_t>{1}}});
+      }
       tx.commit();
       // Everything into the database file, so that it can move without its WAL.
       reg->checkpoint();
@@ -270,7 +396,12 @@ MasterKeyVersion init(Fleet& fleet, const InitOptions& options)
     ::unlink((staging.registry + "-wal").c_str());
     ::unlink((staging.registry + "-shm").c_str());
     try {
-      text = crypto::write_key_file(staging.key, *ring, pass ? &*pass : nullptr, kdf, crypto::Replace::no);
+      if (token) {
+        ref = import_ring(*token, created, *uri, *ring);
+        text = write_text_file(staging.key, crypto::pkcs11::encode_reference(*ref));
+      } else {
+        text = crypto::write_key_file(staging.key, *ring, pass ? &*pass : nullptr, kdf, crypto::Replace::no);
+      }
     } catch (const Error& e) {
       // Name the file the user asked for, not the staging name.
       std::string message = e.message();
@@ -307,10 +438,15 @@ MasterKeyVersion init(Fleet& fleet, const InitOptions& options)
     }
   }
   replaced.drop();
+  created.keep();
   ::chmod(paths.home.c_str(), 0700); // an existing home too: it holds the key file
   crypto::KeyFileHeader header{pass.has_value(), kdf, ring->is_test_key(), 1};
   if (ring->is_test_key()) {
     fleet.warn("created a TEST master key from --test-seed: never provision real devices with it");
+  }
+  if (ref) {
+    ring = std::make_unique<crypto::Keyring>(crypto::pkcs11::reference_ring(*ref, token)); // the plaintext goes
+    header = hsm_header(*ref);
   }
   fleet.reset_keyring(std::move(ring), header, std::move(pass), std::move(text));
   fleet.set_registry(registry::Store::open(paths.registry, registry::OpenMode::existing));
@@ -326,8 +462,59 @@ std::vector<MasterKeyVersion> list_master_keys(Fleet& fleet)
   return out;
 }
 
+namespace {
+
+// rotate on an HSM home: MK[v+1] is made in guarded memory, its PRK imported into the token (a label a
+// killed rotate left there, never recorded, is destroyed first), and the reference gains the version.
+MasterKeyVersion rotate_in_hsm(Fleet& fleet)
+{
+  auto& reg = fleet.registry();
+  const auto& ring = fleet.keyring();
+  const auto token = hsm::token_of(ring);
+  auto ref = crypto::pkcs11::decode_reference(crypto::as_text(fleet.key_file_text()));
+  const auto uri = crypto::pkcs11::parse_uri(ref.uri);
+  const uint32_t next = ref.versions.back().version + 1;
+  const int64_t now = util::unix_now();
+  crypto::MasterKey mk;
+  if (ref.test_key) {
+    // MK[v] of a test key comes from its seed, as in a key file (fleetkey-formats(5), TEST KEYS).
+    const auto seed = util::from_hex(ref.test_seed_hex);
+    auto seeded = crypto::Keyring::create(now, crypto::Secret::copy_of(*seed));
+    while (seeded.current_version() < next) {
+      seeded.rotate(now);
+    }
+    mk.key = crypto::Secret::copy_of(seeded.current().key.span());
+  } else {
+    mk.key = crypto::Secret::random(crypto::k_key_len);
+  }
+  mk.version = next;
+  mk.created = now;
+  const auto rec = record_of(mk, ref.test_key, "current");
+  const auto label = crypto::pkcs11::object_label(uri.object, next);
+  registry::Transaction tx(reg);
+  check_unchanged_key_file(fleet);
+  token->destroy(label);
+  CreatedObjects created(token);
+  ref.versions.push_back(import_version(*token, created, label, mk));
+  ref.current = next;
+  reg.insert_master_key(rec);
+  reg.set_current_master_key(rec.version);
+  reg.audit("master.rotate", fmt::format("master:{}", rec.version), {{"fingerprint", rec.fingerprint}});
+  auto text = write_and_commit(fleet, tx,
+                               [&](const std::string& path) { return write_text_file(path, encode_reference(ref)); });
+  created.keep();
+  fleet.reset_keyring(std::make_unique<crypto::Keyring>(crypto::pkcs11::reference_ring(ref, token)), hsm_header(ref),
+                      std::nullopt, std::move(text));
+  return master_key_of(rec);
+}
+
+} // namespace
+
 MasterKeyVersion rotate_master_key(Fleet& fleet)
 {
+  if (fleet.key_file_header().hsm) {
+    return rotate_in_hsm(fleet);
+  }
   auto& reg = fleet.registry();
   auto ring = crypto::Keyring::deserialize(fleet.keyring().serialize().span());
   auto header = fleet.key_file_header();
@@ -377,6 +564,9 @@ void change_passphrase(Fleet& fleet, const PasswdOptions& options)
   if (options.no_passphrase && (options.new_passphrase_file || options.kdf_profile)) {
     throw Error(Exit::usage, "--no-passphrase cannot be combined with --new-passphrase-file or --kdf");
   }
+  hsm::refuse_in_hsm(fleet, "master passwd",
+                     "it has no passphrase, and the token's PIN is the token's business (change it with the token's "
+                     "own tools)");
   auto& reg = fleet.registry();
   const auto& ring = fleet.keyring(); // asks for the old passphrase, once
   const auto& header = fleet.key_file_header();
@@ -406,6 +596,33 @@ void change_passphrase(Fleet& fleet, const PasswdOptions& options)
   new_header.encrypted = pass.has_value();
   new_header.kdf = kdf;
   fleet.reset_key_file(new_header, std::move(pass), std::move(text));
+}
+
+HsmImport import_to_hsm(Fleet& fleet, const std::string& uri_text)
+{
+  auto uri = crypto::pkcs11::parse_uri(uri_text);
+  choose_object(uri);
+  if (hsm::key_file_in_hsm(fleet.paths().master_key)) {
+    throw Error(Exit::conflict, "the master key of {} is in a PKCS#11 token already", fleet.paths().home);
+  }
+  auto& reg = fleet.registry();
+  const auto& ring = fleet.keyring(); // asks for the passphrase
+  const auto token = crypto::pkcs11::Token::open(uri, hsm::pin_source(fleet.paths()));
+  CreatedObjects created(token);
+  registry::Transaction tx(reg);
+  check_unchanged_key_file(fleet);
+  auto ref = import_ring(*token, created, uri, ring);
+  HsmImport out{ref.uri, token->label(), {}};
+  for (const auto& v : ref.versions) {
+    out.versions.push_back(v.version);
+  }
+  reg.audit("master.import_to_hsm", "master", {{"pkcs11", ref.uri}, {"token", out.token}, {"versions", out.versions}});
+  auto text = write_and_commit(
+      fleet, tx, [&](const std::string& path) { return write_text_file(path, crypto::pkcs11::encode_reference(ref)); });
+  created.keep();
+  fleet.reset_keyring(std::make_unique<crypto::Keyring>(crypto::pkcs11::reference_ring(ref, token)), hsm_header(ref),
+                      std::nullopt, std::move(text));
+  return out;
 }
 
 } // namespace fleetkey::fleet

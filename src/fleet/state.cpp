@@ -37,7 +37,7 @@ crypto::Secret state_device_key(Fleet& fleet, StateContext& ctx, const registry:
 {
   auto& slot = ctx.derivers[d.key_version];
   if (!slot) {
-    slot = std::make_unique<crypto::MasterDeriver>(fleet.keyring().get(d.key_version).key);
+    slot = std::make_unique<crypto::MasterDeriver>(fleet.keyring().get(d.key_version));
   }
   auto key = slot->device_key(d.id);
   if (crypto::fingerprint(key.span()) != d.fingerprint) {

@@ -29,6 +29,27 @@ TEST_KEY_WARNING = ("fleetkey: warning: using a TEST master key (made with --tes
                     "reproducible by anyone with the seed; never provision real devices with it\n")
 ISO_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
+# FLEETKEY_TEST_HSM=1 (the cli.hsm.* tests): init_test_key and init_plain keep the master key in a SoftHSM2
+# token made in the test's own directory, never in /var/lib/softhsm.
+HSM = os.environ.get("FLEETKEY_TEST_HSM") == "1"
+SOFTHSM_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
+HSM_PIN = "1234"
+HSM_URI = f"pkcs11:token=fleetkey?module-path={SOFTHSM_MODULE}"
+
+
+def make_softhsm_token(tmp, label="fleetkey"):
+    """Initialises a SoftHSM2 token `label` whose files are in tmp/softhsm (user PIN HSM_PIN); returns the
+    environment that points SoftHSM2 there."""
+    tokens = os.path.join(tmp, "softhsm", "tokens")
+    os.makedirs(tokens, exist_ok=True)
+    conf = os.path.join(tmp, "softhsm", "softhsm2.conf")
+    with open(conf, "w") as f:
+        f.write(f"directories.tokendir = {tokens}\nobjectstore.backend = file\nlog.level = ERROR\n")
+    env = {"SOFTHSM2_CONF": conf}
+    subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", label, "--pin", HSM_PIN, "--so-pin",
+                    "87654321"], env={**os.environ, **env}, check=True, capture_output=True)
+    return env
+
 
 def static_binary():
     """Whether fleetkey is a static executable (the release build): an ELF file without PT_INTERP."""
@@ -132,10 +153,19 @@ class FleetTest(unittest.TestCase):
         return rc, out
 
     def init_test_key(self, seed=TEST_SEED):
-        return self.fk("init", "--no-passphrase", "--test-seed", seed)
+        return self.fk("init", "--no-passphrase", "--test-seed", seed, *self.hsm_init_args())
 
     def init_plain(self):
-        return self.fk("init", "--no-passphrase")
+        return self.fk("init", "--no-passphrase", *self.hsm_init_args())
+
+    def hsm_init_args(self):
+        """With FLEETKEY_TEST_HSM=1: a SoftHSM2 token for this test, its PIN in the environment, and init's
+        --pkcs11 option."""
+        if not HSM:
+            return ()
+        self.env.update(make_softhsm_token(self.tmp))
+        self.env["FLEETKEY_PKCS11_PIN"] = HSM_PIN
+        return ("--pkcs11", HSM_URI)
 
     def write_private(self, name, content, mode=0o600):
         path = os.path.join(self.tmp, name)

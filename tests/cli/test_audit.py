@@ -22,6 +22,7 @@ ACTIONS = {
     "master.passwd": ({"encrypted"}, set()),
     "master.backup": ({"backup", "fingerprint", "shares", "threshold", "versions"}, set()),
     "master.restore": ({"backup", "encrypted", "fingerprint", "versions"}, set()),
+    "master.import_to_hsm": ({"pkcs11", "token", "versions"}, set()),
     "device.add": ({"fingerprint", "key_version"}, set()),
     "device.import": ({"count", "format", "ids_sha256", "key_version", "skipped"}, set()),
     "device.revoke": ({"reason"}, set()),
@@ -273,6 +274,8 @@ class AuditActionsTest(fk.FleetTest):
         self.fk("master", "backup", "--shares", "3", "--threshold", "2", "-o", shares)
         os.rename(self.key_path, self.key_path + ".old")
         self.fk("master", "restore", "--no-passphrase", *(os.path.join(shares, f"share-{i}.txt") for i in (1, 3)))
+        self.fk("master", "import-to-hsm", fk.HSM_URI, env={**fk.make_softhsm_token(self.tmp),
+                                                            "FLEETKEY_PKCS11_PIN": fk.HSM_PIN})
 
         lines = self.fk("--json", "audit", "list").out.splitlines()
         events = [json.loads(line) for line in lines]
@@ -287,7 +290,7 @@ class AuditActionsTest(fk.FleetTest):
             ("token.key.export", "v2"), ("token.key.export", "v2/SN-0001"), ("user.revoke", "alice"),
             ("user.grant", "alice"), ("token.mint", "alice"), ("device.revoke", "SN-0002"), ("user.revoke", "alice"),
             ("master.retire", "master:1"),
-            ("master.backup", "master"), ("master.restore", "master")])
+            ("master.backup", "master"), ("master.restore", "master"), ("master.import_to_hsm", "master")])
         self.assertRegex(cti, r"^[0-9a-f]+$")
         self.assertEqual(events[10]["details"]["file"], svg)
         self.assertEqual(events[12]["details"]["manifest"], os.path.join(labels, "manifest.csv"))
@@ -309,7 +312,7 @@ class AuditActionsTest(fk.FleetTest):
             self.assertEqual(set(doc[action]), always | sometimes, action)
             self.assertEqual({m for m, t in doc[action].items() if ", only " in t.split(":")[0]}, sometimes, action)
         # Types as documented.
-        json_type = {bool: "boolean", int: "integer", str: "string"}
+        json_type = {bool: "boolean", int: "integer", str: "string", list: "array"}
         for e in events:
             for name, value in e["details"].items():
                 documented = doc[e["action"]][name].split(":")[0].split(",")[0]

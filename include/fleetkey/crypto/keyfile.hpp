@@ -43,6 +43,7 @@ public:
   uint32_t current_version() const { return m_current; }
   const std::vector<MasterKey>& versions() const { return m_versions; }
   bool is_test_key() const { return !m_test_seed.empty() || m_remote_test; }
+  const Secret& test_seed() const { return m_test_seed; } // empty unless a test key held here
 
   Secret serialize() const; // throws Error(key) for a ring whose keys are held elsewhere
   static Keyring deserialize(std::span<const uint8_t> plaintext); // throws Error(key)
@@ -77,6 +78,7 @@ struct KeyFileHeader
   KdfParams kdf;
   bool test_key = false;
   uint32_t current_version = 0;
+  bool hsm = false; // the file is a PKCS#11 reference: the keys are in a token (crypto/pkcs11.hpp)
 };
 
 // The whole file's text, in guarded memory: an unencrypted file holds the key ring in base64.

@@ -21,6 +21,7 @@ struct Options
   std::optional<std::string> registry;
   std::optional<std::string> master_key;
   std::optional<std::string> passphrase_file;
+  std::optional<std::string> pin_file; // a PKCS#11 token's PIN (fleet/hsm.hpp)
 };
 
 struct Paths
@@ -29,6 +30,7 @@ struct Paths
   std::string registry;
   std::string master_key;
   std::optional<std::string> passphrase_file;
+  std::optional<std::string> pin_file; // --pin-file, else $FLEETKEY_PKCS11_PIN_FILE
 };
 
 // --home, then $FLEETKEY_HOME, then $XDG_DATA_HOME/fleetkey, then ~/.local/share/fleetkey;

@@ -15,6 +15,9 @@ struct InitOptions
   std::optional<std::string> test_seed_hex; // reproducible fixtures only
   std::string kdf_profile = "moderate";
   bool force = false; // replace an existing registry and key file
+  // An RFC 7512 URI: the master key goes into this PKCS#11 token (fleet/hsm.hpp) and the key file
+  // becomes a reference to it.
+  std::optional<std::string> pkcs11_uri;
 };
 
 // Creates the home (0700), the registry and master key version 1.
@@ -37,5 +40,16 @@ struct PasswdOptions
 
 // Re-encrypts the key file under a new passphrase (new salt and nonce).
 void change_passphrase(Fleet& fleet, const PasswdOptions& options);
+
+struct HsmImport
+{
+  std::string uri; // canonical, with the object label prefix chosen
+  std::string token;
+  std::vector<uint32_t> versions;
+};
+
+// Imports PRK[v] of every version in the key file into the PKCS#11 token `uri` names, then replaces the
+// key file by a reference to the token (audit action master.import_to_hsm).
+HsmImport import_to_hsm(Fleet& fleet, const std::string& uri);
 
 } // namespace fleetkey::fleet
