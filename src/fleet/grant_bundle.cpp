@@ -1,5 +1,6 @@
 // The user's grant bundle: a grant and its first token in one transaction, the bundle's JSON
 // (fleetkey-tokens(5), GRANT BUNDLE) and its QR code.
+#include "fleet/convert.hpp"
 #include "token_mint.hpp"
 
 #include <fleetkey/fleet/devices.hpp>

@@ -1,5 +1,6 @@
 // Verifying one token against the registry: the key of its kid, the revocation set, the grant
 // that bounds it, and inspecting a token without verifying it.
+#include "fleet/convert.hpp"
 #include "token_mint.hpp"
 
 #include <fleetkey/crypto/hierarchy.hpp>
