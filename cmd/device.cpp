@@ -7,7 +7,7 @@
 #include <fleetkey/fleet/state.hpp>
 #include <fleetkey/fleet/tokens.hpp>
 #include <fleetkey/fleet/users.hpp>
-#include <fleetkey/registry/state.hpp>
+#include <fleetkey/registry/store.hpp>
 #include <fleetkey/util/error.hpp>
 #include <fleetkey/util/file.hpp>
 #include <fleetkey/util/text.hpp>
@@ -119,7 +119,7 @@ void add_device_show(CLI::App& device, Context& ctx)
         auto& reg = ctx.fleet().registry();
         const auto d = fleet::show_device(ctx.fleet(), *show_id);
         const auto grants = reg.grants_of_device(d.id);
-        const auto seq = registry::device_state_seq(reg, d.id);
+        const auto seq = reg.device_state_seq(d.id);
         if (ctx.json()) {
           Json j = to_json(d);
           j["state_seq"] = seq;

@@ -3,7 +3,7 @@
 
 #include "context.hpp"
 
-#include <fleetkey/registry/registry.hpp>
+#include <fleetkey/registry/store.hpp>
 
 namespace fleetkey::cmd {
 

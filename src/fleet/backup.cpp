@@ -208,7 +208,7 @@ Backup backup_master_key(Fleet& fleet, unsigned shares, unsigned threshold,
     s.y = std::move(ys[i]);
     backup.shares.push_back(std::move(s));
   }
-  registry::Transaction tx(reg.db());
+  registry::Transaction tx(reg);
   reg.audit("master.backup", "master",
             {{"backup", util::to_hex(id)},
              {"shares", shares},
@@ -299,7 +299,7 @@ Restored restore_master_key(Fleet& fleet, const std::vector<std::pair<std::strin
   }
   if (out.registry_checked) {
     auto& reg = fleet.registry();
-    tx.emplace(reg.db());
+    tx.emplace(reg);
     reg.audit("master.restore", "master",
               {{"backup", out.backup_id},
                {"versions", out.versions},

@@ -2,7 +2,7 @@
 #include <fleetkey/fleet/devices.hpp>
 #include <fleetkey/fleet/keys.hpp>
 #include <fleetkey/fleet/users.hpp>
-#include <fleetkey/registry/state.hpp>
+#include <fleetkey/registry/store.hpp>
 #include <fleetkey/util/error.hpp>
 #include <fleetkey/util/text.hpp>
 
@@ -16,7 +16,7 @@ AddedDevice add_device(Fleet& fleet, const DeviceSpec& spec, IfMissing if_missin
   }
   auto& reg = fleet.registry();
   fleet.keyring(); // before the transaction: it may ask for a passphrase
-  registry::Transaction tx(reg.db());
+  registry::Transaction tx(reg);
   const auto& mk = fleet.current_master_key(); // inside: serialised with rotate and retire
   if (auto existing = reg.device(spec.id)) {
     if (if_missing == IfMissing::yes) {
@@ -60,7 +60,7 @@ registry::DeviceRecord revoke_device(Fleet& fleet, std::string_view id, std::str
 {
   validate_reason(reason);
   auto& reg = fleet.registry();
-  registry::Transaction tx(reg.db());
+  registry::Transaction tx(reg);
   auto rec = show_device(fleet, id);
   if (rec.status == "revoked") {
     throw Error(Exit::conflict, "device \"{}\" is already revoked", id).with_reason("already_revoked");
@@ -75,7 +75,7 @@ registry::DeviceRecord revoke_device(Fleet& fleet, std::string_view id, std::str
       end_grant(reg, g, reason, now, {{"device_revoked", true}});
     }
   }
-  registry::raise_device_state(reg, id);
+  reg.raise_device_state(id);
   tx.commit();
   return show_device(fleet, id);
 }
@@ -106,7 +106,7 @@ DeviceKey export_device_key(Fleet& fleet, std::string_view id, const std::option
   }
   auto fp = crypto::fingerprint(key.span());
   auto& reg = fleet.registry();
-  registry::Transaction tx(reg.db());
+  registry::Transaction tx(reg);
   reg.audit("device.key.export", id,
             {{"purpose", purpose ? nlohmann::json(*purpose) : nlohmann::json(nullptr)}, {"fingerprint", fp}});
   tx.commit();

@@ -88,15 +88,15 @@ Fleet::Fleet(Options options, Warn warn)
 
 Fleet::~Fleet() = default;
 
-registry::Registry& Fleet::registry()
+registry::Store& Fleet::registry()
 {
   if (!m_registry) {
     // Like ssh with its keys: what another user could have written is not trusted.
     check_owner(m_paths.home, "home");
     check_owner(m_paths.registry, "registry");
-    m_registry.emplace(registry::Registry::open(m_paths.registry, registry::OpenMode::existing));
+    m_registry = registry::Store::open(m_paths.registry, registry::OpenMode::existing);
     if (m_hold) {
-      m_registry->db().hold_commits();
+      m_registry->hold_commits();
     }
     // An init killed after its commit leaves a second name for the key file (MASTER_KEY.init, see
     // fleet::init); it is ours to remove once the registry is in place.
@@ -115,23 +115,23 @@ registry::Registry& Fleet::registry()
   return *m_registry;
 }
 
-void Fleet::set_registry(registry::Registry reg)
+void Fleet::set_registry(std::unique_ptr<registry::Store> reg)
 {
-  m_registry.emplace(std::move(reg));
+  m_registry = std::move(reg);
 }
 
 void Fleet::hold_commits()
 {
   m_hold = true;
   if (m_registry) {
-    m_registry->db().hold_commits();
+    m_registry->hold_commits();
   }
 }
 
 void Fleet::commit_held()
 {
   if (m_registry) {
-    m_registry->db().commit_held();
+    m_registry->commit_held();
   }
 }
 
@@ -218,15 +218,14 @@ bool Fleet::settle_key_file(bool wait)
   // key file has either committed its change or died before: a pending file whose audit row exists is
   // the committed key file, any other leftover is the debris of a change that never happened.
   std::optional<registry::Transaction> tx;
-  if (!reg.db().in_transaction()) {
-    tx.emplace(reg.db());
+  if (!reg.in_transaction()) {
+    tx.emplace(reg);
   }
   const auto found = find_leftovers(target);
   bool changed = false;
   for (const auto& [id, name] : found.pending) {
-    auto st = reg.db().prepare("SELECT action FROM audit WHERE id = ?");
-    st.bind(1, id);
-    const bool committed = st.step() && (st.text_view(0) == "master.passwd" || st.text_view(0) == "master.rotate");
+    const auto action = reg.audit_action(id);
+    const bool committed = action && (*action == "master.passwd" || *action == "master.rotate");
     if (committed) {
       if (::rename(name.c_str(), target.c_str()) != 0 && errno != ENOENT) {
         throw Error(Exit::failure, "cannot replace {}: {}", target, std::strerror(errno));

@@ -1,6 +1,6 @@
 #include <fleetkey/crypto/hierarchy.hpp>
 #include <fleetkey/fleet/import.hpp>
-#include <fleetkey/registry/import.hpp>
+#include <fleetkey/registry/store.hpp>
 #include <fleetkey/util/bytes.hpp>
 #include <fleetkey/util/csv.hpp>
 #include <fleetkey/util/error.hpp>
@@ -1123,12 +1123,12 @@ ImportSummary import_devices(Fleet& fleet, const ImportOptions& options, const P
   summary.keys_out = options.keys_out;
 
   // Pass 2: one transaction. BEGIN IMMEDIATE waits for other stations' imports to finish.
-  registry::BulkSession session(reg);
-  registry::Transaction tx(reg.db());
+  registry::Transaction tx(reg);
   // Inside the transaction: a rotate or retire that finished meanwhile is seen, not refused.
   const crypto::MasterKey& mk = fleet.current_master_key();
   summary.key_version = mk.version;
-  registry::DeviceBulkInsert insert(reg, mk.version, util::format_time(util::unix_now()));
+  const auto inserter = reg.bulk_insert(mk.version, util::format_time(util::unix_now()));
+  registry::DeviceBulkInsert& insert = *inserter;
   const bool probe = !insert.registry_was_empty();
   crypto_hash_sha256_state digest;
   crypto_hash_sha256_init(&digest);
@@ -1194,6 +1194,7 @@ ImportSummary import_devices(Fleet& fleet, const ImportOptions& options, const P
       }
     }
   }
+  insert.finish();
   const double inserted_at = since(start);
   summary.imported = insert.inserted();
   uint8_t hash[32];

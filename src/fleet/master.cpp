@@ -1,6 +1,6 @@
 #include <fleetkey/crypto/hierarchy.hpp>
 #include <fleetkey/fleet/master.hpp>
-#include <fleetkey/registry/state.hpp>
+#include <fleetkey/registry/store.hpp>
 #include <fleetkey/util/bytes.hpp>
 #include <fleetkey/util/error.hpp>
 #include <fleetkey/util/file.hpp>
@@ -101,14 +101,12 @@ void check_unchanged_key_file(Fleet& fleet)
 crypto::Secret write_key_file_and_commit(Fleet& fleet, registry::Transaction& tx, const crypto::Keyring& ring,
                                          const crypto::Secret* pass, crypto::KdfParams kdf)
 {
-  auto& db = fleet.registry().db();
-  auto last = db.prepare("SELECT max(id) FROM audit");
-  if (!last.step() || last.is_null(0)) {
+  const int64_t last = fleet.registry().last_audit_id();
+  if (last == 0) {
     throw Error(Exit::failure, "internal error: the change has no audit row");
   }
   const std::string target = key_file_target(fleet.paths().master_key);
-  const std::string pending = fmt::format("{}.pending-{}", target, last.integer(0));
-  last.reset();
+  const std::string pending = fmt::format("{}.pending-{}", target, last);
   ::unlink(pending.c_str()); // a row id reused after a rollback: its file was never committed
   auto text = crypto::write_key_file(pending, ring, pass, kdf, crypto::Replace::no);
   try {
@@ -257,14 +255,14 @@ registry::MasterKeyRecord init(Fleet& fleet, const InitOptions& options)
   crypto::Secret text;
   try {
     {
-      auto reg = registry::Registry::open(staging.registry, registry::OpenMode::create);
-      registry::Transaction tx(reg.db());
-      reg.insert_master_key(rec);
-      reg.audit("init", "master:1",
-                {{"fingerprint", rec.fingerprint}, {"test_key", rec.test_key}, {"encrypted", pass.has_value()}});
+      auto reg = registry::Store::open(staging.registry, registry::OpenMode::create);
+      registry::Transaction tx(*reg);
+      reg->insert_master_key(rec);
+      reg->audit("init", "master:1",
+                 {{"fingerprint", rec.fingerprint}, {"test_key", rec.test_key}, {"encrypted", pass.has_value()}});
       tx.commit();
       // Everything into the database file, so that it can move without its WAL.
-      reg.db().exec("PRAGMA wal_checkpoint(TRUNCATE)");
+      reg->checkpoint();
     }
     ::unlink((staging.registry + "-wal").c_str());
     ::unlink((staging.registry + "-shm").c_str());
@@ -312,7 +310,7 @@ registry::MasterKeyRecord init(Fleet& fleet, const InitOptions& options)
     fleet.warn("created a TEST master key from --test-seed: never provision real devices with it");
   }
   fleet.reset_keyring(std::move(ring), header, std::move(pass), std::move(text));
-  fleet.set_registry(registry::Registry::open(paths.registry, registry::OpenMode::existing));
+  fleet.set_registry(registry::Store::open(paths.registry, registry::OpenMode::existing));
   return rec;
 }
 
@@ -333,7 +331,7 @@ registry::MasterKeyRecord rotate_master_key(Fleet& fleet)
   // Fleet::keyring) is kept, not reused.
   const auto& mk = ring.rotate(util::unix_now());
   const auto rec = record_of(mk, ring.is_test_key(), "current");
-  registry::Transaction tx(reg.db());
+  registry::Transaction tx(reg);
   check_unchanged_key_file(fleet);
   reg.insert_master_key(rec);
   reg.set_current_master_key(rec.version);
@@ -348,7 +346,7 @@ registry::MasterKeyRecord rotate_master_key(Fleet& fleet)
 registry::MasterKeyRecord retire_master_key(Fleet& fleet, uint32_t version)
 {
   auto& reg = fleet.registry();
-  registry::Transaction tx(reg.db());
+  registry::Transaction tx(reg);
   auto rec = reg.master_key(version);
   if (!rec) {
     throw Error(Exit::not_found, "master key version {} does not exist", version);
@@ -362,7 +360,7 @@ registry::MasterKeyRecord retire_master_key(Fleet& fleet, uint32_t version)
   const auto now = util::format_time(util::unix_now());
   reg.retire_master_key(version, now);
   reg.audit("master.retire", fmt::format("master:{}", version));
-  registry::raise_global_state(reg); // every lock learns it (fleetkey-state(5))
+  reg.raise_global_state(); // every lock learns it (fleetkey-state(5))
   tx.commit();
   return *reg.master_key(version);
 }
@@ -393,7 +391,7 @@ void change_passphrase(Fleet& fleet, const PasswdOptions& options)
   const auto kdf = options.kdf_profile ? crypto::kdf_profile(*options.kdf_profile)
                    : header.encrypted  ? header.kdf
                                        : crypto::kdf_profile("moderate");
-  registry::Transaction tx(reg.db());
+  registry::Transaction tx(reg);
   check_unchanged_key_file(fleet);
   reg.audit("master.passwd", "master", {{"encrypted", pass.has_value()}});
   auto text = write_key_file_and_commit(fleet, tx, ring, pass ? &*pass : nullptr, kdf);

@@ -2,7 +2,7 @@
 #include <fleetkey/fleet/devices.hpp>
 #include <fleetkey/fleet/pairing.hpp>
 #include <fleetkey/pairing/pin.hpp>
-#include <fleetkey/registry/pairing.hpp>
+#include <fleetkey/registry/store.hpp>
 #include <fleetkey/util/error.hpp>
 #include <fleetkey/util/file.hpp>
 #include <fleetkey/util/text.hpp>
@@ -476,9 +476,9 @@ PairResult pair_device(Fleet& fleet, std::string_view id, const PairOptions& opt
   if (options.scheme == PairScheme::matter) {
     spake2p.emplace();
   }
-  registry::Transaction tx(reg.db());
+  registry::Transaction tx(reg);
   if (rotate == Rotate::yes) {
-    device.pairing_counter = registry::bump_pairing_counter(reg, device.id);
+    device.pairing_counter = reg.bump_pairing_counter(device.id);
   }
   PairResult r;
   r.code = make_pairing_code(pairing::StreamDeriver(key.span()), device, options, spake2p ? &*spake2p : nullptr);
@@ -741,7 +741,7 @@ BatchResult pair_batch(Fleet& fleet, const BatchOptions& o)
   auto& reg = fleet.registry();
   std::vector<std::unique_ptr<util::AtomicFile>> files; // the Matter files, then the manifest
   try {
-    registry::Transaction tx(reg.db());
+    registry::Transaction tx(reg);
     nlohmann::json details = {
         {"count", result.count}, {"scheme", scheme_name(o.pair.scheme)}, {"manifest", result.manifest}};
     if (matter) {

@@ -1,7 +1,7 @@
 #include <fleetkey/crypto/hierarchy.hpp>
 #include <fleetkey/fleet/devices.hpp>
 #include <fleetkey/fleet/state.hpp>
-#include <fleetkey/registry/state.hpp>
+#include <fleetkey/registry/store.hpp>
 #include <fleetkey/token/cbor.hpp>
 #include <fleetkey/token/token.hpp>
 #include <fleetkey/util/error.hpp>
@@ -59,13 +59,13 @@ StateDocument build(Fleet& fleet, StateContext& ctx, std::string_view device_id,
   auto& reg = fleet.registry();
   // One snapshot for the device row, its seq and what the document lists: a document never holds a
   // seq newer than its contents.
-  const registry::ReadSnapshot snapshot(reg.db());
+  const registry::ReadSnapshot snapshot(reg);
   const auto d = show_device(fleet, device_id);
   StateDocument doc;
   doc.device = d.id;
   doc.key_version = d.key_version;
   doc.kid = token::format_kid(d.key_version, d.id);
-  doc.seq = registry::device_state_seq(reg, d.id);
+  doc.seq = reg.device_state_seq(d.id);
   doc.iat = now;
   doc.exp = now + max_age;
   doc.revoked = d.status == "revoked";
@@ -99,7 +99,7 @@ StateDocument build(Fleet& fleet, StateContext& ctx, std::string_view device_id,
   }
 
   // A CWT's token id is the hex of its cti: an id that is not whole bytes of hex names no CWT.
-  registry::for_each_live_revoked_token(reg, d.id, now, [&doc](std::string_view id) {
+  reg.for_each_live_revoked_token(d.id, now, [&doc](std::string_view id) {
     if (id.size() % 2 == 0) {
       if (auto bytes = util::from_hex(id)) {
         doc.revoked_ids.push_back(std::move(*bytes));

@@ -2,8 +2,7 @@
 #include <fleetkey/fleet/devices.hpp>
 #include <fleetkey/fleet/tokens.hpp>
 #include <fleetkey/qr/qr.hpp>
-#include <fleetkey/registry/state.hpp>
-#include <fleetkey/registry/tokens.hpp>
+#include <fleetkey/registry/store.hpp>
 #include <fleetkey/util/error.hpp>
 #include <fleetkey/util/json_escape.hpp>
 #include <fleetkey/util/text.hpp>
@@ -210,7 +209,7 @@ MintedToken make_token(Fleet& fleet, const MintRequest& req)
   return out;
 }
 
-void record_mint(registry::Registry& reg, const MintRequest& req, const MintedToken& t)
+void record_mint(registry::Store& reg, const MintRequest& req, const MintedToken& t)
 {
   const auto& c = t.claims;
   reg.audit("token.mint", req.subject,
@@ -236,7 +235,7 @@ MintedToken mint_token(Fleet& fleet, const MintRequest& req)
 {
   auto out = make_token(fleet, req);
   auto& reg = fleet.registry();
-  registry::Transaction tx(reg.db());
+  registry::Transaction tx(reg);
   record_mint(reg, req, out);
   tx.commit();
   return out;
@@ -289,9 +288,9 @@ TokenVerifier::TokenVerifier(Fleet& fleet, const VerifyOptions& options, Preload
   }
   if (preload == Preload::all) {
     // Stored folded, as token_id() folds a token's (schema 3 folded rows recorded before).
-    registry::for_each_revoked_token(reg, [this](std::string_view id) { m_revoked_tokens.emplace(id); });
-    registry::for_each_grant_state(reg, [this](std::string_view user, std::string_view device, std::string_view role,
-                                               uint64_t epoch, std::string_view status, std::string_view expires) {
+    reg.for_each_revoked_token([this](std::string_view id) { m_revoked_tokens.emplace(id); });
+    reg.for_each_grant_state([this](std::string_view user, std::string_view device, std::string_view role,
+                                    uint64_t epoch, std::string_view status, std::string_view expires) {
       std::string key;
       key.append(user).push_back('\0');
       key.append(device);
@@ -300,7 +299,7 @@ TokenVerifier::TokenVerifier(Fleet& fleet, const VerifyOptions& options, Preload
                              grant_expiry(user, device, expires.empty() ? std::nullopt : std::optional(expires)),
                              std::string(role)});
     });
-    registry::for_each_user_name(reg, [this](std::string_view name) { m_users.emplace(name); });
+    reg.for_each_user_name([this](std::string_view name) { m_users.emplace(name); });
   }
 }
 
@@ -400,7 +399,7 @@ token::Reason TokenVerifier::standing(const token::Claims& c, token::Format f, c
     } else {
       std::lock_guard lock(m_mutex);
       auto& reg = m_fleet.registry();
-      is_revoked = registry::token_revocation(reg, id).has_value();
+      is_revoked = reg.token_revocation(id).has_value();
     }
     if (is_revoked) {
       why = fmt::format("token {} was revoked", id);
@@ -782,7 +781,7 @@ TokenKey export_token_key(Fleet& fleet, const std::optional<std::string>& audien
   out.fingerprint = crypto::fingerprint(out.key.span());
   out.test_key = fleet.keyring().is_test_key();
   auto& reg = fleet.registry();
-  registry::Transaction tx(reg.db());
+  registry::Transaction tx(reg);
   reg.audit("token.key.export", out.kid, {{"format", token::format_name(format)}, {"fingerprint", out.fingerprint}});
   tx.commit();
   return out;
@@ -848,17 +847,17 @@ RevokedToken revoke_token(Fleet& fleet, std::string_view token_or_id, std::strin
     }
   }
   auto& reg = fleet.registry();
-  registry::Transaction tx(reg.db());
-  if (registry::token_revocation(reg, out.token_id)) {
+  registry::Transaction tx(reg);
+  if (reg.token_revocation(out.token_id)) {
     throw Error(Exit::conflict, "token {} is already revoked", out.token_id).with_reason("already_revoked");
   }
   out.reason = std::string(reason);
   out.created = util::format_time(util::unix_now());
-  registry::insert_token_revocation(reg, {out.token_id, out.reason, out.created, out.exp, out.device});
+  reg.insert_token_revocation({out.token_id, out.reason, out.created, out.exp, out.device});
   reg.audit("token.revoke", out.token_id,
             {{"reason", reason}, {"exp", out.exp ? nlohmann::json(*out.exp) : nlohmann::json(nullptr)}});
   // The locks that must learn it: the token's device, or with none known every device.
-  out.device ? registry::raise_device_state(reg, *out.device) : registry::raise_global_state(reg);
+  out.device ? reg.raise_device_state(*out.device) : reg.raise_global_state();
   tx.commit();
   return out;
 }
@@ -879,7 +878,7 @@ GrantBundle grant_with_token(Fleet& fleet, std::string_view user, std::string_vi
   usable_device(fleet, device);
   fleet.keyring(); // a passphrase prompt must not hold the registry's write lock
   auto& reg = fleet.registry();
-  registry::Transaction tx(reg.db());
+  registry::Transaction tx(reg);
   // One clock reading for the grant and its token: created = iat, and expires = exp exactly
   // (user grant --now: that time instead, for fixtures).
   const int64_t now = now_arg.value_or(util::unix_now());

@@ -1,7 +1,7 @@
 #include <fleetkey/crypto/hierarchy.hpp>
 #include <fleetkey/fleet/devices.hpp>
 #include <fleetkey/fleet/users.hpp>
-#include <fleetkey/registry/state.hpp>
+#include <fleetkey/registry/store.hpp>
 #include <fleetkey/util/error.hpp>
 #include <fleetkey/util/text.hpp>
 
@@ -9,7 +9,7 @@ namespace fleetkey::fleet {
 
 namespace {
 
-registry::UserRecord require_user(registry::Registry& reg, std::string_view name)
+registry::UserRecord require_user(registry::Store& reg, std::string_view name)
 {
   validate_name(name, "user name");
   auto rec = reg.user(name);
@@ -25,7 +25,7 @@ registry::UserRecord add_user(Fleet& fleet, const std::string& name, const nlohm
 {
   validate_name(name, "user name");
   auto& reg = fleet.registry();
-  registry::Transaction tx(reg.db());
+  registry::Transaction tx(reg);
   if (reg.user(name)) {
     throw Error(Exit::conflict, "user \"{}\" already exists", name).with_reason("exists");
   }
@@ -127,7 +127,7 @@ Grant grant_user(Fleet& fleet, registry::Transaction& /*tx*/, std::string_view n
     details["replaced_epoch"] = *previous_epoch;
   }
   reg.audit("user.grant", name, details);
-  registry::raise_device_state(reg, device_id);
+  reg.raise_device_state(device_id);
   auto key = crypto::DeviceDeriver(device_key).user_key(name, g.epoch);
   auto fp = crypto::fingerprint(key.span());
   return {std::move(g), std::move(device), std::move(key), std::move(fp)};
@@ -138,7 +138,7 @@ std::vector<registry::GrantRecord> revoke_user(Fleet& fleet, std::string_view na
 {
   validate_reason(reason);
   auto& reg = fleet.registry();
-  registry::Transaction tx(reg.db());
+  registry::Transaction tx(reg);
   require_user(reg, name);
   std::vector<registry::GrantRecord> targets;
   if (device) {
@@ -168,13 +168,13 @@ std::vector<registry::GrantRecord> revoke_user(Fleet& fleet, std::string_view na
   const auto now = util::format_time(util::unix_now());
   for (auto& g : targets) {
     end_grant(reg, g, reason, now);
-    registry::raise_device_state(reg, g.device);
+    reg.raise_device_state(g.device);
   }
   tx.commit();
   return targets;
 }
 
-void end_grant(registry::Registry& reg, registry::GrantRecord& g, std::string_view reason, std::string_view when,
+void end_grant(registry::Store& reg, registry::GrantRecord& g, std::string_view reason, std::string_view when,
                const nlohmann::json& details)
 {
   g.status = "revoked";
@@ -212,7 +212,7 @@ Grant export_user_key(Fleet& fleet, std::string_view name, std::string_view devi
   }
   auto key = crypto::DeviceDeriver(derive_device_key(fleet, device)).user_key(name, g->epoch);
   auto fp = crypto::fingerprint(key.span());
-  registry::Transaction tx(reg.db());
+  registry::Transaction tx(reg);
   reg.audit("user.key.export", name, {{"device", device_id}, {"epoch", g->epoch}, {"fingerprint", fp}});
   tx.commit();
   return {std::move(*g), std::move(device), std::move(key), std::move(fp)};

@@ -28,7 +28,7 @@ namespace {
 // QRcode_free) and its own errno, read through its __errno_location. glibc supports this only when
 // the shared libc is the version fleetkey was linked with, which is checked before first use. It
 // also works only for libraries without dynamic TLS, which libqrencode is (libnss_systemd, for one,
-// is not: registry.cpp keeps NSS out of the static build).
+// is not: registry/store.cpp keeps NSS out of the static build).
 struct Qrencode
 {
   decltype(&QRcode_encodeString) encode_string = nullptr;

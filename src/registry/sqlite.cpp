@@ -1,4 +1,5 @@
-#include <fleetkey/registry/sqlite.hpp>
+#include "registry/sqlite.hpp"
+
 #include <fleetkey/util/error.hpp>
 
 #include <sodium.h>
@@ -238,7 +239,7 @@ void close_db(sqlite3* db, const int* wal_frames)
     return;
   }
   if (sqlite3_get_autocommit(db) == 0) {
-    sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr); // a held transaction (Db::hold_commits) never committed
+    sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr); // a held transaction (Store::hold_commits) never committed
   }
   if ((wal_frames != nullptr && *wal_frames >= k_checkpoint_frames) || wal_too_large(db)) {
     checkpoint_and_restart(db);
@@ -274,7 +275,6 @@ Db::Db(const std::string& path, bool create)
 Db::Db(Db&& other) noexcept
     : m_db(other.m_db)
     , m_path(std::move(other.m_path))
-    , m_hold(other.m_hold)
     , m_wal_frames(std::move(other.m_wal_frames))
 {
   other.m_db = nullptr;
@@ -286,7 +286,6 @@ Db& Db::operator=(Db&& other) noexcept
     close_db(m_db, m_wal_frames.get());
     m_db = other.m_db;
     m_path = std::move(other.m_path);
-    m_hold = other.m_hold;
     m_wal_frames.swap(other.m_wal_frames);
     other.m_db = nullptr;
   }
@@ -325,56 +324,36 @@ bool Db::in_transaction() const noexcept
   return m_db != nullptr && sqlite3_get_autocommit(m_db) == 0;
 }
 
-void Db::commit_held()
+void Db::begin_immediate()
 {
-  m_hold = false;
-  if (m_db != nullptr && sqlite3_get_autocommit(m_db) == 0) {
-    const int rc = sqlite3_exec(m_db, "COMMIT", nullptr, nullptr, nullptr);
-    if (rc != SQLITE_OK) {
-      throw_sqlite(m_db, rc, "registry");
-    }
-  }
-}
-
-Transaction::Transaction(Db& db)
-    : m_db(db)
-{
-  if (db.holding() && sqlite3_get_autocommit(db.get()) == 0) {
-    return; // joins the held transaction (Db::hold_commits)
-  }
   // busy_timeout already waits; the retries with jitter only matter when several writers keep
   // the lock for longer than that, such as stations importing large batches at once.
   for (int attempt = 1;; ++attempt) {
-    const int rc = sqlite3_exec(db.get(), "BEGIN IMMEDIATE", nullptr, nullptr, nullptr);
+    const int rc = sqlite3_exec(m_db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr);
     if (rc == SQLITE_OK) {
       return;
     }
     const int primary = rc & 0xFF;
     if ((primary != SQLITE_BUSY && primary != SQLITE_LOCKED) || attempt == k_begin_attempts) {
-      throw_sqlite(db.get(), rc, "registry");
+      throw_sqlite(m_db, rc, "registry");
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50 + randombytes_uniform(200)));
   }
 }
 
-Transaction::~Transaction()
+void Db::commit()
 {
-  if (!m_done) {
-    sqlite3_exec(m_db.get(), "ROLLBACK", nullptr, nullptr, nullptr);
+  const int rc = sqlite3_exec(m_db, "COMMIT", nullptr, nullptr, nullptr);
+  if (rc != SQLITE_OK) {
+    throw_sqlite(m_db, rc, "registry");
   }
 }
 
-void Transaction::commit()
+void Db::rollback() noexcept
 {
-  if (m_db.holding()) {
-    m_done = true; // committed by Db::commit_held, or rolled back with the Db
-    return;
+  if (in_transaction()) {
+    sqlite3_exec(m_db, "ROLLBACK", nullptr, nullptr, nullptr);
   }
-  const int rc = sqlite3_exec(m_db.get(), "COMMIT", nullptr, nullptr, nullptr);
-  if (rc != SQLITE_OK) {
-    throw_sqlite(m_db.get(), rc, "registry");
-  }
-  m_done = true;
 }
 
 } // namespace fleetkey::registry

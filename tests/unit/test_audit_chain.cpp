@@ -1,9 +1,9 @@
 // The audit chain: the worked example of fleetkey-formats(5), AUDIT CHAIN, the links appended rows
 // get, and checkpoints read back.
+#include "registry/sqlite_store.hpp"
 #include "support.hpp"
 
 #include <fleetkey/fleet/audit.hpp>
-#include <fleetkey/registry/registry.hpp>
 #include <fleetkey/util/bytes.hpp>
 #include <fleetkey/util/error.hpp>
 
@@ -44,17 +44,17 @@ TEST_CASE("audit links: the worked example of fleetkey-formats(5)")
 TEST_CASE("appended audit rows are linked to the head, in a transaction of their own if need be")
 {
   TempDir dir;
-  auto reg = registry::Registry::open(dir.path + "/r.db", registry::OpenMode::create);
-  CHECK(reg.audit_head().seq == 0);
-  CHECK(reg.audit_head().hash == std::string(64, '0'));
-  reg.audit("user.add", "alice");
+  auto reg = registry::SqliteStore::open(dir.path + "/r.db", registry::OpenMode::create);
+  CHECK(reg->audit_head().seq == 0);
+  CHECK(reg->audit_head().hash == std::string(64, '0'));
+  reg->audit("user.add", "alice");
   {
-    registry::Transaction tx(reg.db());
-    reg.audit("user.add", "bob", {{"k", "v"}});
+    registry::Transaction tx(*reg);
+    reg->audit("user.add", "bob", {{"k", "v"}});
     tx.commit();
   }
   std::vector<AuditChainRow> rows;
-  reg.for_each_audit_row([&](const AuditChainRow& r) { rows.push_back(r); });
+  reg->for_each_audit_row([&](const AuditChainRow& r) { rows.push_back(r); });
   REQUIRE(rows.size() == 2);
   AuditHash prev{};
   for (size_t i = 0; i < rows.size(); ++i) {
@@ -63,8 +63,8 @@ TEST_CASE("appended audit rows are linked to the head, in a transaction of their
     CHECK(rows[i].hash == util::to_hex(prev));
   }
   CHECK(rows[1].details == R"({"k":"v"})");
-  CHECK(reg.audit_head().seq == 2);
-  CHECK(reg.audit_head().hash == util::to_hex(prev));
+  CHECK(reg->audit_head().seq == 2);
+  CHECK(reg->audit_head().hash == util::to_hex(prev));
 }
 
 TEST_CASE("checkpoints are read in their text and JSON forms, strictly")

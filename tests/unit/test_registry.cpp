@@ -1,8 +1,8 @@
 // The registry: creation, identity checks, migrations, transactions and the append-only audit.
 #include "registry/migrations.hpp"
+#include "registry/sqlite_store.hpp"
 #include "support.hpp"
 
-#include <fleetkey/registry/registry.hpp>
 #include <fleetkey/util/error.hpp>
 #include <fleetkey/util/file.hpp>
 
@@ -13,7 +13,7 @@
 
 using namespace fleetkey;
 using registry::OpenMode;
-using registry::Registry;
+using Registry = registry::SqliteStore;
 using test::code_of;
 using test::TempDir;
 
@@ -31,10 +31,10 @@ TEST_CASE("a new registry is marked, versioned and in WAL mode")
   TempDir dir;
   const auto path = dir.path + "/r.db";
   auto reg = Registry::open(path, OpenMode::create);
-  CHECK(reg.db().pragma_int("application_id") == registry::k_application_id);
-  CHECK(reg.db().pragma_int("user_version") == Registry::latest_schema_version());
-  CHECK(reg.db().pragma_int("foreign_keys") == 1);
-  auto st = reg.db().prepare("PRAGMA journal_mode");
+  CHECK(reg->db().pragma_int("application_id") == registry::k_application_id);
+  CHECK(reg->db().pragma_int("user_version") == Registry::latest_schema_version());
+  CHECK(reg->db().pragma_int("foreign_keys") == 1);
+  auto st = reg->db().prepare("PRAGMA journal_mode");
   REQUIRE(st.step());
   CHECK(st.text(0) == "wal");
 }
@@ -76,7 +76,7 @@ TEST_CASE("reopening applies no migration twice")
     Registry::open(path, OpenMode::create);
   }
   auto reg = Registry::open(path, OpenMode::existing);
-  CHECK(reg.master_keys().empty());
+  CHECK(reg->master_keys().empty());
 }
 
 TEST_CASE("an older registry is migrated to the current schema on open")
@@ -90,7 +90,7 @@ TEST_CASE("an older registry is migrated to the current schema on open")
     db.exec("PRAGMA user_version = 1");
   }
   auto reg = Registry::open(path, OpenMode::existing);
-  CHECK(reg.db().pragma_int("user_version") == Registry::latest_schema_version());
+  CHECK(reg->db().pragma_int("user_version") == Registry::latest_schema_version());
   CHECK(Registry::latest_schema_version() > 1);
 }
 
@@ -114,9 +114,9 @@ TEST_CASE("schema 3 folds revoked token ids, keeping the earliest of those that 
     db.exec("INSERT INTO revocations (kind, device, user, reason, created) VALUES ('grant', 'D', 'U', 'g', 't5')");
   }
   auto reg = Registry::open(path, OpenMode::existing);
-  CHECK(reg.db().pragma_int("user_version") == Registry::latest_schema_version());
+  CHECK(reg->db().pragma_int("user_version") == Registry::latest_schema_version());
   std::vector<std::string> rows;
-  registry::Stmt st = reg.db().prepare("SELECT kind, coalesce(token_id, '-'), reason FROM revocations ORDER BY id");
+  registry::Stmt st = reg->db().prepare("SELECT kind, coalesce(token_id, '-'), reason FROM revocations ORDER BY id");
   while (st.step()) {
     rows.push_back(st.text(0) + " " + st.text(1) + " " + st.text(2));
   }
@@ -128,17 +128,17 @@ TEST_CASE("a transaction rolls back unless committed")
   TempDir dir;
   auto reg = Registry::open(dir.path + "/r.db", OpenMode::create);
   {
-    registry::Transaction tx(reg.db());
-    reg.insert_master_key(master(1));
+    registry::Transaction tx(*reg);
+    reg->insert_master_key(master(1));
   }
-  CHECK(reg.master_keys().empty());
+  CHECK(reg->master_keys().empty());
   {
-    registry::Transaction tx(reg.db());
-    reg.insert_master_key(master(1));
+    registry::Transaction tx(*reg);
+    reg->insert_master_key(master(1));
     tx.commit();
   }
-  REQUIRE(reg.master_keys().size() == 1);
-  CHECK(reg.master_keys()[0].fingerprint == "00112233445566778899aabbccddeeff");
+  REQUIRE(reg->master_keys().size() == 1);
+  CHECK(reg->master_keys()[0].fingerprint == "00112233445566778899aabbccddeeff");
 }
 
 TEST_CASE("devices need a known master key version, and ids are unique")
@@ -150,16 +150,16 @@ TEST_CASE("devices need a known master key version, and ids are unique")
   d.key_version = 1;
   d.fingerprint = "ff";
   d.created = "2026-01-01T00:00:00Z";
-  CHECK(code_of([&] { reg.insert_device(d); }) == Exit::conflict); // foreign key
-  reg.insert_master_key(master(1));
-  reg.insert_device(d);
-  CHECK(code_of([&] { reg.insert_device(d); }) == Exit::conflict);
-  CHECK(reg.device("SN-1")->fingerprint == "ff");
-  CHECK_FALSE(reg.device("SN-2"));
+  CHECK(code_of([&] { reg->insert_device(d); }) == Exit::conflict); // foreign key
+  reg->insert_master_key(master(1));
+  reg->insert_device(d);
+  CHECK(code_of([&] { reg->insert_device(d); }) == Exit::conflict);
+  CHECK(reg->device("SN-1")->fingerprint == "ff");
+  CHECK_FALSE(reg->device("SN-2"));
   int n = 0;
-  reg.for_each_device("revoked", [&](const registry::DeviceRecord&) { ++n; });
+  reg->for_each_device("revoked", [&](const registry::DeviceRecord&) { ++n; });
   CHECK(n == 0);
-  reg.for_each_device("", [&](const registry::DeviceRecord&) { ++n; });
+  reg->for_each_device("", [&](const registry::DeviceRecord&) { ++n; });
   CHECK(n == 1);
 }
 
@@ -167,14 +167,14 @@ TEST_CASE("the audit trail is append-only")
 {
   TempDir dir;
   auto reg = Registry::open(dir.path + "/r.db", OpenMode::create);
-  reg.audit("test", "subject", {{"k", 1}});
-  const auto events = reg.audit_events(10);
+  reg->audit("test", "subject", {{"k", 1}});
+  const auto events = reg->audit_events(10);
   REQUIRE(events.size() == 1);
   CHECK(events[0].action == "test");
   CHECK(events[0].details["k"] == 1);
-  CHECK(code_of([&] { reg.db().exec("UPDATE audit SET action = 'x'"); }) == Exit::conflict);
-  CHECK(code_of([&] { reg.db().exec("DELETE FROM audit"); }) == Exit::conflict);
-  CHECK(reg.audit_events(10).size() == 1);
+  CHECK(code_of([&] { reg->db().exec("UPDATE audit SET action = 'x'"); }) == Exit::conflict);
+  CHECK(code_of([&] { reg->db().exec("DELETE FROM audit"); }) == Exit::conflict);
+  CHECK(reg->audit_events(10).size() == 1);
 }
 
 TEST_CASE("Stmt and Db move")
@@ -189,4 +189,102 @@ TEST_CASE("Stmt and Db move")
   CHECK(s1.get() == nullptr);
   REQUIRE(s2.step());
   CHECK(s2.integer(0) == 42);
+}
+
+TEST_CASE("Store::open selects the backend from the location")
+{
+  CHECK(registry::Store::is_postgresql("postgresql://db.example/fleet"));
+  CHECK(registry::Store::is_postgresql("postgres://db.example/fleet"));
+  CHECK(registry::Store::is_postgresql("service=fleet"));
+  CHECK_FALSE(registry::Store::is_postgresql("registry.db"));
+  CHECK_FALSE(registry::Store::is_postgresql("/srv/postgresql/registry.db"));
+  CHECK_FALSE(registry::Store::is_postgresql("./service=fleet"));
+  TempDir dir;
+  auto reg = registry::Store::open(dir.path + "/r.db", OpenMode::create);
+  CHECK(reg->backend() == "sqlite");
+  CHECK(reg->location() == dir.path + "/r.db");
+}
+
+TEST_CASE("held commits: transactions join one, committed by commit_held, rolled back with the store")
+{
+  TempDir dir;
+  const auto path = dir.path + "/r.db";
+  {
+    auto reg = Registry::open(path, OpenMode::create);
+    reg->hold_commits();
+    {
+      registry::Transaction tx(*reg);
+      reg->insert_master_key(master(1));
+      tx.commit();
+    }
+    CHECK(reg->in_transaction());
+    {
+      registry::Transaction tx(*reg);
+      reg->insert_master_key(master(2));
+      tx.commit();
+    }
+  }
+  CHECK(Registry::open(path, OpenMode::existing)->master_keys().empty());
+  auto reg = Registry::open(path, OpenMode::existing);
+  reg->hold_commits();
+  {
+    registry::Transaction tx(*reg);
+    reg->insert_master_key(master(1));
+    tx.commit();
+  }
+  reg->commit_held();
+  CHECK_FALSE(reg->in_transaction());
+  CHECK(Registry::open(path, OpenMode::existing)->master_keys().size() == 1);
+}
+
+TEST_CASE("the audit's last id and the action of a row")
+{
+  TempDir dir;
+  auto reg = Registry::open(dir.path + "/r.db", OpenMode::create);
+  CHECK(reg->last_audit_id() == 0);
+  CHECK_FALSE(reg->audit_action(1));
+  reg->audit("master.rotate", "master:2");
+  CHECK(reg->last_audit_id() == 1);
+  CHECK(reg->audit_action(1) == "master.rotate");
+}
+
+TEST_CASE("a bulk insert runs without foreign key checks, and restores them")
+{
+  TempDir dir;
+  auto reg = Registry::open(dir.path + "/r.db", OpenMode::create);
+  reg->insert_master_key(master(1));
+  {
+    registry::Transaction tx(*reg);
+    CHECK(code_of([&] { reg->bulk_insert(2, "t"); }) == Exit::key); // not the current version
+    auto bulk = reg->bulk_insert(1, "2026-01-01T00:00:00Z");
+    CHECK(bulk->registry_was_empty());
+    CHECK(reg->db().pragma_int("foreign_keys") == 0);
+    for (int i = 0; i < 40; ++i) {
+      const std::string id = fmt::format("D-{:02}", i);
+      registry::BulkDevice d{id, std::nullopt, "{}", "ff"};
+      bulk->add(d);
+      bulk->flush();
+    }
+    CHECK_FALSE(bulk->registered("D-99"));
+    CHECK(bulk->registered("D-01")->fingerprint == "ff");
+    CHECK(bulk->registered("D-01")->active);
+    bulk->finish();
+    CHECK(bulk->inserted() == 40);
+    bulk.reset();
+    CHECK(reg->db().pragma_int("foreign_keys") == 1);
+    tx.commit();
+  }
+  int n = 0;
+  reg->for_each_device("active", [&](const registry::DeviceRecord& d) {
+    CHECK(d.key_version == 1);
+    CHECK(d.created == "2026-01-01T00:00:00Z");
+    ++n;
+  });
+  CHECK(n == 40);
+  registry::DeviceRecord d;
+  d.id = "SN-1";
+  d.key_version = 9;
+  d.fingerprint = "ff";
+  d.created = "t";
+  CHECK(code_of([&] { reg->insert_device(d); }) == Exit::conflict); // checked again
 }

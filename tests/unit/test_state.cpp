@@ -1,16 +1,15 @@
 // State sequence numbers (schema 4, fleetkey-state(5)): per device and global, from one counter.
 #include "registry/migrations.hpp"
+#include "registry/sqlite_store.hpp"
 #include "support.hpp"
 
-#include <fleetkey/registry/registry.hpp>
-#include <fleetkey/registry/state.hpp>
 #include <fleetkey/util/error.hpp>
 
 #include <doctest/doctest.h>
 
 using namespace fleetkey;
 using registry::OpenMode;
-using registry::Registry;
+using Registry = registry::SqliteStore;
 using test::code_of;
 using test::TempDir;
 
@@ -32,23 +31,23 @@ TEST_CASE("state seq goes up per device and for every device, never down")
 {
   TempDir dir;
   auto reg = Registry::open(dir.path + "/r.db", OpenMode::create);
-  reg.insert_master_key({1, "2026-01-01T00:00:00Z", "00112233445566778899aabbccddeeff", false, "current", {}});
-  add_device(reg, "A");
-  add_device(reg, "B");
-  CHECK(registry::device_state_seq(reg, "A") == 1);
-  CHECK(registry::device_state_seq(reg, "B") == 1);
-  registry::raise_device_state(reg, "A");
-  CHECK(registry::device_state_seq(reg, "A") == 2);
-  CHECK(registry::device_state_seq(reg, "B") == 1);
-  registry::raise_global_state(reg);
-  CHECK(registry::device_state_seq(reg, "A") == 3);
-  CHECK(registry::device_state_seq(reg, "B") == 3);
-  registry::raise_device_state(reg, "B");
-  CHECK(registry::device_state_seq(reg, "A") == 3);
-  CHECK(registry::device_state_seq(reg, "B") == 4);
-  add_device(reg, "C"); // a new device starts at the global seq
-  CHECK(registry::device_state_seq(reg, "C") == 3);
-  CHECK(code_of([&] { registry::device_state_seq(reg, "nope"); }) == Exit::not_found);
+  reg->insert_master_key({1, "2026-01-01T00:00:00Z", "00112233445566778899aabbccddeeff", false, "current", {}});
+  add_device(*reg, "A");
+  add_device(*reg, "B");
+  CHECK(reg->device_state_seq("A") == 1);
+  CHECK(reg->device_state_seq("B") == 1);
+  reg->raise_device_state("A");
+  CHECK(reg->device_state_seq("A") == 2);
+  CHECK(reg->device_state_seq("B") == 1);
+  reg->raise_global_state();
+  CHECK(reg->device_state_seq("A") == 3);
+  CHECK(reg->device_state_seq("B") == 3);
+  reg->raise_device_state("B");
+  CHECK(reg->device_state_seq("A") == 3);
+  CHECK(reg->device_state_seq("B") == 4);
+  add_device(*reg, "C"); // a new device starts at the global seq
+  CHECK(reg->device_state_seq("C") == 3);
+  CHECK(code_of([&] { reg->device_state_seq("nope"); }) == Exit::not_found);
 }
 
 TEST_CASE("schema 4 starts the devices of an older registry at seq 1")
@@ -68,7 +67,7 @@ TEST_CASE("schema 4 starts the devices of an older registry at seq 1")
     db.exec("INSERT INTO devices (id, key_version, fingerprint, created) VALUES ('OLD-1', 1, 'f', 't')");
   }
   auto reg = Registry::open(path, OpenMode::existing);
-  CHECK(registry::device_state_seq(reg, "OLD-1") == 1);
-  registry::raise_device_state(reg, "OLD-1");
-  CHECK(registry::device_state_seq(reg, "OLD-1") == 2);
+  CHECK(reg->device_state_seq("OLD-1") == 1);
+  reg->raise_device_state("OLD-1");
+  CHECK(reg->device_state_seq("OLD-1") == 2);
 }

@@ -3,7 +3,7 @@
 // them that every command shares. Commands call the functions in fleet/*.hpp with a Fleet.
 
 #include <fleetkey/crypto/keyfile.hpp>
-#include <fleetkey/registry/registry.hpp>
+#include <fleetkey/registry/store.hpp>
 
 #include <functional>
 #include <memory>
@@ -45,7 +45,7 @@ public:
   ~Fleet();
 
   const Paths& paths() const { return m_paths; }
-  registry::Registry& registry(); // opens the existing registry on first use
+  registry::Store& registry(); // opens the existing registry on first use
   // Reads and checks the key file on first use, or asks the agent at $FLEETKEY_AGENT (fleet/agent.hpp)
   // for its ring, whose keys stay in the agent.
   const crypto::Keyring& keyring();
@@ -85,9 +85,9 @@ public:
                      std::optional<crypto::Secret> passphrase, crypto::Secret text);
   // After passwd: the same key ring, in a file encrypted differently (or not at all).
   void reset_key_file(crypto::KeyFileHeader header, std::optional<crypto::Secret> passphrase, crypto::Secret text);
-  void set_registry(registry::Registry reg);
+  void set_registry(std::unique_ptr<registry::Store> reg);
   // The command's registry changes are committed only by commit_held(), once its output is delivered
-  // (registry::Db::hold_commits); nothing is committed if the command fails before.
+  // (registry::Store::hold_commits); nothing is committed if the command fails before.
   void hold_commits();
   void commit_held();
 
@@ -96,7 +96,7 @@ private:
 
   Paths m_paths;
   Warn m_warn;
-  std::optional<registry::Registry> m_registry;
+  std::unique_ptr<registry::Store> m_registry;
   bool m_hold = false;
   std::unique_ptr<crypto::Keyring> m_keyring;
   crypto::KeyFileHeader m_header;

@@ -69,7 +69,7 @@ std::vector<registry::GrantRecord> revoke_user(Fleet& fleet, std::string_view na
 
 // Ends one grant inside the caller's transaction: status revoked, epoch + 1, a revocation row and a
 // "user.revoke" audit row (`details` added to it). Does not raise the device's state seq.
-void end_grant(registry::Registry& reg, registry::GrantRecord& grant, std::string_view reason, std::string_view when,
+void end_grant(registry::Store& reg, registry::GrantRecord& grant, std::string_view reason, std::string_view when,
                const nlohmann::json& details = nlohmann::json::object());
 
 // K_user(D, U, e) for NAME's active, unexpired grant on DEVICE; records the export in the audit trail.

@@ -1,10 +1,12 @@
-#include <fleetkey/registry/tokens.hpp>
+// What token verification reads from the SQLite registry, and token revocations.
+
+#include "registry/sqlite_store.hpp"
 
 namespace fleetkey::registry {
 
-std::optional<TokenRevocation> token_revocation(Registry& reg, std::string_view token_id)
+std::optional<TokenRevocation> SqliteStore::token_revocation(std::string_view token_id)
 {
-  Stmt st = reg.db().prepare(
+  Stmt st = m_db.prepare(
       "SELECT token_id, reason, created, token_exp FROM revocations WHERE kind = 'token' AND token_id = ?");
   st.bind(1, token_id);
   if (!st.step()) {
@@ -17,9 +19,9 @@ std::optional<TokenRevocation> token_revocation(Registry& reg, std::string_view 
   return r;
 }
 
-void insert_token_revocation(Registry& reg, const TokenRevocation& r)
+void SqliteStore::insert_token_revocation(const TokenRevocation& r)
 {
-  Stmt st = reg.db().prepare(
+  Stmt st = m_db.prepare(
       "INSERT INTO revocations (kind, token_id, reason, created, token_exp, device) VALUES ('token', ?, ?, ?, ?, ?)");
   st.bind(1, r.token_id).bind(2, r.reason).bind(3, r.created);
   if (r.token_exp) {
@@ -31,19 +33,19 @@ void insert_token_revocation(Registry& reg, const TokenRevocation& r)
   st.run();
 }
 
-void for_each_revoked_token(Registry& reg, const std::function<void(std::string_view token_id)>& fn)
+void SqliteStore::for_each_revoked_token(const std::function<void(std::string_view token_id)>& fn)
 {
-  Stmt st = reg.db().prepare("SELECT token_id FROM revocations WHERE kind = 'token' AND token_id IS NOT NULL");
+  Stmt st = m_db.prepare("SELECT token_id FROM revocations WHERE kind = 'token' AND token_id IS NOT NULL");
   while (st.step()) {
     fn(st.text_view(0));
   }
 }
 
-void for_each_grant_state(
-    Registry& reg, const std::function<void(std::string_view user, std::string_view device, std::string_view role,
-                                            uint64_t epoch, std::string_view status, std::string_view expires)>& fn)
+void SqliteStore::for_each_grant_state(
+    const std::function<void(std::string_view user, std::string_view device, std::string_view role, uint64_t epoch,
+                             std::string_view status, std::string_view expires)>& fn)
 {
-  Stmt st = reg.db().prepare("SELECT user, device, epoch, status, coalesce(expires, ''), role FROM grants");
+  Stmt st = m_db.prepare("SELECT user, device, epoch, status, coalesce(expires, ''), role FROM grants");
   while (st.step()) {
     const std::string user = st.text(0);
     const std::string device = st.text(1);
@@ -53,9 +55,9 @@ void for_each_grant_state(
   }
 }
 
-void for_each_user_name(Registry& reg, const std::function<void(std::string_view name)>& fn)
+void SqliteStore::for_each_user_name(const std::function<void(std::string_view name)>& fn)
 {
-  Stmt st = reg.db().prepare("SELECT name FROM users");
+  Stmt st = m_db.prepare("SELECT name FROM users");
   while (st.step()) {
     fn(st.text_view(0));
   }

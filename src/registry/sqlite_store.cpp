@@ -1,16 +1,10 @@
+#include "registry/sqlite_store.hpp"
+
 #include "registry/migrations.hpp"
 
-#include <fleetkey/registry/registry.hpp>
 #include <fleetkey/util/error.hpp>
 #include <fleetkey/util/file.hpp>
 #include <fleetkey/util/text.hpp>
-
-#include <sodium.h>
-#include <sqlite3.h>
-
-#include <cstdlib>
-#include <pwd.h>
-#include <unistd.h>
 
 namespace fleetkey::registry {
 
@@ -68,36 +62,16 @@ MasterKeyRecord read_master(const Stmt& st)
   return r;
 }
 
-// $FLEETKEY_ACTOR, checked: it goes into every audit row, which `audit list` prints one a line.
-std::optional<std::string_view> actor_from_environment()
-{
-  const char* env = std::getenv("FLEETKEY_ACTOR");
-  if (env == nullptr || *env == '\0') {
-    return std::nullopt;
-  }
-  const std::string_view actor(env);
-  if (actor.size() > 128 || !util::is_printable_utf8(actor)) {
-    throw Error(Exit::usage, "$FLEETKEY_ACTOR must be 1 to 128 bytes of printable UTF-8");
-  }
-  return actor;
-}
-
 } // namespace
 
-int Registry::latest_schema_version()
+std::unique_ptr<SqliteStore> SqliteStore::open(const std::string& path, OpenMode mode)
 {
-  return migrations().empty() ? 0 : migrations().back().version;
-}
-
-Registry Registry::open(const std::string& path, OpenMode mode)
-{
-  actor_from_environment(); // a bad one fails the command here, before it has changed anything
   const bool existed = util::exists(path);
   if (!existed && mode == OpenMode::existing) {
     throw Error(Exit::registry, "no registry at {} (run fleetkey init, or pass --registry)", path);
   }
-  Registry reg(Db(path, mode == OpenMode::create));
-  Db& db = reg.m_db;
+  std::unique_ptr<SqliteStore> reg(new SqliteStore(Db(path, mode == OpenMode::create)));
+  Db& db = reg->m_db;
   const int64_t app_id = db.pragma_int("application_id");
   const int64_t version = db.pragma_int("user_version");
   if (app_id != k_application_id) {
@@ -118,14 +92,14 @@ Registry Registry::open(const std::string& path, OpenMode mode)
   db.exec("PRAGMA synchronous = FULL");
   if (version < latest_schema_version()) {
     // Only then take the write lock: read-only commands must not queue behind a running import.
-    reg.migrate(app_id != k_application_id);
+    reg->migrate(app_id != k_application_id);
   }
   return reg;
 }
 
-void Registry::migrate(bool fresh)
+void SqliteStore::migrate(bool fresh)
 {
-  Transaction tx(m_db);
+  Transaction tx(*this);
   // Read again under the write lock: another process may have migrated in the meantime.
   const int64_t current = m_db.pragma_int("user_version");
   bool changed = false;
@@ -149,44 +123,6 @@ void Registry::migrate(bool fresh)
 
 namespace {
 
-#ifdef FLEETKEY_STATIC_GLIBC
-// A static glibc can read /etc/passwd itself, but loads any other NSS source (systemd, LDAP, SSSD)
-// with dlopen, and such a module can crash the program: libnss_systemd does, on a uid that is not
-// in /etc/passwd. So the static build reads /etc/passwd only, as Go's os/user does without cgo.
-std::optional<std::string> login_name(uid_t uid)
-{
-  return util::passwd_name("/etc/passwd", uid);
-}
-#else
-std::optional<std::string> login_name(uid_t uid)
-{
-  const passwd* pw = ::getpwuid(uid);
-  return pw != nullptr ? std::optional<std::string>(pw->pw_name) : std::nullopt;
-}
-#endif
-
-} // namespace
-
-std::string Registry::actor()
-{
-  if (const auto env = actor_from_environment()) {
-    return std::string(*env);
-  }
-  const uid_t uid = ::geteuid();
-  return login_name(uid).value_or("uid:" + std::to_string(uid));
-}
-
-namespace {
-
-void put_field(crypto_hash_sha256_state& st, std::string_view x)
-{
-  const auto n = static_cast<uint32_t>(x.size());
-  const uint8_t len[4] = {static_cast<uint8_t>(n >> 24), static_cast<uint8_t>(n >> 16), static_cast<uint8_t>(n >> 8),
-                          static_cast<uint8_t>(n)};
-  crypto_hash_sha256_update(&st, len, sizeof len);
-  crypto_hash_sha256_update(&st, reinterpret_cast<const uint8_t*>(x.data()), x.size());
-}
-
 AuditChainRow read_chain_row(const Stmt& st)
 {
   AuditChainRow r;
@@ -205,39 +141,7 @@ AuditChainRow read_chain_row(const Stmt& st)
 
 } // namespace
 
-std::optional<AuditHash> audit_hash_from_hex(std::string_view hex)
-{
-  AuditHash out{};
-  const auto bytes = util::from_hex(hex);
-  if (!bytes || bytes->size() != out.size() || util::to_hex(*bytes) != hex) {
-    return std::nullopt; // the wrong length, or not in lower case
-  }
-  std::copy(bytes->begin(), bytes->end(), out.begin());
-  return out;
-}
-
-AuditHash audit_link(const AuditHash& prev, int64_t seq, const AuditChainRow& row)
-{
-  crypto_hash_sha256_state st;
-  crypto_hash_sha256_init(&st);
-  crypto_hash_sha256_update(&st, reinterpret_cast<const uint8_t*>(k_audit_domain.data()), k_audit_domain.size());
-  crypto_hash_sha256_update(&st, prev.data(), prev.size());
-  uint8_t be[8];
-  for (int i = 0; i < 8; ++i) {
-    be[i] = static_cast<uint8_t>(static_cast<uint64_t>(seq) >> (56 - 8 * i));
-  }
-  crypto_hash_sha256_update(&st, be, sizeof be);
-  put_field(st, row.at);
-  put_field(st, row.actor);
-  put_field(st, row.action);
-  put_field(st, row.subject);
-  put_field(st, row.details);
-  AuditHash out{};
-  crypto_hash_sha256_final(&st, out.data());
-  return out;
-}
-
-AuditHead Registry::audit_head()
+AuditHead SqliteStore::audit_head()
 {
   Stmt st = m_db.prepare("SELECT seq, hash, at FROM audit WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1");
   if (!st.step()) {
@@ -246,11 +150,11 @@ AuditHead Registry::audit_head()
   return {st.integer(0), st.optional_text(1).value_or(""), st.text(2)};
 }
 
-void Registry::audit(std::string_view action, std::string_view subject, const nlohmann::json& details)
+void SqliteStore::audit(std::string_view action, std::string_view subject, const nlohmann::json& details)
 {
   std::optional<Transaction> own;
-  if (sqlite3_get_autocommit(m_db.get()) != 0) {
-    own.emplace(m_db);
+  if (!in_transaction()) {
+    own.emplace(*this);
   }
   // The head is read under the write lock that this change already holds, so no other writer
   // can link to it too.
@@ -279,7 +183,7 @@ void Registry::audit(std::string_view action, std::string_view subject, const nl
   }
 }
 
-void Registry::link_audit_rows()
+void SqliteStore::link_audit_rows()
 {
   const AuditHead head = audit_head();
   auto prev = audit_hash_from_hex(head.hash);
@@ -298,7 +202,7 @@ void Registry::link_audit_rows()
   }
 }
 
-void Registry::for_each_audit_row(const std::function<void(const AuditChainRow&)>& fn)
+void SqliteStore::for_each_audit_row(const std::function<void(const AuditChainRow&)>& fn)
 {
   Stmt st = m_db.prepare("SELECT id, seq, hash, at, actor, action, subject, details FROM audit"
                          " ORDER BY seq IS NOT NULL, seq, id");
@@ -307,7 +211,7 @@ void Registry::for_each_audit_row(const std::function<void(const AuditChainRow&)
   }
 }
 
-std::vector<AuditRecord> Registry::audit_events(int64_t limit)
+std::vector<AuditRecord> SqliteStore::audit_events(int64_t limit)
 {
   AuditFilter last;
   last.last = limit;
@@ -316,7 +220,7 @@ std::vector<AuditRecord> Registry::audit_events(int64_t limit)
   return out;
 }
 
-void Registry::for_each_audit(const AuditFilter& f, const std::function<void(const AuditRecord&)>& fn)
+void SqliteStore::for_each_audit(const AuditFilter& f, const std::function<void(const AuditRecord&)>& fn)
 {
   const std::string matching = "SELECT id, at, actor, action, subject, details FROM audit"
                                " WHERE (?1 IS NULL OR action = ?1"
@@ -337,7 +241,28 @@ void Registry::for_each_audit(const AuditFilter& f, const std::function<void(con
   }
 }
 
-void Registry::insert_master_key(const MasterKeyRecord& r)
+int64_t SqliteStore::last_audit_id()
+{
+  Stmt st = m_db.prepare("SELECT max(id) FROM audit");
+  return st.step() && !st.is_null(0) ? st.integer(0) : 0;
+}
+
+std::optional<std::string> SqliteStore::audit_action(int64_t id)
+{
+  Stmt st = m_db.prepare("SELECT action FROM audit WHERE id = ?");
+  st.bind(1, id);
+  if (!st.step()) {
+    return std::nullopt;
+  }
+  return st.text(0);
+}
+
+void SqliteStore::checkpoint()
+{
+  m_db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+}
+
+void SqliteStore::insert_master_key(const MasterKeyRecord& r)
 {
   Stmt st = m_db.prepare(
       "INSERT INTO master_keys (version, created, fingerprint, test_key, status, retired) VALUES (?, ?, ?, ?, ?, ?)");
@@ -346,7 +271,7 @@ void Registry::insert_master_key(const MasterKeyRecord& r)
   st.run();
 }
 
-std::vector<MasterKeyRecord> Registry::master_keys()
+std::vector<MasterKeyRecord> SqliteStore::master_keys()
 {
   Stmt st =
       m_db.prepare("SELECT version, created, fingerprint, test_key, status, retired FROM master_keys ORDER BY version");
@@ -357,7 +282,7 @@ std::vector<MasterKeyRecord> Registry::master_keys()
   return out;
 }
 
-std::optional<MasterKeyRecord> Registry::master_key(uint32_t version)
+std::optional<MasterKeyRecord> SqliteStore::master_key(uint32_t version)
 {
   Stmt st = m_db.prepare(
       "SELECT version, created, fingerprint, test_key, status, retired FROM master_keys WHERE version = ?");
@@ -368,7 +293,7 @@ std::optional<MasterKeyRecord> Registry::master_key(uint32_t version)
   return read_master(st);
 }
 
-void Registry::set_current_master_key(uint32_t version)
+void SqliteStore::set_current_master_key(uint32_t version)
 {
   m_db.prepare("UPDATE master_keys SET status = 'active' WHERE status = 'current'").run();
   Stmt st = m_db.prepare("UPDATE master_keys SET status = 'current' WHERE version = ?");
@@ -376,14 +301,14 @@ void Registry::set_current_master_key(uint32_t version)
   st.run();
 }
 
-void Registry::retire_master_key(uint32_t version, std::string_view when)
+void SqliteStore::retire_master_key(uint32_t version, std::string_view when)
 {
   Stmt st = m_db.prepare("UPDATE master_keys SET status = 'retired', retired = ? WHERE version = ?");
   st.bind(1, when).bind(2, int64_t{version});
   st.run();
 }
 
-void Registry::insert_device(const DeviceRecord& r)
+void SqliteStore::insert_device(const DeviceRecord& r)
 {
   Stmt st = m_db.prepare("INSERT INTO devices (id, model, labels, key_version, fingerprint, status, pairing_counter, "
                          "created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
@@ -392,7 +317,7 @@ void Registry::insert_device(const DeviceRecord& r)
   st.run();
 }
 
-std::optional<DeviceRecord> Registry::device(std::string_view id)
+std::optional<DeviceRecord> SqliteStore::device(std::string_view id)
 {
   Stmt st = m_db.prepare(fmt::format("SELECT {} FROM devices WHERE id = ?", k_device_columns));
   st.bind(1, id);
@@ -402,7 +327,7 @@ std::optional<DeviceRecord> Registry::device(std::string_view id)
   return read_device(st);
 }
 
-void Registry::for_each_device(std::string_view status, const std::function<void(const DeviceRecord&)>& fn)
+void SqliteStore::for_each_device(std::string_view status, const std::function<void(const DeviceRecord&)>& fn)
 {
   Stmt st =
       m_db.prepare(fmt::format("SELECT {} FROM devices WHERE ?1 = '' OR status = ?1 ORDER BY id", k_device_columns));
@@ -412,7 +337,7 @@ void Registry::for_each_device(std::string_view status, const std::function<void
   }
 }
 
-void Registry::revoke_device(std::string_view id, std::string_view when, std::string_view reason)
+void SqliteStore::revoke_device(std::string_view id, std::string_view when, std::string_view reason)
 {
   Stmt st = m_db.prepare(
       "UPDATE devices SET status = 'revoked', revoked = ?, revoke_reason = ? WHERE id = ? AND status = 'active'");
@@ -420,14 +345,14 @@ void Registry::revoke_device(std::string_view id, std::string_view when, std::st
   st.run();
 }
 
-void Registry::insert_user(const UserRecord& r)
+void SqliteStore::insert_user(const UserRecord& r)
 {
   Stmt st = m_db.prepare("INSERT INTO users (name, labels, created) VALUES (?, ?, ?)");
   st.bind(1, r.name).bind(2, r.labels.dump()).bind(3, r.created);
   st.run();
 }
 
-std::optional<UserRecord> Registry::user(std::string_view name)
+std::optional<UserRecord> SqliteStore::user(std::string_view name)
 {
   Stmt st = m_db.prepare("SELECT name, labels, created FROM users WHERE name = ?");
   st.bind(1, name);
@@ -437,7 +362,7 @@ std::optional<UserRecord> Registry::user(std::string_view name)
   return UserRecord{st.text(0), nlohmann::json::parse(st.text_view(1)), st.text(2)};
 }
 
-void Registry::for_each_user(const std::function<void(const UserRecord&)>& fn)
+void SqliteStore::for_each_user(const std::function<void(const UserRecord&)>& fn)
 {
   Stmt st = m_db.prepare("SELECT name, labels, created FROM users ORDER BY name");
   while (st.step()) {
@@ -445,7 +370,7 @@ void Registry::for_each_user(const std::function<void(const UserRecord&)>& fn)
   }
 }
 
-std::optional<GrantRecord> Registry::grant(std::string_view user, std::string_view device)
+std::optional<GrantRecord> SqliteStore::grant(std::string_view user, std::string_view device)
 {
   Stmt st = m_db.prepare(fmt::format("SELECT {} FROM grants WHERE user = ? AND device = ?", k_grant_columns));
   st.bind(1, user).bind(2, device);
@@ -455,7 +380,7 @@ std::optional<GrantRecord> Registry::grant(std::string_view user, std::string_vi
   return read_grant(st);
 }
 
-std::vector<GrantRecord> Registry::grants_of_user(std::string_view user)
+std::vector<GrantRecord> SqliteStore::grants_of_user(std::string_view user)
 {
   Stmt st = m_db.prepare(fmt::format("SELECT {} FROM grants WHERE user = ? ORDER BY device", k_grant_columns));
   st.bind(1, user);
@@ -466,7 +391,7 @@ std::vector<GrantRecord> Registry::grants_of_user(std::string_view user)
   return out;
 }
 
-std::vector<GrantRecord> Registry::grants_of_device(std::string_view device)
+std::vector<GrantRecord> SqliteStore::grants_of_device(std::string_view device)
 {
   Stmt st = m_db.prepare(fmt::format("SELECT {} FROM grants WHERE device = ? ORDER BY user", k_grant_columns));
   st.bind(1, device);
@@ -477,7 +402,7 @@ std::vector<GrantRecord> Registry::grants_of_device(std::string_view device)
   return out;
 }
 
-void Registry::upsert_grant(const GrantRecord& r)
+void SqliteStore::upsert_grant(const GrantRecord& r)
 {
   Stmt st = m_db.prepare(
       "INSERT INTO grants (user, device, role, epoch, status, created, expires, revoked, revoke_reason) "
@@ -488,9 +413,9 @@ void Registry::upsert_grant(const GrantRecord& r)
   st.run();
 }
 
-void Registry::insert_revocation(std::string_view kind, std::optional<std::string> device,
-                                 std::optional<std::string> user, std::optional<std::string> token_id,
-                                 std::string_view reason, std::string_view when)
+void SqliteStore::insert_revocation(std::string_view kind, std::optional<std::string> device,
+                                    std::optional<std::string> user, std::optional<std::string> token_id,
+                                    std::string_view reason, std::string_view when)
 {
   Stmt st =
       m_db.prepare("INSERT INTO revocations (kind, device, user, token_id, reason, created) VALUES (?, ?, ?, ?, ?, ?)");

@@ -1,5 +1,6 @@
 #pragma once
-// Move-only owners of SQLite handles. Every failure throws fleetkey::Error with SQLite's message.
+// Move-only owners of SQLite handles, private to src/registry (SqliteStore). Every failure throws
+// fleetkey::Error with SQLite's message.
 
 #include <fleetkey/util/bytes.hpp>
 
@@ -70,38 +71,20 @@ public:
   const std::string& path() const { return m_path; }
   sqlite3* get() const noexcept { return m_db; }
 
-  // From now on a Transaction's commit() leaves the transaction open, and later Transactions join it,
-  // until commit_held(): a command commits only once its output is delivered. Its destructor, or a
-  // failure anywhere, rolls everything back.
-  void hold_commits() noexcept { m_hold = true; }
-  bool holding() const noexcept { return m_hold; }
-  void commit_held(); // throws Error
-  // Whether a transaction is open on this connection (every Transaction holds the write lock).
+  // Whether a transaction is open on this connection.
   bool in_transaction() const noexcept;
+  // BEGIN IMMEDIATE takes the write lock up front, so a writer waits for another (busy_timeout)
+  // instead of failing at its first write; retried with jitter when the lock stays taken.
+  void begin_immediate();
+  void commit();
+  void rollback() noexcept;
 
 private:
   sqlite3* m_db = nullptr;
   std::string m_path;
-  bool m_hold = false;
   // Frames in the WAL after this connection's last commit (SQLite's WAL hook); on the heap, so
   // that the hook's pointer stays valid when the Db moves.
   std::unique_ptr<int> m_wal_frames = std::make_unique<int>(0);
-};
-
-// BEGIN IMMEDIATE takes the write lock up front, so a writer waits for another (busy_timeout)
-// instead of failing at its first write. The destructor rolls back unless commit() was called.
-class Transaction
-{
-public:
-  explicit Transaction(Db& db);
-  Transaction(const Transaction&) = delete;
-  Transaction& operator=(const Transaction&) = delete;
-  ~Transaction();
-  void commit();
-
-private:
-  Db& m_db;
-  bool m_done = false;
 };
 
 // Throws the Error for a failed SQLite call on `db`.

@@ -1,0 +1,131 @@
+"""The layers of fleetkey stay in their rooms: the registry is an implementation detail behind
+registry::Store (include/fleetkey/registry/store.hpp).
+
+- src/fleet and cmd include neither sqlite3.h nor a private registry header (src/registry/*, or a
+  public registry header other than store.hpp and records.hpp);
+- no string literal in src/fleet or cmd holds SQL (SELECT/INSERT/UPDATE/DELETE ... FROM/INTO/SET/
+  WHERE, PRAGMA, BEGIN/COMMIT/ROLLBACK as statements);
+
+The checker is run on samples first, so that a checker that finds nothing fails too.
+Run by ctest as layers.clean with the source directory as argument (or $FLEETKEY_SOURCE_DIR).
+"""
+import os
+import re
+import sys
+
+SRC = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("FLEETKEY_SOURCE_DIR", ".")
+
+PUBLIC_REGISTRY = {"fleetkey/registry/store.hpp", "fleetkey/registry/records.hpp"}
+INCLUDE = re.compile(r'^\s*#\s*include\s*([<"])([^>"]+)[>"]', re.M)
+SQL = [
+    re.compile(r"\b(SELECT|DELETE)\b.*\bFROM\b"),
+    re.compile(r"\bINSERT\b.*\bINTO\b"),
+    re.compile(r"\bUPDATE\b.*\bSET\b"),
+    re.compile(r"\bPRAGMA\b"),
+    re.compile(r"^\s*(BEGIN|COMMIT|ROLLBACK|SAVEPOINT)\b"),
+    re.compile(r"\bCREATE\s+(TABLE|INDEX|TRIGGER)\b"),
+]
+# A C++ string literal (not a raw one: none holds SQL today), and what may separate two literals
+# that the compiler joins.
+LITERAL = re.compile(r'"((?:[^"\\\n]|\\.)*)"')
+JOIN = re.compile(r"^\s*$")
+
+
+def strip_comments(text):
+    """The text without comments, string and character literals kept (a // inside a string stays)."""
+    out, i, n = [], 0, len(text)
+    while i < n:
+        c = text[i]
+        if c in "\"'":
+            j = i + 1
+            while j < n and text[j] != c and text[j] != "\n":
+                j += 2 if text[j] == "\\" else 1
+            out.append(text[i : j + 1])
+            i = j + 1
+        elif text.startswith("//", i):
+            j = text.find("\n", i)
+            i = n if j < 0 else j
+        elif text.startswith("/*", i):
+            j = text.find("*/", i + 2)
+            out.append(" ")
+            i = n if j < 0 else j + 2
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+def literals(text):
+    """The string literals of a C++ source, adjacent ones joined as the compiler does."""
+    code = strip_comments(text)
+    joined, last_end = [], None
+    for m in LITERAL.finditer(code):
+        if last_end is not None and JOIN.match(code[last_end : m.start()]):
+            joined[-1] += m.group(1)
+        else:
+            joined.append(m.group(1))
+        last_end = m.end()
+    return joined
+
+
+def problems(name, text):
+    """What is wrong with one source file of src/fleet or cmd."""
+    found = []
+    for m in INCLUDE.finditer(strip_comments(text)):
+        quote, path = m.group(1), m.group(2)
+        if path == "sqlite3.h":
+            found.append(f"{name}: includes <sqlite3.h>")
+        elif quote == '"' and path.startswith("registry/"):
+            found.append(f"{name}: includes the private registry header \"{path}\"")
+        elif path.startswith("fleetkey/registry/") and path not in PUBLIC_REGISTRY:
+            found.append(f"{name}: includes <{path}> (the registry's public headers are store.hpp and records.hpp)")
+    for lit in literals(text):
+        if any(p.search(lit) for p in SQL):
+            found.append(f"{name}: SQL in a string literal: \"{lit[:80]}\"")
+    return found
+
+
+def self_test():
+    bad = {
+        "a.cpp": '#include <sqlite3.h>\n',
+        "b.cpp": '#include "registry/sqlite.hpp"\n',
+        "c.cpp": '#include <fleetkey/registry/sqlite.hpp>\n',
+        "d.cpp": 'auto st = db.prepare("SELECT action FROM audit WHERE id = ?");\n',
+        "e.cpp": 'auto st = db.prepare("SELECT max(id) "\n                      "FROM audit");\n',
+        "f.cpp": 'db.exec("PRAGMA wal_checkpoint(TRUNCATE)");\n',
+        "g.cpp": 'db.exec("INSERT INTO t VALUES (1)");\n',
+        "h.cpp": 'db.exec("UPDATE devices SET x = 1");\n',
+    }
+    for name, text in bad.items():
+        assert problems(name, text), f"the checker misses {text!r}"
+    good = (
+        '#include <fleetkey/registry/store.hpp>\n#include <fleetkey/registry/records.hpp>\n'
+        '// SELECT x FROM y in a comment\n/* INSERT INTO */\n'
+        'throw Error("select a device from the list, then update it");\n'
+        'auto s = "a \\" SELECT";\n'
+    )
+    assert problems("good.cpp", good) == [], problems("good.cpp", good)
+
+
+def main():
+    self_test()
+    found, checked = [], 0
+    for top in ("src/fleet", "cmd"):
+        for root, _, files in os.walk(os.path.join(SRC, top)):
+            for f in sorted(files):
+                if not f.endswith((".cpp", ".hpp")):
+                    continue
+                path = os.path.join(root, f)
+                with open(path, encoding="utf-8") as fh:
+                    found += problems(os.path.relpath(path, SRC), fh.read())
+                checked += 1
+    assert checked > 20, f"only {checked} sources found under {SRC}"
+    for p in found:
+        print(p)
+    if found:
+        sys.exit(1)
+    print(f"{checked} sources in src/fleet and cmd: no SQL, no SQLite, no private registry header")
+
+
+if __name__ == "__main__":
+    main()
