@@ -19,6 +19,7 @@ void setup_token(CLI::App& app, Context& ctx);
 void setup_pair(CLI::App& app, Context& ctx);
 void setup_audit(CLI::App& app, Context& ctx);
 void setup_agent(CLI::App& app, Context& ctx);
+void setup_registry(CLI::App& app, Context& ctx);
 
 // Builds the command line: global options and the command groups. With `args` (argv) naming a
 // group, only that group, and only the command named after it if there is one (add_group);

@@ -34,7 +34,7 @@ _fleetkey() {
 
 _fleetkey_subcommands() {
   case "$1" in
-    '') echo 'init master device user token pair audit agent' ;;
+    '') echo 'init master device user token pair audit agent registry' ;;
     'master') echo 'list rotate retire passwd backup restore' ;;
     'device') echo 'add import list show revoke key state' ;;
     'user') echo 'add list show grant revoke key' ;;
@@ -42,6 +42,7 @@ _fleetkey_subcommands() {
     'pair') echo 'decode' ;;
     'audit') echo 'list verify checkpoint' ;;
     'agent') echo 'start stop status' ;;
+    'registry') echo 'copy' ;;
   esac
 }
 
@@ -87,6 +88,8 @@ _fleetkey_options() {
     'agent start') echo '-h --help --lifetime --version --home --registry --master-key --passphrase-file --json --json-errors -q --quiet -v --verbose' ;;
     'agent stop') echo '-h --help --version --home --registry --master-key --passphrase-file --json --json-errors -q --quiet -v --verbose' ;;
     'agent status') echo '-h --help --version --home --registry --master-key --passphrase-file --json --json-errors -q --quiet -v --verbose' ;;
+    'registry') echo '-h --help --version --home --registry --master-key --passphrase-file --json --json-errors -q --quiet -v --verbose' ;;
+    'registry copy') echo '-h --help --to --version --home --registry --master-key --passphrase-file --json --json-errors -q --quiet -v --verbose' ;;
   esac
 }
 
@@ -132,6 +135,8 @@ _fleetkey_values() {
     'agent start') echo '--lifetime --home --registry --master-key --passphrase-file' ;;
     'agent stop') echo ' --home --registry --master-key --passphrase-file' ;;
     'agent status') echo ' --home --registry --master-key --passphrase-file' ;;
+    'registry') echo ' --home --registry --master-key --passphrase-file' ;;
+    'registry copy') echo '--to --home --registry --master-key --passphrase-file' ;;
   esac
 }
 
@@ -375,6 +380,15 @@ _fleetkey_choices() {
     'agent status|--registry') echo '@file' ;;
     'agent status|--master-key') echo '@file' ;;
     'agent status|--passphrase-file') echo '@file' ;;
+    'registry|--home') echo '@dir' ;;
+    'registry|--registry') echo '@file' ;;
+    'registry|--master-key') echo '@file' ;;
+    'registry|--passphrase-file') echo '@file' ;;
+    'registry copy|--to') echo '' ;;
+    'registry copy|--home') echo '@dir' ;;
+    'registry copy|--registry') echo '@file' ;;
+    'registry copy|--master-key') echo '@file' ;;
+    'registry copy|--passphrase-file') echo '@file' ;;
   esac
 }
 
