@@ -219,6 +219,12 @@ registry::MasterKeyRecord init_postgresql(Fleet& fleet, const InitOptions& optio
     pass = fleet.passphrase(Confirm::yes, "New passphrase for the master key: ");
   }
   util::make_directories(paths.home, 0700);
+  struct stat home
+  {
+  };
+  if (::stat(paths.home.c_str(), &home) != 0 || !S_ISDIR(home.st_mode)) {
+    throw Error(Exit::failure, "home {} is not a directory", paths.home);
+  }
   auto reg = registry::Store::open(paths.registry, registry::OpenMode::create);
   registry::Transaction tx(*reg); // the write lock: one init of this registry at a time, on any machine
   if (!reg->master_keys().empty()) {

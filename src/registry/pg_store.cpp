@@ -11,6 +11,7 @@
 #include <fleetkey/util/bytes.hpp>
 #include <fleetkey/util/error.hpp>
 #include <fleetkey/util/text.hpp>
+#include <fleetkey/util/utf8.hpp>
 
 #include <sodium.h>
 
@@ -100,6 +101,17 @@ AuditChainRow read_chain_row(const Result& r, int i)
   row.subject = r.text(i, 6);
   row.details = r.text(i, 7);
   return row;
+}
+
+// `s`, with each byte that is not part of valid UTF-8 replaced by U+FFFD (nlohmann-json's replace).
+std::string valid_utf8(std::string_view s)
+{
+  if (util::is_valid_utf8(s)) {
+    return std::string(s);
+  }
+  const std::string quoted =
+      nlohmann::json(std::string(s)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return nlohmann::json::parse(quoted).get<std::string>();
 }
 
 std::string num(int64_t v)
@@ -265,7 +277,9 @@ public:
     row.at = util::format_time(util::unix_now());
     row.actor = actor();
     row.action = action;
-    row.subject = subject;
+    // PostgreSQL text is UTF-8: a subject that is not (a file name) has each bad byte as U+FFFD, as
+    // the details' strings have on both backends.
+    row.subject = valid_utf8(subject);
     row.details = details.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     const int64_t seq = head_seq + 1;
     const std::string hash = util::to_hex(audit_link(*prev, seq, row));

@@ -51,6 +51,7 @@ def walk(con):
     return (None, expected - 1, prev.hex())
 
 
+@fk.sqlite_only("tampers with the SQLite file (sqlite3 module) to break the chain")
 class AuditChainTest(fk.FleetTest):
     def setUp(self):
         super().setUp()
@@ -335,6 +336,7 @@ class AuditChainSpecTest(fk.FleetTest):
         self.assertIn(f"hashed over {len(DOMAIN) + 32 + 8 + sum(4 + len(x.encode()) for x in first)} bytes", section)
 
 
+@fk.sqlite_only("builds an SQLite registry of an older schema")
 class AuditMigrationTest(fk.FleetTest):
     """A registry of schema 3 (before the chain) gets its chain when fleetkey first opens it."""
 
