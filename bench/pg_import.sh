@@ -41,10 +41,10 @@ fresh() { # fresh BACKEND: a new home and an empty registry, initialised; sets F
   fi
   "$FK" init --no-passphrase >/dev/null
 }
-wall() { # wall LABEL COMMAND...: runs it once, prints the wall time
+wall() { # wall LABEL COMMAND...: runs it once (its output discarded), prints the wall time
   local t0 t1
   t0=$(date +%s.%N)
-  "${@:2}"
+  "${@:2}" >/dev/null
   t1=$(date +%s.%N)
   awk -v l="$1" -v a="$t0" -v b="$t1" 'BEGIN { printf "%s: %.2f s wall\n", l, b - a }'
 }
@@ -57,7 +57,7 @@ four() {
 for backend in postgresql sqlite; do
   for run in 1 2 3; do
     fresh $backend
-    wall "$backend: device import of $N devices (run $run)" "$FK" device import "$W/devices.csv" >/dev/null
+    wall "$backend: device import of $N devices (run $run)" "$FK" device import "$W/devices.csv"
   done
   [ "$backend" = postgresql ] && echo "  rows: $(psql -d "bench$n" -c 'SELECT count(*) FROM devices')"
   for run in 1 2 3; do

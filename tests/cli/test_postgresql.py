@@ -95,6 +95,28 @@ class PostgresqlTest(fk.FleetTest):
                 self.psql(sql)
             self.assertIn("audit is append-only", str(e.exception))
 
+    def test_station_role_registers_devices_without_reading_the_audit_trail(self):
+        # The grants of fleetkey-postgresql(7), ROLES, as written there.
+        self.init_plain()
+        page = self.read(os.path.join(fk.SOURCE_DIR, "man/fleetkey-postgresql.7"))
+        grants = page.split("CREATE ROLE station LOGIN;", 1)[1].split(".fi", 1)[0]
+        role = "station_" + self.pg_dbname[3:]
+        self.psql(f"CREATE ROLE {role} LOGIN")
+        self.addCleanup(lambda: self.psql(f"DROP OWNED BY {role}; DROP ROLE {role}"))
+        self.psql(grants.replace("station", role).replace("DATABASE fleet", f"DATABASE {self.pg_dbname}")
+                  .replace("\\-", "-"))
+        station = self.pg_uri.replace(f"user={self.pg_state['user']}", f"user={role}")
+        path = self.write_ids("batch.csv", [f"L-{i:04}" for i in range(100)])
+        r = self.fk("--registry", station, "device", "add", "SN-1")
+        self.assertTrue(r.out.startswith("registered device SN-1"), r.out)
+        r = self.fk("--registry", station, "device", "import", path)
+        self.assertTrue(r.out.startswith("imported 100 devices, skipped 0"), r.out)
+        r = self.fails(fk.REGISTRY, "--registry", station, "audit", "list")
+        self.assertIn("permission denied for table audit", r.err)
+        self.fails(fk.REGISTRY, "--registry", station, "user", "add", "mallory")
+        self.assertEqual(self.rows("SELECT count(*) FROM devices")[0][0], 101)
+        self.assertTrue(self.fk("--json", "audit", "verify").json()["ok"])
+
     # --- registry copy -------------------------------------------------------------------------------
 
     def populate(self):
