@@ -279,7 +279,7 @@ const crypto::Keyring& Fleet::load_keyring()
   std::optional<crypto::Secret> used;
   crypto::Secret text;
   // The key ring must be the one this registry was made with, version by version: empty if so.
-  const auto records = reg.master_keys();
+  auto records = reg.master_keys();
   const auto mismatch = [&records](const crypto::Keyring& r) -> std::string {
     for (const auto& rec : records) {
       const crypto::MasterKey* mk = nullptr;
@@ -323,6 +323,17 @@ const crypto::Keyring& Fleet::load_keyring()
     m_passphrase = std::move(used); // not asked for again
     throw KeyFileMismatch(fmt::format("master key file {} does not belong to registry {} ({})", m_paths.master_key,
                                       m_paths.registry, why));
+  }
+  // The registry was read before the file: a rotate that committed and renamed its file in between
+  // shows as a file ahead of the registry (a wider window on PostgreSQL). Read the registry again.
+  if (std::none_of(records.begin(), records.end(), [&ring](const registry::MasterKeyRecord& rec) {
+        return rec.status == "current" && rec.version == ring->current_version();
+      })) {
+    auto again = reg.master_keys();
+    records.swap(again);
+    if (!mismatch(*ring).empty()) {
+      records.swap(again); // keep the records the ring was checked against
+    }
   }
   // The registry says which version is current. The file may name a newer one that the registry
   // never recorded (a rotate interrupted between writing the file and committing the registry, or
