@@ -1,4 +1,8 @@
-# Turns schema/NNNN_name.sql files into a C++ table of (version, name, sql), in order.
+# Turns schema/NNNN_name.sql files into a C++ table of (version, name, sql), in order, returned by
+# FUNCTION (default migrations(); schema/postgresql/ gives pg_migrations()).
+if(NOT FUNCTION)
+  set(FUNCTION migrations)
+endif()
 set(body "")
 foreach(f ${FILES})
   get_filename_component(name ${f} NAME_WE)
@@ -7,5 +11,5 @@ foreach(f ${FILES})
   file(READ ${f} sql)
   string(APPEND body "    {${version}, \"${name}\", R\"fleetkey_sql(${sql})fleetkey_sql\"},\n")
 endforeach()
-file(WRITE ${OUT}.tmp "// Generated from schema/*.sql by cmake/embed_schema.cmake. Do not edit.\n#include \"registry/migrations.hpp\"\n\nnamespace fleetkey::registry {\nconst std::vector<Migration>& migrations()\n{\n  static const std::vector<Migration> k_migrations = {\n${body}  };\n  return k_migrations;\n}\n} // namespace fleetkey::registry\n")
+file(WRITE ${OUT}.tmp "// Generated from schema/*.sql by cmake/embed_schema.cmake. Do not edit.\n#include \"registry/migrations.hpp\"\n\nnamespace fleetkey::registry {\nconst std::vector<Migration>& ${FUNCTION}()\n{\n  static const std::vector<Migration> k_migrations = {\n${body}  };\n  return k_migrations;\n}\n} // namespace fleetkey::registry\n")
 file(COPY_FILE ${OUT}.tmp ${OUT} ONLY_IF_DIFFERENT)

@@ -10,9 +10,11 @@ namespace {
 
 // Explicit on purpose: self-registering objects can be dropped by the linker from static libraries.
 constexpr Command k_command_groups[] = {
-    {"init", setup_init},           {"master", setup_master}, {"device", setup_device},
-    {"user", setup_user},           {"token", setup_token},   {"pair", setup_pair},
-    {"audit", setup_audit},         {"agent", setup_agent},   {"completion", setup_completion},
+    {"init", setup_init},           {"master", setup_master},
+    {"device", setup_device},       {"user", setup_user},
+    {"token", setup_token},         {"pair", setup_pair},
+    {"audit", setup_audit},         {"agent", setup_agent},
+    {"registry", setup_registry},   {"completion", setup_completion},
     {"__complete", setup_complete},
 };
 
@@ -105,7 +107,9 @@ std::unique_ptr<CLI::App> build_app(Context& ctx, std::span<char* const> args)
                   "Directory of the registry and master key (default: $FLEETKEY_HOME, "
                   "$XDG_DATA_HOME/fleetkey, ~/.local/share/fleetkey)")
       ->type_name("DIR");
-  app->add_option("--registry", g.registry, "Registry file (default: HOME/registry.db, $FLEETKEY_REGISTRY)")
+  app->add_option("--registry", g.registry,
+                  "Registry: an SQLite file (default: HOME/registry.db, $FLEETKEY_REGISTRY), or a PostgreSQL "
+                  "postgresql:// URI or service=NAME")
       ->type_name("FILE");
   app->add_option("--master-key", g.master_key, "Master key file (default: HOME/master.key, $FLEETKEY_MASTER_KEY)")
       ->type_name("FILE");

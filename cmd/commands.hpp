@@ -19,6 +19,7 @@ void setup_token(CLI::App& app, Context& ctx);
 void setup_pair(CLI::App& app, Context& ctx);
 void setup_audit(CLI::App& app, Context& ctx);
 void setup_agent(CLI::App& app, Context& ctx);
+void setup_registry(CLI::App& app, Context& ctx);
 void setup_completion(CLI::App& app, Context& ctx); // cmd/completion.cpp
 void setup_complete(CLI::App& app, Context& ctx);   // cmd/completion.cpp: the hidden __complete
 

@@ -1,5 +1,6 @@
 #include "context.hpp"
 
+#include <fleetkey/fleet/master.hpp>
 #include <fleetkey/util/error.hpp>
 #include <fleetkey/util/file.hpp>
 #include <fleetkey/util/text.hpp>
@@ -37,9 +38,10 @@ void Context::pin_clock()
   // command reads the clock. What fails here is left for the command to meet (init makes the registry).
   if (const char* sde = std::getenv("SOURCE_DATE_EPOCH"); sde != nullptr && *sde != '\0') {
     try {
-      if (util::exists(fleet().paths().registry)) {
+      if (fleet::initialised(fleet())) {
         fleet().registry();
       }
+
     } catch (const Error& e) {
       if (e.code() == Exit::usage) {
         throw; // a malformed SOURCE_DATE_EPOCH

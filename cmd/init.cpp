@@ -14,7 +14,7 @@ void setup_init(CLI::App& app, Context& ctx)
   auto skip = std::make_shared<bool>(false); // --if-missing
   auto* sub = add_command(app, ctx, "init", "Create the home, the registry and master key version 1", [&ctx, o, skip] {
     const auto& p = ctx.fleet().paths();
-    if (*skip && !o->force && util::exists(p.registry) && util::exists(p.master_key)) {
+    if (*skip && !o->force && fleet::initialised(ctx.fleet())) {
       // Initialised already: checked to be a fleetkey registry (exit 6 if not), and left as it is.
       ctx.fleet().registry();
       if (ctx.json()) {

@@ -53,7 +53,7 @@ _fleetkey() {
 
 _fleetkey_subcommands() {
   case "$1" in
-    '') echo 'init master device user token pair audit agent completion' ;;
+    '') echo 'init master device user token pair audit agent registry completion' ;;
     'master') echo 'list rotate retire passwd backup restore import-to-hsm' ;;
     'device') echo 'add import list show revoke key state' ;;
     'user') echo 'add list show grant revoke key' ;;
@@ -61,6 +61,7 @@ _fleetkey_subcommands() {
     'pair') echo 'decode' ;;
     'audit') echo 'list verify checkpoint' ;;
     'agent') echo 'start stop status' ;;
+    'registry') echo 'copy' ;;
   esac
 }
 
@@ -107,6 +108,8 @@ _fleetkey_options() {
     'agent start') echo '-h --help --lifetime --version --home --registry --master-key --passphrase-file --pin-file --json --json-errors -q --quiet -v --verbose' ;;
     'agent stop') echo '-h --help --version --home --registry --master-key --passphrase-file --pin-file --json --json-errors -q --quiet -v --verbose' ;;
     'agent status') echo '-h --help --version --home --registry --master-key --passphrase-file --pin-file --json --json-errors -q --quiet -v --verbose' ;;
+    'registry') echo '-h --help --version --home --registry --master-key --passphrase-file --pin-file --json --json-errors -q --quiet -v --verbose' ;;
+    'registry copy') echo '-h --help --to --version --home --registry --master-key --passphrase-file --pin-file --json --json-errors -q --quiet -v --verbose' ;;
     'completion') echo '-h --help --version --home --registry --master-key --passphrase-file --pin-file --json --json-errors -q --quiet -v --verbose' ;;
   esac
 }
@@ -154,6 +157,8 @@ _fleetkey_values() {
     'agent start') echo '--lifetime --home --registry --master-key --passphrase-file --pin-file' ;;
     'agent stop') echo ' --home --registry --master-key --passphrase-file --pin-file' ;;
     'agent status') echo ' --home --registry --master-key --passphrase-file --pin-file' ;;
+    'registry') echo ' --home --registry --master-key --passphrase-file --pin-file' ;;
+    'registry copy') echo '--to --home --registry --master-key --passphrase-file --pin-file' ;;
     'completion') echo ' --home --registry --master-key --passphrase-file --pin-file' ;;
   esac
 }
@@ -451,6 +456,17 @@ _fleetkey_choices() {
     'agent status|--master-key') echo '@file' ;;
     'agent status|--passphrase-file') echo '@file' ;;
     'agent status|--pin-file') echo '@file' ;;
+    'registry|--home') echo '@dir' ;;
+    'registry|--registry') echo '@file' ;;
+    'registry|--master-key') echo '@file' ;;
+    'registry|--passphrase-file') echo '@file' ;;
+    'registry|--pin-file') echo '@file' ;;
+    'registry copy|--to') echo '' ;;
+    'registry copy|--home') echo '@dir' ;;
+    'registry copy|--registry') echo '@file' ;;
+    'registry copy|--master-key') echo '@file' ;;
+    'registry copy|--passphrase-file') echo '@file' ;;
+    'registry copy|--pin-file') echo '@file' ;;
     'completion|--home') echo '@dir' ;;
     'completion|--registry') echo '@file' ;;
     'completion|--master-key') echo '@file' ;;

@@ -2,6 +2,7 @@
 #include <fleetkey/crypto/shamir.hpp>
 #include <fleetkey/fleet/backup.hpp>
 #include <fleetkey/fleet/hsm.hpp>
+#include <fleetkey/registry/store.hpp>
 #include <fleetkey/util/bytes.hpp>
 #include <fleetkey/util/error.hpp>
 #include <fleetkey/util/file.hpp>
@@ -277,9 +278,10 @@ Restored restore_master_key(Fleet& fleet, const std::vector<std::pair<std::strin
   out.fingerprint = crypto::fingerprint(ring->current().key.span());
   out.test_key = ring->is_test_key();
 
-  // The registry, when there is one, must be the one this ring was made with.
+  // The registry, when there is one, must be the one this ring was made with (a PostgreSQL registry
+  // is always there: one that is not fails here, exit 6).
   std::optional<registry::Transaction> tx;
-  if (util::exists(paths.registry)) {
+  if (registry::Store::is_postgresql(paths.registry) || util::exists(paths.registry)) {
     auto& reg = fleet.registry();
     for (const auto& rec : reg.master_keys()) {
       const crypto::MasterKey* mk = nullptr;

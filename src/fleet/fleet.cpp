@@ -285,6 +285,39 @@ const crypto::Keyring& Fleet::keyring()
   }
 }
 
+// The key file decrypted with the passphrase of --passphrase-file, the environment or the prompt. A
+// passphrase typed at the prompt gets k_prompt_attempts tries, as ssh gives; one from a file or the
+// environment gets one. `used` keeps the passphrase that opened it.
+std::unique_ptr<crypto::Keyring> Fleet::read_key_file_prompting(crypto::KeyFileHeader& header, crypto::Secret& text,
+                                                                std::optional<crypto::Secret>& used)
+{
+  constexpr int k_prompt_attempts = 3;
+  std::unique_ptr<crypto::Keyring> ring;
+  for (int attempt = 1; !ring; ++attempt) {
+    bool prompted = false;
+    try {
+      ring = std::make_unique<crypto::Keyring>(crypto::read_key_file(
+          m_paths.master_key,
+          [this, &used, &prompted] {
+            const char* env = std::getenv("FLEETKEY_PASSPHRASE");
+            prompted = !m_passphrase && !m_paths.passphrase_file && (env == nullptr || *env == '\0');
+            auto pass = m_passphrase ? crypto::Secret::copy_of(m_passphrase->span()) : passphrase(Confirm::no);
+            used = crypto::Secret::copy_of(pass.span());
+            return pass;
+          },
+          &header, &text));
+    } catch (const Error& e) {
+      // After the passphrase was asked for, the only key error is a failed decryption.
+      if (!prompted || !used || e.code() != Exit::key || attempt == k_prompt_attempts) {
+        throw;
+      }
+      used.reset();
+      warn(fmt::format("wrong passphrase, try again ({} of {})", attempt + 1, k_prompt_attempts));
+    }
+  }
+  return ring;
+}
+
 const crypto::Keyring& Fleet::load_keyring()
 {
   auto& reg = registry();
@@ -293,7 +326,7 @@ const crypto::Keyring& Fleet::load_keyring()
   std::optional<crypto::Secret> used;
   crypto::Secret text;
   // The key ring must be the one this registry was made with, version by version: empty if so.
-  const auto records = reg.master_keys();
+  auto records = reg.master_keys();
   const auto mismatch = [&records](const crypto::Keyring& r) -> std::string {
     for (const auto& rec : records) {
       const crypto::MasterKey* mk = nullptr;
@@ -328,30 +361,8 @@ const crypto::Keyring& Fleet::load_keyring()
     header.test_key = ring->is_test_key();
     header.current_version = ring->current_version();
   }
-  // A passphrase typed at the prompt gets k_prompt_attempts tries, as ssh gives; one from a file or
-  // the environment gets one.
-  constexpr int k_prompt_attempts = 3;
-  for (int attempt = 1; !ring; ++attempt) {
-    bool prompted = false;
-    try {
-      ring = std::make_unique<crypto::Keyring>(crypto::read_key_file(
-          m_paths.master_key,
-          [this, &used, &prompted] {
-            const char* env = std::getenv("FLEETKEY_PASSPHRASE");
-            prompted = !m_passphrase && !m_paths.passphrase_file && (env == nullptr || *env == '\0');
-            auto pass = m_passphrase ? crypto::Secret::copy_of(m_passphrase->span()) : passphrase(Confirm::no);
-            used = crypto::Secret::copy_of(pass.span());
-            return pass;
-          },
-          &header, &text));
-    } catch (const Error& e) {
-      // After the passphrase was asked for, the only key error is a failed decryption.
-      if (!prompted || !used || e.code() != Exit::key || attempt == k_prompt_attempts) {
-        throw;
-      }
-      used.reset();
-      warn(fmt::format("wrong passphrase, try again ({} of {})", attempt + 1, k_prompt_attempts));
-    }
+  if (!ring) {
+    ring = read_key_file_prompting(header, text, used);
   }
   if (const auto why = mismatch(*ring); !why.empty()) {
     if (!used && m_passphrase) {
@@ -360,6 +371,17 @@ const crypto::Keyring& Fleet::load_keyring()
     m_passphrase = std::move(used); // not asked for again
     throw KeyFileMismatch(fmt::format("master key file {} does not belong to registry {} ({})", m_paths.master_key,
                                       m_paths.registry, why));
+  }
+  // The registry was read before the file: a rotate that committed and renamed its file in between
+  // shows as a file ahead of the registry (a wider window on PostgreSQL). Read the registry again.
+  if (std::none_of(records.begin(), records.end(), [&ring](const registry::MasterKeyRecord& rec) {
+        return rec.status == "current" && rec.version == ring->current_version();
+      })) {
+    auto again = reg.master_keys();
+    records.swap(again);
+    if (!mismatch(*ring).empty()) {
+      records.swap(again); // keep the records the ring was checked against
+    }
   }
   // The registry says which version is current. The file may name a newer one that the registry
   // never recorded (a rotate interrupted between writing the file and committing the registry, or

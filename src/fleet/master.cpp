@@ -294,6 +294,114 @@ crypto::KeyFileHeader hsm_header(const crypto::pkcs11::Reference& ref)
 
 } // namespace
 
+namespace {
+
+// init of a PostgreSQL registry (fleetkey-postgresql(7)): no file to stage or rename; the registry's
+// transaction is the commit. Under the write lock: the registry must hold no master key yet, the key
+// file is written under its staging name and linked into place, then the transaction commits. A kill
+// before the commit leaves the staged key file linked and an empty registry, which the next init
+// recognises as its own and clears, as on SQLite.
+registry::MasterKeyRecord init_postgresql(Fleet& fleet, const InitOptions& options, const Staging& staging,
+                                          std::optional<crypto::Secret> seed, const crypto::KdfParams& kdf)
+{
+  const auto& paths = fleet.paths();
+  if (options.force) {
+    throw Error(Exit::usage, "init --force does not replace a PostgreSQL registry ({}): use a new database",
+                paths.registry);
+  }
+  const auto key_is_staged = [&] {
+    struct stat k
+    {
+    };
+    struct stat staged
+    {
+    };
+    return ::lstat(paths.master_key.c_str(), &k) == 0 && ::lstat(staging.key.c_str(), &staged) == 0
+           && k.st_dev == staged.st_dev && k.st_ino == staged.st_ino;
+  };
+  if (!key_is_staged() && util::exists(paths.master_key)) {
+    throw Error(Exit::conflict, "{} already exists (use --force to replace it and lose every key derived from it)",
+                paths.master_key)
+        .with_reason("exists");
+  }
+  std::optional<crypto::Secret> pass;
+  if (!options.no_passphrase) {
+    pass = fleet.passphrase(Confirm::yes, "New passphrase for the master key: ");
+  }
+  util::make_directories(paths.home, 0700);
+  struct stat home
+  {
+  };
+  if (::stat(paths.home.c_str(), &home) != 0 || !S_ISDIR(home.st_mode)) {
+    throw Error(Exit::failure, "home {} is not a directory", paths.home);
+  }
+  auto reg = registry::Store::open(paths.registry, registry::OpenMode::create);
+  registry::Transaction tx(*reg); // the write lock: one init of this registry at a time, on any machine
+  if (!reg->master_keys().empty()) {
+    throw Error(Exit::conflict, "registry {} already exists (it holds master key versions)", paths.registry)
+        .with_reason("exists");
+  }
+  const bool half_made = key_is_staged();
+  if (!half_made && util::exists(paths.master_key)) {
+    throw Error(Exit::conflict, "{} already exists (use --force to replace it and lose every key derived from it)",
+                paths.master_key)
+        .with_reason("exists");
+  }
+  if (half_made) {
+    ::unlink(paths.master_key.c_str());
+  }
+  ::unlink(staging.key.c_str());
+  auto ring = std::make_unique<crypto::Keyring>(crypto::Keyring::create(util::unix_now(), std::move(seed)));
+  const auto rec = record_of(ring->current(), ring->is_test_key(), "current");
+  reg->insert_master_key(rec);
+  reg->audit("init", "master:1",
+             {{"fingerprint", rec.fingerprint}, {"test_key", rec.test_key}, {"encrypted", pass.has_value()}});
+  crypto::Secret text;
+  bool linked_key_file = false;
+  try {
+    text = crypto::write_key_file(staging.key, *ring, pass ? &*pass : nullptr, kdf, crypto::Replace::no);
+    if (::link(staging.key.c_str(), paths.master_key.c_str()) != 0) {
+      throw Error(errno == EEXIST ? Exit::conflict : Exit::failure, "cannot create {}: {}", paths.master_key,
+                  std::strerror(errno));
+    }
+    linked_key_file = true;
+    tx.commit();
+  } catch (...) {
+    if (linked_key_file) {
+      ::unlink(paths.master_key.c_str());
+    }
+    ::unlink(staging.key.c_str());
+    throw;
+  }
+  ::unlink(staging.key.c_str());
+  util::Fd d(::open(util::dirname(paths.master_key).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (d.valid()) {
+    ::fsync(d.get());
+  }
+  ::chmod(paths.home.c_str(), 0700);
+  crypto::KeyFileHeader header{pass.has_value(), kdf, ring->is_test_key(), 1};
+  if (ring->is_test_key()) {
+    fleet.warn("created a TEST master key from --test-seed: never provision real devices with it");
+  }
+  fleet.reset_keyring(std::move(ring), header, std::move(pass), std::move(text));
+  fleet.set_registry(std::move(reg));
+  return rec;
+}
+
+} // namespace
+
+bool initialised(Fleet& fleet)
+{
+  const auto& paths = fleet.paths();
+  if (!util::exists(paths.master_key)) {
+    return false;
+  }
+  if (!registry::Store::is_postgresql(paths.registry)) {
+    return util::exists(paths.registry);
+  }
+  return !fleet.registry().master_keys().empty();
+}
+
 MasterKeyVersion init(Fleet& fleet, const InitOptions& options)
 {
   const auto& paths = fleet.paths();
@@ -309,6 +417,13 @@ MasterKeyVersion init(Fleet& fleet, const InitOptions& options)
   }
   const auto kdf = crypto::kdf_profile(options.kdf_profile);
   check_owner(paths.home, "home");
+  if (registry::Store::is_postgresql(paths.registry)) {
+    if (options.pkcs11_uri) {
+      throw Error(Exit::usage, "init --pkcs11 with a PostgreSQL registry is not supported yet: run init, then "
+                               "fleetkey master import-to-hsm URI");
+    }
+    return master_key_of(init_postgresql(fleet, options, staging, std::move(seed), kdf));
+  }
   if (!options.force && !staging.half_made()) {
     for (const auto* p : {&paths.master_key, &paths.registry}) {
       if (util::exists(*p)) {

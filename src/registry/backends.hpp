@@ -1,6 +1,6 @@
 #pragma once
-// The backends behind Store::open (store.cpp). open_postgresql is defined in pg_stub.cpp while
-// fleetkey is built without PostgreSQL, and by the PostgreSQL backend otherwise.
+// The backends behind Store::open (store.cpp). open_postgresql is the PostgreSQL backend's
+// (pg_store.cpp).
 
 #include <fleetkey/registry/store.hpp>
 

@@ -14,5 +14,7 @@ struct Migration
 
 // Every migration in schema/, in order; generated at build time by cmake/embed_schema.cmake.
 const std::vector<Migration>& migrations();
+// The same migrations in PostgreSQL's dialect (schema/postgresql/), with the same numbers.
+const std::vector<Migration>& pg_migrations();
 
 } // namespace fleetkey::registry

@@ -88,6 +88,8 @@ class FleetTest(unittest.TestCase):
         self.env = {k: v for k, v in os.environ.items()
                     if not k.startswith("FLEETKEY_") and k not in ("COLUMNS", "SOURCE_DATE_EPOCH", "NO_COLOR")}
         self.env.update({"FLEETKEY_HOME": self.home, "FLEETKEY_ACTOR": "tester", "LC_ALL": "C.UTF-8"})
+        if PG_STATE:
+            pg_setup(self)
 
     def tearDown(self):
         self._tmp.cleanup()
@@ -96,6 +98,8 @@ class FleetTest(unittest.TestCase):
         e = dict(self.env)
         if env:
             e.update(env)
+        if PG_STATE:
+            pg_registry_for_home(self, args, e)
         proc = subprocess.run([BIN, *args], input=input, capture_output=True, env=e,
                               stdin=None if input is not None else subprocess.DEVNULL,
                               text=not binary, timeout=300, start_new_session=True)
@@ -182,6 +186,8 @@ class FleetTest(unittest.TestCase):
 
     @property
     def registry_path(self):
+        if PG_STATE:
+            return self.pg_uri
         return os.path.join(self.home, "registry.db")
 
     @property
@@ -189,6 +195,8 @@ class FleetTest(unittest.TestCase):
         return os.path.join(self.home, "master.key")
 
     def db(self):
+        if PG_STATE:
+            return pg_db(self)
         con = sqlite3.connect(f"file:{self.registry_path}?mode=ro", uri=True)
         self.addCleanup(con.close)
         return con
@@ -196,8 +204,22 @@ class FleetTest(unittest.TestCase):
     def rows(self, sql, *params):
         return self.db().execute(sql, params).fetchall()
 
+    def registry_bytes(self):
+        """Everything the registry holds, as bytes: its files (WAL and shared memory included), or on
+        PostgreSQL the database as pg_dump writes it."""
+        if PG_STATE:
+            return subprocess.run([os.path.join(self.pg_state["bin"], "pg_dump"), "-h", self.pg_state["socket"], "-U",
+                                   self.pg_state["user"], self.pg_dbname], capture_output=True, check=True).stdout
+        data = b""
+        for f in sorted(os.listdir(os.path.dirname(self.registry_path))):
+            if f.startswith(os.path.basename(self.registry_path)):
+                data += self.read(os.path.join(os.path.dirname(self.registry_path), f), "rb")
+        return data
+
     def snapshot(self):
         """Every table's rows, for asserting that a failed command changed nothing."""
+        if PG_STATE:
+            return pg_snapshot(self)
         con = self.db()
         tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")]
         snap = {t: con.execute(f'SELECT * FROM "{t}"').fetchall() for t in tables}
@@ -212,6 +234,113 @@ def zbar(*paths):
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r
     return r.stdout.splitlines()
+
+
+# The PostgreSQL run of these tests (tests/CMakeLists.txt's cli.pg.* entries): FLEETKEY_TEST_PG names the
+# state file of the cluster tests/cli/pg_cluster.py started; each test then gets a fresh database in it,
+# named by FLEETKEY_REGISTRY. db(), rows() and snapshot() read that database through psycopg2 with the
+# tests' SQLite SQL adapted (? placeholders, the quoted "user" column). A test that reads or writes the
+# SQLite file itself is marked @sqlite_only("why").
+PG_STATE = os.environ.get("FLEETKEY_TEST_PG")
+
+
+def sqlite_only(reason):
+    return unittest.skipIf(PG_STATE, f"SQLite only: {reason}")
+
+
+def pg_cluster():
+    with open(PG_STATE) as f:
+        state = json.load(f)
+    if "skip" in state:
+        raise unittest.SkipTest(state["skip"])
+    return state
+
+
+def pg_connect(state, dbname):
+    import psycopg2  # Debian's python3-psycopg2; only the PostgreSQL run needs it
+    con = psycopg2.connect(host=state["socket"], user=state["user"], dbname=dbname)
+    con.autocommit = True
+    return con
+
+
+def pg_registry_for_home(test, args, e):
+    """Another home (--home, $FLEETKEY_HOME) has a registry of its own on SQLite: here a database of its own."""
+    args = [os.fsdecode(a) for a in args]
+    if "--registry" in args or any(a.startswith("--registry=") for a in args) or \
+            e.get("FLEETKEY_REGISTRY") != test.pg_uri:
+        return
+    home = e.get("FLEETKEY_HOME")
+    for i, a in enumerate(args):
+        if a == "--home" and i + 1 < len(args):
+            home = args[i + 1]
+        elif a.startswith("--home="):
+            home = a[len("--home="):]
+    if home and home != test.home:
+        if home not in test.pg_homes:
+            test.pg_homes[home] = pg_new_database(test)
+        e["FLEETKEY_REGISTRY"] = test.pg_homes[home]
+
+
+def pg_new_database(test):
+    state = test.pg_state
+    name = "fk_" + os.urandom(8).hex()
+    admin = pg_connect(state, "postgres")
+    admin.cursor().execute(f"CREATE DATABASE {name}")
+
+    def drop():
+        admin.cursor().execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.close()
+    test.addCleanup(drop)
+    return f"postgresql:///{name}?host={state['socket']}&user={state['user']}"
+
+
+def pg_setup(test):
+    test.pg_state, test.pg_homes = pg_cluster(), {}
+    test.pg_uri = pg_new_database(test)
+    test.pg_dbname = test.pg_uri.split("?")[0].rsplit("/", 1)[1]
+    test.env["FLEETKEY_REGISTRY"] = test.pg_uri
+
+
+class PgCompat:
+    """The part of sqlite3.Connection the tests use, over psycopg2."""
+
+    def __init__(self, con):
+        self.con = con
+
+    @staticmethod
+    def adapt(sql):
+        sql = re.sub(r'(?<![\w"\'.$])user(?![\w"\'(])', '"user"', sql)
+        sql = re.sub(r"json_extract\((\w+), '\$\.(\w+)'\)", r"(\1::jsonb -> '\2')", sql)
+        return sql.replace("%", "%%").replace("?", "%s")
+
+    def execute(self, sql, params=()):
+        cur = self.con.cursor()
+        if sql.strip() == "PRAGMA integrity_check":
+            # amcheck: every B-tree index is well-formed and indexes every row of its table.
+            cur.execute("CREATE EXTENSION IF NOT EXISTS amcheck")
+            cur.execute("SELECT bt_index_check(c.oid, true) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+                        " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public'")
+            cur.execute("SELECT 'ok'")
+            return cur
+        cur.execute(self.adapt(sql), tuple(params))
+        return cur
+
+    def close(self):
+        self.con.close()
+
+
+def pg_db(test):
+    con = PgCompat(pg_connect(test.pg_state, test.pg_dbname))
+    test.addCleanup(con.close)
+    return con
+
+
+def pg_snapshot(test):
+    con = test.db()
+    tables = [r[0] for r in con.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")]
+    snap = {t: sorted(con.execute(f'SELECT * FROM "{t}"').fetchall(), key=repr) for t in tables}
+    snap["user_version"] = con.execute("SELECT schema_version FROM fleetkey_registry").fetchone()
+    return snap
 
 
 def main():

@@ -179,6 +179,7 @@ class AgentTest(fk.FleetTest):
             self.assertTrue(wait_gone(j["socket"]))
             self.assertTrue(wait_gone(os.path.dirname(j["socket"])))
 
+    @fk.sqlite_only("the warning names HOME/registry.db of another home")
     def test_killed_agent_leaves_nothing_a_later_agent_trips_over(self):
         self.init_test_key()
         path, pid = self.start()

@@ -150,6 +150,7 @@ class AuditTest(fk.FleetTest):
                          [(expected,)])
 
     @unittest.skipUnless(os.geteuid() == 0 and shutil.which("setpriv"), "needs root and setpriv")
+    @fk.sqlite_only("runs init in a home of its own outside run_fk")
     def test_a_user_without_a_name_is_recorded_by_uid(self):
         # A uid the user database does not know: nothing must crash looking for its name (a static
         # glibc that loaded libnss_systemd for it did), and the audit trail records the number.
@@ -173,6 +174,7 @@ class AuditTest(fk.FleetTest):
         self.assertEqual([(e["actor"], e["action"]) for e in map(json.loads, r.stdout.splitlines())],
                          [(f"uid:{uid}", "init"), (f"uid:{uid}", "device.add")])
 
+    @fk.sqlite_only("PostgreSQL text is UTF-8: a subject's bad bytes are stored as U+FFFD")
     def test_an_event_is_one_line_whatever_its_actor_or_subject(self):
         # An actor with a line break would forge a second event in the table: refused, changing nothing.
         snap = self.snapshot()
@@ -210,6 +212,7 @@ class AuditTest(fk.FleetTest):
         self.assertEqual(len(lines), 2)
         self.assertEqual(self.fk("audit", "list", "--subject", "nobody").out, "")
 
+    @fk.sqlite_only("PostgreSQL text is UTF-8: a subject's bad bytes are stored as U+FFFD")
     def test_details_may_quote_bytes_that_are_not_utf8(self):
         # A batch of labels records its directory; a file name is bytes, not necessarily UTF-8.
         out = os.path.join(self.tmp, "labels").encode() + b"\xff"

@@ -49,6 +49,8 @@ class CompletionTest(fk.FleetTest):
         self.assertEqual((r.rc, r.out, r.err), (0, "", ""))
         self.assertNotIn("__complete", self.fk("--help").out)
 
+    @fk.sqlite_only("names homes by --home alone (a home with no registry, an empty one); the PostgreSQL run "
+                    "gives every home the registry in FLEETKEY_REGISTRY")
     def test_bash_completes_from_the_registry(self):
         self.assertEqual(self.bash("fleetkey device show L", "fleetkey device revoke ''", "fleetkey pair ''",
                                    "fleetkey pair d", "fleetkey pair G", "fleetkey user grant al",
@@ -58,6 +60,8 @@ class CompletionTest(fk.FleetTest):
                          ["LOCK-1 LOCK-2", "GATE-1 LOCK-1 LOCK-2", "GATE-1 LOCK-1 LOCK-2", "decode", "GATE-1",
                           "albert alice", "LOCK-1 LOCK-2", "", "GATE-1", "completion", ""])
 
+    @fk.sqlite_only("names homes by --home alone (a home with no registry, an empty one); the PostgreSQL run "
+                    "gives every home the registry in FLEETKEY_REGISTRY")
     def test_bash_pair_never_inserts_decode(self):
         # With no device registered, `pair <Tab>` has no candidate at all (decode is offered once typed).
         env = os.path.join(self.tmp, "empty")

@@ -219,7 +219,7 @@ class DeviceTest(fk.FleetTest):
             (["device", "--json", "ad"], "unknown command: device ad (see fleetkey device --help)"),
             (["device"], "device needs a command: add, import, list, show, revoke, key, state (see fleetkey device --help)"),
             (["-q"], "fleetkey needs a command: init, master, device, user, token, pair, audit, agent, "
-                     "completion (see fleetkey --help)"),
+                     "registry, completion (see fleetkey --help)"),
             (["bogus", "device"], "unknown command: bogus (see fleetkey --help)"),  # bogus is not device's
             (["--hme", "/tmp/x", "device"], "The following argument was not expected: --hme (see fleetkey --help)"),
             (["device", "--", "list"],

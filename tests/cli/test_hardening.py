@@ -131,6 +131,7 @@ class ForeignOwnerTest(fk.FleetTest):
         os.chown(self.key_path, 0, 0)
         self.fk("device", "add", "SN-2")
 
+    @fk.sqlite_only("the owner of the registry file")
     def test_registry_and_home_of_another_user_refused_with_the_chown(self):
         snap = self.snapshot()
         for path, what in ((self.registry_path, "registry"), (self.home, "home")):
@@ -185,6 +186,7 @@ class UndeliveredOutputTest(fk.FleetTest):
                           "device.add"])
 
 
+@fk.sqlite_only("init's staging and renaming of the registry file")
 class KilledInitTest(fk.FleetTest):
     """init killed at random points (SIGKILL) leaves a complete home, or one the next init finishes."""
 
@@ -233,6 +235,7 @@ class KilledInitTest(fk.FleetTest):
                                 f"lose every key derived from it)\n")
 
 
+@fk.sqlite_only("lists the registry files in HOME")
 class KilledPasswdTest(fk.FleetTest):
     """master passwd killed anywhere: the old key file or the new one, with its audit row, and no stray file."""
 

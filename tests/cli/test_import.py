@@ -147,6 +147,7 @@ class ImportTest(fk.FleetTest):
         r = self.fails(fk.NOT_FOUND, "device", "import", os.path.join(self.tmp, "nope.csv"))
         self.assertIn("nope.csv: No such file or directory", r.err)
 
+    @fk.sqlite_only("the message names HOME/registry.db")
     def test_no_registry_is_exit_6_and_documented(self):
         path = self.write_ids("d.csv", ["SN-1"])
         for home in (os.path.join(self.tmp, "empty-home"), os.path.join(self.tmp, "other")):

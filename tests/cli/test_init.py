@@ -7,6 +7,7 @@ import fk
 
 
 class InitTest(fk.FleetTest):
+    @fk.sqlite_only("the registry file's mode")
     def test_init_test_seed_reports_exactly_and_creates_private_files(self):
         r = self.fk("init", "--no-passphrase", "--test-seed", fk.TEST_SEED)
         self.assertEqual(r.out,
@@ -128,6 +129,7 @@ class InitTest(fk.FleetTest):
         self.assertEqual(self.read(self.key_path), key_before)
         self.assertEqual(self.snapshot(), snap)
 
+    @fk.sqlite_only("init --force replaces a registry file; a PostgreSQL registry is refused (exit 2)")
     def test_force_replaces_everything(self):
         self.init_test_key()
         self.fk("device", "add", "SN-1")
@@ -135,6 +137,7 @@ class InitTest(fk.FleetTest):
         self.assertEqual(self.rows("SELECT count(*) FROM devices"), [(0,)])
         self.assertEqual(self.rows("SELECT test_key FROM master_keys"), [(0,)])
 
+    @fk.sqlite_only("init --force replaces a registry file; a PostgreSQL registry is refused (exit 2)")
     def test_failed_force_changes_nothing(self):
         # The new key file cannot be created: the old registry and key file must survive.
         self.init_test_key()

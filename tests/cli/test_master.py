@@ -113,6 +113,7 @@ class MasterTest(fk.FleetTest):
                 self.assertEqual(self.read(self.key_path), key_file)
                 self.assertEqual(self.snapshot(), snap)
 
+    @fk.sqlite_only("edits the SQLite file (sqlite3 module)")
     def test_key_file_ahead_of_the_registry_uses_the_registry_version(self):
         # A rotate interrupted after writing the key file but before committing the registry: made by
         # rotating, then restoring the registry from a copy taken before.

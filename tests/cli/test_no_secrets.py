@@ -2,6 +2,7 @@
 import base64
 import glob
 import os
+import subprocess
 
 import fk
 from reference import device_key, device_prk, hkdf_expand, info, test_master_key
@@ -49,9 +50,15 @@ class NoSecretsTest(fk.FleetTest):
         self.assertEqual(self.fk("user", "key", "alice", "--device", devices[2]).out.strip(),
                          keys[f"K_user({devices[2]},alice,1)"].hex())
 
-        files = [p for p in glob.glob(self.registry_path + "*") if os.path.isfile(p)]
-        self.assertIn(self.registry_path, files)
-        blobs = {p: self.read(p, "rb") for p in files}
+        if fk.PG_STATE:
+            # The PostgreSQL run: everything the database holds, as pg_dump writes it.
+            dump = subprocess.run([os.path.join(self.pg_state["bin"], "pg_dump"), "-h", self.pg_state["socket"], "-U",
+                                   self.pg_state["user"], self.pg_dbname], capture_output=True, check=True).stdout
+            blobs = {"pg_dump": dump}
+        else:
+            files = [p for p in glob.glob(self.registry_path + "*") if os.path.isfile(p)]
+            self.assertIn(self.registry_path, files)
+            blobs = {p: self.read(p, "rb") for p in files}
         self.assertGreater(sum(len(b) for b in blobs.values()), 10000)
         for name, key in keys.items():
             for form in encodings(key):

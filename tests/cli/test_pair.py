@@ -335,10 +335,7 @@ class PairTest(fk.FleetTest):
                                   ("device.pair.rotate", "SN-42", '{"counter":1,"scheme":"fleetkey"}'),
                                   ("device.pair", "SN-42", '{"counter":1,"scheme":"fleetkey"}')])
         self.fk("pair", "SN-42", "--rotate", "--scheme", "matter", "--vendor-id", "1", "--product-id", "2")
-        db = open(self.registry_path, "rb").read()
-        for f in os.listdir(self.home):
-            if f.startswith("registry.db"):
-                db += open(os.path.join(self.home, f), "rb").read()
+        db = self.registry_bytes()
         for secret in (first, j["pin"], pin("SN-42", 1)[:-1], str(passcode("SN-42", 2))):
             self.assertNotIn(secret.encode(), db)
 

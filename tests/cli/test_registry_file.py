@@ -7,6 +7,7 @@ import subprocess
 import fk
 
 
+@fk.sqlite_only("the SQLite file itself: WAL, pragmas, file backup")
 class RegistryFileTest(fk.FleetTest):
     def test_no_registry(self):
         r = self.fails(fk.REGISTRY, "device", "list")

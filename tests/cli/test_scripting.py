@@ -27,6 +27,7 @@ class ScriptingTest(fk.FleetTest):
         self.assertEqual((j["error"]["code"], j["error"]["exit"]), (code, exit_code))
         return j["error"]["message"]
 
+    @fk.sqlite_only("init --if-missing looks for the registry file (cmd/init.cpp)")
     def test_init_if_missing(self):
         snap = self.snapshot()
         self.assertEqual(self.fk("init", "--if-missing", "--no-passphrase").out, f"{self.home} is initialised already\n")

@@ -199,6 +199,7 @@ class StateTest(fk.FleetTest):
         guest = self.mint(role="guest")
         self.assertEqual(lock.check_token(guest, self.clock()), "ok")
 
+    @fk.sqlite_only("reads HOME/registry.db with the sqlite3 module")
     def test_6a_device_revoke_reaches_the_lock_and_ends_its_grants(self):
         token = self.grant("--ttl", "never")["token"]
         self.fk("user", "add", "bob")
@@ -341,6 +342,7 @@ class StateTest(fk.FleetTest):
 
     # -- sizes, against the man page --
 
+    @fk.sqlite_only("writes HOME/registry.db with the sqlite3 module")
     def test_sizes_are_as_the_man_page_states(self):
         page = man_page()
         table = {(int(u), int(r)): int(b) for u, r, b in

@@ -510,6 +510,7 @@ class TokenTest(fk.FleetTest):
         body.update(extra)
         return jwt.encode(body, self.key("--for", "jwt"), algorithm="HS256", headers={"kid": "v1"})
 
+    @fk.sqlite_only("builds an SQLite registry of schema 2")
     def test_jwt_ids_are_folded_so_revoke_and_verify_agree(self):
         upper = self.jwt_with_jti("ABCDEF0123456789")
         r = self.fk("--json", "token", "verify", upper, "--now", LATER)

@@ -95,6 +95,8 @@ public:
   void commit_held();
 
 private:
+  std::unique_ptr<crypto::Keyring> read_key_file_prompting(crypto::KeyFileHeader& header, crypto::Secret& text,
+                                                           std::optional<crypto::Secret>& used);
   const crypto::Keyring& load_keyring();
 
   Paths m_paths;

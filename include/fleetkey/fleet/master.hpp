@@ -21,6 +21,10 @@ struct InitOptions
 };
 
 // Creates the home (0700), the registry and master key version 1.
+// Whether the home is initialised: its master key file exists, and so does the registry (an SQLite
+// file; on PostgreSQL, a fleetkey registry holding master key versions). init --if-missing.
+bool initialised(Fleet& fleet);
+
 MasterKeyVersion init(Fleet& fleet, const InitOptions& options);
 
 std::vector<MasterKeyVersion> list_master_keys(Fleet& fleet);

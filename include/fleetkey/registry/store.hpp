@@ -54,6 +54,21 @@ public:
   virtual uint64_t inserted() const = 0;
 };
 
+// What Store::copy copied.
+struct CopySummary
+{
+  std::string from; // locations as given (never with a password: such a location is refused)
+  std::string to;
+  std::string from_backend; // "sqlite" or "postgresql"
+  std::string to_backend;
+  uint64_t master_keys = 0;
+  uint64_t devices = 0;
+  uint64_t users = 0;
+  uint64_t grants = 0;
+  uint64_t revocations = 0;
+  uint64_t audit = 0; // rows copied, not counting the registry.copy row the copy appends
+};
+
 class Store
 {
 public:
@@ -73,6 +88,13 @@ public:
   static int latest_schema_version();
   // Who the audit trail names: $FLEETKEY_ACTOR, else the login name of the effective user.
   static std::string actor();
+  // fleetkey registry copy (src/registry/pg_copy.cpp): every row of the registry at `from` (which must
+  // exist; it is migrated to this binary's schema first, as any command would) into a new registry at
+  // `to`, on either backend: an SQLite path that must not exist, or a PostgreSQL database with no
+  // table (Exit::conflict otherwise). One transaction on the target; a new SQLite file is removed on
+  // failure. The target's audit trail is the source's, row for row with the same seq and hash, plus
+  // one "registry.copy" row linked to it.
+  static CopySummary copy(const std::string& from, const std::string& to);
 
   virtual std::string_view backend() const = 0; // "sqlite" or "postgresql"
   // Where the registry is, for messages: the path, or the URI (never a password).
