@@ -1,8 +1,8 @@
 // fleetkey agent start | stop | status
 #include "commands.hpp"
 
+#include <fleetkey/core/error.hpp>
 #include <fleetkey/fleet/agent.hpp>
-#include <fleetkey/util/error.hpp>
 #include <fleetkey/util/text.hpp>
 
 #include <fmt/format.h>

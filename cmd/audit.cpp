@@ -1,8 +1,8 @@
 // fleetkey audit list | verify | checkpoint
 #include "commands.hpp"
 
+#include <fleetkey/core/error.hpp>
 #include <fleetkey/fleet/audit.hpp>
-#include <fleetkey/util/error.hpp>
 
 #include <fmt/format.h>
 

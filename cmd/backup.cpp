@@ -1,9 +1,9 @@
 // fleetkey master backup | restore: the key ring as Shamir shares on paper, and back.
 #include "commands.hpp"
 
+#include <fleetkey/core/error.hpp>
 #include <fleetkey/fleet/backup.hpp>
 #include <fleetkey/qr/qr.hpp>
-#include <fleetkey/util/error.hpp>
 #include <fleetkey/util/file.hpp>
 
 #include <fmt/format.h>

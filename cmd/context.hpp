@@ -1,9 +1,9 @@
 #pragma once
 // What every command file shares: the global options, the fleet they open, and output helpers.
 
+#include <fleetkey/core/error.hpp>
 #include <fleetkey/fleet/fleet.hpp>
 #include <fleetkey/fleet/keys.hpp>
-#include <fleetkey/util/error.hpp>
 #include <fleetkey/util/file.hpp>
 
 #include <CLI/CLI.hpp>

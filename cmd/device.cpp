@@ -2,6 +2,7 @@
 #include "commands.hpp"
 #include "render.hpp"
 
+#include <fleetkey/core/error.hpp>
 #include <fleetkey/fleet/devices.hpp>
 #include <fleetkey/fleet/key_batch.hpp>
 #include <fleetkey/fleet/keys.hpp>
@@ -9,7 +10,6 @@
 #include <fleetkey/fleet/state.hpp>
 #include <fleetkey/fleet/tokens.hpp>
 #include <fleetkey/fleet/users.hpp>
-#include <fleetkey/util/error.hpp>
 #include <fleetkey/util/file.hpp>
 #include <fleetkey/util/text.hpp>
 

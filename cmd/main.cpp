@@ -2,8 +2,8 @@
 
 #include "commands.hpp"
 
+#include <fleetkey/core/error.hpp>
 #include <fleetkey/crypto/secret.hpp>
-#include <fleetkey/util/error.hpp>
 
 #include <fmt/format.h>
 

@@ -5,10 +5,10 @@
 // so options go before it).
 #include "commands.hpp"
 
+#include <fleetkey/core/error.hpp>
 #include <fleetkey/crypto/secret.hpp>
 #include <fleetkey/fleet/decode.hpp>
 #include <fleetkey/fleet/pairing.hpp>
-#include <fleetkey/util/error.hpp>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>

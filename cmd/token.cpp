@@ -1,8 +1,8 @@
 // fleetkey token mint | verify | inspect | key | revoke
 #include "commands.hpp"
 
+#include <fleetkey/core/error.hpp>
 #include <fleetkey/fleet/tokens.hpp>
-#include <fleetkey/util/error.hpp>
 #include <fleetkey/util/json_escape.hpp>
 #include <fleetkey/util/text.hpp>
 

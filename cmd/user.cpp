@@ -3,11 +3,11 @@
 #include "render.hpp"
 #include "terminal.hpp"
 
+#include <fleetkey/core/error.hpp>
 #include <fleetkey/fleet/grant.hpp>
 #include <fleetkey/fleet/keys.hpp>
 #include <fleetkey/fleet/tokens.hpp>
 #include <fleetkey/fleet/users.hpp>
-#include <fleetkey/util/error.hpp>
 #include <fleetkey/util/file.hpp>
 #include <fleetkey/util/text.hpp>
 

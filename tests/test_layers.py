@@ -5,7 +5,7 @@ registry::Store (include/fleetkey/registry/store.hpp).
   public registry header other than store.hpp and records.hpp);
 - cmd includes no registry header at all and names no registry:: type: fleet's API hands it the
   fleet's own values (include/fleetkey/fleet/types.hpp);
-- of fleetkey's headers, cmd includes fleet/ and util/ ones only, but for the few listed in
+- of fleetkey's headers, cmd includes core/, fleet/ and util/ ones only, but for the few listed in
   CMD_EXCEPTIONS (issue 17, still to be moved behind fleet): a new one fails, and so does an
   exception that is no longer needed, so that the list only shrinks;
 - no string literal in src/fleet or cmd holds SQL (SELECT/INSERT/UPDATE/DELETE ... FROM/INTO/SET/
@@ -101,10 +101,10 @@ def problems(name, text):
         elif (
             in_cmd
             and path.startswith("fleetkey/")
-            and not path.startswith(("fleetkey/fleet/", "fleetkey/util/"))
+            and not path.startswith(("fleetkey/fleet/", "fleetkey/util/", "fleetkey/core/"))
             and (name, path) not in CMD_EXCEPTIONS
         ):
-            found.append(f"{name}: includes <{path}> (cmd includes fleet/ and util/ headers only)")
+            found.append(f"{name}: includes <{path}> (cmd includes core/, fleet/ and util/ headers only)")
     if in_cmd and re.search(r"\bregistry::", code_only(text)):
         found.append(f"{name}: names a registry:: type or function (cmd reaches the registry only through fleet)")
     for lit in literals(text):

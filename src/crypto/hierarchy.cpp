@@ -1,8 +1,8 @@
 #include "crypto/sha256.hpp"
 
+#include <fleetkey/core/error.hpp>
 #include <fleetkey/crypto/hierarchy.hpp>
 #include <fleetkey/crypto/keyfile.hpp>
-#include <fleetkey/util/error.hpp>
 
 #include <sodium.h>
 

@@ -1,7 +1,7 @@
 #include "crypto/sha256.hpp"
 
+#include <fleetkey/core/error.hpp>
 #include <fleetkey/crypto/hkdf.hpp>
-#include <fleetkey/util/error.hpp>
 
 #include <sodium.h>
 

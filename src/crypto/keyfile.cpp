@@ -2,11 +2,11 @@
 // it and its optional passphrase encryption (fleetkey-formats(5), MASTER KEY FILE). Over 400 lines on
 // purpose: the three layers of one format share its constants and its corrupt() error, and are
 // read and changed together.
+#include <fleetkey/core/error.hpp>
 #include <fleetkey/crypto/hierarchy.hpp>
 #include <fleetkey/crypto/hkdf.hpp>
 #include <fleetkey/crypto/keyfile.hpp>
 #include <fleetkey/util/bytes.hpp>
-#include <fleetkey/util/error.hpp>
 #include <fleetkey/util/file.hpp>
 
 #include <fmt/format.h>

@@ -1,7 +1,7 @@
 // Asking for the master key passphrase on the terminal, without echo.
+#include <fleetkey/core/error.hpp>
 #include <fleetkey/crypto/keyfile.hpp>
 #include <fleetkey/crypto/secret.hpp>
-#include <fleetkey/util/error.hpp>
 #include <fleetkey/util/file.hpp>
 
 #include <cerrno>

@@ -1,8 +1,8 @@
 #include "crypto/pkcs11_types.hpp"
 
+#include <fleetkey/core/error.hpp>
 #include <fleetkey/crypto/hierarchy.hpp>
 #include <fleetkey/crypto/pkcs11.hpp>
-#include <fleetkey/util/error.hpp>
 #include <fleetkey/util/text.hpp>
 
 #include <fmt/format.h>

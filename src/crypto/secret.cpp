@@ -1,5 +1,5 @@
+#include <fleetkey/core/error.hpp>
 #include <fleetkey/crypto/secret.hpp>
-#include <fleetkey/util/error.hpp>
 #include <fleetkey/util/file.hpp>
 
 #include <sodium.h>

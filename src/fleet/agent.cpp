@@ -2,10 +2,10 @@
 // and the daemon (Server, start). Over 400 lines on purpose: the frame layout, the ops and the
 // checks of each request are read and changed together, on both sides, in one file (fleetkey-formats(5),
 // AGENT PROTOCOL); the halves share the framing helpers at the top and nothing else.
+#include <fleetkey/core/error.hpp>
 #include <fleetkey/crypto/hierarchy.hpp>
 #include <fleetkey/fleet/agent.hpp>
 #include <fleetkey/fleet/hsm.hpp>
-#include <fleetkey/util/error.hpp>
 #include <fleetkey/util/file.hpp>
 #include <fleetkey/util/text.hpp>
 

@@ -1,7 +1,7 @@
 #include "fleet/convert.hpp"
 
+#include <fleetkey/core/error.hpp>
 #include <fleetkey/fleet/audit.hpp>
-#include <fleetkey/util/error.hpp>
 #include <fleetkey/util/file.hpp>
 #include <fleetkey/util/text.hpp>
 

@@ -1,10 +1,10 @@
+#include <fleetkey/core/error.hpp>
 #include <fleetkey/crypto/hierarchy.hpp>
 #include <fleetkey/crypto/shamir.hpp>
 #include <fleetkey/fleet/backup.hpp>
 #include <fleetkey/fleet/hsm.hpp>
 #include <fleetkey/registry/store.hpp>
 #include <fleetkey/util/bytes.hpp>
-#include <fleetkey/util/error.hpp>
 #include <fleetkey/util/file.hpp>
 
 #include <fmt/format.h>

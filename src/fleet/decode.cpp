@@ -1,7 +1,7 @@
+#include <fleetkey/core/error.hpp>
 #include <fleetkey/fleet/decode.hpp>
 #include <fleetkey/pairing/decode.hpp>
 #include <fleetkey/pairing/pin.hpp>
-#include <fleetkey/util/error.hpp>
 
 #include <variant>
 

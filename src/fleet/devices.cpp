@@ -1,11 +1,11 @@
 #include "fleet/convert.hpp"
 
+#include <fleetkey/core/error.hpp>
 #include <fleetkey/crypto/hierarchy.hpp>
 #include <fleetkey/fleet/devices.hpp>
 #include <fleetkey/fleet/keys.hpp>
 #include <fleetkey/fleet/users.hpp>
 #include <fleetkey/registry/store.hpp>
-#include <fleetkey/util/error.hpp>
 #include <fleetkey/util/text.hpp>
 
 namespace fleetkey::fleet {

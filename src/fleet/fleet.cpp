@@ -2,11 +2,11 @@
 // use, the master key file (settling a half-written one, the passphrase, the key ring) and held
 // commits. A little over 400 lines: the key file's settling and the key ring's loading share the
 // context's state and are read together.
+#include <fleetkey/core/error.hpp>
 #include <fleetkey/crypto/hierarchy.hpp>
 #include <fleetkey/fleet/agent.hpp>
 #include <fleetkey/fleet/fleet.hpp>
 #include <fleetkey/fleet/hsm.hpp>
-#include <fleetkey/util/error.hpp>
 #include <fleetkey/util/file.hpp>
 #include <fleetkey/util/text.hpp>
 

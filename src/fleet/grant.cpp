@@ -1,6 +1,6 @@
+#include <fleetkey/core/error.hpp>
 #include <fleetkey/fleet/grant.hpp>
 #include <fleetkey/qr/qr.hpp>
-#include <fleetkey/util/error.hpp>
 #include <fleetkey/util/file.hpp>
 
 #include <fmt/format.h>

@@ -3,9 +3,9 @@
 #include "fleet/convert.hpp"
 #include "token_mint.hpp"
 
+#include <fleetkey/core/error.hpp>
 #include <fleetkey/fleet/devices.hpp>
 #include <fleetkey/qr/qr.hpp>
-#include <fleetkey/util/error.hpp>
 #include <fleetkey/util/text.hpp>
 
 #include <nlohmann/json.hpp>

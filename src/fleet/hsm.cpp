@@ -1,5 +1,5 @@
+#include <fleetkey/core/error.hpp>
 #include <fleetkey/fleet/hsm.hpp>
-#include <fleetkey/util/error.hpp>
 #include <fleetkey/util/file.hpp>
 
 #include <fmt/format.h>

@@ -4,12 +4,12 @@
 // import_derive.cpp (pass 2's derivation worker and keys-out lines).
 #include "import_derive.hpp"
 
+#include <fleetkey/core/error.hpp>
 #include <fleetkey/crypto/hierarchy.hpp>
 #include <fleetkey/fleet/import.hpp>
 #include <fleetkey/registry/store.hpp>
 #include <fleetkey/util/bytes.hpp>
 #include <fleetkey/util/csv.hpp>
-#include <fleetkey/util/error.hpp>
 #include <fleetkey/util/file.hpp>
 #include <fleetkey/util/json_escape.hpp>
 #include <fleetkey/util/text.hpp>

@@ -1,9 +1,9 @@
 #pragma once
 // Pass 1 of `device import`: reading and validating rows of CSV or JSON Lines (import_rows.cpp).
 
+#include <fleetkey/core/error.hpp>
 #include <fleetkey/fleet/import.hpp>
 #include <fleetkey/util/csv.hpp>
-#include <fleetkey/util/error.hpp>
 #include <fleetkey/util/file.hpp>
 
 #include <cstdint>

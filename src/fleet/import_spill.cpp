@@ -2,7 +2,7 @@
 // runs merged into a second one, repeated ids found on the way.
 #include "import_spill.hpp"
 
-#include <fleetkey/util/error.hpp>
+#include <fleetkey/core/error.hpp>
 
 #include <fmt/format.h>
 

@@ -1,10 +1,10 @@
 #include "fleet/convert.hpp"
 
+#include <fleetkey/core/error.hpp>
 #include <fleetkey/crypto/hierarchy.hpp>
 #include <fleetkey/fleet/key_batch.hpp>
 #include <fleetkey/fleet/keys.hpp>
 #include <fleetkey/util/bytes.hpp>
-#include <fleetkey/util/error.hpp>
 
 #include <nlohmann/json.hpp>
 #include <sodium.h>

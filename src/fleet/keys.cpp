@@ -1,6 +1,6 @@
+#include <fleetkey/core/error.hpp>
 #include <fleetkey/fleet/keys.hpp>
 #include <fleetkey/util/bytes.hpp>
-#include <fleetkey/util/error.hpp>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>

@@ -1,5 +1,5 @@
+#include <fleetkey/core/error.hpp>
 #include <fleetkey/fleet/keys_sink.hpp>
-#include <fleetkey/util/error.hpp>
 
 #include <algorithm>
 #include <cerrno>

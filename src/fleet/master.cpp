@@ -1,12 +1,12 @@
 #include "fleet/convert.hpp"
 
+#include <fleetkey/core/error.hpp>
 #include <fleetkey/crypto/hierarchy.hpp>
 #include <fleetkey/crypto/pkcs11.hpp>
 #include <fleetkey/fleet/hsm.hpp>
 #include <fleetkey/fleet/master.hpp>
 #include <fleetkey/registry/store.hpp>
 #include <fleetkey/util/bytes.hpp>
-#include <fleetkey/util/error.hpp>
 #include <fleetkey/util/file.hpp>
 #include <fleetkey/util/text.hpp>
 

@@ -1,6 +1,6 @@
 // The checks of what users type that every command shares: names, revocation reasons, labels.
+#include <fleetkey/core/error.hpp>
 #include <fleetkey/fleet/fleet.hpp>
-#include <fleetkey/util/error.hpp>
 #include <fleetkey/util/text.hpp>
 
 #include <nlohmann/json.hpp>

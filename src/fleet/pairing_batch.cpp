@@ -4,12 +4,12 @@
 #include "pairing_checks.hpp"
 #include "pairing_files.hpp"
 
+#include <fleetkey/core/error.hpp>
 #include <fleetkey/crypto/hierarchy.hpp>
 #include <fleetkey/fleet/devices.hpp>
 #include <fleetkey/fleet/pairing.hpp>
 #include <fleetkey/pairing/pin.hpp>
 #include <fleetkey/registry/store.hpp>
-#include <fleetkey/util/error.hpp>
 #include <fleetkey/util/file.hpp>
 #include <fleetkey/util/text.hpp>
 #include <fleetkey/util/thread_pool.hpp>

@@ -5,7 +5,7 @@
 
 #include "pairing_checks.hpp"
 
-#include <fleetkey/util/error.hpp>
+#include <fleetkey/core/error.hpp>
 
 #include <fmt/format.h>
 #include <sodium.h>

@@ -1,12 +1,12 @@
 #include "fleet/convert.hpp"
 
+#include <fleetkey/core/error.hpp>
 #include <fleetkey/crypto/hierarchy.hpp>
 #include <fleetkey/fleet/devices.hpp>
 #include <fleetkey/fleet/state.hpp>
 #include <fleetkey/registry/store.hpp>
 #include <fleetkey/token/cbor.hpp>
 #include <fleetkey/token/token.hpp>
-#include <fleetkey/util/error.hpp>
 #include <fleetkey/util/text.hpp>
 
 #include <algorithm>

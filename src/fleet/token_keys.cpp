@@ -2,8 +2,8 @@
 // row, and its hex, base64 or JWK text.
 #include "token_mint.hpp"
 
+#include <fleetkey/core/error.hpp>
 #include <fleetkey/crypto/hierarchy.hpp>
-#include <fleetkey/util/error.hpp>
 #include <fleetkey/util/json_escape.hpp>
 
 #include <sodium.h>

@@ -1,7 +1,7 @@
 // The bulk path of `token verify -`: input cut into pieces of whole lines, verified by one worker a
 // core, written in input order.
+#include <fleetkey/core/error.hpp>
 #include <fleetkey/fleet/tokens.hpp>
-#include <fleetkey/util/error.hpp>
 #include <fleetkey/util/thread_pool.hpp>
 
 #include <fmt/format.h>

@@ -3,10 +3,10 @@
 #include "fleet/convert.hpp"
 #include "token_mint.hpp"
 
+#include <fleetkey/core/error.hpp>
 #include <fleetkey/crypto/hierarchy.hpp>
 #include <fleetkey/fleet/tokens.hpp>
 #include <fleetkey/registry/store.hpp>
-#include <fleetkey/util/error.hpp>
 #include <fleetkey/util/text.hpp>
 
 #include <memory>

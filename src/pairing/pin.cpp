@@ -1,8 +1,8 @@
 #include "pairing/digits.hpp"
 
+#include <fleetkey/core/error.hpp>
 #include <fleetkey/pairing/pin.hpp>
 #include <fleetkey/pairing/verhoeff.hpp>
-#include <fleetkey/util/error.hpp>
 #include <fleetkey/util/text.hpp>
 
 #include <fmt/format.h>

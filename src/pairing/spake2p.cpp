@@ -1,6 +1,6 @@
+#include <fleetkey/core/error.hpp>
 #include <fleetkey/pairing/matter.hpp>
 #include <fleetkey/pairing/spake2p.hpp>
-#include <fleetkey/util/error.hpp>
 
 #include <fmt/format.h>
 #include <sodium.h>

@@ -1,6 +1,6 @@
+#include <fleetkey/core/error.hpp>
 #include <fleetkey/crypto/hierarchy.hpp>
 #include <fleetkey/pairing/stream.hpp>
-#include <fleetkey/util/error.hpp>
 
 #include <sodium.h>
 

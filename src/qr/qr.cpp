@@ -1,5 +1,5 @@
+#include <fleetkey/core/error.hpp>
 #include <fleetkey/qr/qr.hpp>
-#include <fleetkey/util/error.hpp>
 
 #include <fmt/format.h>
 #include <png.h>

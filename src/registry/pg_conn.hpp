@@ -2,7 +2,7 @@
 // libpq behind two move-only RAII types (a connection and a result), private to src/registry.
 // In the static release build libpq is loaded on first use (pg_conn.cpp); elsewhere it is linked.
 
-#include <fleetkey/util/error.hpp>
+#include <fleetkey/core/error.hpp>
 
 #include <cstdint>
 #include <optional>

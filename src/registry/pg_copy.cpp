@@ -5,9 +5,9 @@
 
 #include "registry/pg_conn.hpp"
 
+#include <fleetkey/core/error.hpp>
 #include <fleetkey/registry/store.hpp>
 #include <fleetkey/util/bytes.hpp>
-#include <fleetkey/util/error.hpp>
 #include <fleetkey/util/file.hpp>
 #include <fleetkey/util/text.hpp>
 

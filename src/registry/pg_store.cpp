@@ -7,9 +7,9 @@
 #include "registry/migrations.hpp"
 #include "registry/pg_conn.hpp"
 
+#include <fleetkey/core/error.hpp>
 #include <fleetkey/registry/store.hpp>
 #include <fleetkey/util/bytes.hpp>
-#include <fleetkey/util/error.hpp>
 #include <fleetkey/util/text.hpp>
 #include <fleetkey/util/utf8.hpp>
 

@@ -1,6 +1,6 @@
 #include "registry/sqlite.hpp"
 
-#include <fleetkey/util/error.hpp>
+#include <fleetkey/core/error.hpp>
 
 #include <sodium.h>
 #include <sqlite3.h>

@@ -3,7 +3,7 @@
 
 #include "registry/sqlite_store.hpp"
 
-#include <fleetkey/util/error.hpp>
+#include <fleetkey/core/error.hpp>
 
 #include <sqlite3.h>
 

@@ -4,7 +4,7 @@
 
 #include "registry/sqlite_store.hpp"
 
-#include <fleetkey/util/error.hpp>
+#include <fleetkey/core/error.hpp>
 
 namespace fleetkey::registry {
 

@@ -2,7 +2,7 @@
 
 #include "registry/migrations.hpp"
 
-#include <fleetkey/util/error.hpp>
+#include <fleetkey/core/error.hpp>
 #include <fleetkey/util/file.hpp>
 #include <fleetkey/util/text.hpp>
 

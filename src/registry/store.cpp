@@ -5,8 +5,8 @@
 #include "registry/migrations.hpp"
 #include "registry/sqlite_store.hpp"
 
+#include <fleetkey/core/error.hpp>
 #include <fleetkey/registry/store.hpp>
-#include <fleetkey/util/error.hpp>
 #include <fleetkey/util/file.hpp>
 #include <fleetkey/util/text.hpp>
 

@@ -1,5 +1,5 @@
+#include <fleetkey/core/error.hpp>
 #include <fleetkey/util/bytes.hpp>
-#include <fleetkey/util/error.hpp>
 #include <fleetkey/util/file.hpp>
 
 #include <climits>

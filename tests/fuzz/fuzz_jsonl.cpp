@@ -2,8 +2,8 @@
 // input either reads to the end or fails with fleetkey::Error, and every JSON Lines row it accepts
 // agrees with nlohmann's DOM parser on the same line: the same id and model, and labels stored as
 // the object the line holds.
+#include <fleetkey/core/error.hpp>
 #include <fleetkey/fleet/import.hpp>
-#include <fleetkey/util/error.hpp>
 
 #include <nlohmann/json.hpp>
 

@@ -2,8 +2,8 @@
 // other exception, no crash), and a key ring that decodes is written back and read again to the
 // same versions and keys. The passphrase source refuses, so that Argon2id never runs on fuzzed
 // parameters; the decrypted key ring's own reader is fuzzed directly on the raw bytes.
+#include <fleetkey/core/error.hpp>
 #include <fleetkey/crypto/keyfile.hpp>
-#include <fleetkey/util/error.hpp>
 
 #include <cstdint>
 #include <cstdlib>

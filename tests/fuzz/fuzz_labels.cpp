@@ -1,8 +1,8 @@
 // Fuzzes `device add --label` parsing (fleet::parse_labels), one label a line of the input: the
 // labels either parse or fail with fleetkey::Error, and parsed labels are an object of strings
 // that nlohmann writes as strict UTF-8 (dump() throws on anything else) and reads back the same.
+#include <fleetkey/core/error.hpp>
 #include <fleetkey/fleet/fleet.hpp>
-#include <fleetkey/util/error.hpp>
 
 #include <nlohmann/json.hpp>
 

@@ -1,7 +1,7 @@
 #pragma once
 // Shared by the unit tests: a temporary directory and the exit code an action throws.
 
-#include <fleetkey/util/error.hpp>
+#include <fleetkey/core/error.hpp>
 
 #include <filesystem>
 #include <functional>

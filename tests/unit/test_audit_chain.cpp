@@ -3,9 +3,9 @@
 #include "registry/sqlite_store.hpp"
 #include "support.hpp"
 
+#include <fleetkey/core/error.hpp>
 #include <fleetkey/fleet/audit.hpp>
 #include <fleetkey/util/bytes.hpp>
-#include <fleetkey/util/error.hpp>
 
 #include <doctest/doctest.h>
 

@@ -1,7 +1,7 @@
 // util/file.hpp: Fd, AtomicFile, open_private and read_into, passwd_name.
+#include <fleetkey/core/error.hpp>
 #include <fleetkey/crypto/secret.hpp>
 #include <fleetkey/util/bytes.hpp>
-#include <fleetkey/util/error.hpp>
 #include <fleetkey/util/file.hpp>
 #include <fleetkey/util/text.hpp>
 

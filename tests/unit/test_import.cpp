@@ -2,12 +2,12 @@
 // all-or-nothing on bad input, --skip-existing, progress callbacks.
 #include "fleet/convert.hpp"
 
+#include <fleetkey/core/error.hpp>
 #include <fleetkey/crypto/hierarchy.hpp>
 #include <fleetkey/fleet/devices.hpp>
 #include <fleetkey/fleet/import.hpp>
 #include <fleetkey/fleet/master.hpp>
 #include <fleetkey/util/bytes.hpp>
-#include <fleetkey/util/error.hpp>
 
 #include <doctest/doctest.h>
 #include <sodium.h>

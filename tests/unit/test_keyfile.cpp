@@ -1,9 +1,9 @@
 // The master key file: round trips, wrong passphrases, tampering, and the privacy checks.
 #include "support.hpp"
 
+#include <fleetkey/core/error.hpp>
 #include <fleetkey/crypto/keyfile.hpp>
 #include <fleetkey/util/bytes.hpp>
-#include <fleetkey/util/error.hpp>
 #include <fleetkey/util/file.hpp>
 
 #include <doctest/doctest.h>

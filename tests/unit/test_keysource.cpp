@@ -1,7 +1,7 @@
 // MasterDeriver over a KeySource (the agent's path) gives what it gives over the key itself.
+#include <fleetkey/core/error.hpp>
 #include <fleetkey/crypto/hierarchy.hpp>
 #include <fleetkey/crypto/keyfile.hpp>
-#include <fleetkey/util/error.hpp>
 
 #include <doctest/doctest.h>
 

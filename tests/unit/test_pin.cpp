@@ -1,10 +1,10 @@
 // fleetkey PINs: derivation (values from an independent Python HKDF), triviality, the
 // continuation of the stream, the payload and what decode says about bad codes.
+#include <fleetkey/core/error.hpp>
 #include <fleetkey/crypto/hierarchy.hpp>
 #include <fleetkey/fleet/pairing.hpp>
 #include <fleetkey/pairing/decode.hpp>
 #include <fleetkey/pairing/pin.hpp>
-#include <fleetkey/util/error.hpp>
 
 #include <doctest/doctest.h>
 

@@ -1,8 +1,8 @@
 // PKCS#11 URIs and the HSM reference (fleetkey-formats(5), HSM REFERENCE); the token itself is tested
 // against SoftHSM2 by tests/cli/test_hsm.py.
+#include <fleetkey/core/error.hpp>
 #include <fleetkey/crypto/pkcs11.hpp>
 #include <fleetkey/util/bytes.hpp>
-#include <fleetkey/util/error.hpp>
 
 #include <doctest/doctest.h>
 

@@ -1,6 +1,6 @@
 // QR encoding and renderings: the matrix shape, and each rendering read back module by module.
+#include <fleetkey/core/error.hpp>
 #include <fleetkey/qr/qr.hpp>
-#include <fleetkey/util/error.hpp>
 
 #include <doctest/doctest.h>
 #include <fmt/format.h>

@@ -1,7 +1,7 @@
 // crypto/secret.hpp: Secret and SecretText in guarded memory.
+#include <fleetkey/core/error.hpp>
 #include <fleetkey/crypto/secret.hpp>
 #include <fleetkey/util/bytes.hpp>
-#include <fleetkey/util/error.hpp>
 #include <fleetkey/util/file.hpp>
 #include <fleetkey/util/text.hpp>
 

@@ -3,7 +3,7 @@
 #include "registry/sqlite_store.hpp"
 #include "support.hpp"
 
-#include <fleetkey/util/error.hpp>
+#include <fleetkey/core/error.hpp>
 
 #include <doctest/doctest.h>
 

@@ -1,7 +1,7 @@
 // util/text.hpp: printable UTF-8, times and durations.
+#include <fleetkey/core/error.hpp>
 #include <fleetkey/crypto/secret.hpp>
 #include <fleetkey/util/bytes.hpp>
-#include <fleetkey/util/error.hpp>
 #include <fleetkey/util/file.hpp>
 #include <fleetkey/util/text.hpp>
 

@@ -3,8 +3,8 @@
 // epoch), find the key the kid names (the key pins the algorithm), check the tag in constant
 // time, then times, audience and revocation, in that order (fleetkey-tokens(5), VERIFICATION).
 
+#include <fleetkey/core/error.hpp>
 #include <fleetkey/token/token.hpp>
-#include <fleetkey/util/error.hpp>
 
 namespace fleetkey::token {
 

@@ -1,5 +1,6 @@
 #pragma once
-// The error type that domain code throws and `main` catches once, mapping it to an exit code.
+// The error type that every layer throws and `main` catches once, mapping it to an exit code. In core/,
+// not util/: its exit codes are fleetkey's command-line contract, which util knows nothing of.
 
 #include <fmt/format.h>
 
