@@ -1,7 +1,7 @@
 // PgStore: the registry on PostgreSQL through libpq (fleetkey-postgresql(7)). Same tables, rows,
 // order and exit codes as the SQLite registry; the differences are in how writers take turns (an
-// advisory lock held to the end of the write transaction) and how a bulk import travels (COPY into
-// a staging table, one INSERT ... SELECT at the end).
+// advisory lock held to the end of the write transaction) and how a bulk import travels (COPY
+// straight into devices, inside the write transaction).
 
 #include "registry/backends.hpp"
 #include "registry/migrations.hpp"
@@ -173,9 +173,14 @@ private:
   std::string m_window_from;
   std::optional<std::string> m_window_to;
   bool m_window_valid = false;
+  // What every row of this import ends with: key_version, status, pairing_counter, created.
+  std::string m_row_end;
   uint64_t m_queued = 0;
-  uint64_t m_staged = 0;
   uint64_t m_inserted = 0;
+
+  // Waits for the COPY on its way; a duplicate id (another writer, which the write lock rules out)
+  // is exit 4 as on SQLite.
+  void wait_sent();
 };
 
 class PgStore final : public Store
@@ -706,11 +711,22 @@ PgBulkInsert::PgBulkInsert(PgStore& store, Conn& conn, uint32_t key_version, std
   }
   const Result any = m_conn.query("SELECT EXISTS (SELECT 1 FROM devices)");
   m_was_empty = any.text(0, 0) != "t";
-  // The staging table lives in this session's temporary schema and goes with the transaction.
-  // Its rows stay in memory up to temp_buffers (settable before the session's first temporary table).
-  m_conn.exec("SET temp_buffers = '256MB'");
-  m_conn.exec("CREATE TEMPORARY TABLE fleetkey_import (id TEXT COLLATE \"C\", model TEXT COLLATE \"C\","
-              " labels TEXT COLLATE \"C\", fingerprint TEXT COLLATE \"C\") ON COMMIT DROP");
+  m_row_end = "\t" + num(key_version) + "\tactive\t0\t";
+  copy_field(m_row_end, m_created);
+  m_row_end += '\n';
+}
+
+void PgBulkInsert::wait_sent()
+{
+  try {
+    m_conn.wait_copy();
+  } catch (const PgError& e) {
+    if (e.sqlstate() == "23505") {
+      throw Error(Exit::conflict, "a device of this import was registered by another writer meanwhile: {}", e.message())
+          .with_reason("exists");
+    }
+    throw;
+  }
 }
 
 std::optional<DeviceBulkInsert::Registered> PgBulkInsert::registered(std::string_view id)
@@ -753,7 +769,7 @@ void PgBulkInsert::add(const BulkDevice& row)
   copy_field(m_buffer, row.labels);
   m_buffer += '\t';
   copy_field(m_buffer, row.fingerprint);
-  m_buffer += '\n';
+  m_buffer += m_row_end;
   ++m_queued;
 }
 
@@ -763,11 +779,15 @@ void PgBulkInsert::flush()
     return;
   }
   // The rows are copied into m_buffer already; the COPY completes while the caller derives more.
-  m_conn.wait_copy();
+  wait_sent();
   m_sending.swap(m_buffer);
   m_buffer.clear();
-  m_conn.copy_in_async("COPY fleetkey_import (id, model, labels, fingerprint) FROM STDIN", m_sending);
-  m_staged += m_queued;
+  // Straight into devices, inside the write transaction: all or nothing with it. The ids were
+  // checked against the registry (registered()) and against each other (the sorted spill) under
+  // the write lock, which every writer takes; a staging table would only add a second copy.
+  m_conn.copy_in_async(
+      "COPY devices (id, model, labels, fingerprint, key_version, status, pairing_counter, created) FROM STDIN",
+      m_sending);
   m_inserted += m_queued;
   m_queued = 0;
 }
@@ -775,24 +795,7 @@ void PgBulkInsert::flush()
 void PgBulkInsert::finish()
 {
   flush();
-  m_conn.wait_copy();
-  if (m_staged == 0) {
-    return;
-  }
-  try {
-    const Result r = m_conn.query(
-        "INSERT INTO devices (id, model, labels, key_version, fingerprint, status, pairing_counter, created)"
-        " SELECT id, model, labels, $1::bigint, fingerprint, 'active', 0, $2 FROM fleetkey_import",
-        {num(m_key_version), m_created});
-    m_inserted = static_cast<uint64_t>(r.affected());
-  } catch (const PgError& e) {
-    if (e.sqlstate() == "23505") {
-      throw Error(Exit::conflict, "a device of this import was registered by another writer meanwhile: {}", e.message())
-          .with_reason("exists");
-    }
-    throw;
-  }
-  m_conn.exec("DROP TABLE fleetkey_import");
+  wait_sent();
 }
 
 void PgStore::migrate(bool fresh)

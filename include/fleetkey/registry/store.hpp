@@ -28,9 +28,10 @@ struct BulkDevice
 };
 
 // A bulk import of devices inside the caller's write transaction: rows are queued and written in
-// chunks (SQLite: a reused multi-row INSERT; PostgreSQL: COPY into a staging table, then one
-// INSERT ... SELECT at finish()). Duplicates against the registry are found with registered()
-// before add(); a duplicate that slips through (another writer) fails finish() with Exit::exists.
+// chunks (SQLite: a reused multi-row INSERT; PostgreSQL: COPY straight into devices, one batch on
+// its way while the next is derived). Duplicates against the registry are found with registered()
+// before add(); a duplicate that slips through (another writer) fails flush() or finish() with
+// Exit::conflict.
 class DeviceBulkInsert
 {
 public:
@@ -48,7 +49,7 @@ public:
   virtual void add(const BulkDevice& row) = 0;
   // Hands the queued rows to the backend; call before the strings they point to go away.
   virtual void flush() = 0;
-  // Completes the import inside the transaction (PostgreSQL: the INSERT from staging); the caller
+  // Completes the import inside the transaction (PostgreSQL: waits for the last COPY); the caller
   // then writes the audit row and commits.
   virtual void finish() = 0;
   virtual uint64_t inserted() const = 0;
