@@ -246,7 +246,7 @@ Conn::Conn(const std::string& location, std::string where)
 Conn::Conn(Conn&& other) noexcept
     : m_conn(other.m_conn)
     , m_where(std::move(other.m_where))
-    , m_copy_pending(other.m_copy_pending)
+    , m_copy_open(other.m_copy_open)
 {
   other.m_conn = nullptr;
 }
@@ -259,7 +259,7 @@ Conn& Conn::operator=(Conn&& other) noexcept
     }
     m_conn = other.m_conn;
     m_where = std::move(other.m_where);
-    m_copy_pending = other.m_copy_pending;
+    m_copy_open = other.m_copy_open;
     other.m_conn = nullptr;
   }
   return *this;
@@ -330,7 +330,7 @@ Result Conn::check(pg_result* res, std::string_view what)
 
 void Conn::exec(std::string_view sql)
 {
-  wait_copy();
+  copy_end();
   const std::string s(sql);
   // PQexec returns the last statement's result; an earlier failure stops it and is that result.
   check(libpq().exec(m_conn, s.c_str()), "registry");
@@ -338,7 +338,7 @@ void Conn::exec(std::string_view sql)
 
 Result Conn::query(std::string_view sql, const std::vector<Param>& params)
 {
-  wait_copy();
+  copy_end();
   const std::string s(sql);
   std::vector<const char*> values;
   std::vector<int> lengths;
@@ -360,15 +360,20 @@ Result Conn::query(std::string_view sql, const std::vector<Param>& params)
                "registry");
 }
 
-void Conn::copy_in_async(std::string_view copy_sql, std::string_view data)
+void Conn::copy_begin(std::string_view copy_sql)
 {
-  wait_copy();
+  copy_end();
   const std::string s(copy_sql);
   pg_result* res = libpq().exec(m_conn, s.c_str());
   if (res == nullptr || libpq().result_status(res) != PGRES_COPY_IN) {
     fail(res, "registry");
   }
   libpq().clear(res);
+  m_copy_open = true;
+}
+
+void Conn::copy_put(std::string_view data)
+{
   // PQputCopyData takes an int length: hand big buffers over in pieces.
   constexpr size_t k_piece = size_t{1} << 30;
   for (size_t off = 0; off < data.size(); off += k_piece) {
@@ -377,18 +382,17 @@ void Conn::copy_in_async(std::string_view copy_sql, std::string_view data)
       fail(nullptr, "registry");
     }
   }
+}
+
+void Conn::copy_end()
+{
+  if (!m_copy_open) {
+    return;
+  }
+  m_copy_open = false;
   if (libpq().put_copy_end(m_conn, nullptr) != 1) {
     fail(nullptr, "registry");
   }
-  m_copy_pending = true;
-}
-
-void Conn::wait_copy()
-{
-  if (!m_copy_pending) {
-    return;
-  }
-  m_copy_pending = false;
   pg_result* first = nullptr;
   while (pg_result* res = libpq().get_result(m_conn)) {
     if (first == nullptr) {
@@ -402,8 +406,9 @@ void Conn::wait_copy()
 
 void Conn::copy_in(std::string_view copy_sql, std::string_view data)
 {
-  copy_in_async(copy_sql, data);
-  wait_copy();
+  copy_begin(copy_sql);
+  copy_put(data);
+  copy_end();
 }
 
 void Conn::rollback() noexcept
@@ -411,8 +416,10 @@ void Conn::rollback() noexcept
   if (m_conn == nullptr) {
     return;
   }
-  if (m_copy_pending) {
-    m_copy_pending = false;
+  if (m_copy_open) {
+    // Ending the COPY with an error message makes the server fail it: none of its rows stay.
+    m_copy_open = false;
+    libpq().put_copy_end(m_conn, "fleetkey: the import was abandoned");
     while (pg_result* res = libpq().get_result(m_conn)) {
       libpq().clear(res);
     }

@@ -76,12 +76,16 @@ public:
   void exec(std::string_view sql);
   // Runs one statement with text parameters $1, $2, ... and returns its rows.
   Result query(std::string_view sql, const std::vector<Param>& params = {});
-  // COPY ... FROM STDIN: sends `data` (text format) and waits for the server to take it.
+  // COPY ... FROM STDIN in one call: sends `data` (text format) and waits for the server to take it.
   void copy_in(std::string_view copy_sql, std::string_view data);
-  // Starts a COPY that completes at the next wait_copy() (or any other call): the server loads the
-  // rows while the caller prepares the next ones.
-  void copy_in_async(std::string_view copy_sql, std::string_view data);
-  void wait_copy();
+  // A COPY ... FROM STDIN that stays open across calls: copy_begin starts it, copy_put sends rows
+  // (the server loads them while the caller prepares more; a full socket makes copy_put wait), and
+  // copy_end finishes it and reports the server's verdict. exec, query and copy_begin end an open
+  // COPY first; rollback aborts it.
+  void copy_begin(std::string_view copy_sql);
+  void copy_put(std::string_view data);
+  void copy_end();
+  bool copy_open() const noexcept { return m_copy_open; }
   bool in_transaction() const noexcept;
   bool connection_lost() const noexcept;
   // ROLLBACK, ignoring failures (a lost connection has rolled back already).
@@ -94,7 +98,7 @@ private:
 
   pg_conn* m_conn = nullptr;
   std::string m_where;
-  bool m_copy_pending = false;
+  bool m_copy_open = false;
 };
 
 // Whether libpq parses `location` as a connection string or URI that carries a password.

@@ -165,9 +165,9 @@ private:
   uint32_t m_key_version;
   std::string m_created;
   bool m_was_empty = true;
-  // Rows encoded for COPY; two buffers, so that one is on its way while the next fills.
+  // Rows encoded for COPY, sent at each flush() into one COPY that stays open while no window
+  // query needs the connection.
   std::string m_buffer;
-  std::string m_sending;
   // The window of registered ids that registered() answers from.
   std::vector<std::pair<std::string, Registered>> m_window;
   std::string m_window_from;
@@ -178,9 +178,9 @@ private:
   uint64_t m_queued = 0;
   uint64_t m_inserted = 0;
 
-  // Waits for the COPY on its way; a duplicate id (another writer, which the write lock rules out)
-  // is exit 4 as on SQLite.
-  void wait_sent();
+  // Ends the open COPY; a duplicate id (another writer, which the write lock rules out) is exit 4
+  // as on SQLite.
+  void end_copy();
 };
 
 class PgStore final : public Store
@@ -716,10 +716,10 @@ PgBulkInsert::PgBulkInsert(PgStore& store, Conn& conn, uint32_t key_version, std
   m_row_end += '\n';
 }
 
-void PgBulkInsert::wait_sent()
+void PgBulkInsert::end_copy()
 {
   try {
-    m_conn.wait_copy();
+    m_conn.copy_end();
   } catch (const PgError& e) {
     if (e.sqlstate() == "23505") {
       throw Error(Exit::conflict, "a device of this import was registered by another writer meanwhile: {}", e.message())
@@ -736,6 +736,7 @@ std::optional<DeviceBulkInsert::Registered> PgBulkInsert::registered(std::string
   // every id up to its last one (or every id beyond, when the registry had no more rows). Under
   // the write lock nothing else changes the devices meanwhile.
   if (!m_window_valid || id < m_window_from || (m_window_to && id > *m_window_to)) {
+    end_copy(); // the query needs the connection; the next flush starts another COPY
     const Result r = m_conn.query("SELECT id, fingerprint, status = 'active' FROM devices WHERE id >= $1"
                                   " ORDER BY id LIMIT "
                                       + std::to_string(k_window_rows),
@@ -778,16 +779,17 @@ void PgBulkInsert::flush()
   if (m_queued == 0) {
     return;
   }
-  // The rows are copied into m_buffer already; the COPY completes while the caller derives more.
-  wait_sent();
-  m_sending.swap(m_buffer);
-  m_buffer.clear();
   // Straight into devices, inside the write transaction: all or nothing with it. The ids were
   // checked against the registry (registered()) and against each other (the sorted spill) under
-  // the write lock, which every writer takes; a staging table would only add a second copy.
-  m_conn.copy_in_async(
-      "COPY devices (id, model, labels, fingerprint, key_version, status, pairing_counter, created) FROM STDIN",
-      m_sending);
+  // the write lock, which every writer takes; a staging table would only add a second copy. One
+  // COPY carries every batch (a COPY a batch cost a statement and two round trips each): the
+  // server loads the rows while the caller derives the next batch.
+  if (!m_conn.copy_open()) {
+    m_conn.copy_begin(
+        "COPY devices (id, model, labels, fingerprint, key_version, status, pairing_counter, created) FROM STDIN");
+  }
+  m_conn.copy_put(m_buffer);
+  m_buffer.clear();
   m_inserted += m_queued;
   m_queued = 0;
 }
@@ -795,7 +797,7 @@ void PgBulkInsert::flush()
 void PgBulkInsert::finish()
 {
   flush();
-  wait_sent();
+  end_copy();
 }
 
 void PgStore::migrate(bool fresh)

@@ -95,6 +95,45 @@ class PostgresqlTest(fk.FleetTest):
                 self.psql(sql)
             self.assertIn("audit is append-only", str(e.exception))
 
+    def test_key_version_is_checked_once_a_statement(self):
+        # Schema 6: triggers instead of a foreign key (one query a row doubled a COPY's time), with the
+        # same guarantee for any writer.
+        self.init_plain()
+        self.fk("device", "add", "SN-1")
+        before = fk.pg_snapshot(self)
+        for sql, message in (
+                ("INSERT INTO devices (id, key_version, fingerprint, created) VALUES ('SN-2', 9, 'f', 'c')",
+                 "a device's key_version names no master key"),
+                ("UPDATE devices SET key_version = 9", "a device's key_version names no master key"),
+                ("DELETE FROM master_keys", "a master key version that devices name cannot be removed"),
+                ("UPDATE master_keys SET version = 9", "a master key version that devices name cannot be removed"),
+                ("TRUNCATE master_keys", "master_keys cannot be truncated while devices name its versions")):
+            with self.assertRaises(Exception) as e:
+                self.psql(sql)
+            self.assertIn(message, str(e.exception))
+        self.assertEqual(fk.pg_snapshot(self), before)
+        self.assertEqual(self.psql("SELECT count(*) FROM pg_constraint WHERE conname = 'devices_key_version_fkey'"),
+                         [(0,)])
+
+    def test_schema_5_registry_is_migrated_to_the_key_version_triggers(self):
+        # A registry made by schema 1-5 (the foreign key), as the first fleetkey with PostgreSQL left it.
+        self.init_plain()
+        self.fk("device", "add", "SN-1")
+        self.psql("DROP TRIGGER devices_key_version_insert ON devices; DROP TRIGGER devices_key_version_update ON devices;"
+                  "DROP TRIGGER master_keys_in_use_delete ON master_keys;"
+                  "DROP TRIGGER master_keys_in_use_update ON master_keys;"
+                  "DROP TRIGGER master_keys_in_use_truncate ON master_keys;"
+                  "DROP FUNCTION fleetkey_devices_key_version(); DROP FUNCTION fleetkey_master_keys_in_use();"
+                  "DROP FUNCTION fleetkey_master_keys_truncate();"
+                  "ALTER TABLE devices ADD CONSTRAINT devices_key_version_fkey FOREIGN KEY (key_version)"
+                  " REFERENCES master_keys (version); UPDATE fleetkey_registry SET schema_version = 5")
+        self.assertIn("SN-1", self.fk("device", "list").out)
+        self.assertEqual(self.psql("SELECT schema_version FROM fleetkey_registry"), [(6,)])
+        self.assertEqual(self.psql("SELECT count(*) FROM pg_constraint WHERE conname = 'devices_key_version_fkey'"),
+                         [(0,)])
+        self.assertEqual(self.psql("SELECT count(*) FROM pg_trigger WHERE tgname LIKE '%key_version%'"
+                                   " OR tgname LIKE 'master_keys_in_use%'"), [(5,)])
+
     def test_station_role_registers_devices_without_reading_the_audit_trail(self):
         # The grants of fleetkey-postgresql(7), ROLES, as written there.
         self.init_plain()

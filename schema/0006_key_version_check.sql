@@ -1,0 +1,5 @@
+-- fleetkey registry, schema version 6: no change in the SQLite dialect. Its PostgreSQL dialect
+-- (schema/postgresql/0006_key_version_check.sql) replaces the foreign key devices.key_version ->
+-- master_keys by a check once per statement; here the foreign key stays, and the bulk import
+-- already checks key_version once per batch with foreign keys off (src/registry/sqlite_bulk.cpp).
+-- The version is raised on both so that a registry's schema version means the same on both.
