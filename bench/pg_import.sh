@@ -41,18 +41,34 @@ fresh() { # fresh BACKEND: a new home and an empty registry, initialised; sets F
   fi
   "$FK" init --no-passphrase >/dev/null
 }
-wall() { # wall LABEL COMMAND...: runs it once (its output discarded), prints the wall time
-  local t0 t1
+DATA=$(/usr/bin/python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["data"])' "$STATE")
+# CPU time (clock ticks) of the server: the postmaster's reaped children and its live ones. The
+# machine is shared, so the wall time alone does not tell the server's work from the wait for a core.
+server_ticks() {
+  local pm t p
+  pm=$(head -1 "$DATA/postmaster.pid")
+  t=$(awk '{ print $14 + $15 + $16 + $17 }' "/proc/$pm/stat")
+  for p in $(pgrep -P "$pm"); do t=$((t + $(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0))); done
+  echo "$t"
+}
+TICK=$(getconf CLK_TCK)
+wall() { # wall LABEL COMMAND...: runs it once (its output discarded), prints wall, client and server CPU time
+  local t0 t1 s0 s1 c
+  sleep 0.5 # the previous command's backend reaped
+  s0=$(server_ticks)
   t0=$(date +%s.%N)
-  "${@:2}" >/dev/null
+  c=$( { /usr/bin/time -f '%U %S' "${@:2}" >/dev/null; } 2>&1 | tail -1)
   t1=$(date +%s.%N)
-  awk -v l="$1" -v a="$t0" -v b="$t1" 'BEGIN { printf "%s: %.2f s wall\n", l, b - a }'
+  sleep 0.5
+  s1=$(server_ticks)
+  awk -v l="$1" -v a="$t0" -v b="$t1" -v c="$c" -v s=$((s1 - s0)) -v hz="$TICK" -v pg="${FLEETKEY_REGISTRY%%:*}" \
+    -v load="$(cut -d' ' -f1 /proc/loadavg)" \
+    'BEGIN { split(c, u, " "); printf "%s: %.2f s wall (client CPU %.2f s", l, b - a, u[1] + u[2];
+             if (pg == "postgresql") printf ", server CPU %.2f s", s / hz; printf ", load %s)\n", load }'
 }
-four() {
-  local pids=()
-  for s in 0 1 2 3; do "$FK" device import "$W/station$s.csv" >/dev/null & pids+=($!); done
-  for p in "${pids[@]}"; do wait "$p"; done
-}
+# Four stations at once, each its own process; fails when one of them fails.
+FOUR='pids=(); for s in 0 1 2 3; do "$0" device import "$1/station$s.csv" >/dev/null & pids+=($!); done
+for p in "${pids[@]}"; do wait "$p" || exit 1; done'
 
 for backend in postgresql sqlite; do
   for run in 1 2 3; do
@@ -62,7 +78,7 @@ for backend in postgresql sqlite; do
   [ "$backend" = postgresql ] && echo "  rows: $(psql -d "bench$n" -c 'SELECT count(*) FROM devices')"
   for run in 1 2 3; do
     fresh $backend
-    wall "$backend: four stations of $q at once (run $run)" four
+    wall "$backend: four stations of $q at once (run $run)" bash -c "$FOUR" "$FK" "$W"
   done
 done
 
