@@ -3,11 +3,9 @@
 
 #include <fleetkey/core/error.hpp>
 #include <fleetkey/fleet/backup.hpp>
-#include <fleetkey/qr/qr.hpp>
 #include <fleetkey/util/file.hpp>
 
 #include <fmt/format.h>
-#include <sodium.h>
 
 #include <cerrno>
 #include <cstring>
@@ -26,19 +24,6 @@ struct BackupCliOptions
   std::optional<std::string> output;
   std::optional<std::string> qr;
 };
-
-std::vector<uint8_t> share_qr(const fleet::Share& share, std::string_view mode)
-{
-  const auto b32 = fleet::share_base32(share);
-  const auto m = qr::encode(crypto::as_text(b32), qr::Ec::M);
-  if (mode == "png") {
-    return qr::render_png(m);
-  }
-  std::string svg = qr::render_svg(m);
-  std::vector<uint8_t> out(svg.begin(), svg.end());
-  sodium_memzero(svg.data(), svg.size());
-  return out;
-}
 
 // DIR, made 0700 and removed again (with what is in it) unless the backup succeeds.
 class OutputDir
@@ -125,9 +110,8 @@ void add_master_backup(CLI::App& master, Context& ctx)
           for (const auto& s : made.shares) {
             dir->add(fmt::format("share-{}.txt", s.index)).write(fleet::share_text(s).span());
             if (o->qr) {
-              auto image = share_qr(s, *o->qr);
-              dir->add(fmt::format("share-{}.{}", s.index, *o->qr)).write(std::span<const uint8_t>(image));
-              sodium_memzero(image.data(), image.size());
+              const auto image = fleet::share_qr(s, *o->qr == "png" ? fleet::ShareQr::png : fleet::ShareQr::svg);
+              dir->add(fmt::format("share-{}.{}", s.index, *o->qr)).write(image.span());
             }
           }
         });

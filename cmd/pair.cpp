@@ -6,13 +6,12 @@
 #include "commands.hpp"
 
 #include <fleetkey/core/error.hpp>
-#include <fleetkey/crypto/secret.hpp>
 #include <fleetkey/fleet/decode.hpp>
 #include <fleetkey/fleet/pairing.hpp>
+#include <fleetkey/fleet/qr.hpp>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
-#include <sodium.h>
 
 #include <unistd.h>
 
@@ -74,7 +73,7 @@ std::string passcode_text(uint32_t passcode)
   return fmt::format("{:08}", passcode);
 }
 
-Json matter_json(const pairing::MatterPayload& p)
+Json matter_json(const fleet::MatterPayload& p)
 {
   return Json{{"version", p.version},
               {"vendor_id", p.vendor_id},
@@ -85,7 +84,7 @@ Json matter_json(const pairing::MatterPayload& p)
               {"passcode", passcode_text(p.passcode)}};
 }
 
-void print_matter(Context& ctx, const pairing::MatterPayload& p)
+void print_matter(Context& ctx, const fleet::MatterPayload& p)
 {
   ctx.print(fmt::format("vendor id:     {} (0x{:04X})\n", p.vendor_id, p.vendor_id));
   ctx.print(fmt::format("product id:    {} (0x{:04X})\n", p.product_id, p.product_id));
@@ -93,26 +92,6 @@ void print_matter(Context& ctx, const pairing::MatterPayload& p)
   ctx.print(fmt::format("discovery:     {} ({})\n", p.discovery, discovery_text(p.discovery)));
   ctx.print(fmt::format("discriminator: {}\n", p.discriminator));
   ctx.print(fmt::format("passcode:      {:08}\n", p.passcode));
-}
-
-// A verifier in base64, in guarded memory.
-crypto::SecretText base64_text(const crypto::Secret& bytes)
-{
-  crypto::SecretText text(sodium_base64_ENCODED_LEN(bytes.size(), sodium_base64_VARIANT_ORIGINAL));
-  text.append_base64(bytes.span(), sodium_base64_VARIANT_ORIGINAL);
-  return text;
-}
-
-// A Matter passcode is a pairing secret, so it comes from a private file, never from argv: the
-// first line, without its line ending, kept in guarded memory. fleet::check_options validates it.
-std::shared_ptr<const crypto::Secret> read_passcode_file(const std::string& path)
-{
-  auto passcode = std::make_shared<const crypto::Secret>(
-      crypto::read_private_line(path, "passcode file", 4096)); // throws Error(key)
-  if (passcode->empty()) {
-    throw Error(Exit::usage, "passcode file {} holds no passcode on its first line", path);
-  }
-  return passcode;
 }
 
 fleet::QrFormat qr_format(const PairCliOptions& o, bool batch)
@@ -175,7 +154,7 @@ void print_pairing(Context& ctx, const PairCliOptions& o, const fleet::PairResul
       j.update(matter_json(*c.matter));
       j["iterations"] = c.iterations;
       j["salt"] = util::to_base64(c.salt);
-      j["verifier"] = std::string(base64_text(c.verifier).view());
+      j["verifier"] = std::string(fleet::verifier_base64(c).view());
       j["manual_code"] = c.manual_code;
       j["manual_code_grouped"] = c.grouped;
     } else {
@@ -198,7 +177,7 @@ void print_pairing(Context& ctx, const PairCliOptions& o, const fleet::PairResul
       ctx.print(fmt::format("iterations:    {}\n", c.iterations));
       ctx.print(fmt::format("salt:          {}\n", util::to_base64(c.salt)));
       ctx.print("verifier:      ");
-      ctx.print(base64_text(c.verifier).view());
+      ctx.print(fleet::verifier_base64(c).view());
       ctx.print("\n");
       ctx.print(fmt::format("manual code:   {}\n", c.grouped));
     } else {
@@ -219,15 +198,15 @@ void run_pair(Context& ctx, const PairCliOptions& o)
 {
   fleet::PairOptions po{fleet::parse_pair_scheme(o.scheme), o.pin_digits, o.matter};
   if (o.passcode_file) {
-    po.matter.passcode = read_passcode_file(*o.passcode_file);
+    po.matter.passcode = fleet::read_passcode_file(*o.passcode_file);
   }
   const bool batch = o.all || o.from;
   if (o.margin && *o.margin < 0) {
     throw Error(Exit::usage, "--margin {} is out of range (0-64)", *o.margin); // -1 is the default, never given
   }
-  fleet::LabelOptions label{qr_format(o, batch), qr::parse_ec(o.ec), o.scale, o.margin.value_or(-1)};
+  fleet::LabelOptions label{qr_format(o, batch), fleet::parse_qr_ec(o.ec), o.scale, o.margin.value_or(-1)};
   if ((!o.out || *o.out == "-") && ::isatty(STDOUT_FILENO) != 0 && colour_allowed()) {
-    label.colors = qr::Colors::black_on_white; // the same code in a dark and a light terminal
+    label.colors = fleet::QrColors::black_on_white; // the same code in a dark and a light terminal
   }
   const auto overwrite = o.force ? util::Overwrite::yes : util::Overwrite::no;
   if (o.resume && !batch) {
@@ -405,8 +384,8 @@ void setup_pair(CLI::App& app, Context& ctx)
       ->capture_default_str();
   pair->add_option("--iterations", o->matter.iterations,
                    fmt::format("PBKDF2 iterations of the Matter SPAKE2+ verifier, {}-{} (default: {})",
-                               pairing::k_spake2p_min_iterations, pairing::k_spake2p_max_iterations,
-                               pairing::k_spake2p_default_iterations))
+                               fleet::k_matter_min_iterations, fleet::k_matter_max_iterations,
+                               fleet::k_matter_default_iterations))
       ->type_name("N");
   pair->add_flag("--all", o->all, "Production run: a label for every active device into -o DIR, with manifest.csv");
   pair->add_option("--from", o->from, "Production run: the devices listed in FILE, one id a line")->type_name("FILE");

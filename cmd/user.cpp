@@ -6,6 +6,7 @@
 #include <fleetkey/core/error.hpp>
 #include <fleetkey/fleet/grant.hpp>
 #include <fleetkey/fleet/keys.hpp>
+#include <fleetkey/fleet/qr.hpp>
 #include <fleetkey/fleet/tokens.hpp>
 #include <fleetkey/fleet/users.hpp>
 #include <fleetkey/util/file.hpp>
@@ -278,10 +279,10 @@ void run_user_grant(Context& ctx, GrantOptions go)
   if (!go.output) {
     ctx.commit_after_output(); // with -o, the file is the delivery, named once the grant is committed
   }
-  fleet::GrantDelivery delivery{go.output, qr_mode, qr::Colors::none};
+  fleet::GrantDelivery delivery{go.output, qr_mode, fleet::QrColors::none};
   if (qr_mode && !go.output && ::isatty(STDOUT_FILENO) != 0 && colour_allowed()) {
     // On a terminal, explicit colours: the same code in a dark and a light terminal.
-    delivery.colors = qr::Colors::black_on_white;
+    delivery.colors = fleet::QrColors::black_on_white;
   }
   if (qr_mode) {
     delivery.fit_columns = terminal_columns(); // --qr utf8 is drawn to fit the terminal

@@ -32,6 +32,9 @@ std::string backup_id_hex(const Share& share);
 crypto::Secret share_bytes(const Share& share);
 crypto::Secret share_base32(const Share& share);
 crypto::Secret share_text(const Share& share);
+// The base32 as a QR code (error correction M) for `master backup --qr`: the image file's bytes.
+enum class ShareQr { png, svg };
+crypto::Secret share_qr(const Share& share, ShareQr format);
 
 // Reads a share from text in any of those forms: lines starting with '#' are skipped, spaces,
 // tabs, '-' and line ends ignored, letters of either case. `name` names it in errors (a file
