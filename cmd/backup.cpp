@@ -174,8 +174,7 @@ void add_master_restore(CLI::App& master, Context& ctx)
         }
         std::vector<std::pair<std::string, fleet::Share>> shares;
         for (const auto& f : *files) {
-          const auto text = crypto::read_private_file(f, "share file");
-          shares.emplace_back(f, fleet::parse_share(crypto::as_text(text), f));
+          shares.emplace_back(f, fleet::read_share_file(f));
         }
         if (files->empty()) {
           if (::isatty(STDIN_FILENO) == 0) {
@@ -186,8 +185,7 @@ void add_master_restore(CLI::App& master, Context& ctx)
             const auto name = fmt::format("share {}", shares.size() + 1);
             const auto prompt = fmt::format("Share {} of {}{} (base32, spaces ignored): ", shares.size() + 1, needed,
                                             shares.empty() ? " or more" : "");
-            const auto line = crypto::prompt_passphrase(prompt.c_str());
-            shares.emplace_back(name, fleet::parse_share(crypto::as_text(line), name));
+            shares.emplace_back(name, fleet::prompt_share(prompt, name));
             needed = shares.front().second.threshold;
           }
         }

@@ -40,6 +40,11 @@ crypto::Secret share_qr(const Share& share, ShareQr format);
 // tabs, '-' and line ends ignored, letters of either case. `name` names it in errors (a file
 // name, "share 2"). Throws Error(key) for a share that does not decode or whose checksum fails.
 Share parse_share(std::string_view text, std::string_view name);
+// A share file as `master backup -o` wrote it, read as a private file (Error(key) when group or
+// others can read it), named by its path in errors.
+Share read_share_file(const std::string& path);
+// A share typed at the terminal after `prompt`, not echoed; `name` names it in errors.
+Share prompt_share(const std::string& prompt, std::string_view name);
 
 struct Backup
 {
