@@ -146,7 +146,6 @@ void run_decode(Context& ctx, const DecodeOptions& o)
 CLI::App* add_pair_decode(CLI::App& pair, Context& ctx)
 {
   auto d = std::make_shared<DecodeOptions>();
-  auto d = std::make_shared<DecodeOptions>();
 
   auto* decode = add_command(pair, ctx, "decode", "Read a QR payload, PIN or Matter manual code back and check it",
                              [&ctx, d] { run_decode(ctx, *d); });
