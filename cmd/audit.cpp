@@ -8,13 +8,12 @@
 
 namespace fleetkey::cmd {
 
-void setup_audit(CLI::App& app, Context& ctx)
-{
-  auto* audit = app.add_subcommand("audit", "Read the audit trail, and check its hash chain");
-  audit->require_subcommand(1);
+namespace {
 
+void add_audit_list(CLI::App& audit, Context& ctx)
+{
   auto q = std::make_shared<fleet::AuditQuery>();
-  auto* list = add_command(*audit, ctx, "list", "List audit events, oldest first, streaming", [&ctx, q] {
+  auto* list = add_command(audit, ctx, "list", "List audit events, oldest first, streaming", [&ctx, q] {
     bool header = false;
     fleet::list_audit(ctx.fleet(), *q, [&](const fleet::AuditEvent& e) {
       if (ctx.json()) {
@@ -47,10 +46,13 @@ void setup_audit(CLI::App& app, Context& ctx)
   list->add_option("--since", q->since, "Only events at or after TIME (2026-11-22T10:00:00Z, 2026-11-22, @UNIX)")
       ->type_name("TIME");
   list->add_option("--last", q->last, "Only the last N matching events")->type_name("N");
+}
 
+void add_audit_verify(CLI::App& audit, Context& ctx)
+{
   auto checkpoint_path = std::make_shared<std::optional<std::string>>();
   auto* verify = add_command(
-      *audit, ctx, "verify", "Check the audit trail's hash chain, and name the first bad row", [&ctx, checkpoint_path] {
+      audit, ctx, "verify", "Check the audit trail's hash chain, and name the first bad row", [&ctx, checkpoint_path] {
         std::optional<fleet::AuditCheckpoint> cp;
         if (*checkpoint_path) {
           cp = fleet::read_checkpoint(**checkpoint_path);
@@ -89,8 +91,11 @@ void setup_audit(CLI::App& app, Context& ctx)
       ->type_name("FILE");
   verify->footer("Exit status: 0 the chain verifies, 20 a row was changed, deleted or inserted, or rows after the "
                  "checkpoint were cut off (the error names the first bad row). See fleetkey-formats(5), AUDIT CHAIN.");
+}
 
-  add_command(*audit, ctx, "checkpoint",
+void add_audit_checkpoint(CLI::App& audit, Context& ctx)
+{
+  add_command(audit, ctx, "checkpoint",
               "Print the head of a verified audit chain (seq, hash, time), to keep elsewhere for audit verify "
               "--checkpoint",
               [&ctx] {
@@ -102,6 +107,15 @@ void setup_audit(CLI::App& app, Context& ctx)
                 }
               })
       ->footer("Exit status: 0, or 20 when the chain does not verify (as audit verify).");
+}
+
+} // namespace
+
+void setup_audit(CLI::App& app, Context& ctx)
+{
+  static constexpr Command k_commands[] = {
+      {"list", add_audit_list}, {"verify", add_audit_verify}, {"checkpoint", add_audit_checkpoint}};
+  add_group(app, ctx, "audit", "Read the audit trail, and check its hash chain", k_commands);
 }
 
 } // namespace fleetkey::cmd

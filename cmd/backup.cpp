@@ -3,11 +3,9 @@
 
 #include <fleetkey/core/error.hpp>
 #include <fleetkey/fleet/backup.hpp>
-#include <fleetkey/qr/qr.hpp>
 #include <fleetkey/util/file.hpp>
 
 #include <fmt/format.h>
-#include <sodium.h>
 
 #include <cerrno>
 #include <cstring>
@@ -26,19 +24,6 @@ struct BackupCliOptions
   std::optional<std::string> output;
   std::optional<std::string> qr;
 };
-
-std::vector<uint8_t> share_qr(const fleet::Share& share, std::string_view mode)
-{
-  const auto b32 = fleet::share_base32(share);
-  const auto m = qr::encode(crypto::as_text(b32), qr::Ec::M);
-  if (mode == "png") {
-    return qr::render_png(m);
-  }
-  std::string svg = qr::render_svg(m);
-  std::vector<uint8_t> out(svg.begin(), svg.end());
-  sodium_memzero(svg.data(), svg.size());
-  return out;
-}
 
 // DIR, made 0700 and removed again (with what is in it) unless the backup succeeds.
 class OutputDir
@@ -125,9 +110,8 @@ void add_master_backup(CLI::App& master, Context& ctx)
           for (const auto& s : made.shares) {
             dir->add(fmt::format("share-{}.txt", s.index)).write(fleet::share_text(s).span());
             if (o->qr) {
-              auto image = share_qr(s, *o->qr);
-              dir->add(fmt::format("share-{}.{}", s.index, *o->qr)).write(std::span<const uint8_t>(image));
-              sodium_memzero(image.data(), image.size());
+              const auto image = fleet::share_qr(s, *o->qr == "png" ? fleet::ShareQr::png : fleet::ShareQr::svg);
+              dir->add(fmt::format("share-{}.{}", s.index, *o->qr)).write(image.span());
             }
           }
         });
@@ -190,8 +174,7 @@ void add_master_restore(CLI::App& master, Context& ctx)
         }
         std::vector<std::pair<std::string, fleet::Share>> shares;
         for (const auto& f : *files) {
-          const auto text = crypto::read_private_file(f, "share file");
-          shares.emplace_back(f, fleet::parse_share(crypto::as_text(text), f));
+          shares.emplace_back(f, fleet::read_share_file(f));
         }
         if (files->empty()) {
           if (::isatty(STDIN_FILENO) == 0) {
@@ -202,8 +185,7 @@ void add_master_restore(CLI::App& master, Context& ctx)
             const auto name = fmt::format("share {}", shares.size() + 1);
             const auto prompt = fmt::format("Share {} of {}{} (base32, spaces ignored): ", shares.size() + 1, needed,
                                             shares.empty() ? " or more" : "");
-            const auto line = crypto::prompt_passphrase(prompt.c_str());
-            shares.emplace_back(name, fleet::parse_share(crypto::as_text(line), name));
+            shares.emplace_back(name, fleet::prompt_share(prompt, name));
             needed = shares.front().second.threshold;
           }
         }

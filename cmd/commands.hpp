@@ -13,8 +13,10 @@ void setup_master(CLI::App& app, Context& ctx);
 void add_master_backup(CLI::App& master, Context& ctx);  // cmd/backup.cpp
 void add_master_restore(CLI::App& master, Context& ctx); // cmd/backup.cpp
 void setup_device(CLI::App& app, Context& ctx);
-void setup_device_import(CLI::App& device, Context& ctx);
+void setup_device_import(CLI::App& device, Context& ctx); // cmd/import.cpp
+void add_device_state(CLI::App& device, Context& ctx);    // cmd/device_state.cpp
 void setup_user(CLI::App& app, Context& ctx);
+void add_user_grant(CLI::App& user, Context& ctx); // cmd/user_grant.cpp
 void setup_token(CLI::App& app, Context& ctx);
 void setup_pair(CLI::App& app, Context& ctx);
 void setup_audit(CLI::App& app, Context& ctx);

@@ -437,9 +437,10 @@ std::string fish_escape(std::string_view s)
   return out + "'";
 }
 
-std::string fish(const std::vector<Command>& cmds)
+// The two fish functions every completion calls: the command path typed so far, and the registry's
+// device ids or user names.
+std::string fish_functions(const std::vector<Command>& cmds)
 {
-  std::string out = fmt::format("# {}\n\n", k_header);
   std::vector<std::string> paths;
   for (const auto& c : cmds) {
     if (!c.path.empty()) {
@@ -456,7 +457,7 @@ std::string fish(const std::vector<Command>& cmds)
   }
   std::sort(values.begin(), values.end());
   values.erase(std::unique(values.begin(), values.end()), values.end());
-  out += "# The command path typed so far (\"device add\"), skipping options and their values.\n";
+  std::string out = "# The command path typed so far (\"device add\"), skipping options and their values.\n";
   out += "function __fleetkey_path\n  set -l known " + join(paths, " ") + "\n";
   out += "  set -l takes_value " + join(values, " ") + "\n";
   out += "  set -l path ''\n  set -l skip 0\n  for w in (commandline -opc)[2..-1]\n";
@@ -474,63 +475,82 @@ std::string fish(const std::vector<Command>& cmds)
   out += "    else if string match -q -- '--home=*' $words[$i]; or string match -q -- '--registry=*' $words[$i]\n";
   out += "      set -a globals $words[$i]\n    end\n  end\n";
   out += "  $words[1] $globals __complete $argv[1] (commandline -ct) 2>/dev/null\nend\n\n";
-  out += "complete -c fleetkey -f\n";
+  return out;
+}
+
+// The completion of one option (not a positional) under the condition `cond`.
+std::string fish_option(const Opt& o, const std::string& cond)
+{
+  std::string line = "complete -c fleetkey " + cond;
+  for (const auto& n : o.names) {
+    line += n.size() == 2 ? " -s " + n.substr(1) : " -l " + n.substr(2);
+  }
+  if (!o.metavar.empty()) {
+    // -x: a value is required and it is not a file name; -r -F: it is one.
+    if (!o.choices.empty()) {
+      line += " -x -a " + fish_escape(join(o.choices, " "));
+    } else if (o.metavar.find("FILE") != std::string::npos || o.metavar == "DIR") {
+      line += " -r -F";
+    } else if (o.metavar == "ID" || o.metavar == "DEVICE") {
+      line += " -x -a '(__fleetkey_registry devices)'";
+    } else {
+      line += " -x";
+    }
+  }
+  return line + " -d " + fish_escape(o.help) + "\n";
+}
+
+// The completions of one command: its positional, its subcommands, its options and the global ones.
+std::string fish_command(const Command& c, const std::vector<Command>& cmds)
+{
+  std::string out;
   const Command& top = cmds.front();
-  for (const auto& c : cmds) {
-    const std::string cond = fmt::format("-n 'test (__fleetkey_path) = \"{}\"'", c.path);
-    const std::string kind = positional_kind(c);
-    if (kind == "@device" || kind == "@user") {
-      out += fmt::format("complete -c fleetkey {} -a '(__fleetkey_registry {}s)'\n", cond, kind.substr(1));
+  const std::string cond = fmt::format("-n 'test (__fleetkey_path) = \"{}\"'", c.path);
+  const std::string kind = positional_kind(c);
+  if (kind == "@device" || kind == "@user") {
+    out += fmt::format("complete -c fleetkey {} -a '(__fleetkey_registry {}s)'\n", cond, kind.substr(1));
+  }
+  // A device or a user is expected: subcommands only once a prefix is typed (pair <Tab> never inserts decode).
+  const std::string sub_cond =
+      kind == "@device" || kind == "@user"
+          ? fmt::format("-n 'test (__fleetkey_path) = \"{}\"; and test -n (commandline -ct)'", c.path)
+          : cond;
+  for (const auto& s : c.subcommands) {
+    std::string help;
+    for (const auto& cc : cmds) {
+      if (cc.path == (c.path.empty() ? s : c.path + " " + s)) {
+        help = cc.help;
+      }
     }
-    // A device or a user is expected: subcommands only once a prefix is typed (pair <Tab> never inserts decode).
-    const std::string sub_cond =
-        kind == "@device" || kind == "@user"
-            ? fmt::format("-n 'test (__fleetkey_path) = \"{}\"; and test -n (commandline -ct)'", c.path)
-            : cond;
-    for (const auto& s : c.subcommands) {
-      std::string help;
-      for (const auto& cc : cmds) {
-        if (cc.path == (c.path.empty() ? s : c.path + " " + s)) {
-          help = cc.help;
+    out += fmt::format("complete -c fleetkey {} -a {} -d {}\n", sub_cond, fish_escape(s), fish_escape(help));
+  }
+  for (const auto* cc : {&c, &top}) {
+    for (const auto& o : cc->options) {
+      if (o.positional || (cc != &c && o.names.back() == "--help")) {
+        if (o.positional && (o.names[0] == "FILE")) {
+          out += fmt::format("complete -c fleetkey {} -F\n", cond);
         }
+        continue;
       }
-      out += fmt::format("complete -c fleetkey {} -a {} -d {}\n", sub_cond, fish_escape(s), fish_escape(help));
+      out += fish_option(o, cond);
     }
-    for (const auto* cc : {&c, &top}) {
-      for (const auto& o : cc->options) {
-        if (o.positional || (cc != &c && o.names.back() == "--help")) {
-          if (o.positional && (o.names[0] == "FILE")) {
-            out += fmt::format("complete -c fleetkey {} -F\n", cond);
-          }
-          continue;
-        }
-        std::string line = "complete -c fleetkey " + cond;
-        for (const auto& n : o.names) {
-          line += n.size() == 2 ? " -s " + n.substr(1) : " -l " + n.substr(2);
-        }
-        if (!o.metavar.empty()) {
-          // -x: a value is required and it is not a file name; -r -F: it is one.
-          if (!o.choices.empty()) {
-            line += " -x -a " + fish_escape(join(o.choices, " "));
-          } else if (o.metavar.find("FILE") != std::string::npos || o.metavar == "DIR") {
-            line += " -r -F";
-          } else if (o.metavar == "ID" || o.metavar == "DEVICE") {
-            line += " -x -a '(__fleetkey_registry devices)'";
-          } else {
-            line += " -x";
-          }
-        }
-        line += " -d " + fish_escape(o.help);
-        out += line + "\n";
-      }
-      if (&c == &top) {
-        break;
-      }
+    if (&c == &top) {
+      break;
     }
   }
   return out;
 }
 
+std::string fish(const std::vector<Command>& cmds)
+{
+  std::string out = fmt::format("# {}\n\n", k_header);
+  out += fish_functions(cmds);
+  out += "complete -c fleetkey -f\n";
+  for (const auto& c : cmds) {
+    out += fish_command(c, cmds);
+  }
+  return out;
+}
 } // namespace
 
 std::string completion_script(const CLI::App& app, std::string_view shell)

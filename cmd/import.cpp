@@ -83,64 +83,80 @@ private:
   bool m_drawn = false;
 };
 
+// The library's options from the command line's.
+fleet::ImportOptions import_options(const ImportOptions& o)
+{
+  fleet::ImportOptions opts;
+  opts.source = o.source;
+  if (o.format) {
+    opts.format = fleet::parse_import_format(*o.format);
+  }
+  opts.keys_out = o.keys_out;
+  if (o.keys_out_format) {
+    opts.keys_out_format = fleet::parse_keys_out_format(*o.keys_out_format);
+  }
+  opts.key_encoding = fleet::parse_key_encoding(o.key_format);
+  opts.skip_existing = o.skip_existing ? fleet::SkipExisting::yes : fleet::SkipExisting::no;
+  return opts;
+}
+
+// The summary line (or JSON object), and with -v the time of each phase.
+void print_import_summary(Context& ctx, const fleet::ImportSummary& s)
+{
+  const double rate = s.seconds > 0 ? static_cast<double>(s.imported) / s.seconds : 0.0;
+  // --keys-out -: standard output holds the keys alone, the summary goes to standard error.
+  const auto summary = [&ctx, to_stderr = s.keys_to_stdout](const std::string& text) {
+    if (to_stderr) {
+      std::fputs(text.c_str(), stderr);
+    } else {
+      ctx.print(text);
+    }
+  };
+  if (ctx.json()) {
+    summary(
+        Json{{"rows", s.rows},
+             {"imported", s.imported},
+             {"skipped", s.skipped},
+             {"key_version", s.key_version},
+             {"ids_sha256", s.ids_sha256},
+             {"keys_out", s.keys_out ? Json(*s.keys_out) : Json(nullptr)},
+             {"seconds", s.seconds},
+             {"rate", rate},
+             {"phases", {{"validate", s.validate_seconds}, {"insert", s.insert_seconds}, {"commit", s.commit_seconds}}}}
+            .dump(-1, ' ', false, Json::error_handler_t::replace)
+        + "\n");
+  } else if (!ctx.globals.quiet) {
+    summary(fmt::format("imported {} devices, skipped {}, in {:.2f} s ({} devices/s)\n", s.imported, s.skipped,
+                        s.seconds, static_cast<uint64_t>(rate)));
+  }
+  if (ctx.globals.verbose > 0) {
+    fmt::print(stderr, "fleetkey: validate {:.3f} s, derive and insert {:.3f} s, commit {:.3f} s\n", s.validate_seconds,
+               s.insert_seconds, s.commit_seconds);
+  }
+}
+
+void run_device_import(Context& ctx, const ImportOptions& o)
+{
+  const auto opts = import_options(o);
+  const bool show = o.progress == "always" || (o.progress == "auto" && ::isatty(STDERR_FILENO) != 0);
+  std::optional<ProgressBar> bar;
+  fleet::ProgressFn progress;
+  if (show) {
+    bar.emplace();
+    progress = [&bar](const fleet::ImportProgress& p) { bar->update(p); };
+  }
+  const auto s = fleet::import_devices(ctx.fleet(), opts, progress);
+  bar.reset();
+  print_import_summary(ctx, s);
+}
+
 } // namespace
 
 void setup_device_import(CLI::App& device, Context& ctx)
 {
   auto o = std::make_shared<ImportOptions>();
-  auto* sub = add_command(
-      device, ctx, "import", "Register many devices at once from CSV or JSON Lines, all or nothing", [&ctx, o] {
-        fleet::ImportOptions opts;
-        opts.source = o->source;
-        if (o->format) {
-          opts.format = fleet::parse_import_format(*o->format);
-        }
-        opts.keys_out = o->keys_out;
-        if (o->keys_out_format) {
-          opts.keys_out_format = fleet::parse_keys_out_format(*o->keys_out_format);
-        }
-        opts.key_encoding = fleet::parse_key_encoding(o->key_format);
-        opts.skip_existing = o->skip_existing ? fleet::SkipExisting::yes : fleet::SkipExisting::no;
-        const bool show = o->progress == "always" || (o->progress == "auto" && ::isatty(STDERR_FILENO) != 0);
-        std::optional<ProgressBar> bar;
-        fleet::ProgressFn progress;
-        if (show) {
-          bar.emplace();
-          progress = [&bar](const fleet::ImportProgress& p) { bar->update(p); };
-        }
-        const auto s = fleet::import_devices(ctx.fleet(), opts, progress);
-        bar.reset();
-        const double rate = s.seconds > 0 ? static_cast<double>(s.imported) / s.seconds : 0.0;
-        // --keys-out -: standard output holds the keys alone, the summary goes to standard error.
-        const auto summary = [&ctx, to_stderr = s.keys_to_stdout](const std::string& text) {
-          if (to_stderr) {
-            std::fputs(text.c_str(), stderr);
-          } else {
-            ctx.print(text);
-          }
-        };
-        if (ctx.json()) {
-          summary(Json{{"rows", s.rows},
-                       {"imported", s.imported},
-                       {"skipped", s.skipped},
-                       {"key_version", s.key_version},
-                       {"ids_sha256", s.ids_sha256},
-                       {"keys_out", s.keys_out ? Json(*s.keys_out) : Json(nullptr)},
-                       {"seconds", s.seconds},
-                       {"rate", rate},
-                       {"phases",
-                        {{"validate", s.validate_seconds}, {"insert", s.insert_seconds}, {"commit", s.commit_seconds}}}}
-                      .dump(-1, ' ', false, Json::error_handler_t::replace)
-                  + "\n");
-        } else if (!ctx.globals.quiet) {
-          summary(fmt::format("imported {} devices, skipped {}, in {:.2f} s ({} devices/s)\n", s.imported, s.skipped,
-                              s.seconds, static_cast<uint64_t>(rate)));
-        }
-        if (ctx.globals.verbose > 0) {
-          fmt::print(stderr, "fleetkey: validate {:.3f} s, derive and insert {:.3f} s, commit {:.3f} s\n",
-                     s.validate_seconds, s.insert_seconds, s.commit_seconds);
-        }
-      });
+  auto* sub = add_command(device, ctx, "import", "Register many devices at once from CSV or JSON Lines, all or nothing",
+                          [&ctx, o] { run_device_import(ctx, *o); });
   sub->add_option("FILE", o->source, "CSV or JSON Lines file of devices (fleetkey-import(5)), or - for stdin")
       ->required();
   sub->add_option("--input-format", o->format, "Input format (default: from the file name; required for stdin)")

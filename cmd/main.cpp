@@ -3,7 +3,8 @@
 #include "commands.hpp"
 
 #include <fleetkey/core/error.hpp>
-#include <fleetkey/crypto/secret.hpp>
+#include <fleetkey/core/file_error.hpp>
+#include <fleetkey/fleet/fleet.hpp>
 
 #include <fmt/format.h>
 
@@ -14,6 +15,28 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+
+namespace {
+
+// The one report of a failed command on stderr, and its exit code.
+int report(const fleetkey::cmd::Context& ctx, const fleetkey::Error& e)
+{
+  std::fflush(stdout);
+  const char* env = std::getenv("FLEETKEY_JSON_ERRORS");
+  if (ctx.globals.json_errors || (env != nullptr && std::string_view(env) == "1")) {
+    // fleetkey(1), SCRIPTING: one JSON object on stderr, error.code a stable name for the reason.
+    const fleetkey::cmd::Json j = {{"error",
+                                    {{"code", fleetkey::cmd::error_code(e)},
+                                     {"exit", e.exit_code()},
+                                     {"message", fleetkey::cmd::one_line(e.message())}}}};
+    fmt::print(stderr, "{}\n", j.dump());
+  } else {
+    fmt::print(stderr, "fleetkey: error: {}\n", fleetkey::cmd::one_line(e.message()));
+  }
+  return e.exit_code();
+}
+
+} // namespace
 
 int main(int argc, char** argv)
 {
@@ -32,7 +55,7 @@ int main(int argc, char** argv)
   ::umask(077);
   fleetkey::cmd::Context ctx;
   try {
-    fleetkey::crypto::init();
+    fleetkey::fleet::init_library();
     auto app = fleetkey::cmd::build_app(ctx, std::span<char* const>(argv, static_cast<size_t>(argc)));
     try {
       app->parse(argc, argv);
@@ -61,19 +84,10 @@ int main(int argc, char** argv)
     (void)kept;
     return 0;
   } catch (const Error& e) {
-    std::fflush(stdout);
-    const char* env = std::getenv("FLEETKEY_JSON_ERRORS");
-    if (ctx.globals.json_errors || (env != nullptr && std::string_view(env) == "1")) {
-      // fleetkey(1), SCRIPTING: one JSON object on stderr, error.code a stable name for the reason.
-      const fleetkey::cmd::Json j = {{"error",
-                                      {{"code", fleetkey::cmd::error_code(e)},
-                                       {"exit", e.exit_code()},
-                                       {"message", fleetkey::cmd::one_line(e.message())}}}};
-      fmt::print(stderr, "{}\n", j.dump());
-    } else {
-      fmt::print(stderr, "fleetkey: error: {}\n", fleetkey::cmd::one_line(e.message()));
-    }
-    return e.exit_code();
+    return report(ctx, e);
+  } catch (const fleetkey::util::FileError& e) {
+    // util's file errors carry what went wrong, not an exit code: core maps them (core/file_error.hpp).
+    return report(ctx, fleetkey::file_error(e));
   } catch (const std::exception& e) {
     std::fflush(stdout);
     fmt::print(stderr, "fleetkey: error: {}\n", fleetkey::cmd::one_line(e.what()));

@@ -3,16 +3,14 @@
 // `decode` is a subcommand of `pair` and DEVICE a positional: a device literally named "decode"
 // is reached with `fleetkey pair [OPTIONS] -- decode` (after "--" every argument is a positional,
 // so options go before it).
-#include "commands.hpp"
+#include "pair.hpp"
 
 #include <fleetkey/core/error.hpp>
-#include <fleetkey/crypto/secret.hpp>
-#include <fleetkey/fleet/decode.hpp>
 #include <fleetkey/fleet/pairing.hpp>
+#include <fleetkey/fleet/qr.hpp>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
-#include <sodium.h>
 
 #include <unistd.h>
 
@@ -39,81 +37,6 @@ struct PairCliOptions
   bool force = false;
   bool resume = false;
 };
-
-struct DecodeOptions
-{
-  std::string code;
-  std::string scheme = "any";
-};
-
-std::string discovery_text(unsigned bits)
-{
-  static constexpr std::pair<unsigned, const char*> k_names[] = {
-      {1, "SoftAP"}, {2, "BLE"}, {4, "on-network"}, {8, "Wi-Fi PAF"}};
-  std::string out;
-  for (const auto& [bit, name] : k_names) {
-    if (bits & bit) {
-      out += (out.empty() ? "" : "+") + std::string(name);
-    }
-  }
-  if (bits & ~15u) {
-    out += (out.empty() ? "" : "+") + std::string("reserved bits");
-  }
-  return out.empty() ? "none" : out;
-}
-
-const char* flow_text(unsigned flow)
-{
-  static constexpr const char* k_flows[] = {"standard", "user-intent", "custom", "reserved"};
-  return k_flows[flow & 3];
-}
-
-// A Matter passcode in JSON: a string of 8 digits, zero-padded ("04311742"), as it is printed and typed.
-std::string passcode_text(uint32_t passcode)
-{
-  return fmt::format("{:08}", passcode);
-}
-
-Json matter_json(const pairing::MatterPayload& p)
-{
-  return Json{{"version", p.version},
-              {"vendor_id", p.vendor_id},
-              {"product_id", p.product_id},
-              {"flow", p.flow},
-              {"discovery", p.discovery},
-              {"discriminator", p.discriminator},
-              {"passcode", passcode_text(p.passcode)}};
-}
-
-void print_matter(Context& ctx, const pairing::MatterPayload& p)
-{
-  ctx.print(fmt::format("vendor id:     {} (0x{:04X})\n", p.vendor_id, p.vendor_id));
-  ctx.print(fmt::format("product id:    {} (0x{:04X})\n", p.product_id, p.product_id));
-  ctx.print(fmt::format("flow:          {} ({})\n", p.flow, flow_text(p.flow)));
-  ctx.print(fmt::format("discovery:     {} ({})\n", p.discovery, discovery_text(p.discovery)));
-  ctx.print(fmt::format("discriminator: {}\n", p.discriminator));
-  ctx.print(fmt::format("passcode:      {:08}\n", p.passcode));
-}
-
-// A verifier in base64, in guarded memory.
-crypto::SecretText base64_text(const crypto::Secret& bytes)
-{
-  crypto::SecretText text(sodium_base64_ENCODED_LEN(bytes.size(), sodium_base64_VARIANT_ORIGINAL));
-  text.append_base64(bytes.span(), sodium_base64_VARIANT_ORIGINAL);
-  return text;
-}
-
-// A Matter passcode is a pairing secret, so it comes from a private file, never from argv: the
-// first line, without its line ending, kept in guarded memory. fleet::check_options validates it.
-std::shared_ptr<const crypto::Secret> read_passcode_file(const std::string& path)
-{
-  auto passcode = std::make_shared<const crypto::Secret>(
-      crypto::read_private_line(path, "passcode file", 4096)); // throws Error(key)
-  if (passcode->empty()) {
-    throw Error(Exit::usage, "passcode file {} holds no passcode on its first line", path);
-  }
-  return passcode;
-}
 
 fleet::QrFormat qr_format(const PairCliOptions& o, bool batch)
 {
@@ -175,7 +98,7 @@ void print_pairing(Context& ctx, const PairCliOptions& o, const fleet::PairResul
       j.update(matter_json(*c.matter));
       j["iterations"] = c.iterations;
       j["salt"] = util::to_base64(c.salt);
-      j["verifier"] = std::string(base64_text(c.verifier).view());
+      j["verifier"] = std::string(fleet::verifier_base64(c).view());
       j["manual_code"] = c.manual_code;
       j["manual_code_grouped"] = c.grouped;
     } else {
@@ -198,7 +121,7 @@ void print_pairing(Context& ctx, const PairCliOptions& o, const fleet::PairResul
       ctx.print(fmt::format("iterations:    {}\n", c.iterations));
       ctx.print(fmt::format("salt:          {}\n", util::to_base64(c.salt)));
       ctx.print("verifier:      ");
-      ctx.print(base64_text(c.verifier).view());
+      ctx.print(fleet::verifier_base64(c).view());
       ctx.print("\n");
       ctx.print(fmt::format("manual code:   {}\n", c.grouped));
     } else {
@@ -219,15 +142,15 @@ void run_pair(Context& ctx, const PairCliOptions& o)
 {
   fleet::PairOptions po{fleet::parse_pair_scheme(o.scheme), o.pin_digits, o.matter};
   if (o.passcode_file) {
-    po.matter.passcode = read_passcode_file(*o.passcode_file);
+    po.matter.passcode = fleet::read_passcode_file(*o.passcode_file);
   }
   const bool batch = o.all || o.from;
   if (o.margin && *o.margin < 0) {
     throw Error(Exit::usage, "--margin {} is out of range (0-64)", *o.margin); // -1 is the default, never given
   }
-  fleet::LabelOptions label{qr_format(o, batch), qr::parse_ec(o.ec), o.scale, o.margin.value_or(-1)};
+  fleet::LabelOptions label{qr_format(o, batch), fleet::parse_qr_ec(o.ec), o.scale, o.margin.value_or(-1)};
   if ((!o.out || *o.out == "-") && ::isatty(STDOUT_FILENO) != 0 && colour_allowed()) {
-    label.colors = qr::Colors::black_on_white; // the same code in a dark and a light terminal
+    label.colors = fleet::QrColors::black_on_white; // the same code in a dark and a light terminal
   }
   const auto overwrite = o.force ? util::Overwrite::yes : util::Overwrite::no;
   if (o.resume && !batch) {
@@ -259,75 +182,58 @@ void run_pair(Context& ctx, const PairCliOptions& o)
   print_pairing(ctx, o, r);
 }
 
-void run_decode(Context& ctx, const DecodeOptions& o)
+void add_pair_options(CLI::App& pair, PairCliOptions& o)
 {
-  using Kind = fleet::DecodedCode::Kind;
-  const auto d = fleet::decode_pairing_code(o.code, o.scheme);
-  const bool json = ctx.json();
-  if (d.kind == Kind::fleetkey_payload) {
-    if (json) {
-      ctx.print_json(Json{{"kind", "fleetkey-payload"},
-                          {"scheme", "fleetkey"},
-                          {"version", d.version},
-                          {"device", d.device},
-                          {"pin", d.pin},
-                          {"pin_grouped", d.pin_grouped},
-                          {"pin_digits", d.pin_digits},
-                          {"check_digit", "ok"}});
-      return;
-    }
-    ctx.print(fmt::format("kind:          fleetkey payload, version {}\n", d.version));
-    ctx.print(fmt::format("device:        {}\n", d.device));
-    ctx.print(fmt::format("PIN:           {} ({} digits, check digit ok)\n", d.pin_grouped, d.pin_digits));
-  } else if (d.kind == Kind::fleetkey_pin) {
-    if (json) {
-      ctx.print_json(Json{{"kind", "fleetkey-pin"},
-                          {"scheme", "fleetkey"},
-                          {"pin", d.pin},
-                          {"pin_grouped", d.pin_grouped},
-                          {"pin_digits", d.pin_digits},
-                          {"check_digit", "ok"}});
-      return;
-    }
-    ctx.print("kind:          fleetkey PIN\n");
-    ctx.print(fmt::format("PIN:           {} ({} digits, check digit ok)\n", d.pin_grouped, d.pin_digits));
-  } else if (d.kind == Kind::matter_qr) {
-    const auto& m = *d.matter;
-    if (json) {
-      Json j{{"kind", "matter-qr"}, {"scheme", "matter"}};
-      j.update(matter_json(m));
-      j["manual_code"] = d.manual_code;
-      ctx.print_json(j);
-      return;
-    }
-    ctx.print(fmt::format("kind:          Matter QR payload, version {}\n", m.version));
-    print_matter(ctx, m);
-    ctx.print(fmt::format("manual code:   {}\n", d.manual_grouped));
-  } else {
-    const auto& c = *d.manual;
-    if (json) {
-      Json j{{"kind", "matter-manual"},
-             {"scheme", "matter"},
-             {"digits", c.long_code ? 21 : 11},
-             {"short_discriminator", c.short_discriminator},
-             {"passcode", passcode_text(c.passcode)},
-             {"check_digit", "ok"}};
-      if (c.long_code) {
-        j["vendor_id"] = c.vendor_id;
-        j["product_id"] = c.product_id;
-      }
-      ctx.print_json(j);
-      return;
-    }
-    ctx.print(fmt::format("kind:          Matter manual code, {} digits, check digit ok\n", c.long_code ? 21 : 11));
-    ctx.print(fmt::format("discriminator: {} (upper 4 of its 12 bits: {}-{})\n", c.short_discriminator,
-                          c.short_discriminator << 8, (c.short_discriminator << 8) | 0xff));
-    ctx.print(fmt::format("passcode:      {:08}\n", c.passcode));
-    if (c.long_code) {
-      ctx.print(fmt::format("vendor id:     {} (0x{:04X})\n", c.vendor_id, c.vendor_id));
-      ctx.print(fmt::format("product id:    {} (0x{:04X})\n", c.product_id, c.product_id));
-    }
-  }
+  pair.add_option("DEVICE", o.device, "Device id (for a device named \"decode\": pair [OPTIONS] -- decode)");
+  pair.add_option("--scheme", o.scheme, "Pairing scheme")
+      ->check(CLI::IsMember({"fleetkey", "matter"}))
+      ->capture_default_str();
+  pair.add_option("--qr", o.qr,
+                  "QR rendering: utf8 (half blocks), ansi (half blocks with colours), png, svg or none (default: "
+                  "from -o's extension, else utf8; png for --all and --from)")
+      ->check(CLI::IsMember({"utf8", "ansi", "png", "svg", "none"}));
+  pair.add_option("-o,--output", o.out,
+                  "Write the QR rendering to FILE, or with - to stdout alone (a production run: label files into DIR)")
+      ->type_name("FILE|DIR");
+  pair.add_option("--pin-digits", o.pin_digits, "PIN length before the check digit (6-12)")->capture_default_str();
+  pair.add_flag("--rotate", o.rotate, "Issue a new code: add one to the device's pairing counter (audited)");
+  pair.add_option("--ec", o.ec, "QR error correction level")
+      ->check(CLI::IsMember({"L", "M", "Q", "H"}))
+      ->capture_default_str();
+  pair.add_option("--scale", o.scale, "Pixels per module for png and svg (1-64)")->capture_default_str();
+  pair.add_option("--margin", o.margin, "Quiet zone in modules (default: 4 for png and svg, 2 in a terminal)");
+  pair.add_option("--vendor-id", o.matter.vendor_id, "Matter vendor id (default: the device's vendor_id label)")
+      ->type_name("N");
+  pair.add_option("--product-id", o.matter.product_id, "Matter product id (default: the device's product_id label)")
+      ->type_name("N");
+  pair.add_option("--discriminator", o.matter.discriminator,
+                  "Matter discriminator, 12 bits (default: the device's discriminator label, else derived from its "
+                  "key)")
+      ->type_name("N");
+  pair.add_option("--passcode-file", o.passcode_file,
+                  "Matter passcode for fixtures from the first line of FILE, which must not be accessible by group or "
+                  "others (default: derived from the device key); invalid ones are refused")
+      ->type_name("FILE");
+  pair.add_option("--flow", o.matter.flow,
+                  "Matter commissioning flow: 0 standard, 1 user-intent, 2 custom (1 and 2 give a 21-digit manual "
+                  "code)")
+      ->capture_default_str();
+  pair.add_option("--discovery", o.matter.discovery,
+                  "Matter discovery bitmask: 1 SoftAP, 2 BLE, 4 on-network, 8 Wi-Fi PAF")
+      ->capture_default_str();
+  pair.add_option("--iterations", o.matter.iterations,
+                  fmt::format("PBKDF2 iterations of the Matter SPAKE2+ verifier, {}-{} (default: {})",
+                              fleet::k_matter_min_iterations, fleet::k_matter_max_iterations,
+                              fleet::k_matter_default_iterations))
+      ->type_name("N");
+  pair.add_flag("--all", o.all, "Production run: a label for every active device into -o DIR, with manifest.csv");
+  pair.add_option("--from", o.from, "Production run: the devices listed in FILE, one id a line")->type_name("FILE");
+  pair.add_option("--jobs", o.jobs, "Threads for a production run (default: one per core)")->type_name("N");
+  pair.add_flag("--force", o.force, "Replace an existing -o FILE, or write into a non-empty -o DIR");
+  pair.add_flag("--resume", o.resume,
+                "Production run: complete a run into -o DIR that was cut off (killed, disk full): labels that hold "
+                "what this run writes are kept untouched, the others written, the manifest written anew; "
+                "safe to re-run");
 }
 
 } // namespace
@@ -338,19 +244,7 @@ void setup_pair(CLI::App& app, Context& ctx)
       "pair",
       "Show a device's pairing code (PIN or Matter passcode) and its QR code, or write labels for many devices");
   auto o = std::make_shared<PairCliOptions>();
-  auto d = std::make_shared<DecodeOptions>();
-
-  auto* decode = add_command(*pair, ctx, "decode", "Read a QR payload, PIN or Matter manual code back and check it",
-                             [&ctx, d] { run_decode(ctx, *d); });
-  decode->add_option("CODE", d->code, "FK1:... or MT:... payload, a PIN, or an 11- or 21-digit manual code")
-      ->required();
-  decode
-      ->add_option("--scheme", d->scheme,
-                   "Read digits as this scheme (11 digits are both a Matter manual code and "
-                   "a fleetkey code with a 10-digit PIN: any reads 11 and 21 digits as "
-                   "Matter)")
-      ->check(CLI::IsMember({"any", "fleetkey", "matter"}))
-      ->capture_default_str();
+  auto* decode = add_pair_decode(*pair, ctx);
 
   // Not add_command: its callback must not replace the action `decode` set.
   pair->callback([&ctx, o, decode, pair] {
@@ -366,56 +260,7 @@ void setup_pair(CLI::App& app, Context& ctx)
       }
     }
   });
-  pair->add_option("DEVICE", o->device, "Device id (for a device named \"decode\": pair [OPTIONS] -- decode)");
-  pair->add_option("--scheme", o->scheme, "Pairing scheme")
-      ->check(CLI::IsMember({"fleetkey", "matter"}))
-      ->capture_default_str();
-  pair->add_option("--qr", o->qr,
-                   "QR rendering: utf8 (half blocks), ansi (half blocks with colours), png, svg or none (default: "
-                   "from -o's extension, else utf8; png for --all and --from)")
-      ->check(CLI::IsMember({"utf8", "ansi", "png", "svg", "none"}));
-  pair->add_option("-o,--output", o->out,
-                   "Write the QR rendering to FILE, or with - to stdout alone (a production run: label files into DIR)")
-      ->type_name("FILE|DIR");
-  pair->add_option("--pin-digits", o->pin_digits, "PIN length before the check digit (6-12)")->capture_default_str();
-  pair->add_flag("--rotate", o->rotate, "Issue a new code: add one to the device's pairing counter (audited)");
-  pair->add_option("--ec", o->ec, "QR error correction level")
-      ->check(CLI::IsMember({"L", "M", "Q", "H"}))
-      ->capture_default_str();
-  pair->add_option("--scale", o->scale, "Pixels per module for png and svg (1-64)")->capture_default_str();
-  pair->add_option("--margin", o->margin, "Quiet zone in modules (default: 4 for png and svg, 2 in a terminal)");
-  pair->add_option("--vendor-id", o->matter.vendor_id, "Matter vendor id (default: the device's vendor_id label)")
-      ->type_name("N");
-  pair->add_option("--product-id", o->matter.product_id, "Matter product id (default: the device's product_id label)")
-      ->type_name("N");
-  pair->add_option("--discriminator", o->matter.discriminator,
-                   "Matter discriminator, 12 bits (default: the device's discriminator label, else derived from its "
-                   "key)")
-      ->type_name("N");
-  pair->add_option("--passcode-file", o->passcode_file,
-                   "Matter passcode for fixtures from the first line of FILE, which must not be accessible by group or "
-                   "others (default: derived from the device key); invalid ones are refused")
-      ->type_name("FILE");
-  pair->add_option("--flow", o->matter.flow,
-                   "Matter commissioning flow: 0 standard, 1 user-intent, 2 custom (1 and 2 give a 21-digit manual "
-                   "code)")
-      ->capture_default_str();
-  pair->add_option("--discovery", o->matter.discovery,
-                   "Matter discovery bitmask: 1 SoftAP, 2 BLE, 4 on-network, 8 Wi-Fi PAF")
-      ->capture_default_str();
-  pair->add_option("--iterations", o->matter.iterations,
-                   fmt::format("PBKDF2 iterations of the Matter SPAKE2+ verifier, {}-{} (default: {})",
-                               pairing::k_spake2p_min_iterations, pairing::k_spake2p_max_iterations,
-                               pairing::k_spake2p_default_iterations))
-      ->type_name("N");
-  pair->add_flag("--all", o->all, "Production run: a label for every active device into -o DIR, with manifest.csv");
-  pair->add_option("--from", o->from, "Production run: the devices listed in FILE, one id a line")->type_name("FILE");
-  pair->add_option("--jobs", o->jobs, "Threads for a production run (default: one per core)")->type_name("N");
-  pair->add_flag("--force", o->force, "Replace an existing -o FILE, or write into a non-empty -o DIR");
-  pair->add_flag("--resume", o->resume,
-                 "Production run: complete a run into -o DIR that was cut off (killed, disk full): labels that hold "
-                 "what this run writes are kept untouched, the others written, the manifest written anew; "
-                 "safe to re-run");
+  add_pair_options(*pair, *o);
 }
 
 } // namespace fleetkey::cmd

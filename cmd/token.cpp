@@ -2,6 +2,7 @@
 #include "commands.hpp"
 
 #include <fleetkey/core/error.hpp>
+#include <fleetkey/fleet/token_text.hpp>
 #include <fleetkey/fleet/tokens.hpp>
 #include <fleetkey/util/json_escape.hpp>
 #include <fleetkey/util/text.hpp>
@@ -103,15 +104,6 @@ int64_t parse_leeway(const std::string& text)
   return *leeway;
 }
 
-token::Format parse_format(const std::string& name)
-{
-  auto f = token::parse_format(name);
-  if (!f) {
-    throw Error(Exit::usage, f.error());
-  }
-  return *f;
-}
-
 // The TOKEN argument of inspect and revoke: the text itself, or with "-" one token read from stdin
 // (so that it is not on the command line, where other users see it in ps).
 std::string token_argument(const std::string& arg)
@@ -120,12 +112,12 @@ std::string token_argument(const std::string& arg)
     return arg;
   }
   // A little more than the longest token, so that an over-long one is reported as such.
-  constexpr size_t k_max_input = token::k_max_token_size + 3;
+  constexpr size_t k_max_input = fleet::k_max_token_size + 3;
   std::string in(k_max_input, '\0');
   size_t have = 0;
   for (;;) {
     if (have == in.size()) {
-      throw Error(Exit::token_malformed, "malformed token: token is longer than {} bytes", token::k_max_token_size);
+      throw Error(Exit::token_malformed, "malformed token: token is longer than {} bytes", fleet::k_max_token_size);
     }
     const ssize_t n = ::read(STDIN_FILENO, in.data() + have, in.size() - have);
     if (n < 0 && errno == EINTR) {
@@ -152,26 +144,6 @@ std::string token_argument(const std::string& arg)
   return in;
 }
 
-std::string claims_json(const token::Claims& c, token::Format f)
-{
-  std::string out;
-  token::append_claims_json(out, c, f);
-  return out;
-}
-
-std::string_view alg_name(token::Format f)
-{
-  switch (f) {
-  case token::Format::cwt:
-    return "COSE_Mac0, HMAC 256/256 (alg 5)";
-  case token::Format::cwt64:
-    return "COSE_Mac0, HMAC 256/64 (alg 4)";
-  case token::Format::jwt:
-    return "JWS, HS256";
-  }
-  return "?";
-}
-
 void add_token_mint(CLI::App& tok, Context& ctx)
 {
   auto mo = std::make_shared<MintOptions>();
@@ -194,17 +166,17 @@ void add_token_mint(CLI::App& tok, Context& ctx)
                                req.ttl = *ttl;
                              }
                              req.claims = mo->claims;
-                             req.format = parse_format(mo->format);
+                             req.format = fleet::parse_token_format(mo->format);
                              req.now = parse_now(mo->now);
                              const auto t = fleet::mint_token(ctx.fleet(), req);
                              if (ctx.json()) {
                                std::string line = R"({"token":)";
                                util::append_json_string(line, t.text);
-                               line += fmt::format(R"(,"format":"{}","kid":)", token::format_name(t.format));
+                               line += fmt::format(R"(,"format":"{}","kid":)", fleet::token_format_name(t.format));
                                util::append_json_string(line, t.kid);
                                line += R"(,"token_id":)";
                                util::append_json_string(line, t.token_id);
-                               line += R"(,"claims":)" + claims_json(t.claims, t.format) + "}\n";
+                               line += R"(,"claims":)" + fleet::claims_json(t) + "}\n";
                                ctx.print(line);
                                return;
                              }
@@ -236,45 +208,38 @@ void add_token_mint(CLI::App& tok, Context& ctx)
 void add_token_verify(CLI::App& tok, Context& ctx)
 {
   auto vo = std::make_shared<VerifyOptions>();
-  auto* verify = add_command(
-      tok, ctx, "verify",
-      "Verify a token, or with - (or no argument) one token a line from stdin, printing one "
-      "JSON line each; the exit code names the (first) reason a token was rejected",
-      [&ctx, vo] {
-        fleet::VerifyOptions o;
-        o.audience = vo->aud;
-        o.now = parse_now(vo->now);
-        if (vo->leeway) {
-          o.leeway = parse_leeway(*vo->leeway);
-        }
-        if (vo->token == "-") {
-          const auto r = fleet::verify_stream(ctx.fleet(), STDIN_FILENO, stdout, o);
-          if (r.first_invalid != Exit::ok) {
-            throw Error(r.first_invalid, "{} of {} tokens are invalid (the exit code is the first one's reason)",
-                        r.invalid, r.total);
-          }
-          return;
-        }
-        const auto v = fleet::verify_token(ctx.fleet(), vo->token, o);
-        const auto& ver = v->verification;
-        if (ctx.json()) {
-          std::string line;
-          token::append_verdict_json(line, v->reason, ver);
-          ctx.print(line + "\n");
-        }
-        if (v->reason != token::Reason::valid) {
-          throw Error(token::reason_exit(v->reason), "token rejected ({}): {}", token::reason_name(v->reason),
-                      ver.detail);
-        }
-        if (!ctx.json()) {
-          std::string id;
-          token::token_id(ver.claims, ver.decoded.format, id);
-          // Escaped: a token's text is its maker's, terminal escapes included.
-          ctx.print(fmt::format("valid {} token\nkid:      {}\ntoken id: {}\nclaims:   {}\n",
-                                token::format_name(ver.decoded.format), one_line(ver.decoded.kid), one_line(id),
-                                one_line(claims_json(ver.claims, ver.decoded.format))));
-        }
-      });
+  auto* verify = add_command(tok, ctx, "verify",
+                             "Verify a token, or with - (or no argument) one token a line from stdin, printing one "
+                             "JSON line each; the exit code names the (first) reason a token was rejected",
+                             [&ctx, vo] {
+                               fleet::VerifyOptions o;
+                               o.audience = vo->aud;
+                               o.now = parse_now(vo->now);
+                               if (vo->leeway) {
+                                 o.leeway = parse_leeway(*vo->leeway);
+                               }
+                               if (vo->token == "-") {
+                                 const auto r = fleet::verify_stream(ctx.fleet(), STDIN_FILENO, stdout, o);
+                                 if (r.first_invalid != Exit::ok) {
+                                   throw Error(r.first_invalid,
+                                               "{} of {} tokens are invalid (the exit code is the first one's reason)",
+                                               r.invalid, r.total);
+                                 }
+                                 return;
+                               }
+                               const auto v = fleet::verify_token(ctx.fleet(), vo->token, o);
+                               if (ctx.json()) {
+                                 ctx.print(fleet::verdict_json(*v) + "\n");
+                               }
+                               fleet::require_valid(*v);
+                               if (!ctx.json()) {
+                                 const auto s = fleet::summarize(v->verification);
+                                 // Escaped: a token's text is its maker's, terminal escapes included.
+                                 ctx.print(fmt::format("valid {} token\nkid:      {}\ntoken id: {}\nclaims:   {}\n",
+                                                       fleet::token_format_name(s.format), one_line(s.kid),
+                                                       one_line(s.token_id), one_line(s.claims_json)));
+                               }
+                             });
   verify->footer("Exit status: 0 valid, 10 malformed, 11 bad MAC, 12 expired, 13 not yet valid, 14 revoked, 15 unknown "
                  "key, 16 wrong audience; for stdin, that of the first invalid token. See fleetkey-tokens(5).");
   verify->add_option("TOKEN", vo->token, "The token, or - for one token a line on stdin")->capture_default_str();
@@ -289,22 +254,21 @@ void add_token_inspect(CLI::App& tok, Context& ctx)
   auto io = std::make_shared<std::string>();
   auto* inspect = add_command(tok, ctx, "inspect", "Decode a token WITHOUT verifying it", [&ctx, io] {
     const auto v = fleet::inspect_token(token_argument(*io));
-    std::string id;
-    token::token_id(v->claims, v->decoded.format, id);
+    const auto s = fleet::summarize(*v);
     if (ctx.json()) {
       std::string line = fmt::format(R"({{"verified":false,"format":"{}","alg":"{}","kid":)",
-                                     token::format_name(v->decoded.format), alg_name(v->decoded.format));
-      util::append_json_string(line, v->decoded.kid);
+                                     fleet::token_format_name(s.format), fleet::token_alg_name(s.format));
+      util::append_json_string(line, s.kid);
       line += R"(,"token_id":)";
-      util::append_json_string(line, id);
-      line += R"(,"claims":)" + claims_json(v->claims, v->decoded.format) + "}\n";
+      util::append_json_string(line, s.token_id);
+      line += R"(,"claims":)" + s.claims_json + "}\n";
       ctx.print(line);
       return;
     }
     ctx.print(fmt::format("NOT VERIFIED: decoded only; the MAC, times and revocation were not checked\n"
                           "format:   {} ({})\nkid:      {}\ntoken id: {}\nclaims:   {}\n",
-                          token::format_name(v->decoded.format), alg_name(v->decoded.format), one_line(v->decoded.kid),
-                          one_line(id), one_line(claims_json(v->claims, v->decoded.format))));
+                          fleet::token_format_name(s.format), fleet::token_alg_name(s.format), one_line(s.kid),
+                          one_line(s.token_id), one_line(s.claims_json)));
   });
   inspect
       ->add_option("TOKEN", *io,
@@ -317,31 +281,31 @@ void add_token_inspect(CLI::App& tok, Context& ctx)
 void add_token_key(CLI::App& tok, Context& ctx)
 {
   auto ko = std::make_shared<TokenKeyOptions>();
-  auto* key = add_command(tok, ctx, "key",
-                          "Print the verifying key, for servers that check tokens with their own JOSE or COSE library",
-                          [&ctx, ko] {
-                            // A JWK is a JOSE key: it verifies JWTs unless --for says otherwise.
-                            if (ko->key_format && !ctx.json()) {
-                              throw Error(Exit::usage, "--key-format sets the key's encoding in JSON output "
-                                                       "(--json); --format hex or base64 prints the key alone");
-                            }
-                            const auto for_format = ko->for_format.value_or(ko->format == "jwk" ? "jwt" : "cwt");
-                            const auto k = fleet::export_token_key(ctx.fleet(), ko->aud, parse_format(for_format));
-                            if (ctx.json()) {
-                              std::string head = R"({"kid":)";
-                              util::append_json_string(head, k.kid);
-                              head += fmt::format(R"(,"for":"{}","fingerprint":"{}","test_key":{},"key":")",
-                                                  token::format_name(k.format), k.fingerprint, k.test_key);
-                              ctx.print(head);
-                              // As device key --json: base64 unless --key-format hex.
-                              auto text = fleet::format_token_key(k, ko->key_format.value_or("base64"));
-                              text.truncate(text.size() - 1);
-                              ctx.write_secret(text);
-                              ctx.print("\"}\n");
-                              return;
-                            }
-                            ctx.write_secret(fleet::format_token_key(k, ko->format));
-                          });
+  auto* key = add_command(
+      tok, ctx, "key", "Print the verifying key, for servers that check tokens with their own JOSE or COSE library",
+      [&ctx, ko] {
+        // A JWK is a JOSE key: it verifies JWTs unless --for says otherwise.
+        if (ko->key_format && !ctx.json()) {
+          throw Error(Exit::usage, "--key-format sets the key's encoding in JSON output "
+                                   "(--json); --format hex or base64 prints the key alone");
+        }
+        const auto for_format = ko->for_format.value_or(ko->format == "jwk" ? "jwt" : "cwt");
+        const auto k = fleet::export_token_key(ctx.fleet(), ko->aud, fleet::parse_token_format(for_format));
+        if (ctx.json()) {
+          std::string head = R"({"kid":)";
+          util::append_json_string(head, k.kid);
+          head += fmt::format(R"(,"for":"{}","fingerprint":"{}","test_key":{},"key":")",
+                              fleet::token_format_name(k.format), k.fingerprint, k.test_key);
+          ctx.print(head);
+          // As device key --json: base64 unless --key-format hex.
+          auto text = fleet::format_token_key(k, ko->key_format.value_or("base64"));
+          text.truncate(text.size() - 1);
+          ctx.write_secret(text);
+          ctx.print("\"}\n");
+          return;
+        }
+        ctx.write_secret(fleet::format_token_key(k, ko->format));
+      });
   key->add_option("--aud", ko->aud, "The key of this device's tokens, K_tok_dev(DEVICE) (default: K_tok)")
       ->type_name("DEVICE");
   key->add_option("--format", ko->format,

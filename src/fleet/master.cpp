@@ -1,6 +1,7 @@
 #include "fleet/convert.hpp"
 
 #include <fleetkey/core/error.hpp>
+#include <fleetkey/core/file_error.hpp>
 #include <fleetkey/crypto/hierarchy.hpp>
 #include <fleetkey/crypto/pkcs11.hpp>
 #include <fleetkey/fleet/hsm.hpp>
@@ -511,11 +512,15 @@ MasterKeyVersion init(Fleet& fleet, const InitOptions& options)
     ::unlink((staging.registry + "-wal").c_str());
     ::unlink((staging.registry + "-shm").c_str());
     try {
-      if (token) {
-        ref = import_ring(*token, created, *uri, *ring);
-        text = write_text_file(staging.key, crypto::pkcs11::encode_reference(*ref));
-      } else {
-        text = crypto::write_key_file(staging.key, *ring, pass ? &*pass : nullptr, kdf, crypto::Replace::no);
+      try {
+        if (token) {
+          ref = import_ring(*token, created, *uri, *ring);
+          text = write_text_file(staging.key, crypto::pkcs11::encode_reference(*ref));
+        } else {
+          text = crypto::write_key_file(staging.key, *ring, pass ? &*pass : nullptr, kdf, crypto::Replace::no);
+        }
+      } catch (const util::FileError& e) {
+        throw file_error(e); // as main would report it, with the staging name replaced below
       }
     } catch (const Error& e) {
       // Name the file the user asked for, not the staging name.

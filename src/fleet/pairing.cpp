@@ -71,10 +71,10 @@ uint64_t parse_number(std::string_view text, uint64_t max, std::string_view what
   return v;
 }
 
-std::optional<std::string> label_of(const registry::DeviceRecord& d, const char* key)
+std::optional<std::string> label_of(const Device& d, const char* key)
 {
-  if (auto it = d.labels.find(key); it != d.labels.end() && it->is_string()) {
-    return it->get<std::string>();
+  if (auto it = d.labels.find(key); it != d.labels.end()) {
+    return it->second;
   }
   return std::nullopt;
 }
@@ -158,6 +158,12 @@ uint32_t iterations_of(const PairOptions& o)
 uint16_t matter_field(const std::optional<std::string>& option, const registry::DeviceRecord& d, const char* label,
                       uint64_t max, const char* option_name)
 {
+  return matter_field(option, device_of(d), label, max, option_name);
+}
+
+uint16_t matter_field(const std::optional<std::string>& option, const Device& d, const char* label, uint64_t max,
+                      const char* option_name)
+{
   if (option) {
     return static_cast<uint16_t>(parse_number(*option, max, option_name));
   }
@@ -211,8 +217,31 @@ QrFormat parse_qr_format(std::string_view name)
   throw Error(Exit::usage, "unknown QR format \"{}\" (utf8, ansi, png, svg or none)", name);
 }
 
+std::shared_ptr<const crypto::Secret> read_passcode_file(const std::string& path)
+{
+  auto passcode = std::make_shared<const crypto::Secret>(
+      crypto::read_private_line(path, "passcode file", 4096)); // throws Error(key)
+  if (passcode->empty()) {
+    throw Error(Exit::usage, "passcode file {} holds no passcode on its first line", path);
+  }
+  return passcode;
+}
+
+crypto::SecretText verifier_base64(const PairingCode& code)
+{
+  crypto::SecretText text(sodium_base64_ENCODED_LEN(code.verifier.size(), sodium_base64_VARIANT_ORIGINAL));
+  text.append_base64(code.verifier.span(), sodium_base64_VARIANT_ORIGINAL);
+  return text;
+}
+
 PairingCode make_pairing_code(const pairing::StreamDeriver& deriver, const registry::DeviceRecord& device,
                               const PairOptions& options, const pairing::Spake2p* spake2p)
+{
+  return make_pairing_code(deriver, device_of(device), options, spake2p);
+}
+
+PairingCode make_pairing_code(const pairing::StreamDeriver& deriver, const Device& device, const PairOptions& options,
+                              const pairing::Spake2p* spake2p)
 {
   PairingCode c;
   c.device = device.id;

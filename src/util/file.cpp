@@ -1,4 +1,3 @@
-#include <fleetkey/core/error.hpp>
 #include <fleetkey/util/bytes.hpp>
 #include <fleetkey/util/file.hpp>
 
@@ -27,6 +26,21 @@ std::string random_sibling(const std::string& path)
   char hex[sizeof rnd * 2 + 1];
   sodium_bin2hex(hex, sizeof hex, rnd, sizeof rnd);
   return fmt::format("{}.tmp.{}", path, hex);
+}
+
+// "WHAT PATH: strerror(errno)", a failure.
+[[noreturn]] void throw_errno(std::string_view what, const std::string& path)
+{
+  const int e = errno;
+  throw FileError(FileError::Kind::failure, e, path, fmt::format("{} {}: {}", what, path, std::strerror(e)));
+}
+
+// As throw_errno, after link(2): EEXIST means another file took the name since the constructor checked.
+[[noreturn]] void throw_link_errno(std::string_view what, const std::string& path)
+{
+  const int e = errno;
+  throw FileError(e == EEXIST ? FileError::Kind::appeared : FileError::Kind::failure, e, path,
+                  fmt::format("{} {}: {}", what, path, std::strerror(e)));
 }
 
 } // namespace
@@ -77,20 +91,22 @@ AtomicFile::AtomicFile(std::string path, Overwrite overwrite)
   // every reason it could fail to is checked here first.
   const std::string_view base = std::string_view(m_path).substr(m_path.find_last_of('/') + 1);
   if (base.empty() || base == "." || base == "..") {
-    throw Error(Exit::usage, "\"{}\" does not name a file", m_path);
+    throw FileError(FileError::Kind::bad_name, 0, m_path, fmt::format("\"{}\" does not name a file", m_path));
   }
   if (base.size() > NAME_MAX) {
-    throw Error(Exit::usage, "file name longer than {} bytes: {}", NAME_MAX, m_path);
+    throw FileError(FileError::Kind::bad_name, 0, m_path,
+                    fmt::format("file name longer than {} bytes: {}", NAME_MAX, m_path));
   }
   struct stat st
   {
   };
   if (::lstat(m_path.c_str(), &st) == 0) {
     if (overwrite == Overwrite::no) {
-      throw Error(Exit::conflict, "{} already exists", m_path).with_reason("file_exists");
+      throw FileError(FileError::Kind::exists, EEXIST, m_path, fmt::format("{} already exists", m_path));
     }
     if (S_ISDIR(st.st_mode)) {
-      throw Error(Exit::failure, "cannot replace {}: it is a directory", m_path);
+      throw FileError(FileError::Kind::failure, EISDIR, m_path,
+                      fmt::format("cannot replace {}: it is a directory", m_path));
     }
   }
   // An unnamed file (O_TMPFILE) vanishes with the process if it is killed before commit(), so a
@@ -101,12 +117,12 @@ AtomicFile::AtomicFile(std::string path, Overwrite overwrite)
   }
   // Errors name the file asked for, not a temporary name the user never chose.
   if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL) {
-    throw Error(Exit::failure, "cannot create {}: {}", m_path, std::strerror(errno));
+    throw_errno("cannot create", m_path);
   }
   m_tmp_path = random_sibling(m_path);
   m_fd = Fd(::open(m_tmp_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600));
   if (!m_fd.valid()) {
-    throw Error(Exit::failure, "cannot create {}: {}", m_path, std::strerror(errno));
+    throw_errno("cannot create", m_path);
   }
 }
 
@@ -144,22 +160,21 @@ bool write_fully(int fd, std::span<const uint8_t> data)
 void AtomicFile::write(std::span<const uint8_t> data)
 {
   if (!write_fully(m_fd.get(), data)) {
-    throw Error(Exit::failure, "cannot write {}: {}", m_path, std::strerror(errno));
+    throw_errno("cannot write", m_path);
   }
 }
 
 void AtomicFile::commit()
 {
   if (::fsync(m_fd.get()) != 0) {
-    throw Error(Exit::failure, "cannot sync {}: {}", m_path, std::strerror(errno));
+    throw_errno("cannot sync", m_path);
   }
   if (m_tmp_path.empty()) {
     // Give the unnamed file a name: its final one, or a temporary one to rename over the old file.
     const std::string proc = fmt::format("/proc/self/fd/{}", m_fd.get());
     const std::string target = m_overwrite == Overwrite::no ? m_path : random_sibling(m_path);
     if (::linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, target.c_str(), AT_SYMLINK_FOLLOW) != 0) {
-      throw Error(errno == EEXIST ? Exit::conflict : Exit::failure, "cannot create {}: {}", m_path,
-                  std::strerror(errno));
+      throw_link_errno("cannot create", m_path);
     }
     if (m_overwrite == Overwrite::yes) {
       m_tmp_path = target;
@@ -169,12 +184,11 @@ void AtomicFile::commit()
   if (m_overwrite == Overwrite::no && !m_tmp_path.empty()) {
     // link() fails if the destination appeared in the meantime, where rename() would replace it.
     if (::link(m_tmp_path.c_str(), m_path.c_str()) != 0) {
-      throw Error(errno == EEXIST ? Exit::conflict : Exit::failure, "cannot create {}: {}", m_path,
-                  std::strerror(errno));
+      throw_link_errno("cannot create", m_path);
     }
     ::unlink(m_tmp_path.c_str());
   } else if (m_overwrite == Overwrite::yes && ::rename(m_tmp_path.c_str(), m_path.c_str()) != 0) {
-    throw Error(Exit::failure, "cannot replace {}: {}", m_path, std::strerror(errno));
+    throw_errno("cannot replace", m_path);
   }
   m_committed = true;
   Fd dir(::open(dirname(m_path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
@@ -299,7 +313,7 @@ void make_directories(const std::string& path, unsigned mode)
     make_directories(parent, 0755);
   }
   if (::mkdir(path.c_str(), static_cast<mode_t>(mode)) != 0 && errno != EEXIST) {
-    throw Error(Exit::failure, "cannot create directory {}: {}", path, std::strerror(errno));
+    throw_errno("cannot create directory", path);
   }
 }
 

@@ -2,6 +2,7 @@
 // Shared by the unit tests: a temporary directory and the exit code an action throws.
 
 #include <fleetkey/core/error.hpp>
+#include <fleetkey/core/file_error.hpp>
 
 #include <filesystem>
 #include <functional>
@@ -21,13 +22,16 @@ struct TempDir
   ~TempDir() { std::filesystem::remove_all(path); }
 };
 
-// The exit code of the Error `fn` throws, or Exit::ok when it throws none.
+// The exit code of the Error `fn` throws (of a util::FileError: the one the CLI reports, through
+// core/file_error.hpp), or Exit::ok when it throws none.
 inline Exit code_of(const std::function<void()>& fn)
 {
   try {
     fn();
   } catch (const Error& e) {
     return e.code();
+  } catch (const util::FileError& e) {
+    return file_error(e).code();
   }
   return Exit::ok;
 }

@@ -1,5 +1,7 @@
-// util/file.hpp: Fd, AtomicFile, open_private and read_into, passwd_name.
+// util/file.hpp: Fd, AtomicFile and its FileError (and core/file_error.hpp's exit codes for it),
+// open_private and read_into, passwd_name.
 #include <fleetkey/core/error.hpp>
+#include <fleetkey/core/file_error.hpp>
 #include <fleetkey/crypto/secret.hpp>
 #include <fleetkey/util/bytes.hpp>
 #include <fleetkey/util/file.hpp>
@@ -14,6 +16,8 @@
 #include <ctime>
 #include <fcntl.h>
 #include <filesystem>
+#include <functional>
+#include <optional>
 #include <span>
 #include <sys/stat.h>
 #include <thread>
@@ -38,6 +42,49 @@ TEST_CASE("Fd moves ownership")
   CHECK(::fcntl(raw, F_GETFD) == -1); // closed by the move-assignment
 }
 
+TEST_CASE("AtomicFile throws a FileError that names the file and what went wrong")
+{
+  char tmpl[] = "/tmp/fleetkey-unit-XXXXXX";
+  const std::string dir = ::mkdtemp(tmpl);
+  const auto thrown = [](const std::function<void()>& f) {
+    try {
+      f();
+    } catch (const util::FileError& e) {
+      return std::optional<util::FileError>(e);
+    }
+    return std::optional<util::FileError>();
+  };
+  const auto exists = thrown([&] { util::AtomicFile(dir, util::Overwrite::no); });
+  REQUIRE(exists);
+  CHECK(exists->kind() == util::FileError::Kind::exists);
+  CHECK(exists->error_number() == EEXIST);
+  CHECK(exists->path() == dir);
+  CHECK(std::string(exists->what()) == dir + " already exists");
+  const auto as_error = file_error(*exists);
+  CHECK(as_error.code() == Exit::conflict);
+  CHECK(as_error.has_reason("file_exists"));
+  CHECK(as_error.message() == dir + " already exists");
+
+  const auto bad = thrown([&] { util::AtomicFile(dir + "/..", util::Overwrite::yes); });
+  REQUIRE(bad);
+  CHECK(bad->kind() == util::FileError::Kind::bad_name);
+  CHECK(file_error(*bad).code() == Exit::usage);
+  CHECK(std::string(bad->what()) == "\"" + dir + "/..\" does not name a file");
+
+  const auto missing = thrown([&] { util::AtomicFile(dir + "/no/such/dir/f", util::Overwrite::no); });
+  REQUIRE(missing);
+  CHECK(missing->kind() == util::FileError::Kind::failure);
+  CHECK(missing->error_number() == ENOENT);
+  CHECK(std::string(missing->what()) == "cannot create " + dir + "/no/such/dir/f: " + std::strerror(ENOENT));
+  CHECK(file_error(*missing).code() == Exit::failure);
+  CHECK(file_error(*missing).reason() == nullptr);
+
+  util::FileError appeared(util::FileError::Kind::appeared, EEXIST, "x", "cannot create x: File exists");
+  CHECK(file_error(appeared).code() == Exit::conflict);
+  CHECK(file_error(appeared).reason() == nullptr);
+  std::filesystem::remove_all(dir);
+}
+
 TEST_CASE("AtomicFile renames only on commit")
 {
   char tmpl[] = "/tmp/fleetkey-unit-XXXXXX";
@@ -57,7 +104,7 @@ TEST_CASE("AtomicFile renames only on commit")
     f.commit();
   }
   CHECK(*util::read_file(path) == "whole");
-  CHECK_THROWS_AS(util::AtomicFile(path, util::Overwrite::no), Error);
+  CHECK_THROWS_AS(util::AtomicFile(path, util::Overwrite::no), util::FileError);
   {
     util::AtomicFile f(path, util::Overwrite::yes);
     f.write(std::string_view("new"));

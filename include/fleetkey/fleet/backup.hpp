@@ -32,11 +32,19 @@ std::string backup_id_hex(const Share& share);
 crypto::Secret share_bytes(const Share& share);
 crypto::Secret share_base32(const Share& share);
 crypto::Secret share_text(const Share& share);
+// The base32 as a QR code (error correction M) for `master backup --qr`: the image file's bytes.
+enum class ShareQr { png, svg };
+crypto::Secret share_qr(const Share& share, ShareQr format);
 
 // Reads a share from text in any of those forms: lines starting with '#' are skipped, spaces,
 // tabs, '-' and line ends ignored, letters of either case. `name` names it in errors (a file
 // name, "share 2"). Throws Error(key) for a share that does not decode or whose checksum fails.
 Share parse_share(std::string_view text, std::string_view name);
+// A share file as `master backup -o` wrote it, read as a private file (Error(key) when group or
+// others can read it), named by its path in errors.
+Share read_share_file(const std::string& path);
+// A share typed at the terminal after `prompt`, not echoed; `name` names it in errors.
+Share prompt_share(const std::string& prompt, std::string_view name);
 
 struct Backup
 {

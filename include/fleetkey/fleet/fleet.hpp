@@ -14,6 +14,9 @@
 
 namespace fleetkey::fleet {
 
+// Once at start-up, before any secret exists: initialises the crypto library (libsodium).
+void init_library();
+
 // What the global options say; unset ones fall back to the environment, then to defaults.
 struct Options
 {

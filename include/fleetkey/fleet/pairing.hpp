@@ -4,6 +4,8 @@
 
 #include <fleetkey/crypto/secret.hpp>
 #include <fleetkey/fleet/fleet.hpp>
+#include <fleetkey/fleet/qr.hpp>
+#include <fleetkey/fleet/types.hpp>
 #include <fleetkey/pairing/matter.hpp>
 #include <fleetkey/pairing/spake2p.hpp>
 #include <fleetkey/pairing/stream.hpp>
@@ -17,6 +19,13 @@
 #include <vector>
 
 namespace fleetkey::fleet {
+
+using MatterPayload = pairing::MatterPayload;
+
+// PBKDF2 iterations of a Matter SPAKE2+ verifier (--iterations).
+inline constexpr uint32_t k_matter_min_iterations = pairing::k_spake2p_min_iterations;
+inline constexpr uint32_t k_matter_max_iterations = pairing::k_spake2p_max_iterations;
+inline constexpr uint32_t k_matter_default_iterations = pairing::k_spake2p_default_iterations;
 
 enum class PairScheme { fleetkey, matter };
 PairScheme parse_pair_scheme(std::string_view name); // throws Error(usage)
@@ -73,10 +82,18 @@ struct PairingCode
   crypto::Secret verifier;
 };
 
+// A Matter passcode is a pairing secret, so it comes from a private file, never from argv: the
+// first line of `path`, without its line ending, kept in guarded memory (check_options validates
+// it). Throws Error(key) for a file others can read, Error(usage) for an empty first line.
+std::shared_ptr<const crypto::Secret> read_passcode_file(const std::string& path);
+
 // The code of `device` at its pairing counter, from the streams keyed with its key K_dev(D):
 // no registry access. `spake2p` computes Matter's verifier (required for Matter, else unused).
-PairingCode make_pairing_code(const pairing::StreamDeriver& streams, const registry::DeviceRecord& device,
-                              const PairOptions& options, const pairing::Spake2p* spake2p);
+PairingCode make_pairing_code(const pairing::StreamDeriver& streams, const Device& device, const PairOptions& options,
+                              const pairing::Spake2p* spake2p);
+
+// A Matter code's verifier in base64 (RFC 4648, with padding), in guarded memory.
+crypto::SecretText verifier_base64(const PairingCode& code);
 
 // The label: terminal text, SVG text or PNG bytes.
 std::string render_label(std::string_view payload, const LabelOptions& label);

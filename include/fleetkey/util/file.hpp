@@ -6,9 +6,11 @@
 #include <cstdint>
 #include <optional>
 #include <span>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <sys/stat.h>
+#include <utility>
 
 namespace fleetkey::util {
 
@@ -41,6 +43,35 @@ private:
 
 enum class Overwrite { no, yes };
 
+// What AtomicFile and make_directories throw: what went wrong with which file, and errno (0 when no
+// system call failed). The message names the file the caller asked for. The caller maps the kind to
+// its own error codes (fleetkey's: core/file_error.hpp).
+class FileError : public std::runtime_error
+{
+public:
+  enum class Kind {
+    bad_name, // the path names no file ("", ".", "..", a name longer than NAME_MAX)
+    exists,   // the file exists and Overwrite::no
+    appeared, // the file was created by someone else before commit() could give ours its name
+    failure,  // any other failure of a system call (errno)
+  };
+  FileError(Kind kind, int error_number, std::string path, const std::string& message)
+      : std::runtime_error(message)
+      , m_kind(kind)
+      , m_errno(error_number)
+      , m_path(std::move(path))
+  {
+  }
+  Kind kind() const noexcept { return m_kind; }
+  int error_number() const noexcept { return m_errno; }
+  const std::string& path() const noexcept { return m_path; }
+
+private:
+  Kind m_kind;
+  int m_errno;
+  std::string m_path;
+};
+
 // Writes all of `data` to `fd`, retrying short writes and EINTR. False (errno set) on an error.
 bool write_fully(int fd, std::span<const uint8_t> data);
 inline bool write_fully(int fd, std::string_view data)
@@ -56,13 +87,13 @@ inline bool write_fully(int fd, std::string_view data)
 class AtomicFile
 {
 public:
-  AtomicFile(std::string path, Overwrite overwrite); // throws Error
+  AtomicFile(std::string path, Overwrite overwrite); // throws FileError
   AtomicFile(AtomicFile&&) = delete;
   ~AtomicFile();
 
-  void write(std::string_view data);         // throws Error
-  void write(std::span<const uint8_t> data); // throws Error
-  void commit();                             // throws Error; fsyncs file and directory
+  void write(std::string_view data);         // throws FileError
+  void write(std::span<const uint8_t> data); // throws FileError
+  void commit();                             // throws FileError; fsyncs file and directory
   const std::string& path() const { return m_path; }
 
 private:
@@ -96,7 +127,7 @@ Result<Fd> open_private(const std::string& path, std::string_view what, struct s
 Result<size_t> read_into(const Fd& fd, std::span<uint8_t> out, std::string_view name);
 
 // Creates `path` and missing parents; the last component with `mode`.
-void make_directories(const std::string& path, unsigned mode); // throws Error
+void make_directories(const std::string& path, unsigned mode); // throws FileError
 
 std::string dirname(const std::string& path);
 
