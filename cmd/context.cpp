@@ -41,11 +41,12 @@ void Context::pin_clock()
       if (fleet::initialised(fleet())) {
         fleet().registry();
       }
-
     } catch (const Error& e) {
       if (e.code() == Exit::usage) {
         throw; // a malformed SOURCE_DATE_EPOCH
       }
+    } catch (const util::FileError&) {
+      // Left for the command to meet, as above.
     }
   }
 }

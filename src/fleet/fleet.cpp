@@ -280,6 +280,8 @@ const crypto::Keyring& Fleet::keyring()
         settle_key_file(true); // waits for a writer that has committed to finish, or renames for it
       } catch (const Error&) {
         throw Error(Exit::key, "{}", e.what()); // a registry this user cannot lock: the mismatch is the news
+      } catch (const util::FileError&) {
+        throw Error(Exit::key, "{}", e.what()); // a rename that failed: the mismatch is still the news
       }
     }
   }
