@@ -1,6 +1,6 @@
 #pragma once
 // libpq behind two move-only RAII types (a connection and a result), private to src/registry.
-// In the static release build libpq is loaded on first use (pg_conn.cpp); elsewhere it is linked.
+// In the static release build libpq is loaded on first use (pg_libpq.cpp); elsewhere it is linked.
 
 #include <fleetkey/core/error.hpp>
 

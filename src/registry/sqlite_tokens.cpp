@@ -1,8 +1,18 @@
-// What token verification reads from the SQLite registry, and token revocations.
+// Revocations in the SQLite registry, and what token verification reads from it.
 
 #include "registry/sqlite_store.hpp"
 
 namespace fleetkey::registry {
+
+void SqliteStore::insert_revocation(std::string_view kind, std::optional<std::string> device,
+                                    std::optional<std::string> user, std::optional<std::string> token_id,
+                                    std::string_view reason, std::string_view when)
+{
+  Stmt st =
+      m_db.prepare("INSERT INTO revocations (kind, device, user, token_id, reason, created) VALUES (?, ?, ?, ?, ?, ?)");
+  st.bind(1, kind).bind(2, device).bind(3, user).bind(4, token_id).bind(5, reason).bind(6, when);
+  st.run();
+}
 
 std::optional<TokenRevocation> SqliteStore::token_revocation(std::string_view token_id)
 {
