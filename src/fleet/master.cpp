@@ -75,11 +75,16 @@ crypto::Secret write_and_commit(Fleet& fleet, registry::Transaction& tx,
     fleet.warn(
         fmt::format("cannot rename {} to {}: {} (the next command retries)", pending, target, std::strerror(errno)));
   }
-  util::Fd dir(::open(util::dirname(target).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (dir.valid()) {
-    ::fsync(dir.get());
-  }
+  sync_directory(util::dirname(target));
   return text;
+}
+
+void sync_directory(const std::string& dir)
+{
+  util::Fd d(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (d.valid()) {
+    ::fsync(d.get());
+  }
 }
 
 std::vector<MasterKeyVersion> list_master_keys(Fleet& fleet)

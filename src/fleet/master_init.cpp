@@ -93,8 +93,8 @@ struct Staging
   const std::string& final_key;
   const std::string& final_registry;
 
-  // A killed init's: the key file in place is the staged one (a hard link to it) and no registry.
-  bool half_made() const
+  // The key file in place is the staged one (a hard link to it).
+  bool key_is_staged() const
   {
     struct stat k
     {
@@ -102,9 +102,11 @@ struct Staging
     struct stat staged
     {
     };
-    return !util::exists(final_registry) && ::lstat(final_key.c_str(), &k) == 0 && ::lstat(key.c_str(), &staged) == 0
-           && k.st_dev == staged.st_dev && k.st_ino == staged.st_ino;
+    return ::lstat(final_key.c_str(), &k) == 0 && ::lstat(key.c_str(), &staged) == 0 && k.st_dev == staged.st_dev
+           && k.st_ino == staged.st_ino;
   }
+  // A killed init's: the key file in place is the staged one and no registry.
+  bool half_made() const { return !util::exists(final_registry) && key_is_staged(); }
   void clear_registry() const
   {
     for (const char* suffix : k_registry_suffixes) {
@@ -130,6 +132,139 @@ bool rename_no_replace(const std::string& from, const std::string& to)
   return true;
 }
 
+// The refusal to replace an existing registry or key file without --force.
+Error already_exists(const std::string& path)
+{
+  return Error(Exit::conflict, "{} already exists (use --force to replace it and lose every key derived from it)", path)
+      .with_reason("exists");
+}
+
+// --test-seed's bytes; a test key also pins every time written to SOURCE_DATE_EPOCH, when set.
+std::optional<crypto::Secret> test_seed(const InitOptions& options)
+{
+  if (!options.test_seed_hex) {
+    return std::nullopt;
+  }
+  auto bytes = util::from_hex(*options.test_seed_hex);
+  if (!bytes || bytes->empty() || bytes->size() > 64) {
+    throw Error(Exit::usage, "--test-seed must be 1 to 64 bytes of hex");
+  }
+  pin_clock_to_source_date_epoch();
+  return crypto::Secret::copy_of(*bytes);
+}
+
+// The home, made 0700 where missing; what is there must be a directory.
+void make_home(const std::string& home)
+{
+  util::make_directories(home, 0700);
+  struct stat st
+  {
+  };
+  if (::stat(home.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    throw Error(Exit::failure, "home {} is not a directory", home);
+  }
+}
+
+// One init at a time in a registry's directory (the staging names are fixed): its flock, held while
+// the returned descriptor is open.
+util::Fd lock_registry_directory(const std::string& registry)
+{
+  util::Fd lock(::open(util::dirname(registry).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!lock.valid()) {
+    throw Error(Exit::failure, "cannot create {}: {}", registry, std::strerror(errno));
+  }
+  if (::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) {
+    throw Error(Exit::conflict, "another fleetkey init is running in {}", util::dirname(registry));
+  }
+  return lock;
+}
+
+// Under the lock: a killed init's leftovers go, and its key file with them if it was never committed.
+void clear_killed_init(const Staging& staging, bool force)
+{
+  const bool half_made = staging.half_made();
+  if (!force && !half_made && (util::exists(staging.final_key) || util::exists(staging.final_registry))) {
+    throw already_exists(util::exists(staging.final_key) ? staging.final_key : staging.final_registry);
+  }
+  if (half_made) {
+    ::unlink(staging.final_key.c_str());
+  }
+  ::unlink(staging.key.c_str());
+  staging.clear_registry();
+}
+
+// init --force: the registry (with its WAL and journal) and the key file are moved aside, and a
+// killed rotate's or passwd's leftovers of the replaced key file removed.
+void set_aside_home(SetAside& replaced, const Paths& paths)
+{
+  for (const char* suffix : k_registry_suffixes) {
+    replaced.move(paths.registry + suffix);
+  }
+  replaced.move(paths.master_key);
+  remove_key_file_leftovers(paths.master_key);
+}
+
+// The new registry under its staging name: master key version 1 and init's audit row (with a token,
+// also master.import_to_hsm's, as if imported at once: the trail says where the key went), checkpointed
+// into the database file so that it can move without its WAL.
+void stage_registry(const Staging& staging, const registry::MasterKeyRecord& rec, bool encrypted,
+                    const crypto::pkcs11::Uri* uri, const crypto::pkcs11::Token* token)
+{
+  {
+    auto reg = registry::Store::open(staging.registry, registry::OpenMode::create);
+    registry::Transaction tx(*reg);
+    reg->insert_master_key(rec);
+    reg->audit("init", "master:1",
+               {{"fingerprint", rec.fingerprint}, {"test_key", rec.test_key}, {"encrypted", encrypted}});
+    if (token != nullptr) {
+      reg->audit("master.import_to_hsm", "master",
+                 {{"pkcs11", uri->text()}, {"token", token->label()}, {"versions", std::vector<uint32_t>{1}}});
+    }
+    tx.commit();
+    reg->checkpoint();
+  }
+  ::unlink((staging.registry + "-wal").c_str());
+  ::unlink((staging.registry + "-shm").c_str());
+}
+
+// The new key file under its staging name: `ring` encrypted under `pass`, or with a token the reference
+// to the versions imported into it (returned in `ref`). Its errors name the file the user asked for, not
+// the staging name.
+crypto::Secret stage_key_file(const Staging& staging, const crypto::Keyring& ring, const crypto::Secret* pass,
+                              const crypto::KdfParams& kdf, crypto::pkcs11::Token* token,
+                              const crypto::pkcs11::Uri* uri, CreatedObjects& created,
+                              std::optional<crypto::pkcs11::Reference>& ref)
+{
+  try {
+    if (token != nullptr) {
+      ref = import_ring(*token, created, *uri, ring);
+      return write_text_file(staging.key, crypto::pkcs11::encode_reference(*ref));
+    }
+    return crypto::write_key_file(staging.key, ring, pass, kdf, crypto::Replace::no);
+  } catch (const Error& e) {
+    std::string message = e.message();
+    for (size_t at = 0; (at = message.find(staging.key, at)) != std::string::npos; at += staging.final_key.size()) {
+      message.replace(at, staging.key.size(), staging.final_key);
+    }
+    throw Error(e.code(), message);
+  }
+}
+
+// The commit: the staged key file linked into place, then the staged registry renamed into place (it
+// appearing is the commit). `linked` tells the caller's clean-up whether the link was made.
+void put_in_place(const Staging& staging, bool& linked)
+{
+  if (::link(staging.key.c_str(), staging.final_key.c_str()) != 0) {
+    throw Error(errno == EEXIST ? Exit::conflict : Exit::failure, "cannot create {}: {}", staging.final_key,
+                std::strerror(errno));
+  }
+  linked = true;
+  if (!rename_no_replace(staging.registry, staging.final_registry)) {
+    throw Error(errno == EEXIST ? Exit::conflict : Exit::failure, "cannot create {}: {}", staging.final_registry,
+                std::strerror(errno));
+  }
+}
+
 // init of a PostgreSQL registry (fleetkey-postgresql(7)): no file to stage or rename; the registry's
 // transaction is the commit. Under the write lock: the registry must hold no master key yet, the key
 // file is written under its staging name and linked into place, then the transaction commits. A kill
@@ -143,43 +278,23 @@ registry::MasterKeyRecord init_postgresql(Fleet& fleet, const InitOptions& optio
     throw Error(Exit::usage, "init --force does not replace a PostgreSQL registry ({}): use a new database",
                 paths.registry);
   }
-  const auto key_is_staged = [&] {
-    struct stat k
-    {
-    };
-    struct stat staged
-    {
-    };
-    return ::lstat(paths.master_key.c_str(), &k) == 0 && ::lstat(staging.key.c_str(), &staged) == 0
-           && k.st_dev == staged.st_dev && k.st_ino == staged.st_ino;
-  };
-  if (!key_is_staged() && util::exists(paths.master_key)) {
-    throw Error(Exit::conflict, "{} already exists (use --force to replace it and lose every key derived from it)",
-                paths.master_key)
-        .with_reason("exists");
+  if (!staging.key_is_staged() && util::exists(paths.master_key)) {
+    throw already_exists(paths.master_key);
   }
   std::optional<crypto::Secret> pass;
   if (!options.no_passphrase) {
     pass = fleet.passphrase(Confirm::yes, "New passphrase for the master key: ");
   }
-  util::make_directories(paths.home, 0700);
-  struct stat home
-  {
-  };
-  if (::stat(paths.home.c_str(), &home) != 0 || !S_ISDIR(home.st_mode)) {
-    throw Error(Exit::failure, "home {} is not a directory", paths.home);
-  }
+  make_home(paths.home);
   auto reg = registry::Store::open(paths.registry, registry::OpenMode::create);
   registry::Transaction tx(*reg); // the write lock: one init of this registry at a time, on any machine
   if (!reg->master_keys().empty()) {
     throw Error(Exit::conflict, "registry {} already exists (it holds master key versions)", paths.registry)
         .with_reason("exists");
   }
-  const bool half_made = key_is_staged();
+  const bool half_made = staging.key_is_staged();
   if (!half_made && util::exists(paths.master_key)) {
-    throw Error(Exit::conflict, "{} already exists (use --force to replace it and lose every key derived from it)",
-                paths.master_key)
-        .with_reason("exists");
+    throw already_exists(paths.master_key);
   }
   if (half_made) {
     ::unlink(paths.master_key.c_str());
@@ -208,10 +323,7 @@ registry::MasterKeyRecord init_postgresql(Fleet& fleet, const InitOptions& optio
     throw;
   }
   ::unlink(staging.key.c_str());
-  util::Fd d(::open(util::dirname(paths.master_key).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (d.valid()) {
-    ::fsync(d.get());
-  }
+  sync_directory(util::dirname(paths.master_key));
   ::chmod(paths.home.c_str(), 0700);
   crypto::KeyFileHeader header{pass.has_value(), kdf, ring->is_test_key(), 1};
   if (ring->is_test_key()) {
@@ -219,6 +331,84 @@ registry::MasterKeyRecord init_postgresql(Fleet& fleet, const InitOptions& optio
   }
   fleet.reset_keyring(std::move(ring), header, std::move(pass), std::move(text));
   fleet.set_registry(std::move(reg));
+  return rec;
+}
+
+// init of an SQLite registry: the registry and the key file built under their staging names, then the
+// key file linked and the registry renamed into place (see Staging).
+registry::MasterKeyRecord init_sqlite(Fleet& fleet, const InitOptions& options, const Staging& staging,
+                                      std::optional<crypto::Secret> seed, const crypto::KdfParams& kdf)
+{
+  const auto& paths = fleet.paths();
+  if (!options.force && !staging.half_made()) {
+    for (const auto* p : {&paths.master_key, &paths.registry}) {
+      if (util::exists(*p)) {
+        throw already_exists(*p);
+      }
+    }
+  }
+  std::optional<crypto::pkcs11::Uri> uri;
+  if (options.pkcs11_uri) {
+    uri = crypto::pkcs11::parse_uri(*options.pkcs11_uri);
+    choose_object(*uri);
+  }
+  // Ask for the passphrase before anything is created, so that a refusal changes nothing.
+  std::optional<crypto::Secret> pass;
+  if (!options.no_passphrase && !uri) {
+    pass = fleet.passphrase(Confirm::yes, "New passphrase for the master key: ");
+  }
+  make_home(paths.home);
+  const util::Fd lock = lock_registry_directory(paths.registry);
+  clear_killed_init(staging, options.force);
+
+  auto ring = std::make_unique<crypto::Keyring>(crypto::Keyring::create(util::unix_now(), std::move(seed)));
+  const auto rec = record_of(ring->current(), ring->is_test_key(), "current");
+  // With --pkcs11, the token (logged in now, before anything changes) gets PRK[1]; the plaintext key
+  // exists only in `ring`, in guarded memory, until init returns.
+  std::shared_ptr<crypto::pkcs11::Token> token;
+  std::optional<crypto::pkcs11::Reference> ref;
+  if (uri) {
+    token = crypto::pkcs11::Token::open(*uri, hsm::pin_source(paths));
+  }
+  CreatedObjects created(token);
+  SetAside replaced;
+  if (options.force) {
+    set_aside_home(replaced, paths);
+  }
+  bool linked_key_file = false;
+  crypto::Secret text;
+  try {
+    stage_registry(staging, rec, pass.has_value(), uri ? &*uri : nullptr, token.get());
+    text =
+        stage_key_file(staging, *ring, pass ? &*pass : nullptr, kdf, token.get(), uri ? &*uri : nullptr, created, ref);
+    put_in_place(staging, linked_key_file);
+  } catch (...) {
+    if (linked_key_file) {
+      ::unlink(paths.master_key.c_str());
+    }
+    ::unlink(staging.key.c_str());
+    staging.clear_registry();
+    replaced.restore();
+    throw;
+  }
+  // Committed: the registry is in place. The staging name of the key file goes (a kill before this
+  // leaves a second link to the key file, which the next command removes).
+  ::unlink(staging.key.c_str());
+  sync_directory(util::dirname(paths.registry));
+  sync_directory(util::dirname(paths.master_key));
+  replaced.drop();
+  created.keep();
+  ::chmod(paths.home.c_str(), 0700); // an existing home too: it holds the key file
+  crypto::KeyFileHeader header{pass.has_value(), kdf, ring->is_test_key(), 1};
+  if (ring->is_test_key()) {
+    fleet.warn("created a TEST master key from --test-seed: never provision real devices with it");
+  }
+  if (ref) {
+    ring = std::make_unique<crypto::Keyring>(crypto::pkcs11::reference_ring(*ref, token)); // the plaintext goes
+    header = hsm_header(*ref);
+  }
+  fleet.reset_keyring(std::move(ring), header, std::move(pass), std::move(text));
+  fleet.set_registry(registry::Store::open(paths.registry, registry::OpenMode::existing));
   return rec;
 }
 
@@ -240,15 +430,7 @@ MasterKeyVersion init(Fleet& fleet, const InitOptions& options)
 {
   const auto& paths = fleet.paths();
   const Staging staging(paths);
-  std::optional<crypto::Secret> seed;
-  if (options.test_seed_hex) {
-    auto bytes = util::from_hex(*options.test_seed_hex);
-    if (!bytes || bytes->empty() || bytes->size() > 64) {
-      throw Error(Exit::usage, "--test-seed must be 1 to 64 bytes of hex");
-    }
-    seed = crypto::Secret::copy_of(*bytes);
-    pin_clock_to_source_date_epoch(); // a test key: SOURCE_DATE_EPOCH, when set, is every time written
-  }
+  auto seed = test_seed(options);
   const auto kdf = crypto::kdf_profile(options.kdf_profile);
   check_owner(paths.home, "home");
   if (registry::Store::is_postgresql(paths.registry)) {
@@ -258,148 +440,7 @@ MasterKeyVersion init(Fleet& fleet, const InitOptions& options)
     }
     return master_key_of(init_postgresql(fleet, options, staging, std::move(seed), kdf));
   }
-  if (!options.force && !staging.half_made()) {
-    for (const auto* p : {&paths.master_key, &paths.registry}) {
-      if (util::exists(*p)) {
-        throw Error(Exit::conflict, "{} already exists (use --force to replace it and lose every key derived from it)",
-                    *p)
-            .with_reason("exists");
-      }
-    }
-  }
-  std::optional<crypto::pkcs11::Uri> uri;
-  if (options.pkcs11_uri) {
-    uri = crypto::pkcs11::parse_uri(*options.pkcs11_uri);
-    choose_object(*uri);
-  }
-  // Ask for the passphrase before anything is created, so that a refusal changes nothing.
-  std::optional<crypto::Secret> pass;
-  if (!options.no_passphrase && !uri) {
-    pass = fleet.passphrase(Confirm::yes, "New passphrase for the master key: ");
-  }
-  util::make_directories(paths.home, 0700);
-  struct stat home
-  {
-  };
-  if (::stat(paths.home.c_str(), &home) != 0 || !S_ISDIR(home.st_mode)) {
-    throw Error(Exit::failure, "home {} is not a directory", paths.home);
-  }
-  // One init at a time in a registry's directory: the staging names are fixed.
-  util::Fd lock(::open(util::dirname(paths.registry).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!lock.valid()) {
-    throw Error(Exit::failure, "cannot create {}: {}", paths.registry, std::strerror(errno));
-  }
-  if (::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) {
-    throw Error(Exit::conflict, "another fleetkey init is running in {}", util::dirname(paths.registry));
-  }
-  // Under the lock: a killed init's leftovers go, and its key file with them if it was never committed.
-  const bool half_made = staging.half_made();
-  if (!options.force && !half_made && (util::exists(paths.master_key) || util::exists(paths.registry))) {
-    throw Error(Exit::conflict, "{} already exists (use --force to replace it and lose every key derived from it)",
-                util::exists(paths.master_key) ? paths.master_key : paths.registry)
-        .with_reason("exists");
-  }
-  if (half_made) {
-    ::unlink(paths.master_key.c_str());
-  }
-  ::unlink(staging.key.c_str());
-  staging.clear_registry();
-
-  const int64_t now = util::unix_now();
-  auto ring = std::make_unique<crypto::Keyring>(crypto::Keyring::create(now, std::move(seed)));
-  const auto rec = record_of(ring->current(), ring->is_test_key(), "current");
-  // With --pkcs11, the token (logged in now, before anything changes) gets PRK[1]; the plaintext key
-  // exists only in `ring`, in guarded memory, until init returns.
-  std::shared_ptr<crypto::pkcs11::Token> token;
-  std::optional<crypto::pkcs11::Reference> ref;
-  if (uri) {
-    token = crypto::pkcs11::Token::open(*uri, hsm::pin_source(paths));
-  }
-  CreatedObjects created(token);
-  SetAside replaced;
-  if (options.force) {
-    for (const char* suffix : k_registry_suffixes) {
-      replaced.move(paths.registry + suffix);
-    }
-    replaced.move(paths.master_key);
-    remove_key_file_leftovers(paths.master_key); // a killed rotate's or passwd's, for the replaced file
-  }
-  bool linked_key_file = false;
-  crypto::Secret text;
-  try {
-    {
-      auto reg = registry::Store::open(staging.registry, registry::OpenMode::create);
-      registry::Transaction tx(*reg);
-      reg->insert_master_key(rec);
-      reg->audit("init", "master:1",
-                 {{"fingerprint", rec.fingerprint}, {"test_key", rec.test_key}, {"encrypted", pass.has_value()}});
-      if (uri) {
-        // As if imported at once (master import-to-hsm): the trail says where the key went.
-        reg->audit("master.import_to_hsm", "master",
-                   {{"pkcs11", uri->text()}, {"token", token->label()}, {"versions", std::vector<uint32_t>{1}}});
-      }
-      tx.commit();
-      // Everything into the database file, so that it can move without its WAL.
-      reg->checkpoint();
-    }
-    ::unlink((staging.registry + "-wal").c_str());
-    ::unlink((staging.registry + "-shm").c_str());
-    try {
-      if (token) {
-        ref = import_ring(*token, created, *uri, *ring);
-        text = write_text_file(staging.key, crypto::pkcs11::encode_reference(*ref));
-      } else {
-        text = crypto::write_key_file(staging.key, *ring, pass ? &*pass : nullptr, kdf, crypto::Replace::no);
-      }
-    } catch (const Error& e) {
-      // Name the file the user asked for, not the staging name.
-      std::string message = e.message();
-      for (size_t at = 0; (at = message.find(staging.key, at)) != std::string::npos; at += paths.master_key.size()) {
-        message.replace(at, staging.key.size(), paths.master_key);
-      }
-      throw Error(e.code(), message);
-    }
-    if (::link(staging.key.c_str(), paths.master_key.c_str()) != 0) {
-      throw Error(errno == EEXIST ? Exit::conflict : Exit::failure, "cannot create {}: {}", paths.master_key,
-                  std::strerror(errno));
-    }
-    linked_key_file = true;
-    if (!rename_no_replace(staging.registry, paths.registry)) {
-      throw Error(errno == EEXIST ? Exit::conflict : Exit::failure, "cannot create {}: {}", paths.registry,
-                  std::strerror(errno));
-    }
-  } catch (...) {
-    if (linked_key_file) {
-      ::unlink(paths.master_key.c_str());
-    }
-    ::unlink(staging.key.c_str());
-    staging.clear_registry();
-    replaced.restore();
-    throw;
-  }
-  // Committed: the registry is in place. The staging name of the key file goes (a kill before this
-  // leaves a second link to the key file, which the next command removes).
-  ::unlink(staging.key.c_str());
-  for (const auto& dir : {util::dirname(paths.registry), util::dirname(paths.master_key)}) {
-    util::Fd d(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (d.valid()) {
-      ::fsync(d.get());
-    }
-  }
-  replaced.drop();
-  created.keep();
-  ::chmod(paths.home.c_str(), 0700); // an existing home too: it holds the key file
-  crypto::KeyFileHeader header{pass.has_value(), kdf, ring->is_test_key(), 1};
-  if (ring->is_test_key()) {
-    fleet.warn("created a TEST master key from --test-seed: never provision real devices with it");
-  }
-  if (ref) {
-    ring = std::make_unique<crypto::Keyring>(crypto::pkcs11::reference_ring(*ref, token)); // the plaintext goes
-    header = hsm_header(*ref);
-  }
-  fleet.reset_keyring(std::move(ring), header, std::move(pass), std::move(text));
-  fleet.set_registry(registry::Store::open(paths.registry, registry::OpenMode::existing));
-  return master_key_of(rec);
+  return master_key_of(init_sqlite(fleet, options, staging, std::move(seed), kdf));
 }
 
 } // namespace fleetkey::fleet

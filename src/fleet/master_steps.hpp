@@ -39,6 +39,9 @@ crypto::Secret write_and_commit(Fleet& fleet, registry::Transaction& tx,
 crypto::Secret write_key_file_and_commit(Fleet& fleet, registry::Transaction& tx, const crypto::Keyring& ring,
                                          const crypto::Secret* pass, crypto::KdfParams kdf);
 
+// fsync(2) of directory `dir` (best effort), so that a rename or link in it is on disk.
+void sync_directory(const std::string& dir);
+
 // A key file's text (an HSM reference) written 0600 and atomically at `path`, which must not exist.
 crypto::Secret write_text_file(const std::string& path, std::string_view text);
 
