@@ -2,6 +2,8 @@
 // pending file, temporary names), and loading the key ring (from the agent, a PKCS#11 token or the
 // file and its passphrase) checked against the registry. The settling and the loading share the
 // context's state and are read together.
+#include "fleet/convert.hpp"
+
 #include <fleetkey/core/error.hpp>
 #include <fleetkey/crypto/hierarchy.hpp>
 #include <fleetkey/fleet/agent.hpp>
@@ -206,6 +208,82 @@ std::unique_ptr<crypto::Keyring> Fleet::read_key_file_prompting(crypto::KeyFileH
   return ring;
 }
 
+std::string keyring_mismatch(const std::vector<registry::MasterKeyRecord>& records, const crypto::Keyring& ring)
+{
+  for (const auto& rec : records) {
+    const crypto::MasterKey* mk = nullptr;
+    for (const auto& k : ring.versions()) {
+      if (k.version == rec.version) {
+        mk = &k;
+      }
+    }
+    if (mk == nullptr || mk->fingerprint() != rec.fingerprint) {
+      return fmt::format("version {} {}", rec.version, mk == nullptr ? "is missing" : "has another fingerprint");
+    }
+  }
+  return {};
+}
+
+namespace {
+
+// The key ring an agent holds, if it is this registry's (another registry's is passed over with a
+// warning).
+std::unique_ptr<crypto::Keyring> agent_ring(const Fleet& fleet, std::optional<crypto::Keyring> held,
+                                            const std::vector<registry::MasterKeyRecord>& records)
+{
+  if (!held) {
+    return nullptr;
+  }
+  if (const auto why = keyring_mismatch(records, *held); !why.empty()) {
+    fleet.warn(fmt::format("the agent at {} holds the master key of another registry than {} ({}): using the master "
+                           "key file",
+                           std::getenv("FLEETKEY_AGENT"), fleet.paths().registry, why));
+    return nullptr;
+  }
+  return std::make_unique<crypto::Keyring>(std::move(*held));
+}
+
+// The master key is in a PKCS#11 token: the key file is a reference to it (fleet/hsm.hpp).
+std::unique_ptr<crypto::Keyring> token_ring(const Paths& paths, crypto::KeyFileHeader& header, crypto::Secret& text)
+{
+  text = crypto::read_private_file(paths.master_key, "master key file", crypto::k_max_secret_file, true);
+  auto ring = hsm::load_ring(paths, crypto::as_text(text));
+  header.hsm = true;
+  header.test_key = ring->is_test_key();
+  header.current_version = ring->current_version();
+  return ring;
+}
+
+// The registry says which version is current. The file may name a newer one that the registry never
+// recorded (a rotate interrupted between writing the file and committing the registry, or a registry
+// restored from a backup): that version is kept in the file but never used.
+void follow_registry(const Fleet& fleet, registry::Store& reg, std::vector<registry::MasterKeyRecord>& records,
+                     crypto::Keyring& ring)
+{
+  // The registry was read before the file: a rotate that committed and renamed its file in between
+  // shows as a file ahead of the registry (a wider window on PostgreSQL). Read the registry again.
+  if (std::none_of(records.begin(), records.end(), [&ring](const registry::MasterKeyRecord& rec) {
+        return rec.status == "current" && rec.version == ring.current_version();
+      })) {
+    auto again = reg.master_keys();
+    records.swap(again);
+    if (!keyring_mismatch(records, ring).empty()) {
+      records.swap(again); // keep the records the ring was checked against
+    }
+  }
+  for (const auto& rec : records) {
+    if (rec.status == "current" && rec.version != ring.current_version()) {
+      fleet.warn(fmt::format("master key file {} makes version {} current but registry {} says version {}: using "
+                             "version {} (run fleetkey master rotate to settle it)",
+                             fleet.paths().master_key, ring.current_version(), fleet.paths().registry, rec.version,
+                             rec.version));
+      ring.make_current(rec.version);
+    }
+  }
+}
+
+} // namespace
+
 const crypto::Keyring& Fleet::load_keyring()
 {
   auto& reg = registry();
@@ -213,46 +291,19 @@ const crypto::Keyring& Fleet::load_keyring()
   // Kept once it has opened the file, so that rotate and passwd never ask for it again.
   std::optional<crypto::Secret> used;
   crypto::Secret text;
-  // The key ring must be the one this registry was made with, version by version: empty if so.
+  // The key ring must be the one this registry was made with, version by version.
   auto records = reg.master_keys();
-  const auto mismatch = [&records](const crypto::Keyring& r) -> std::string {
-    for (const auto& rec : records) {
-      const crypto::MasterKey* mk = nullptr;
-      for (const auto& k : r.versions()) {
-        if (k.version == rec.version) {
-          mk = &k;
-        }
-      }
-      if (mk == nullptr || mk->fingerprint() != rec.fingerprint) {
-        return fmt::format("version {} {}", rec.version, mk == nullptr ? "is missing" : "has another fingerprint");
-      }
-    }
-    return {};
-  };
   std::unique_ptr<crypto::Keyring> ring;
   if (!m_key_file_only) {
-    if (auto held = agent::connect_ring(m_warn)) {
-      if (const auto why = mismatch(*held); why.empty()) {
-        ring = std::make_unique<crypto::Keyring>(std::move(*held));
-      } else {
-        warn(fmt::format("the agent at {} holds the master key of another registry than {} ({}): using the master "
-                         "key file",
-                         std::getenv("FLEETKEY_AGENT"), m_paths.registry, why));
-      }
-    }
+    ring = agent_ring(*this, agent::connect_ring(m_warn), records);
   }
   if (!ring && hsm::key_file_in_hsm(m_paths.master_key)) {
-    // The master key is in a PKCS#11 token: the key file is a reference to it (fleet/hsm.hpp).
-    text = crypto::read_private_file(m_paths.master_key, "master key file", crypto::k_max_secret_file, true);
-    ring = hsm::load_ring(m_paths, crypto::as_text(text));
-    header.hsm = true;
-    header.test_key = ring->is_test_key();
-    header.current_version = ring->current_version();
+    ring = token_ring(m_paths, header, text);
   }
   if (!ring) {
     ring = read_key_file_prompting(header, text, used);
   }
-  if (const auto why = mismatch(*ring); !why.empty()) {
+  if (const auto why = keyring_mismatch(records, *ring); !why.empty()) {
     if (!used && m_passphrase) {
       used = crypto::Secret::copy_of(m_passphrase->span());
     }
@@ -260,28 +311,7 @@ const crypto::Keyring& Fleet::load_keyring()
     throw KeyFileMismatch(fmt::format("master key file {} does not belong to registry {} ({})", m_paths.master_key,
                                       m_paths.registry, why));
   }
-  // The registry was read before the file: a rotate that committed and renamed its file in between
-  // shows as a file ahead of the registry (a wider window on PostgreSQL). Read the registry again.
-  if (std::none_of(records.begin(), records.end(), [&ring](const registry::MasterKeyRecord& rec) {
-        return rec.status == "current" && rec.version == ring->current_version();
-      })) {
-    auto again = reg.master_keys();
-    records.swap(again);
-    if (!mismatch(*ring).empty()) {
-      records.swap(again); // keep the records the ring was checked against
-    }
-  }
-  // The registry says which version is current. The file may name a newer one that the registry
-  // never recorded (a rotate interrupted between writing the file and committing the registry, or
-  // a registry restored from a backup): that version is kept in the file but never used.
-  for (const auto& rec : records) {
-    if (rec.status == "current" && rec.version != ring->current_version()) {
-      warn(fmt::format("master key file {} makes version {} current but registry {} says version {}: using version "
-                       "{} (run fleetkey master rotate to settle it)",
-                       m_paths.master_key, ring->current_version(), m_paths.registry, rec.version, rec.version));
-      ring->make_current(rec.version);
-    }
-  }
+  follow_registry(*this, reg, records, *ring);
   if (ring->is_test_key() && !std::exchange(m_warned_test_key, true)) {
     warn("using a TEST master key (made with --test-seed): its keys are reproducible by anyone with the seed; never "
          "provision real devices with it");
