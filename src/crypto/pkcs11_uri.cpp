@@ -1,5 +1,6 @@
 #include <fleetkey/core/error.hpp>
 #include <fleetkey/crypto/pkcs11.hpp>
+#include <fleetkey/util/bytes.hpp>
 #include <fleetkey/util/text.hpp>
 
 #include <fmt/format.h>
@@ -14,20 +15,6 @@ namespace fleetkey::crypto::pkcs11 {
 
 namespace {
 
-int hex_digit(char c)
-{
-  if (c >= '0' && c <= '9') {
-    return c - '0';
-  }
-  if (c >= 'a' && c <= 'f') {
-    return c - 'a' + 10;
-  }
-  if (c >= 'A' && c <= 'F') {
-    return c - 'A' + 10;
-  }
-  return -1;
-}
-
 std::string pct_decode(std::string_view s, std::string_view uri)
 {
   std::string out;
@@ -36,8 +23,8 @@ std::string pct_decode(std::string_view s, std::string_view uri)
       out += s[i];
       continue;
     }
-    const int hi = i + 2 < s.size() ? hex_digit(s[i + 1]) : -1;
-    const int lo = i + 2 < s.size() ? hex_digit(s[i + 2]) : -1;
+    const int hi = i + 2 < s.size() ? util::hex_digit_value(s[i + 1]) : -1;
+    const int lo = i + 2 < s.size() ? util::hex_digit_value(s[i + 2]) : -1;
     if (hi < 0 || lo < 0) {
       throw Error(Exit::usage, "PKCS#11 URI \"{}\" has a bad percent-encoding", uri);
     }
