@@ -2,6 +2,8 @@
 // it and its optional passphrase encryption (fleetkey-formats(5), MASTER KEY FILE); the key ring
 // itself is keyring.cpp. A little over 400 lines on purpose: the three layers of one format share its
 // constants and its corrupt() error, and are read and changed together.
+#include "crypto/name_value.hpp"
+
 #include <fleetkey/core/error.hpp>
 #include <fleetkey/crypto/hierarchy.hpp>
 #include <fleetkey/crypto/hkdf.hpp>
@@ -272,17 +274,13 @@ namespace {
 // The "name: value" lines of a key file's header, after its comment line.
 Fields header_fields(std::string_view header)
 {
+  NameValues lines;
+  if (!split_name_values(header.substr(k_comment.size()), lines)) {
+    throw corrupt("bad header line");
+  }
   Fields fields;
-  std::string_view rest = header.substr(k_comment.size());
-  while (!rest.empty()) {
-    const auto nl = rest.find('\n');
-    const auto line = rest.substr(0, nl);
-    rest.remove_prefix(nl + 1);
-    const auto colon = line.find(": ");
-    if (colon == std::string_view::npos) {
-      throw corrupt("bad header line");
-    }
-    fields.items.emplace_back(line.substr(0, colon), line.substr(colon + 2));
+  for (const auto& [name, value] : lines) {
+    fields.items.emplace_back(name, value);
   }
   return fields;
 }

@@ -1,3 +1,5 @@
+#include "crypto/name_value.hpp"
+
 #include <fleetkey/core/error.hpp>
 #include <fleetkey/crypto/hierarchy.hpp>
 #include <fleetkey/crypto/pkcs11.hpp>
@@ -85,16 +87,9 @@ Reference decode_reference(std::string_view text)
   if (text.back() != '\n') {
     throw corrupt("no final newline");
   }
-  std::vector<std::pair<std::string_view, std::string_view>> lines;
-  for (auto rest = text.substr(k_comment.size()); !rest.empty();) {
-    const auto nl = rest.find('\n');
-    const auto line = rest.substr(0, nl);
-    rest.remove_prefix(nl + 1);
-    const auto colon = line.find(": ");
-    if (colon == std::string_view::npos) {
-      throw corrupt("bad line");
-    }
-    lines.emplace_back(line.substr(0, colon), line.substr(colon + 2));
+  NameValues lines;
+  if (!split_name_values(text.substr(k_comment.size()), lines)) {
+    throw corrupt("bad line");
   }
   if (lines.size() < 5 || lines[0].first != "format" || lines[1].first != "uri" || lines[2].first != "test-key"
       || lines[3].first != "current-version") {
