@@ -93,6 +93,24 @@ bool check_out_dir(const BatchOptions& o, const std::vector<registry::DeviceReco
   return dir_exists;
 }
 
+// K_dev of `d` into `key`, under its master key version (one deriver a version in `derivers`), checked
+// against the device's registered fingerprint.
+void derive_checked(std::map<uint32_t, crypto::MasterDeriver>& derivers,
+                    const std::map<uint32_t, const crypto::MasterKey*>& masters, const registry::DeviceRecord& d,
+                    crypto::Secret& key)
+{
+  auto it = derivers.find(d.key_version);
+  if (it == derivers.end()) {
+    it = derivers.emplace(d.key_version, crypto::MasterDeriver(*masters.at(d.key_version))).first;
+  }
+  it->second.device_key(d.id, std::span<uint8_t, crypto::k_key_len>(key.data(), crypto::k_key_len));
+  uint8_t fp[16];
+  crypto::fingerprint(key.span(), fp);
+  if (util::to_hex(fp) != d.fingerprint) {
+    throw Error(Exit::key, "device \"{}\": derived key does not match its registered fingerprint", d.id);
+  }
+}
+
 // Writes every device's label, by default on a thread per core (the caller's included), filling
 // `rows` and, for Matter, `verifiers`; returns the first error, after which the workers stop.
 std::exception_ptr write_labels(const BatchOptions& o, const std::vector<registry::DeviceRecord>& devices,
@@ -113,7 +131,6 @@ std::exception_ptr write_labels(const BatchOptions& o, const std::vector<registr
       if (matter) {
         spake2p.emplace();
       }
-      uint8_t fp[16];
       // Small blocks of devices per fetch keep both cores busy to the end.
       constexpr size_t k_block = 16;
       while (!failed) {
@@ -123,15 +140,7 @@ std::exception_ptr write_labels(const BatchOptions& o, const std::vector<registr
         }
         for (size_t i = begin; i < std::min(begin + k_block, devices.size()); ++i) {
           const auto& d = devices[i];
-          auto it = derivers.find(d.key_version);
-          if (it == derivers.end()) {
-            it = derivers.emplace(d.key_version, crypto::MasterDeriver(*masters.at(d.key_version))).first;
-          }
-          it->second.device_key(d.id, std::span<uint8_t, crypto::k_key_len>(key.data(), crypto::k_key_len));
-          crypto::fingerprint(key.span(), fp);
-          if (util::to_hex(fp) != d.fingerprint) {
-            throw Error(Exit::key, "device \"{}\": derived key does not match its registered fingerprint", d.id);
-          }
+          derive_checked(derivers, masters, d, key);
           streams.rekey(key.span());
           const auto code = make_pairing_code(streams, d, o.pair, spake2p ? &*spake2p : nullptr);
           LabelRow& row = rows[i];
