@@ -1,7 +1,9 @@
 // The master key file: the key ring's binary payload (Keyring::serialize), the text header around
-// it and its optional passphrase encryption (fleetkey-formats(5), MASTER KEY FILE). Over 400 lines on
-// purpose: the three layers of one format share its constants and its corrupt() error, and are
-// read and changed together.
+// it and its optional passphrase encryption (fleetkey-formats(5), MASTER KEY FILE); the key ring
+// itself is keyring.cpp. A little over 400 lines on purpose: the three layers of one format share its
+// constants and its corrupt() error, and are read and changed together.
+#include "crypto/name_value.hpp"
+
 #include <fleetkey/core/error.hpp>
 #include <fleetkey/crypto/hierarchy.hpp>
 #include <fleetkey/crypto/hkdf.hpp>
@@ -24,7 +26,6 @@ namespace {
 
 constexpr std::string_view k_magic = "FKMK";
 constexpr uint8_t k_format = 1;
-constexpr std::string_view k_test_seed_salt = "fleetkey/v1 test-seed";
 constexpr size_t k_salt_len = crypto_pwhash_SALTBYTES;
 constexpr size_t k_nonce_len = crypto_aead_xchacha20poly1305_ietf_NPUBBYTES;
 // Bounds on the KDF cost a key file may ask for, so a crafted file cannot exhaust the machine.
@@ -154,70 +155,6 @@ Secret payload_of(std::string_view b64)
 
 } // namespace
 
-Keyring Keyring::create(int64_t now, std::optional<Secret> test_seed)
-{
-  Keyring ring;
-  if (test_seed) {
-    ring.m_test_seed = std::move(*test_seed);
-  }
-  ring.m_versions.push_back(ring.make_version(1, now));
-  ring.m_current = 1;
-  return ring;
-}
-
-MasterKey Keyring::make_version(uint32_t version, int64_t now) const
-{
-  MasterKey mk;
-  mk.version = version;
-  mk.created = now;
-  if (m_test_seed.empty()) {
-    mk.key = Secret::random(k_key_len);
-  } else {
-    // MK[v] = HKDF("fleetkey/v1 test-seed", seed, info("master", v)): the same on every machine.
-    mk.key =
-        hkdf(util::as_bytes(k_test_seed_salt), m_test_seed.span(), Info("master").add_u64(version).bytes(), k_key_len);
-  }
-  return mk;
-}
-
-const MasterKey& Keyring::rotate(int64_t now)
-{
-  const uint32_t next = m_versions.back().version + 1;
-  m_versions.push_back(make_version(next, now));
-  m_current = next;
-  return m_versions.back();
-}
-
-void Keyring::make_current(uint32_t version)
-{
-  m_current = get(version).version;
-}
-
-const MasterKey& Keyring::get(uint32_t version) const
-{
-  auto it =
-      std::find_if(m_versions.begin(), m_versions.end(), [&](const MasterKey& k) { return k.version == version; });
-  if (it == m_versions.end()) {
-    throw Error(Exit::not_found, "master key version {} is not in the key file", version);
-  }
-  return *it;
-}
-
-std::string MasterKey::fingerprint() const
-{
-  return source ? source_fingerprint : crypto::fingerprint(key.span());
-}
-
-Keyring Keyring::held_elsewhere(std::vector<MasterKey> versions, uint32_t current, bool test_key)
-{
-  Keyring ring;
-  ring.m_versions = std::move(versions);
-  ring.m_current = current;
-  ring.m_remote_test = test_key;
-  ring.get(current);
-  return ring;
-}
-
 // "FKMK" | format u8 | flags u8 (bit 0: test key) | current u32 | count u16 |
 // count x (version u32 | created u64 | key[32]) | seed length u16 | seed
 Secret Keyring::serialize() const
@@ -337,17 +274,13 @@ namespace {
 // The "name: value" lines of a key file's header, after its comment line.
 Fields header_fields(std::string_view header)
 {
+  NameValues lines;
+  if (!split_name_values(header.substr(k_comment.size()), lines)) {
+    throw corrupt("bad header line");
+  }
   Fields fields;
-  std::string_view rest = header.substr(k_comment.size());
-  while (!rest.empty()) {
-    const auto nl = rest.find('\n');
-    const auto line = rest.substr(0, nl);
-    rest.remove_prefix(nl + 1);
-    const auto colon = line.find(": ");
-    if (colon == std::string_view::npos) {
-      throw corrupt("bad header line");
-    }
-    fields.items.emplace_back(line.substr(0, colon), line.substr(colon + 2));
+  for (const auto& [name, value] : lines) {
+    fields.items.emplace_back(name, value);
   }
   return fields;
 }

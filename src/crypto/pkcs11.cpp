@@ -1,3 +1,4 @@
+#include "crypto/pkcs11_module.hpp"
 #include "crypto/pkcs11_types.hpp"
 
 #include <fleetkey/core/error.hpp>
@@ -9,14 +10,10 @@
 #include <sodium.h>
 
 #include <algorithm>
-#include <cctype>
 #include <cerrno>
-#include <charconv>
 #include <cstdlib>
 #include <cstring>
-#include <dlfcn.h>
 #include <fcntl.h>
-#include <gnu/libc-version.h>
 #include <map>
 #include <mutex>
 #include <sys/file.h>
@@ -24,56 +21,15 @@
 
 namespace fleetkey::crypto::pkcs11 {
 
-namespace detail {
-
-// A module, loaded and initialized once a process.
-struct Module
-{
-  ck::FUNCTION_LIST* f = nullptr;
-  bool os_locking = false;
-};
-
-} // namespace detail
-
 namespace {
 
+using detail::check;
+using detail::load_module;
 using detail::Module;
 
 using namespace ck;
 
 constexpr std::string_view k_check_label = "hsm-check";
-
-std::string rv_name(RV rv)
-{
-  switch (rv) {
-  case CKR_PIN_INCORRECT:
-    return "CKR_PIN_INCORRECT";
-  case CKR_PIN_LOCKED:
-    return "CKR_PIN_LOCKED";
-  case CKR_PIN_EXPIRED:
-    return "CKR_PIN_EXPIRED";
-  case CKR_TOKEN_NOT_PRESENT:
-    return "CKR_TOKEN_NOT_PRESENT";
-  case CKR_USER_NOT_LOGGED_IN:
-    return "CKR_USER_NOT_LOGGED_IN";
-  case CKR_USER_PIN_NOT_INITIALIZED:
-    return "CKR_USER_PIN_NOT_INITIALIZED";
-  default:
-    return fmt::format("CK_RV 0x{:x}", rv);
-  }
-}
-
-[[noreturn]] void fail(std::string_view what, RV rv)
-{
-  throw Error(Exit::key, "PKCS#11 {} failed: {}", what, rv_name(rv));
-}
-
-void check(std::string_view what, RV rv)
-{
-  if (rv != CKR_OK) {
-    fail(what, rv);
-  }
-}
 
 // A fixed-width, space-padded field of CK_TOKEN_INFO, without its padding.
 std::string field(const BYTE* p, size_t n)
@@ -85,210 +41,7 @@ std::string field(const BYTE* p, size_t n)
   return s;
 }
 
-int hex_digit(char c)
-{
-  if (c >= '0' && c <= '9') {
-    return c - '0';
-  }
-  if (c >= 'a' && c <= 'f') {
-    return c - 'a' + 10;
-  }
-  if (c >= 'A' && c <= 'F') {
-    return c - 'A' + 10;
-  }
-  return -1;
-}
-
-std::string pct_decode(std::string_view s, std::string_view uri)
-{
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] != '%') {
-      out += s[i];
-      continue;
-    }
-    const int hi = i + 2 < s.size() ? hex_digit(s[i + 1]) : -1;
-    const int lo = i + 2 < s.size() ? hex_digit(s[i + 2]) : -1;
-    if (hi < 0 || lo < 0) {
-      throw Error(Exit::usage, "PKCS#11 URI \"{}\" has a bad percent-encoding", uri);
-    }
-    out += static_cast<char>(hi * 16 + lo);
-    i += 2;
-  }
-  return out;
-}
-
-std::string pct_encode(std::string_view s, bool path)
-{
-  std::string out;
-  for (const char c : s) {
-    const auto u = static_cast<unsigned char>(c);
-    if (std::isalnum(u) != 0 || c == '-' || c == '.' || c == '_' || c == '~' || (path && c == '/')) {
-      out += c;
-    } else {
-      out += fmt::format("%{:02X}", u);
-    }
-  }
-  return out;
-}
-
-const Module& load_module(const std::string& path)
-{
-  static std::mutex mutex;
-  static std::map<std::string, Module> loaded;
-  std::lock_guard lock(mutex);
-  if (auto it = loaded.find(path); it != loaded.end()) {
-    return it->second;
-  }
-  void* lib = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-  if (lib == nullptr) {
-    throw Error(Exit::key, "cannot load PKCS#11 module {}: {}", path, ::dlerror());
-  }
-#ifdef FLEETKEY_STATIC_GLIBC
-  // A static fleetkey loads the module with its own copy of the shared libc: only the one it was built with.
-  if (void* v = ::dlsym(lib, "gnu_get_libc_version"); v != nullptr) {
-    const std::string_view loaded_libc = reinterpret_cast<const char* (*)()>(v)();
-    if (loaded_libc != ::gnu_get_libc_version()) {
-      throw Error(Exit::key,
-                  "cannot use PKCS#11 module {}: fleetkey was linked statically with glibc {} and this "
-                  "system has glibc {} (rebuild fleetkey here)",
-                  path, ::gnu_get_libc_version(), loaded_libc);
-    }
-  }
-#endif
-  void* sym = ::dlsym(lib, "C_GetFunctionList");
-  if (sym == nullptr) {
-    throw Error(Exit::key, "{} is not a PKCS#11 module (no C_GetFunctionList)", path);
-  }
-  Module m;
-  check("C_GetFunctionList", reinterpret_cast<GetFunctionList>(sym)(&m.f));
-  if (m.f == nullptr || m.f->version.major != 2) {
-    throw Error(Exit::key, "PKCS#11 module {} does not offer the version 2 interface", path);
-  }
-  // Threads may call at once, each in a session of its own, if the module can lock with the OS's primitives.
-  C_INITIALIZE_ARGS args{nullptr, nullptr, nullptr, nullptr, CKF_OS_LOCKING_OK, nullptr};
-  RV rv = m.f->C_Initialize(&args);
-  m.os_locking = rv == CKR_OK || rv == CKR_CRYPTOKI_ALREADY_INITIALIZED;
-  if (rv == CKR_CANT_LOCK) {
-    rv = m.f->C_Initialize(nullptr); // one thread at a time: Token serializes every call
-  }
-  if (rv != CKR_OK && rv != CKR_CRYPTOKI_ALREADY_INITIALIZED) {
-    fail("C_Initialize", rv);
-  }
-  return loaded.emplace(path, m).first->second; // loaded until exit
-}
-
 } // namespace
-
-Uri parse_uri(std::string_view text)
-{
-  constexpr std::string_view scheme = "pkcs11:";
-  if (text.size() < scheme.size() || text.substr(0, scheme.size()) != scheme) {
-    throw Error(Exit::usage, "\"{}\" is not a PKCS#11 URI (pkcs11:token=LABEL;...)", text);
-  }
-  Uri uri;
-  std::vector<std::string> seen;
-  const auto q = text.find('?');
-  const auto path =
-      text.substr(scheme.size(), q == std::string_view::npos ? std::string_view::npos : q - scheme.size());
-  const auto query = q == std::string_view::npos ? std::string_view() : text.substr(q + 1);
-  const auto each = [&](std::string_view part, char sep, auto&& take) {
-    while (!part.empty()) {
-      const auto end = part.find(sep);
-      const auto attr = part.substr(0, end);
-      part = end == std::string_view::npos ? std::string_view() : part.substr(end + 1);
-      if (attr.empty()) {
-        continue;
-      }
-      const auto eq = attr.find('=');
-      if (eq == std::string_view::npos) {
-        throw Error(Exit::usage, "PKCS#11 URI attribute \"{}\" has no value", attr);
-      }
-      const std::string name(attr.substr(0, eq));
-      if (std::find(seen.begin(), seen.end(), name) != seen.end()) {
-        throw Error(Exit::usage, "PKCS#11 URI attribute \"{}\" is given twice", name);
-      }
-      seen.push_back(name);
-      take(name, pct_decode(attr.substr(eq + 1), text));
-    }
-  };
-  each(path, ';', [&](const std::string& name, std::string value) {
-    if (name == "token") {
-      uri.token = std::move(value);
-    } else if (name == "manufacturer") {
-      uri.manufacturer = std::move(value);
-    } else if (name == "model") {
-      uri.model = std::move(value);
-    } else if (name == "serial") {
-      uri.serial = std::move(value);
-    } else if (name == "object") {
-      if (value.empty() || value.size() > 64 || !util::is_printable_utf8(value)) {
-        throw Error(Exit::usage, "PKCS#11 URI object= must be 1 to 64 bytes of printable text");
-      }
-      uri.object = std::move(value);
-    } else if (name == "slot-id") {
-      uint64_t id = 0;
-      const auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), id);
-      if (ec != std::errc() || p != value.data() + value.size() || value.empty()) {
-        throw Error(Exit::usage, "PKCS#11 URI slot-id must be a decimal number");
-      }
-      uri.slot_id = id;
-    } else if (name == "type") {
-      if (value != "secret-key") {
-        throw Error(Exit::usage, "PKCS#11 URI type must be secret-key (the master key is a secret key)");
-      }
-    } else {
-      throw Error(Exit::usage,
-                  "PKCS#11 URI attribute \"{}\" is not supported (token, manufacturer, model, serial, "
-                  "slot-id, object, type; module-path)",
-                  name);
-    }
-  });
-  each(query, '&', [&](const std::string& name, std::string value) {
-    if (name == "module-path") {
-      uri.module_path = std::move(value);
-    } else if (name == "pin-value" || name == "pin-source") {
-      throw Error(Exit::usage,
-                  "PKCS#11 URI {} is refused: the PIN comes from --pin-file, FLEETKEY_PKCS11_PIN_FILE or "
-                  "FLEETKEY_PKCS11_PIN, never from the command line",
-                  name);
-    } else {
-      throw Error(Exit::usage, "PKCS#11 URI query attribute \"{}\" is not supported (module-path)", name);
-    }
-  });
-  return uri;
-}
-
-std::string Uri::text() const
-{
-  std::vector<std::string> attrs;
-  const auto add = [&attrs](std::string_view name, const std::string& value) {
-    if (!value.empty()) {
-      attrs.push_back(fmt::format("{}={}", name, pct_encode(value, false)));
-    }
-  };
-  add("token", token);
-  add("manufacturer", manufacturer);
-  add("model", model);
-  add("serial", serial);
-  if (slot_id) {
-    attrs.push_back(fmt::format("slot-id={}", *slot_id));
-  }
-  add("object", object);
-  std::string out = "pkcs11:";
-  for (size_t i = 0; i < attrs.size(); ++i) {
-    out += (i > 0 ? ";" : "") + attrs[i];
-  }
-  if (!module_path.empty()) {
-    out += "?module-path=" + pct_encode(module_path, true);
-  }
-  return out;
-}
-
-std::string object_label(std::string_view object, uint32_t version)
-{
-  return fmt::format("{}/v{}", object, version);
-}
 
 std::string check_value(const Secret& prk)
 {
@@ -634,147 +387,6 @@ void Token::expand(uint32_t version, std::span<const util::ByteView> infos, size
   for (size_t i = 0; i < infos.size(); ++i) {
     expand_one(st, s.get(), key, infos[i], out.subspan(i * length, length), buf);
   }
-}
-
-// --- The HSM reference (the key file of an HSM home) ---
-
-namespace {
-
-constexpr std::string_view k_comment =
-    "# fleetkey master key file: the master key is in a PKCS#11 token. Layout: fleetkey-formats(5).\n";
-constexpr std::string_view k_format = "fleetkey-hsm-reference 1";
-
-Error corrupt(std::string_view why)
-{
-  return Error(Exit::key, "the master key file (a PKCS#11 reference) is corrupted: {}", why);
-}
-
-template<typename T>
-T number(std::string_view text, std::string_view what)
-{
-  T v{};
-  const auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-  if (ec != std::errc() || p != text.data() + text.size() || text.empty()) {
-    throw corrupt(fmt::format("bad {}", what));
-  }
-  return v;
-}
-
-std::vector<std::string_view> words(std::string_view s)
-{
-  std::vector<std::string_view> out;
-  for (size_t at = 0;;) {
-    const auto sp = s.find(' ', at);
-    out.push_back(s.substr(at, sp == std::string_view::npos ? std::string_view::npos : sp - at));
-    if (sp == std::string_view::npos) {
-      return out;
-    }
-    at = sp + 1;
-  }
-}
-
-bool is_hex(std::string_view s, size_t len)
-{
-  return s.size() == len && s.find_first_not_of("0123456789abcdef") == std::string_view::npos;
-}
-
-} // namespace
-
-bool is_reference(std::string_view text)
-{
-  return text.substr(0, k_comment.size()) == k_comment;
-}
-
-std::string encode_reference(const Reference& ref)
-{
-  std::string out(k_comment);
-  out += fmt::format("format: {}\n", k_format);
-  out += fmt::format("uri: {}\n", ref.uri);
-  out += fmt::format("test-key: {}\n", ref.test_key ? "yes" : "no");
-  out += fmt::format("current-version: {}\n", ref.current);
-  for (const auto& v : ref.versions) {
-    out += fmt::format("version: {} {} {} {}\n", v.version, v.created, v.fingerprint, v.check);
-  }
-  if (ref.test_key) {
-    out += fmt::format("test-seed: {}\n", ref.test_seed_hex);
-  }
-  return out;
-}
-
-Reference decode_reference(std::string_view text)
-{
-  if (!is_reference(text)) {
-    throw Error(Exit::key, "not a fleetkey PKCS#11 reference");
-  }
-  if (text.back() != '\n') {
-    throw corrupt("no final newline");
-  }
-  std::vector<std::pair<std::string_view, std::string_view>> lines;
-  for (auto rest = text.substr(k_comment.size()); !rest.empty();) {
-    const auto nl = rest.find('\n');
-    const auto line = rest.substr(0, nl);
-    rest.remove_prefix(nl + 1);
-    const auto colon = line.find(": ");
-    if (colon == std::string_view::npos) {
-      throw corrupt("bad line");
-    }
-    lines.emplace_back(line.substr(0, colon), line.substr(colon + 2));
-  }
-  if (lines.size() < 5 || lines[0].first != "format" || lines[1].first != "uri" || lines[2].first != "test-key"
-      || lines[3].first != "current-version") {
-    throw corrupt("unexpected lines");
-  }
-  if (lines[0].second != k_format) {
-    throw Error(Exit::key, "unsupported master key file format \"{}\"", lines[0].second);
-  }
-  Reference ref;
-  ref.uri = std::string(lines[1].second);
-  parse_uri(ref.uri);
-  ref.test_key = lines[2].second == "yes";
-  ref.current = number<uint32_t>(lines[3].second, "current-version");
-  size_t i = 4;
-  for (; i < lines.size() && lines[i].first == "version"; ++i) {
-    const auto f = words(lines[i].second);
-    if (f.size() != 4 || !is_hex(f[2], 32) || !is_hex(f[3], 32)) {
-      throw corrupt("bad version line");
-    }
-    ReferenceVersion v{number<uint32_t>(f[0], "version"), number<int64_t>(f[1], "created"), std::string(f[2]),
-                       std::string(f[3])};
-    if (!ref.versions.empty() && v.version <= ref.versions.back().version) {
-      throw corrupt("versions out of order");
-    }
-    ref.versions.push_back(std::move(v));
-  }
-  if (ref.test_key) {
-    if (i + 1 != lines.size() || lines[i].first != "test-seed" || !util::from_hex(lines[i].second)) {
-      throw corrupt("a test key without its test-seed line");
-    }
-    ref.test_seed_hex = std::string(lines[i].second);
-  } else if (i != lines.size()) {
-    throw corrupt("unexpected lines");
-  }
-  if (ref.versions.empty() || std::none_of(ref.versions.begin(), ref.versions.end(), [&](const ReferenceVersion& v) {
-        return v.version == ref.current;
-      })) {
-    throw corrupt("the current version is not listed");
-  }
-  return ref;
-}
-
-Keyring reference_ring(const Reference& ref, const std::shared_ptr<Token>& token)
-{
-  const Uri uri = parse_uri(ref.uri);
-  std::vector<MasterKey> keys;
-  for (const auto& v : ref.versions) {
-    token->serve(v.version, object_label(uri.object, v.version), v.check);
-    MasterKey mk;
-    mk.version = v.version;
-    mk.created = v.created;
-    mk.source = token;
-    mk.source_fingerprint = v.fingerprint;
-    keys.push_back(std::move(mk));
-  }
-  return Keyring::held_elsewhere(std::move(keys), ref.current, ref.test_key);
 }
 
 } // namespace fleetkey::crypto::pkcs11

@@ -1,3 +1,5 @@
+#include "fleet/convert.hpp"
+
 #include <fleetkey/core/error.hpp>
 #include <fleetkey/crypto/hierarchy.hpp>
 #include <fleetkey/crypto/shamir.hpp>
@@ -224,20 +226,12 @@ Backup backup_master_key(Fleet& fleet, unsigned shares, unsigned threshold,
   return backup;
 }
 
-Restored restore_master_key(Fleet& fleet, const std::vector<std::pair<std::string, Share>>& shares,
-                            const RestoreOptions& options)
+namespace {
+
+// The secret the shares of one backup combine into; they must be at least its threshold, distinct,
+// and of the same backup and shape. `shares` pairs each with the name it is reported by.
+crypto::Secret combine_shares(const std::vector<std::pair<std::string, Share>>& shares)
 {
-  const auto& paths = fleet.paths();
-  if (util::exists(paths.master_key)) {
-    throw Error(Exit::conflict,
-                "{} already exists: restore writes a new key file (move the old one away, or pass "
-                "--master-key)",
-                paths.master_key);
-  }
-  if (shares.empty()) {
-    throw Error(Exit::usage, "no share given");
-  }
-  const auto kdf = crypto::kdf_profile(options.kdf_profile);
   const auto& [first_name, first] = shares.front();
   std::vector<uint8_t> xs;
   std::vector<crypto::Secret> ys;
@@ -263,7 +257,27 @@ Restored restore_master_key(Fleet& fleet, const std::vector<std::pair<std::strin
     throw Error(Exit::key, "backup {} needs {} shares to restore the master key, {} given", backup_id_hex(first),
                 first.threshold, xs.size());
   }
-  const auto secret = crypto::shamir_combine(xs, ys);
+  return crypto::shamir_combine(xs, ys);
+}
+
+} // namespace
+
+Restored restore_master_key(Fleet& fleet, const std::vector<std::pair<std::string, Share>>& shares,
+                            const RestoreOptions& options)
+{
+  const auto& paths = fleet.paths();
+  if (util::exists(paths.master_key)) {
+    throw Error(Exit::conflict,
+                "{} already exists: restore writes a new key file (move the old one away, or pass "
+                "--master-key)",
+                paths.master_key);
+  }
+  if (shares.empty()) {
+    throw Error(Exit::usage, "no share given");
+  }
+  const auto kdf = crypto::kdf_profile(options.kdf_profile);
+  const auto& first = shares.front().second;
+  const auto secret = combine_shares(shares);
   std::optional<crypto::Keyring> ring;
   try {
     ring.emplace(crypto::Keyring::deserialize(secret.span()));
@@ -282,19 +296,9 @@ Restored restore_master_key(Fleet& fleet, const std::vector<std::pair<std::strin
   // is always there: one that is not fails here, exit 6).
   std::optional<registry::Transaction> tx;
   if (registry::Store::is_postgresql(paths.registry) || util::exists(paths.registry)) {
-    auto& reg = fleet.registry();
-    for (const auto& rec : reg.master_keys()) {
-      const crypto::MasterKey* mk = nullptr;
-      for (const auto& k : ring->versions()) {
-        if (k.version == rec.version) {
-          mk = &k;
-        }
-      }
-      if (mk == nullptr || crypto::fingerprint(mk->key.span()) != rec.fingerprint) {
-        throw Error(Exit::key,
-                    "the restored master key does not belong to registry {} (version {} {}): nothing written",
-                    paths.registry, rec.version, mk == nullptr ? "is missing" : "has another fingerprint");
-      }
+    if (const auto why = keyring_mismatch(fleet.registry().master_keys(), *ring); !why.empty()) {
+      throw Error(Exit::key, "the restored master key does not belong to registry {} ({}): nothing written",
+                  paths.registry, why);
     }
     out.registry_checked = true;
   }

@@ -42,4 +42,8 @@ Grant grant_user(Fleet& fleet, registry::Transaction& tx, std::string_view name,
 void end_grant(registry::Store& reg, registry::GrantRecord& grant, std::string_view reason, std::string_view when,
                const nlohmann::json& details = nlohmann::json::object());
 
+// Empty if the key ring is the one the registry's master key versions were made with, version by
+// version; else what differs ("version 2 is missing", "version 1 has another fingerprint").
+std::string keyring_mismatch(const std::vector<registry::MasterKeyRecord>& records, const crypto::Keyring& ring);
+
 } // namespace fleetkey::fleet

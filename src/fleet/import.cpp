@@ -178,6 +178,53 @@ void write_kept_lines(KeysSink& out, const Batch& b, const std::vector<bool>& no
   out.write(std::string_view(text + begin, end - begin));
 }
 
+// Pass 2's rows, batch by batch from the derivation workers into `insert`; the rows' ids go into
+// `digest`. Into an empty registry (no probe for existing ids) the workers write the key lines to `out`
+// themselves; otherwise the lines of the rows kept are written here. Returns how many rows were skipped.
+uint64_t insert_rows(util::InputBuffer& sorted, const crypto::MasterKey& mk, const KeysOut& keys_out,
+                     const ImportOptions& options, KeysSink* out, registry::DeviceBulkInsert& insert,
+                     crypto_hash_sha256_state& digest, const Source& src, uint64_t rows, const ProgressFn& progress)
+{
+  const bool probe = !insert.registry_was_empty();
+  const auto import_start = Clock::now();
+  std::optional<Deriver::Direct> direct;
+  if (!probe) {
+    direct = Deriver::Direct{&digest, out};
+  }
+  Deriver deriver(sorted, mk, keys_out, options.key_encoding, direct);
+  // Rows whose key line stays out of the keys file: skipped devices whose registered key is not the
+  // one derived here (another master version) or that are revoked. A skipped active device under this
+  // version keeps its line, so that a re-run after a kill between commit and keys file completes it.
+  std::vector<bool> no_key;
+  uint64_t skipped = 0;
+  for (bool last = false; !last;) {
+    auto b = deriver.pop();
+    last = b->last;
+    no_key.assign(b->size(), false);
+    skipped += insert_batch(*b, insert, probe, options.skip_existing, src, probe ? &digest : nullptr, no_key);
+    insert.flush();
+    if (out != nullptr && probe) {
+      write_kept_lines(*out, *b, no_key);
+    }
+    deriver.recycle(std::move(b));
+    if (progress) {
+      progress({ImportProgress::Phase::importing, insert.inserted() + skipped, rows, since(import_start)});
+    }
+  }
+  return skipped;
+}
+
+// The import's audit row, in its transaction.
+void audit_import(registry::Store& reg, const Source& src, const ImportSummary& summary, ImportFormat format)
+{
+  reg.audit("device.import", src.name,
+            {{"count", summary.imported},
+             {"skipped", summary.skipped},
+             {"key_version", summary.key_version},
+             {"ids_sha256", summary.ids_sha256},
+             {"format", format == ImportFormat::csv ? "csv" : "jsonl"}});
+}
+
 } // namespace
 
 KeysOutFormat parse_keys_out_format(std::string_view name)
@@ -274,35 +321,10 @@ ImportSummary import_devices(Fleet& fleet, const ImportOptions& options, const P
   summary.key_version = mk.version;
   const auto inserter = reg.bulk_insert(mk.version, util::format_time(util::unix_now()));
   registry::DeviceBulkInsert& insert = *inserter;
-  const bool probe = !insert.registry_was_empty();
   crypto_hash_sha256_state digest;
   crypto_hash_sha256_init(&digest);
-  const auto import_start = Clock::now();
-  {
-    std::optional<Deriver::Direct> direct;
-    if (!probe) {
-      direct = Deriver::Direct{&digest, out ? &*out : nullptr};
-    }
-    Deriver deriver(*sorted, mk, keys_out, options.key_encoding, direct);
-    // Rows whose key line stays out of the keys file: skipped devices whose registered key is not the
-    // one derived here (another master version) or that are revoked. A skipped active device under this
-    // version keeps its line, so that a re-run after a kill between commit and keys file completes it.
-    std::vector<bool> no_key;
-    for (bool last = false; !last;) {
-      auto b = deriver.pop();
-      last = b->last;
-      no_key.assign(b->size(), false);
-      summary.skipped += insert_batch(*b, insert, probe, options.skip_existing, src, probe ? &digest : nullptr, no_key);
-      insert.flush();
-      if (out && probe) {
-        write_kept_lines(*out, *b, no_key);
-      }
-      deriver.recycle(std::move(b));
-      if (progress) {
-        progress({ImportProgress::Phase::importing, insert.inserted() + summary.skipped, rows, since(import_start)});
-      }
-    }
-  }
+  summary.skipped =
+      insert_rows(*sorted, mk, keys_out, options, out ? &*out : nullptr, insert, digest, src, rows, progress);
   insert.finish();
   const double inserted_at = since(start);
   summary.imported = insert.inserted();
@@ -310,12 +332,7 @@ ImportSummary import_devices(Fleet& fleet, const ImportOptions& options, const P
   crypto_hash_sha256_final(&digest, hash);
   summary.ids_sha256 = util::to_hex(hash);
   if (summary.imported > 0) {
-    reg.audit("device.import", src.name,
-              {{"count", summary.imported},
-               {"skipped", summary.skipped},
-               {"key_version", mk.version},
-               {"ids_sha256", summary.ids_sha256},
-               {"format", format == ImportFormat::csv ? "csv" : "jsonl"}});
+    audit_import(reg, src, summary, format);
   }
   tx.commit();
   // The keys file appears only once the registry holds every device it names.

@@ -1,4 +1,5 @@
 #include "fleet/convert.hpp"
+#include "fleet/device_list.hpp"
 
 #include <fleetkey/core/error.hpp>
 #include <fleetkey/crypto/hierarchy.hpp>
@@ -27,60 +28,10 @@ constexpr size_t k_batch = 2048;
 
 std::vector<Device> read_device_list(Fleet& fleet, const std::string& path)
 {
-  const bool from_stdin = path == "-";
-  const std::string name = from_stdin ? std::string("stdin") : path;
-  std::unique_ptr<std::FILE, int (*)(std::FILE*)> owned(from_stdin ? nullptr : std::fopen(path.c_str(), "re"),
-                                                        &std::fclose);
-  if (!from_stdin && !owned) {
-    throw Error(errno == ENOENT ? Exit::not_found : Exit::failure, "cannot read {}: {}", path, std::strerror(errno));
-  }
-  std::FILE* file = from_stdin ? stdin : owned.get();
-  auto& reg = fleet.registry();
+  const DeviceListRules rules{true, Exit::not_found, ": its key is no longer issued", "device_revoked"};
   std::vector<Device> devices;
-  std::set<std::string, std::less<>> seen;
-  size_t line_no = 0;
-  std::string text;
-  for (bool more = true; more;) {
-    text.clear();
-    int c = 0;
-    // Each line bounded by the longest device id: a file of one huge line costs nothing.
-    while ((c = getc_unlocked(file)) != EOF && c != '\n') {
-      if (text.size() <= 129) {
-        text.push_back(static_cast<char>(c));
-      }
-    }
-    if (c == EOF) {
-      if (std::ferror(file) != 0) {
-        throw Error(Exit::failure, "cannot read {}: {}", name, std::strerror(errno));
-      }
-      more = false;
-      if (text.empty()) {
-        break;
-      }
-    }
-    ++line_no;
-    std::string_view line = text;
-    if (!line.empty() && line.back() == '\r') {
-      line.remove_suffix(1);
-    }
-    if (line.empty()) {
-      continue;
-    }
-    if (line.size() > 128) {
-      throw Error(Exit::usage, "{}:{}: line is longer than 128 bytes (the longest device id)", name, line_no);
-    }
-    if (!seen.emplace(line).second) {
-      throw Error(Exit::usage, "{}:{}: device \"{}\" is listed twice", name, line_no, line);
-    }
-    auto d = reg.device(line);
-    if (!d) {
-      throw Error(Exit::not_found, "{}:{}: device \"{}\" is not registered", name, line_no, line);
-    }
-    if (d->status != "active") {
-      throw Error(Exit::conflict, "{}:{}: device \"{}\" is revoked: its key is no longer issued", name, line_no, line)
-          .with_reason("device_revoked");
-    }
-    devices.push_back(device_of(*d));
+  for (const auto& d : read_listed_devices(fleet.registry(), path, rules)) {
+    devices.push_back(device_of(d));
   }
   return devices;
 }

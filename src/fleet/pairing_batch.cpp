@@ -1,6 +1,7 @@
 // A production run (`pair --all | --from FILE -o DIR`): every device's label written by worker
 // threads, then the manifest (and Matter's verifier files) committed with the audit row; a failed
 // run leaves nothing behind, and --resume completes a cut-off one.
+#include "fleet/device_list.hpp"
 #include "pairing_checks.hpp"
 #include "pairing_files.hpp"
 
@@ -45,53 +46,7 @@ std::vector<registry::DeviceRecord> batch_devices(Fleet& fleet, const BatchOptio
     reg.for_each_device("active", [&](const registry::DeviceRecord& d) { devices.push_back(d); });
     return devices;
   }
-  // Read line by line, each bounded by the longest device id: a file of one huge line costs nothing.
-  std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(o.from->c_str(), "re"), &std::fclose);
-  if (!file) {
-    throw Error(Exit::failure, "cannot read {}: {}", *o.from, std::strerror(errno));
-  }
-  std::set<std::string, std::less<>> seen;
-  size_t line_no = 0;
-  std::string text;
-  for (bool more = true; more;) {
-    text.clear();
-    int c = 0;
-    while ((c = getc_unlocked(file.get())) != EOF && c != '\n' && text.size() <= 129) {
-      text.push_back(static_cast<char>(c));
-    }
-    if (c == EOF) {
-      if (std::ferror(file.get()) != 0) {
-        throw Error(Exit::failure, "cannot read {}: {}", *o.from, std::strerror(errno));
-      }
-      more = false;
-      if (text.empty()) {
-        break;
-      }
-    }
-    ++line_no;
-    std::string_view line = text;
-    if (!line.empty() && line.back() == '\r') {
-      line.remove_suffix(1);
-    }
-    if (line.empty()) {
-      continue;
-    }
-    if (line.size() > 128) {
-      throw Error(Exit::usage, "{}:{}: line is longer than 128 bytes (the longest device id)", *o.from, line_no);
-    }
-    if (!seen.emplace(line).second) {
-      throw Error(Exit::usage, "{}:{}: device \"{}\" is listed twice", *o.from, line_no, line);
-    }
-    auto d = reg.device(line);
-    if (!d) {
-      throw Error(Exit::not_found, "{}:{}: device \"{}\" is not registered", *o.from, line_no, line);
-    }
-    if (d->status != "active") {
-      throw Error(Exit::conflict, "{}:{}: device \"{}\" is revoked", *o.from, line_no, line);
-    }
-    devices.push_back(std::move(*d));
-  }
-  return devices;
+  return read_listed_devices(reg, *o.from, DeviceListRules{});
 }
 
 // What a production run refuses before it reads the registry.
@@ -138,6 +93,24 @@ bool check_out_dir(const BatchOptions& o, const std::vector<registry::DeviceReco
   return dir_exists;
 }
 
+// K_dev of `d` into `key`, under its master key version (one deriver a version in `derivers`), checked
+// against the device's registered fingerprint.
+void derive_checked(std::map<uint32_t, crypto::MasterDeriver>& derivers,
+                    const std::map<uint32_t, const crypto::MasterKey*>& masters, const registry::DeviceRecord& d,
+                    crypto::Secret& key)
+{
+  auto it = derivers.find(d.key_version);
+  if (it == derivers.end()) {
+    it = derivers.emplace(d.key_version, crypto::MasterDeriver(*masters.at(d.key_version))).first;
+  }
+  it->second.device_key(d.id, std::span<uint8_t, crypto::k_key_len>(key.data(), crypto::k_key_len));
+  uint8_t fp[16];
+  crypto::fingerprint(key.span(), fp);
+  if (util::to_hex(fp) != d.fingerprint) {
+    throw Error(Exit::key, "device \"{}\": derived key does not match its registered fingerprint", d.id);
+  }
+}
+
 // Writes every device's label, by default on a thread per core (the caller's included), filling
 // `rows` and, for Matter, `verifiers`; returns the first error, after which the workers stop.
 std::exception_ptr write_labels(const BatchOptions& o, const std::vector<registry::DeviceRecord>& devices,
@@ -158,7 +131,6 @@ std::exception_ptr write_labels(const BatchOptions& o, const std::vector<registr
       if (matter) {
         spake2p.emplace();
       }
-      uint8_t fp[16];
       // Small blocks of devices per fetch keep both cores busy to the end.
       constexpr size_t k_block = 16;
       while (!failed) {
@@ -168,15 +140,7 @@ std::exception_ptr write_labels(const BatchOptions& o, const std::vector<registr
         }
         for (size_t i = begin; i < std::min(begin + k_block, devices.size()); ++i) {
           const auto& d = devices[i];
-          auto it = derivers.find(d.key_version);
-          if (it == derivers.end()) {
-            it = derivers.emplace(d.key_version, crypto::MasterDeriver(*masters.at(d.key_version))).first;
-          }
-          it->second.device_key(d.id, std::span<uint8_t, crypto::k_key_len>(key.data(), crypto::k_key_len));
-          crypto::fingerprint(key.span(), fp);
-          if (util::to_hex(fp) != d.fingerprint) {
-            throw Error(Exit::key, "device \"{}\": derived key does not match its registered fingerprint", d.id);
-          }
+          derive_checked(derivers, masters, d, key);
           streams.rekey(key.span());
           const auto code = make_pairing_code(streams, d, o.pair, spake2p ? &*spake2p : nullptr);
           LabelRow& row = rows[i];

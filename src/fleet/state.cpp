@@ -56,31 +56,12 @@ void append_mac_structure(util::Bytes& out, util::ByteView protected_header, uti
   w.bytes(payload);
 }
 
-StateDocument build(Fleet& fleet, StateContext& ctx, std::string_view device_id, int64_t now, int64_t max_age)
+// The device's users, sorted by their 64-bit handle (uid). Two users whose handles collide share one
+// entry: the higher epoch, which refuses rather than admits (fleetkey-state(5)).
+void add_users(StateDocument& doc, const std::vector<registry::GrantRecord>& grants,
+               const crypto::DeviceDeriver& device)
 {
-  auto& reg = fleet.registry();
-  // One snapshot for the device row, its seq and what the document lists: a document never holds a
-  // seq newer than its contents.
-  const registry::ReadSnapshot snapshot(reg);
-  const auto d = require_device(fleet, device_id);
-  StateDocument doc;
-  doc.device = d.id;
-  doc.key_version = d.key_version;
-  doc.kid = token::format_kid(d.key_version, d.id);
-  doc.seq = reg.device_state_seq(d.id);
-  doc.iat = now;
-  doc.exp = now + max_age;
-  doc.revoked = d.status == "revoked";
-  for (const auto& mk : reg.master_keys()) {
-    if (mk.status == "retired") {
-      doc.retired.push_back(mk.version);
-    }
-  }
-  doc.pairing = static_cast<uint64_t>(d.pairing_counter);
-  doc.test_key = ctx.test_key;
-
-  const crypto::DeviceDeriver device(state_device_key(fleet, ctx, d));
-  for (const auto& g : reg.grants_of_device(d.id)) {
+  for (const auto& g : grants) {
     StateUser u;
     u.user = g.user;
     const auto uid = device.derive(crypto::Info("state-user").add(g.user), k_state_uid_size);
@@ -89,8 +70,6 @@ StateDocument build(Fleet& fleet, StateContext& ctx, std::string_view device_id,
     doc.users.push_back(std::move(u));
   }
   std::sort(doc.users.begin(), doc.users.end(), [](const StateUser& a, const StateUser& b) { return a.uid < b.uid; });
-  // Two users whose 64-bit handles collide share one entry: the higher epoch, which refuses rather
-  // than admits (fleetkey-state(5)).
   for (size_t i = 1; i < doc.users.size();) {
     if (doc.users[i].uid == doc.users[i - 1].uid) {
       doc.users[i - 1].min_epoch = std::max(doc.users[i - 1].min_epoch, doc.users[i].min_epoch);
@@ -99,9 +78,13 @@ StateDocument build(Fleet& fleet, StateContext& ctx, std::string_view device_id,
       ++i;
     }
   }
+}
 
-  // A CWT's token id is the hex of its cti: an id that is not whole bytes of hex names no CWT.
-  reg.for_each_live_revoked_token(d.id, now, [&doc](std::string_view id) {
+// The device's revoked CWT ids that have not expired, sorted and unique. A CWT's token id is the hex
+// of its cti: an id that is not whole bytes of hex names no CWT.
+void add_revoked_ids(StateDocument& doc, registry::Store& reg, int64_t now)
+{
+  reg.for_each_live_revoked_token(doc.device, now, [&doc](std::string_view id) {
     if (id.size() % 2 == 0) {
       if (auto bytes = util::from_hex(id)) {
         doc.revoked_ids.push_back(std::move(*bytes));
@@ -110,7 +93,11 @@ StateDocument build(Fleet& fleet, StateContext& ctx, std::string_view device_id,
   });
   std::sort(doc.revoked_ids.begin(), doc.revoked_ids.end());
   doc.revoked_ids.erase(std::unique(doc.revoked_ids.begin(), doc.revoked_ids.end()), doc.revoked_ids.end());
+}
 
+// The document's CBOR payload, its keys 0 to 9 (fleetkey-state(5)).
+util::Bytes encode_payload(const StateDocument& doc)
+{
   util::Bytes payload;
   token::cbor::Writer p(payload);
   p.map(10);
@@ -144,7 +131,13 @@ StateDocument build(Fleet& fleet, StateContext& ctx, std::string_view device_id,
   }
   p.uint(9);
   p.uint(doc.pairing);
+  return payload;
+}
 
+// doc.encoded: `payload` in a tagged COSE_Mac0 (HMAC 256/256, kid doc.kid) under the device's
+// revocation key.
+void encode_mac0(StateDocument& doc, const util::Bytes& payload, const crypto::DeviceDeriver& device)
+{
   util::Bytes protected_header;
   token::cbor::Writer h(protected_header);
   h.map(2);
@@ -166,6 +159,34 @@ StateDocument build(Fleet& fleet, StateContext& ctx, std::string_view device_id,
   out.map(0);
   out.bytes(payload);
   out.bytes(util::ByteView(tag, sizeof tag));
+}
+
+StateDocument build(Fleet& fleet, StateContext& ctx, std::string_view device_id, int64_t now, int64_t max_age)
+{
+  auto& reg = fleet.registry();
+  // One snapshot for the device row, its seq and what the document lists: a document never holds a
+  // seq newer than its contents.
+  const registry::ReadSnapshot snapshot(reg);
+  const auto d = require_device(fleet, device_id);
+  StateDocument doc;
+  doc.device = d.id;
+  doc.key_version = d.key_version;
+  doc.kid = token::format_kid(d.key_version, d.id);
+  doc.seq = reg.device_state_seq(d.id);
+  doc.iat = now;
+  doc.exp = now + max_age;
+  doc.revoked = d.status == "revoked";
+  for (const auto& mk : reg.master_keys()) {
+    if (mk.status == "retired") {
+      doc.retired.push_back(mk.version);
+    }
+  }
+  doc.pairing = static_cast<uint64_t>(d.pairing_counter);
+  doc.test_key = ctx.test_key;
+  const crypto::DeviceDeriver device(state_device_key(fleet, ctx, d));
+  add_users(doc, reg.grants_of_device(d.id), device);
+  add_revoked_ids(doc, reg, now);
+  encode_mac0(doc, encode_payload(doc), device);
   return doc;
 }
 

@@ -170,25 +170,33 @@ bool TokenVerifier::is_user(std::string_view name)
   return m_fleet.registry().user(name).has_value();
 }
 
-token::Reason TokenVerifier::standing(const token::Claims& c, token::Format f, const token::Kid& kid, std::string& why)
+token::Reason TokenVerifier::revocation(const token::Claims& c, token::Format f, std::string& why)
 {
   thread_local std::string id;
-  thread_local std::string scratch;
   // With every revocation preloaded and none recorded, no token id needs formatting.
-  if (c.has(token::Claims::cti) && (m_preload != Preload::all || !m_revoked_tokens.empty())) {
-    token::token_id(c, f, id);
-    bool is_revoked = false;
-    if (m_preload == Preload::all) {
-      is_revoked = m_revoked_tokens.find(std::string_view(id)) != m_revoked_tokens.end();
-    } else {
-      std::lock_guard lock(m_mutex);
-      auto& reg = m_fleet.registry();
-      is_revoked = reg.token_revocation(id).has_value();
-    }
-    if (is_revoked) {
-      why = fmt::format("token {} was revoked", id);
-      return token::Reason::revoked;
-    }
+  if (!c.has(token::Claims::cti) || (m_preload == Preload::all && m_revoked_tokens.empty())) {
+    return token::Reason::valid;
+  }
+  token::token_id(c, f, id);
+  bool is_revoked = false;
+  if (m_preload == Preload::all) {
+    is_revoked = m_revoked_tokens.find(std::string_view(id)) != m_revoked_tokens.end();
+  } else {
+    std::lock_guard lock(m_mutex);
+    auto& reg = m_fleet.registry();
+    is_revoked = reg.token_revocation(id).has_value();
+  }
+  if (is_revoked) {
+    why = fmt::format("token {} was revoked", id);
+    return token::Reason::revoked;
+  }
+  return token::Reason::valid;
+}
+
+token::Reason TokenVerifier::standing(const token::Claims& c, token::Format f, const token::Kid& kid, std::string& why)
+{
+  if (const auto r = revocation(c, f, why); r != token::Reason::valid) {
+    return r;
   }
   std::string_view device_id = kid.device;
   if (device_id.empty() && c.has(token::Claims::aud)) {
@@ -208,9 +216,15 @@ token::Reason TokenVerifier::standing(const token::Claims& c, token::Format f, c
   if (!c.has(token::Claims::sub)) {
     return token::Reason::valid;
   }
-  // A subject with a grant on the device is bound to it: the token must carry the grant's
-  // current epoch, and the grant must be active and unexpired. Without a grant, only a token
-  // that claims an epoch is refused.
+  return grant_standing(c, device_id, why);
+}
+
+// A subject with a grant on the device is bound to it: the token must carry the grant's current epoch,
+// and the grant must be active and unexpired. Without a grant, only a token that claims an epoch is
+// refused.
+token::Reason TokenVerifier::grant_standing(const token::Claims& c, std::string_view device_id, std::string& why)
+{
+  thread_local std::string scratch;
   const auto g = grant(c.sub_value, device_id, scratch);
   if (!g) {
     if (c.has(token::Claims::epoch)) {

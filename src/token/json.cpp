@@ -1,5 +1,6 @@
 #include "json.hpp"
 
+#include <fleetkey/util/bytes.hpp>
 #include <fleetkey/util/utf8.hpp>
 
 #include <charconv>
@@ -27,20 +28,6 @@ void append_utf8(std::string& out, uint32_t cp)
     out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3f)));
     out.push_back(static_cast<char>(0x80 | (cp & 0x3f)));
   }
-}
-
-int hex_value(char c)
-{
-  if (c >= '0' && c <= '9') {
-    return c - '0';
-  }
-  if (c >= 'a' && c <= 'f') {
-    return c - 'a' + 10;
-  }
-  if (c >= 'A' && c <= 'F') {
-    return c - 'A' + 10;
-  }
-  return -1;
 }
 
 } // namespace
@@ -121,7 +108,7 @@ bool Reader::read_hex4(uint32_t& v)
   }
   v = 0;
   for (int i = 0; i < 4; ++i) {
-    const int h = hex_value(m_s[m_p++]);
+    const int h = util::hex_digit_value(m_s[m_p++]);
     if (h < 0) {
       return false;
     }

@@ -97,6 +97,9 @@ private:
   const Device& device(std::string_view id); // call with m_mutex held; caches registered devices only
   std::optional<Grant> grant(std::string_view user, std::string_view device, std::string& scratch);
   bool is_user(std::string_view name);
+  // standing's steps: whether the token's id is revoked; what the grant of its subject on `device` allows.
+  token::Reason revocation(const token::Claims& c, token::Format f, std::string& why);
+  token::Reason grant_standing(const token::Claims& c, std::string_view device, std::string& why);
 
   Fleet& m_fleet;
   token::Checks m_checks;

@@ -23,6 +23,21 @@ inline std::string_view as_text(ByteView b)
   return {reinterpret_cast<const char*>(b.data()), b.size()};
 }
 
+// The value of one hex digit (0-9, a-f, A-F), or -1.
+constexpr int hex_digit_value(char c)
+{
+  if (c >= '0' && c <= '9') {
+    return c - '0';
+  }
+  if (c >= 'a' && c <= 'f') {
+    return c - 'a' + 10;
+  }
+  if (c >= 'A' && c <= 'F') {
+    return c - 'A' + 10;
+  }
+  return -1;
+}
+
 std::string to_hex(ByteView data);
 Result<Bytes> from_hex(std::string_view hex);
 
