@@ -1,6 +1,7 @@
 // PgStore::bulk_insert: the bulk import on PostgreSQL, one COPY straight into devices inside the
 // caller's write transaction. PgBulkInsert needs only the Store interface and the connection.
 
+#include "registry/backends.hpp"
 #include "registry/pg_rows.hpp"
 #include "registry/pg_store.hpp"
 
@@ -54,11 +55,7 @@ PgBulkInsert::PgBulkInsert(Store& store, Conn& conn, uint32_t key_version, std::
     , m_key_version(key_version)
     , m_created(std::move(created))
 {
-  const auto mk = store.master_key(key_version);
-  if (!mk || mk->status != "current") {
-    throw Error(Exit::key, "master key version {} is not the registry's current version (rotated meanwhile?)",
-                key_version);
-  }
+  require_current_master_key(store, key_version);
   const Result any = m_conn.query("SELECT EXISTS (SELECT 1 FROM devices)");
   m_was_empty = any.text(0, 0) != "t";
   m_row_end = "\t" + num(key_version) + "\tactive\t0\t";

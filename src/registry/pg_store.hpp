@@ -29,8 +29,6 @@ public:
   }
   ~PgStore() override { m_conn.rollback(); }
 
-  static std::unique_ptr<Store> open(const std::string& location, OpenMode mode);
-
   std::string_view backend() const override { return "postgresql"; }
   std::string location() const override { return m_location; }
 

@@ -1,6 +1,7 @@
 // SqliteStore::bulk_insert: one prepared multi-row INSERT reused for a whole batch, inside the
 // caller's write transaction, with the connection tuned for the batch (restored at the end).
 
+#include "registry/backends.hpp"
 #include "registry/sqlite_store.hpp"
 
 #include <fleetkey/core/error.hpp>
@@ -76,11 +77,7 @@ public:
       , m_key_version(key_version)
       , m_created(std::move(created))
   {
-    const auto mk = store.master_key(key_version);
-    if (!mk || mk->status != "current") {
-      throw Error(Exit::key, "master key version {} is not the registry's current version (rotated meanwhile?)",
-                  key_version);
-    }
+    require_current_master_key(store, key_version);
     auto& db = store.db();
     Stmt any = db.prepare("SELECT EXISTS (SELECT 1 FROM devices)");
     m_was_empty = !any.step() || any.integer(0) == 0;

@@ -171,4 +171,13 @@ AuditHash audit_link(const AuditHash& prev, int64_t seq, const AuditChainRow& ro
   return out;
 }
 
+void require_current_master_key(Store& store, uint32_t key_version)
+{
+  const auto mk = store.master_key(key_version);
+  if (!mk || mk->status != "current") {
+    throw Error(Exit::key, "master key version {} is not the registry's current version (rotated meanwhile?)",
+                key_version);
+  }
+}
+
 } // namespace fleetkey::registry
