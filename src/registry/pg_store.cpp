@@ -6,6 +6,7 @@
 #include "registry/backends.hpp"
 #include "registry/migrations.hpp"
 #include "registry/pg_conn.hpp"
+#include "registry/pg_reset.hpp"
 
 #include <fleetkey/core/error.hpp>
 #include <fleetkey/registry/store.hpp>
@@ -260,6 +261,7 @@ public:
   }
 
   bool in_transaction() const noexcept override { return m_conn.in_transaction(); }
+  void reset() override { reset_registry(m_conn); } // pg_reset.cpp
 
   // ---- Audit trail ----
   void audit(std::string_view action, std::string_view subject, const nlohmann::json& details) override

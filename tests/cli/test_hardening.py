@@ -235,6 +235,66 @@ class KilledInitTest(fk.FleetTest):
                                 f"lose every key derived from it)\n")
 
 
+@unittest.skipUnless(fk.PG_STATE, "PostgreSQL only: KilledInitTest's twin, where the commit is a transaction")
+class KilledInitPostgresqlTest(fk.FleetTest):
+    """init on PostgreSQL killed at random points (SIGKILL) leaves a complete home, or a registry without
+    a master key and at most init's own key file, which the same init run again finishes."""
+
+    def start(self, home, args):
+        if home not in self.pg_homes:
+            self.pg_homes[home] = fk.pg_new_database(self)
+        env = dict(self.env, FLEETKEY_HOME=home, FLEETKEY_REGISTRY=self.pg_homes[home])
+        return subprocess.Popen([fk.BIN, *args], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+
+    def master_keys(self, home):
+        name = self.pg_homes[home].split("?")[0].rsplit("/", 1)[1]
+        con = fk.pg_connect(self.pg_state, name)
+        try:
+            cur = con.cursor()
+            cur.execute("SELECT to_regclass('master_keys') IS NOT NULL")
+            if not cur.fetchone()[0]:
+                return None
+            cur.execute("SELECT count(*) FROM master_keys")
+            return cur.fetchone()[0]
+        finally:
+            con.close()
+
+    def test_init_killed_anywhere_leaves_nothing_half_made(self):
+        pf = self.write_private("pass", "pw\n")
+        variants = (["init", "--no-passphrase"], ["--passphrase-file", pf, "init", "--kdf", "interactive"])
+        durations = []
+        for i, args in enumerate(variants):
+            t = time.monotonic()
+            self.assertEqual(self.start(os.path.join(self.tmp, f"timing{i}"), args).wait(), 0)
+            durations.append(time.monotonic() - t)
+        rng = random.Random(16)
+        outcomes = {"complete": 0, "resumed": 0}
+        for n in range(30):
+            home = os.path.join(self.tmp, f"h{n}")
+            args = variants[n % 2]
+            proc = self.start(home, args)
+            time.sleep(rng.uniform(0, durations[n % 2] * 1.1))
+            proc.kill()
+            proc.wait()
+            r = self.run_fk("--home", home, "--passphrase-file", pf, "device", "add", "SN-1")
+            if r.rc == OK:
+                outcomes["complete"] += 1
+            else:
+                # Nothing usable was made: no master key in the registry, and the same init again succeeds.
+                self.assertIn(r.rc, (KEY, REGISTRY), (n, r))
+                self.assertIn(self.master_keys(home), (None, 0), n)
+                self.fk("--home", home, *args)
+                self.fk("--home", home, "--passphrase-file", pf, "device", "add", "SN-1")
+                outcomes["resumed"] += 1
+            # No stray file: no staging name, no temporary key file.
+            self.assertEqual(os.listdir(home), ["master.key"], n)
+            self.assertEqual(self.master_keys(home), 1, n)
+            self.assertEqual(self.fk("--home", home, "--passphrase-file", pf, "--json", "device", "show",
+                                     "SN-1").json()["key_version"], 1)
+        self.assertGreater(outcomes["resumed"], 0, outcomes)
+
+
 @fk.sqlite_only("lists the registry files in HOME")
 class KilledPasswdTest(fk.FleetTest):
     """master passwd killed anywhere: the old key file or the new one, with its audit row, and no stray file."""

@@ -214,6 +214,8 @@ class HsmTest(fk.FleetTest):
         self.assertFalse(os.path.exists(self.key_path) or os.path.exists(self.registry_path))
         self.fails(fk.KEY, "init", "--pkcs11", "pkcs11:token=fleetkey?module-path=/nonexistent/p11.so")
         self.assertFalse(os.path.exists(self.key_path) or os.path.exists(self.registry_path))
+        if fk.PG_STATE:  # the database holds no table either
+            self.assertEqual(self.rows("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"), [(0,)])
 
     def test_pair_all_in_threads(self):
         # A production run derives in several threads at once, each in a session of its own.
