@@ -150,7 +150,6 @@ class AuditTest(fk.FleetTest):
                          [(expected,)])
 
     @unittest.skipUnless(os.geteuid() == 0 and shutil.which("setpriv"), "needs root and setpriv")
-    @fk.sqlite_only("runs init in a home of its own outside run_fk")
     def test_a_user_without_a_name_is_recorded_by_uid(self):
         # A uid the user database does not know: nothing must crash looking for its name (a static
         # glibc that loaded libnss_systemd for it did), and the audit trail records the number.
@@ -167,6 +166,8 @@ class AuditTest(fk.FleetTest):
         os.chown(base, uid, uid)
         env = {k: v for k, v in self.env.items() if k != "FLEETKEY_ACTOR"}
         env["FLEETKEY_HOME"] = os.path.join(base, "home")
+        if fk.PG_STATE:  # the home's registry: a database of its own
+            env["FLEETKEY_REGISTRY"] = fk.pg_new_database(self)
         for args in (["init", "--no-passphrase"], ["device", "add", "SN-1"], ["--json", "audit", "list"]):
             r = subprocess.run(["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", fk.BIN, *args],
                                capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, timeout=60)
