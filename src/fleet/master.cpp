@@ -304,8 +304,9 @@ namespace {
 // clears, as on SQLite. With --force and a key file in place, the old key file stays until the
 // commit and the staged one is renamed over it after: a kill before the commit leaves the old home
 // whole (and MASTER_KEY.init, which the next init removes), one between the commit and the rename
-// the new key file as MASTER_KEY.init. With --pkcs11, the token gets PRK[1] before the commit, as on
-// SQLite, and its objects are destroyed again if the commit does not happen.
+// the new key file as MASTER_KEY.init, to be renamed by hand (fleetkey-postgresql(7)). With
+// --pkcs11, the token gets PRK[1] before the commit, as on SQLite, and its objects are destroyed
+// again if the commit does not happen.
 registry::MasterKeyRecord init_postgresql(Fleet& fleet, const InitOptions& options, const Staging& staging,
                                           std::optional<crypto::Secret> seed, const crypto::KdfParams& kdf)
 {
