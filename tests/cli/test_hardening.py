@@ -186,7 +186,6 @@ class UndeliveredOutputTest(fk.FleetTest):
                           "device.add"])
 
 
-@fk.sqlite_only("init's staging and renaming of the registry file")
 class KilledInitTest(fk.FleetTest):
     """init killed at random points (SIGKILL) leaves a complete home, or one the next init finishes."""
 
@@ -194,6 +193,7 @@ class KilledInitTest(fk.FleetTest):
         return subprocess.Popen([fk.BIN, "--home", home, *args], env=self.env, stdin=subprocess.DEVNULL,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
+    @fk.sqlite_only("init's staging and renaming of the registry file (KilledInitPostgresqlTest is the twin)")
     def test_init_killed_anywhere_leaves_nothing_half_made(self):
         pf = self.write_private("pass", "pw\n")
         variants = (["init", "--no-passphrase"], ["--passphrase-file", pf, "init", "--kdf", "interactive"])
