@@ -296,6 +296,59 @@ crypto::KeyFileHeader hsm_header(const crypto::pkcs11::Reference& ref)
 
 namespace {
 
+// The key file in place is init's staged one (a hard link to MASTER_KEY.init).
+bool key_is_staged(const Staging& staging)
+{
+  struct stat k
+  {
+  };
+  struct stat staged
+  {
+  };
+  return ::lstat(staging.final_key.c_str(), &k) == 0 && ::lstat(staging.key.c_str(), &staged) == 0
+         && k.st_dev == staged.st_dev && k.st_ino == staged.st_ino;
+}
+
+// The new key file (or, with `ref`, the reference to the token) at its staging name; an error names the
+// file the user asked for, not the staging name.
+crypto::Secret write_staged_key_file(const Staging& staging, const std::optional<crypto::pkcs11::Reference>& ref,
+                                     const crypto::Keyring& ring, const std::optional<crypto::Secret>& pass,
+                                     const crypto::KdfParams& kdf)
+{
+  try {
+    if (ref) {
+      return write_text_file(staging.key, crypto::pkcs11::encode_reference(*ref));
+    }
+    return crypto::write_key_file(staging.key, ring, pass ? &*pass : nullptr, kdf, crypto::Replace::no);
+  } catch (const Error& e) {
+    std::string message = e.message();
+    for (size_t at = 0; (at = message.find(staging.key, at)) != std::string::npos; at += staging.final_key.size()) {
+      message.replace(at, staging.key.size(), staging.final_key);
+    }
+    throw Error(e.code(), message);
+  }
+}
+
+// After the commit: the staged key file replaces the old one (`replace`), or its second name goes; then
+// the directory is synced and the home made private.
+void place_committed_key_file(const Paths& paths, const Staging& staging, bool replace)
+{
+  if (replace) {
+    remove_key_file_leftovers(paths.master_key); // a killed rotate's or passwd's, for the replaced file
+    if (::rename(staging.key.c_str(), paths.master_key.c_str()) != 0) {
+      throw Error(Exit::failure, "registry {} was replaced, but {} cannot be renamed to {}: {} (rename it by hand)",
+                  paths.registry, staging.key, paths.master_key, std::strerror(errno));
+    }
+  } else {
+    ::unlink(staging.key.c_str());
+  }
+  util::Fd d(::open(util::dirname(paths.master_key).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (d.valid()) {
+    ::fsync(d.get());
+  }
+  ::chmod(paths.home.c_str(), 0700);
+}
+
 // init of a PostgreSQL registry (fleetkey-postgresql(7)): no file to stage or rename; the registry's
 // transaction is the commit. Under the write lock: the registry must hold no master key yet (with
 // --force, Store::reset empties it in the same transaction), the key file is written under its
@@ -311,17 +364,7 @@ registry::MasterKeyRecord init_postgresql(Fleet& fleet, const InitOptions& optio
                                           std::optional<crypto::Secret> seed, const crypto::KdfParams& kdf)
 {
   const auto& paths = fleet.paths();
-  const auto key_is_staged = [&] {
-    struct stat k
-    {
-    };
-    struct stat staged
-    {
-    };
-    return ::lstat(paths.master_key.c_str(), &k) == 0 && ::lstat(staging.key.c_str(), &staged) == 0
-           && k.st_dev == staged.st_dev && k.st_ino == staged.st_ino;
-  };
-  if (!options.force && !key_is_staged() && util::exists(paths.master_key)) {
+  if (!options.force && !key_is_staged(staging) && util::exists(paths.master_key)) {
     throw Error(Exit::conflict, "{} already exists (use --force to replace it and lose every key derived from it)",
                 paths.master_key)
         .with_reason("exists");
@@ -355,7 +398,7 @@ registry::MasterKeyRecord init_postgresql(Fleet& fleet, const InitOptions& optio
     throw Error(Exit::conflict, "registry {} already exists (it holds master key versions)", paths.registry)
         .with_reason("exists");
   }
-  const bool half_made = key_is_staged();
+  const bool half_made = key_is_staged(staging);
   if (!options.force && !half_made && util::exists(paths.master_key)) {
     throw Error(Exit::conflict, "{} already exists (use --force to replace it and lose every key derived from it)",
                 paths.master_key)
@@ -382,21 +425,10 @@ registry::MasterKeyRecord init_postgresql(Fleet& fleet, const InitOptions& optio
   crypto::Secret text;
   bool linked_key_file = false;
   try {
-    try {
-      if (token) {
-        ref = import_ring(*token, created, *uri, *ring);
-        text = write_text_file(staging.key, crypto::pkcs11::encode_reference(*ref));
-      } else {
-        text = crypto::write_key_file(staging.key, *ring, pass ? &*pass : nullptr, kdf, crypto::Replace::no);
-      }
-    } catch (const Error& e) {
-      // Name the file the user asked for, not the staging name.
-      std::string message = e.message();
-      for (size_t at = 0; (at = message.find(staging.key, at)) != std::string::npos; at += paths.master_key.size()) {
-        message.replace(at, staging.key.size(), paths.master_key);
-      }
-      throw Error(e.code(), message);
+    if (token) {
+      ref = import_ring(*token, created, *uri, *ring);
     }
+    text = write_staged_key_file(staging, ref, *ring, pass, kdf);
     if (!replace_key_file) {
       if (::link(staging.key.c_str(), paths.master_key.c_str()) != 0) {
         throw Error(errno == EEXIST ? Exit::conflict : Exit::failure, "cannot create {}: {}", paths.master_key,
@@ -413,20 +445,7 @@ registry::MasterKeyRecord init_postgresql(Fleet& fleet, const InitOptions& optio
     throw;
   }
   created.keep();
-  if (replace_key_file) {
-    remove_key_file_leftovers(paths.master_key); // a killed rotate's or passwd's, for the replaced file
-    if (::rename(staging.key.c_str(), paths.master_key.c_str()) != 0) {
-      throw Error(Exit::failure, "registry {} was replaced, but {} cannot be renamed to {}: {} (rename it by hand)",
-                  paths.registry, staging.key, paths.master_key, std::strerror(errno));
-    }
-  } else {
-    ::unlink(staging.key.c_str());
-  }
-  util::Fd d(::open(util::dirname(paths.master_key).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (d.valid()) {
-    ::fsync(d.get());
-  }
-  ::chmod(paths.home.c_str(), 0700);
+  place_committed_key_file(paths, staging, replace_key_file);
   crypto::KeyFileHeader header{pass.has_value(), kdf, ring->is_test_key(), 1};
   if (ring->is_test_key()) {
     fleet.warn("created a TEST master key from --test-seed: never provision real devices with it");
