@@ -16,8 +16,13 @@ namespace fleetkey::fleet {
 void list_audit(Fleet& fleet, const AuditQuery& query, const std::function<void(const AuditEvent&)>& fn)
 {
   registry::AuditFilter filter;
-  filter.action = query.action;
-  filter.subject = query.subject;
+  // Asked for as the rows are stored (registry::audit_text): a bad byte matches the U+FFFD written for it,
+  // on both backends.
+  const auto stored = [](const std::optional<std::string>& s) {
+    return s ? std::optional<std::string>(registry::audit_text(*s)) : std::nullopt;
+  };
+  filter.action = stored(query.action);
+  filter.subject = stored(query.subject);
   if (query.since) {
     const auto t = util::parse_time(*query.since);
     if (!t) {

@@ -274,55 +274,124 @@ void put_in_place(const Staging& staging, bool& linked)
   }
 }
 
+// The token that --pkcs11 names, its object chosen; nullopt without --pkcs11.
+std::optional<crypto::pkcs11::Uri> pkcs11_uri(const InitOptions& options)
+{
+  std::optional<crypto::pkcs11::Uri> uri;
+  if (options.pkcs11_uri) {
+    uri = crypto::pkcs11::parse_uri(*options.pkcs11_uri);
+    choose_object(*uri);
+  }
+  return uri;
+}
+
+// After the commit: the new key ring becomes the fleet's (with a token, the ring of references to it:
+// the plaintext goes), with the header of the key file just written.
+void adopt_ring(Fleet& fleet, std::unique_ptr<crypto::Keyring> ring,
+                const std::optional<crypto::pkcs11::Reference>& ref,
+                const std::shared_ptr<crypto::pkcs11::Token>& token, std::optional<crypto::Secret> pass,
+                const crypto::KdfParams& kdf, crypto::Secret text)
+{
+  crypto::KeyFileHeader header{pass.has_value(), kdf, ring->is_test_key(), 1};
+  if (ring->is_test_key()) {
+    fleet.warn("created a TEST master key from --test-seed: never provision real devices with it");
+  }
+  if (ref) {
+    ring = std::make_unique<crypto::Keyring>(crypto::pkcs11::reference_ring(*ref, token)); // the plaintext goes
+    header = hsm_header(*ref);
+  }
+  fleet.reset_keyring(std::move(ring), header, std::move(pass), std::move(text));
+}
+
+// After a PostgreSQL init's commit: the staged key file replaces the old one (`replace`, init --force
+// over a key file of its own) or its second name goes; then the directory is synced and the home made
+// private.
+void place_committed_key_file(const Paths& paths, const Staging& staging, bool replace)
+{
+  if (replace) {
+    remove_key_file_leftovers(paths.master_key); // a killed rotate's or passwd's, for the replaced file
+    if (::rename(staging.key.c_str(), paths.master_key.c_str()) != 0) {
+      throw Error(Exit::failure, "registry {} was replaced, but {} cannot be renamed to {}: {} (rename it by hand)",
+                  paths.registry, staging.key, paths.master_key, std::strerror(errno));
+    }
+  } else {
+    ::unlink(staging.key.c_str());
+  }
+  sync_directory(util::dirname(paths.master_key));
+  ::chmod(paths.home.c_str(), 0700);
+}
+
 // init of a PostgreSQL registry (fleetkey-postgresql(7)): no file to stage or rename; the registry's
-// transaction is the commit. Under the write lock: the registry must hold no master key yet, the key
-// file is written under its staging name and linked into place, then the transaction commits. A kill
-// before the commit leaves the staged key file linked and an empty registry, which the next init
-// recognises as its own and clears, as on SQLite.
+// transaction is the commit. Under the write lock: the registry must hold no master key yet (with
+// --force, Store::reset empties it in the same transaction), the key file is written under its
+// staging name and linked into place, then the transaction commits. A kill before the commit leaves
+// the staged key file linked and an empty registry, which the next init recognises as its own and
+// clears, as on SQLite. With --force and a key file in place, the old key file stays until the
+// commit and the staged one is renamed over it after: a kill before the commit leaves the old home
+// whole (and MASTER_KEY.init, which the next init removes), one between the commit and the rename
+// the new key file as MASTER_KEY.init, to be renamed by hand (fleetkey-postgresql(7)). With
+// --pkcs11, the token gets PRK[1] before the commit, as on SQLite, and its objects are destroyed
+// again if the commit does not happen.
 registry::MasterKeyRecord init_postgresql(Fleet& fleet, const InitOptions& options, const Staging& staging,
                                           std::optional<crypto::Secret> seed, const crypto::KdfParams& kdf)
 {
   const auto& paths = fleet.paths();
-  if (options.force) {
-    throw Error(Exit::usage, "init --force does not replace a PostgreSQL registry ({}): use a new database",
-                paths.registry);
-  }
-  if (!staging.key_is_staged() && util::exists(paths.master_key)) {
+  if (!options.force && !staging.key_is_staged() && util::exists(paths.master_key)) {
     throw already_exists(paths.master_key);
   }
+  auto uri = pkcs11_uri(options);
   std::optional<crypto::Secret> pass;
-  if (!options.no_passphrase) {
+  if (!options.no_passphrase && !uri) {
     pass = fleet.passphrase(Confirm::yes, "New passphrase for the master key: ");
   }
   make_home(paths.home);
+  // Logged in before the registry is created or locked: a wrong PIN changes nothing.
+  std::shared_ptr<crypto::pkcs11::Token> token;
+  std::optional<crypto::pkcs11::Reference> ref;
+  if (uri) {
+    token = crypto::pkcs11::Token::open(*uri, hsm::pin_source(paths));
+  }
+  CreatedObjects created(token);
   auto reg = registry::Store::open(paths.registry, registry::OpenMode::create);
   registry::Transaction tx(*reg); // the write lock: one init of this registry at a time, on any machine
-  if (!reg->master_keys().empty()) {
+  if (!options.force && !reg->master_keys().empty()) {
     throw Error(Exit::conflict, "registry {} already exists (it holds master key versions)", paths.registry)
         .with_reason("exists");
   }
   const bool half_made = staging.key_is_staged();
-  if (!half_made && util::exists(paths.master_key)) {
+  if (!options.force && !half_made && util::exists(paths.master_key)) {
     throw already_exists(paths.master_key);
+  }
+  if (options.force) {
+    reg->reset();
   }
   if (half_made) {
     ::unlink(paths.master_key.c_str());
   }
   ::unlink(staging.key.c_str());
+  // Replaced after the commit rather than linked before it: a key file that is not init's own.
+  const bool replace_key_file = options.force && util::exists(paths.master_key);
   auto ring = std::make_unique<crypto::Keyring>(crypto::Keyring::create(util::unix_now(), std::move(seed)));
   const auto rec = record_of(ring->current(), ring->is_test_key(), "current");
   reg->insert_master_key(rec);
   reg->audit("init", "master:1",
              {{"fingerprint", rec.fingerprint}, {"test_key", rec.test_key}, {"encrypted", pass.has_value()}});
+  if (uri) {
+    reg->audit("master.import_to_hsm", "master",
+               {{"pkcs11", uri->text()}, {"token", token->label()}, {"versions", std::vector<uint32_t>{1}}});
+  }
   crypto::Secret text;
   bool linked_key_file = false;
   try {
-    text = crypto::write_key_file(staging.key, *ring, pass ? &*pass : nullptr, kdf, crypto::Replace::no);
-    if (::link(staging.key.c_str(), paths.master_key.c_str()) != 0) {
-      throw Error(errno == EEXIST ? Exit::conflict : Exit::failure, "cannot create {}: {}", paths.master_key,
-                  std::strerror(errno));
+    text =
+        stage_key_file(staging, *ring, pass ? &*pass : nullptr, kdf, token.get(), uri ? &*uri : nullptr, created, ref);
+    if (!replace_key_file) {
+      if (::link(staging.key.c_str(), paths.master_key.c_str()) != 0) {
+        throw Error(errno == EEXIST ? Exit::conflict : Exit::failure, "cannot create {}: {}", paths.master_key,
+                    std::strerror(errno));
+      }
+      linked_key_file = true;
     }
-    linked_key_file = true;
     tx.commit();
   } catch (...) {
     if (linked_key_file) {
@@ -331,14 +400,9 @@ registry::MasterKeyRecord init_postgresql(Fleet& fleet, const InitOptions& optio
     ::unlink(staging.key.c_str());
     throw;
   }
-  ::unlink(staging.key.c_str());
-  sync_directory(util::dirname(paths.master_key));
-  ::chmod(paths.home.c_str(), 0700);
-  crypto::KeyFileHeader header{pass.has_value(), kdf, ring->is_test_key(), 1};
-  if (ring->is_test_key()) {
-    fleet.warn("created a TEST master key from --test-seed: never provision real devices with it");
-  }
-  fleet.reset_keyring(std::move(ring), header, std::move(pass), std::move(text));
+  created.keep();
+  place_committed_key_file(paths, staging, replace_key_file);
+  adopt_ring(fleet, std::move(ring), ref, token, std::move(pass), kdf, std::move(text));
   fleet.set_registry(std::move(reg));
   return rec;
 }
@@ -356,11 +420,7 @@ registry::MasterKeyRecord init_sqlite(Fleet& fleet, const InitOptions& options, 
       }
     }
   }
-  std::optional<crypto::pkcs11::Uri> uri;
-  if (options.pkcs11_uri) {
-    uri = crypto::pkcs11::parse_uri(*options.pkcs11_uri);
-    choose_object(*uri);
-  }
+  auto uri = pkcs11_uri(options);
   // Ask for the passphrase before anything is created, so that a refusal changes nothing.
   std::optional<crypto::Secret> pass;
   if (!options.no_passphrase && !uri) {
@@ -408,15 +468,7 @@ registry::MasterKeyRecord init_sqlite(Fleet& fleet, const InitOptions& options, 
   replaced.drop();
   created.keep();
   ::chmod(paths.home.c_str(), 0700); // an existing home too: it holds the key file
-  crypto::KeyFileHeader header{pass.has_value(), kdf, ring->is_test_key(), 1};
-  if (ring->is_test_key()) {
-    fleet.warn("created a TEST master key from --test-seed: never provision real devices with it");
-  }
-  if (ref) {
-    ring = std::make_unique<crypto::Keyring>(crypto::pkcs11::reference_ring(*ref, token)); // the plaintext goes
-    header = hsm_header(*ref);
-  }
-  fleet.reset_keyring(std::move(ring), header, std::move(pass), std::move(text));
+  adopt_ring(fleet, std::move(ring), ref, token, std::move(pass), kdf, std::move(text));
   fleet.set_registry(registry::Store::open(paths.registry, registry::OpenMode::existing));
   return rec;
 }
@@ -443,10 +495,6 @@ MasterKeyVersion init(Fleet& fleet, const InitOptions& options)
   const auto kdf = crypto::kdf_profile(options.kdf_profile);
   check_owner(paths.home, "home");
   if (registry::Store::is_postgresql(paths.registry)) {
-    if (options.pkcs11_uri) {
-      throw Error(Exit::usage, "init --pkcs11 with a PostgreSQL registry is not supported yet: run init, then "
-                               "fleetkey master import-to-hsm URI");
-    }
     return master_key_of(init_postgresql(fleet, options, staging, std::move(seed), kdf));
   }
   return master_key_of(init_sqlite(fleet, options, staging, std::move(seed), kdf));

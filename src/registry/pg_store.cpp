@@ -7,6 +7,7 @@
 
 #include "registry/backends.hpp"
 #include "registry/migrations.hpp"
+#include "registry/pg_reset.hpp"
 #include "registry/pg_rows.hpp"
 
 #include <fleetkey/core/error.hpp>
@@ -35,20 +36,14 @@ constexpr int k_begin_attempts = 6;
 // Rows a streaming read fetches at a time (a cursor, so that callbacks may run other queries).
 constexpr int k_fetch_rows = 10000;
 
-// `s`, with each byte that is not part of valid UTF-8 replaced by U+FFFD (nlohmann-json's replace).
-std::string valid_utf8(std::string_view s)
-{
-  if (util::is_valid_utf8(s)) {
-    return std::string(s);
-  }
-  const std::string quoted =
-      nlohmann::json(std::string(s)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  return nlohmann::json::parse(quoted).get<std::string>();
-}
-
 } // namespace
 
 // ---- Transactions ----
+
+void PgStore::reset()
+{
+  reset_registry(m_conn); // pg_reset.cpp
+}
 
 void PgStore::begin_write()
 {
@@ -165,9 +160,7 @@ void PgStore::audit(std::string_view action, std::string_view subject, const nlo
   row.at = util::format_time(util::unix_now());
   row.actor = actor();
   row.action = action;
-  // PostgreSQL text is UTF-8: a subject that is not (a file name) has each bad byte as U+FFFD, as
-  // the details' strings have on both backends.
-  row.subject = valid_utf8(subject);
+  row.subject = audit_text(subject); // the same rule on both backends: bad bytes become U+FFFD
   row.details = details.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   const int64_t seq = head_seq + 1;
   const std::string hash = util::to_hex(audit_link(*prev, seq, row));

@@ -37,6 +37,7 @@ public:
   void commit() override;
   void rollback() noexcept override;
   bool in_transaction() const noexcept override { return m_conn.in_transaction(); }
+  void reset() override;
 
   void audit(std::string_view action, std::string_view subject, const nlohmann::json& details) override;
   AuditHead audit_head() override;

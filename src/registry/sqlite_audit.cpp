@@ -55,7 +55,7 @@ void SqliteStore::audit(std::string_view action, std::string_view subject, const
   row.at = util::format_time(util::unix_now());
   row.actor = actor();
   row.action = action;
-  row.subject = subject;
+  row.subject = audit_text(subject); // the same rule on both backends: bad bytes become U+FFFD
   // Details can quote bytes that are not UTF-8 (a file name); they become U+FFFD, as in --json output.
   row.details = details.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   const int64_t seq = head.seq + 1;

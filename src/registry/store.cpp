@@ -9,6 +9,7 @@
 #include <fleetkey/registry/store.hpp>
 #include <fleetkey/util/file.hpp>
 #include <fleetkey/util/text.hpp>
+#include <fleetkey/util/utf8.hpp>
 
 #include <sodium.h>
 
@@ -137,6 +138,23 @@ ReadSnapshot::~ReadSnapshot()
     m_store.commit(); // nothing was written: this only ends the read
   } catch (...) {
   }
+}
+
+void Store::reset()
+{
+  throw Error(Exit::failure, "internal error: the {} registry {} is replaced as a file, not reset", backend(),
+              location());
+}
+
+std::string audit_text(std::string_view s)
+{
+  if (util::is_valid_utf8(s)) {
+    return std::string(s);
+  }
+  // nlohmann-json's replacement, which the details get: the same rule for every text in a row.
+  const std::string quoted =
+      nlohmann::json(std::string(s)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return nlohmann::json::parse(quoted).get<std::string>();
 }
 
 std::optional<AuditHash> audit_hash_from_hex(std::string_view hex)

@@ -201,6 +201,46 @@ class FleetTest(unittest.TestCase):
         self.addCleanup(con.close)
         return con
 
+    def writable_db(self):
+        """A connection that may change the registry behind fleetkey's back (tests that tamper with it or
+        build a state fleetkey would not write): sqlite3 on the file, or psycopg2 in autocommit."""
+        if PG_STATE:
+            return pg_db(self)
+        con = sqlite3.connect(self.registry_path)
+        self.addCleanup(con.close)
+        return con
+
+    def save_registry(self):
+        """A copy of the registry as it is now, for restore_registry: an SQLite backup in memory, or on
+        PostgreSQL a database made from this one as its template (which ends other connections to it)."""
+        if PG_STATE:
+            name = "fk_saved_" + os.urandom(8).hex()
+            admin = pg_connect(self.pg_state, "postgres")
+            self.addCleanup(admin.close)
+            cur = admin.cursor()
+            cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (self.pg_dbname,))
+            cur.execute(f"CREATE DATABASE {name} TEMPLATE {self.pg_dbname}")
+            self.addCleanup(lambda: admin.cursor().execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            return name
+        saved = sqlite3.connect(":memory:")
+        self.addCleanup(saved.close)
+        live = sqlite3.connect(self.registry_path)
+        live.backup(saved)
+        live.close()
+        return saved
+
+    def restore_registry(self, saved):
+        """Puts back the registry save_registry copied."""
+        if PG_STATE:
+            admin = pg_connect(self.pg_state, "postgres")
+            self.addCleanup(admin.close)
+            admin.cursor().execute(f"DROP DATABASE {self.pg_dbname} WITH (FORCE)")
+            admin.cursor().execute(f"CREATE DATABASE {self.pg_dbname} TEMPLATE {saved}")
+            return
+        live = sqlite3.connect(self.registry_path)
+        saved.backup(live)
+        live.close()
+
     def rows(self, sql, *params):
         return self.db().execute(sql, params).fetchall()
 
@@ -324,6 +364,16 @@ class PgCompat:
             return cur
         cur.execute(self.adapt(sql), tuple(params))
         return cur
+
+    # sqlite3's transaction API, for code that runs on both: every statement here commits at once.
+    def commit(self):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
 
     def close(self):
         self.con.close()

@@ -182,7 +182,6 @@ class AgentTest(fk.FleetTest):
             self.assertTrue(wait_gone(j["socket"]))
             self.assertTrue(wait_gone(os.path.dirname(j["socket"])))
 
-    @fk.sqlite_only("the warning names HOME/registry.db of another home")
     def test_killed_agent_leaves_nothing_a_later_agent_trips_over(self):
         self.init_test_key()
         path, pid = self.start()
@@ -196,8 +195,9 @@ class AgentTest(fk.FleetTest):
         other = os.path.join(self.tmp, "other")
         self.fk("--home", other, "init", "--no-passphrase")
         r = self.fk("--home", other, "device", "add", "SN-1", env={"FLEETKEY_AGENT": path2})
+        registry = self.pg_homes[other] if fk.PG_STATE else f"{other}/registry.db"  # the other home's registry
         self.assertEqual(r.err, f"fleetkey: warning: the agent at {path2} holds the master key of another registry "
-                                f"than {other}/registry.db (version 1 has another fingerprint): using the master key "
+                                f"than {registry} (version 1 has another fingerprint): using the master key "
                                 "file\n")
         # The stale socket: a warning, then the key file (unencrypted here) as without an agent.
         r = self.fk("device", "add", "SN-2", env={"FLEETKEY_AGENT": path})

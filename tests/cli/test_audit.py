@@ -150,7 +150,6 @@ class AuditTest(fk.FleetTest):
                          [(expected,)])
 
     @unittest.skipUnless(os.geteuid() == 0 and shutil.which("setpriv"), "needs root and setpriv")
-    @fk.sqlite_only("runs init in a home of its own outside run_fk")
     def test_a_user_without_a_name_is_recorded_by_uid(self):
         # A uid the user database does not know: nothing must crash looking for its name (a static
         # glibc that loaded libnss_systemd for it did), and the audit trail records the number.
@@ -167,6 +166,8 @@ class AuditTest(fk.FleetTest):
         os.chown(base, uid, uid)
         env = {k: v for k, v in self.env.items() if k != "FLEETKEY_ACTOR"}
         env["FLEETKEY_HOME"] = os.path.join(base, "home")
+        if fk.PG_STATE:  # the home's registry: a database of its own
+            env["FLEETKEY_REGISTRY"] = fk.pg_new_database(self)
         for args in (["init", "--no-passphrase"], ["device", "add", "SN-1"], ["--json", "audit", "list"]):
             r = subprocess.run(["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", fk.BIN, *args],
                                capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, timeout=60)
@@ -174,7 +175,6 @@ class AuditTest(fk.FleetTest):
         self.assertEqual([(e["actor"], e["action"]) for e in map(json.loads, r.stdout.splitlines())],
                          [(f"uid:{uid}", "init"), (f"uid:{uid}", "device.add")])
 
-    @fk.sqlite_only("PostgreSQL text is UTF-8: a subject's bad bytes are stored as U+FFFD")
     def test_an_event_is_one_line_whatever_its_actor_or_subject(self):
         # An actor with a line break would forge a second event in the table: refused, changing nothing.
         snap = self.snapshot()
@@ -199,9 +199,16 @@ class AuditTest(fk.FleetTest):
         self.assertEqual(r.rc, OK, r)
         lines = r.out.splitlines()
         self.assertEqual(len(lines), 2, r.out)
-        self.assertIn(b"ids\\n99 forged\\xff.csv ", lines[1])
+        # The byte that is not UTF-8 was stored as U+FFFD, on both backends (fleetkey(1), JSON OUTPUT, audit list).
+        self.assertIn("ids\\n99 forged\ufffd.csv ".encode(), lines[1])
         r = self.run_fk("--json", "audit", "list", "--action", "device.import", binary=True)
         self.assertEqual(json.loads(r.out)["subject"], os.path.join(self.tmp, "ids\n99 forged\ufffd.csv"))
+        self.assertEqual(self.rows("SELECT subject FROM audit WHERE action = 'device.import'"),
+                         [(os.path.join(self.tmp, "ids\n99 forged\ufffd.csv"),)])
+        self.fk("audit", "verify")
+        # --subject with the same bytes finds it: the query is stored text too.
+        r = self.run_fk("--json", "audit", "list", "--subject", name, binary=True)
+        self.assertEqual((r.rc, [json.loads(x)["action"] for x in r.out.splitlines()]), (OK, ["device.import"]), r)
 
     def test_table(self):
         r = self.fk("audit", "list", "--action", "device.revoke")
@@ -212,7 +219,6 @@ class AuditTest(fk.FleetTest):
         self.assertEqual(len(lines), 2)
         self.assertEqual(self.fk("audit", "list", "--subject", "nobody").out, "")
 
-    @fk.sqlite_only("PostgreSQL text is UTF-8: a subject's bad bytes are stored as U+FFFD")
     def test_details_may_quote_bytes_that_are_not_utf8(self):
         # A batch of labels records its directory; a file name is bytes, not necessarily UTF-8.
         out = os.path.join(self.tmp, "labels").encode() + b"\xff"
@@ -220,6 +226,7 @@ class AuditTest(fk.FleetTest):
         self.assertEqual(r.rc, OK, r)
         self.assertEqual(sorted(os.listdir(out)), [b"SN-0001.png", b"manifest.csv"])  # SN-0002 is revoked
         [e] = self.events("--action", "device.pair.batch")
+        self.assertEqual(e["subject"], os.path.join(self.tmp, "labels\ufffd"))
         self.assertEqual(e["details"], {"count": 1, "scheme": "fleetkey",
                                         "manifest": os.path.join(self.tmp, "labels\ufffd", "manifest.csv")})
 

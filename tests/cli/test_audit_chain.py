@@ -1,6 +1,7 @@
 """fleetkey audit verify and audit checkpoint: the audit trail's hash chain, walked again here with
-hashlib as fleetkey-formats(5), AUDIT CHAIN specifies it, and tampered with in the SQLite file
-directly (rows changed, deleted and inserted with the triggers dropped) to see the first bad row named."""
+hashlib as fleetkey-formats(5), AUDIT CHAIN specifies it, and tampered with in the registry directly (the
+SQLite file, or the PostgreSQL database: rows changed, deleted and inserted with the triggers dropped) to
+see the first bad row named."""
 import concurrent.futures
 import hashlib
 import json
@@ -8,6 +9,7 @@ import os
 import re
 import sqlite3
 import struct
+import subprocess
 
 import fk
 from fk import OK, USAGE
@@ -51,7 +53,30 @@ def walk(con):
     return (None, expected - 1, prev.hex())
 
 
-@fk.sqlite_only("tampers with the SQLite file (sqlite3 module) to break the chain")
+class Tamper:
+    """A writable connection to the registry for breaking the chain behind fleetkey's back, in SQLite's
+    SQL: on PostgreSQL a trigger is dropped ON audit, and a row inserted without an id gets max + 1 (the
+    table has no rowid to assign one)."""
+
+    def __init__(self, con):
+        self.con = con
+
+    def execute(self, sql, params=()):
+        if fk.PG_STATE:
+            sql = re.sub(r"^(DROP TRIGGER (?:IF EXISTS )?\w+)$", r"\1 ON audit", sql)
+            if sql.startswith("INSERT INTO audit (at,"):
+                sql = sql.replace("INSERT INTO audit (at,", "INSERT INTO audit (id, at,", 1).replace(
+                    "VALUES (", "VALUES ((SELECT coalesce(max(id), 0) + 1 FROM audit), ", 1)
+        return self.con.execute(sql, params)
+
+    def __enter__(self):
+        self.con.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self.con.__exit__(*exc)
+
+
 class AuditChainTest(fk.FleetTest):
     def setUp(self):
         super().setUp()
@@ -66,9 +91,7 @@ class AuditChainTest(fk.FleetTest):
         self.fk("device", "add", "SN-0004{}")
 
     def writable(self):
-        con = sqlite3.connect(self.registry_path)
-        self.addCleanup(con.close)
-        return con
+        return Tamper(self.writable_db())
 
     def verify_json(self, *args, **kw):
         return self.run_fk("--json", "audit", "verify", *args, **kw)
@@ -242,12 +265,17 @@ class AuditChainTest(fk.FleetTest):
         n = self.count()
         _, _, stored, *cols = con.execute("SELECT id, seq, hash, at, actor, action, subject, details FROM audit "
                                           "WHERE seq = 2").fetchone()
-        # seq is UNIQUE in the table's definition: rebuild the table without it, as an attacker can.
+        # seq is UNIQUE in the table's definition: rebuild the table without it (on PostgreSQL, drop the
+        # constraint), as an attacker can.
         with con:
-            con.execute("CREATE TABLE plain (id INTEGER PRIMARY KEY, at, actor, action, subject, details, seq, hash)")
-            con.execute("INSERT INTO plain SELECT id, at, actor, action, subject, details, seq, hash FROM audit")
-            con.execute("DROP TABLE audit")
-            con.execute("ALTER TABLE plain RENAME TO audit")
+            if fk.PG_STATE:
+                con.execute("ALTER TABLE audit DROP CONSTRAINT audit_seq_key")
+            else:
+                con.execute("CREATE TABLE plain (id INTEGER PRIMARY KEY, at, actor, action, subject, details, seq, "
+                            "hash)")
+                con.execute("INSERT INTO plain SELECT id, at, actor, action, subject, details, seq, hash FROM audit")
+                con.execute("DROP TABLE audit")
+                con.execute("ALTER TABLE plain RENAME TO audit")
             con.execute("INSERT INTO audit (at, actor, action, subject, details, seq, hash) VALUES (?, ?, ?, ?, ?, 2, ?)",
                         (*cols, stored))
         self.assert_broken("inserted", 2, n + 1)
@@ -336,31 +364,56 @@ class AuditChainSpecTest(fk.FleetTest):
         self.assertIn(f"hashed over {len(DOMAIN) + 32 + 8 + sum(4 + len(x.encode()) for x in first)} bytes", section)
 
 
-@fk.sqlite_only("builds an SQLite registry of an older schema")
 class AuditMigrationTest(fk.FleetTest):
     """A registry of schema 3 (before the chain) gets its chain when fleetkey first opens it."""
 
-    def test_existing_rows_are_linked_in_id_order(self):
+    ROWS = [("2026-11-22T00:12:17Z", "ops", "init", "master:1", '{"encrypted":false}'),
+            ("2026-11-22T00:12:18Z", "ops", "device.add", "SN-1", '{"fingerprint":"ab","key_version":1}'),
+            ("2026-11-22T00:12:19Z", "caf\u00e9", "device.revoke", "SN-1", '{"reason":"a\\nb \u2028"}'),
+            ("2026-11-22T00:12:20Z", "ops", "user.add", "", "{}")]
+
+    def old_sqlite_registry(self):
         path = os.path.join(self.tmp, "old.db")
         con = sqlite3.connect(path)
+        self.addCleanup(con.close)
         for name in sorted(os.listdir(os.path.join(fk.SOURCE_DIR, "schema"))):
             if name.endswith(".sql") and int(name[:4]) <= 3:  # schema/postgresql/ is the other dialect
                 con.executescript(self.read(os.path.join(fk.SOURCE_DIR, "schema", name)))
-        rows = [("2026-11-22T00:12:17Z", "ops", "init", "master:1", '{"encrypted":false}'),
-                ("2026-11-22T00:12:18Z", "ops", "device.add", "SN-1", '{"fingerprint":"ab","key_version":1}'),
-                ("2026-11-22T00:12:19Z", "caf\u00e9", "device.revoke", "SN-1", '{"reason":"a\\nb \u2028"}'),
-                ("2026-11-22T00:12:20Z", "ops", "user.add", "", "{}")]
         with con:
-            con.executemany("INSERT INTO audit (at, actor, action, subject, details) VALUES (?, ?, ?, ?, ?)", rows)
+            con.executemany("INSERT INTO audit (at, actor, action, subject, details) VALUES (?, ?, ?, ?, ?)", self.ROWS)
             con.execute(f"PRAGMA application_id = {0x464B5247}")
             con.execute("PRAGMA user_version = 3")
-        con.close()
-        r = self.fk("--registry", path, "--json", "audit", "verify")
-        con = sqlite3.connect(path)
+        return path, con, "PRAGMA user_version", sqlite3.IntegrityError
+
+    def old_pg_registry(self):
+        # A database of its own: schema/postgresql/0001-0003 applied with psql in one transaction, and the
+        # marker row (fleetkey-postgresql(7), SCHEMA) as fleetkey writes it.
+        import psycopg2
+        uri = fk.pg_new_database(self)
+        name = uri.split("?")[0].rsplit("/", 1)[1]
+        files = [os.path.join(fk.SOURCE_DIR, "schema", "postgresql", f)
+                 for f in sorted(os.listdir(os.path.join(fk.SOURCE_DIR, "schema", "postgresql")))
+                 if f.endswith(".sql") and int(f[:4]) <= 3]
+        marker = self.write_private("marker.sql", "CREATE TABLE fleetkey_registry (id BIGINT PRIMARY KEY CHECK (id = 1),"
+                                                  " application_id BIGINT NOT NULL, schema_version BIGINT NOT NULL);\n"
+                                                  f"INSERT INTO fleetkey_registry VALUES (1, {0x464B5247}, 3);\n")
+        state = self.pg_state
+        subprocess.run([os.path.join(state["bin"], "psql"), "-X", "-q", "-1", "-v", "ON_ERROR_STOP=1", "-h",
+                        state["socket"], "-U", state["user"], "-d", name,
+                        *(a for f in files + [marker] for a in ("-f", f))], check=True, capture_output=True)
+        con = fk.PgCompat(fk.pg_connect(state, name))
         self.addCleanup(con.close)
-        self.assertEqual(con.execute("PRAGMA user_version").fetchone()[0] >= 5, True)
+        for i, row in enumerate(self.ROWS, 1):
+            con.execute("INSERT INTO audit (id, at, actor, action, subject, details) VALUES (?, ?, ?, ?, ?, ?)",
+                        (i, *row))
+        return uri, con, "SELECT schema_version FROM fleetkey_registry", psycopg2.Error
+
+    def test_existing_rows_are_linked_in_id_order(self):
+        location, con, version, refused = self.old_pg_registry() if fk.PG_STATE else self.old_sqlite_registry()
+        r = self.fk("--registry", location, "--json", "audit", "verify")
+        self.assertEqual(con.execute(version).fetchone()[0] >= 5, True)
         stored = con.execute("SELECT id, seq, hash, at, actor, action, subject, details FROM audit ORDER BY id").fetchall()
-        self.assertEqual([tuple(s[3:]) for s in stored], rows)
+        self.assertEqual([tuple(s[3:]) for s in stored], self.ROWS)
         prev = ZERO
         for i, (rid, seq, digest, *cols) in enumerate(stored, 1):
             prev = link(prev, i, *cols)
@@ -368,9 +421,9 @@ class AuditMigrationTest(fk.FleetTest):
         self.assertEqual(r.json()["head"], {"seq": 4, "hash": prev.hex(), "at": "2026-11-22T00:12:20Z"})
         # The triggers hold again: no row can be changed or deleted, nor written without its link.
         for sql in ("UPDATE audit SET subject = 'x' WHERE id = 1", "DELETE FROM audit WHERE id = 1",
-                    "INSERT INTO audit (at, actor, action, subject) VALUES ('t', 'a', 'b', 'c')"):
+                    "INSERT INTO audit (id, at, actor, action, subject) VALUES (9, 't', 'a', 'b', 'c')"):
             with self.subTest(sql=sql):
-                with self.assertRaises(sqlite3.IntegrityError):
+                with self.assertRaises(refused):
                     with con:
                         con.execute(sql)
 

@@ -160,6 +160,33 @@ class BackupTest(fk.FleetTest):
         self.assertEqual(stat.S_IMODE(os.stat(key2).st_mode), 0o600)
         self.assertEqual(stat.S_IMODE(os.stat(other).st_mode), 0o700)
 
+    @fk.unittest.skipUnless(fk.PG_STATE, "PostgreSQL only: the twin of test_python_shares_restore_in_fleetkey")
+    def test_python_shares_restore_in_fleetkey_on_postgresql(self):
+        """A PostgreSQL location always names a registry: a database without one is refused (exit 6, nothing
+        written), the fleet's own registry checks the ring."""
+        self.init_test_key()
+        self.fk("master", "rotate")
+        ring = self.key_ring()
+        backup_id = secrets.token_bytes(8)
+        files = []
+        for x, y in split(ring, 4, 3):
+            text = "# typed from paper\n" + "-".join(re.findall(".{1,5}", b32(share_bytes(backup_id, 3, 4, x, y))))
+            files.append(self.write_private(f"py-{x}", text.lower() + "\n\n"))
+        other = os.path.join(self.tmp, "other")
+        empty = fk.pg_new_database(self)
+        r = self.fails(fk.REGISTRY, "--home", other, "--registry", empty, "master", "restore", "--no-passphrase",
+                       files[3], files[0], files[2])
+        self.assertEqual(r.err, f"fleetkey: error: no registry at {empty} (run fleetkey init, or pass --registry)\n")
+        self.assertFalse(os.path.exists(os.path.join(other, "master.key")))
+        r = self.fk("--home", other, "--registry", self.registry_path, "master", "restore", "--no-passphrase",
+                    files[3], files[0], files[2])
+        key2 = os.path.join(other, "master.key")
+        self.assertEqual(self.key_ring(key2), ring)
+        fp = self.fk("--json", "master", "list").jsonl()[1]["fingerprint"]
+        self.assertEqual(r.out, f"restored 2 master key versions from backup {backup_id.hex()} to {key2} "
+                                f"(unencrypted, TEST KEY)\ncurrent version 2, fingerprint {fp} (matches the registry)\n")
+        self.assertEqual(self.rows("SELECT action FROM audit ORDER BY id DESC LIMIT 1"), [("master.restore",)])
+
     def test_round_trip_with_the_registry_and_qr_codes(self):
         pf = self.write_private("pass", "pw\n")
         self.fk("--passphrase-file", pf, "init", "--kdf", "interactive")

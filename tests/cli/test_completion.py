@@ -49,24 +49,29 @@ class CompletionTest(fk.FleetTest):
         self.assertEqual((r.rc, r.out, r.err), (0, "", ""))
         self.assertNotIn("__complete", self.fk("--help").out)
 
-    @fk.sqlite_only("names homes by --home alone (a home with no registry, an empty one); the PostgreSQL run "
-                    "gives every home the registry in FLEETKEY_REGISTRY")
+    def home_words(self, home):
+        """The global options that name `home`'s registry on a completion line: --home, or on PostgreSQL
+        (where the registry is not in the home) --registry and the database run_fk gives that home."""
+        if fk.PG_STATE:
+            if home not in self.pg_homes:
+                self.pg_homes[home] = fk.pg_new_database(self)
+            return f"--registry '{self.pg_homes[home]}'"
+        return f"--home {home}"
+
     def test_bash_completes_from_the_registry(self):
         self.assertEqual(self.bash("fleetkey device show L", "fleetkey device revoke ''", "fleetkey pair ''",
                                    "fleetkey pair d", "fleetkey pair G", "fleetkey user grant al",
                                    "fleetkey user grant alice --device LOCK-", "fleetkey user add ''",
                                    "fleetkey token mint --aud G", "fleetkey comp",
-                                   f"fleetkey --home {self.tmp}/none device show ''"),
+                                   f"fleetkey {self.home_words(self.tmp + '/none')} device show ''"),
                          ["LOCK-1 LOCK-2", "GATE-1 LOCK-1 LOCK-2", "GATE-1 LOCK-1 LOCK-2", "decode", "GATE-1",
                           "albert alice", "LOCK-1 LOCK-2", "", "GATE-1", "completion", ""])
 
-    @fk.sqlite_only("names homes by --home alone (a home with no registry, an empty one); the PostgreSQL run "
-                    "gives every home the registry in FLEETKEY_REGISTRY")
     def test_bash_pair_never_inserts_decode(self):
         # With no device registered, `pair <Tab>` has no candidate at all (decode is offered once typed).
         env = os.path.join(self.tmp, "empty")
         self.fk("--home", env, "init", "--no-passphrase", "--test-seed", fk.TEST_SEED)
-        self.assertEqual(self.bash(f"fleetkey --home {env} pair ''", f"fleetkey --home {env} pair de"),
+        self.assertEqual(self.bash(f"fleetkey {self.home_words(env)} pair ''", f"fleetkey {self.home_words(env)} pair de"),
                          ["", "decode"])
 
     @fk.unittest.skipUnless(shutil.which("zsh"), "zsh is not installed")

@@ -147,12 +147,12 @@ class ImportTest(fk.FleetTest):
         r = self.fails(fk.NOT_FOUND, "device", "import", os.path.join(self.tmp, "nope.csv"))
         self.assertIn("nope.csv: No such file or directory", r.err)
 
-    @fk.sqlite_only("the message names HOME/registry.db")
     def test_no_registry_is_exit_6_and_documented(self):
         path = self.write_ids("d.csv", ["SN-1"])
         for home in (os.path.join(self.tmp, "empty-home"), os.path.join(self.tmp, "other")):
             r = self.fails(fk.REGISTRY, "--home", home, "device", "import", path)
-            self.assertEqual(r.err, f"fleetkey: error: no registry at {home}/registry.db (run fleetkey init, or pass "
+            registry = self.pg_homes[home] if fk.PG_STATE else f"{home}/registry.db"  # a database without tables
+            self.assertEqual(r.err, f"fleetkey: error: no registry at {registry} (run fleetkey init, or pass "
                                     "--registry)\n")
             # The registry is opened before FILE: still 6 when FILE is missing too.
             self.fails(fk.REGISTRY, "--home", home, "device", "import", os.path.join(self.tmp, "nope.csv"))

@@ -1,5 +1,6 @@
 """fleetkey init: the home, the key file, the registry, and every passphrase source."""
 import os
+import re
 import subprocess
 import stat
 
@@ -7,7 +8,6 @@ import fk
 
 
 class InitTest(fk.FleetTest):
-    @fk.sqlite_only("the registry file's mode")
     def test_init_test_seed_reports_exactly_and_creates_private_files(self):
         r = self.fk("init", "--no-passphrase", "--test-seed", fk.TEST_SEED)
         self.assertEqual(r.out,
@@ -18,11 +18,13 @@ class InitTest(fk.FleetTest):
                                 "real devices with it\n")
         self.assertEqual(stat.S_IMODE(os.stat(self.home).st_mode), 0o700)
         self.assertEqual(stat.S_IMODE(os.stat(self.key_path).st_mode), 0o600)
-        self.assertEqual(stat.S_IMODE(os.stat(self.registry_path).st_mode), 0o600)
+        if not fk.PG_STATE:  # a file (on PostgreSQL the server's business)
+            self.assertEqual(stat.S_IMODE(os.stat(self.registry_path).st_mode), 0o600)
         self.assertEqual(self.rows("SELECT version, fingerprint, test_key, status FROM master_keys"),
                          [(1, "46dd0fcf04f1426d2a34d8aaa19c08dd", 1, "current")])
         self.assertEqual(self.rows("SELECT actor, action, subject FROM audit"), [("tester", "init", "master:1")])
-        self.assertEqual(self.db().execute("PRAGMA application_id").fetchone()[0], 0x464B5247)
+        marker = "SELECT application_id FROM fleetkey_registry" if fk.PG_STATE else "PRAGMA application_id"
+        self.assertEqual(self.db().execute(marker).fetchone()[0], 0x464B5247)
 
     def test_init_json(self):
         r = self.fk("--json", "init", "--no-passphrase", "--test-seed", fk.TEST_SEED)
@@ -129,15 +131,43 @@ class InitTest(fk.FleetTest):
         self.assertEqual(self.read(self.key_path), key_before)
         self.assertEqual(self.snapshot(), snap)
 
-    @fk.sqlite_only("init --force replaces a registry file; a PostgreSQL registry is refused (exit 2)")
     def test_force_replaces_everything(self):
+        # On SQLite a new file; on PostgreSQL the same database emptied in place (fleetkey-postgresql(7)).
         self.init_test_key()
         self.fk("device", "add", "SN-1")
+        self.fk("user", "add", "alice")
+        self.fk("user", "grant", "alice", "--device", "SN-1", "--role", "owner")
+        self.fk("token", "revoke", "abcdef0123", "--reason", "x")
+        self.fk("device", "state", "SN-1")
+        old_key = self.read(self.key_path)
+        r = self.fk("init", "--no-passphrase", "--force")
+        self.assertRegex(r.out, f"^{re.escape(f'created master key v1 (unencrypted) in {self.key_path}')}\n"
+                                f"fingerprint [0-9a-f]{{32}}\n{re.escape(f'created registry {self.registry_path}')}\n$")
+        self.assertEqual(r.err, "")
+        self.assertNotEqual(self.read(self.key_path), old_key)
+        for table in ("devices", "users", "grants", "revocations"):
+            self.assertEqual(self.rows(f"SELECT count(*) FROM {table}"), [(0,)], table)
+        self.assertEqual(self.rows("SELECT version, test_key, status FROM master_keys"), [(1, 0, "current")])
+        self.assertEqual(self.rows("SELECT id, seq, action, subject FROM audit"), [(1, 1, "init", "master:1")])
+        self.assertEqual(self.rows("SELECT counter, global_seq FROM state"), [(1, 1)])
+        self.assertEqual(sorted(f for f in os.listdir(self.home) if f.startswith("master.key")), ["master.key"])
+        # A registry as new: its chain verifies from seq 1, and it takes the old ids again.
+        self.assertRegex(self.fk("audit", "verify").out, "^audit chain ok: 1 rows\n")
+        self.fk("device", "add", "SN-1")
+        self.assertEqual(self.fk("--json", "device", "state", "SN-1").json()["seq"], 1)
+
+    def test_force_when_the_key_file_is_gone(self):
+        # The registry is there, the key file not (another station's home, say): --force makes both anew.
+        self.init_test_key()
+        self.fk("device", "add", "SN-1")
+        os.unlink(self.key_path)
+        self.fails(fk.CONFLICT, "init", "--no-passphrase")
         self.fk("init", "--no-passphrase", "--force")
         self.assertEqual(self.rows("SELECT count(*) FROM devices"), [(0,)])
-        self.assertEqual(self.rows("SELECT test_key FROM master_keys"), [(0,)])
+        if fk.PG_STATE:
+            self.assertEqual(os.listdir(self.home), ["master.key"])
+        self.fk("device", "add", "SN-1")
 
-    @fk.sqlite_only("init --force replaces a registry file; a PostgreSQL registry is refused (exit 2)")
     def test_failed_force_changes_nothing(self):
         # The new key file cannot be created: the old registry and key file must survive.
         self.init_test_key()

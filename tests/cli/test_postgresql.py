@@ -134,17 +134,22 @@ class PostgresqlTest(fk.FleetTest):
         self.assertEqual(self.psql("SELECT count(*) FROM pg_trigger WHERE tgname LIKE '%key_version%'"
                                    " OR tgname LIKE 'master_keys_in_use%'"), [(5,)])
 
+    def role_from_the_page(self, name):
+        """A role with the grants of fleetkey-postgresql(7), ROLES, as written there for `name` (station or
+        fleet_admin); returns the registry location that connects as it."""
+        page = self.read(os.path.join(fk.SOURCE_DIR, "man/fleetkey-postgresql.7"))
+        grants = page.split(f"CREATE ROLE {name} LOGIN;", 1)[1].split(".fi", 1)[0]
+        role = f"{name}_" + self.pg_dbname[3:]
+        self.psql(f"CREATE ROLE {role} LOGIN")
+        self.addCleanup(lambda: self.psql(f"DROP OWNED BY {role}; DROP ROLE {role}"))
+        self.psql(grants.replace(f"TO {name}", f"TO {role}").replace("DATABASE fleet", f"DATABASE {self.pg_dbname}")
+                  .replace("\\-", "-"))
+        return self.pg_uri.replace(f"user={self.pg_state['user']}", f"user={role}")
+
     def test_station_role_registers_devices_without_reading_the_audit_trail(self):
         # The grants of fleetkey-postgresql(7), ROLES, as written there.
         self.init_plain()
-        page = self.read(os.path.join(fk.SOURCE_DIR, "man/fleetkey-postgresql.7"))
-        grants = page.split("CREATE ROLE station LOGIN;", 1)[1].split(".fi", 1)[0]
-        role = "station_" + self.pg_dbname[3:]
-        self.psql(f"CREATE ROLE {role} LOGIN")
-        self.addCleanup(lambda: self.psql(f"DROP OWNED BY {role}; DROP ROLE {role}"))
-        self.psql(grants.replace("station", role).replace("DATABASE fleet", f"DATABASE {self.pg_dbname}")
-                  .replace("\\-", "-"))
-        station = self.pg_uri.replace(f"user={self.pg_state['user']}", f"user={role}")
+        station = self.role_from_the_page("station")
         path = self.write_ids("batch.csv", [f"L-{i:04}" for i in range(100)])
         r = self.fk("--registry", station, "device", "add", "SN-1")
         self.assertTrue(r.out.startswith("registered device SN-1"), r.out)
@@ -155,6 +160,26 @@ class PostgresqlTest(fk.FleetTest):
         self.fails(fk.REGISTRY, "--registry", station, "user", "add", "mallory")
         self.assertEqual(self.rows("SELECT count(*) FROM devices")[0][0], 101)
         self.assertTrue(self.fk("--json", "audit", "verify").json()["ok"])
+
+    def test_init_force_needs_the_owner_and_keeps_the_grants(self):
+        # fleetkey-postgresql(7), REPLACING A REGISTRY: only the tables' owner may empty them; the privileges
+        # granted on them stay, and the audit trail refuses TRUNCATE again afterwards.
+        self.init_test_key()
+        self.fk("device", "add", "SN-1")
+        station, admin = self.role_from_the_page("station"), self.role_from_the_page("fleet_admin")
+        snap, key_file = self.snapshot(), self.read(self.key_path)
+        r = self.fails(fk.REGISTRY, "--registry", admin, "init", "--no-passphrase", "--force")
+        self.assertEqual(r.err, "fleetkey: error: registry: must be owner of table audit (see fleetkey-postgresql(7), "
+                                "ROLES)\n")
+        self.assertEqual((self.snapshot(), self.read(self.key_path)), (snap, key_file))
+        self.assertEqual(sorted(os.listdir(self.home)), ["master.key"])
+        self.fk("init", "--no-passphrase", "--force")
+        self.assertEqual(self.rows("SELECT count(*) FROM devices"), [(0,)])
+        self.assertTrue(self.fk("--registry", station, "device", "add", "SN-1").out.startswith("registered device"))
+        self.assertEqual(self.rows("SELECT id, seq, action FROM audit ORDER BY id"), [(1, 1, "init"), (2, 2, "device.add")])
+        with self.assertRaises(Exception) as e:
+            self.psql("TRUNCATE audit")
+        self.assertIn("audit is append-only", str(e.exception))
 
     # --- registry copy -------------------------------------------------------------------------------
 

@@ -27,7 +27,6 @@ class ScriptingTest(fk.FleetTest):
         self.assertEqual((j["error"]["code"], j["error"]["exit"]), (code, exit_code))
         return j["error"]["message"]
 
-    @fk.sqlite_only("init --if-missing looks for the registry file (cmd/init.cpp)")
     def test_init_if_missing(self):
         snap = self.snapshot()
         self.assertEqual(self.fk("init", "--if-missing", "--no-passphrase").out, f"{self.home} is initialised already\n")
@@ -42,9 +41,16 @@ class ScriptingTest(fk.FleetTest):
         r = self.fk("--json", "init", "--if-missing", "--no-passphrase", env=other)
         self.assertEqual(r.json()["created"], True)
         self.assertEqual(r.json()["version"], 1)
-        # Half a home (no registry) is still refused.
-        os.unlink(os.path.join(self.tmp, "other", "registry.db"))
-        self.fails(fk.CONFLICT, "init", "--if-missing", "--no-passphrase", env=other)
+        # Half a home is still refused: a registry without its key file, or (SQLite) a key file without its
+        # registry. (On PostgreSQL a registry location always names a database: fleetkey-postgresql(7).)
+        key = os.path.join(self.tmp, "other", "master.key")
+        os.rename(key, key + ".saved")
+        r = self.fails(fk.CONFLICT, "init", "--if-missing", "--no-passphrase", env=other)
+        self.assertIn("already exists", r.err)
+        os.rename(key + ".saved", key)
+        if not fk.PG_STATE:
+            os.unlink(os.path.join(self.tmp, "other", "registry.db"))
+            self.fails(fk.CONFLICT, "init", "--if-missing", "--no-passphrase", env=other)
 
     def test_user_add_if_missing(self):
         self.assertEqual(self.fk("user", "add", "alice", "--if-missing").out, "added user alice\n")

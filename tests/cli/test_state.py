@@ -11,7 +11,6 @@ import hmac
 import json
 import os
 import re
-import sqlite3
 import time
 
 import cbor2
@@ -69,13 +68,6 @@ class StateTest(fk.FleetTest):
     def clock():
         """The lock's clock: now (tokens minted a moment ago are valid from the second they were minted)."""
         return int(time.time())
-
-    def snapshot(self):
-        con = sqlite3.connect(os.path.join(self.home, "registry.db"))
-        try:
-            return "\n".join(con.iterdump())
-        finally:
-            con.close()
 
     def lock(self, device="LOCK-1", version=1):
         return Lock(device, version, bytes.fromhex(self.fk("device", "key", device).out.strip()))
@@ -199,7 +191,6 @@ class StateTest(fk.FleetTest):
         guest = self.mint(role="guest")
         self.assertEqual(lock.check_token(guest, self.clock()), "ok")
 
-    @fk.sqlite_only("reads HOME/registry.db with the sqlite3 module")
     def test_6a_device_revoke_reaches_the_lock_and_ends_its_grants(self):
         token = self.grant("--ttl", "never")["token"]
         self.fk("user", "add", "bob")
@@ -211,9 +202,7 @@ class StateTest(fk.FleetTest):
         audit_before = len(self.fk("--json", "audit", "list").jsonl())
         self.fk("device", "revoke", "LOCK-1", "--reason", "stolen")
         # The grants ended in the same transaction: revoked, epoch bumped, one audit row each.
-        con = sqlite3.connect(os.path.join(self.home, "registry.db"))
-        rows = con.execute("SELECT user, status, epoch, revoke_reason FROM grants ORDER BY user").fetchall()
-        con.close()
+        rows = self.rows("SELECT user, status, epoch, revoke_reason FROM grants ORDER BY user")
         self.assertEqual(rows, [("alice", "revoked", 2, "stolen"), ("bob", "revoked", 2, "stolen")])
         events = self.fk("--json", "audit", "list").jsonl()[audit_before:]
         self.assertEqual([(e["action"], e["subject"]) for e in events],
@@ -342,30 +331,27 @@ class StateTest(fk.FleetTest):
 
     # -- sizes, against the man page --
 
-    @fk.sqlite_only("writes HOME/registry.db with the sqlite3 module")
     def test_sizes_are_as_the_man_page_states(self):
         page = man_page()
         table = {(int(u), int(r)): int(b) for u, r, b in
                  re.findall(r"^ +(\d+) +(\d+) +(\d+)$", page.split(".SH SIZE")[1].split(".SH")[0], re.M)}
         self.assertEqual(set(table), {(0, 0), (10, 0), (100, 0), (1000, 0), (1000, 10)})
         self.fk("device", "state", "LOCK-1")  # migrate and create nothing else
-        con = sqlite3.connect(os.path.join(self.home, "registry.db"))
+        con = self.writable_db()
         measured = {}
         n = 0
         for users, revoked in sorted(table):
-            with con:
-                for i in range(n, users):
-                    con.execute("INSERT INTO users (name, created) VALUES (?, '2026-01-01T00:00:00Z')",
-                                ("user%04d" % i,))
-                    con.execute("INSERT INTO grants (user, device, role, epoch, status, created) VALUES "
-                                "(?, 'LOCK-1', 'guest', 1, 'active', '2026-01-01T00:00:00Z')", ("user%04d" % i,))
-                for i in range(revoked):
-                    con.execute("INSERT OR IGNORE INTO revocations (kind, device, token_id, reason, created) VALUES "
-                                "('token', 'LOCK-1', ?, 'r', '2026-01-01T00:00:00Z')", ("%032x" % (i + 1),))
+            for i in range(n, users):
+                con.execute("INSERT INTO users (name, created) VALUES (?, '2026-01-01T00:00:00Z')", ("user%04d" % i,))
+                con.execute("INSERT INTO grants (user, device, role, epoch, status, created) VALUES "
+                            "(?, 'LOCK-1', 'guest', 1, 'active', '2026-01-01T00:00:00Z')", ("user%04d" % i,))
+            for i in range(revoked):
+                con.execute("INSERT INTO revocations (id, kind, device, token_id, reason, created) VALUES "
+                            "(?, 'token', 'LOCK-1', ?, 'r', '2026-01-01T00:00:00Z')", (1000 + i, "%032x" % (i + 1)))
+            con.commit()
             n = users
             measured[(users, revoked)] = self.fk("--json", "device", "state", "LOCK-1", "--now",
                                                  "2026-12-07").json()["size"]
-        con.close()
         self.assertEqual(measured, table)
         for (users, revoked), size in table.items():
             # 73 + 2d + 10n + 17r + h, h from 4 to 9 (d = 6: "LOCK-1").

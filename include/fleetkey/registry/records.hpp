@@ -91,6 +91,10 @@ struct AuditChainRow
   std::string details; // the JSON text as stored
 };
 
+// Text as the audit trail stores it, on both backends (its subject; the details' strings alike):
+// each byte that is not part of valid UTF-8 becomes U+FFFD (fleetkey-formats(5), AUDIT EVENTS).
+std::string audit_text(std::string_view s);
+
 // hash(seq) of `row`'s contents, given hash(seq - 1).
 AuditHash audit_link(const AuditHash& prev, int64_t seq, const AuditChainRow& row);
 

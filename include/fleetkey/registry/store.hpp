@@ -193,6 +193,12 @@ public:
   // After a master key change: SQLite truncates its WAL so that a copy of the directory is whole;
   // PostgreSQL does nothing.
   virtual void checkpoint() {}
+  // init --force where the registry is not a file (PostgreSQL, src/registry/pg_reset.cpp): inside the
+  // caller's write transaction, removes every row, the audit trail's too, and sets the counters back,
+  // so that the registry is as a new one at this binary's schema; the privileges granted on its tables
+  // stay. All or nothing with the transaction. SQLite's init replaces the file instead: there this
+  // throws Exit::failure.
+  virtual void reset();
 
 protected:
   Store() = default;
