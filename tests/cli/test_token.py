@@ -533,8 +533,9 @@ class TokenTest(fk.FleetTest):
         # A row recorded before ids were folded (the jti as it was, schema 2) still revokes its token:
         # opening the registry migrates it to schema 3, which folds it. (The registry is made a schema 2
         # one again: what schema 4 added goes too, since opening applies it again.)
-        # On PostgreSQL schema 5 is taken back as well (its file alters the audit table, so it does not run
-        # twice); the rows get their links again when it is applied.
+        # On PostgreSQL schemas 5 and 6 are taken back as well (their files alter the audit table and
+        # devices' key_version check, so they do not run twice); the rows get their links again when 5
+        # is applied.
         con = self.writable_db()
         with con:
             con.execute("INSERT INTO revocations (id, kind, token_id, reason, created) VALUES "
@@ -548,6 +549,16 @@ class TokenTest(fk.FleetTest):
                             "CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit FOR EACH ROW "
                             "EXECUTE FUNCTION fleetkey_audit_append_only()",
                             "ALTER TABLE audit DROP COLUMN seq", "ALTER TABLE audit DROP COLUMN hash",
+                            "DROP TRIGGER devices_key_version_insert ON devices",
+                            "DROP TRIGGER devices_key_version_update ON devices",
+                            "DROP TRIGGER master_keys_in_use_delete ON master_keys",
+                            "DROP TRIGGER master_keys_in_use_update ON master_keys",
+                            "DROP TRIGGER master_keys_in_use_truncate ON master_keys",
+                            "DROP FUNCTION fleetkey_devices_key_version()",
+                            "DROP FUNCTION fleetkey_master_keys_in_use()",
+                            "DROP FUNCTION fleetkey_master_keys_truncate()",
+                            "ALTER TABLE devices ADD CONSTRAINT devices_key_version_fkey FOREIGN KEY (key_version) "
+                            "REFERENCES master_keys (version)",
                             "UPDATE fleetkey_registry SET schema_version = 2"):
                     con.execute(sql)
             else:
