@@ -55,14 +55,18 @@ PY
   done
 done
 
+# Each build gets its own copy of the fleet: a build with a newer registry schema migrates the
+# registry when it opens it, which the older build then refuses (exit 6).
+cp -a "$work/home" "$work/home.after"
+
 status=0
 for f in cwt jwt; do
   for at in "@$now" "@$((now + 2 * 86400))"; do
     for b in before after; do
-      bin=$before
-      [ "$b" = after ] && bin=$after
+      bin=$before home=$work/home
+      [ "$b" = after ] && bin=$after home=$work/home.after
       rc=0
-      "$bin" token verify --now "$at" - <"$work/$f.txt" >"$work/$f.$b" 2>"$work/$f.$b.err" || rc=$?
+      FLEETKEY_HOME=$home "$bin" token verify --now "$at" - <"$work/$f.txt" >"$work/$f.$b" 2>"$work/$f.$b.err" || rc=$?
       echo "$rc" >"$work/$f.$b.rc"
     done
     lines=$(wc -l <"$work/$f.before")
