@@ -368,6 +368,26 @@ Keyring decode_key_file(std::string_view text, const PassphraseSource& passphras
   return ring;
 }
 
+std::optional<std::string> key_file_fingerprint(std::string_view text)
+{
+  if (text.substr(0, k_comment.size()) != k_comment) {
+    return std::nullopt;
+  }
+  const auto payload_at = text.find("\npayload: ");
+  if (payload_at == std::string_view::npos) {
+    return std::nullopt;
+  }
+  try {
+    const Fields fields = header_fields(text.substr(0, payload_at + 1));
+    if (fields.get("format") != "fleetkey-master-key 1") {
+      return std::nullopt;
+    }
+    return std::string(fields.get("fingerprint"));
+  } catch (const Error&) {
+    return std::nullopt;
+  }
+}
+
 Keyring read_key_file(const std::string& path, const PassphraseSource& passphrase, KeyFileHeader* header,
                       Secret* text_out)
 {

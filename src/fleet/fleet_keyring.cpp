@@ -6,6 +6,7 @@
 
 #include <fleetkey/core/error.hpp>
 #include <fleetkey/crypto/hierarchy.hpp>
+#include <fleetkey/crypto/pkcs11.hpp>
 #include <fleetkey/fleet/agent.hpp>
 #include <fleetkey/fleet/fleet.hpp>
 #include <fleetkey/fleet/hsm.hpp>
@@ -35,6 +36,44 @@ class KeyFileMismatch : public std::runtime_error
 public:
   using std::runtime_error::runtime_error;
 };
+
+// A PostgreSQL init --force killed between its commit and the rename of its key file
+// (fleetkey-postgresql(7), REPLACING A REGISTRY) leaves the key file that the registry now names at
+// MASTER_KEY.init. It is put in place when the registry holds one master key version, as init leaves
+// it, whose fingerprint the file's header states: the leftover of an init that never committed names
+// another key. Called under the write lock, as every writer of the key file runs.
+bool adopt_committed_init(registry::Store& reg, const std::string& master_key)
+{
+  const std::string staged = master_key + ".init";
+  if (!util::exists(staged)) {
+    return false;
+  }
+  const auto versions = reg.master_keys();
+  if (versions.size() != 1 || versions.front().status != "current") {
+    return false;
+  }
+  std::optional<std::string> stated;
+  try {
+    const crypto::Secret text = crypto::read_private_file(staged, "master key file");
+    if (crypto::pkcs11::is_reference(crypto::as_text(text))) {
+      const auto ref = crypto::pkcs11::decode_reference(crypto::as_text(text));
+      if (ref.versions.size() == 1) {
+        stated = ref.versions.front().fingerprint; // init --pkcs11 --force: a reference to the token
+      }
+    } else {
+      stated = crypto::key_file_fingerprint(crypto::as_text(text));
+    }
+  } catch (const Error&) {
+    return false; // unreadable, not private or not a key file: left alone, the mismatch is reported
+  }
+  if (!stated || *stated != versions.front().fingerprint) { // fingerprints are public
+    return false;
+  }
+  if (::rename(staged.c_str(), master_key.c_str()) != 0) {
+    throw Error(Exit::failure, "cannot rename {} to {}: {}", staged, master_key, std::strerror(errno));
+  }
+  return true;
+}
 
 } // namespace
 
@@ -141,6 +180,9 @@ bool Fleet::settle_key_file(bool wait)
   }
   for (const auto& name : found.temporary) {
     ::unlink(name.c_str());
+  }
+  if (wait && !changed && adopt_committed_init(reg, m_paths.master_key)) {
+    changed = true;
   }
   if (changed) {
     util::Fd dir(::open(util::dirname(target).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));

@@ -210,6 +210,19 @@ class HsmTest(fk.FleetTest):
         self.assertRegex(r.err, r"^fleetkey: error: cannot load PKCS#11 module /nonexistent/p11.so: ")
         self.assertEqual(self.snapshot(), snap)
 
+    def test_interrupted_force_puts_the_committed_reference_in_place(self):
+        # test_hardening's InterruptedForceTest with the key in the token: init --pkcs11 --force killed
+        # between its commit and the rename leaves the new reference at MASTER_KEY.init.
+        self.fk("init", "--pkcs11", URI)
+        old = self.read(self.key_path)
+        self.fk("init", "--pkcs11", URI, "--force")
+        new = self.read(self.key_path)
+        os.rename(self.key_path, self.key_path + ".init")
+        os.rename(self.write_private("old.key", old), self.key_path)
+        self.assertTrue(self.fk("device", "add", "SN-1").out.startswith("registered device SN-1"))
+        self.assertEqual(self.read(self.key_path), new)
+        self.assertFalse(os.path.exists(self.key_path + ".init"))
+
     def test_init_failure_creates_nothing(self):
         r = self.fails(fk.KEY, "init", "--pkcs11", URI, env={"FLEETKEY_PKCS11_PIN": "0000"})
         self.assertEqual(r.err, "fleetkey: error: wrong PIN for PKCS#11 token \"fleetkey\"\n")

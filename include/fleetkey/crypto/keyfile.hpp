@@ -85,6 +85,11 @@ struct KeyFileHeader
 Secret encode_key_file(const Keyring& ring, const Secret* passphrase, KdfParams kdf);
 Keyring decode_key_file(std::string_view text, const PassphraseSource& passphrase, KeyFileHeader* header = nullptr);
 
+// The fingerprint of the current master key that a key file's header states, read without the
+// passphrase; nullopt for text that is not a fleetkey master key file (a PKCS#11 reference among them).
+// Only a hint: the header is authenticated when the file is decoded, not here.
+std::optional<std::string> key_file_fingerprint(std::string_view text);
+
 // Reading opens the file once (following a symbolic link, as read_private_file), refuses a file
 // that group or others can access and one over 64 KiB; `text`, if given, receives the file's bytes.
 // Writing is atomic and 0600 throughout, refuses to write a file over 64 KiB, and returns the bytes
