@@ -203,15 +203,6 @@ void PgStore::for_each_audit_row(const std::function<void(const AuditChainRow&)>
          [&fn](const Result& r, int i) { fn(read_chain_row(r, i)); });
 }
 
-std::vector<AuditRecord> PgStore::audit_events(int64_t limit)
-{
-  AuditFilter last;
-  last.last = limit;
-  std::vector<AuditRecord> out;
-  for_each_audit(last, [&out](const AuditRecord& e) { out.push_back(e); });
-  return out;
-}
-
 void PgStore::for_each_audit(const AuditFilter& f, const std::function<void(const AuditRecord&)>& fn)
 {
   // As on SQLite: an action, or a prefix ending in '.'; a subject, or the device, audience or token

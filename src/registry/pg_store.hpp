@@ -43,7 +43,6 @@ public:
   AuditHead audit_head() override;
   void link_audit_rows();
   void for_each_audit_row(const std::function<void(const AuditChainRow&)>& fn) override;
-  std::vector<AuditRecord> audit_events(int64_t limit) override;
   void for_each_audit(const AuditFilter& f, const std::function<void(const AuditRecord&)>& fn) override;
   int64_t last_audit_id() override;
   std::optional<std::string> audit_action(int64_t id) override;

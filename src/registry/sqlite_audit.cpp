@@ -98,15 +98,6 @@ void SqliteStore::for_each_audit_row(const std::function<void(const AuditChainRo
   }
 }
 
-std::vector<AuditRecord> SqliteStore::audit_events(int64_t limit)
-{
-  AuditFilter last;
-  last.last = limit;
-  std::vector<AuditRecord> out;
-  for_each_audit(last, [&out](const AuditRecord& e) { out.push_back(e); });
-  return out;
-}
-
 void SqliteStore::for_each_audit(const AuditFilter& f, const std::function<void(const AuditRecord&)>& fn)
 {
   const std::string matching = "SELECT id, at, actor, action, subject, details FROM audit"

@@ -31,7 +31,6 @@ public:
              const nlohmann::json& details = nlohmann::json::object()) override;
   AuditHead audit_head() override;
   void for_each_audit_row(const std::function<void(const AuditChainRow&)>& fn) override;
-  std::vector<AuditRecord> audit_events(int64_t limit) override;
   void for_each_audit(const AuditFilter& filter, const std::function<void(const AuditRecord&)>& fn) override;
   int64_t last_audit_id() override;
   std::optional<std::string> audit_action(int64_t id) override;

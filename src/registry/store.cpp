@@ -189,6 +189,15 @@ AuditHash audit_link(const AuditHash& prev, int64_t seq, const AuditChainRow& ro
   return out;
 }
 
+std::vector<AuditRecord> Store::audit_events(int64_t limit)
+{
+  AuditFilter last;
+  last.last = limit;
+  std::vector<AuditRecord> out;
+  for_each_audit(last, [&out](const AuditRecord& e) { out.push_back(e); });
+  return out;
+}
+
 void require_current_master_key(Store& store, uint32_t key_version)
 {
   const auto mk = store.master_key(key_version);

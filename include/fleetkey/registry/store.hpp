@@ -129,7 +129,7 @@ public:
   virtual AuditHead audit_head() = 0;
   // Every row in chain order: rows without a seq first (by id), then by seq and id.
   virtual void for_each_audit_row(const std::function<void(const AuditChainRow&)>& fn) = 0;
-  virtual std::vector<AuditRecord> audit_events(int64_t limit) = 0; // the last `limit`, oldest first
+  std::vector<AuditRecord> audit_events(int64_t limit); // the last `limit`, oldest first (for_each_audit)
   virtual void for_each_audit(const AuditFilter& filter, const std::function<void(const AuditRecord&)>& fn) = 0;
   // The id of the newest audit row (0 when none), and the action of row `id`: the master key
   // file's pending-rename protocol (src/fleet/master.cpp) names files after audit rows.
