@@ -1,7 +1,8 @@
 // The master key file of the Fleet context: settling what a killed writer left beside it (a
 // pending file, temporary names), and loading the key ring (from the agent, a PKCS#11 token or the
-// file and its passphrase) checked against the registry. The settling and the loading share the
-// context's state and are read together.
+// file and its passphrase) checked against the registry. A little over 400 lines on purpose: the
+// settling and the loading share the context's state and are read together (a mismatch settles, then
+// loads again).
 #include "fleet/convert.hpp"
 
 #include <fleetkey/core/error.hpp>

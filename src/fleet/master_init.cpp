@@ -1,7 +1,7 @@
 // init: the home's first master key version and registry, on SQLite (staged files renamed into place)
-// and on PostgreSQL (the transaction is the commit), with the steps the two share. A little over 400
-// lines on purpose: the crash-safe sequence, its staging names and what a killed init leaves are read
-// and changed together (fleetkey(1), init).
+// and on PostgreSQL (the transaction is the commit), with the steps the two share. About 500 lines on
+// purpose: the crash-safe sequences of both backends, their staging names and what a killed init (or
+// init --force) leaves are read and changed together (fleetkey(1), init; fleetkey-postgresql(7)).
 #include "fleet/convert.hpp"
 #include "fleet/master_steps.hpp"
 
